@@ -1,0 +1,140 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Patchbay",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "patchbay", targets: ["patchbay"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+    ],
+    targets: [
+        // Pure domain: events, routes, deliveries, outcomes, time, secrets, the store and transport protocols.
+        .target(
+            name: "PatchbayCore",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // One folder per target kind: config, payload rendering, response classification.
+        .target(
+            name: "PatchbayTargets",
+            dependencies: ["PatchbayCore"]
+        ),
+        // Configuration file: YAML, ${ENV} substitution, validation with key paths.
+        .target(
+            name: "PatchbayConfig",
+            dependencies: [
+                "PatchbayCore",
+                "PatchbayTargets",
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        // Durable queue on SQLite (WAL, synchronous=FULL, group commit).
+        .target(
+            name: "PatchbayStore",
+            dependencies: [
+                "PatchbayCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        // The only code that touches libcurl.
+        .target(
+            name: "PatchbayCurl",
+            dependencies: [
+                "CCurl",
+                "PatchbayCore",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // HTTP API (Hummingbird) and the long-running services (dispatcher).
+        .target(
+            name: "PatchbayServer",
+            dependencies: [
+                "PatchbayCore",
+                "PatchbayTargets",
+                "PatchbayConfig",
+                "PatchbayStore",
+                "PatchbayCurl",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // A local stand-in for Slack, Teams, Statuspage and Pingdom, for tests, demos and benchmarks.
+        .target(
+            name: "PatchbaySink",
+            dependencies: [
+                "PatchbayCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "patchbay",
+            dependencies: [
+                "PatchbayCore",
+                "PatchbayTargets",
+                "PatchbayConfig",
+                "PatchbayStore",
+                "PatchbayCurl",
+                "PatchbayServer",
+                "PatchbaySink",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "PatchbayCoreTests", dependencies: ["PatchbayCore"]),
+        .testTarget(
+            name: "PatchbayTargetsTests",
+            dependencies: ["PatchbayTargets", "PatchbayCore"],
+            resources: [.copy("Golden")]
+        ),
+        .testTarget(name: "PatchbayConfigTests", dependencies: ["PatchbayConfig"]),
+        .testTarget(name: "PatchbayStoreTests", dependencies: ["PatchbayStore", "PatchbayCore"]),
+        .testTarget(name: "PatchbayCurlTests", dependencies: ["PatchbayCurl", "PatchbaySink", "PatchbayCore"]),
+        .testTarget(
+            name: "PatchbayServerTests",
+            dependencies: [
+                "PatchbayServer",
+                "PatchbayConfig",
+                "PatchbayStore",
+                "PatchbayCore",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+        // Runs the real `patchbay` executable against the sink over loopback.
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "patchbay",
+                "PatchbaySink",
+                "PatchbayCore",
+                "PatchbayStore",
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,204 @@
+import Foundation
+
+public enum DeliveryState: String, Sendable, Codable, CaseIterable {
+    case pending
+    case inFlight = "in_flight"
+    case delivered
+    case dead
+    case expired
+}
+
+/// Why a send ended the way it did. Expected failures are values, not thrown errors, so the
+/// dispatcher always records a reason.
+public enum DeliveryOutcome: Sendable, Equatable {
+    case delivered(reason: String)
+    case retry(after: Duration?, reason: String)
+    case permanent(reason: String)
+
+    public var reason: String {
+        switch self {
+        case .delivered(let reason), .retry(_, let reason), .permanent(let reason): reason
+        }
+    }
+
+    public var label: String {
+        switch self {
+        case .delivered: "delivered"
+        case .retry: "retry"
+        case .permanent: "permanent"
+        }
+    }
+}
+
+/// An event accepted for delivery, with the deliveries it fans out to; written in one transaction.
+public struct EventSubmission: Sendable {
+    public var eventID: String
+    public var idempotencyKey: String?
+    /// SHA-256 of the request body: a repeated key with another body is a conflict.
+    public var bodyDigest: String
+    public var event: PatchEvent
+    public var receivedAt: Date
+    public var deliveries: [DeliveryPlan]
+
+    public init(eventID: String, idempotencyKey: String?, bodyDigest: String, event: PatchEvent, receivedAt: Date, deliveries: [DeliveryPlan]) {
+        self.eventID = eventID
+        self.idempotencyKey = idempotencyKey
+        self.bodyDigest = bodyDigest
+        self.event = event
+        self.receivedAt = receivedAt
+        self.deliveries = deliveries
+    }
+}
+
+public struct AcceptedEvent: Sendable, Hashable, Codable {
+    public var id: String
+    public var deliveries: Int
+
+    public init(id: String, deliveries: Int) {
+        self.id = id
+        self.deliveries = deliveries
+    }
+}
+
+public enum AcceptResult: Sendable, Hashable {
+    /// Newly committed.
+    case accepted(AcceptedEvent)
+    /// Same idempotency key and body as an earlier request: that request's answer, nothing queued.
+    case replayed(AcceptedEvent)
+    /// Same idempotency key, different body.
+    case conflict(existingEventID: String)
+}
+
+/// A delivery the dispatcher holds a lease on.
+public struct ClaimedDelivery: Sendable {
+    public var id: String
+    public var eventID: String
+    public var target: String
+    public var targetKind: String
+    public var displayTimeZone: String
+    /// 1 for the first attempt.
+    public var attempt: Int
+    public var event: PatchEvent
+    public var createdAt: Date
+    /// Proves the lease is still ours when the result is written.
+    public var leaseToken: String
+
+    public init(id: String, eventID: String, target: String, targetKind: String, displayTimeZone: String, attempt: Int,
+                event: PatchEvent, createdAt: Date, leaseToken: String) {
+        self.id = id
+        self.eventID = eventID
+        self.target = target
+        self.targetKind = targetKind
+        self.displayTimeZone = displayTimeZone
+        self.attempt = attempt
+        self.event = event
+        self.createdAt = createdAt
+        self.leaseToken = leaseToken
+    }
+}
+
+/// One send, as recorded in the attempt history. Every text field is redacted before it gets here.
+public struct AttemptRecord: Sendable, Hashable, Codable {
+    public var deliveryID: String
+    public var number: Int
+    public var startedAt: Date
+    public var latencyMilliseconds: Double
+    public var statusCode: Int?
+    public var outcome: String
+    public var reason: String
+    public var responseExcerpt: String?
+
+    public init(deliveryID: String, number: Int, startedAt: Date, latencyMilliseconds: Double, statusCode: Int?,
+                outcome: String, reason: String, responseExcerpt: String?) {
+        self.deliveryID = deliveryID
+        self.number = number
+        self.startedAt = startedAt
+        self.latencyMilliseconds = latencyMilliseconds
+        self.statusCode = statusCode
+        self.outcome = outcome
+        self.reason = reason
+        self.responseExcerpt = responseExcerpt
+    }
+}
+
+/// Where a delivery goes after an attempt.
+public enum DeliveryTransition: Sendable, Hashable {
+    case delivered
+    case retry(at: Date)
+    case dead
+    case expired
+}
+
+/// A row of the delivery listing: no secrets, target by name.
+public struct DeliverySummary: Sendable, Hashable, Codable {
+    public var id: String
+    public var eventID: String
+    public var eventType: String
+    public var app: String
+    public var environment: String
+    public var target: String
+    public var targetKind: String
+    public var state: String
+    public var attempts: Int
+    public var nextAttemptAt: Date?
+    public var createdAt: Date
+    public var updatedAt: Date
+    public var lastReason: String?
+
+    public init(id: String, eventID: String, eventType: String, app: String, environment: String, target: String, targetKind: String,
+                state: String, attempts: Int, nextAttemptAt: Date?, createdAt: Date, updatedAt: Date, lastReason: String?) {
+        self.id = id
+        self.eventID = eventID
+        self.eventType = eventType
+        self.app = app
+        self.environment = environment
+        self.target = target
+        self.targetKind = targetKind
+        self.state = state
+        self.attempts = attempts
+        self.nextAttemptAt = nextAttemptAt
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.lastReason = lastReason
+    }
+}
+
+/// The durable queue. SQLite implements it; tests of pure logic may use a fake.
+public protocol DeliveryStore: Sendable {
+    /// Commits the event and all its deliveries in one transaction before returning.
+    func accept(_ submission: EventSubmission) async throws -> AcceptResult
+    /// Leases up to `limit` due deliveries: pending ones whose time has come and in-flight ones
+    /// whose lease expired (their worker died). A delivery waits while an earlier one for the same
+    /// maintenance and target is unfinished, so each target sees a maintenance's events in order.
+    func claimDue(now: Date, limit: Int, lease: Duration) async throws -> [ClaimedDelivery]
+    /// Records the attempt and moves the delivery on, if the lease is still ours. Returns false
+    /// when it is not (the lease expired and another worker took the delivery).
+    func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, at now: Date) async throws -> Bool
+    /// The earliest time a pending delivery becomes due, to sleep until then.
+    func nextDueDate() async throws -> Date?
+}
+
+/// The backoff used until the full retry policy lands: exponential from `base`, capped.
+public struct SimpleBackoff: Sendable {
+    public var base: Duration
+    public var cap: Duration
+
+    public init(base: Duration = .seconds(2), cap: Duration = .seconds(300)) {
+        self.base = base
+        self.cap = cap
+    }
+
+    public func delay(afterAttempt attempt: Int) -> Duration {
+        let exponent = min(max(attempt - 1, 0), 20)
+        let seconds = min(Double(base.components.seconds) * pow(2, Double(exponent)), Double(cap.components.seconds))
+        return .milliseconds(Int64(seconds * 1000))
+    }
+}
+
+extension Duration {
+    public var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+
+    public var milliseconds: Double { seconds * 1000 }
+}

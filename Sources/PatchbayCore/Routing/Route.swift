@@ -1,0 +1,80 @@
+import Foundation
+
+/// Which events a route takes. A key left out matches anything.
+public struct RouteMatch: Sendable, Hashable {
+    public var app: String?
+    public var environment: String?
+    public var tags: [String: String]
+
+    public init(app: String? = nil, environment: String? = nil, tags: [String: String] = [:]) {
+        self.app = app
+        self.environment = environment
+        self.tags = tags
+    }
+
+    public func matches(app: String, environment: String, tags: [String: String]) -> Bool {
+        if let expected = self.app, expected != app { return false }
+        if let expected = self.environment, expected != environment { return false }
+        return self.tags.allSatisfy { tags[$0.key] == $0.value }
+    }
+}
+
+/// Sends the events it matches to its targets, in place of a hand-written if/elif chain.
+public struct Route: Sendable {
+    public var match: RouteMatch
+    public var targets: [String]
+    /// The zone messages are displayed in, and the zone of a local window time the event leaves unzoned.
+    public var timezone: TimeZone?
+
+    public init(match: RouteMatch, targets: [String], timezone: TimeZone? = nil) {
+        self.match = match
+        self.targets = targets
+        self.timezone = timezone
+    }
+}
+
+/// A delivery to create for one event: one per target, however many routes name it.
+public struct DeliveryPlan: Sendable, Hashable, Codable {
+    public var target: String
+    public var targetKind: String
+    /// IANA zone name the message shows the window in.
+    public var displayTimeZone: String
+
+    public init(target: String, targetKind: String, displayTimeZone: String) {
+        self.target = target
+        self.targetKind = targetKind
+        self.displayTimeZone = displayTimeZone
+    }
+}
+
+public struct RouteTable: Sendable {
+    public var routes: [Route]
+
+    public init(routes: [Route]) {
+        self.routes = routes
+    }
+
+    public func matching(app: String, environment: String, tags: [String: String]) -> [Route] {
+        routes.filter { $0.match.matches(app: app, environment: environment, tags: tags) }
+    }
+
+    /// The zone for a local window time the event leaves unzoned: the first matching route's.
+    public func fallbackZone(app: String, environment: String, tags: [String: String]) -> TimeZone? {
+        matching(app: app, environment: environment, tags: tags).lazy.compactMap(\.timezone).first
+    }
+
+    /// One plan per distinct target, in route order; the first route naming a target sets its zone.
+    public func plans(for event: PatchEvent, kindOf: (String) -> String?) -> [DeliveryPlan] {
+        var seen = Set<String>()
+        var plans: [DeliveryPlan] = []
+        for route in matching(app: event.app, environment: event.environment, tags: event.tags) {
+            let zone = route.timezone?.identifier ?? event.window.timezone ?? "UTC"
+            for target in route.targets where !seen.contains(target) {
+                guard let kind = kindOf(target) else { continue }
+                seen.insert(target)
+                plans.append(DeliveryPlan(target: target, targetKind: kind, displayTimeZone: zone))
+            }
+        }
+        return plans
+    }
+}

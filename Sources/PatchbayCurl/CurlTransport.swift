@@ -1,0 +1,236 @@
+import CCurl
+import Foundation
+import Logging
+import PatchbayCore
+import Synchronization
+
+/// HTTP client for outbound delivery over the libcurl multi interface: one thread drives every
+/// transfer, connections are reused across requests to the same host, redirects are never
+/// followed, and only http/https are allowed.
+public final class CurlTransport: HTTPTransport, @unchecked Sendable {
+    /// Longest response body kept: enough for an error message or a created object's id.
+    public static let maxResponseBytes = 64 * 1024
+
+    private let multi: UnsafeMutableRawPointer
+    private let inbox = Mutex<[Transfer]>([])
+    private let stopping = Atomic<Bool>(false)
+    private let redactor: Redactor
+    private let logger: Logger
+    private let userAgent: String
+    private var thread: Thread?
+    private let finished = DispatchSemaphore(value: 0)
+
+    private static let globalInit: Void = {
+        curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+    }()
+
+    public init(redactor: Redactor, logger: Logger, userAgent: String = "Patchbay/1.0", maxHostConnections: Int = 8) {
+        _ = Self.globalInit
+        multi = curl_multi_init()
+        self.redactor = redactor
+        self.logger = logger
+        self.userAgent = userAgent
+        patchbay_curl_multi_set_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, maxHostConnections)
+        let thread = Thread { [unowned self] in self.runLoop() }
+        thread.name = "patchbay-curl"
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Stops the transfer thread; transfers still running fail with a transport error.
+    public func shutdown() {
+        guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        curl_multi_wakeup(multi)
+        finished.wait()
+    }
+
+    deinit {
+        shutdown()
+        curl_multi_cleanup(multi)
+    }
+
+    public func send(_ request: OutboundRequest, timeouts: TransportTimeouts) async -> Result<TransportResponse, TransportFailure> {
+        await withCheckedContinuation { continuation in
+            let transfer = Transfer(request: request, timeouts: timeouts, continuation: continuation)
+            if stopping.load(ordering: .acquiring) {
+                transfer.finish(.failure(TransportFailure(kind: .other, message: "transport is shut down", latency: .zero)))
+                return
+            }
+            inbox.withLock { $0.append(transfer) }
+            curl_multi_wakeup(multi)
+        }
+    }
+
+    // MARK: The transfer thread
+
+    private var active: [UnsafeMutableRawPointer: Transfer] = [:]
+
+    private func runLoop() {
+        var running: Int32 = 0
+        while !stopping.load(ordering: .acquiring) {
+            for transfer in inbox.withLock({ inbox in defer { inbox.removeAll() }; return inbox }) {
+                start(transfer)
+            }
+            curl_multi_perform(multi, &running)
+            collectFinished()
+            curl_multi_poll(multi, nil, 0, 1000, nil)
+        }
+        let failure = TransportFailure(kind: .other, message: "transport shut down before the response arrived", latency: .zero)
+        for (easy, transfer) in active {
+            curl_multi_remove_handle(multi, easy)
+            curl_easy_cleanup(easy)
+            transfer.finish(.failure(failure))
+        }
+        active.removeAll()
+        for transfer in inbox.withLock({ inbox in defer { inbox.removeAll() }; return inbox }) {
+            transfer.finish(.failure(failure))
+        }
+        finished.signal()
+    }
+
+    private func start(_ transfer: Transfer) {
+        guard let easy = curl_easy_init() else {
+            transfer.finish(.failure(TransportFailure(kind: .other, message: "curl_easy_init failed", latency: .zero)))
+            return
+        }
+        let request = transfer.request
+        let context = Unmanaged.passUnretained(transfer).toOpaque()
+        patchbay_curl_set_string(easy, CURLOPT_URL, request.url.reveal())
+        patchbay_curl_set_string(easy, CURLOPT_PROTOCOLS_STR, "http,https")
+        patchbay_curl_set_long(easy, CURLOPT_FOLLOWLOCATION, 0)
+        patchbay_curl_set_long(easy, CURLOPT_NOSIGNAL, 1)
+        patchbay_curl_set_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(transfer.timeouts.connect.milliseconds))
+        patchbay_curl_set_long(easy, CURLOPT_TIMEOUT_MS, Int(transfer.timeouts.total.milliseconds))
+        patchbay_curl_set_string(easy, CURLOPT_USERAGENT, userAgent)
+        patchbay_curl_set_pointer(easy, CURLOPT_PRIVATE, context)
+        patchbay_curl_set_pointer(easy, CURLOPT_ERRORBUFFER, transfer.errorBuffer)
+        patchbay_curl_set_write_callback(easy, { data, size, count, context in
+            let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+            let length = size * count
+            if let data, transfer.body.count < CurlTransport.maxResponseBytes {
+                let keep = min(length, CurlTransport.maxResponseBytes - transfer.body.count)
+                data.withMemoryRebound(to: UInt8.self, capacity: keep) { transfer.body.append($0, count: keep) }
+            }
+            return length
+        }, context)
+        patchbay_curl_set_header_callback(easy, { data, size, count, context in
+            let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+            let length = size * count
+            if let data {
+                let line = String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
+                transfer.receiveHeaderLine(line)
+            }
+            return length
+        }, context)
+
+        var headers: UnsafeMutablePointer<curl_slist>?
+        for header in request.headers {
+            headers = curl_slist_append(headers, "\(header.name): \(header.value)")
+        }
+        // Without this, curl sends `Expect: 100-continue` for larger bodies and waits for an answer.
+        headers = curl_slist_append(headers, "Expect:")
+        transfer.headerList = headers
+        patchbay_curl_set_headers(easy, headers)
+
+        switch request.method {
+        case "GET":
+            patchbay_curl_set_long(easy, CURLOPT_HTTPGET, 1)
+        case "POST":
+            setBody(easy, request.body)
+        default:
+            patchbay_curl_set_string(easy, CURLOPT_CUSTOMREQUEST, request.method)
+            if !request.body.isEmpty || request.method != "DELETE" { setBody(easy, request.body) }
+        }
+        transfer.startedAt = ContinuousClock.now
+        active[easy] = transfer
+        curl_multi_add_handle(multi, easy)
+    }
+
+    private func setBody(_ easy: UnsafeMutableRawPointer, _ body: Data) {
+        patchbay_curl_set_off_t(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+        if body.isEmpty {
+            patchbay_curl_set_string(easy, CURLOPT_COPYPOSTFIELDS, "")
+            return
+        }
+        body.withUnsafeBytes { bytes in
+            // COPYPOSTFIELDS copies, so the buffer need not outlive this call.
+            _ = patchbay_curl_set_pointer(easy, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress!))
+        }
+    }
+
+    private func collectFinished() {
+        var remaining: Int32 = 0
+        while let message = curl_multi_info_read(multi, &remaining) {
+            guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else { continue }
+            let code = patchbay_curl_message_result(message)
+            curl_multi_remove_handle(multi, easy)
+            guard let transfer = active.removeValue(forKey: easy) else {
+                curl_easy_cleanup(easy)
+                continue
+            }
+            let latency = ContinuousClock.now - transfer.startedAt
+            if code == CURLE_OK {
+                var status = 0
+                patchbay_curl_get_long(easy, CURLINFO_RESPONSE_CODE, &status)
+                transfer.finish(.success(TransportResponse(status: status, headers: transfer.responseHeaders, body: transfer.body, latency: latency)))
+            } else {
+                transfer.finish(.failure(failure(for: code, transfer: transfer, latency: latency)))
+            }
+            curl_easy_cleanup(easy)
+        }
+    }
+
+    private func failure(for code: CURLcode, transfer: Transfer, latency: Duration) -> TransportFailure {
+        let kind: TransportFailure.Kind = switch code {
+        case CURLE_OPERATION_TIMEDOUT: .timeout
+        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: .connect
+        case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM: .tls
+        default: .other
+        }
+        let detail = String(cString: transfer.errorBuffer.assumingMemoryBound(to: CChar.self))
+        let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+        return TransportFailure(kind: kind, message: redactor.redact(text), latency: latency)
+    }
+}
+
+/// One request in flight. Touched only by the transfer thread until `finish`.
+private final class Transfer: @unchecked Sendable {
+    let request: OutboundRequest
+    let timeouts: TransportTimeouts
+    private var continuation: CheckedContinuation<Result<TransportResponse, TransportFailure>, Never>?
+    var body = Data()
+    var responseHeaders: [HTTPHeader] = []
+    var headerList: UnsafeMutablePointer<curl_slist>?
+    var startedAt = ContinuousClock.now
+    let errorBuffer = UnsafeMutableRawPointer.allocate(byteCount: Int(CURL_ERROR_SIZE) + 1, alignment: 1)
+
+    init(request: OutboundRequest, timeouts: TransportTimeouts,
+         continuation: CheckedContinuation<Result<TransportResponse, TransportFailure>, Never>) {
+        self.request = request
+        self.timeouts = timeouts
+        self.continuation = continuation
+        errorBuffer.initializeMemory(as: UInt8.self, repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+    }
+
+    deinit {
+        errorBuffer.deallocate()
+        if let headerList { curl_slist_free_all(headerList) }
+    }
+
+    func receiveHeaderLine(_ line: String) {
+        // A new status line starts a new response (after a 100 Continue): keep only the last one's headers.
+        if line.hasPrefix("HTTP/") {
+            responseHeaders.removeAll()
+            return
+        }
+        guard let colon = line.firstIndex(of: ":") else { return }
+        let name = line[..<colon].trimmingCharacters(in: .whitespaces)
+        let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+        responseHeaders.append(HTTPHeader(name, value))
+    }
+
+    func finish(_ result: Result<TransportResponse, TransportFailure>) {
+        continuation?.resume(returning: result)
+        continuation = nil
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import Logging
+import PatchbayCore
+import PatchbayTargets
+
+/// From a request body to committed deliveries: validate, route, store in one transaction.
+/// Shared by the HTTP API and, later, the relay sources.
+public struct EventIntake: Sendable {
+    public enum Outcome: Sendable, Equatable {
+        case accepted(AcceptedEvent)
+        case replayed(AcceptedEvent)
+    }
+
+    let store: any DeliveryStore
+    let routes: RouteTable
+    let targets: [String: any DeliveryTarget]
+    let wake: WakeSignal
+    let clock: @Sendable () -> Date
+
+    public init(store: any DeliveryStore, routes: RouteTable, targets: [String: any DeliveryTarget], wake: WakeSignal,
+                clock: @escaping @Sendable () -> Date = Date.init) {
+        self.store = store
+        self.routes = routes
+        self.targets = targets
+        self.wake = wake
+        self.clock = clock
+    }
+
+    public var validator: EventValidator {
+        let routes = routes
+        return EventValidator { app, environment, tags in routes.fallbackZone(app: app, environment: environment, tags: tags) }
+    }
+
+    /// - Throws: `APIError` for anything the sender must fix.
+    public func accept(body: Data, idempotencyKey headerKey: String?, logger: Logger) async throws -> Outcome {
+        let event: PatchEvent
+        do {
+            event = try validator.validate(body: body)
+        } catch {
+            throw APIError.invalid(error)
+        }
+        let key = headerKey ?? event.id
+        let plans = routes.plans(for: event) { targets[$0]?.kind }
+        let submission = EventSubmission(
+            eventID: Identifier.make("evt"), idempotencyKey: key, bodyDigest: body.sha256Hex, event: event,
+            receivedAt: clock(), deliveries: plans
+        )
+        switch try await store.accept(submission) {
+        case .accepted(let accepted):
+            logger.info("event accepted", metadata: [
+                "event.id": "\(accepted.id)", "event.type": "\(event.type.rawValue)", "event.app": "\(event.app)",
+                "event.environment": "\(event.environment)", "deliveries": "\(accepted.deliveries)",
+            ])
+            if accepted.deliveries > 0 { wake.notify() }
+            return .accepted(accepted)
+        case .replayed(let accepted):
+            logger.info("idempotent repeat answered from the first request", metadata: ["event.id": "\(accepted.id)"])
+            return .replayed(accepted)
+        case .conflict(let existing):
+            throw APIError(.conflict, code: "idempotency_conflict",
+                           message: "Idempotency-Key: already used for event \(existing) with a different body; use a new key for a new event")
+        }
+    }
+}

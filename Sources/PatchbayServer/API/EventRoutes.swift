@@ -1,0 +1,46 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Logging
+import PatchbayCore
+
+/// `POST /v1/events`: agents report patch lifecycle events here.
+struct EventRoutes {
+    let intake: EventIntake
+    let settings: ServerSettings
+
+    static let maxIdempotencyKeyLength = 200
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.post("/v1/events") { request, context in
+            try await accept(request, context: context)
+        }
+    }
+
+    func accept(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        guard settings.isAuthorized(request.headers[.authorization]) else { throw APIError.unauthorized }
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > settings.maxBodyBytes {
+            throw APIError.bodyTooLarge(limit: settings.maxBodyBytes)
+        }
+        let key = request.headers[HTTPField.Name("Idempotency-Key")!]
+        if let key, key.isEmpty || key.count > Self.maxIdempotencyKeyLength || key.contains(where: { $0.isNewline }) {
+            throw APIError(.badRequest, code: "invalid_header",
+                           message: "Idempotency-Key: must be 1 to \(Self.maxIdempotencyKeyLength) characters on one line")
+        }
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: settings.maxBodyBytes)
+        } catch is NIOTooManyBytesError {
+            throw APIError.bodyTooLarge(limit: settings.maxBodyBytes)
+        }
+        let body = Data(buffer.readableBytesView)
+        switch try await intake.accept(body: body, idempotencyKey: key, logger: context.logger) {
+        case .accepted(let accepted):
+            return JSONResponse.make(status: .accepted, body: accepted)
+        case .replayed(let accepted):
+            return JSONResponse.make(status: .accepted, body: accepted, headers: [HTTPField.Name("Idempotent-Replayed")!: "true"])
+        }
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+import PatchbayCore
+
+/// The `delivery:` section: how the dispatcher claims and sends.
+public struct DispatcherSettings: Sendable {
+    /// Sends in flight at once, across all targets.
+    public var concurrency: Int
+    /// How long a claim is held. Always longer than the HTTP timeout, so a live worker is never
+    /// robbed of a delivery it is still sending.
+    public var lease: Duration
+    public var timeouts: TransportTimeouts
+    /// How often the queue is checked when nothing wakes the dispatcher.
+    public var pollInterval: Duration
+    public var backoff: SimpleBackoff
+    /// How long shutdown waits for sends in flight.
+    public var shutdownGrace: Duration
+
+    public init(concurrency: Int = 16, lease: Duration = .seconds(60), timeouts: TransportTimeouts = TransportTimeouts(),
+                pollInterval: Duration = .seconds(1), backoff: SimpleBackoff = SimpleBackoff(), shutdownGrace: Duration = .seconds(10)) {
+        self.concurrency = concurrency
+        self.lease = lease
+        self.timeouts = timeouts
+        self.pollInterval = pollInterval
+        self.backoff = backoff
+        self.shutdownGrace = shutdownGrace
+    }
+
+    public init(section: ConfigSection?) {
+        guard let section else {
+            self.init()
+            return
+        }
+        section.allowOnly(["concurrency", "lease", "connectTimeout", "timeout", "pollInterval", "retryBase", "retryCap", "shutdownGrace"])
+        let concurrency = section.int("concurrency", default: 16, range: 1...256)
+        let connect = section.duration("connectTimeout", default: .seconds(5), range: .milliseconds(100)...(.seconds(120)))
+        let total = section.duration("timeout", default: .seconds(15), range: .milliseconds(100)...(.seconds(600)))
+        var lease = section.duration("lease", default: .seconds(60), range: .seconds(1)...(.seconds(3600)))
+        if lease <= total {
+            if section.has("lease") {
+                section.report("lease", "must be longer than delivery.timeout (\(total)), or a slow send could be claimed twice")
+            } else {
+                lease = total * 2
+            }
+        }
+        self.init(
+            concurrency: concurrency,
+            lease: lease,
+            timeouts: TransportTimeouts(connect: connect, total: total),
+            pollInterval: section.duration("pollInterval", default: .seconds(1), range: .milliseconds(10)...(.seconds(60))),
+            backoff: SimpleBackoff(
+                base: section.duration("retryBase", default: .seconds(2), range: .milliseconds(10)...(.seconds(3600))),
+                cap: section.duration("retryCap", default: .seconds(300), range: .milliseconds(10)...(.seconds(86400)))
+            ),
+            shutdownGrace: section.duration("shutdownGrace", default: .seconds(10), range: .zero...(.seconds(600)))
+        )
+    }
+}

@@ -1,0 +1,72 @@
+import Foundation
+import PatchbayConfig
+import PatchbayCore
+import PatchbayStore
+import PatchbayTargets
+
+/// The whole configuration, each section read by the component that owns it.
+public struct PatchbayConfiguration: Sendable {
+    public var server: ServerSettings
+    public var store: StoreSettings
+    public var delivery: DispatcherSettings
+    /// By name, in file order.
+    public var targets: [String: any DeliveryTarget]
+    public var targetNames: [String]
+    public var routes: RouteTable
+
+    public struct Invalid: Error, CustomStringConvertible {
+        public var problems: [ConfigProblem]
+        public var description: String {
+            "the configuration has \(problems.count) problem\(problems.count == 1 ? "" : "s"):\n"
+                + problems.map { "  - \($0)" }.joined(separator: "\n")
+        }
+    }
+
+    /// Every credential in the configuration, for the redactor.
+    public var secrets: [Secret] {
+        server.tokens + targets.values.flatMap(\.secrets)
+    }
+
+    public var redactor: Redactor { Redactor(secrets: secrets) }
+
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> PatchbayConfiguration {
+        let diagnostics = ConfigDiagnostics()
+        let root = try ConfigFile.load(path: path, environment: environment, diagnostics: diagnostics)
+        return try read(root, diagnostics: diagnostics)
+    }
+
+    public static func parse(yaml: String, environment: [String: String]) throws -> PatchbayConfiguration {
+        let diagnostics = ConfigDiagnostics()
+        return try read(ConfigFile.parse(yaml: yaml, environment: environment, diagnostics: diagnostics), diagnostics: diagnostics)
+    }
+
+    static func read(_ root: ConfigSection, diagnostics: ConfigDiagnostics) throws -> PatchbayConfiguration {
+        root.allowOnly(["server", "store", "delivery", "targets", "routes"])
+        let server = ServerSettings(section: root.section("server", required: true))
+        let store = StoreSettings(section: root.section("store"))
+        let delivery = DispatcherSettings(section: root.section("delivery"))
+
+        var targets: [String: any DeliveryTarget] = [:]
+        var names: [String] = []
+        let targetsSection = root.section("targets", required: true)
+        for (name, section) in targetsSection?.namedSections() ?? [] {
+            names.append(name)
+            if let target = TargetRegistry.target(named: name, section: section) {
+                targets[name] = target
+            }
+        }
+        if let targetsSection, names.isEmpty { targetsSection.report("must define at least one target") }
+
+        var routes: [Route] = []
+        let routeSections = root.list("routes", required: true) ?? []
+        for section in routeSections {
+            if let route = Route(section: section, knownTargets: Set(names)) { routes.append(route) }
+        }
+        if root.has("routes"), routeSections.isEmpty {
+            root.report("routes", "must hold at least one route, or no event would be delivered")
+        }
+        guard diagnostics.problems.isEmpty else { throw Invalid(problems: diagnostics.problems) }
+        return PatchbayConfiguration(server: server, store: store, delivery: delivery, targets: targets, targetNames: names,
+                                     routes: RouteTable(routes: routes))
+    }
+}

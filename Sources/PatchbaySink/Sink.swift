@@ -1,0 +1,171 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import PatchbayCore
+import Synchronization
+
+/// One request the sink received, kept whole in memory for tests; the record file holds the same
+/// with credentials reduced to their scheme.
+public struct SinkRequest: Sendable, Codable {
+    public var seq: Int
+    public var receivedAt: Date
+    public var vendor: String
+    public var method: String
+    public var path: String
+    public var query: String?
+    public var status: Int
+    public var contentType: String?
+    public var authorization: String?
+    public var body: String
+
+    public var json: JSONValue? { try? JSONDecoder().decode(JSONValue.self, from: Data(body.utf8)) }
+}
+
+/// A local stand-in for Slack, Teams, Statuspage and Pingdom on one port, for tests, the demo
+/// and benchmarks. Paths choose the vendor:
+/// - `POST /slack/<anything>`: Slack incoming webhook, answers 200 `ok`.
+/// - `POST /teams/<anything>`: Teams Workflows webhook, answers 202 with no body.
+/// - `POST /teams-connector/<anything>`: legacy Office 365 connector, answers 200 `1`.
+/// - `/statuspage/v1/pages/<page>/incidents[/<id>]`: Statuspage incidents (POST, PATCH, DELETE).
+/// - `/pingdom/api/3.1/maintenance[/<id>]`: Pingdom maintenance windows (POST, PUT, DELETE).
+public final class Sink: Sendable {
+    private struct State {
+        var requests: [SinkRequest] = []
+        var incidents: [String: [String: JSONValue]] = [:]
+        var windows: [Int: [String: JSONValue]] = [:]
+        var nextWindowID = 1000
+        var recordHandle: FileHandle?
+    }
+
+    private let state: Mutex<State>
+    private let printSummary: (@Sendable (String) -> Void)?
+
+    /// - Parameters:
+    ///   - recordPath: a file that receives one JSON line per request (appended).
+    ///   - printSummary: called with a one-line summary of each request.
+    public init(recordPath: String? = nil, printSummary: (@Sendable (String) -> Void)? = nil) throws {
+        var state = State()
+        if let recordPath {
+            if !FileManager.default.fileExists(atPath: recordPath) {
+                guard FileManager.default.createFile(atPath: recordPath, contents: nil) else {
+                    throw SinkError(description: "cannot create record file '\(recordPath)'")
+                }
+            }
+            guard let handle = FileHandle(forWritingAtPath: recordPath) else {
+                throw SinkError(description: "cannot open record file '\(recordPath)' for writing")
+            }
+            handle.seekToEndOfFile()
+            state.recordHandle = handle
+        }
+        self.state = Mutex(state)
+        self.printSummary = printSummary
+    }
+
+    public struct SinkError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public var requests: [SinkRequest] { state.withLock { $0.requests } }
+
+    public func requests(vendor: String) -> [SinkRequest] { requests.filter { $0.vendor == vendor } }
+
+    public func reset() { state.withLock { $0.requests.removeAll() } }
+
+    /// Waits until `count` requests matching `filter` have arrived, or the timeout passes.
+    @discardableResult
+    public func waitFor(_ count: Int, timeout: Duration = .seconds(10), where filter: @Sendable (SinkRequest) -> Bool = { _ in true }) async -> [SinkRequest] {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let matching = requests.filter(filter)
+            if matching.count >= count || ContinuousClock.now >= deadline { return matching }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    // MARK: Serving
+
+    public func respond(to request: Request, context: some RequestContext) async throws -> Response {
+        var request = request
+        let buffer = try await request.collectBody(upTo: 16 * 1024 * 1024)
+        let body = String(decoding: buffer.readableBytesView, as: UTF8.self)
+        let path = request.uri.path
+        let answer = route(method: request.method.rawValue, path: path, body: body, headers: request.headers)
+        let recorded = state.withLock { state -> SinkRequest in
+            let entry = SinkRequest(
+                seq: state.requests.count + 1, receivedAt: Date(), vendor: answer.vendor, method: request.method.rawValue,
+                path: path, query: request.uri.query, status: answer.status, contentType: request.headers[.contentType],
+                authorization: request.headers[.authorization], body: body
+            )
+            state.requests.append(entry)
+            if let handle = state.recordHandle {
+                var redacted = entry
+                redacted.authorization = entry.authorization.map { value in
+                    (value.split(separator: " ").first.map(String.init) ?? "") + " <redacted>"
+                }
+                if var line = try? JSONEncoder.patchbay().encode(redacted) {
+                    line.append(0x0A)
+                    handle.write(line)
+                }
+            }
+            return entry
+        }
+        printSummary?(Self.summary(of: recorded))
+        var headers = HTTPFields()
+        headers[.contentType] = answer.contentType
+        for (name, value) in answer.headers {
+            if let fieldName = HTTPField.Name(name) { headers[fieldName] = value }
+        }
+        return Response(status: .init(code: answer.status), headers: headers,
+                        body: .init(byteBuffer: ByteBuffer(string: answer.body)))
+    }
+
+    struct Answer {
+        var vendor: String
+        var status: Int
+        var body: String
+        var contentType: String = "application/json"
+        var headers: [(String, String)] = []
+    }
+
+    private func route(method: String, path: String, body: String, headers: HTTPFields) -> Answer {
+        let parts = path.split(separator: "/").map(String.init)
+        guard let first = parts.first else { return Answer(vendor: "unknown", status: 404, body: #"{"message":"not found"}"#) }
+        switch first {
+        case "slack": return SlackEmulation.answer(method: method, body: body)
+        case "teams": return TeamsEmulation.workflows(method: method, body: body)
+        case "teams-connector": return TeamsEmulation.connector(method: method, body: body)
+        case "statuspage":
+            return state.withLock { StatuspageEmulation.answer(method: method, parts: Array(parts.dropFirst()), body: body, headers: headers, incidents: &$0.incidents) }
+        case "pingdom":
+            return state.withLock { state in
+                PingdomEmulation.answer(method: method, parts: Array(parts.dropFirst()), body: body, headers: headers,
+                                        windows: &state.windows, nextID: &state.nextWindowID)
+            }
+        default:
+            return Answer(vendor: "unknown", status: 404, body: #"{"message":"no vendor at this path; use /slack, /teams, /teams-connector, /statuspage or /pingdom"}"#)
+        }
+    }
+
+    /// `slack  POST /slack/… 200  Patching Complete: web-1 (App1 - Production)`. Paths beyond the
+    /// vendor segment are elided: for webhooks they are the credential.
+    static func summary(of request: SinkRequest) -> String {
+        let json = request.json
+        let headline: String = {
+            if let attachment = json?["attachments"], case .array(let items) = attachment, let first = items.first {
+                if let fallback = first["fallback"]?.stringValue { return fallback }
+                if let card = first["content"], case .array(let body)? = card["body"], let text = body.first?["text"]?.stringValue { return text }
+            }
+            if let summary = json?["summary"]?.stringValue { return summary }
+            if let incident = json?["incident"] {
+                return [incident["name"]?.stringValue, incident["status"]?.stringValue].compactMap { $0 }.joined(separator: " → ")
+            }
+            if let description = json?["description"]?.stringValue { return description }
+            return ""
+        }()
+        let shortPath = "/" + (request.path.split(separator: "/").first.map(String.init) ?? "") + "/…"
+        let vendor = request.vendor.padding(toLength: 10, withPad: " ", startingAt: 0)
+        return "\(vendor) \(request.method) \(shortPath) \(request.status)  \(headline)"
+    }
+}

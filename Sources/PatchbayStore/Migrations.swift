@@ -1,0 +1,60 @@
+import GRDB
+
+/// Schema history. Migrations only ever get appended: a database written by an older version
+/// upgrades in place at start-up.
+enum Migrations {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: events, deliveries, attempts") { db in
+            try db.execute(sql: """
+                CREATE TABLE events (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    idempotency_key TEXT UNIQUE,
+                    body_sha256 TEXT NOT NULL,
+                    type TEXT NOT NULL,
+                    app TEXT NOT NULL,
+                    environment TEXT NOT NULL,
+                    maintenance_key TEXT NOT NULL,
+                    payload TEXT NOT NULL,
+                    delivery_count INTEGER NOT NULL,
+                    received_at REAL NOT NULL
+                );
+                CREATE TABLE deliveries (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    event_seq INTEGER NOT NULL REFERENCES events(seq),
+                    target TEXT NOT NULL,
+                    target_kind TEXT NOT NULL,
+                    maintenance_key TEXT NOT NULL,
+                    display_timezone TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    -- pending: when it is due; in_flight: when the lease expires.
+                    next_attempt_at REAL NOT NULL,
+                    lease_token TEXT,
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL,
+                    last_reason TEXT
+                );
+                CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE state IN ('pending', 'in_flight');
+                CREATE INDEX deliveries_order ON deliveries(maintenance_key, target, seq);
+                CREATE INDEX deliveries_state ON deliveries(state, updated_at);
+                CREATE INDEX deliveries_event ON deliveries(event_seq);
+                CREATE TABLE attempts (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    delivery_id TEXT NOT NULL REFERENCES deliveries(id),
+                    number INTEGER NOT NULL,
+                    started_at REAL NOT NULL,
+                    latency_ms REAL NOT NULL,
+                    status_code INTEGER,
+                    outcome TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    response_excerpt TEXT
+                );
+                CREATE INDEX attempts_delivery ON attempts(delivery_id, number);
+                """)
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,186 @@
+import Foundation
+import GRDB
+import Logging
+import PatchbayCore
+
+/// The embedded durable queue: SQLite in WAL mode with `synchronous=FULL`, so a committed event
+/// survives `kill -9` and power loss. Writes go through one group committer; reads (CLI, admin)
+/// run concurrently from the WAL.
+public final class SQLiteDeliveryStore: DeliveryStore {
+    public struct OpenError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    let pool: DatabasePool
+    private let committer: GroupCommitter
+    private let logger: Logger
+
+    public init(settings: StoreSettings, logger: Logger) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(settings.busyTimeout.seconds)
+        configuration.label = "patchbay"
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        let path = settings.sqlitePath
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        if !FileManager.default.fileExists(atPath: directory) {
+            throw OpenError(description: "cannot open the store at '\(path)': directory '\(directory)' does not exist")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Migrations.migrator.migrate(pool)
+        } catch let error as DatabaseError {
+            throw OpenError(description: "cannot open the store at '\(path)': \(error.message ?? "SQLite error \(error.resultCode)")")
+        }
+        committer = GroupCommitter(writer: pool)
+        self.logger = logger
+    }
+
+    // MARK: Intake
+
+    public func accept(_ submission: EventSubmission) async throws -> AcceptResult {
+        let payload = String(decoding: try JSONEncoder.patchbay().encode(submission.event), as: UTF8.self)
+        return try await committer.write { db in
+            if let key = submission.idempotencyKey,
+               let row = try Row.fetchOne(db, sql: "SELECT id, body_sha256, delivery_count FROM events WHERE idempotency_key = ?", arguments: [key]) {
+                let existing = AcceptedEvent(id: row["id"], deliveries: row["delivery_count"])
+                let digest: String = row["body_sha256"]
+                return digest == submission.bodyDigest ? .replayed(existing) : .conflict(existingEventID: existing.id)
+            }
+            let event = submission.event
+            let received = submission.receivedAt.timeIntervalSince1970
+            try db.execute(
+                sql: """
+                    INSERT INTO events (id, idempotency_key, body_sha256, type, app, environment, maintenance_key, payload, delivery_count, received_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [submission.eventID, submission.idempotencyKey, submission.bodyDigest, event.type.rawValue, event.app,
+                            event.environment, event.maintenanceKey.storageValue, payload, submission.deliveries.count, received]
+            )
+            let eventSeq = db.lastInsertedRowID
+            for plan in submission.deliveries {
+                try db.execute(
+                    sql: """
+                        INSERT INTO deliveries (id, event_seq, target, target_kind, maintenance_key, display_timezone, state,
+                                                next_attempt_at, created_at, updated_at)
+                        VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)
+                        """,
+                    arguments: [Identifier.make("dlv"), eventSeq, plan.target, plan.targetKind, event.maintenanceKey.storageValue,
+                                plan.displayTimeZone, received, received, received]
+                )
+            }
+            return .accepted(AcceptedEvent(id: submission.eventID, deliveries: submission.deliveries.count))
+        }
+    }
+
+    // MARK: Dispatch
+
+    public func claimDue(now: Date, limit: Int, lease: Duration) async throws -> [ClaimedDelivery] {
+        let nowSeconds = now.timeIntervalSince1970
+        let leaseUntil = nowSeconds + lease.seconds
+        let rows = try await committer.write { db -> [ClaimRow] in
+            // A delivery waits while an earlier one for the same maintenance and target is unfinished.
+            let due = try Row.fetchAll(db, sql: """
+                SELECT d.seq, d.id, d.target, d.target_kind, d.display_timezone, d.attempts, d.created_at,
+                       e.id AS event_id, e.payload
+                FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                WHERE d.state IN ('pending', 'in_flight') AND d.next_attempt_at <= ?
+                  AND NOT EXISTS (
+                      SELECT 1 FROM deliveries p
+                      WHERE p.maintenance_key = d.maintenance_key AND p.target = d.target AND p.seq < d.seq
+                        AND p.state IN ('pending', 'in_flight'))
+                ORDER BY d.next_attempt_at, d.seq
+                LIMIT ?
+                """, arguments: [nowSeconds, limit])
+            return try due.map { row in
+                let token = Identifier.make("lease")
+                try db.execute(sql: """
+                    UPDATE deliveries SET state = 'in_flight', next_attempt_at = ?, lease_token = ?, attempts = attempts + 1, updated_at = ?
+                    WHERE seq = ?
+                    """, arguments: [leaseUntil, token, nowSeconds, row["seq"] as Int64])
+                return ClaimRow(
+                    id: row["id"], eventID: row["event_id"], target: row["target"], targetKind: row["target_kind"],
+                    displayTimeZone: row["display_timezone"], attempt: (row["attempts"] as Int) + 1,
+                    createdAt: row["created_at"], payload: row["payload"], token: token
+                )
+            }
+        }
+        let decoder = JSONDecoder.patchbay()
+        return rows.compactMap { row in
+            guard let event = try? decoder.decode(PatchEvent.self, from: Data(row.payload.utf8)) else {
+                logger.error("stored event cannot be decoded", metadata: ["delivery.id": "\(row.id)"])
+                return nil
+            }
+            return ClaimedDelivery(
+                id: row.id, eventID: row.eventID, target: row.target, targetKind: row.targetKind,
+                displayTimeZone: row.displayTimeZone, attempt: row.attempt, event: event,
+                createdAt: Date(timeIntervalSince1970: row.createdAt), leaseToken: row.token
+            )
+        }
+    }
+
+    private struct ClaimRow: Sendable {
+        var id: String, eventID: String, target: String, targetKind: String, displayTimeZone: String
+        var attempt: Int, createdAt: Double, payload: String, token: String
+    }
+
+    public func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, at now: Date) async throws -> Bool {
+        let (state, nextAttempt): (DeliveryState, Double) = switch transition {
+        case .delivered: (.delivered, now.timeIntervalSince1970)
+        case .retry(let at): (.pending, at.timeIntervalSince1970)
+        case .dead: (.dead, now.timeIntervalSince1970)
+        case .expired: (.expired, now.timeIntervalSince1970)
+        }
+        return try await committer.write { db in
+            try db.execute(sql: """
+                INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [attempt.deliveryID, attempt.number, attempt.startedAt.timeIntervalSince1970, attempt.latencyMilliseconds,
+                                 attempt.statusCode, attempt.outcome, attempt.reason, attempt.responseExcerpt])
+            try db.execute(sql: """
+                UPDATE deliveries SET state = ?, next_attempt_at = ?, lease_token = NULL, updated_at = ?, last_reason = ?
+                WHERE id = ? AND lease_token = ? AND state = 'in_flight'
+                """, arguments: [state.rawValue, nextAttempt, now.timeIntervalSince1970, attempt.reason, claim.id, claim.leaseToken])
+            return db.changesCount == 1
+        }
+    }
+
+    public func nextDueDate() async throws -> Date? {
+        try await pool.read { db in
+            try Double.fetchOne(db, sql: "SELECT MIN(next_attempt_at) FROM deliveries WHERE state IN ('pending', 'in_flight')")
+                .map { Date(timeIntervalSince1970: $0) }
+        }
+    }
+
+    // MARK: Inspection
+
+    public func counts() async throws -> [DeliveryState: Int] {
+        try await pool.read { db in
+            var counts: [DeliveryState: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM deliveries GROUP BY state") {
+                if let state = DeliveryState(rawValue: row["state"]) { counts[state] = row["n"] }
+            }
+            return counts
+        }
+    }
+
+    public func attempts(deliveryID: String) async throws -> [AttemptRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM attempts WHERE delivery_id = ? ORDER BY number, id", arguments: [deliveryID]).map { row in
+                AttemptRecord(
+                    deliveryID: row["delivery_id"], number: row["number"], startedAt: Date(timeIntervalSince1970: row["started_at"]),
+                    latencyMilliseconds: row["latency_ms"], statusCode: row["status_code"], outcome: row["outcome"],
+                    reason: row["reason"], responseExcerpt: row["response_excerpt"]
+                )
+            }
+        }
+    }
+
+    /// Confirms the database accepts writes (for readiness checks).
+    public func checkWritable() async throws {
+        try await pool.write { db in
+            try db.execute(sql: "CREATE TEMP TABLE IF NOT EXISTS readiness_probe (x)")
+        }
+    }
+}

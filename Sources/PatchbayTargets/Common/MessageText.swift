@@ -1,0 +1,105 @@
+import Foundation
+import PatchbayCore
+
+/// Words and times shared by the chat targets (Slack, Teams), so both say the same thing.
+public enum MessageText {
+    public static func title(for type: EventType) -> String {
+        switch type {
+        case .scheduled: "Patching Scheduled"
+        case .reminder: "Upcoming Patching"
+        case .started: "Patching Beginning"
+        case .completed: "Patching Complete"
+        case .failed: "Patching Failed"
+        case .cancelled: "Patching Cancelled"
+        }
+    }
+
+    /// Hex colour without `#`: amber while pending or running, green when done, red on failure.
+    public static func color(for type: EventType) -> String {
+        switch type {
+        case .scheduled, .reminder, .started: "ECB22E"
+        case .completed: "2EB67D"
+        case .failed: "E01E5A"
+        case .cancelled: "868686"
+        }
+    }
+
+    /// The failure reason an agent may put in `details.reason` or `details.error`.
+    public static func failureReason(_ event: PatchEvent) -> String? {
+        for key in ["reason", "error", "message"] {
+            if let text = event.details[key]?.stringValue, !text.isEmpty { return text }
+        }
+        return nil
+    }
+
+    /// `Fri 2026-12-04 00:30–00:45 PST (08:30–08:45 UTC)`: the route's zone first, then UTC.
+    public static func window(_ window: MaintenanceWindow, in zone: TimeZone) -> String {
+        let local = span(window.start, window.end, zone: zone, withWeekday: true)
+        if zone.secondsFromGMT(for: window.start) == 0, zone.secondsFromGMT(for: window.end) == 0,
+           ["UTC", "GMT", "Etc/UTC", "Etc/GMT"].contains(zone.identifier) {
+            return local
+        }
+        let utc = span(window.start, window.end, zone: TimeZone(identifier: "UTC")!, withWeekday: false)
+        return "\(local) (\(utc))"
+    }
+
+    /// `Fri 2026-12-04 00:30 PST`
+    public static func instant(_ date: Date, in zone: TimeZone) -> String {
+        formatter("EEE yyyy-MM-dd HH:mm", zone).string(from: date) + " " + abbreviation(zone, at: date)
+    }
+
+    static func span(_ start: Date, _ end: Date, zone: TimeZone, withWeekday: Bool) -> String {
+        let day = formatter(withWeekday ? "EEE yyyy-MM-dd" : "yyyy-MM-dd", zone)
+        let time = formatter("HH:mm", zone)
+        let startDay = day.string(from: start)
+        let endDay = day.string(from: end)
+        let startZone = abbreviation(zone, at: start)
+        let endZone = abbreviation(zone, at: end)
+        if startDay == endDay, startZone == endZone {
+            return "\(startDay) \(time.string(from: start))–\(time.string(from: end)) \(startZone)"
+        }
+        return "\(startDay) \(time.string(from: start)) \(startZone) – \(endDay) \(time.string(from: end)) \(endZone)"
+    }
+
+    /// `PST`, `EDT`, `UTC`; zones without a common English abbreviation get their offset (`UTC+05:30`).
+    static func abbreviation(_ zone: TimeZone, at date: Date) -> String {
+        if ["UTC", "GMT", "Etc/UTC", "Etc/GMT"].contains(zone.identifier) { return "UTC" }
+        let short = formatter("zzz", zone).string(from: date)
+        if !short.isEmpty, !short.hasPrefix("GMT"), !short.hasPrefix("UTC"), short.allSatisfy({ $0.isLetter }) {
+            return short
+        }
+        let offset = zone.secondsFromGMT(for: date)
+        let sign = offset < 0 ? "-" : "+"
+        let minutes = abs(offset) / 60
+        return String(format: "UTC%@%02d:%02d", sign, minutes / 60, minutes % 60)
+    }
+
+    private static func formatter(_ format: String, _ zone: TimeZone) -> DateFormatter {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.calendar = Calendar(identifier: .gregorian)
+        formatter.timeZone = zone
+        formatter.dateFormat = format
+        return formatter
+    }
+
+    /// Keeps a long package list readable and under vendor size limits: the first entries that fit
+    /// in `budget` characters, then `… and 143 more`.
+    public static func packageList(_ packages: [String], budget: Int, separator: String = "\n",
+                                   escape: (String) -> String = { $0 }) -> String {
+        var lines: [String] = []
+        var used = 0
+        for (index, package) in packages.enumerated() {
+            let line = escape(package)
+            let remaining = packages.count - index - 1
+            let tail = remaining > 0 ? separator.count + 24 : 0
+            if used + line.count + separator.count + tail > budget, index > 0 || line.count > budget {
+                lines.append("… and \(packages.count - index) more")
+                return lines.joined(separator: separator)
+            }
+            lines.append(line)
+            used += line.count + separator.count
+        }
+        return lines.joined(separator: separator)
+    }
+}

@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import PatchbayCore
+import PatchbayServer
+import PatchbayTargets
+
+struct Render: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print what each routed target would receive for an event; sends nothing.",
+        discussion: """
+            Validates the event as POST /v1/events would, finds the routes it matches, and prints each \
+            target's request: method, URL (credentials hidden), headers (secrets redacted) and body.
+            """
+    )
+
+    @Argument(help: ArgumentHelp("Event JSON file; '-' reads standard input.", valueName: "event.json"))
+    var file: String
+
+    @OptionGroup var config: ConfigOption
+
+    func run() async throws {
+        let configuration = try config.load()
+        let data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: file)
+        guard let data else {
+            printError("cannot read event file '\(file)'")
+            throw ExitCode(2)
+        }
+        let routes = configuration.routes
+        let validator = EventValidator { app, environment, tags in routes.fallbackZone(app: app, environment: environment, tags: tags) }
+        let event: PatchEvent
+        do {
+            event = try validator.validate(body: data)
+        } catch {
+            printError("\(file) is not a valid event:")
+            for problem in error.problems { FileHandle.standardError.write(Data("  - \(problem)\n".utf8)) }
+            throw ExitCode(1)
+        }
+        let plans = routes.plans(for: event) { configuration.targets[$0]?.kind }
+        if plans.isEmpty {
+            printLine("No route matches app '\(event.app)', environment '\(event.environment)': nothing would be sent.")
+            return
+        }
+        let redactor = configuration.redactor
+        for plan in plans {
+            guard let target = configuration.targets[plan.target] else { continue }
+            let zone = TimeZone(identifier: plan.displayTimeZone) ?? TimeZone(identifier: "UTC")!
+            printLine("=== \(plan.target) (\(plan.targetKind)), times shown in \(plan.displayTimeZone)")
+            do {
+                let request = try target.render(event, context: RenderContext(displayTimeZone: zone, deliveryID: "dlv_render", now: Date()))
+                printLine("\(request.method) \(request.displayURL)")
+                for header in request.headers {
+                    printLine("\(header.name): \(header.isSecret ? Redactor.placeholder : redactor.redact(header.value))")
+                }
+                printLine("")
+                printLine(redactor.redact(prettyJSON(request.body)))
+            } catch {
+                printLine("cannot render: \(redactor.redact(error.description))")
+            }
+            printLine("")
+        }
+    }
+
+    private func prettyJSON(_ body: Data) -> String {
+        guard let object = try? JSONSerialization.jsonObject(with: body),
+              let pretty = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        else { return String(decoding: body, as: UTF8.self) }
+        return String(decoding: pretty, as: UTF8.self)
+    }
+}

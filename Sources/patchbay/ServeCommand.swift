@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import PatchbayCore
+import PatchbayCurl
+import PatchbayServer
+import PatchbaySink
+import PatchbayStore
+import ServiceLifecycle
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the HTTP API and the delivery dispatcher.",
+        discussion: """
+            Accepts events on POST /v1/events, commits them to the SQLite queue (store.sqlite), and \
+            delivers them to the routed targets. SIGTERM or SIGINT stops intake, lets sends in flight \
+            finish, and exits; anything not yet delivered stays queued for the next start.
+
+            With --sink, a local stand-in for the vendors runs in the same process, so the example \
+            configuration works offline.
+            """
+    )
+
+    @OptionGroup var config: ConfigOption
+    @OptionGroup var logging: LoggingOptions
+
+    @Option(help: ArgumentHelp("Listen on this host:port instead of server.listen (port 0 picks a free port).", valueName: "host:port"))
+    var listen: String?
+
+    @Option(help: ArgumentHelp("Also run the local sink on this host:port, printing what each vendor receives.", valueName: "host:port"))
+    var sink: String?
+
+    func validate() throws {
+        if let listen, ServerSettings.parseListen(listen) == nil {
+            throw ValidationError("--listen: expected host:port like 127.0.0.1:8080, got '\(listen)'")
+        }
+        if let sink, ServerSettings.parseListen(sink) == nil {
+            throw ValidationError("--sink: expected host:port like 127.0.0.1:9090, got '\(sink)'")
+        }
+    }
+
+    func run() async throws {
+        var configuration = try config.load()
+        let logger = logging.bootstrap()
+        if let listen, let (host, port) = ServerSettings.parseListen(listen) {
+            configuration.server.host = host
+            configuration.server.port = port
+        }
+        let store: SQLiteDeliveryStore
+        do {
+            store = try SQLiteDeliveryStore(settings: configuration.store, logger: logger)
+        } catch {
+            printError("\(error)")
+            throw ExitCode(1)
+        }
+        let redactor = configuration.redactor
+        let transport = CurlTransport(redactor: redactor, logger: logger)
+        let wake = WakeSignal()
+        let dispatcher = Dispatcher(store: store, targets: configuration.targets, transport: transport,
+                                    settings: configuration.delivery, redactor: redactor, wake: wake, logger: logger)
+        let host = configuration.server.host
+        let storePath = configuration.store.sqlitePath
+        let app = buildApplication(configuration: configuration, store: store, wake: wake, logger: logger) { port in
+            logger.notice("patchbay listening on http://\(host):\(port)", metadata: ["store": "\(storePath)"])
+        }
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let sink, let (sinkHost, sinkPort) = ServerSettings.parseListen(sink) {
+            let localSink = try PatchbaySink.Sink(printSummary: { printLine("sink: " + $0) })
+            services.append(.init(service: buildSinkApplication(sink: localSink, host: sinkHost, port: sinkPort, logger: logger) { port in
+                logger.notice("local sink listening on http://\(sinkHost):\(port)")
+            }))
+        }
+        // Started in this order, stopped in reverse: intake stops first, then the dispatcher drains.
+        services.append(.init(service: dispatcher))
+        services.append(.init(service: app))
+        var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = configuration.delivery.shutdownGrace + configuration.delivery.timeouts.total
+        try await ServiceGroup(configuration: groupConfiguration).run()
+        transport.shutdown()
+    }
+}
