@@ -107,15 +107,24 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Helpers shared by the test targets: golden files, temporary directories, child processes.
+        .target(
+            name: "PatchbayTestSupport",
+            dependencies: ["PatchbayCore"],
+            path: "Tests/PatchbayTestSupport"
+        ),
         .testTarget(name: "PatchbayCoreTests", dependencies: ["PatchbayCore"]),
         .testTarget(
             name: "PatchbayTargetsTests",
-            dependencies: ["PatchbayTargets", "PatchbayCore"],
-            resources: [.copy("Golden")]
+            dependencies: ["PatchbayTargets", "PatchbayCore", "PatchbayTestSupport"],
+            exclude: ["Golden"]
         ),
         .testTarget(name: "PatchbayConfigTests", dependencies: ["PatchbayConfig"]),
-        .testTarget(name: "PatchbayStoreTests", dependencies: ["PatchbayStore", "PatchbayCore"]),
-        .testTarget(name: "PatchbayCurlTests", dependencies: ["PatchbayCurl", "PatchbaySink", "PatchbayCore"]),
+        .testTarget(
+            name: "PatchbayStoreTests",
+            dependencies: ["PatchbayStore", "PatchbayCore", "PatchbayTestSupport", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .testTarget(name: "PatchbayCurlTests", dependencies: ["PatchbayCurl", "PatchbaySink", "PatchbayCore", "PatchbayTestSupport"]),
         .testTarget(
             name: "PatchbayServerTests",
             dependencies: [
@@ -123,6 +132,7 @@ let package = Package(
                 "PatchbayConfig",
                 "PatchbayStore",
                 "PatchbayCore",
+                "PatchbayTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
@@ -134,6 +144,9 @@ let package = Package(
                 "PatchbaySink",
                 "PatchbayCore",
                 "PatchbayStore",
+                "PatchbayTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
     ]

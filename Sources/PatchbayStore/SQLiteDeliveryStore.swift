@@ -19,9 +19,6 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         var configuration = Configuration()
         configuration.busyMode = .timeout(settings.busyTimeout.seconds)
         configuration.label = "patchbay"
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
         let path = settings.sqlitePath
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         if !FileManager.default.fileExists(atPath: directory) {
@@ -29,6 +26,10 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
+            // GRDB chooses synchronous=NORMAL when it switches the pool to WAL, which can lose the
+            // last commits on power loss. A 202 promises the event is on disk, so FULL it is; the
+            // pool's single writer connection keeps this for its lifetime.
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             try Migrations.migrator.migrate(pool)
         } catch let error as DatabaseError {
             throw OpenError(description: "cannot open the store at '\(path)': \(error.message ?? "SQLite error \(error.resultCode)")")
