@@ -134,6 +134,7 @@ let package = Package(
                 "PatchbayCore",
                 "PatchbayTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
         // Runs the real `patchbay` executable against the sink over loopback.

@@ -41,6 +41,10 @@ public struct PatchbayConfiguration: Sendable {
     }
 
     static func read(_ root: ConfigSection, diagnostics: ConfigDiagnostics) throws -> PatchbayConfiguration {
+        // A file that is not YAML or not a mapping has no sections worth reporting on.
+        if case .map(let entries) = root.value, entries.isEmpty, !diagnostics.problems.isEmpty {
+            throw Invalid(problems: diagnostics.problems)
+        }
         root.allowOnly(["server", "store", "delivery", "targets", "routes"])
         let server = ServerSettings(section: root.section("server", required: true))
         let store = StoreSettings(section: root.section("store"))

@@ -1,0 +1,94 @@
+import Foundation
+import PatchbayCore
+import Testing
+@testable import PatchbayServer
+
+@Suite("Configuration")
+struct ConfigurationTests {
+    static let canary = "canary-9f2c1b7e-secret-value"
+
+    func problems(_ yaml: String, environment: [String: String] = [:]) -> [String] {
+        do {
+            _ = try PatchbayConfiguration.parse(yaml: yaml, environment: environment)
+            return []
+        } catch let invalid as PatchbayConfiguration.Invalid {
+            return invalid.problems.map(\.description)
+        } catch {
+            return ["unexpected: \(error)"]
+        }
+    }
+
+    @Test func theExampleFileIsValid() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let configuration = try PatchbayConfiguration.load(path: root.appendingPathComponent("examples/patchbay.yaml").path, environment: [:])
+        #expect(configuration.targetNames == ["ops-slack"])
+        #expect(configuration.server.port == 8080)
+        #expect(configuration.routes.routes.first?.timezone?.identifier == "America/Los_Angeles")
+    }
+
+    @Test func environmentVariablesAreSubstituted() throws {
+        let yaml = """
+            server: {tokens: ["${TOKEN}"]}
+            targets: {ops: {kind: slack, url: "${HOOK}"}}
+            routes: [{targets: [ops]}]
+            """
+        let configuration = try PatchbayConfiguration.parse(yaml: yaml, environment: ["TOKEN": Self.canary, "HOOK": "https://hooks.example.invalid/\(Self.canary)"])
+        #expect(configuration.server.isAuthorized("Bearer \(Self.canary)"))
+        #expect(configuration.redactor.redact("x \(Self.canary) y") == "x <redacted> y")
+    }
+
+    @Test func everyProblemIsReportedWithItsKeyPath() {
+        let yaml = """
+            server:
+              listen: localhost
+              tokens: ["short", "${MISSING_TOKEN}"]
+              maxBodyBytes: lots
+            store: {sqlite: ./q.db, colour: blue}
+            delivery: {timeout: 30s, lease: 10s}
+            targets:
+              ops: {kind: slack, url: "not a url \(Self.canary)"}
+              pager: {kind: pagerduty}
+            routes:
+              - match: {app: App1}
+                targets: [ops, nowhere]
+                timezone: Pacific Time
+            extra: 1
+            """
+        let found = problems(yaml)
+        #expect(found == [
+            "server.tokens[1]: environment variable MISSING_TOKEN is not set",
+            "extra: is not a known key here (known: delivery, routes, server, store, targets)",
+            "server.listen: expected host:port like 127.0.0.1:8080 or 0.0.0.0:8080, got 'localhost'",
+            "server.tokens[0]: is too short: use at least 16 random characters (value not shown: it is a secret)",
+            "server.tokens[1]: is too short: use at least 16 random characters (value not shown: it is a secret)",
+            "server.maxBodyBytes: expected a whole number, got 'lots'",
+            "store.colour: is not a known key here (known: busyTimeout, sqlite)",
+            "delivery.lease: must be longer than delivery.timeout (30.0 seconds), or a slow send could be claimed twice",
+            "targets.ops.url: expected an http:// or https:// URL (value not shown: it is a secret)",
+            "targets.pager.kind: 'pagerduty' is not a target kind; known kinds: slack",
+            "routes[0].targets[1]: 'nowhere' is not a configured target (configured: ops, pager)",
+            "routes[0].timezone: 'Pacific Time' is not an IANA time zone name like America/Los_Angeles",
+        ])
+        #expect(!found.joined().contains(Self.canary), "no problem quotes a secret")
+    }
+
+    @Test func structuralProblems() {
+        #expect(problems("") == ["the file is empty"])
+        #expect(problems("- a\n- b") == ["the top level must be a mapping with server, store, targets and routes"])
+        #expect(problems("server: [unclosed").first?.hasPrefix("the file is not valid YAML") == true)
+        #expect(problems("store: {}") == ["server: is required", "targets: is required", "routes: is required"])
+    }
+
+    @Test func defaultsAndFallbacks() throws {
+        let yaml = """
+            server: {tokens: ["${T:-fallback-token-0123456789}"]}
+            targets: {ops: {kind: slack, url: "https://hooks.example.invalid/x"}}
+            routes: [{targets: [ops]}]
+            """
+        let configuration = try PatchbayConfiguration.parse(yaml: yaml, environment: [:])
+        #expect(configuration.server.isAuthorized("Bearer fallback-token-0123456789"))
+        #expect(configuration.server.host == "127.0.0.1" && configuration.server.port == 8080)
+        #expect(configuration.store.sqlitePath == "./patchbay.db")
+        #expect(configuration.delivery.lease > configuration.delivery.timeouts.total)
+    }
+}
