@@ -110,7 +110,12 @@ let package = Package(
         // Helpers shared by the test targets: golden files, temporary directories, child processes.
         .target(
             name: "PatchbayTestSupport",
-            dependencies: ["PatchbayCore"],
+            dependencies: [
+                "PatchbayCore",
+                "PatchbaySink",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/PatchbayTestSupport"
         ),
         .testTarget(name: "PatchbayCoreTests", dependencies: ["PatchbayCore"]),

@@ -19,6 +19,10 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     private let userAgent: String
     private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
+    private let connectionsOpened = Atomic<Int>(0)
+
+    /// Connections opened so far; far fewer than requests when connections are reused.
+    public var newConnections: Int { connectionsOpened.load(ordering: .relaxed) }
 
     private static let globalInit: Void = {
         curl_global_init(Int(CURL_GLOBAL_DEFAULT))
@@ -169,6 +173,9 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
                 continue
             }
             let latency = ContinuousClock.now - transfer.startedAt
+            var connects = 0
+            patchbay_curl_get_long(easy, CURLINFO_NUM_CONNECTS, &connects)
+            connectionsOpened.add(connects, ordering: .relaxed)
             if code == CURLE_OK {
                 var status = 0
                 patchbay_curl_get_long(easy, CURLINFO_RESPONSE_CODE, &status)

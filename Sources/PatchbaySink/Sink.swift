@@ -91,6 +91,9 @@ public final class Sink: Sendable {
         let buffer = try await request.collectBody(upTo: 16 * 1024 * 1024)
         let body = String(decoding: buffer.readableBytesView, as: UTF8.self)
         let path = request.uri.path
+        if path.hasPrefix("/hang"), let seconds = request.uri.queryParameters.get("seconds", as: Double.self) {
+            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+        }
         let answer = route(method: request.method.rawValue, path: path, body: body, headers: request.headers)
         let recorded = state.withLock { state -> SinkRequest in
             let entry = SinkRequest(
@@ -138,6 +141,14 @@ public final class Sink: Sendable {
         case "teams-connector": return TeamsEmulation.connector(method: method, body: body)
         case "statuspage":
             return state.withLock { StatuspageEmulation.answer(method: method, parts: Array(parts.dropFirst()), body: body, headers: headers, incidents: &$0.incidents) }
+        case "status":
+            // `/status/<code>`: answers with that status, for tests of classification.
+            let code = parts.count > 1 ? Int(parts[1]) ?? 500 : 500
+            var headers: [(String, String)] = []
+            if (300..<400).contains(code) { headers.append(("Location", "http://127.0.0.1:1/elsewhere")) }
+            return Answer(vendor: "status", status: code, body: #"{"status":\#(code)}"#, headers: headers)
+        case "hang":
+            return Answer(vendor: "hang", status: 200, body: #"{"slept":true}"#)
         case "pingdom":
             return state.withLock { state in
                 PingdomEmulation.answer(method: method, parts: Array(parts.dropFirst()), body: body, headers: headers,

@@ -1,0 +1,117 @@
+import Foundation
+import Logging
+import PatchbayCore
+import PatchbayTestSupport
+import Testing
+@testable import PatchbayCurl
+
+@Suite("libcurl transport")
+struct CurlTransportTests {
+    static let canary = "canary-curl-7c1d9e"
+    let transport = CurlTransport(redactor: Redactor(secrets: [Secret(canary)]), logger: Logger(label: "test"))
+    let timeouts = TransportTimeouts(connect: .seconds(2), total: .seconds(5))
+
+    func request(_ url: String, method: String = "POST", body: String = #"{"text":"hi"}"#, headers: [HTTPHeader] = []) -> OutboundRequest {
+        OutboundRequest(method: method, url: Secret(url), displayURL: "test", headers: [HTTPHeader("Content-Type", "application/json")] + headers,
+                        body: Data(body.utf8))
+    }
+
+    func withSink(_ body: (RunningSink) async throws -> Void) async throws {
+        let sink = try await RunningSink.start()
+        do {
+            try await body(sink)
+        } catch {
+            await sink.stop()
+            throw error
+        }
+        await sink.stop()
+    }
+
+    @Test func postsTheExactBodyAndReadsTheResponse() async throws {
+        try await withSink { sink in
+            let body = #"{"text":"ünïcødé \"quoted\" <&>","n":1}"#
+            let result = await transport.send(request("\(sink.baseURL)/slack/T/B/X", body: body), timeouts: timeouts)
+            let response = try result.get()
+            #expect(response.status == 200)
+            #expect(String(decoding: response.body, as: UTF8.self) == "ok")
+            #expect(response.header("content-type")?.hasPrefix("text/plain") == true)
+            let received = sink.sink.requests
+            #expect(received.count == 1)
+            #expect(received.first?.body == body)
+            #expect(received.first?.method == "POST")
+            #expect(received.first?.contentType == "application/json")
+        }
+    }
+
+    @Test func otherMethodsAndResponseHeaders() async throws {
+        try await withSink { sink in
+            let auth = HTTPHeader("Authorization", "Bearer t0k3n", isSecret: true)
+            let created = try await transport.send(
+                request("\(sink.baseURL)/pingdom/api/3.1/maintenance", body: #"{"description":"d","from":4102444800,"to":4102448400}"#, headers: [auth]),
+                timeouts: timeouts).get()
+            #expect(created.status == 200)
+            #expect(created.header("Req-Limit-Short") == "Remaining: 394 Time until reset: 3589")
+            let id = try JSONDecoder().decode(JSONValue.self, from: created.body)["maintenance"]?["id"]
+            guard case .number(let number)? = id else { Issue.record("no id"); return }
+            let put = try await transport.send(request("\(sink.baseURL)/pingdom/api/3.1/maintenance/\(Int(number))", method: "PUT",
+                                                       body: #"{"to":4102449000}"#, headers: [auth]), timeouts: timeouts).get()
+            #expect(put.status == 200)
+            let delete = try await transport.send(request("\(sink.baseURL)/pingdom/api/3.1/maintenance/\(Int(number))", method: "DELETE",
+                                                          body: "", headers: [auth]), timeouts: timeouts).get()
+            #expect(delete.status == 200)
+            #expect(sink.sink.requests.map(\.method) == ["POST", "PUT", "DELETE"])
+        }
+    }
+
+    @Test func redirectsAreNotFollowed() async throws {
+        try await withSink { sink in
+            let response = try await transport.send(request("\(sink.baseURL)/status/301"), timeouts: timeouts).get()
+            #expect(response.status == 301)
+            #expect(response.header("Location") == "http://127.0.0.1:1/elsewhere")
+            #expect(sink.sink.requests.count == 1)
+        }
+    }
+
+    @Test func aHangIsATimeout() async throws {
+        try await withSink { sink in
+            let started = ContinuousClock.now
+            let result = await transport.send(request("\(sink.baseURL)/hang?seconds=5"),
+                                              timeouts: TransportTimeouts(connect: .seconds(1), total: .milliseconds(300)))
+            guard case .failure(let failure) = result else { Issue.record("expected a timeout, got \(result)"); return }
+            #expect(failure.kind == .timeout)
+            #expect(ContinuousClock.now - started < .seconds(3))
+        }
+    }
+
+    @Test func refusedConnectionIsAConnectFailureWithoutSecrets() async {
+        let port = unusedLoopbackPort()
+        let result = await transport.send(request("http://127.0.0.1:\(port)/slack/\(Self.canary)"), timeouts: timeouts)
+        guard case .failure(let failure) = result else { Issue.record("expected a failure"); return }
+        #expect(failure.kind == .connect)
+        #expect(!failure.message.contains(Self.canary))
+        #expect(!failure.message.isEmpty)
+    }
+
+    @Test func onlyHTTPSchemesAreAllowed() async {
+        let result = await transport.send(request("file:///etc/passwd", method: "GET"), timeouts: timeouts)
+        guard case .failure = result else { Issue.record("file:// must not be fetched"); return }
+    }
+
+    @Test func connectionsAreReusedAndConcurrentSendsAllComplete() async throws {
+        try await withSink { sink in
+            let before = transport.newConnections
+            for _ in 0..<20 {
+                _ = try await transport.send(request("\(sink.baseURL)/slack/reuse"), timeouts: timeouts).get()
+            }
+            #expect(transport.newConnections - before <= 2, "20 sequential requests opened \(transport.newConnections - before) connections")
+            let statuses = await withTaskGroup(of: Int.self) { group in
+                for index in 0..<50 {
+                    group.addTask { (try? await transport.send(request("\(sink.baseURL)/slack/c\(index)"), timeouts: timeouts).get().status) ?? -1 }
+                }
+                return await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses.count == 50 && statuses.allSatisfy { $0 == 200 })
+            #expect(sink.sink.requests.count == 70)
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+import Hummingbird
+import Logging
+import PatchbaySink
+
+/// The vendor sink running in the test process on a free loopback port.
+public final class RunningSink: Sendable {
+    public let sink: Sink
+    public let port: Int
+    private let task: Task<Void, any Error>
+
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    private init(sink: Sink, port: Int, task: Task<Void, any Error>) {
+        self.sink = sink
+        self.port = port
+        self.task = task
+    }
+
+    public static func start() async throws -> RunningSink {
+        let sink = try Sink()
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        var logger = Logger(label: "sink")
+        logger.logLevel = .warning
+        let app = buildSinkApplication(sink: sink, host: "127.0.0.1", port: 0, logger: logger) { port in
+            continuation.yield(port)
+            continuation.finish()
+        }
+        let task = Task { try await app.run() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else { throw CancellationError() }
+        return RunningSink(sink: sink, port: port, task: task)
+    }
+
+    public func stop() async {
+        task.cancel()
+        _ = try? await task.value
+    }
+}
+
+/// A loopback port nothing listens on (bound, then closed).
+public func unusedLoopbackPort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
