@@ -149,10 +149,9 @@ let package = Package(
                 "patchbay",
                 "PatchbaySink",
                 "PatchbayCore",
-                "PatchbayStore",
+                "PatchbayCurl",
                 "PatchbayTestSupport",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
     ]

@@ -28,6 +28,10 @@ struct SecretTests {
         #expect(redactor.redact("path /services/T000/B000/XXXXSECRET echoed") == "path <redacted> echoed")
         #expect(redactor.redact("key=api-key-0987654321") == "key=<redacted>")
         #expect(redactor.redact("nothing here") == "nothing here")
+        // Its needles are the secrets: describing the redactor must not reveal them.
+        var dumped = ""
+        dump(redactor, to: &dumped)
+        #expect(!"\(redactor)".contains("XXXXSECRET") && !String(reflecting: redactor).contains("XXXXSECRET") && !dumped.contains("XXXXSECRET"))
     }
 }
 

@@ -17,12 +17,12 @@ public final class RunningSink: Sendable {
         self.task = task
     }
 
-    public static func start() async throws -> RunningSink {
+    public static func start(port requestedPort: Int = 0) async throws -> RunningSink {
         let sink = try Sink()
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         var logger = Logger(label: "sink")
         logger.logLevel = .warning
-        let app = buildSinkApplication(sink: sink, host: "127.0.0.1", port: 0, logger: logger) { port in
+        let app = buildSinkApplication(sink: sink, host: "127.0.0.1", port: requestedPort, logger: logger) { port in
             continuation.yield(port)
             continuation.finish()
         }

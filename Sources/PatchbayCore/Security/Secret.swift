@@ -31,7 +31,7 @@ public struct Secret: Sendable, Hashable, CustomStringConvertible, CustomDebugSt
 
 /// Removes every configured secret from text that may reach a log, the database or a terminal:
 /// response excerpts, transport error messages.
-public struct Redactor: Sendable {
+public struct Redactor: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     public static let placeholder = "<redacted>"
     private let needles: [String]
 
@@ -53,6 +53,11 @@ public struct Redactor: Sendable {
         // Longest first, so a URL is replaced whole before its path is.
         self.needles = needles.sorted { $0.count > $1.count }
     }
+
+    // Its needles are the secrets themselves: it must never describe them.
+    public var description: String { "Redactor(\(needles.count) secrets)" }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: [:]) }
 
     public func redact(_ text: String) -> String {
         var result = text

@@ -8,7 +8,7 @@ import Synchronization
 /// Claims due deliveries with a lease, renders each for its target, sends it through the
 /// transport and records the attempt. One `Service` in the ServiceGroup: on graceful shutdown it
 /// stops claiming and lets sends in flight finish; whatever is left stays due in the store.
-public struct Dispatcher: Service {
+public struct Dispatcher: Service, CustomStringConvertible {
     let store: any DeliveryStore
     let targets: [String: any DeliveryTarget]
     let transport: any HTTPTransport
@@ -30,6 +30,9 @@ public struct Dispatcher: Service {
         self.logger = logger
         self.clock = clock
     }
+
+    /// ServiceLifecycle logs services by description; the default would dump every field.
+    public var description: String { "Dispatcher(concurrency: \(settings.concurrency))" }
 
     public func run() async throws {
         let slots = SlotCounter(limit: settings.concurrency)

@@ -1,0 +1,78 @@
+import Foundation
+import Logging
+import PatchbayCore
+import PatchbayCurl
+import PatchbayTestSupport
+
+/// A real `patchbay serve` process on a free loopback port, with its own config and SQLite file.
+final class ServerHarness: @unchecked Sendable {
+    let directory: TemporaryDirectory
+    let token: String
+    let configPath: String
+    private(set) var server: ChildProcess?
+    private(set) var port = 0
+    private var starts = 0
+    let client = CurlTransport(redactor: Redactor(secrets: []), logger: Logger(label: "e2e-client"))
+
+    init(config: String, token: String = "e2e-token-0123456789abcdef") throws {
+        directory = try TemporaryDirectory("e2e")
+        self.token = token
+        configPath = directory.path("patchbay.yaml")
+        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+    }
+
+    static func config(token: String = "e2e-token-0123456789abcdef", targets: String, routes: String, delivery: String = "") -> String {
+        """
+        server:
+          listen: 127.0.0.1:0
+          tokens: ["\(token)"]
+        store:
+          sqlite: ./queue.db
+        delivery:
+          retryBase: 100ms
+          retryCap: 1s
+          pollInterval: 100ms
+        \(delivery)
+        targets:
+        \(targets)
+        routes:
+        \(routes)
+        """
+    }
+
+    func start(logLevel: String = "info", environment: [String: String] = [:]) async throws {
+        starts += 1
+        let child = try ChildProcess(arguments: ["serve", "--config", configPath, "--log-level", logLevel],
+                                     environment: environment, directory: directory, name: "serve-\(starts)")
+        server = child
+        let portText = try await child.waitForOutput(matching: #"patchbay listening on http://127\.0\.0\.1:(\d+)"#)
+        port = Int(portText)!
+    }
+
+    func post(_ body: Data, idempotencyKey: String? = nil, token: String? = nil) async throws -> (status: Int, body: JSONValue?) {
+        var headers = [HTTPHeader("Content-Type", "application/json"), HTTPHeader("Authorization", "Bearer \(token ?? self.token)")]
+        if let idempotencyKey { headers.append(HTTPHeader("Idempotency-Key", idempotencyKey)) }
+        let request = OutboundRequest(method: "POST", url: Secret("http://127.0.0.1:\(port)/v1/events"), displayURL: "patchbay",
+                                      headers: headers, body: body)
+        let response = try await client.send(request, timeouts: TransportTimeouts(connect: .seconds(2), total: .seconds(10))).get()
+        return (response.status, try? JSONDecoder().decode(JSONValue.self, from: response.body))
+    }
+
+    /// All output the server processes wrote, across restarts.
+    var allOutput: String {
+        (1...max(starts, 1)).map { index in
+            ["stdout", "stderr"].map { (try? String(contentsOfFile: directory.path("serve-\(index).\($0)"), encoding: .utf8)) ?? "" }.joined()
+        }.joined()
+    }
+
+    func stop() async {
+        server?.kill(SIGTERM)
+        if await server?.waitForExit(timeout: .seconds(15)) == nil { server?.kill(SIGKILL) }
+    }
+
+    func cleanUp() async {
+        await stop()
+        client.shutdown()
+        directory.remove()
+    }
+}

@@ -1,0 +1,78 @@
+import Foundation
+import PatchbayCore
+import PatchbayTestSupport
+import Testing
+
+/// The real executable, the real SQLite file and libcurl, against the sink over loopback.
+@Suite("End to end: agent → Patchbay → Slack", .serialized)
+struct SlackEndToEndTests {
+    static func slackConfig(sinkURL: String, delivery: String = "") -> String {
+        ServerHarness.config(
+            targets: "  ops-slack: {kind: slack, url: \"\(sinkURL)/slack/T0000/B0000/e2e\"}",
+            routes: """
+                  - match: {app: App1, environment: Production}
+                    targets: [ops-slack]
+                    timezone: America/Los_Angeles
+                """,
+            delivery: delivery
+        )
+    }
+
+    @Test func everyExampleEventReachesSlackExactlyAsTheGoldenFiles() async throws {
+        let sink = try await RunningSink.start()
+        let harness = try ServerHarness(config: Self.slackConfig(sinkURL: sink.baseURL))
+        defer { Task { await sink.stop() } }
+        do {
+            try await harness.start()
+            for type in EventType.allCases {
+                let (status, body) = try await harness.post(try Fixtures.exampleEvent(type))
+                #expect(status == 202, "\(type.rawValue): \(String(describing: body))")
+                #expect(body?["deliveries"] == .number(1))
+            }
+            let received = await sink.sink.waitFor(EventType.allCases.count) { $0.vendor == "slack" }
+            #expect(received.count == EventType.allCases.count)
+            // All six belong to one maintenance, so they arrive in the order they were accepted.
+            let golden = Golden.directory("PatchbayTargetsTests/Golden/slack")
+            for (type, request) in zip(EventType.allCases, received) {
+                #expect(request.path == "/slack/T0000/B0000/e2e")
+                #expect(request.contentType == "application/json; charset=utf-8")
+                let mismatch = try Golden.mismatch(Data(request.body.utf8), file: golden.appendingPathComponent("\(type.rawValue).json"))
+                #expect(mismatch == nil, "\(mismatch ?? "")")
+            }
+        } catch {
+            await harness.cleanUp()
+            throw error
+        }
+        await harness.cleanUp()
+    }
+
+    @Test func anEventAcceptedBeforeSIGKILLIsDeliveredAfterRestart() async throws {
+        // The sink is down at first, so the delivery cannot complete before the crash.
+        let sinkPort = unusedLoopbackPort()
+        let harness = try ServerHarness(config: Self.slackConfig(sinkURL: "http://127.0.0.1:\(sinkPort)", delivery: "  timeout: 1s\n  lease: 2s"))
+        var sink: RunningSink?
+        do {
+            try await harness.start()
+            let (status, body) = try await harness.post(try Fixtures.exampleEvent(.completed))
+            #expect(status == 202)
+            harness.server?.kill(SIGKILL)
+            #expect(await harness.server?.waitForExit() == SIGKILL)
+
+            sink = try await RunningSink.start(port: sinkPort)
+            try await harness.start()
+            let received = await sink!.sink.waitFor(1, timeout: .seconds(20)) { $0.vendor == "slack" }
+            #expect(received.count == 1, "the accepted event was delivered after the restart")
+            #expect(received.first?.body.contains("Patching Complete") == true)
+            #expect(body?["id"]?.stringValue?.hasPrefix("evt_") == true)
+            // Give a duplicate time to show up if the queue were wrong.
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(sink!.sink.requests(vendor: "slack").count == 1)
+        } catch {
+            await harness.cleanUp()
+            await sink?.stop()
+            throw error
+        }
+        await harness.cleanUp()
+        await sink?.stop()
+    }
+}
