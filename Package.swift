@@ -124,7 +124,7 @@ let package = Package(
             dependencies: ["PatchbayTargets", "PatchbayCore", "PatchbayTestSupport"],
             exclude: ["Golden"]
         ),
-        .testTarget(name: "PatchbayConfigTests", dependencies: ["PatchbayConfig"]),
+        .testTarget(name: "PatchbayConfigTests", dependencies: ["PatchbayConfig", "PatchbayCore"]),
         .testTarget(
             name: "PatchbayStoreTests",
             dependencies: ["PatchbayStore", "PatchbayCore", "PatchbayTestSupport", .product(name: "GRDB", package: "GRDB.swift")]

@@ -58,6 +58,9 @@ public enum ConfigFile {
             let where_ = "line \(mark.line), column \(mark.column)"
             if let context { return "\(problem) \(context.text) at \(where_)" }
             return "\(problem) at \(where_)"
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            let keys = duplicates.sorted().joined(separator: ", ")
+            return "\(keys) given more than once in one mapping at line \(context.mark.line), column \(context.mark.column)"
         default:
             return "syntax error"
         }
