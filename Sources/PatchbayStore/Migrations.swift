@@ -55,6 +55,30 @@ enum Migrations {
                 CREATE INDEX attempts_delivery ON attempts(delivery_id, number);
                 """)
         }
+        migrator.registerMigration("v2: maintenance reports, follow-up state, route resources") { db in
+            try db.execute(sql: """
+                ALTER TABLE deliveries ADD COLUMN resources TEXT NOT NULL DEFAULT '[]';
+                -- The furthest stage each instance of a maintenance reported, and its packages.
+                CREATE TABLE maintenance_instances (
+                    maintenance_key TEXT NOT NULL,
+                    instance_id TEXT NOT NULL,
+                    instance_name TEXT,
+                    last_type TEXT NOT NULL,
+                    stage_rank INTEGER NOT NULL,
+                    packages TEXT NOT NULL DEFAULT '[]',
+                    updated_at REAL NOT NULL,
+                    PRIMARY KEY (maintenance_key, instance_id)
+                );
+                -- What a vendor returned for a maintenance: incident or window id, its status. No secrets.
+                CREATE TABLE followups (
+                    maintenance_key TEXT NOT NULL,
+                    target TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    updated_at REAL NOT NULL,
+                    PRIMARY KEY (maintenance_key, target)
+                );
+                """)
+        }
         return migrator
     }
 }

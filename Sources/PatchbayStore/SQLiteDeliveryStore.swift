@@ -64,12 +64,27 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                 try db.execute(
                     sql: """
                         INSERT INTO deliveries (id, event_seq, target, target_kind, maintenance_key, display_timezone, state,
-                                                next_attempt_at, created_at, updated_at)
-                        VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)
+                                                next_attempt_at, created_at, updated_at, resources)
+                        VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)
                         """,
                     arguments: [Identifier.make("dlv"), eventSeq, plan.target, plan.targetKind, event.maintenanceKey.storageValue,
-                                plan.displayTimeZone, received, received, received]
+                                plan.displayTimeZone, received, received, received, Self.encodeList(plan.resources)]
                 )
+            }
+            if let instance = event.instance {
+                // Keep each instance's furthest stage: a late `started` must not hide its `completed`.
+                try db.execute(sql: """
+                    INSERT INTO maintenance_instances (maintenance_key, instance_id, instance_name, last_type, stage_rank, packages, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (maintenance_key, instance_id) DO UPDATE SET
+                        instance_name = COALESCE(excluded.instance_name, instance_name),
+                        last_type = excluded.last_type,
+                        packages = CASE WHEN excluded.packages = '[]' THEN packages ELSE excluded.packages END,
+                        stage_rank = excluded.stage_rank,
+                        updated_at = excluded.updated_at
+                    WHERE excluded.stage_rank >= stage_rank
+                    """, arguments: [event.maintenanceKey.storageValue, instance.id, instance.name, event.type.rawValue,
+                                     event.type.stageRank, Self.encodeList(event.packages), received])
             }
             return .accepted(AcceptedEvent(id: submission.eventID, deliveries: submission.deliveries.count))
         }
@@ -83,7 +98,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         let rows = try await committer.write { db -> [ClaimRow] in
             // A delivery waits while an earlier one for the same maintenance and target is unfinished.
             let due = try Row.fetchAll(db, sql: """
-                SELECT d.seq, d.id, d.target, d.target_kind, d.display_timezone, d.attempts, d.created_at,
+                SELECT d.seq, d.id, d.target, d.target_kind, d.display_timezone, d.attempts, d.created_at, d.resources,
                        e.id AS event_id, e.payload
                 FROM deliveries d JOIN events e ON e.seq = d.event_seq
                 WHERE d.state IN ('pending', 'in_flight') AND d.next_attempt_at <= ?
@@ -103,7 +118,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                 return ClaimRow(
                     id: row["id"], eventID: row["event_id"], target: row["target"], targetKind: row["target_kind"],
                     displayTimeZone: row["display_timezone"], attempt: (row["attempts"] as Int) + 1,
-                    createdAt: row["created_at"], payload: row["payload"], token: token
+                    createdAt: row["created_at"], payload: row["payload"], token: token, resources: row["resources"]
                 )
             }
         }
@@ -116,17 +131,30 @@ public final class SQLiteDeliveryStore: DeliveryStore {
             return ClaimedDelivery(
                 id: row.id, eventID: row.eventID, target: row.target, targetKind: row.targetKind,
                 displayTimeZone: row.displayTimeZone, attempt: row.attempt, event: event,
-                createdAt: Date(timeIntervalSince1970: row.createdAt), leaseToken: row.token
+                createdAt: Date(timeIntervalSince1970: row.createdAt), leaseToken: row.token,
+                resources: Self.decodeList(row.resources)
             )
         }
     }
 
     private struct ClaimRow: Sendable {
         var id: String, eventID: String, target: String, targetKind: String, displayTimeZone: String
-        var attempt: Int, createdAt: Double, payload: String, token: String
+        var attempt: Int, createdAt: Double, payload: String, token: String, resources: String
     }
 
-    public func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, at now: Date) async throws -> Bool {
+    static func encodeList(_ list: [String]) -> String {
+        (try? String(decoding: JSONEncoder().encode(list), as: UTF8.self)) ?? "[]"
+    }
+
+    static func decodeList(_ text: String?) -> [String] {
+        guard let text else { return [] }
+        return (try? JSONDecoder().decode([String].self, from: Data(text.utf8))) ?? []
+    }
+
+    public func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
+                         at now: Date) async throws -> Bool {
+        let followUpJSON = try followUp.map { String(decoding: try JSONEncoder.patchbay().encode($0), as: UTF8.self) }
+        let maintenanceKey = claim.event.maintenanceKey.storageValue
         let (state, nextAttempt): (DeliveryState, Double) = switch transition {
         case .delivered: (.delivered, now.timeIntervalSince1970)
         case .retry(let at): (.pending, at.timeIntervalSince1970)
@@ -143,8 +171,39 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                 UPDATE deliveries SET state = ?, next_attempt_at = ?, lease_token = NULL, updated_at = ?, last_reason = ?
                 WHERE id = ? AND lease_token = ? AND state = 'in_flight'
                 """, arguments: [state.rawValue, nextAttempt, now.timeIntervalSince1970, attempt.reason, claim.id, claim.leaseToken])
-            return db.changesCount == 1
+            guard db.changesCount == 1 else { return false }
+            if let followUpJSON {
+                try db.execute(sql: """
+                    INSERT INTO followups (maintenance_key, target, state, updated_at) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (maintenance_key, target) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
+                    """, arguments: [maintenanceKey, claim.target, followUpJSON, now.timeIntervalSince1970])
+            }
+            return true
         }
+    }
+
+    public func maintenanceContext(for event: PatchEvent, target: String) async throws -> (FollowUpState?, MaintenanceSnapshot) {
+        let key = event.maintenanceKey.storageValue
+        let (stateJSON, rows) = try await pool.read { db -> (String?, [InstanceRow]) in
+            let state = try String.fetchOne(db, sql: "SELECT state FROM followups WHERE maintenance_key = ? AND target = ?", arguments: [key, target])
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT instance_id, instance_name, last_type, packages FROM maintenance_instances
+                WHERE maintenance_key = ? ORDER BY rowid
+                """, arguments: [key]).map { row in
+                InstanceRow(id: row["instance_id"], name: row["instance_name"], type: row["last_type"], packages: row["packages"])
+            }
+            return (state, rows)
+        }
+        let followUp = try stateJSON.map { try JSONDecoder.patchbay().decode(FollowUpState.self, from: Data($0.utf8)) }
+        let reports = rows.compactMap { row -> MaintenanceSnapshot.InstanceReport? in
+            guard let type = EventType(rawValue: row.type) else { return nil }
+            return .init(instance: Instance(id: row.id, name: row.name), lastType: type, packages: Self.decodeList(row.packages))
+        }
+        return (followUp, MaintenanceSnapshot(instances: reports))
+    }
+
+    private struct InstanceRow: Sendable {
+        var id: String, name: String?, type: String, packages: String
     }
 
     public func nextDueDate() async throws -> Date? {

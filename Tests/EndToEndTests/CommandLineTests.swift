@@ -8,13 +8,13 @@ import Testing
 @Suite("End to end: command line", .serialized)
 struct CommandLineTests {
     @Test func badInputOverRealHTTPGetsClearErrorsAndTheServerKeepsServing() async throws {
-        let sink = try await RunningSink.start()
-        let config = ServerHarness.config(
-            targets: "  ops-slack: {kind: slack, url: \"\(sink.baseURL)/slack/T/B/X\"}",
-            routes: "  - targets: [ops-slack]\n    timezone: America/Los_Angeles"
-        ).replacingOccurrences(of: "  tokens:", with: "  maxBodyBytes: 4096\n  tokens:")
-        let harness = try ServerHarness(config: config)
-        do {
+        let config = { (sinkURL: String) in
+            ServerHarness.config(
+                targets: "  ops-slack: {kind: slack, url: \"\(sinkURL)/slack/T/B/X\"}",
+                routes: "  - targets: [ops-slack]\n    timezone: America/Los_Angeles"
+            ).replacingOccurrences(of: "  tokens:", with: "  maxBodyBytes: 4096\n  tokens:")
+        }
+        try await withServerAndSink(config: config) { harness, sink in
             try await harness.start()
             let good = try Fixtures.exampleEvent(.started)
             let oversized = Data(String(decoding: good, as: UTF8.self)
@@ -42,13 +42,7 @@ struct CommandLineTests {
             #expect(try await harness.post(good).status == 202, "still serving")
             await sink.sink.waitFor(2) { $0.vendor == "slack" }
             #expect(sink.sink.requests(vendor: "slack").count == 2, "only the two accepted events were delivered")
-        } catch {
-            await harness.cleanUp()
-            await sink.stop()
-            throw error
         }
-        await harness.cleanUp()
-        await sink.stop()
     }
 
     @Test func sinkCommandRecordsEveryRequestAsAJSONLine() async throws {

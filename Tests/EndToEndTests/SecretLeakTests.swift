@@ -10,24 +10,23 @@ struct SecretLeakTests {
     static let canary = "CANARY7f3e9a1b5c"
 
     @Test func canaryAppearsNowhere() async throws {
-        let sink = try await RunningSink.start()
         let token = "tok-\(Self.canary)-0123456789"
-        let config = ServerHarness.config(
+        let configFor = { (sinkURL: String) in ServerHarness.config(
             token: "${PATCHBAY_TOKEN}",
             targets: """
                   ops-slack: {kind: slack, url: "${SLACK_WEBHOOK_URL}"}
-                  broken-slack: {kind: slack, url: "\(sink.baseURL)/status/500/\(Self.canary)/broken"}
+                  broken-slack: {kind: slack, url: "\(sinkURL)/status/500/\(Self.canary)/broken"}
                 """,
             routes: """
                   - match: {app: App1}
                     targets: [ops-slack, broken-slack]
                     timezone: America/Los_Angeles
                 """
-        )
-        let environment = ["PATCHBAY_TOKEN": token, "SLACK_WEBHOOK_URL": "\(sink.baseURL)/slack/T0/B0/\(Self.canary)"]
-        let harness = try ServerHarness(config: config, token: token)
-        var outputs: [String] = []
-        do {
+        ) }
+        try await withServerAndSink(config: configFor, token: token) { harness, sink in
+            let config = configFor(sink.baseURL)
+            let environment = ["PATCHBAY_TOKEN": token, "SLACK_WEBHOOK_URL": "\(sink.baseURL)/slack/T0/B0/\(Self.canary)"]
+            var outputs: [String] = []
             try await harness.start(logLevel: "trace", environment: environment)
             for type in EventType.allCases {
                 #expect(try await harness.post(try Fixtures.exampleEvent(type)).status == 202)
@@ -74,12 +73,6 @@ struct SecretLeakTests {
             for (index, output) in outputs.enumerated() {
                 #expect(!output.contains(Self.canary), "canary found in output #\(index):\n\(output.components(separatedBy: "\n").filter { $0.contains(Self.canary) }.prefix(3).joined(separator: "\n"))")
             }
-        } catch {
-            await harness.cleanUp()
-            await sink.stop()
-            throw error
         }
-        await harness.cleanUp()
-        await sink.stop()
     }
 }

@@ -76,3 +76,29 @@ final class ServerHarness: @unchecked Sendable {
         directory.remove()
     }
 }
+
+/// Runs `body` with a sink in this process and a harness built from `config(sinkURL)`, and tears
+/// both down however `body` ends.
+func withServerAndSink(
+    config: (String) -> String,
+    token: String = "e2e-token-0123456789abcdef",
+    _ body: (ServerHarness, RunningSink) async throws -> Void
+) async throws {
+    let sink = try await RunningSink.start()
+    let harness: ServerHarness
+    do {
+        harness = try ServerHarness(config: config(sink.baseURL), token: token)
+    } catch {
+        await sink.stop()
+        throw error
+    }
+    do {
+        try await body(harness, sink)
+    } catch {
+        await harness.cleanUp()
+        await sink.stop()
+        throw error
+    }
+    await harness.cleanUp()
+    await sink.stop()
+}

@@ -19,10 +19,7 @@ struct SlackEndToEndTests {
     }
 
     @Test func everyExampleEventReachesSlackExactlyAsTheGoldenFiles() async throws {
-        let sink = try await RunningSink.start()
-        let harness = try ServerHarness(config: Self.slackConfig(sinkURL: sink.baseURL))
-        defer { Task { await sink.stop() } }
-        do {
+        try await withServerAndSink(config: { Self.slackConfig(sinkURL: $0) }) { harness, sink in
             try await harness.start()
             for type in EventType.allCases {
                 let (status, body) = try await harness.post(try Fixtures.exampleEvent(type))
@@ -39,11 +36,7 @@ struct SlackEndToEndTests {
                 let mismatch = try Golden.mismatch(Data(request.body.utf8), file: golden.appendingPathComponent("\(type.rawValue).json"))
                 #expect(mismatch == nil, "\(mismatch ?? "")")
             }
-        } catch {
-            await harness.cleanUp()
-            throw error
         }
-        await harness.cleanUp()
     }
 
     @Test func anEventAcceptedBeforeSIGKILLIsDeliveredAfterRestart() async throws {

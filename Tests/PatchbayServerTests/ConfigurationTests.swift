@@ -21,7 +21,7 @@ struct ConfigurationTests {
     @Test func theExampleFileIsValid() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let configuration = try PatchbayConfiguration.load(path: root.appendingPathComponent("examples/patchbay.yaml").path, environment: [:])
-        #expect(configuration.targetNames == ["ops-slack"])
+        #expect(configuration.targetNames == ["ops-slack", "ops-teams", "status", "uptime"])
         #expect(configuration.server.port == 8080)
         #expect(configuration.routes.routes.first?.timezone?.identifier == "America/Los_Angeles")
     }
@@ -65,7 +65,7 @@ struct ConfigurationTests {
             "store.colour: is not a known key here (known: busyTimeout, sqlite)",
             "delivery.lease: must be longer than delivery.timeout (30.0 seconds), or a slow send could be claimed twice",
             "targets.ops.url: expected an http:// or https:// URL (value not shown: it is a secret)",
-            "targets.pager.kind: 'pagerduty' is not a target kind; known kinds: slack",
+            "targets.pager.kind: 'pagerduty' is not a target kind; known kinds: slack, teams, statuspage, pingdom",
             "routes[0].targets[1]: 'nowhere' is not a configured target (configured: ops, pager)",
             "routes[0].timezone: 'Pacific Time' is not an IANA time zone name like America/Los_Angeles",
         ])

@@ -44,8 +44,8 @@ struct SQLiteDeliveryStoreTests {
             #expect(claims.allSatisfy { $0.attempt == 1 && $0.eventID == accepted.id && $0.event.app == "App1" })
             #expect(try await store.claimDue(now: t0, limit: 10, lease: .seconds(30)).isEmpty, "a leased delivery is not claimed twice")
 
-            #expect(try await store.complete(claims[0], attempt: attempt(claims[0]), transition: .delivered, at: t0))
-            #expect(try await store.complete(claims[1], attempt: attempt(claims[1], outcome: "retry"), transition: .retry(at: t0.addingTimeInterval(5)), at: t0))
+            #expect(try await store.complete(claims[0], attempt: attempt(claims[0]), transition: .delivered, followUp: nil, at: t0))
+            #expect(try await store.complete(claims[1], attempt: attempt(claims[1], outcome: "retry"), transition: .retry(at: t0.addingTimeInterval(5)), followUp: nil, at: t0))
             #expect(try await store.counts() == [.delivered: 1, .pending: 1])
             #expect(try await store.claimDue(now: t0.addingTimeInterval(4), limit: 10, lease: .seconds(30)).isEmpty)
             let retried = try await store.claimDue(now: t0.addingTimeInterval(5), limit: 10, lease: .seconds(30))
@@ -77,9 +77,9 @@ struct SQLiteDeliveryStoreTests {
             #expect(second.map(\.id) == first.map(\.id))
             #expect(second.first?.attempt == 2)
             // The first worker's late result must not overwrite the new lease holder's.
-            #expect(try await store.complete(first[0], attempt: attempt(first[0]), transition: .delivered, at: t0) == false)
+            #expect(try await store.complete(first[0], attempt: attempt(first[0]), transition: .delivered, followUp: nil, at: t0) == false)
             #expect(try await store.counts() == [.inFlight: 1])
-            #expect(try await store.complete(second[0], attempt: attempt(second[0]), transition: .delivered, at: t0) == true)
+            #expect(try await store.complete(second[0], attempt: attempt(second[0]), transition: .delivered, followUp: nil, at: t0) == true)
         }
     }
 
@@ -93,11 +93,11 @@ struct SQLiteDeliveryStoreTests {
             #expect(claims.map(\.event.type) == [.scheduled, .started])
             #expect(claims.map(\.event.window.id) == ["mw-1", "mw-other"])
             let scheduled = claims[0]
-            _ = try await store.complete(scheduled, attempt: attempt(scheduled, outcome: "retry"), transition: .retry(at: t0), at: t0)
+            _ = try await store.complete(scheduled, attempt: attempt(scheduled, outcome: "retry"), transition: .retry(at: t0), followUp: nil, at: t0)
             // Still pending: the follower keeps waiting, and the retry comes first.
             let next = try await store.claimDue(now: t0, limit: 10, lease: .seconds(30))
             #expect(next.map(\.event.type) == [.scheduled])
-            _ = try await store.complete(next[0], attempt: attempt(next[0]), transition: .delivered, at: t0)
+            _ = try await store.complete(next[0], attempt: attempt(next[0]), transition: .delivered, followUp: nil, at: t0)
             let follower = try await store.claimDue(now: t0, limit: 10, lease: .seconds(30))
             #expect(follower.map(\.event.type) == [.started])
         }

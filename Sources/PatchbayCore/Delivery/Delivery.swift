@@ -82,9 +82,12 @@ public struct ClaimedDelivery: Sendable {
     public var createdAt: Date
     /// Proves the lease is still ours when the result is written.
     public var leaseToken: String
+    /// Statuspage component ids or Pingdom check ids from the routes.
+    public var resources: [String]
 
     public init(id: String, eventID: String, target: String, targetKind: String, displayTimeZone: String, attempt: Int,
-                event: PatchEvent, createdAt: Date, leaseToken: String) {
+                event: PatchEvent, createdAt: Date, leaseToken: String, resources: [String] = []) {
+        self.resources = resources
         self.id = id
         self.eventID = eventID
         self.target = target
@@ -171,9 +174,13 @@ public protocol DeliveryStore: Sendable {
     /// whose lease expired (their worker died). A delivery waits while an earlier one for the same
     /// maintenance and target is unfinished, so each target sees a maintenance's events in order.
     func claimDue(now: Date, limit: Int, lease: Duration) async throws -> [ClaimedDelivery]
-    /// Records the attempt and moves the delivery on, if the lease is still ours. Returns false
-    /// when it is not (the lease expired and another worker took the delivery).
-    func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, at now: Date) async throws -> Bool
+    /// Records the attempt and moves the delivery on, if the lease is still ours, saving the
+    /// vendor's follow-up state in the same transaction. Returns false when the lease was lost
+    /// (it expired and another worker took the delivery); then nothing but the attempt is written.
+    func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
+                  at now: Date) async throws -> Bool
+    /// The follow-up state of (maintenance, target) and where the maintenance's instances stand.
+    func maintenanceContext(for event: PatchEvent, target: String) async throws -> (FollowUpState?, MaintenanceSnapshot)
     /// The earliest time a pending delivery becomes due, to sleep until then.
     func nextDueDate() async throws -> Date?
 }

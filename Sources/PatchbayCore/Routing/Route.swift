@@ -19,17 +19,33 @@ public struct RouteMatch: Sendable, Hashable {
     }
 }
 
+/// A target named by a route, with the vendor resources the route adds: Statuspage component
+/// ids, Pingdom check ids.
+public struct RouteTarget: Sendable, Hashable {
+    public var name: String
+    public var resources: [String]
+
+    public init(_ name: String, resources: [String] = []) {
+        self.name = name
+        self.resources = resources
+    }
+}
+
 /// Sends the events it matches to its targets, in place of a hand-written if/elif chain.
 public struct Route: Sendable {
     public var match: RouteMatch
-    public var targets: [String]
+    public var targets: [RouteTarget]
     /// The zone messages are displayed in, and the zone of a local window time the event leaves unzoned.
     public var timezone: TimeZone?
 
-    public init(match: RouteMatch, targets: [String], timezone: TimeZone? = nil) {
+    public init(match: RouteMatch, targets: [RouteTarget], timezone: TimeZone? = nil) {
         self.match = match
         self.targets = targets
         self.timezone = timezone
+    }
+
+    public init(match: RouteMatch, targets: [String], timezone: TimeZone? = nil) {
+        self.init(match: match, targets: targets.map { RouteTarget($0) }, timezone: timezone)
     }
 }
 
@@ -39,11 +55,14 @@ public struct DeliveryPlan: Sendable, Hashable, Codable {
     public var targetKind: String
     /// IANA zone name the message shows the window in.
     public var displayTimeZone: String
+    /// Statuspage component ids or Pingdom check ids, from every route that names the target.
+    public var resources: [String]
 
-    public init(target: String, targetKind: String, displayTimeZone: String) {
+    public init(target: String, targetKind: String, displayTimeZone: String, resources: [String] = []) {
         self.target = target
         self.targetKind = targetKind
         self.displayTimeZone = displayTimeZone
+        self.resources = resources
     }
 }
 
@@ -63,16 +82,24 @@ public struct RouteTable: Sendable {
         matching(app: app, environment: environment, tags: tags).lazy.compactMap(\.timezone).first
     }
 
-    /// One plan per distinct target, in route order; the first route naming a target sets its zone.
+    /// One plan per distinct target, in route order: the first route naming a target sets its
+    /// zone; resources from every matching route are merged, so each maintenance still gets one
+    /// incident or window per target.
     public func plans(for event: PatchEvent, kindOf: (String) -> String?) -> [DeliveryPlan] {
-        var seen = Set<String>()
+        var index: [String: Int] = [:]
         var plans: [DeliveryPlan] = []
         for route in matching(app: event.app, environment: event.environment, tags: event.tags) {
             let zone = route.timezone?.identifier ?? event.window.timezone ?? "UTC"
-            for target in route.targets where !seen.contains(target) {
-                guard let kind = kindOf(target) else { continue }
-                seen.insert(target)
-                plans.append(DeliveryPlan(target: target, targetKind: kind, displayTimeZone: zone))
+            for target in route.targets {
+                if let existing = index[target.name] {
+                    for resource in target.resources where !plans[existing].resources.contains(resource) {
+                        plans[existing].resources.append(resource)
+                    }
+                    continue
+                }
+                guard let kind = kindOf(target.name) else { continue }
+                index[target.name] = plans.count
+                plans.append(DeliveryPlan(target: target.name, targetKind: kind, displayTimeZone: zone, resources: target.resources))
             }
         }
         return plans

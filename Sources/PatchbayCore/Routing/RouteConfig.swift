@@ -2,9 +2,17 @@ import Foundation
 
 extension Route {
     /// Reads one entry of `routes:`:
-    /// `{match: {app: App1, environment: Production, tags: {team: web}}, targets: [ops-slack], timezone: America/Los_Angeles}`.
-    public init?(section: ConfigSection, knownTargets: Set<String>) {
-        section.allowOnly(["match", "targets", "timezone"])
+    /// ```yaml
+    /// - match: {app: App1, environment: Production, tags: {team: web}}
+    ///   targets: [ops-slack, ops-teams]
+    ///   statuspage: {target: status, components: [8kbf7d35c070]}
+    ///   pingdom: {target: uptime, checks: [12345]}
+    ///   timezone: America/Los_Angeles
+    /// ```
+    /// `targetKinds` maps each configured target name to its kind, so a `statuspage:` entry that
+    /// names a Slack target is caught here.
+    public init?(section: ConfigSection, targetKinds: [String: String]) {
+        section.allowOnly(["match", "targets", "statuspage", "pingdom", "timezone"])
         var match = RouteMatch()
         if let matchSection = section.section("match") {
             matchSection.allowOnly(["app", "environment", "tags"])
@@ -12,14 +20,48 @@ extension Route {
             match.environment = matchSection.string("environment")
             match.tags = matchSection.stringMap("tags") ?? [:]
         }
-        let targets = section.stringList("targets", required: true) ?? []
-        if targets.isEmpty, section.has("targets") {
-            section.report("targets", "must name at least one target")
+        var valid = true
+        var targets: [RouteTarget] = []
+        let known = targetKinds.isEmpty ? "none are configured" : "configured: \(targetKinds.keys.sorted().joined(separator: ", "))"
+        if let names = section.stringList("targets") {
+            if names.isEmpty { section.report("targets", "must name at least one target") }
+            for (index, name) in names.enumerated() {
+                guard targetKinds[name] != nil else {
+                    section.diagnostics.report("\(section.keyPath("targets"))[\(index)]", "'\(name)' is not a configured target (\(known))")
+                    valid = false
+                    continue
+                }
+                targets.append(RouteTarget(name))
+            }
         }
-        var valid = !targets.isEmpty
-        for (index, target) in targets.enumerated() where !knownTargets.contains(target) {
-            let known = knownTargets.isEmpty ? "none are configured" : "configured: \(knownTargets.sorted().joined(separator: ", "))"
-            section.diagnostics.report("\(section.keyPath("targets"))[\(index)]", "'\(target)' is not a configured target (\(known))")
+        for (key, kind, resourcesKey) in [("statuspage", "statuspage", "components"), ("pingdom", "pingdom", "checks")] {
+            guard let entry = section.section(key) else { continue }
+            entry.allowOnly(["target", resourcesKey])
+            let resources = entry.stringList(resourcesKey) ?? []
+            guard let name = entry.string("target", required: true) else {
+                valid = false
+                continue
+            }
+            guard let actual = targetKinds[name] else {
+                entry.report("target", "'\(name)' is not a configured target (\(known))")
+                valid = false
+                continue
+            }
+            guard actual == kind else {
+                entry.report("target", "'\(name)' is a \(actual) target; \(key) needs a target of kind \(kind)")
+                valid = false
+                continue
+            }
+            if kind == "pingdom" {
+                for (index, check) in resources.enumerated() where Int(check) == nil {
+                    entry.diagnostics.report("\(entry.keyPath(resourcesKey))[\(index)]", "expected a numeric Pingdom check id, got '\(check)'")
+                    valid = false
+                }
+            }
+            targets.append(RouteTarget(name, resources: resources))
+        }
+        if targets.isEmpty, valid {
+            section.report("a route needs targets, statuspage or pingdom")
             valid = false
         }
         let timezone = section.timeZone("timezone")

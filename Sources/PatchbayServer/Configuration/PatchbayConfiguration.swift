@@ -61,10 +61,16 @@ public struct PatchbayConfiguration: Sendable {
         }
         if let targetsSection, names.isEmpty { targetsSection.report("must define at least one target") }
 
+        // Kinds of every named target, even one whose own section had problems, so route errors
+        // are about routes.
+        var kinds: [String: String] = [:]
+        for (name, section) in targetsSection?.namedSections() ?? [] {
+            kinds[name] = targets[name]?.kind ?? (section.isMap ? section.string("kind") : nil) ?? "unknown"
+        }
         var routes: [Route] = []
         let routeSections = root.list("routes", required: true) ?? []
         for section in routeSections {
-            if let route = Route(section: section, knownTargets: Set(names)) { routes.append(route) }
+            if let route = Route(section: section, targetKinds: kinds) { routes.append(route) }
         }
         if root.has("routes"), routeSections.isEmpty {
             root.report("routes", "must hold at least one route, or no event would be delivered")

@@ -83,21 +83,45 @@ public struct Dispatcher: Service, CustomStringConvertible {
                          excerpt: "target '\(claim.target)' is no longer in the configuration")
             return
         }
-        let zone = TimeZone(identifier: claim.displayTimeZone) ?? TimeZone(identifier: "UTC")!
-        let request: OutboundRequest
+        let context: RenderContext
         do {
-            request = try target.render(claim.event, context: RenderContext(displayTimeZone: zone, deliveryID: claim.id, now: startedAt))
+            let (followUp, maintenance) = try await store.maintenanceContext(for: claim.event, target: claim.target)
+            context = RenderContext(displayTimeZone: TimeZone(identifier: claim.displayTimeZone) ?? TimeZone(identifier: "UTC")!,
+                                    deliveryID: claim.id, now: startedAt, followUp: followUp, maintenance: maintenance,
+                                    resources: claim.resources)
+        } catch {
+            // The lease expires and the delivery is claimed again.
+            logger.error("could not read the maintenance state; will retry", metadata: ["error": "\(redactor.redact(String(describing: error)))"])
+            return
+        }
+        let step: DeliveryStep
+        do {
+            step = try target.plan(claim.event, context: context)
         } catch {
             await finish(claim, logger: logger, startedAt: startedAt, status: nil, latency: .zero,
                          outcome: .permanent(reason: ResponseRule.Reason.renderFailed), excerpt: redactor.redact(error.description))
             return
         }
+        let request: OutboundRequest
+        switch step {
+        case .skip(let reason):
+            await finish(claim, logger: logger, startedAt: startedAt, status: nil, latency: .zero,
+                         outcome: .delivered(reason: ResponseRule.Reason.nothingToSend), excerpt: reason)
+            return
+        case .refuse(let reason):
+            await finish(claim, logger: logger, startedAt: startedAt, status: nil, latency: .zero,
+                         outcome: .permanent(reason: ResponseRule.Reason.refusedByVendorRules), excerpt: reason)
+            return
+        case .send(let built):
+            request = built
+        }
         let result = await transport.send(request, timeouts: settings.timeouts)
         let outcome = target.classify(result)
         switch result {
         case .success(let response):
+            let followUp = outcome.label == "delivered" ? target.followUp(after: response, event: claim.event, context: context) : nil
             await finish(claim, logger: logger, startedAt: startedAt, status: response.status, latency: response.latency,
-                         outcome: outcome, excerpt: excerpt(of: response.body))
+                         outcome: outcome, excerpt: excerpt(of: response.body), followUp: followUp)
         case .failure(let failure):
             await finish(claim, logger: logger, startedAt: startedAt, status: nil, latency: failure.latency,
                          outcome: outcome, excerpt: failure.message)
@@ -105,13 +129,17 @@ public struct Dispatcher: Service, CustomStringConvertible {
     }
 
     private func finish(_ claim: ClaimedDelivery, logger: Logger, startedAt: Date, status: Int?, latency: Duration,
-                        outcome: DeliveryOutcome, excerpt: String?) async {
+                        outcome: DeliveryOutcome, excerpt: String?, followUp: FollowUpState? = nil) async {
         let now = clock()
         let transition: DeliveryTransition
         switch outcome {
         case .delivered:
             transition = .delivered
-            logger.info("delivered", metadata: ["http.status": "\(status ?? 0)", "latency_ms": "\(Int(latency.milliseconds))"])
+            if status == nil {
+                logger.info("nothing to send; delivery done", metadata: ["detail": "\(redactor.redact(excerpt ?? ""))"])
+            } else {
+                logger.info("delivered", metadata: ["http.status": "\(status ?? 0)", "latency_ms": "\(Int(latency.milliseconds))"])
+            }
         case .retry(let after, let reason):
             let delay = max(after ?? .zero, settings.backoff.delay(afterAttempt: claim.attempt))
             transition = .retry(at: now.addingTimeInterval(delay.seconds))
@@ -129,7 +157,7 @@ public struct Dispatcher: Service, CustomStringConvertible {
             statusCode: status, outcome: outcome.label, reason: outcome.reason, responseExcerpt: excerpt.map(redactor.redact)
         )
         do {
-            let stillOurs = try await store.complete(claim, attempt: attempt, transition: transition, at: now)
+            let stillOurs = try await store.complete(claim, attempt: attempt, transition: transition, followUp: followUp, at: now)
             if !stillOurs {
                 logger.warning("lease expired before the result was recorded; another worker owns this delivery now")
             }

@@ -1,23 +1,46 @@
 import Foundation
 import PatchbayCore
 
-/// What a renderer may depend on besides the event: everything else would make rendering impure.
+/// Everything a renderer may depend on besides the event and the target's own config. Keeping
+/// it explicit keeps rendering a pure function that golden tests can pin down.
 public struct RenderContext: Sendable {
     /// The zone chat messages show the window in (the route's), beside UTC.
     public var displayTimeZone: TimeZone
     public var deliveryID: String
     public var now: Date
+    /// What earlier deliveries for this maintenance left at this target (incident id, window id).
+    public var followUp: FollowUpState?
+    /// Where every instance of the maintenance stands.
+    public var maintenance: MaintenanceSnapshot
+    /// Statuspage component ids or Pingdom check ids from the route.
+    public var resources: [String]
 
-    public init(displayTimeZone: TimeZone, deliveryID: String, now: Date) {
+    public init(displayTimeZone: TimeZone, deliveryID: String, now: Date, followUp: FollowUpState? = nil,
+                maintenance: MaintenanceSnapshot = .empty, resources: [String] = []) {
         self.displayTimeZone = displayTimeZone
         self.deliveryID = deliveryID
         self.now = now
+        self.followUp = followUp
+        self.maintenance = maintenance
+        self.resources = resources
     }
 }
 
 public struct RenderError: Error, Sendable, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// What one delivery does at its target.
+public enum DeliveryStep: Sendable {
+    /// Send this request.
+    case send(OutboundRequest)
+    /// Nothing to send: the vendor object already says what this event would (a fifth
+    /// `started` for an incident already in progress). The delivery counts as delivered.
+    case skip(reason: String)
+    /// The vendor cannot do what the event asks (delete a window that has started): the
+    /// delivery is dead at once, with this reason, instead of being retried forever.
+    case refuse(reason: String)
 }
 
 /// A configured destination. Each kind lives in its own folder with its config, rendering and
@@ -27,13 +50,42 @@ public protocol DeliveryTarget: Sendable {
     var kind: String { get }
     /// Every credential this target holds, so the redactor can keep them out of logs and the database.
     var secrets: [Secret] { get }
-    /// Pure: the same event, context and config always give the same request.
-    func render(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> OutboundRequest
+    /// Pure: the same event, context and config always give the same step.
+    func plan(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> DeliveryStep
     func classify(_ result: Result<TransportResponse, TransportFailure>) -> DeliveryOutcome
+    /// After a delivered send: what to remember for later events of the same maintenance.
+    /// Returns nil when nothing changes.
+    func followUp(after response: TransportResponse, event: PatchEvent, context: RenderContext) -> FollowUpState?
 }
 
 extension DeliveryTarget {
     public func classify(_ result: Result<TransportResponse, TransportFailure>) -> DeliveryOutcome {
         ResponseRule.classify(result)
+    }
+
+    public func followUp(after response: TransportResponse, event: PatchEvent, context: RenderContext) -> FollowUpState? {
+        nil
+    }
+}
+
+/// Chat targets (Slack, Teams) post one message per event and keep no state.
+public protocol MessageTarget: DeliveryTarget {
+    func render(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> OutboundRequest
+}
+
+extension MessageTarget {
+    public func plan(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> DeliveryStep {
+        .send(try render(event, context: context))
+    }
+}
+
+extension JSONEncoder {
+    /// Encodes a payload, turning the (unexpected) failure into a render error that names the target kind.
+    static func encodePayload(_ value: some Encodable, kind: String) throws(RenderError) -> Data {
+        do {
+            return try JSONEncoder.patchbay().encode(value)
+        } catch {
+            throw RenderError("could not encode the \(kind) payload")
+        }
     }
 }

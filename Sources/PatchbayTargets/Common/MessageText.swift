@@ -1,8 +1,90 @@
 import Foundation
 import PatchbayCore
 
+/// A chat message before a vendor's layout: both Slack and Teams show these parts.
+public struct MessageContent: Sendable, Equatable {
+    public var title: String
+    /// Hex without `#`.
+    public var color: String
+    /// One sentence with the vendor's emphasis and escaping applied.
+    public var text: String
+    /// Plain-text one-liner for notifications (escaped for the vendor, never emphasized).
+    public var fallback: String
+    /// (title, value) pairs: App Name, Instance Name, Window, Packages Updated.
+    public var facts: [(title: String, value: String)]
+    /// Whether the Instance Name and App Name facts fit side by side.
+    public var shortFactTitles: Set<String> { ["App Name", "Instance Name"] }
+
+    public static func == (lhs: MessageContent, rhs: MessageContent) -> Bool {
+        lhs.title == rhs.title && lhs.color == rhs.color && lhs.text == rhs.text && lhs.fallback == rhs.fallback
+            && lhs.facts.map(\.title) == rhs.facts.map(\.title) && lhs.facts.map(\.value) == rhs.facts.map(\.value)
+    }
+}
+
+/// How a vendor marks up user text in a message.
+public struct Markup: Sendable {
+    /// Makes any user-supplied text inert.
+    public var escape: @Sendable (String) -> String
+    /// Our own emphasis around an already-escaped name.
+    public var emphasize: @Sendable (String) -> String
+
+    public init(escape: @escaping @Sendable (String) -> String, emphasize: @escaping @Sendable (String) -> String) {
+        self.escape = escape
+        self.emphasize = emphasize
+    }
+}
+
 /// Words and times shared by the chat targets (Slack, Teams), so both say the same thing.
 public enum MessageText {
+    /// The message for `event`, with times in `zone` and UTC. `packageBudget` caps the characters
+    /// of the package list; longer lists end with "… and N more".
+    public static func content(for event: PatchEvent, zone: TimeZone, markup: Markup, packageBudget: Int) -> MessageContent {
+        let e = markup.escape
+        let title = title(for: event.type)
+        let system = event.systemName
+        let subject: String
+        if let instance = event.instance {
+            subject = "\(markup.emphasize(e(instance.name ?? instance.id))) (\(e(system)))"
+        } else {
+            subject = markup.emphasize(e(system))
+        }
+        let windowText = window(event.window, in: zone)
+        let text: String
+        switch event.type {
+        case .scheduled:
+            text = "Patching of \(subject) is scheduled for \(windowText)."
+        case .reminder:
+            text = "Reminder: patching of \(subject) starts \(instant(event.window.start, in: zone))."
+        case .started:
+            text = "Patching of \(subject) has begun."
+        case .completed:
+            let count = event.packages.count
+            text = count == 0
+                ? "Patching of \(subject) is complete: no packages needed updating."
+                : "Patching of \(subject) is complete: \(count) package\(count == 1 ? "" : "s") updated."
+        case .failed:
+            if let reason = failureReason(event) {
+                text = "Patching of \(subject) failed: \(e(reason))"
+            } else {
+                text = "Patching of \(subject) failed."
+            }
+        case .cancelled:
+            text = "Patching of \(subject) scheduled for \(windowText) has been cancelled."
+        }
+
+        var facts: [(title: String, value: String)] = [("App Name", e(system))]
+        if let instance = event.instance {
+            facts.append(("Instance Name", e(instance.displayName)))
+        }
+        facts.append(("Window", windowText))
+        if event.type == .completed {
+            let list = event.packages.isEmpty ? "None" : packageList(event.packages, budget: packageBudget, escape: e)
+            facts.append(("Packages Updated", list))
+        }
+        let fallbackSubject = event.instance.map { "\(system) / \($0.name ?? $0.id)" } ?? system
+        return MessageContent(title: title, color: color(for: event.type), text: text, fallback: "\(title): \(fallbackSubject)", facts: facts)
+    }
+
     public static func title(for type: EventType) -> String {
         switch type {
         case .scheduled: "Patching Scheduled"

@@ -16,6 +16,10 @@ public enum ResponseRule {
         public static let transportError = "transport_error"
         public static let renderFailed = "render_failed"
         public static let unknownTarget = "unknown_target"
+        /// The vendor object already reflects the event (a repeated `started`): nothing was sent.
+        public static let nothingToSend = "nothing_to_send"
+        /// The vendor cannot do what the event asks (delete a started Pingdom window).
+        public static let refusedByVendorRules = "refused_by_vendor_rules"
     }
 
     public static func classify(_ result: Result<TransportResponse, TransportFailure>, now: Date = Date()) -> DeliveryOutcome {

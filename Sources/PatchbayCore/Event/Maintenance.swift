@@ -1,0 +1,68 @@
+import Foundation
+
+/// What the vendors returned for one (maintenance, target), so later events update the same
+/// Statuspage incident or Pingdom window instead of creating another.
+public struct FollowUpState: Sendable, Hashable, Codable {
+    /// The vendor's id: Statuspage incident id, Pingdom maintenance id.
+    public var objectID: String?
+    /// The vendor-side state last set: `scheduled`, `in_progress`, `completed`, `deleted`.
+    public var status: String?
+    /// The window the vendor object currently has, to tell whether a new event changes it.
+    public var windowStart: Date?
+    public var windowEnd: Date?
+
+    public init(objectID: String? = nil, status: String? = nil, windowStart: Date? = nil, windowEnd: Date? = nil) {
+        self.objectID = objectID
+        self.status = status
+        self.windowStart = windowStart
+        self.windowEnd = windowEnd
+    }
+}
+
+/// Where each instance of a maintenance stands, as reported so far.
+public struct MaintenanceSnapshot: Sendable, Hashable {
+    public struct InstanceReport: Sendable, Hashable {
+        public var instance: Instance
+        /// The furthest lifecycle stage this instance reported.
+        public var lastType: EventType
+        public var packages: [String]
+
+        public init(instance: Instance, lastType: EventType, packages: [String] = []) {
+            self.instance = instance
+            self.lastType = lastType
+            self.packages = packages
+        }
+    }
+
+    public var instances: [InstanceReport]
+
+    public init(instances: [InstanceReport]) {
+        self.instances = instances
+    }
+
+    public static let empty = MaintenanceSnapshot(instances: [])
+
+    public var completed: [InstanceReport] { instances.filter { $0.lastType == .completed } }
+    public var failed: [InstanceReport] { instances.filter { $0.lastType == .failed } }
+    /// Instances still expected to report an outcome.
+    public var unfinished: [InstanceReport] {
+        instances.filter { $0.lastType != .completed && $0.lastType != .failed && $0.lastType != .cancelled }
+    }
+
+    /// Every package updated on any instance, once each, in first-seen order.
+    public var packagesUpdated: [String] {
+        var seen = Set<String>()
+        return instances.flatMap(\.packages).filter { seen.insert($0).inserted }
+    }
+}
+
+extension EventType {
+    /// Lifecycle order: a late `started` must not hide an instance's `completed`.
+    public var stageRank: Int {
+        switch self {
+        case .scheduled, .reminder: 0
+        case .started: 1
+        case .completed, .failed, .cancelled: 2
+        }
+    }
+}
