@@ -5,18 +5,34 @@ import PatchbayCore
 import PatchbayTargets
 import ServiceLifecycle
 
-/// Builds the HTTP application around an intake. Kept apart from `main` so tests can drive the
-/// routes with HummingbirdTesting.
+/// What the HTTP application needs besides the configuration. Kept apart from `main` so tests can
+/// drive the routes with HummingbirdTesting.
+public struct ApplicationParts: Sendable {
+    public var store: any DeliveryStore
+    public var wake: WakeSignal
+    public var gate: IntakeGate
+    public var metrics: PatchbayMetrics
+    /// Renders the metrics registry for `GET /metrics`; nil leaves the route answering 404.
+    public var exposition: (@Sendable () -> String)?
+
+    public init(store: any DeliveryStore, wake: WakeSignal = WakeSignal(), gate: IntakeGate = IntakeGate(drainDelay: .zero),
+                metrics: PatchbayMetrics = PatchbayMetrics(), exposition: (@Sendable () -> String)? = nil) {
+        self.store = store
+        self.wake = wake
+        self.gate = gate
+        self.metrics = metrics
+        self.exposition = exposition
+    }
+}
+
 public func buildApplication(
     configuration: PatchbayConfiguration,
-    store: any DeliveryStore,
-    wake: WakeSignal,
+    parts: ApplicationParts,
     logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
-    let router = buildRouter(configuration: configuration, store: store, wake: wake)
-    return Application(
-        router: router,
+    Application(
+        router: buildRouter(configuration: configuration, parts: parts),
         configuration: .init(
             address: .hostname(configuration.server.host, port: configuration.server.port),
             serverName: "Patchbay"
@@ -28,10 +44,13 @@ public func buildApplication(
     )
 }
 
-public func buildRouter(configuration: PatchbayConfiguration, store: any DeliveryStore, wake: WakeSignal) -> Router<BasicRequestContext> {
+public func buildRouter(configuration: PatchbayConfiguration, parts: ApplicationParts) -> Router<BasicRequestContext> {
     let router = Router()
-    let intake = EventIntake(store: store, routes: configuration.routes, targets: configuration.targets, wake: wake)
-    HealthRoutes().register(on: router)
-    EventRoutes(intake: intake, settings: configuration.server).register(on: router)
+    router.add(middleware: DrainingMiddleware(gate: parts.gate, metrics: parts.metrics))
+    let intake = EventIntake(store: parts.store, routes: configuration.routes, targets: configuration.targets, wake: parts.wake,
+                             metrics: parts.metrics)
+    HealthRoutes(store: parts.store, gate: parts.gate, metrics: parts.metrics, exposition: parts.exposition).register(on: router)
+    EventRoutes(intake: intake, settings: configuration.server, metrics: parts.metrics).register(on: router)
+    DeliveryRoutes(store: parts.store, settings: configuration.server, wake: parts.wake).register(on: router)
     return router
 }

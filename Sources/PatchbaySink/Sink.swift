@@ -6,6 +6,29 @@ import NIOCore
 import PatchbayCore
 import Synchronization
 
+/// A scripted answer: a status (and body), optionally a `Retry-After`, a delay, or a hang.
+public struct ScriptedResponse: Sendable, Codable, Equatable {
+    public var status: Int
+    public var body: String?
+    public var retryAfter: String?
+    public var delayMs: Int?
+    /// Never answer (until the client gives up).
+    public var hang: Bool?
+    public var headers: [String: String]?
+
+    public init(status: Int = 200, body: String? = nil, retryAfter: String? = nil, delayMs: Int? = nil, hang: Bool? = nil,
+                headers: [String: String]? = nil) {
+        self.status = status
+        self.body = body
+        self.retryAfter = retryAfter
+        self.delayMs = delayMs
+        self.hang = hang
+        self.headers = headers
+    }
+
+    public static func status(_ code: Int) -> ScriptedResponse { ScriptedResponse(status: code) }
+}
+
 /// One request the sink received, kept whole in memory for tests; the record file holds the same
 /// with credentials reduced to their scheme.
 public struct SinkRequest: Sendable, Codable {
@@ -33,6 +56,7 @@ public struct SinkRequest: Sendable, Codable {
 public final class Sink: Sendable {
     private struct State {
         var requests: [SinkRequest] = []
+        var scripts: [String: [ScriptedResponse]] = [:]
         var incidents: [String: [String: JSONValue]] = [:]
         var windows: [Int: [String: JSONValue]] = [:]
         var nextWindowID = 1000
@@ -73,6 +97,13 @@ public final class Sink: Sendable {
 
     public func reset() { state.withLock { $0.requests.removeAll() } }
 
+    /// The next requests to `path` get these answers, in order; after the last, the vendor's usual one.
+    public func script(path: String, _ responses: [ScriptedResponse]) {
+        state.withLock { $0.scripts[path, default: []].append(contentsOf: responses) }
+    }
+
+    public func clearScripts() { state.withLock { $0.scripts.removeAll() } }
+
     /// Waits until `count` requests matching `filter` have arrived, or the timeout passes.
     @discardableResult
     public func waitFor(_ count: Int, timeout: Duration = .seconds(10), where filter: @Sendable (SinkRequest) -> Bool = { _ in true }) async -> [SinkRequest] {
@@ -91,10 +122,25 @@ public final class Sink: Sendable {
         let buffer = try await request.collectBody(upTo: 16 * 1024 * 1024)
         let body = String(decoding: buffer.readableBytesView, as: UTF8.self)
         let path = request.uri.path
+        if path == "/_sink/script" { return try control(method: request.method.rawValue, body: body) }
         if path.hasPrefix("/hang"), let seconds = request.uri.queryParameters.get("seconds", as: Double.self) {
             try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
         }
-        let answer = route(method: request.method.rawValue, path: path, body: body, headers: request.headers)
+        var answer = route(method: request.method.rawValue, path: path, body: body, headers: request.headers)
+        let scripted = state.withLock { state -> ScriptedResponse? in
+            guard var queue = state.scripts[path], !queue.isEmpty else { return nil }
+            let next = queue.removeFirst()
+            state.scripts[path] = queue
+            return next
+        }
+        if let scripted {
+            if scripted.hang == true { try await Task.sleep(for: .seconds(3600)) }
+            if let delay = scripted.delayMs { try await Task.sleep(for: .milliseconds(delay)) }
+            answer.status = scripted.status
+            if let body = scripted.body { answer.body = body }
+            if let retryAfter = scripted.retryAfter { answer.headers.append(("Retry-After", retryAfter)) }
+            for (name, value) in scripted.headers ?? [:] { answer.headers.append((name, value)) }
+        }
         let recorded = state.withLock { state -> SinkRequest in
             let entry = SinkRequest(
                 seq: state.requests.count + 1, receivedAt: Date(), vendor: answer.vendor, method: request.method.rawValue,
@@ -122,6 +168,24 @@ public final class Sink: Sendable {
         }
         return Response(status: .init(code: answer.status), headers: headers,
                         body: .init(byteBuffer: ByteBuffer(string: answer.body)))
+    }
+
+    /// `POST /_sink/script {"path": "/slack/x", "responses": [{"status": 500}, ...]}` scripts
+    /// answers from outside the process (demos, the crash script); `DELETE` clears every script.
+    private func control(method: String, body: String) throws -> Response {
+        struct Script: Decodable {
+            var path: String
+            var responses: [ScriptedResponse]
+        }
+        if method == "DELETE" {
+            clearScripts()
+            return Response(status: .ok)
+        }
+        guard method == "POST", let script = try? JSONDecoder().decode(Script.self, from: Data(body.utf8)) else {
+            return Response(status: .badRequest, body: .init(byteBuffer: ByteBuffer(string: #"{"message":"expected {\"path\": ..., \"responses\": [{\"status\": 500}]}"}"#)))
+        }
+        self.script(path: script.path, script.responses)
+        return Response(status: .ok)
     }
 
     struct Answer {

@@ -79,6 +79,15 @@ enum Migrations {
                 );
                 """)
         }
+        migrator.registerMigration("v3: throttles, replays") { db in
+            try db.execute(sql: """
+                -- Rate-limit answers, which do not count against the retry budget.
+                ALTER TABLE deliveries ADD COLUMN throttles INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE deliveries ADD COLUMN replays INTEGER NOT NULL DEFAULT 0;
+                -- A replay restarts the retry budget's clock.
+                ALTER TABLE deliveries ADD COLUMN replayed_at REAL;
+                """)
+        }
         return migrator
     }
 }

@@ -98,7 +98,8 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         let rows = try await committer.write { db -> [ClaimRow] in
             // A delivery waits while an earlier one for the same maintenance and target is unfinished.
             let due = try Row.fetchAll(db, sql: """
-                SELECT d.seq, d.id, d.target, d.target_kind, d.display_timezone, d.attempts, d.created_at, d.resources,
+                SELECT d.seq, d.id, d.target, d.target_kind, d.display_timezone, d.attempts, d.throttles,
+                       COALESCE(d.replayed_at, d.created_at) AS created_at, d.resources,
                        e.id AS event_id, e.payload
                 FROM deliveries d JOIN events e ON e.seq = d.event_seq
                 WHERE d.state IN ('pending', 'in_flight') AND d.next_attempt_at <= ?
@@ -118,7 +119,8 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                 return ClaimRow(
                     id: row["id"], eventID: row["event_id"], target: row["target"], targetKind: row["target_kind"],
                     displayTimeZone: row["display_timezone"], attempt: (row["attempts"] as Int) + 1,
-                    createdAt: row["created_at"], payload: row["payload"], token: token, resources: row["resources"]
+                    createdAt: row["created_at"], payload: row["payload"], token: token, resources: row["resources"],
+                    throttles: row["throttles"]
                 )
             }
         }
@@ -132,14 +134,14 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                 id: row.id, eventID: row.eventID, target: row.target, targetKind: row.targetKind,
                 displayTimeZone: row.displayTimeZone, attempt: row.attempt, event: event,
                 createdAt: Date(timeIntervalSince1970: row.createdAt), leaseToken: row.token,
-                resources: Self.decodeList(row.resources)
+                resources: Self.decodeList(row.resources), throttles: row.throttles
             )
         }
     }
 
     private struct ClaimRow: Sendable {
         var id: String, eventID: String, target: String, targetKind: String, displayTimeZone: String
-        var attempt: Int, createdAt: Double, payload: String, token: String, resources: String
+        var attempt: Int, createdAt: Double, payload: String, token: String, resources: String, throttles: Int
     }
 
     static func encodeList(_ list: [String]) -> String {
@@ -168,9 +170,11 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                 """, arguments: [attempt.deliveryID, attempt.number, attempt.startedAt.timeIntervalSince1970, attempt.latencyMilliseconds,
                                  attempt.statusCode, attempt.outcome, attempt.reason, attempt.responseExcerpt])
             try db.execute(sql: """
-                UPDATE deliveries SET state = ?, next_attempt_at = ?, lease_token = NULL, updated_at = ?, last_reason = ?
+                UPDATE deliveries SET state = ?, next_attempt_at = ?, lease_token = NULL, updated_at = ?, last_reason = ?,
+                                      throttles = throttles + ?
                 WHERE id = ? AND lease_token = ? AND state = 'in_flight'
-                """, arguments: [state.rawValue, nextAttempt, now.timeIntervalSince1970, attempt.reason, claim.id, claim.leaseToken])
+                """, arguments: [state.rawValue, nextAttempt, now.timeIntervalSince1970, attempt.reason,
+                                 attempt.reason == "rate_limited" ? 1 : 0, claim.id, claim.leaseToken])
             guard db.changesCount == 1 else { return false }
             if let followUpJSON {
                 try db.execute(sql: """
@@ -213,6 +217,16 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         }
     }
 
+    public func release(_ claim: ClaimedDelivery, until: Date, at now: Date) async throws -> Bool {
+        try await committer.write { db in
+            try db.execute(sql: """
+                UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_token = NULL, attempts = attempts - 1, updated_at = ?
+                WHERE id = ? AND lease_token = ? AND state = 'in_flight'
+                """, arguments: [until.timeIntervalSince1970, now.timeIntervalSince1970, claim.id, claim.leaseToken])
+            return db.changesCount == 1
+        }
+    }
+
     // MARK: Inspection
 
     public func counts() async throws -> [DeliveryState: Int] {
@@ -225,21 +239,110 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         }
     }
 
+    public func oldestDueAge(now: Date) async throws -> Duration {
+        let oldest = try await pool.read { db in
+            try Double.fetchOne(db, sql: "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?",
+                                arguments: [now.timeIntervalSince1970])
+        }
+        guard let oldest else { return .zero }
+        return .milliseconds(Int64(max(0, now.timeIntervalSince1970 - oldest) * 1000))
+    }
+
     public func attempts(deliveryID: String) async throws -> [AttemptRecord] {
-        try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM attempts WHERE delivery_id = ? ORDER BY number, id", arguments: [deliveryID]).map { row in
-                AttemptRecord(
-                    deliveryID: row["delivery_id"], number: row["number"], startedAt: Date(timeIntervalSince1970: row["started_at"]),
-                    latencyMilliseconds: row["latency_ms"], statusCode: row["status_code"], outcome: row["outcome"],
-                    reason: row["reason"], responseExcerpt: row["response_excerpt"]
-                )
-            }
+        try await pool.read { db in try Self.attempts(db, deliveryID: deliveryID) }
+    }
+
+    static func attempts(_ db: Database, deliveryID: String) throws -> [AttemptRecord] {
+        try Row.fetchAll(db, sql: "SELECT * FROM attempts WHERE delivery_id = ? ORDER BY id", arguments: [deliveryID]).map { row in
+            AttemptRecord(
+                deliveryID: row["delivery_id"], number: row["number"], startedAt: Date(timeIntervalSince1970: row["started_at"]),
+                latencyMilliseconds: row["latency_ms"], statusCode: row["status_code"], outcome: row["outcome"],
+                reason: row["reason"], responseExcerpt: row["response_excerpt"]
+            )
         }
     }
 
-    /// Confirms the database accepts writes (for readiness checks).
+    static let summaryColumns = """
+        d.id, e.id AS event_id, e.type, e.app, e.environment, d.target, d.target_kind, d.state, d.attempts,
+        d.next_attempt_at, d.created_at, d.updated_at, d.last_reason, d.display_timezone, d.resources, e.payload
+        """
+
+    static func summary(_ row: Row) -> DeliverySummary {
+        let state: String = row["state"]
+        return DeliverySummary(
+            id: row["id"], eventID: row["event_id"], eventType: row["type"], app: row["app"], environment: row["environment"],
+            target: row["target"], targetKind: row["target_kind"], state: state, attempts: row["attempts"],
+            nextAttemptAt: state == "pending" ? Date(timeIntervalSince1970: row["next_attempt_at"]) : nil,
+            createdAt: Date(timeIntervalSince1970: row["created_at"]), updatedAt: Date(timeIntervalSince1970: row["updated_at"]),
+            lastReason: row["last_reason"]
+        )
+    }
+
+    public func list(_ filter: DeliveryFilter) async throws -> [DeliverySummary] {
+        var clauses: [String] = []
+        var arguments: StatementArguments = []
+        if let state = filter.state {
+            clauses.append("d.state = ?")
+            _ = arguments.append(contentsOf: [state.rawValue])
+        }
+        if let target = filter.target {
+            clauses.append("d.target = ?")
+            _ = arguments.append(contentsOf: [target])
+        }
+        if let app = filter.app {
+            clauses.append("e.app = ?")
+            _ = arguments.append(contentsOf: [app])
+        }
+        if let since = filter.since {
+            clauses.append("d.updated_at >= ?")
+            _ = arguments.append(contentsOf: [since.timeIntervalSince1970])
+        }
+        _ = arguments.append(contentsOf: [filter.limit])
+        let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+        let sql = "SELECT \(Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq \(whereClause) ORDER BY d.seq DESC LIMIT ?"
+        let finalArguments = arguments
+        return try await pool.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: finalArguments).map(Self.summary)
+        }
+    }
+
+    public func detail(id: String) async throws -> DeliveryDetail? {
+        let found = try await pool.read { db -> (DeliverySummary, String, String, String, [AttemptRecord])? in
+            guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id = ?",
+                                             arguments: [id]) else { return nil }
+            return (Self.summary(row), row["payload"], row["display_timezone"], row["resources"], try Self.attempts(db, deliveryID: id))
+        }
+        guard let (summary, payload, zone, resources, attempts) = found else { return nil }
+        let event = try JSONDecoder.patchbay().decode(PatchEvent.self, from: Data(payload.utf8))
+        return DeliveryDetail(summary: summary, event: event, displayTimeZone: zone, resources: Self.decodeList(resources), attempts: attempts)
+    }
+
+    public func replay(id: String, at now: Date, dryRun: Bool) async throws -> ReplayResult {
+        try await committer.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT state, attempts FROM deliveries WHERE id = ?", arguments: [id]) else {
+                return .notFound
+            }
+            let state: String = row["state"]
+            guard state != DeliveryState.pending.rawValue, state != DeliveryState.inFlight.rawValue else {
+                return .alreadyQueued(state: state)
+            }
+            if dryRun { return .wouldReplay }
+            let seconds = now.timeIntervalSince1970
+            try db.execute(sql: """
+                INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
+                VALUES (?, ?, ?, 0, NULL, 'replay', 'replay_requested', ?)
+                """, arguments: [id, row["attempts"] as Int, seconds, "replayed by an operator from state \(state); renders with the current configuration"])
+            try db.execute(sql: """
+                UPDATE deliveries SET state = 'pending', next_attempt_at = ?, attempts = 0, throttles = 0, replays = replays + 1,
+                                      replayed_at = ?, updated_at = ?, last_reason = 'replay_requested'
+                WHERE id = ?
+                """, arguments: [seconds, seconds, seconds, id])
+            return .replayed
+        }
+    }
+
     public func checkWritable() async throws {
-        try await pool.write { db in
+        try await committer.write { db in
             try db.execute(sql: "CREATE TEMP TABLE IF NOT EXISTS readiness_probe (x)")
         }
     }

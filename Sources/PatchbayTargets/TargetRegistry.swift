@@ -6,25 +6,40 @@ import PatchbayCore
 public enum TargetRegistry {
     public static let kinds: [String] = [SlackTarget.kind, TeamsTarget.kind, StatuspageTarget.kind, PingdomTarget.kind]
 
-    /// Reads one entry of `targets:`; reports problems to the section's diagnostics.
-    public static func target(named name: String, section: ConfigSection) -> (any DeliveryTarget)? {
+    /// Keys every target section may have besides its kind's own.
+    public static let commonKeys: Set<String> = ["kind", "retry", "rate"]
+
+    /// Reads one entry of `targets:` with its delivery policy: the kind's defaults, then
+    /// `delivery.retry`, then the target's own `retry:` and `rate:`. Reports problems to the
+    /// section's diagnostics.
+    public static func target(named name: String, section: ConfigSection, retryDefaults: RetryPolicy? = nil)
+        -> (target: any DeliveryTarget, policy: TargetPolicy)?
+    {
         guard section.isMap else {
             section.report("expected a mapping with at least a kind, like {kind: slack, url: ...}")
             return nil
         }
         guard let kind = section.string("kind", required: true) else { return nil }
+        let parsed: (any DeliveryTarget)?
+        let defaults: TargetPolicy
         switch kind {
         case SlackTarget.kind:
-            return SlackTarget(name: name, section: section)
+            (parsed, defaults) = (SlackTarget(name: name, section: section), SlackTarget.defaultPolicy)
         case TeamsTarget.kind:
-            return TeamsTarget(name: name, section: section)
+            (parsed, defaults) = (TeamsTarget(name: name, section: section), TeamsTarget.defaultPolicy)
         case StatuspageTarget.kind:
-            return StatuspageTarget(name: name, section: section)
+            (parsed, defaults) = (StatuspageTarget(name: name, section: section), StatuspageTarget.defaultPolicy)
         case PingdomTarget.kind:
-            return PingdomTarget(name: name, section: section)
+            (parsed, defaults) = (PingdomTarget(name: name, section: section), PingdomTarget.defaultPolicy)
         default:
             section.report("kind", "'\(kind)' is not a target kind; known kinds: \(kinds.joined(separator: ", "))")
             return nil
         }
+        let policy = TargetPolicy(
+            retry: RetryPolicy(section: section.section("retry"), defaults: retryDefaults ?? defaults.retry),
+            pacing: PacingPolicy(section: section.section("rate"), defaults: defaults.pacing)
+        )
+        guard let parsed else { return nil }
+        return (parsed, policy)
     }
 }

@@ -69,11 +69,4 @@ struct Render: AsyncParsableCommand {
             printLine("")
         }
     }
-
-    private func prettyJSON(_ body: Data) -> String {
-        guard let object = try? JSONSerialization.jsonObject(with: body),
-              let pretty = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        else { return String(decoding: body, as: UTF8.self) }
-        return String(decoding: pretty, as: UTF8.self)
-    }
 }

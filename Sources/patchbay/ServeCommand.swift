@@ -2,11 +2,13 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
 import PatchbayCore
 import PatchbayCurl
 import PatchbayServer
 import PatchbaySink
 import PatchbayStore
+import Prometheus
 import ServiceLifecycle
 
 struct Serve: AsyncParsableCommand {
@@ -54,14 +56,19 @@ struct Serve: AsyncParsableCommand {
             printError("\(error)")
             throw ExitCode(1)
         }
+        // The only place Patchbay chooses a metrics backend.
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let metrics = PatchbayMetrics()
         let redactor = configuration.redactor
         let transport = CurlTransport(redactor: redactor, logger: logger)
-        let wake = WakeSignal()
-        let dispatcher = Dispatcher(store: store, targets: configuration.targets, transport: transport,
-                                    settings: configuration.delivery, redactor: redactor, wake: wake, logger: logger)
+        let parts = ApplicationParts(store: store, gate: IntakeGate(drainDelay: configuration.server.drainDelay), metrics: metrics,
+                                     exposition: { registry.emitToString() })
+        let dispatcher = Dispatcher(store: store, targets: configuration.targets, policies: configuration.policies, transport: transport,
+                                    settings: configuration.delivery, redactor: redactor, wake: parts.wake, metrics: metrics, logger: logger)
         let host = configuration.server.host
         let storePath = configuration.store.sqlitePath
-        let app = buildApplication(configuration: configuration, store: store, wake: wake, logger: logger) { port in
+        let app = buildApplication(configuration: configuration, parts: parts, logger: logger) { port in
             logger.notice("patchbay listening on http://\(host):\(port)", metadata: ["store": "\(storePath)"])
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
@@ -71,9 +78,11 @@ struct Serve: AsyncParsableCommand {
                 logger.notice("local sink listening on http://\(sinkHost):\(port)")
             }))
         }
-        // Started in this order, stopped in reverse: intake stops first, then the dispatcher drains.
+        // Started in this order, stopped in reverse: the gate closes intake (503), the HTTP server
+        // stops, then the dispatcher lets sends in flight finish.
         services.append(.init(service: dispatcher))
         services.append(.init(service: app))
+        services.append(.init(service: parts.gate))
         var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = configuration.delivery.shutdownGrace + configuration.delivery.timeouts.total
         try await ServiceGroup(configuration: groupConfiguration).run()

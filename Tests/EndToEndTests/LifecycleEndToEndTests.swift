@@ -10,9 +10,9 @@ struct LifecycleEndToEndTests {
     static func config(sinkURL: String) -> String {
         ServerHarness.config(
             targets: """
-                  ops-slack: {kind: slack, url: "\(sinkURL)/slack/T0/B0/lifecycle"}
-                  ops-teams: {kind: teams, url: "\(sinkURL)/teams/workflow/lifecycle"}
-                  status: {kind: statuspage, page: pg1, apiKey: "sp-key-0123456789", baseURL: "\(sinkURL)/statuspage"}
+                  ops-slack: {kind: slack, url: "\(sinkURL)/slack/T0/B0/lifecycle", rate: {perSecond: 100, burst: 20}}
+                  ops-teams: {kind: teams, url: "\(sinkURL)/teams/workflow/lifecycle", rate: {perSecond: 100, burst: 20}}
+                  status: {kind: statuspage, page: pg1, apiKey: "sp-key-0123456789", baseURL: "\(sinkURL)/statuspage", rate: {perSecond: 100}}
                   uptime: {kind: pingdom, token: "pd-token-0123456789", baseURL: "\(sinkURL)/pingdom/api/3.1"}
                 """,
             routes: """

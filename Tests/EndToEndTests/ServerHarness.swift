@@ -12,6 +12,7 @@ final class ServerHarness: @unchecked Sendable {
     private(set) var server: ChildProcess?
     private(set) var port = 0
     private var starts = 0
+    static let adminToken = "e2e-admin-token-0123456789"
     let client = CurlTransport(redactor: Redactor(secrets: []), logger: Logger(label: "e2e-client"))
 
     init(config: String, token: String = "e2e-token-0123456789abcdef") throws {
@@ -26,11 +27,12 @@ final class ServerHarness: @unchecked Sendable {
         server:
           listen: 127.0.0.1:0
           tokens: ["\(token)"]
+          adminTokens: ["\(ServerHarness.adminToken)"]
+          drainDelay: 0s
         store:
           sqlite: ./queue.db
         delivery:
-          retryBase: 100ms
-          retryCap: 1s
+          retry: {base: 100ms, cap: 1s, jitter: 0}
           pollInterval: 100ms
         \(delivery)
         targets:
@@ -56,6 +58,28 @@ final class ServerHarness: @unchecked Sendable {
                                       headers: headers, body: body)
         let response = try await client.send(request, timeouts: TransportTimeouts(connect: .seconds(2), total: .seconds(10))).get()
         return (response.status, try? JSONDecoder().decode(JSONValue.self, from: response.body))
+    }
+
+    /// A GET or POST on the running server with the admin token.
+    func admin(_ method: String, _ path: String) async throws -> (status: Int, body: JSONValue?, text: String) {
+        let request = OutboundRequest(method: method, url: Secret("http://127.0.0.1:\(port)\(path)"), displayURL: "patchbay",
+                                      headers: [HTTPHeader("Authorization", "Bearer \(Self.adminToken)")], body: Data())
+        let response = try await client.send(request, timeouts: TransportTimeouts(connect: .seconds(2), total: .seconds(10))).get()
+        return (response.status, try? JSONDecoder().decode(JSONValue.self, from: response.body), String(decoding: response.body, as: UTF8.self))
+    }
+
+    /// Runs a `patchbay` command against this harness's configuration.
+    func cli(_ arguments: [String], name: String) async throws -> (status: Int32, stdout: String, stderr: String) {
+        try await ChildProcess.run(arguments + ["--config", configPath], directory: directory, name: name)
+    }
+
+    /// Deliveries as `patchbay deliveries list --json` reports them.
+    func deliveries(_ filters: [String] = []) async throws -> [JSONValue] {
+        let result = try await cli(["deliveries", "list", "--json"] + filters, name: "list-\(UUID().uuidString.prefix(6))")
+        guard result.status == 0, case .array(let rows) = try JSONDecoder().decode(JSONValue.self, from: Data(result.stdout.utf8)) else {
+            throw ChildProcessError(description: "deliveries list failed: \(result.stderr)")
+        }
+        return rows
     }
 
     /// All output the server processes wrote, across restarts.

@@ -8,7 +8,7 @@ import Testing
 struct SlackEndToEndTests {
     static func slackConfig(sinkURL: String, delivery: String = "") -> String {
         ServerHarness.config(
-            targets: "  ops-slack: {kind: slack, url: \"\(sinkURL)/slack/T0000/B0000/e2e\"}",
+            targets: "  ops-slack: {kind: slack, url: \"\(sinkURL)/slack/T0000/B0000/e2e\", rate: {perSecond: 100, burst: 10}}",
             routes: """
                   - match: {app: App1, environment: Production}
                     targets: [ops-slack]

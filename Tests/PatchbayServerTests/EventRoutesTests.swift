@@ -33,7 +33,7 @@ struct EventRoutesTests {
         defer { directory.remove() }
         let configuration = try PatchbayConfiguration.parse(yaml: Self.yaml, environment: [:])
         let store = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
-        let router = buildRouter(configuration: configuration, store: store, wake: WakeSignal())
+        let router = buildRouter(configuration: configuration, parts: ApplicationParts(store: store))
         let app = Application(router: router)
         try await app.test(.router) { client in try await test(client, store) }
     }

@@ -88,4 +88,5 @@ public final class ChildProcess: @unchecked Sendable {
 
 public struct ChildProcessError: Error, CustomStringConvertible {
     public var description: String
+    public init(description: String) { self.description = description }
 }

@@ -84,10 +84,13 @@ public struct ClaimedDelivery: Sendable {
     public var leaseToken: String
     /// Statuspage component ids or Pingdom check ids from the routes.
     public var resources: [String]
+    /// Earlier attempts answered with a rate limit; they do not count as failures.
+    public var throttles: Int
 
     public init(id: String, eventID: String, target: String, targetKind: String, displayTimeZone: String, attempt: Int,
-                event: PatchEvent, createdAt: Date, leaseToken: String, resources: [String] = []) {
+                event: PatchEvent, createdAt: Date, leaseToken: String, resources: [String] = [], throttles: Int = 0) {
         self.resources = resources
+        self.throttles = throttles
         self.id = id
         self.eventID = eventID
         self.target = target
@@ -183,23 +186,64 @@ public protocol DeliveryStore: Sendable {
     func maintenanceContext(for event: PatchEvent, target: String) async throws -> (FollowUpState?, MaintenanceSnapshot)
     /// The earliest time a pending delivery becomes due, to sleep until then.
     func nextDueDate() async throws -> Date?
+    /// Puts a claimed delivery back without counting an attempt (it waited for its pacing slot).
+    func release(_ claim: ClaimedDelivery, until: Date, at now: Date) async throws -> Bool
+
+    // Operators' view, shared by the CLI and the admin API.
+    func list(_ filter: DeliveryFilter) async throws -> [DeliverySummary]
+    func detail(id: String) async throws -> DeliveryDetail?
+    /// Queues a delivered, dead or expired delivery again, to be rendered with the current
+    /// configuration. A delivery already pending or in flight is left alone, so replaying twice
+    /// never queues twice.
+    func replay(id: String, at now: Date, dryRun: Bool) async throws -> ReplayResult
+    func counts() async throws -> [DeliveryState: Int]
+    /// How long the longest-waiting due delivery has been due.
+    func oldestDueAge(now: Date) async throws -> Duration
+    /// Confirms the store accepts writes (for readiness checks).
+    func checkWritable() async throws
 }
 
-/// The backoff used until the full retry policy lands: exponential from `base`, capped.
-public struct SimpleBackoff: Sendable {
-    public var base: Duration
-    public var cap: Duration
+public struct DeliveryFilter: Sendable, Hashable {
+    public var state: DeliveryState?
+    public var target: String?
+    public var app: String?
+    /// Only deliveries updated at or after this time.
+    public var since: Date?
+    public var limit: Int
 
-    public init(base: Duration = .seconds(2), cap: Duration = .seconds(300)) {
-        self.base = base
-        self.cap = cap
+    public init(state: DeliveryState? = nil, target: String? = nil, app: String? = nil, since: Date? = nil, limit: Int = 100) {
+        self.state = state
+        self.target = target
+        self.app = app
+        self.since = since
+        self.limit = limit
     }
+}
 
-    public func delay(afterAttempt attempt: Int) -> Duration {
-        let exponent = min(max(attempt - 1, 0), 20)
-        let seconds = min(Double(base.components.seconds) * pow(2, Double(exponent)), Double(cap.components.seconds))
-        return .milliseconds(Int64(seconds * 1000))
+/// One delivery with its event and every attempt.
+public struct DeliveryDetail: Sendable, Codable {
+    public var summary: DeliverySummary
+    public var event: PatchEvent
+    public var displayTimeZone: String
+    public var resources: [String]
+    public var attempts: [AttemptRecord]
+
+    public init(summary: DeliverySummary, event: PatchEvent, displayTimeZone: String, resources: [String], attempts: [AttemptRecord]) {
+        self.summary = summary
+        self.event = event
+        self.displayTimeZone = displayTimeZone
+        self.resources = resources
+        self.attempts = attempts
     }
+}
+
+public enum ReplayResult: Sendable, Hashable, Codable {
+    case replayed
+    /// Dry run: it would be replayed.
+    case wouldReplay
+    /// Pending or in flight already: nothing queued.
+    case alreadyQueued(state: String)
+    case notFound
 }
 
 extension Duration {

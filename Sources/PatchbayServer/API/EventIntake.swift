@@ -15,14 +15,16 @@ public struct EventIntake: Sendable {
     let routes: RouteTable
     let targets: [String: any DeliveryTarget]
     let wake: WakeSignal
+    let metrics: PatchbayMetrics
     let clock: @Sendable () -> Date
 
     public init(store: any DeliveryStore, routes: RouteTable, targets: [String: any DeliveryTarget], wake: WakeSignal,
-                clock: @escaping @Sendable () -> Date = Date.init) {
+                metrics: PatchbayMetrics, clock: @escaping @Sendable () -> Date = Date.init) {
         self.store = store
         self.routes = routes
         self.targets = targets
         self.wake = wake
+        self.metrics = metrics
         self.clock = clock
     }
 
@@ -37,6 +39,7 @@ public struct EventIntake: Sendable {
         do {
             event = try validator.validate(body: body)
         } catch {
+            metrics.requestRejected("invalid_event")
             throw APIError.invalid(error)
         }
         let key = headerKey ?? event.id
@@ -51,12 +54,14 @@ public struct EventIntake: Sendable {
                 "event.id": "\(accepted.id)", "event.type": "\(event.type.rawValue)", "event.app": "\(event.app)",
                 "event.environment": "\(event.environment)", "deliveries": "\(accepted.deliveries)",
             ])
+            metrics.eventAccepted(event.type)
             if accepted.deliveries > 0 { wake.notify() }
             return .accepted(accepted)
         case .replayed(let accepted):
             logger.info("idempotent repeat answered from the first request", metadata: ["event.id": "\(accepted.id)"])
             return .replayed(accepted)
         case .conflict(let existing):
+            metrics.requestRejected("idempotency_conflict")
             throw APIError(.conflict, code: "idempotency_conflict",
                            message: "Idempotency-Key: already used for event \(existing) with a different body; use a new key for a new event")
         }

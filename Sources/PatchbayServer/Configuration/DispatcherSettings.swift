@@ -11,17 +11,18 @@ public struct DispatcherSettings: Sendable {
     public var timeouts: TransportTimeouts
     /// How often the queue is checked when nothing wakes the dispatcher.
     public var pollInterval: Duration
-    public var backoff: SimpleBackoff
+    /// Retry policy for every target that sets none of its own; nil keeps each kind's default.
+    public var retry: RetryPolicy?
     /// How long shutdown waits for sends in flight.
     public var shutdownGrace: Duration
 
     public init(concurrency: Int = 16, lease: Duration = .seconds(60), timeouts: TransportTimeouts = TransportTimeouts(),
-                pollInterval: Duration = .seconds(1), backoff: SimpleBackoff = SimpleBackoff(), shutdownGrace: Duration = .seconds(10)) {
+                pollInterval: Duration = .seconds(1), retry: RetryPolicy? = nil, shutdownGrace: Duration = .seconds(10)) {
         self.concurrency = concurrency
         self.lease = lease
         self.timeouts = timeouts
         self.pollInterval = pollInterval
-        self.backoff = backoff
+        self.retry = retry
         self.shutdownGrace = shutdownGrace
     }
 
@@ -30,7 +31,7 @@ public struct DispatcherSettings: Sendable {
             self.init()
             return
         }
-        section.allowOnly(["concurrency", "lease", "connectTimeout", "timeout", "pollInterval", "retryBase", "retryCap", "shutdownGrace"])
+        section.allowOnly(["concurrency", "lease", "connectTimeout", "timeout", "pollInterval", "retry", "shutdownGrace"])
         let concurrency = section.int("concurrency", default: 16, range: 1...256)
         let connect = section.duration("connectTimeout", default: .seconds(5), range: .milliseconds(100)...(.seconds(120)))
         let total = section.duration("timeout", default: .seconds(15), range: .milliseconds(100)...(.seconds(600)))
@@ -47,10 +48,7 @@ public struct DispatcherSettings: Sendable {
             lease: lease,
             timeouts: TransportTimeouts(connect: connect, total: total),
             pollInterval: section.duration("pollInterval", default: .seconds(1), range: .milliseconds(10)...(.seconds(60))),
-            backoff: SimpleBackoff(
-                base: section.duration("retryBase", default: .seconds(2), range: .milliseconds(10)...(.seconds(3600))),
-                cap: section.duration("retryCap", default: .seconds(300), range: .milliseconds(10)...(.seconds(86400)))
-            ),
+            retry: section.section("retry").map { RetryPolicy(section: $0, defaults: RetryPolicy()) },
             shutdownGrace: section.duration("shutdownGrace", default: .seconds(10), range: .zero...(.seconds(600)))
         )
     }

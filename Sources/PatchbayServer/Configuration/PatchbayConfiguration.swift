@@ -11,6 +11,7 @@ public struct PatchbayConfiguration: Sendable {
     public var delivery: DispatcherSettings
     /// By name, in file order.
     public var targets: [String: any DeliveryTarget]
+    public var policies: [String: TargetPolicy]
     public var targetNames: [String]
     public var routes: RouteTable
 
@@ -51,12 +52,14 @@ public struct PatchbayConfiguration: Sendable {
         let delivery = DispatcherSettings(section: root.section("delivery"))
 
         var targets: [String: any DeliveryTarget] = [:]
+        var policies: [String: TargetPolicy] = [:]
         var names: [String] = []
         let targetsSection = root.section("targets", required: true)
         for (name, section) in targetsSection?.namedSections() ?? [] {
             names.append(name)
-            if let target = TargetRegistry.target(named: name, section: section) {
+            if let (target, policy) = TargetRegistry.target(named: name, section: section, retryDefaults: delivery.retry) {
                 targets[name] = target
+                policies[name] = policy
             }
         }
         if let targetsSection, names.isEmpty { targetsSection.report("must define at least one target") }
@@ -76,7 +79,7 @@ public struct PatchbayConfiguration: Sendable {
             root.report("routes", "must hold at least one route, or no event would be delivered")
         }
         guard diagnostics.problems.isEmpty else { throw Invalid(problems: diagnostics.problems) }
-        return PatchbayConfiguration(server: server, store: store, delivery: delivery, targets: targets, targetNames: names,
+        return PatchbayConfiguration(server: server, store: store, delivery: delivery, targets: targets, policies: policies, targetNames: names,
                                      routes: RouteTable(routes: routes))
     }
 }

@@ -8,12 +8,19 @@ public struct ServerSettings: Sendable {
     /// Bearer tokens agents present on `POST /v1/events`.
     public var tokens: [Secret]
     public var maxBodyBytes: Int
+    /// Bearer tokens for the delivery admin API; none turns it off.
+    public var adminTokens: [Secret]
+    /// How long intake answers 503 at shutdown before the listener closes.
+    public var drainDelay: Duration
 
-    public init(host: String = "127.0.0.1", port: Int = 8080, tokens: [Secret], maxBodyBytes: Int = 262_144) {
+    public init(host: String = "127.0.0.1", port: Int = 8080, tokens: [Secret], maxBodyBytes: Int = 262_144,
+                adminTokens: [Secret] = [], drainDelay: Duration = .seconds(1)) {
         self.host = host
         self.port = port
         self.tokens = tokens
         self.maxBodyBytes = maxBodyBytes
+        self.adminTokens = adminTokens
+        self.drainDelay = drainDelay
     }
 
     public init(section: ConfigSection?) {
@@ -21,7 +28,7 @@ public struct ServerSettings: Sendable {
             self.init(tokens: [])
             return
         }
-        section.allowOnly(["listen", "tokens", "maxBodyBytes"])
+        section.allowOnly(["listen", "tokens", "adminTokens", "maxBodyBytes", "drainDelay"])
         var host = "127.0.0.1"
         var port = 8080
         if let listen = section.string("listen") {
@@ -31,23 +38,30 @@ public struct ServerSettings: Sendable {
                 section.report("listen", "expected host:port like 127.0.0.1:8080 or 0.0.0.0:8080, got '\(listen)'")
             }
         }
-        var tokens: [Secret] = []
-        if let items = section.list("tokens", required: true) {
-            for item in items {
-                guard case .scalar(let text) = item.value else {
-                    item.report("expected a token string")
-                    continue
-                }
-                if text.count < 16 {
-                    item.report("is too short: use at least 16 random characters (value not shown: it is a secret)")
-                    continue
-                }
-                tokens.append(Secret(text))
-            }
-            if items.isEmpty { section.report("tokens", "must hold at least one token, or no agent could send events") }
+        let tokens = Self.tokens(section, "tokens", required: true)
+        if section.list("tokens")?.isEmpty == true {
+            section.report("tokens", "must hold at least one token, or no agent could send events")
         }
         let maxBody = section.int("maxBodyBytes", default: 262_144, range: 1024...(16 * 1024 * 1024))
-        self.init(host: host, port: port, tokens: tokens, maxBodyBytes: maxBody)
+        self.init(host: host, port: port, tokens: tokens, maxBodyBytes: maxBody,
+                  adminTokens: Self.tokens(section, "adminTokens", required: false),
+                  drainDelay: section.duration("drainDelay", default: .seconds(1), range: .zero...(.seconds(60))))
+    }
+
+    private static func tokens(_ section: ConfigSection, _ key: String, required: Bool) -> [Secret] {
+        var tokens: [Secret] = []
+        for item in section.list(key, required: required) ?? [] {
+            guard case .scalar(let text) = item.value else {
+                item.report("expected a token string")
+                continue
+            }
+            if text.count < 16 {
+                item.report("is too short: use at least 16 random characters (value not shown: it is a secret)")
+                continue
+            }
+            tokens.append(Secret(text))
+        }
+        return tokens
     }
 
     /// `127.0.0.1:8080`, `[::1]:8080`, `0.0.0.0:0` (port 0 picks a free port).
@@ -60,6 +74,11 @@ public struct ServerSettings: Sendable {
     }
 
     public func isAuthorized(_ authorization: String?) -> Bool {
+        Self.matches(authorization, tokens: tokens)
+    }
+
+    /// `Bearer <token>` against each token, in constant time.
+    static func matches(_ authorization: String?, tokens: [Secret]) -> Bool {
         guard let authorization, authorization.count > 7, authorization.prefix(7).lowercased() == "bearer " else { return false }
         let presented = String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces)
         // Check every token, without stopping at a match, so timing says nothing about which matched.

@@ -5,30 +5,42 @@ import PatchbayTargets
 import ServiceLifecycle
 import Synchronization
 
-/// Claims due deliveries with a lease, renders each for its target, sends it through the
-/// transport and records the attempt. One `Service` in the ServiceGroup: on graceful shutdown it
-/// stops claiming and lets sends in flight finish; whatever is left stays due in the store.
+/// Claims due deliveries with a lease, renders each for its target, paces it, sends it through
+/// the transport and records the attempt. One `Service` in the ServiceGroup: on graceful shutdown
+/// it stops claiming and lets sends in flight finish; whatever is left stays due in the store.
 public struct Dispatcher: Service, CustomStringConvertible {
     let store: any DeliveryStore
     let targets: [String: any DeliveryTarget]
+    let policies: [String: TargetPolicy]
     let transport: any HTTPTransport
     let settings: DispatcherSettings
     let redactor: Redactor
     let wake: WakeSignal
+    let pacer: Pacer
+    let metrics: PatchbayMetrics
     let logger: Logger
     let clock: @Sendable () -> Date
+    let random: @Sendable () -> Double
 
-    public init(store: any DeliveryStore, targets: [String: any DeliveryTarget], transport: any HTTPTransport,
-                settings: DispatcherSettings, redactor: Redactor, wake: WakeSignal, logger: Logger,
-                clock: @escaping @Sendable () -> Date = Date.init) {
+    /// Longest a worker waits for its pacing slot; a longer wait puts the delivery back in the queue.
+    static let maxPacingWait: Duration = .seconds(1)
+
+    public init(store: any DeliveryStore, targets: [String: any DeliveryTarget], policies: [String: TargetPolicy],
+                transport: any HTTPTransport, settings: DispatcherSettings, redactor: Redactor, wake: WakeSignal,
+                pacer: Pacer = Pacer(), metrics: PatchbayMetrics, logger: Logger,
+                clock: @escaping @Sendable () -> Date = Date.init, random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
         self.store = store
         self.targets = targets
+        self.policies = policies
         self.transport = transport
         self.settings = settings
         self.redactor = redactor
         self.wake = wake
+        self.pacer = pacer
+        self.metrics = metrics
         self.logger = logger
         self.clock = clock
+        self.random = random
     }
 
     /// ServiceLifecycle logs services by description; the default would dump every field.
@@ -50,7 +62,7 @@ public struct Dispatcher: Service, CustomStringConvertible {
                 }
                 for claim in claimed {
                     slots.take()
-                    // Not cancelled by shutdown: a send in flight finishes and its outcome is recorded.
+                    // Not cancelled by graceful shutdown: a send in flight finishes and is recorded.
                     group.addTask {
                         await self.deliver(claim)
                         slots.release()
@@ -75,89 +87,130 @@ public struct Dispatcher: Service, CustomStringConvertible {
         logger[metadataKey: "target.kind"] = "\(claim.targetKind)"
         logger[metadataKey: "event.type"] = "\(claim.event.type.rawValue)"
         logger[metadataKey: "attempt"] = "\(claim.attempt)"
+        var attempt = Attempt(claim: claim, logger: logger, startedAt: clock())
 
-        let startedAt = clock()
         guard let target = targets[claim.target] else {
-            await finish(claim, logger: logger, startedAt: startedAt, status: nil, latency: .zero,
-                         outcome: .permanent(reason: ResponseRule.Reason.unknownTarget),
-                         excerpt: "target '\(claim.target)' is no longer in the configuration")
+            await finish(&attempt, outcome: .permanent(reason: ResponseRule.Reason.unknownTarget),
+                         detail: "target '\(claim.target)' is no longer in the configuration")
+            return
+        }
+        let policy = policies[claim.target] ?? TargetPolicy()
+        if let reason = Expiry.reason(for: claim.event, queuedAt: claim.createdAt, now: attempt.startedAt) {
+            await finish(&attempt, outcome: .delivered(reason: ResponseRule.Reason.expired), detail: reason, transition: .expired)
             return
         }
         let context: RenderContext
         do {
             let (followUp, maintenance) = try await store.maintenanceContext(for: claim.event, target: claim.target)
             context = RenderContext(displayTimeZone: TimeZone(identifier: claim.displayTimeZone) ?? TimeZone(identifier: "UTC")!,
-                                    deliveryID: claim.id, now: startedAt, followUp: followUp, maintenance: maintenance,
+                                    deliveryID: claim.id, now: attempt.startedAt, followUp: followUp, maintenance: maintenance,
                                     resources: claim.resources)
         } catch {
             // The lease expires and the delivery is claimed again.
             logger.error("could not read the maintenance state; will retry", metadata: ["error": "\(redactor.redact(String(describing: error)))"])
             return
         }
-        let step: DeliveryStep
-        do {
-            step = try target.plan(claim.event, context: context)
-        } catch {
-            await finish(claim, logger: logger, startedAt: startedAt, status: nil, latency: .zero,
-                         outcome: .permanent(reason: ResponseRule.Reason.renderFailed), excerpt: redactor.redact(error.description))
-            return
-        }
         let request: OutboundRequest
-        switch step {
-        case .skip(let reason):
-            await finish(claim, logger: logger, startedAt: startedAt, status: nil, latency: .zero,
-                         outcome: .delivered(reason: ResponseRule.Reason.nothingToSend), excerpt: reason)
+        do {
+            switch try target.plan(claim.event, context: context) {
+            case .skip(let reason):
+                await finish(&attempt, outcome: .delivered(reason: ResponseRule.Reason.nothingToSend), detail: reason)
+                return
+            case .refuse(let reason):
+                await finish(&attempt, outcome: .permanent(reason: ResponseRule.Reason.refusedByVendorRules), detail: reason)
+                return
+            case .send(let built):
+                request = built
+            }
+        } catch {
+            await finish(&attempt, outcome: .permanent(reason: ResponseRule.Reason.renderFailed), detail: error.description)
             return
-        case .refuse(let reason):
-            await finish(claim, logger: logger, startedAt: startedAt, status: nil, latency: .zero,
-                         outcome: .permanent(reason: ResponseRule.Reason.refusedByVendorRules), excerpt: reason)
-            return
-        case .send(let built):
-            request = built
         }
+
+        switch pacer.reserve(key: target.pacingKey, policy: policy.pacing, now: clock(), maxWait: Self.maxPacingWait) {
+        case .go(let wait):
+            if wait > .zero { try? await Task.sleep(for: wait) }
+        case .later(let at):
+            do {
+                _ = try await store.release(claim, until: at, at: clock())
+                logger.debug("paced: back in the queue", metadata: ["until": "\(Timestamp.rfc3339(at))"])
+            } catch {
+                logger.error("could not put a paced delivery back; its lease will expire", metadata: ["error": "\(redactor.redact(String(describing: error)))"])
+            }
+            return
+        }
+
+        attempt.startedAt = clock()
         let result = await transport.send(request, timeouts: settings.timeouts)
         let outcome = target.classify(result)
         switch result {
         case .success(let response):
+            attempt.status = response.status
+            attempt.latency = response.latency
+            if let pause = target.pause(after: response) {
+                pacer.block(key: target.pacingKey, policy: policy.pacing, until: clock().addingTimeInterval(pause.seconds))
+            }
+            if case .retry(let after, let reason) = outcome, RetryPolicy.isRateLimit(reason) {
+                let quiet = after ?? .milliseconds(Int64(2000 / policy.pacing.rate))
+                pacer.block(key: target.pacingKey, policy: policy.pacing, until: clock().addingTimeInterval(quiet.seconds))
+            }
             let followUp = outcome.label == "delivered" ? target.followUp(after: response, event: claim.event, context: context) : nil
-            await finish(claim, logger: logger, startedAt: startedAt, status: response.status, latency: response.latency,
-                         outcome: outcome, excerpt: excerpt(of: response.body), followUp: followUp)
+            await finish(&attempt, outcome: outcome, detail: excerpt(of: response.body), policy: policy.retry, followUp: followUp)
         case .failure(let failure):
-            await finish(claim, logger: logger, startedAt: startedAt, status: nil, latency: failure.latency,
-                         outcome: outcome, excerpt: failure.message)
+            attempt.latency = failure.latency
+            await finish(&attempt, outcome: outcome, detail: failure.message, policy: policy.retry)
         }
     }
 
-    private func finish(_ claim: ClaimedDelivery, logger: Logger, startedAt: Date, status: Int?, latency: Duration,
-                        outcome: DeliveryOutcome, excerpt: String?, followUp: FollowUpState? = nil) async {
+    struct Attempt {
+        let claim: ClaimedDelivery
+        let logger: Logger
+        var startedAt: Date
+        var status: Int?
+        var latency: Duration = .zero
+    }
+
+    private func finish(_ attempt: inout Attempt, outcome: DeliveryOutcome, detail: String?, policy: RetryPolicy = RetryPolicy(),
+                        followUp: FollowUpState? = nil, transition explicit: DeliveryTransition? = nil) async {
+        let claim = attempt.claim
+        let logger = attempt.logger
         let now = clock()
-        let transition: DeliveryTransition
-        switch outcome {
+        let throttled: Bool
+        if case .retry(_, let reason) = outcome { throttled = RetryPolicy.isRateLimit(reason) } else { throttled = false }
+        let failures = claim.attempt - claim.throttles - (throttled ? 1 : 0)
+        let transition = explicit ?? policy.transition(for: outcome, failures: failures, age: .seconds(now.timeIntervalSince(claim.createdAt)),
+                                                      now: now, random: random())
+        let status = attempt.status.map(String.init) ?? "-"
+        let final: String
+        switch transition {
         case .delivered:
-            transition = .delivered
-            if status == nil {
-                logger.info("nothing to send; delivery done", metadata: ["detail": "\(redactor.redact(excerpt ?? ""))"])
+            final = "delivered"
+            if attempt.status == nil {
+                logger.info("nothing to send; delivery done", metadata: ["detail": "\(redactor.redact(detail ?? ""))"])
             } else {
-                logger.info("delivered", metadata: ["http.status": "\(status ?? 0)", "latency_ms": "\(Int(latency.milliseconds))"])
+                logger.info("delivered", metadata: ["http.status": "\(status)", "latency_ms": "\(Int(attempt.latency.milliseconds))"])
             }
-        case .retry(let after, let reason):
-            let delay = max(after ?? .zero, settings.backoff.delay(afterAttempt: claim.attempt))
-            transition = .retry(at: now.addingTimeInterval(delay.seconds))
+        case .retry(let at):
+            final = "retry"
             logger.warning("send failed; will retry", metadata: [
-                "reason": "\(reason)", "http.status": "\(status.map(String.init) ?? "-")", "retry_in_s": "\(Int(delay.seconds))",
+                "reason": "\(outcome.reason)", "http.status": "\(status)", "retry_at": "\(Timestamp.rfc3339(at))",
             ])
-        case .permanent(let reason):
-            transition = .dead
-            logger.error("send failed permanently; delivery is dead", metadata: [
-                "reason": "\(reason)", "http.status": "\(status.map(String.init) ?? "-")",
+        case .dead:
+            final = "dead"
+            logger.error("delivery is dead: giving up", metadata: [
+                "reason": "\(outcome.reason)", "http.status": "\(status)", "failures": "\(failures)",
             ])
+        case .expired:
+            final = "expired"
+            logger.notice("delivery expired: no longer useful", metadata: ["detail": "\(detail ?? "")"])
         }
-        let attempt = AttemptRecord(
-            deliveryID: claim.id, number: claim.attempt, startedAt: startedAt, latencyMilliseconds: latency.milliseconds,
-            statusCode: status, outcome: outcome.label, reason: outcome.reason, responseExcerpt: excerpt.map(redactor.redact)
+        metrics.attempt(kind: claim.targetKind, outcome: final, reason: outcome.reason, latency: attempt.status == nil ? nil : attempt.latency)
+        let record = AttemptRecord(
+            deliveryID: claim.id, number: claim.attempt, startedAt: attempt.startedAt, latencyMilliseconds: attempt.latency.milliseconds,
+            statusCode: attempt.status, outcome: final, reason: outcome.reason, responseExcerpt: detail.map(redactor.redact)
         )
         do {
-            let stillOurs = try await store.complete(claim, attempt: attempt, transition: transition, followUp: followUp, at: now)
+            let stillOurs = try await store.complete(claim, attempt: record, transition: transition, followUp: followUp, at: now)
             if !stillOurs {
                 logger.warning("lease expired before the result was recorded; another worker owns this delivery now")
             }

@@ -56,6 +56,10 @@ public protocol DeliveryTarget: Sendable {
     /// After a delivered send: what to remember for later events of the same maintenance.
     /// Returns nil when nothing changes.
     func followUp(after response: TransportResponse, event: PatchEvent, context: RenderContext) -> FollowUpState?
+    /// Targets with the same key share one rate budget (Statuspage limits per API key).
+    var pacingKey: String { get }
+    /// How long the vendor asks for quiet, read from its answer (Pingdom's Req-Limit headers).
+    func pause(after response: TransportResponse) -> Duration?
 }
 
 extension DeliveryTarget {
@@ -66,6 +70,10 @@ extension DeliveryTarget {
     public func followUp(after response: TransportResponse, event: PatchEvent, context: RenderContext) -> FollowUpState? {
         nil
     }
+
+    public var pacingKey: String { "\(kind):\(name)" }
+
+    public func pause(after response: TransportResponse) -> Duration? { nil }
 }
 
 /// Chat targets (Slack, Teams) post one message per event and keep no state.

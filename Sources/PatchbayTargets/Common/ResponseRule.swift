@@ -20,6 +20,8 @@ public enum ResponseRule {
         public static let nothingToSend = "nothing_to_send"
         /// The vendor cannot do what the event asks (delete a started Pingdom window).
         public static let refusedByVendorRules = "refused_by_vendor_rules"
+        /// No longer useful (a reminder after its window started): marked expired, not sent.
+        public static let expired = "expired"
     }
 
     public static func classify(_ result: Result<TransportResponse, TransportFailure>, now: Date = Date()) -> DeliveryOutcome {

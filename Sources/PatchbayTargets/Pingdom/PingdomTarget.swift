@@ -7,6 +7,8 @@ import PatchbayCore
 public struct PingdomTarget: DeliveryTarget {
     public static let kind = "pingdom"
     public static let defaultBaseURL = URL(string: "https://api.pingdom.com/api/3.1")!
+    /// Pingdom publishes no fixed rate; its Req-Limit headers say how much is left (see `pause`).
+    public static let defaultPolicy = TargetPolicy(pacing: PacingPolicy(rate: 2, burst: 5))
 
     public let name: String
     public let token: Secret
@@ -22,11 +24,30 @@ public struct PingdomTarget: DeliveryTarget {
 
     /// Reads `targets.<name>`: `{kind: pingdom, token: ..., baseURL: ...}`.
     public init?(name: String, section: ConfigSection) {
-        section.allowOnly(["kind", "token", "baseURL"])
+        section.allowOnly(TargetRegistry.commonKeys.union(["token", "baseURL"]))
         let token = section.secret("token", minimumLength: 8)
         let baseURL = section.url("baseURL") ?? Self.defaultBaseURL
         guard let token else { return nil }
         self.init(name: name, token: token, baseURL: baseURL)
+    }
+
+    public var pacingKey: String { "pingdom:" + Data(token.reveal().utf8).sha256Hex.prefix(16) }
+
+    /// `Req-Limit-Short: Remaining: 394 Time until reset: 3589`: when nothing remains in either
+    /// window, wait until it resets.
+    public func pause(after response: TransportResponse) -> Duration? {
+        var longest: Duration?
+        for name in ["Req-Limit-Short", "Req-Limit-Long"] {
+            guard let value = response.header(name), let limit = Self.parseLimit(value), limit.remaining <= 0 else { continue }
+            if longest == nil || limit.reset > longest! { longest = limit.reset }
+        }
+        return longest
+    }
+
+    static func parseLimit(_ value: String) -> (remaining: Int, reset: Duration)? {
+        let numbers = value.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+        guard numbers.count == 2, value.contains("Remaining"), value.contains("reset") else { return nil }
+        return (numbers[0], .seconds(numbers[1]))
     }
 
     var maintenanceURL: String {

@@ -5,6 +5,8 @@ import PatchbayCore
 /// returns no message id, so every lifecycle step is a new message.
 public struct SlackTarget: MessageTarget {
     public static let kind = "slack"
+    /// "1 per second, short bursts allowed" (Slack's rate-limit table for incoming webhooks).
+    public static let defaultPolicy = TargetPolicy(pacing: PacingPolicy(rate: 1, burst: 3))
 
     public let name: String
     public let url: Secret
@@ -18,7 +20,7 @@ public struct SlackTarget: MessageTarget {
 
     /// Reads `targets.<name>`: `{kind: slack, url: ...}`.
     public init?(name: String, section: ConfigSection) {
-        section.allowOnly(["kind", "url"])
+        section.allowOnly(TargetRegistry.commonKeys.union(["url"]))
         guard let url = section.secretURL("url") else { return nil }
         self.init(name: name, url: url)
     }

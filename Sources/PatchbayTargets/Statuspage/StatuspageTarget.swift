@@ -7,6 +7,8 @@ import PatchbayCore
 public struct StatuspageTarget: DeliveryTarget {
     public static let kind = "statuspage"
     public static let defaultBaseURL = URL(string: "https://api.statuspage.io")!
+    /// "Each API token is limited to 1 request / second as measured on a 60 second rolling window."
+    public static let defaultPolicy = TargetPolicy(pacing: PacingPolicy(rate: 1, burst: 1))
 
     public enum CancelAction: String, Sendable {
         /// Mark the incident completed with a cancellation note (subscribers see why).
@@ -33,7 +35,7 @@ public struct StatuspageTarget: DeliveryTarget {
 
     /// Reads `targets.<name>`: `{kind: statuspage, page: ..., apiKey: ..., baseURL: ..., onCancel: complete|delete}`.
     public init?(name: String, section: ConfigSection) {
-        section.allowOnly(["kind", "page", "apiKey", "baseURL", "onCancel"])
+        section.allowOnly(TargetRegistry.commonKeys.union(["page", "apiKey", "baseURL", "onCancel"]))
         let page = section.string("page", required: true)
         if let page, !page.allSatisfy({ $0.isLetter || $0.isNumber }) {
             section.report("page", "expected a Statuspage page id (letters and digits), got '\(page)'")
@@ -49,6 +51,9 @@ public struct StatuspageTarget: DeliveryTarget {
         guard let page, let apiKey else { return nil }
         self.init(name: name, page: page, apiKey: apiKey, baseURL: baseURL, cancelAction: cancel)
     }
+
+    /// Statuspage limits per API key, so targets sharing a key share the budget.
+    public var pacingKey: String { "statuspage:" + Data(apiKey.reveal().utf8).sha256Hex.prefix(16) }
 
     var incidentsURL: String {
         baseURL.absoluteString.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/v1/pages/\(page)/incidents"

@@ -7,6 +7,8 @@ import PatchbayCore
 /// 200 `1`). The URL is the credential. Messages stay under Teams' 28 KB limit.
 public struct TeamsTarget: MessageTarget {
     public static let kind = "teams"
+    /// Teams throttles a webhook past 4 requests a second.
+    public static let defaultPolicy = TargetPolicy(pacing: PacingPolicy(rate: 4, burst: 4))
 
     public enum Format: String, Sendable, CaseIterable {
         case adaptive
@@ -30,7 +32,7 @@ public struct TeamsTarget: MessageTarget {
 
     /// Reads `targets.<name>`: `{kind: teams, url: ..., format: adaptive|messagecard}`.
     public init?(name: String, section: ConfigSection) {
-        section.allowOnly(["kind", "url", "format"])
+        section.allowOnly(TargetRegistry.commonKeys.union(["url", "format"]))
         let url = section.secretURL("url")
         var format = Format.adaptive
         if let text = section.string("format") {

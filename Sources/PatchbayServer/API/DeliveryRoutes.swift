@@ -1,0 +1,85 @@
+import Foundation
+import Hummingbird
+import PatchbayCore
+
+/// The operators' API behind `server.adminTokens`: the same listing, detail and replay as the CLI,
+/// for operators without shell access to the host.
+struct DeliveryRoutes {
+    let store: any DeliveryStore
+    let settings: ServerSettings
+    let wake: WakeSignal
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("/v1/deliveries") { request, _ in
+            try authorize(request)
+            let filter = try DeliveryQuery.filter(
+                state: request.uri.queryParameters.get("state"), target: request.uri.queryParameters.get("target"),
+                app: request.uri.queryParameters.get("app"), since: request.uri.queryParameters.get("since"),
+                limit: request.uri.queryParameters.get("limit"), now: Date()
+            )
+            return JSONResponse.make(status: .ok, body: try await store.list(filter))
+        }
+        router.get("/v1/deliveries/:id") { request, context in
+            try authorize(request)
+            let id = try context.parameters.require("id")
+            guard let detail = try await store.detail(id: id) else {
+                throw APIError(.notFound, code: "not_found", message: "id: no delivery \(id)")
+            }
+            return JSONResponse.make(status: .ok, body: detail)
+        }
+        router.post("/v1/deliveries/:id/replay") { request, context in
+            try authorize(request)
+            let id = try context.parameters.require("id")
+            let dryRun = request.uri.queryParameters.get("dryRun") == "true"
+            let result = try await store.replay(id: id, at: Date(), dryRun: dryRun)
+            if result == .replayed { wake.notify() }
+            let status: HTTPResponse.Status = switch result {
+            case .notFound: .notFound
+            case .alreadyQueued: .conflict
+            case .replayed, .wouldReplay: .ok
+            }
+            return JSONResponse.make(status: status, body: ReplayAnswer(id: id, result: result))
+        }
+    }
+
+    struct ReplayAnswer: Encodable {
+        var id: String
+        var result: ReplayResult
+    }
+
+    private func authorize(_ request: Request) throws {
+        guard !settings.adminTokens.isEmpty else {
+            throw APIError(.forbidden, code: "admin_disabled", message: "the delivery admin API is off: set server.adminTokens to enable it")
+        }
+        guard ServerSettings.matches(request.headers[.authorization], tokens: settings.adminTokens) else {
+            throw APIError.unauthorized
+        }
+    }
+}
+
+/// Turns operator input (CLI flags, query parameters) into a store filter, with errors that name the parameter.
+public enum DeliveryQuery {
+    public static func filter(state: String?, target: String?, app: String?, since: String?, limit: String?, now: Date) throws -> DeliveryFilter {
+        var filter = DeliveryFilter(target: target, app: app)
+        if let state {
+            guard let parsed = DeliveryState(rawValue: state) else {
+                throw APIError(.badRequest, code: "invalid_parameter",
+                               message: "state: must be one of \(DeliveryState.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            filter.state = parsed
+        }
+        if let since {
+            guard let duration = ConfigSection.parseDuration(since) else {
+                throw APIError(.badRequest, code: "invalid_parameter", message: "since: expected a duration like 30m, 2h or 7d, got '\(since)'")
+            }
+            filter.since = now.addingTimeInterval(-duration.seconds)
+        }
+        if let limit {
+            guard let value = Int(limit), (1...10_000).contains(value) else {
+                throw APIError(.badRequest, code: "invalid_parameter", message: "limit: expected a whole number from 1 to 10000")
+            }
+            filter.limit = value
+        }
+        return filter
+    }
+}

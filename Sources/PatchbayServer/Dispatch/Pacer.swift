@@ -1,0 +1,43 @@
+import Foundation
+import PatchbayCore
+import Synchronization
+
+/// Keeps each vendor budget (a Slack webhook, a Statuspage API key) under its rate, for every
+/// worker of the process: a generic cell rate algorithm, so a burst of `burst` requests may go at
+/// once and the rest follow at `rate` per second. A 429 or an exhausted Pingdom budget blocks
+/// the key until the vendor says it may go on.
+public final class Pacer: Sendable {
+    public enum Decision: Equatable, Sendable {
+        /// Send after waiting this long (zero: now). A slot has been taken.
+        case go(after: Duration)
+        /// Too long to wait holding a worker: try again at this time. Nothing was taken.
+        case later(at: Date)
+    }
+
+    /// The theoretical arrival time of the next request per key (GCRA's TAT).
+    private let nextFree = Mutex<[String: Date]>([:])
+
+    public init() {}
+
+    public func reserve(key: String, policy: PacingPolicy, now: Date, maxWait: Duration) -> Decision {
+        let interval = 1 / policy.rate
+        let tolerance = interval * Double(max(policy.burst - 1, 0))
+        return nextFree.withLock { table in
+            let arrival = max(table[key] ?? now, now)
+            let earliest = arrival.addingTimeInterval(-tolerance)
+            let wait = max(0, earliest.timeIntervalSince(now))
+            guard wait <= maxWait.seconds else { return .later(at: earliest) }
+            table[key] = arrival.addingTimeInterval(interval)
+            return .go(after: .milliseconds(Int64(wait * 1000)))
+        }
+    }
+
+    /// No request for `key` before `until`.
+    public func block(key: String, policy: PacingPolicy, until: Date) {
+        let tolerance = (1 / policy.rate) * Double(max(policy.burst - 1, 0))
+        nextFree.withLock { table in
+            let blocked = until.addingTimeInterval(tolerance)
+            if (table[key] ?? .distantPast) < blocked { table[key] = blocked }
+        }
+    }
+}

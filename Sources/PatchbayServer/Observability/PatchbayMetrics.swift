@@ -1,0 +1,76 @@
+import Foundation
+import Metrics
+import PatchbayCore
+import PatchbayTargets
+
+/// Every metric Patchbay emits, created once with a small, fixed set of label values, so each
+/// series exists (at zero) from start-up and a dashboard never sees a series appear from nowhere.
+/// The backend (Prometheus) is chosen only by the executable.
+public final class PatchbayMetrics: Sendable {
+    /// (outcome, reason) pairs an attempt can end with.
+    static let outcomes: [(String, String)] = {
+        typealias R = ResponseRule.Reason
+        let retryable = [R.rateLimited, R.serverError, R.timeout, R.connectionFailed, R.transportError]
+        let permanent = [R.clientError, R.redirect, R.renderFailed, R.unknownTarget, R.refusedByVendorRules]
+        return [("delivered", R.delivered), ("delivered", R.nothingToSend), ("expired", R.expired)]
+            + retryable.map { ("retry", $0) } + (retryable + permanent).map { ("dead", $0) }
+    }()
+
+    public static let rejectionReasons = ["invalid_event", "unauthorized", "body_too_large", "idempotency_conflict", "invalid_header", "draining"]
+
+    private let deliveries: [String: Counter]
+    private let sendDuration: [String: Metrics.Timer]
+    private let accepted: [String: Counter]
+    private let rejected: [String: Counter]
+    private let queueDepth: [String: Gauge]
+    private let oldestDueAge: Gauge
+
+    public init(targetKinds: [String] = TargetRegistry.kinds) {
+        var deliveries: [String: Counter] = [:]
+        var sendDuration: [String: Metrics.Timer] = [:]
+        for kind in targetKinds {
+            for (outcome, reason) in Self.outcomes {
+                let counter = Counter(label: "patchbay_delivery_attempts_total",
+                                      dimensions: [("target_kind", kind), ("outcome", outcome), ("reason", reason)])
+                counter.increment(by: 0)
+                deliveries["\(kind)|\(outcome)|\(reason)"] = counter
+            }
+            sendDuration[kind] = Metrics.Timer(label: "patchbay_send_duration_seconds", dimensions: [("target_kind", kind)])
+        }
+        self.deliveries = deliveries
+        self.sendDuration = sendDuration
+        accepted = Dictionary(uniqueKeysWithValues: EventType.allCases.map {
+            ($0.rawValue, Counter(label: "patchbay_events_accepted_total", dimensions: [("type", $0.rawValue)]))
+        })
+        rejected = Dictionary(uniqueKeysWithValues: Self.rejectionReasons.map {
+            ($0, Counter(label: "patchbay_requests_rejected_total", dimensions: [("reason", $0)]))
+        })
+        queueDepth = Dictionary(uniqueKeysWithValues: DeliveryState.allCases.map {
+            ($0.rawValue, Gauge(label: "patchbay_deliveries", dimensions: [("state", $0.rawValue)]))
+        })
+        oldestDueAge = Gauge(label: "patchbay_oldest_due_delivery_age_seconds")
+        for counter in accepted.values { counter.increment(by: 0) }
+        for counter in rejected.values { counter.increment(by: 0) }
+        for gauge in queueDepth.values { gauge.record(0) }
+        oldestDueAge.record(0)
+    }
+
+    public func eventAccepted(_ type: EventType) { accepted[type.rawValue]?.increment() }
+
+    public func requestRejected(_ reason: String) { rejected[reason]?.increment() }
+
+    /// One attempt's result: `outcome` is delivered, retry, dead or expired.
+    public func attempt(kind: String, outcome: String, reason: String, latency: Duration?) {
+        deliveries["\(kind)|\(outcome)|\(reason)"]?.increment()
+        if let latency, latency > .zero {
+            sendDuration[kind]?.recordNanoseconds(Int64(latency.seconds * 1e9))
+        }
+    }
+
+    public func queue(counts: [DeliveryState: Int], oldestDueAge: Duration) {
+        for state in DeliveryState.allCases {
+            queueDepth[state.rawValue]?.record(Double(counts[state] ?? 0))
+        }
+        self.oldestDueAge.record(oldestDueAge.seconds)
+    }
+}

@@ -1,0 +1,35 @@
+import Foundation
+import PatchbayCore
+import Testing
+@testable import PatchbayServer
+
+@Suite("Pacer")
+struct PacerTests {
+    let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+
+    @Test func burstThenSteadyRate() {
+        let pacer = Pacer()
+        let policy = PacingPolicy(rate: 2, burst: 3)
+        let waits = (0..<6).map { _ in pacer.reserve(key: "k", policy: policy, now: t0, maxWait: .seconds(10)) }
+        #expect(waits == [.go(after: .zero), .go(after: .zero), .go(after: .zero),
+                          .go(after: .milliseconds(500)), .go(after: .milliseconds(1000)), .go(after: .milliseconds(1500))])
+        // Other keys have their own budget.
+        #expect(pacer.reserve(key: "other", policy: policy, now: t0, maxWait: .zero) == .go(after: .zero))
+    }
+
+    @Test func longWaitsAreDeferredWithoutTakingASlot() {
+        let pacer = Pacer()
+        let policy = PacingPolicy(rate: 1, burst: 1)
+        #expect(pacer.reserve(key: "k", policy: policy, now: t0, maxWait: .zero) == .go(after: .zero))
+        #expect(pacer.reserve(key: "k", policy: policy, now: t0, maxWait: .milliseconds(500)) == .later(at: t0.addingTimeInterval(1)))
+        #expect(pacer.reserve(key: "k", policy: policy, now: t0.addingTimeInterval(1), maxWait: .zero) == .go(after: .zero))
+    }
+
+    @Test func blockingHoldsTheKeyUntilTheVendorSaysSo() {
+        let pacer = Pacer()
+        let policy = PacingPolicy(rate: 10, burst: 1)
+        pacer.block(key: "k", policy: policy, until: t0.addingTimeInterval(3))
+        #expect(pacer.reserve(key: "k", policy: policy, now: t0, maxWait: .seconds(1)) == .later(at: t0.addingTimeInterval(3)))
+        #expect(pacer.reserve(key: "k", policy: policy, now: t0.addingTimeInterval(3), maxWait: .zero) == .go(after: .zero))
+    }
+}
