@@ -53,17 +53,32 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         curl_multi_cleanup(multi)
     }
 
+    /// Cancelling the calling task aborts the transfer (shutdown past its grace period).
     public func send(_ request: OutboundRequest, timeouts: TransportTimeouts) async -> Result<TransportResponse, TransportFailure> {
-        await withCheckedContinuation { continuation in
-            let transfer = Transfer(request: request, timeouts: timeouts, continuation: continuation)
-            if stopping.load(ordering: .acquiring) {
-                transfer.finish(.failure(TransportFailure(kind: .other, message: "transport is shut down", latency: .zero)))
-                return
+        let box = TransferBox()
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let transfer = Transfer(request: request, timeouts: timeouts, continuation: continuation)
+                box.transfer.withLock { $0 = transfer }
+                if stopping.load(ordering: .acquiring) || Task.isCancelled {
+                    transfer.finish(.failure(TransportFailure(kind: .other, message: "transfer cancelled", latency: .zero)))
+                    return
+                }
+                inbox.withLock { $0.append(transfer) }
+                curl_multi_wakeup(multi)
             }
-            inbox.withLock { $0.append(transfer) }
+        } onCancel: {
+            guard let transfer = box.transfer.withLock({ $0 }) else { return }
+            cancellations.withLock { $0.append(ObjectIdentifier(transfer)) }
             curl_multi_wakeup(multi)
         }
     }
+
+    private final class TransferBox: Sendable {
+        let transfer = Mutex<Transfer?>(nil)
+    }
+
+    private let cancellations = Mutex<[ObjectIdentifier]>([])
 
     // MARK: The transfer thread
 
@@ -74,6 +89,9 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         while !stopping.load(ordering: .acquiring) {
             for transfer in inbox.withLock({ inbox in defer { inbox.removeAll() }; return inbox }) {
                 start(transfer)
+            }
+            for id in cancellations.withLock({ list in defer { list.removeAll() }; return list }) {
+                cancel(id)
             }
             curl_multi_perform(multi, &running)
             collectFinished()
@@ -90,6 +108,14 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
             transfer.finish(.failure(failure))
         }
         finished.signal()
+    }
+
+    private func cancel(_ id: ObjectIdentifier) {
+        guard let (easy, transfer) = active.first(where: { ObjectIdentifier($0.value) == id }) else { return }
+        active.removeValue(forKey: easy)
+        curl_multi_remove_handle(multi, easy)
+        curl_easy_cleanup(easy)
+        transfer.finish(.failure(TransportFailure(kind: .other, message: "transfer cancelled", latency: ContinuousClock.now - transfer.startedAt)))
     }
 
     private func start(_ transfer: Transfer) {

@@ -14,10 +14,13 @@ public struct ScriptedResponse: Sendable, Codable, Equatable {
     public var delayMs: Int?
     /// Never answer (until the client gives up).
     public var hang: Bool?
+    /// Reset the connection instead of answering.
+    public var reset: Bool?
     public var headers: [String: String]?
 
     public init(status: Int = 200, body: String? = nil, retryAfter: String? = nil, delayMs: Int? = nil, hang: Bool? = nil,
-                headers: [String: String]? = nil) {
+                reset: Bool? = nil, headers: [String: String]? = nil) {
+        self.reset = reset
         self.status = status
         self.body = body
         self.retryAfter = retryAfter
@@ -117,7 +120,7 @@ public final class Sink: Sendable {
 
     // MARK: Serving
 
-    public func respond(to request: Request, context: some RequestContext) async throws -> Response {
+    public func respond(to request: Request, context: SinkRequestContext) async throws -> Response {
         var request = request
         let buffer = try await request.collectBody(upTo: 16 * 1024 * 1024)
         let body = String(decoding: buffer.readableBytesView, as: UTF8.self)
@@ -135,6 +138,14 @@ public final class Sink: Sendable {
         }
         if let scripted {
             if scripted.hang == true { try await Task.sleep(for: .seconds(3600)) }
+            if scripted.reset == true {
+                // SO_LINGER 0 makes close send a TCP RST: the client sees "connection reset by peer".
+                if let provider = context.channel as? any SocketOptionProvider {
+                    try? await provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).get()
+                }
+                try? await context.channel.close().get()
+                throw CancellationError()
+            }
             if let delay = scripted.delayMs { try await Task.sleep(for: .milliseconds(delay)) }
             answer.status = scripted.status
             if let body = scripted.body { answer.body = body }

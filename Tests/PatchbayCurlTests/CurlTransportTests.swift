@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PatchbayCore
 import PatchbayTestSupport
+import PatchbaySink
 import Testing
 @testable import PatchbayCurl
 
@@ -79,6 +80,31 @@ struct CurlTransportTests {
                                               timeouts: TransportTimeouts(connect: .seconds(1), total: .milliseconds(300)))
             guard case .failure(let failure) = result else { Issue.record("expected a timeout, got \(result)"); return }
             #expect(failure.kind == .timeout)
+            #expect(ContinuousClock.now - started < .seconds(3))
+        }
+    }
+
+    @Test func aResetConnectionIsATransportFailure() async throws {
+        try await withSink { sink in
+            sink.sink.script(path: "/slack/reset", [ScriptedResponse(reset: true)])
+            let result = await transport.send(request("\(sink.baseURL)/slack/reset"), timeouts: timeouts)
+            guard case .failure(let failure) = result else { Issue.record("expected a failure, got \(result)"); return }
+            #expect(failure.kind == .other)
+            // The next request to the same path gets the usual answer.
+            let next = try await transport.send(request("\(sink.baseURL)/slack/reset"), timeouts: timeouts).get()
+            #expect(next.status == 200)
+        }
+    }
+
+    @Test func cancellingTheTaskAbortsTheTransfer() async throws {
+        try await withSink { sink in
+            let started = ContinuousClock.now
+            let task = Task { await transport.send(request("\(sink.baseURL)/hang?seconds=5"), timeouts: TransportTimeouts(total: .seconds(10))) }
+            try await Task.sleep(for: .milliseconds(300))
+            task.cancel()
+            let result = await task.value
+            guard case .failure(let failure) = result else { Issue.record("expected a cancelled transfer"); return }
+            #expect(failure.message == "transfer cancelled")
             #expect(ContinuousClock.now - started < .seconds(3))
         }
     }
