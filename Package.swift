@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
     ],
     targets: [
         // Pure domain: events, routes, deliveries, outcomes, time, secrets, the store and transport protocols.
@@ -52,6 +53,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Inbound relay sources: signature checks (Standard Webhooks, GitHub, Slack, SNS) and the
+        // mapping of AWS events to lifecycle events. No I/O but the SNS certificate fetch.
+        .target(
+            name: "PatchbayRelay",
+            dependencies: [
+                "PatchbayCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .systemLibrary(
             name: "CCurl",
             pkgConfig: "libcurl",
@@ -71,6 +84,7 @@ let package = Package(
             name: "PatchbayServer",
             dependencies: [
                 "PatchbayCore",
+                "PatchbayRelay",
                 "PatchbayTargets",
                 "PatchbayConfig",
                 "PatchbayStore",
@@ -128,6 +142,15 @@ let package = Package(
             name: "PatchbayTargetsTests",
             dependencies: ["PatchbayTargets", "PatchbayCore", "PatchbayTestSupport"],
             exclude: ["Golden"]
+        ),
+        .testTarget(
+            name: "PatchbayRelayTests",
+            dependencies: [
+                "PatchbayRelay", "PatchbayCore", "PatchbayTestSupport",
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+            ],
+            exclude: ["Fixtures"]
         ),
         .testTarget(name: "PatchbayConfigTests", dependencies: ["PatchbayConfig", "PatchbayCore"]),
         .testTarget(

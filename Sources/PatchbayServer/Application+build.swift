@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import PatchbayCore
+import PatchbayRelay
 import PatchbayTargets
 import ServiceLifecycle
 
@@ -14,9 +15,13 @@ public struct ApplicationParts: Sendable {
     public var metrics: PatchbayMetrics
     /// Renders the metrics registry for `GET /metrics`; nil leaves the route answering 404.
     public var exposition: (@Sendable () -> String)?
+    /// Fetches SNS certificates and confirms subscriptions; nil disables `sns` sources.
+    public var transport: (any HTTPTransport)?
 
     public init(store: any DeliveryStore, wake: WakeSignal = WakeSignal(), gate: IntakeGate = IntakeGate(drainDelay: .zero),
-                metrics: PatchbayMetrics = PatchbayMetrics(), exposition: (@Sendable () -> String)? = nil) {
+                metrics: PatchbayMetrics = PatchbayMetrics(), exposition: (@Sendable () -> String)? = nil,
+                transport: (any HTTPTransport)? = nil) {
+        self.transport = transport
         self.store = store
         self.wake = wake
         self.gate = gate
@@ -52,5 +57,23 @@ public func buildRouter(configuration: PatchbayConfiguration, parts: Application
     HealthRoutes(store: parts.store, gate: parts.gate, metrics: parts.metrics, exposition: parts.exposition).register(on: router)
     EventRoutes(intake: intake, settings: configuration.server, metrics: parts.metrics).register(on: router)
     DeliveryRoutes(store: parts.store, settings: configuration.server, wake: parts.wake).register(on: router)
+    var verifiers: [String: SNSVerifier] = [:]
+    if let transport = parts.transport {
+        for (name, source) in configuration.sources {
+            if case .sns(_, let pattern) = source.kind, let verifier = try? SNSVerifier(certificateURLPattern: pattern, transport: transport) {
+                verifiers[name] = verifier
+            }
+        }
+    }
+    RelayRoutes(sources: configuration.sources, snsVerifiers: verifiers, awsMapper: AWSEventMapper(mapping: configuration.awsMapping),
+                intake: intake, store: parts.store, transport: parts.transport ?? NoTransport(), maxBodyBytes: configuration.server.maxRelayBytes,
+                metrics: parts.metrics).register(on: router)
     return router
+}
+
+/// Stands in when no transport was given (route tests): every send fails.
+struct NoTransport: HTTPTransport {
+    func send(_ request: OutboundRequest, timeouts: TransportTimeouts) async -> Result<TransportResponse, TransportFailure> {
+        .failure(TransportFailure(kind: .other, message: "no transport configured", latency: .zero))
+    }
 }

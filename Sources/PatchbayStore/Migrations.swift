@@ -88,6 +88,19 @@ enum Migrations {
                 ALTER TABLE deliveries ADD COLUMN replayed_at REAL;
                 """)
         }
+        migrator.registerMigration("v4: relayed messages that map to no app") { db in
+            try db.execute(sql: """
+                -- Kept, not dropped, so an operator can add the missing awsMapping entry and see what came.
+                CREATE TABLE relay_unmapped (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    source TEXT NOT NULL,
+                    dedupe_id TEXT,
+                    reason TEXT NOT NULL,
+                    body TEXT NOT NULL,
+                    received_at REAL NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 }

@@ -4,7 +4,7 @@ import PatchbayCore
 /// The kinds of target Patchbay can deliver to. Adding one means a folder beside `Slack/`, and a
 /// line here that reads its config section.
 public enum TargetRegistry {
-    public static let kinds: [String] = [SlackTarget.kind, TeamsTarget.kind, StatuspageTarget.kind, PingdomTarget.kind]
+    public static let kinds: [String] = [SlackTarget.kind, TeamsTarget.kind, StatuspageTarget.kind, PingdomTarget.kind, WebhookTarget.kind]
 
     /// Keys every target section may have besides its kind's own.
     public static let commonKeys: Set<String> = ["kind", "retry", "rate"]
@@ -31,6 +31,8 @@ public enum TargetRegistry {
             (parsed, defaults) = (StatuspageTarget(name: name, section: section), StatuspageTarget.defaultPolicy)
         case PingdomTarget.kind:
             (parsed, defaults) = (PingdomTarget(name: name, section: section), PingdomTarget.defaultPolicy)
+        case WebhookTarget.kind:
+            (parsed, defaults) = (WebhookTarget(name: name, section: section), WebhookTarget.defaultPolicy)
         default:
             section.report("kind", "'\(kind)' is not a target kind; known kinds: \(kinds.joined(separator: ", "))")
             return nil

@@ -63,7 +63,7 @@ struct Serve: AsyncParsableCommand {
         let redactor = configuration.redactor
         let transport = CurlTransport(redactor: redactor, logger: logger)
         let parts = ApplicationParts(store: store, gate: IntakeGate(drainDelay: configuration.server.drainDelay), metrics: metrics,
-                                     exposition: { registry.emitToString() })
+                                     exposition: { registry.emitToString() }, transport: transport)
         let dispatcher = Dispatcher(store: store, targets: configuration.targets, policies: configuration.policies, transport: transport,
                                     settings: configuration.delivery, redactor: redactor, wake: parts.wake, metrics: metrics, logger: logger)
         let host = configuration.server.host

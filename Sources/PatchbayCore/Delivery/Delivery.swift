@@ -201,6 +201,24 @@ public protocol DeliveryStore: Sendable {
     func oldestDueAge(now: Date) async throws -> Duration
     /// Confirms the store accepts writes (for readiness checks).
     func checkWritable() async throws
+    /// Keeps a relayed message that maps to no app and environment, for an operator to look at.
+    func recordUnmapped(source: String, dedupeID: String?, reason: String, body: String, at now: Date) async throws
+    /// Unmapped relayed messages, newest first.
+    func unmapped(limit: Int) async throws -> [UnmappedMessage]
+}
+
+public struct UnmappedMessage: Sendable, Codable, Hashable {
+    public var source: String
+    public var reason: String
+    public var body: String
+    public var receivedAt: Date
+
+    public init(source: String, reason: String, body: String, receivedAt: Date) {
+        self.source = source
+        self.reason = reason
+        self.body = body
+        self.receivedAt = receivedAt
+    }
 }
 
 public struct DeliveryFilter: Sendable, Hashable {

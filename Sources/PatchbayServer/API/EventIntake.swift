@@ -42,10 +42,26 @@ public struct EventIntake: Sendable {
             metrics.requestRejected("invalid_event")
             throw APIError.invalid(error)
         }
-        let key = headerKey ?? event.id
+        return try await accept(event, digest: body.sha256Hex, idempotencyKey: headerKey ?? event.id, logger: logger)
+    }
+
+    /// An event built by a relay source from its sender's body; `digest` identifies that body.
+    public func accept(json: JSONValue, digest: String, idempotencyKey: String, logger: Logger) async throws -> Outcome {
+        let event: PatchEvent
+        do {
+            event = try validator.validate(json: json)
+        } catch {
+            metrics.requestRejected("invalid_event")
+            throw APIError(.unprocessableContent, code: "invalid_event", message: "the relayed message does not make a valid event: \(error)",
+                           problems: error.problems)
+        }
+        return try await accept(event, digest: digest, idempotencyKey: idempotencyKey, logger: logger)
+    }
+
+    private func accept(_ event: PatchEvent, digest: String, idempotencyKey key: String?, logger: Logger) async throws -> Outcome {
         let plans = routes.plans(for: event) { targets[$0]?.kind }
         let submission = EventSubmission(
-            eventID: Identifier.make("evt"), idempotencyKey: key, bodyDigest: body.sha256Hex, event: event,
+            eventID: Identifier.make("evt"), idempotencyKey: key, bodyDigest: digest, event: event,
             receivedAt: clock(), deliveries: plans
         )
         switch try await store.accept(submission) {

@@ -1,6 +1,7 @@
 import Foundation
 import PatchbayConfig
 import PatchbayCore
+import PatchbayRelay
 import PatchbayStore
 import PatchbayTargets
 
@@ -14,6 +15,9 @@ public struct PatchbayConfiguration: Sendable {
     public var policies: [String: TargetPolicy]
     public var targetNames: [String]
     public var routes: RouteTable
+    /// Relay sources by name (`sources:`).
+    public var sources: [String: RelaySource]
+    public var awsMapping: AWSMapping
 
     public struct Invalid: Error, CustomStringConvertible {
         public var problems: [ConfigProblem]
@@ -25,7 +29,7 @@ public struct PatchbayConfiguration: Sendable {
 
     /// Every credential in the configuration, for the redactor.
     public var secrets: [Secret] {
-        server.tokens + targets.values.flatMap(\.secrets)
+        server.tokens + server.adminTokens + targets.values.flatMap(\.secrets) + sources.values.flatMap(\.secrets)
     }
 
     public var redactor: Redactor { Redactor(secrets: secrets) }
@@ -46,7 +50,7 @@ public struct PatchbayConfiguration: Sendable {
         if case .map(let entries) = root.value, entries.isEmpty, !diagnostics.problems.isEmpty {
             throw Invalid(problems: diagnostics.problems)
         }
-        root.allowOnly(["server", "store", "delivery", "targets", "routes"])
+        root.allowOnly(["server", "store", "delivery", "targets", "routes", "sources", "awsMapping"])
         let server = ServerSettings(section: root.section("server", required: true))
         let store = StoreSettings(section: root.section("store"))
         let delivery = DispatcherSettings(section: root.section("delivery"))
@@ -78,8 +82,13 @@ public struct PatchbayConfiguration: Sendable {
         if root.has("routes"), routeSections.isEmpty {
             root.report("routes", "must hold at least one route, or no event would be delivered")
         }
+        var sources: [String: RelaySource] = [:]
+        for (name, section) in root.section("sources")?.namedSections() ?? [] {
+            if let source = RelaySource(name: name, section: section) { sources[name] = source }
+        }
+        let awsMapping = AWSMapping(section: root.section("awsMapping"))
         guard diagnostics.problems.isEmpty else { throw Invalid(problems: diagnostics.problems) }
         return PatchbayConfiguration(server: server, store: store, delivery: delivery, targets: targets, policies: policies, targetNames: names,
-                                     routes: RouteTable(routes: routes))
+                                     routes: RouteTable(routes: routes), sources: sources, awsMapping: awsMapping)
     }
 }

@@ -12,6 +12,8 @@ public struct ServerSettings: Sendable {
     public var adminTokens: [Secret]
     /// How long intake answers 503 at shutdown before the listener closes.
     public var drainDelay: Duration
+    /// Largest relayed body (`POST /v1/relay/...`).
+    public var maxRelayBytes: Int = 1024 * 1024
 
     public init(host: String = "127.0.0.1", port: Int = 8080, tokens: [Secret], maxBodyBytes: Int = 262_144,
                 adminTokens: [Secret] = [], drainDelay: Duration = .seconds(1)) {
@@ -28,7 +30,7 @@ public struct ServerSettings: Sendable {
             self.init(tokens: [])
             return
         }
-        section.allowOnly(["listen", "tokens", "adminTokens", "maxBodyBytes", "drainDelay"])
+        section.allowOnly(["listen", "tokens", "adminTokens", "maxBodyBytes", "maxRelayBytes", "drainDelay"])
         var host = "127.0.0.1"
         var port = 8080
         if let listen = section.string("listen") {
@@ -46,6 +48,7 @@ public struct ServerSettings: Sendable {
         self.init(host: host, port: port, tokens: tokens, maxBodyBytes: maxBody,
                   adminTokens: Self.tokens(section, "adminTokens", required: false),
                   drainDelay: section.duration("drainDelay", default: .seconds(1), range: .zero...(.seconds(60))))
+        maxRelayBytes = section.int("maxRelayBytes", default: 1024 * 1024, range: 1024...(16 * 1024 * 1024))
     }
 
     private static func tokens(_ section: ConfigSection, _ key: String, required: Bool) -> [Secret] {

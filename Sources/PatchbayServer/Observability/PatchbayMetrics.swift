@@ -24,6 +24,12 @@ public final class PatchbayMetrics: Sendable {
     private let rejected: [String: Counter]
     private let queueDepth: [String: Gauge]
     private let oldestDueAge: Gauge
+    private let relay: [String: Counter]
+
+    public static let relayRejectionReasons = ["unknown_source", "body_too_large", "bad_signature", "malformed", "unauthorized",
+                                               "duplicate", "unexpected_topic", "untrusted_certificate", "untrusted_subscribe_url",
+                                               "certificate_unavailable", "confirmation_failed", "unmappable", "invalid_event",
+                                               "unmapped", "unavailable", "misconfigured"]
 
     public init(targetKinds: [String] = TargetRegistry.kinds) {
         var deliveries: [String: Counter] = [:]
@@ -49,6 +55,10 @@ public final class PatchbayMetrics: Sendable {
             ($0.rawValue, Gauge(label: "patchbay_deliveries", dimensions: [("state", $0.rawValue)]))
         })
         oldestDueAge = Gauge(label: "patchbay_oldest_due_delivery_age_seconds")
+        relay = Dictionary(uniqueKeysWithValues: Self.relayRejectionReasons.map {
+            ($0, Counter(label: "patchbay_relay_rejected_total", dimensions: [("reason", $0)]))
+        })
+        for counter in relay.values { counter.increment(by: 0) }
         for counter in accepted.values { counter.increment(by: 0) }
         for counter in rejected.values { counter.increment(by: 0) }
         for gauge in queueDepth.values { gauge.record(0) }
@@ -58,6 +68,9 @@ public final class PatchbayMetrics: Sendable {
     public func eventAccepted(_ type: EventType) { accepted[type.rawValue]?.increment() }
 
     public func requestRejected(_ reason: String) { rejected[reason]?.increment() }
+
+    /// A relayed message refused, or kept without an app (`unmapped`).
+    public func relayRejected(_ reason: String) { relay[reason]?.increment() }
 
     /// One attempt's result: `outcome` is delivered, retry, dead or expired.
     public func attempt(kind: String, outcome: String, reason: String, latency: Duration?) {

@@ -1,0 +1,197 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import PatchbayCore
+import PatchbayRelay
+
+/// `POST /v1/relay/{source}`: webhooks from other systems. Each source's signature is checked over
+/// the raw bytes before anything is parsed; what the body means is then mapped to a lifecycle
+/// event and committed like an agent's, deduplicated on the sender's own message id.
+struct RelayRoutes {
+    let sources: [String: RelaySource]
+    let snsVerifiers: [String: SNSVerifier]
+    let awsMapper: AWSEventMapper
+    let intake: EventIntake
+    let store: any DeliveryStore
+    let transport: any HTTPTransport
+    let maxBodyBytes: Int
+    let metrics: PatchbayMetrics
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.post("/v1/relay/:source") { request, context in
+            let name = try context.parameters.require("source")
+            do {
+                return try await relay(request, source: name, logger: context.logger)
+            } catch let rejection as RelayRejection {
+                metrics.relayRejected(rejection.code)
+                context.logger.warning("relay request refused", metadata: ["relay.source": "\(name)", "reason": "\(rejection.code)"])
+                throw APIError(HTTPResponse.Status(code: rejection.status), code: rejection.code, message: rejection.message)
+            } catch let error as APIError {
+                metrics.relayRejected(error.body.error)
+                throw error
+            } catch {
+                // Anything unexpected is transient for the sender: SNS and EventBridge retry a 5xx.
+                metrics.relayRejected("unavailable")
+                context.logger.error("relay request failed; asked the sender to retry", metadata: ["relay.source": "\(name)"])
+                throw APIError(.serviceUnavailable, code: "unavailable", message: "could not store the message; retry later",
+                               headers: [.retryAfter: "5"])
+            }
+        }
+    }
+
+    private func relay(_ request: Request, source name: String, logger: Logger) async throws -> Response {
+        guard let source = sources[name] else {
+            throw RelayRejection(404, "unknown_source", "source: no relay source named '\(name)' is configured")
+        }
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: maxBodyBytes)
+        } catch is NIOTooManyBytesError {
+            throw RelayRejection(413, "body_too_large", "body: larger than the \(maxBodyBytes)-byte relay limit")
+        }
+        let body = Data(buffer.readableBytesView)
+        let headers = request.headers
+        func header(_ name: String) -> String? { HTTPField.Name(name).flatMap { headers[$0] } }
+
+        switch source.kind {
+        case .standardWebhooks(let key):
+            do {
+                try StandardWebhooks.verify(id: header("webhook-id"), timestamp: header("webhook-timestamp"),
+                                            signatures: header("webhook-signature"), body: body, key: key, now: Date())
+            } catch {
+                throw RelayRejection.badSignature(error.description)
+            }
+            return try await acceptPatchbayEvent(body, dedupeID: "\(name):\(header("webhook-id")!)", logger: logger)
+        case .github(let secret):
+            guard let signature = header("X-Hub-Signature-256"),
+                  HexHMAC.isValid(signature, prefix: "sha256=", content: body, secret: secret.reveal())
+            else { throw RelayRejection.badSignature("X-Hub-Signature-256: missing or does not match the body") }
+            guard let delivery = header("X-GitHub-Delivery"), !delivery.isEmpty else {
+                throw RelayRejection.malformed("X-GitHub-Delivery: header is missing")
+            }
+            return try await acceptPatchbayEvent(body, dedupeID: "\(name):\(delivery)", logger: logger)
+        case .slack(let secret):
+            guard let timestamp = header("X-Slack-Request-Timestamp"), let seconds = Double(timestamp),
+                  abs(Date().timeIntervalSince1970 - seconds) <= 300
+            else { throw RelayRejection.badSignature("X-Slack-Request-Timestamp: missing or more than 5 minutes off") }
+            var content = Data("v0:\(timestamp):".utf8)
+            content.append(body)
+            guard let signature = header("X-Slack-Signature"), HexHMAC.isValid(signature, prefix: "v0=", content: content, secret: secret.reveal()) else {
+                throw RelayRejection.badSignature("X-Slack-Signature: missing or does not match the body")
+            }
+            return try await acceptPatchbayEvent(body, dedupeID: "\(name):\(body.sha256Hex)", logger: logger)
+        case .sns(let topics, _):
+            return try await relaySNS(body, source: name, topics: topics, logger: logger)
+        case .eventbridge(let headerName, let key):
+            guard let presented = header(headerName), key.constantTimeEquals(presented) else {
+                throw RelayRejection(401, "unauthorized", "\(headerName): missing or wrong API key")
+            }
+            let json = try parseJSON(body)
+            return try await accept(awsMapper.map(eventBridge: json), source: name, body: body, logger: logger)
+        case .json(let auth, let mapping):
+            switch auth {
+            case .bearer(let token):
+                guard ServerSettings.matches(headers[.authorization], tokens: [token]) else {
+                    throw RelayRejection(401, "unauthorized", "Authorization: missing or wrong bearer token")
+                }
+            case .hmac(let headerName, let secret):
+                let presented = header(headerName) ?? ""
+                let prefix = presented.hasPrefix("sha256=") ? "sha256=" : ""
+                guard HexHMAC.isValid(presented, prefix: prefix, content: body, secret: secret.reveal()) else {
+                    throw RelayRejection.badSignature("\(headerName): missing or does not match the body")
+                }
+            }
+            let json = try parseJSON(body)
+            let event: JSONValue
+            if let mapping {
+                switch mapping.apply(to: json) {
+                case .success(let mapped): event = mapped
+                case .failure(let rejection): throw rejection
+                }
+            } else {
+                event = json
+            }
+            return try await respond(intake.accept(json: event, digest: body.sha256Hex, idempotencyKey: "\(name):\(body.sha256Hex)", logger: logger))
+        }
+    }
+
+    private func relaySNS(_ body: Data, source name: String, topics: [String], logger: Logger) async throws -> Response {
+        let message = try SNSMessage(json: try parseJSON(body))
+        guard topics.contains(message.topicArn) else {
+            throw RelayRejection(403, "unexpected_topic", "TopicArn: \(message.topicArn) is not one of this source's topics")
+        }
+        guard let verifier = snsVerifiers[name] else { throw RelayRejection(500, "misconfigured", "no SNS verifier") }
+        try await verifier.verify(message)
+        switch message.type {
+        case .subscriptionConfirmation:
+            guard let url = message.subscribeURL, verifier.isTrusted(subscribeURL: url) else {
+                throw RelayRejection(403, "untrusted_subscribe_url", "SubscribeURL: not an SNS host this source trusts")
+            }
+            let confirm = OutboundRequest(method: "GET", url: Secret(url), displayURL: "sns subscribe url", headers: [], body: Data())
+            guard case .success(let response) = await transport.send(confirm, timeouts: TransportTimeouts(connect: .seconds(3), total: .seconds(10))),
+                  (200..<300).contains(response.status)
+            else { throw RelayRejection(503, "confirmation_failed", "could not confirm the subscription; retry later") }
+            logger.notice("SNS subscription confirmed", metadata: ["relay.source": "\(name)", "sns.topic": "\(message.topicArn)"])
+            return JSONResponse.make(status: .ok, body: ["status": "subscription confirmed"])
+        case .unsubscribeConfirmation:
+            logger.notice("SNS unsubscribe confirmation received", metadata: ["relay.source": "\(name)"])
+            return JSONResponse.make(status: .ok, body: ["status": "ignored"])
+        case .notification:
+            let inner = (try? JSONDecoder().decode(JSONValue.self, from: Data(message.message.utf8))) ?? .null
+            let dedupeID = "\(name):\(message.messageID)"
+            let result: AWSMappingResult
+            if inner["detail-type"] != nil {
+                result = awsMapper.map(eventBridge: inner)
+            } else if inner["documentName"] != nil {
+                result = awsMapper.map(runCommand: inner, dedupeID: message.messageID)
+            } else if inner["type"] != nil, inner["app"] != nil {
+                result = .event(inner, dedupeID: message.messageID)
+            } else {
+                result = .ignored("the SNS message is not an SSM event, a Run Command notification or a Patchbay event")
+            }
+            if case .event(let json, _) = result {
+                return try await respond(intake.accept(json: json, digest: Data(message.message.utf8).sha256Hex, idempotencyKey: dedupeID, logger: logger))
+            }
+            return try await accept(result, source: name, body: Data(message.message.utf8), logger: logger)
+        }
+    }
+
+    /// A body that must itself be a Patchbay event (standard-webhooks, github, slack sources).
+    private func acceptPatchbayEvent(_ body: Data, dedupeID: String, logger: Logger) async throws -> Response {
+        try await respond(intake.accept(json: try parseJSON(body), digest: body.sha256Hex, idempotencyKey: dedupeID, logger: logger))
+    }
+
+    private func accept(_ result: AWSMappingResult, source: String, body: Data, logger: Logger) async throws -> Response {
+        switch result {
+        case .event(let json, let dedupeID):
+            return try await respond(intake.accept(json: json, digest: body.sha256Hex, idempotencyKey: "\(source):\(dedupeID)", logger: logger))
+        case .ignored(let reason):
+            logger.info("relayed message ignored", metadata: ["relay.source": "\(source)", "reason": "\(reason)"])
+            return JSONResponse.make(status: .accepted, body: ["status": "ignored", "reason": reason])
+        case .unmapped(let reason):
+            try await store.recordUnmapped(source: source, dedupeID: nil, reason: reason, body: String(decoding: body, as: UTF8.self), at: Date())
+            metrics.relayRejected("unmapped")
+            logger.warning("relayed lifecycle event maps to no app; stored for review", metadata: ["relay.source": "\(source)", "reason": "\(reason)"])
+            return JSONResponse.make(status: .accepted, body: ["status": "unmapped", "reason": reason])
+        }
+    }
+
+    private func respond(_ outcome: EventIntake.Outcome) throws -> Response {
+        switch outcome {
+        case .accepted(let accepted):
+            return JSONResponse.make(status: .accepted, body: accepted)
+        case .replayed(let accepted):
+            throw RelayRejection(409, "duplicate", "this message id was already received as event \(accepted.id)")
+        }
+    }
+
+    private func parseJSON(_ body: Data) throws -> JSONValue {
+        guard let json = try? JSONDecoder().decode(JSONValue.self, from: body) else {
+            throw RelayRejection.malformed("body: is not valid JSON")
+        }
+        return json
+    }
+}

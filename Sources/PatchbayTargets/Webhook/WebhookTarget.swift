@@ -1,0 +1,57 @@
+import Crypto
+import Foundation
+import PatchbayCore
+
+/// A generic HTTP endpoint (`kind: webhook`): POSTs the event as JSON, signed with Standard
+/// Webhooks headers. `webhook-id` is the delivery id, so it stays the same across retries and
+/// replays and the receiver can dedupe on it; the timestamp and signature are made fresh for each
+/// attempt, so a retry hours later is not refused as stale.
+public struct WebhookTarget: MessageTarget {
+    public static let kind = "webhook"
+    public static let defaultPolicy = TargetPolicy(pacing: PacingPolicy(rate: 10, burst: 10))
+
+    public let name: String
+    public let url: Secret
+    /// `whsec_` + base64 of 24 to 64 random bytes.
+    public let secret: Secret
+    public var kind: String { Self.kind }
+    public var secrets: [Secret] { [url, secret] }
+
+    public init(name: String, url: Secret, secret: Secret) {
+        self.name = name
+        self.url = url
+        self.secret = secret
+    }
+
+    /// Reads `targets.<name>`: `{kind: webhook, url: ..., secret: whsec_...}`.
+    public init?(name: String, section: ConfigSection) {
+        section.allowOnly(TargetRegistry.commonKeys.union(["url", "secret"]))
+        let url = section.secretURL("url")
+        let secret = section.secret("secret")
+        if let secret {
+            let bytes = StandardWebhooks.key(fromSecret: secret.reveal()).map { $0.bitCount / 8 } ?? 0
+            if !secret.reveal().hasPrefix("whsec_") || !(24...64).contains(bytes) {
+                section.report("secret", "expected whsec_ followed by base64 of 24 to 64 random bytes (value not shown: it is a secret)")
+                return nil
+            }
+        }
+        guard let url, let secret else { return nil }
+        self.init(name: name, url: url, secret: secret)
+    }
+
+    public func render(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> OutboundRequest {
+        let body = try JSONEncoder.encodePayload(event, kind: "webhook")
+        guard let key = StandardWebhooks.key(fromSecret: secret.reveal()) else { throw RenderError("the webhook secret is not valid base64") }
+        let timestamp = Int64(context.now.timeIntervalSince1970)
+        return OutboundRequest(
+            method: "POST", url: url, displayURL: OutboundRequest.displayForm(of: url.reveal()),
+            headers: [
+                HTTPHeader("Content-Type", "application/json"),
+                HTTPHeader("webhook-id", context.deliveryID),
+                HTTPHeader("webhook-timestamp", String(timestamp)),
+                HTTPHeader("webhook-signature", StandardWebhooks.signature(id: context.deliveryID, timestamp: timestamp, body: body, key: key)),
+            ],
+            body: body
+        )
+    }
+}

@@ -1,0 +1,135 @@
+import _CryptoExtras
+import Crypto
+import Foundation
+import PatchbayCore
+import Testing
+import X509
+@testable import PatchbayRelay
+
+/// A test signing key and certificate standing in for SNS's, made fresh by the tests.
+struct TestSNSSigner: Sendable {
+    let key: _RSA.Signing.PrivateKey
+    let certificatePEM: String
+
+    init() throws {
+        key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
+        let name = try DistinguishedName { CommonName("sns.test.invalid") }
+        let certificate = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey),
+            notValidBefore: Date().addingTimeInterval(-3600), notValidAfter: Date().addingTimeInterval(86400),
+            issuer: name, subject: name, signatureAlgorithm: .sha256WithRSAEncryption, extensions: .init(),
+            issuerPrivateKey: .init(key)
+        )
+        certificatePEM = try certificate.serializeAsPEM().pemString
+    }
+
+    /// An SNS notification JSON signed with SignatureVersion 1 or 2.
+    func notification(message: String, topic: String, certURL: String, version: String = "2", messageID: String = UUID().uuidString,
+                      subject: String? = "Patch run") throws -> [String: String] {
+        var fields: [String: String] = [
+            "Type": "Notification", "MessageId": messageID, "TopicArn": topic, "Message": message,
+            "Timestamp": Timestamp.rfc3339(Date()), "SignatureVersion": version, "SigningCertURL": certURL,
+            "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe",
+        ]
+        if let subject { fields["Subject"] = subject }
+        fields["Signature"] = try sign(fields)
+        return fields
+    }
+
+    func confirmation(topic: String, certURL: String, subscribeURL: String) throws -> [String: String] {
+        var fields: [String: String] = [
+            "Type": "SubscriptionConfirmation", "MessageId": UUID().uuidString, "TopicArn": topic, "Token": "tok123",
+            "Message": "You have chosen to subscribe to the topic \(topic).", "SubscribeURL": subscribeURL,
+            "Timestamp": Timestamp.rfc3339(Date()), "SignatureVersion": "2", "SigningCertURL": certURL,
+        ]
+        fields["Signature"] = try sign(fields)
+        return fields
+    }
+
+    func sign(_ fields: [String: String]) throws -> String {
+        let json = JSONValue.object(fields.mapValues(JSONValue.string))
+        let content = Data(try SNSMessage(jsonIgnoringSignature: json).stringToSign.utf8)
+        let signature = fields["SignatureVersion"] == "1"
+            ? try key.signature(for: Insecure.SHA1.hash(data: content), padding: .insecurePKCS1v1_5)
+            : try key.signature(for: SHA256.hash(data: content), padding: .insecurePKCS1v1_5)
+        return signature.rawRepresentation.base64EncodedString()
+    }
+}
+
+extension SNSMessage {
+    init(jsonIgnoringSignature json: JSONValue) throws {
+        guard case .object(var fields) = json else { throw RelayRejection.malformed("not an object") }
+        fields["Signature"] = .string("unsigned")
+        try self.init(json: .object(fields))
+    }
+}
+
+/// Serves the test certificate: a fake transport, for the unit tests of the verifier's logic.
+struct CertificateServer: HTTPTransport {
+    let pem: String
+    let fetches = Counter()
+
+    final class Counter: @unchecked Sendable {
+        var value = 0
+    }
+
+    func send(_ request: OutboundRequest, timeouts: TransportTimeouts) async -> Result<TransportResponse, TransportFailure> {
+        fetches.value += 1
+        return .success(TransportResponse(status: 200, headers: [], body: Data(pem.utf8), latency: .zero))
+    }
+}
+
+@Suite("SNS signatures")
+struct SNSVerifierTests {
+    static let topic = "arn:aws:sns:us-east-1:123456789012:patching"
+    static let certURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem"
+
+    func message(_ fields: [String: String]) throws -> SNSMessage {
+        try SNSMessage(json: .object(fields.mapValues(JSONValue.string)))
+    }
+
+    @Test(arguments: ["1", "2"])
+    func validSignaturesVerify(_ version: String) async throws {
+        let signer = try TestSNSSigner()
+        let server = CertificateServer(pem: signer.certificatePEM)
+        let verifier = try SNSVerifier(transport: server)
+        let fields = try signer.notification(message: #"{"status":"Success"}"#, topic: Self.topic, certURL: Self.certURL, version: version)
+        try await verifier.verify(try message(fields))
+        // Without a Subject the string to sign changes; still valid.
+        try await verifier.verify(try message(try signer.notification(message: "m", topic: Self.topic, certURL: Self.certURL, version: version, subject: nil)))
+        #expect(server.fetches.value == 1, "the certificate is fetched once and cached")
+    }
+
+    @Test func tamperedMessagesForeignHostsAndOtherKeysAreRefused() async throws {
+        let signer = try TestSNSSigner()
+        let verifier = try SNSVerifier(transport: CertificateServer(pem: signer.certificatePEM))
+        var fields = try signer.notification(message: #"{"status":"Success"}"#, topic: Self.topic, certURL: Self.certURL)
+        fields["Message"] = #"{"status":"Failed"}"#
+        await #expect(throws: RelayRejection.badSignature("Signature: does not match the message and the signing certificate")) {
+            try await verifier.verify(try message(fields))
+        }
+        for foreign in ["https://sns.us-east-1.amazonaws.com.evil.example/cert.pem", "http://sns.us-east-1.amazonaws.com/cert.pem",
+                        "https://evil.example/sns.us-east-1.amazonaws.com/cert.pem", "https://sns.us-east-1.amazonaws.com/cert.txt"] {
+            let forged = try signer.notification(message: "m", topic: Self.topic, certURL: foreign)
+            await #expect(throws: RelayRejection(403, "untrusted_certificate", "SigningCertURL: not an SNS certificate URL this source trusts")) {
+                try await verifier.verify(try message(forged))
+            }
+        }
+        // Signed by another key than the certificate's.
+        let impostor = try TestSNSSigner()
+        let forged = try impostor.notification(message: "m", topic: Self.topic, certURL: Self.certURL)
+        await #expect(throws: RelayRejection.self) { try await verifier.verify(try message(forged)) }
+    }
+
+    @Test func stringToSignFollowsTheDocumentedOrder() throws {
+        let fields = ["Type": "Notification", "MessageId": "id1", "TopicArn": "arn", "Subject": "S", "Message": "M",
+                      "Timestamp": "T", "SignatureVersion": "1", "Signature": "x", "SigningCertURL": "u"]
+        #expect(try message(fields).stringToSign == "Message\nM\nMessageId\nid1\nSubject\nS\nTimestamp\nT\nTopicArn\narn\nType\nNotification\n")
+        var confirmation = fields
+        confirmation["Type"] = "SubscriptionConfirmation"
+        confirmation["SubscribeURL"] = "https://sns/confirm"
+        confirmation["Token"] = "tok"
+        #expect(try message(confirmation).stringToSign
+            == "Message\nM\nMessageId\nid1\nSubscribeURL\nhttps://sns/confirm\nTimestamp\nT\nToken\ntok\nTopicArn\narn\nType\nSubscriptionConfirmation\n")
+    }
+}
