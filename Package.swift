@@ -132,8 +132,11 @@ let package = Package(
             dependencies: [
                 "PatchbayCore",
                 "PatchbaySink",
+                "PatchbayRelay",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
             ],
             path: "Tests/PatchbayTestSupport"
         ),

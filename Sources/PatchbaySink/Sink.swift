@@ -44,6 +44,8 @@ public struct SinkRequest: Sendable, Codable {
     public var status: Int
     public var contentType: String?
     public var authorization: String?
+    /// Every header, names lower-cased (the record file leaves out authorization).
+    public var headers: [String: String]
     public var body: String
 
     public var json: JSONValue? { try? JSONDecoder().decode(JSONValue.self, from: Data(body.utf8)) }
@@ -156,7 +158,9 @@ public final class Sink: Sendable {
             let entry = SinkRequest(
                 seq: state.requests.count + 1, receivedAt: Date(), vendor: answer.vendor, method: request.method.rawValue,
                 path: path, query: request.uri.query, status: answer.status, contentType: request.headers[.contentType],
-                authorization: request.headers[.authorization], body: body
+                authorization: request.headers[.authorization],
+                headers: Dictionary(request.headers.map { ($0.name.canonicalName, $0.value) }, uniquingKeysWith: { first, _ in first }),
+                body: body
             )
             state.requests.append(entry)
             if let handle = state.recordHandle {
@@ -164,6 +168,7 @@ public final class Sink: Sendable {
                 redacted.authorization = entry.authorization.map { value in
                     (value.split(separator: " ").first.map(String.init) ?? "") + " <redacted>"
                 }
+                redacted.headers["authorization"] = nil
                 if var line = try? JSONEncoder.patchbay().encode(redacted) {
                     line.append(0x0A)
                     handle.write(line)
@@ -216,6 +221,12 @@ public final class Sink: Sendable {
         case "teams-connector": return TeamsEmulation.connector(method: method, body: body)
         case "statuspage":
             return state.withLock { StatuspageEmulation.answer(method: method, parts: Array(parts.dropFirst()), body: body, headers: headers, incidents: &$0.incidents) }
+        case "webhook":
+            // A generic webhook receiver: 200 to anything.
+            return Answer(vendor: "webhook", status: 200, body: #"{"received":true}"#)
+        case "sns":
+            // Stands in for AWS: serves signing certificates (scripted) and subscription confirmations.
+            return Answer(vendor: "sns", status: 200, body: "<ConfirmSubscriptionResponse/>", contentType: "text/xml")
         case "status":
             // `/status/<code>`: answers with that status, for tests of classification.
             let code = parts.count > 1 ? Int(parts[1]) ?? 500 : 500

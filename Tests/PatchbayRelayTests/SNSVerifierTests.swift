@@ -5,64 +5,7 @@ import PatchbayCore
 import Testing
 import X509
 @testable import PatchbayRelay
-
-/// A test signing key and certificate standing in for SNS's, made fresh by the tests.
-struct TestSNSSigner: Sendable {
-    let key: _RSA.Signing.PrivateKey
-    let certificatePEM: String
-
-    init() throws {
-        key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
-        let name = try DistinguishedName { CommonName("sns.test.invalid") }
-        let certificate = try Certificate(
-            version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey),
-            notValidBefore: Date().addingTimeInterval(-3600), notValidAfter: Date().addingTimeInterval(86400),
-            issuer: name, subject: name, signatureAlgorithm: .sha256WithRSAEncryption, extensions: .init(),
-            issuerPrivateKey: .init(key)
-        )
-        certificatePEM = try certificate.serializeAsPEM().pemString
-    }
-
-    /// An SNS notification JSON signed with SignatureVersion 1 or 2.
-    func notification(message: String, topic: String, certURL: String, version: String = "2", messageID: String = UUID().uuidString,
-                      subject: String? = "Patch run") throws -> [String: String] {
-        var fields: [String: String] = [
-            "Type": "Notification", "MessageId": messageID, "TopicArn": topic, "Message": message,
-            "Timestamp": Timestamp.rfc3339(Date()), "SignatureVersion": version, "SigningCertURL": certURL,
-            "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe",
-        ]
-        if let subject { fields["Subject"] = subject }
-        fields["Signature"] = try sign(fields)
-        return fields
-    }
-
-    func confirmation(topic: String, certURL: String, subscribeURL: String) throws -> [String: String] {
-        var fields: [String: String] = [
-            "Type": "SubscriptionConfirmation", "MessageId": UUID().uuidString, "TopicArn": topic, "Token": "tok123",
-            "Message": "You have chosen to subscribe to the topic \(topic).", "SubscribeURL": subscribeURL,
-            "Timestamp": Timestamp.rfc3339(Date()), "SignatureVersion": "2", "SigningCertURL": certURL,
-        ]
-        fields["Signature"] = try sign(fields)
-        return fields
-    }
-
-    func sign(_ fields: [String: String]) throws -> String {
-        let json = JSONValue.object(fields.mapValues(JSONValue.string))
-        let content = Data(try SNSMessage(jsonIgnoringSignature: json).stringToSign.utf8)
-        let signature = fields["SignatureVersion"] == "1"
-            ? try key.signature(for: Insecure.SHA1.hash(data: content), padding: .insecurePKCS1v1_5)
-            : try key.signature(for: SHA256.hash(data: content), padding: .insecurePKCS1v1_5)
-        return signature.rawRepresentation.base64EncodedString()
-    }
-}
-
-extension SNSMessage {
-    init(jsonIgnoringSignature json: JSONValue) throws {
-        guard case .object(var fields) = json else { throw RelayRejection.malformed("not an object") }
-        fields["Signature"] = .string("unsigned")
-        try self.init(json: .object(fields))
-    }
-}
+import PatchbayTestSupport
 
 /// Serves the test certificate: a fake transport, for the unit tests of the verifier's logic.
 struct CertificateServer: HTTPTransport {
@@ -119,6 +62,14 @@ struct SNSVerifierTests {
         let impostor = try TestSNSSigner()
         let forged = try impostor.notification(message: "m", topic: Self.topic, certURL: Self.certURL)
         await #expect(throws: RelayRejection.self) { try await verifier.verify(try message(forged)) }
+    }
+
+    @Test func subscribeURLsMustStayOnTheCertificateHost() throws {
+        let verifier = try SNSVerifier(transport: CertificateServer(pem: ""))
+        #expect(verifier.isTrusted(subscribeURL: "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t", certificateURL: Self.certURL))
+        #expect(!verifier.isTrusted(subscribeURL: "https://169.254.169.254/latest/meta-data/", certificateURL: Self.certURL))
+        #expect(!verifier.isTrusted(subscribeURL: "http://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription", certificateURL: Self.certURL))
+        #expect(!verifier.isTrusted(subscribeURL: "https://sns.us-east-1.amazonaws.com/", certificateURL: "https://evil.example/x.pem"))
     }
 
     @Test func stringToSignFollowsTheDocumentedOrder() throws {

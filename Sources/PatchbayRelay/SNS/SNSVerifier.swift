@@ -27,11 +27,13 @@ public final class SNSVerifier: Sendable {
         pattern.firstMatch(in: url, range: NSRange(url.startIndex..., in: url)) != nil
     }
 
-    /// The SubscribeURL of a confirmation: same scheme and host as a trusted certificate URL.
-    public func isTrusted(subscribeURL url: String) -> Bool {
-        guard let components = URLComponents(string: url), let scheme = components.scheme, let host = components.host else { return false }
-        let port = components.port.map { ":\($0)" } ?? ""
-        return isTrusted(certificateURL: "\(scheme)://\(host)\(port)/SimpleNotificationService.pem")
+    /// The SubscribeURL of a confirmation is fetched only on the host that served the (trusted)
+    /// signing certificate: the message is signed, but the URL must not point anywhere else.
+    public func isTrusted(subscribeURL url: String, certificateURL: String) -> Bool {
+        guard isTrusted(certificateURL: certificateURL),
+              let subscribe = URLComponents(string: url), let certificate = URLComponents(string: certificateURL)
+        else { return false }
+        return subscribe.scheme == certificate.scheme && subscribe.host == certificate.host && subscribe.port == certificate.port
     }
 
     public func verify(_ message: SNSMessage) async throws(RelayRejection) {

@@ -127,7 +127,7 @@ struct RelayRoutes {
         try await verifier.verify(message)
         switch message.type {
         case .subscriptionConfirmation:
-            guard let url = message.subscribeURL, verifier.isTrusted(subscribeURL: url) else {
+            guard let url = message.subscribeURL, verifier.isTrusted(subscribeURL: url, certificateURL: message.signingCertURL) else {
                 throw RelayRejection(403, "untrusted_subscribe_url", "SubscribeURL: not an SNS host this source trusts")
             }
             let confirm = OutboundRequest(method: "GET", url: Secret(url), displayURL: "sns subscribe url", headers: [], body: Data())

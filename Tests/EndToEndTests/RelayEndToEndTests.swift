@@ -1,0 +1,168 @@
+import Crypto
+import Foundation
+import PatchbayCore
+import PatchbayRelay
+import PatchbaySink
+import PatchbayTestSupport
+import Testing
+
+/// Signed webhooks, SNS and EventBridge through the real binary; deliveries reach the sink, and
+/// the outbound webhook target's signature verifies.
+@Suite("End to end: relay", .serialized)
+struct RelayEndToEndTests {
+    static let inboundSecret = "whsec_" + Data((0..<32).map { UInt8($0 * 7 % 256) }).base64EncodedString()
+    static let outboundSecret = "whsec_" + Data((0..<32).map { UInt8(255 - $0) }).base64EncodedString()
+    static let topic = "arn:aws:sns:us-east-1:123456789012:patching"
+    static let ebKey = "eb-key-0123456789abcdef"
+
+    static func config(sinkURL: String) -> String {
+        ServerHarness.config(
+            targets: """
+                  ops-slack: {kind: slack, url: "\(sinkURL)/slack/relay", rate: {perSecond: 100, burst: 20}}
+                  hook: {kind: webhook, url: "\(sinkURL)/webhook/out", secret: "\(outboundSecret)"}
+                """,
+            routes: "  - targets: [ops-slack, hook]"
+        ) + """
+
+            sources:
+              ci: {kind: standard-webhooks, secret: "\(inboundSecret)"}
+              gh: {kind: github, secret: "gh-secret-0123456789"}
+              aws-sns: {kind: sns, topics: ["\(topic)"], certificateURLPattern: '^http://127\\.0\\.0\\.1:\\d+/sns/.*\\.pem$'}
+              aws-events: {kind: eventbridge, apiKeyHeader: X-Patchbay-Key, apiKey: "\(ebKey)"}
+            awsMapping:
+              windows: {"mw-0c50858d01EXAMPLE": {app: App1, environment: Production}}
+              documents: {"AWS-RunPowerShellScript": {app: Fleet, environment: Production}}
+            """
+    }
+
+    static func event() -> Data {
+        let start = Timestamp.rfc3339(Date().addingTimeInterval(86400))
+        let end = Timestamp.rfc3339(Date().addingTimeInterval(86400 + 1800))
+        return Data(#"{"type":"patch.started","app":"App1","environment":"Production","instance":{"id":"i-relay","name":"relay-1"},"window":{"start":"\#(start)","end":"\#(end)"}}"#.utf8)
+    }
+
+    static func fixture(_ name: String) throws -> Data {
+        try Data(contentsOf: Golden.directory("PatchbayRelayTests/Fixtures/aws").appendingPathComponent(name))
+    }
+
+    func relay(_ harness: ServerHarness, _ source: String, _ body: Data, headers: [String: String]) async throws -> (Int, JSONValue?) {
+        let request = OutboundRequest(method: "POST", url: Secret("http://127.0.0.1:\(harness.port)/v1/relay/\(source)"), displayURL: "relay",
+                                      headers: [HTTPHeader("Content-Type", "application/json")] + headers.map { HTTPHeader($0.key, $0.value) },
+                                      body: body)
+        let response = try await harness.client.send(request, timeouts: TransportTimeouts()).get()
+        return (response.status, try? JSONDecoder().decode(JSONValue.self, from: response.body))
+    }
+
+    func signed(_ body: Data, id: String, at time: Date = Date()) -> [String: String] {
+        let timestamp = Int64(time.timeIntervalSince1970)
+        let key = StandardWebhooks.key(fromSecret: Self.inboundSecret)!
+        return ["webhook-id": id, "webhook-timestamp": String(timestamp),
+                "webhook-signature": StandardWebhooks.signature(id: id, timestamp: timestamp, body: body, key: key)]
+    }
+
+    @Test func aSignedWebhookIsDeliveredAndTheOutboundWebhookVerifies() async throws {
+        try await withServerAndSink(config: { Self.config(sinkURL: $0) }) { harness, sink in
+            try await harness.start()
+            let body = Self.event()
+            let (status, answer) = try await relay(harness, "ci", body, headers: signed(body, id: "msg_1"))
+            #expect(status == 202)
+            #expect(answer?["deliveries"] == .number(2))
+
+            let slack = await sink.sink.waitFor(1) { $0.vendor == "slack" }
+            #expect(slack.first?.body.contains("relay-1") == true)
+            let outbound = await sink.sink.waitFor(1) { $0.vendor == "webhook" }
+            guard let request = outbound.first else { Issue.record("no outbound webhook"); return }
+            let key = StandardWebhooks.key(fromSecret: Self.outboundSecret)!
+            #expect(throws: Never.self) {
+                try StandardWebhooks.verify(id: request.headers["webhook-id"], timestamp: request.headers["webhook-timestamp"],
+                                            signatures: request.headers["webhook-signature"], body: Data(request.body.utf8), key: key, now: Date())
+            }
+            #expect(request.headers["webhook-id"]?.hasPrefix("dlv_") == true, "webhook-id is the delivery id, stable across retries")
+            let sent = try JSONDecoder().decode(JSONValue.self, from: Data(request.body.utf8))
+            #expect(sent["instance"]?["name"]?.stringValue == "relay-1")
+
+            // The same webhook-id again is a replay.
+            let (replayed, replayAnswer) = try await relay(harness, "ci", body, headers: signed(body, id: "msg_1"))
+            #expect(replayed == 409)
+            #expect(replayAnswer?["error"]?.stringValue == "duplicate")
+            // Bad signatures, stale timestamps, unknown sources, malformed bodies.
+            var wrong = signed(body, id: "msg_2")
+            wrong["webhook-signature"] = "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+            #expect(try await relay(harness, "ci", body, headers: wrong).0 == 401)
+            let (stale, staleAnswer) = try await relay(harness, "ci", body, headers: signed(body, id: "msg_3", at: Date().addingTimeInterval(-600)))
+            #expect(stale == 401)
+            #expect(staleAnswer?["message"]?.stringValue?.contains("older than the 5-minute tolerance") == true)
+            #expect(try await relay(harness, "nobody", body, headers: signed(body, id: "msg_4")).0 == 404)
+            let junk = Data("not json".utf8)
+            #expect(try await relay(harness, "ci", junk, headers: signed(junk, id: "msg_5")).0 == 400)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(sink.sink.requests(vendor: "slack").count == 1, "only the one good request was delivered")
+            let metrics = try await harness.admin("GET", "/metrics").text
+            #expect(metrics.contains(#"patchbay_relay_rejected_total{reason="bad_signature"} 2"#))
+            #expect(metrics.contains(#"patchbay_relay_rejected_total{reason="duplicate"} 1"#))
+        }
+    }
+
+    @Test func githubAndEventBridge() async throws {
+        try await withServerAndSink(config: { Self.config(sinkURL: $0) }) { harness, sink in
+            try await harness.start()
+            let body = Self.event()
+            let signature = "sha256=" + HexHMAC.sha256(body, secret: "gh-secret-0123456789")
+            #expect(try await relay(harness, "gh", body, headers: ["X-Hub-Signature-256": signature, "X-GitHub-Delivery": "d1"]).0 == 202)
+            #expect(try await relay(harness, "gh", body, headers: ["X-Hub-Signature-256": "sha256=00", "X-GitHub-Delivery": "d2"]).0 == 401)
+
+            let execution = try Self.fixture("eventbridge/mw-execution-state-change.json")
+            let (status, answer) = try await relay(harness, "aws-events", execution, headers: ["X-Patchbay-Key": Self.ebKey])
+            #expect(status == 202)
+            #expect(answer?["deliveries"] == .number(2))
+            #expect(try await relay(harness, "aws-events", execution, headers: ["X-Patchbay-Key": "wrong-key-0123456789"]).0 == 401)
+            let compliance = try Self.fixture("eventbridge/compliance-patch-compliant.json")
+            let (ignored, ignoredAnswer) = try await relay(harness, "aws-events", compliance, headers: ["X-Patchbay-Key": Self.ebKey])
+            #expect(ignored == 202 && ignoredAnswer?["status"]?.stringValue == "ignored")
+            // A lifecycle event from a document nobody mapped: kept and reported, not dropped.
+            let unmappedBody = try String(decoding: Self.fixture("eventbridge/ec2-command-status-change.json"), as: UTF8.self)
+                .replacingOccurrences(of: "AWS-RunPowerShellScript", with: "Custom-Patch-Doc")
+            let (unmapped, unmappedAnswer) = try await relay(harness, "aws-events", Data(unmappedBody.utf8), headers: ["X-Patchbay-Key": Self.ebKey])
+            #expect(unmapped == 202 && unmappedAnswer?["status"]?.stringValue == "unmapped")
+            #expect(unmappedAnswer?["reason"]?.stringValue == "no awsMapping.documents entry for Custom-Patch-Doc")
+
+            let slack = await sink.sink.waitFor(2) { $0.vendor == "slack" }
+            #expect(slack.count == 2)
+            #expect(slack.contains { $0.body.contains("Patching Complete") && $0.body.contains("App1 - Production") })
+        }
+    }
+
+    @Test func snsNotificationsAreVerifiedAndConfirmationsFetched() async throws {
+        try await withServerAndSink(config: { Self.config(sinkURL: $0) }) { harness, sink in
+            try await harness.start()
+            let signer = try TestSNSSigner()
+            let certURL = "\(sink.baseURL)/sns/SimpleNotificationService-test.pem"
+            sink.sink.script(path: "/sns/SimpleNotificationService-test.pem", [ScriptedResponse(status: 200, body: signer.certificatePEM)])
+            let message = String(decoding: try Self.fixture("sns/runcommand-invocation.json"), as: UTF8.self)
+            func post(_ fields: [String: String]) async throws -> (Int, JSONValue?) {
+                let body = try JSONEncoder().encode(fields)
+                return try await relay(harness, "aws-sns", body, headers: ["x-amz-sns-message-type": fields["Type"] ?? ""])
+            }
+            for version in ["1", "2"] {
+                let (status, answer) = try await post(try signer.notification(message: message, topic: Self.topic, certURL: certURL, version: version))
+                #expect(status == 202, "v\(version): \(String(describing: answer))")
+            }
+            var tampered = try signer.notification(message: message, topic: Self.topic, certURL: certURL)
+            tampered["Message"] = message.replacingOccurrences(of: "InProgress", with: "Success")
+            #expect(try await post(tampered).0 == 401)
+            let wrongTopic = try signer.notification(message: message, topic: "arn:aws:sns:us-east-1:123456789012:other", certURL: certURL)
+            #expect(try await post(wrongTopic).0 == 403)
+            let foreign = try signer.notification(message: message, topic: Self.topic, certURL: "https://evil.example/sns/cert.pem")
+            #expect(try await post(foreign).0 == 403)
+
+            let confirmation = try signer.confirmation(topic: Self.topic, certURL: certURL, subscribeURL: "\(sink.baseURL)/sns/confirm?Token=tok123")
+            #expect(try await post(confirmation).0 == 200)
+            let confirms = sink.sink.requests.filter { $0.path == "/sns/confirm" }
+            #expect(confirms.count == 1 && confirms.first?.method == "GET")
+            #expect(sink.sink.requests.filter { $0.path.hasSuffix(".pem") }.count == 1, "the certificate was fetched once")
+
+            let slack = await sink.sink.waitFor(2) { $0.vendor == "slack" }
+            #expect(slack.count == 2 && slack.allSatisfy { $0.body.contains("Fleet - Production") })
+        }
+    }
+}
