@@ -57,7 +57,7 @@ struct ConfigurationTests {
         let found = problems(yaml)
         #expect(found == [
             "server.tokens[1]: environment variable MISSING_TOKEN is not set",
-            "extra: is not a known key here (known: delivery, routes, server, store, targets)",
+            "extra: is not a known key here (known: awsMapping, delivery, routes, server, sources, store, targets)",
             "server.listen: expected host:port like 127.0.0.1:8080 or 0.0.0.0:8080, got 'localhost'",
             "server.tokens[0]: is too short: use at least 16 random characters (value not shown: it is a secret)",
             "server.tokens[1]: is too short: use at least 16 random characters (value not shown: it is a secret)",
@@ -65,11 +65,36 @@ struct ConfigurationTests {
             "store.colour: is not a known key here (known: busyTimeout, sqlite)",
             "delivery.lease: must be longer than delivery.timeout (30.0 seconds), or a slow send could be claimed twice",
             "targets.ops.url: expected an http:// or https:// URL (value not shown: it is a secret)",
-            "targets.pager.kind: 'pagerduty' is not a target kind; known kinds: slack, teams, statuspage, pingdom",
+            "targets.pager.kind: 'pagerduty' is not a target kind; known kinds: slack, teams, statuspage, pingdom, webhook",
             "routes[0].targets[1]: 'nowhere' is not a configured target (configured: ops, pager)",
             "routes[0].timezone: 'Pacific Time' is not an IANA time zone name like America/Los_Angeles",
         ])
         #expect(!found.joined().contains(Self.canary), "no problem quotes a secret")
+    }
+
+    @Test func relaySourcesAreValidatedWithoutQuotingSecrets() {
+        let yaml = """
+            server: {tokens: ["token-0123456789abcdef"]}
+            targets: {ops: {kind: slack, url: "https://hooks.example.invalid/x"}}
+            routes: [{targets: [ops]}]
+            sources:
+              ci: {kind: standard-webhooks, secret: "whsec_\(Self.canary)"}
+              gh: {kind: github}
+              sns: {kind: sns, topics: []}
+              eb: {kind: eventbridge, apiKey: short}
+              odd: {kind: carrier-pigeon}
+            awsMapping: {windows: {mw-1: {app: A}}}
+            """
+        let found = problems(yaml)
+        #expect(found == [
+            "sources.ci.secret: expected whsec_ followed by base64 of 24 to 64 random bytes (value not shown: it is a secret)",
+            "sources.gh.secret: is required",
+            "sources.sns.topics: must list at least one topic ARN",
+            "sources.eb.apiKey: is too short: use at least 16 characters",
+            "sources.odd.kind: 'carrier-pigeon' is not a source kind; known kinds: standard-webhooks, github, slack, sns, eventbridge, json",
+            "awsMapping.windows.mw-1.environment: is required",
+        ])
+        #expect(!found.joined().contains(Self.canary))
     }
 
     @Test func structuralProblems() {
