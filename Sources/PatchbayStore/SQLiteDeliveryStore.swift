@@ -90,6 +90,45 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         }
     }
 
+    public func acceptRelayed(_ message: RelayedMessage, eventID: String, idempotencyKey: String, receivedAt: Date,
+                              deliveries: [DeliveryPlan]) async throws -> AcceptResult {
+        let payload = String(decoding: try JSONEncoder.patchbay().encode(message), as: UTF8.self)
+        let digest = message.body.sha256Hex
+        // One ordering lane per source: each target sees the source's messages in arrival order.
+        let lane = ["relay", message.source, ""].joined(separator: "\u{1F}")
+        return try await committer.write { db in
+            if let row = try Row.fetchOne(db, sql: "SELECT id, body_sha256, delivery_count FROM events WHERE idempotency_key = ?", arguments: [idempotencyKey]) {
+                let existing = AcceptedEvent(id: row["id"], deliveries: row["delivery_count"])
+                let stored: String = row["body_sha256"]
+                return stored == digest ? .replayed(existing) : .conflict(existingEventID: existing.id)
+            }
+            let received = receivedAt.timeIntervalSince1970
+            try db.execute(sql: """
+                INSERT INTO events (id, idempotency_key, body_sha256, type, app, environment, maintenance_key, payload, delivery_count, received_at)
+                VALUES (?, ?, ?, ?, ?, 'relay', ?, ?, ?, ?)
+                """, arguments: [eventID, idempotencyKey, digest, RelayedMessage.eventType, message.source, lane, payload, deliveries.count, received])
+            let eventSeq = db.lastInsertedRowID
+            for plan in deliveries {
+                try db.execute(sql: """
+                    INSERT INTO deliveries (id, event_seq, target, target_kind, maintenance_key, display_timezone, state,
+                                            next_attempt_at, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, 'UTC', 'pending', ?, ?, ?)
+                    """, arguments: [Identifier.make("dlv"), eventSeq, plan.target, plan.targetKind, lane, received, received, received])
+            }
+            return .accepted(AcceptedEvent(id: eventID, deliveries: deliveries.count))
+        }
+    }
+
+    /// The event a stored payload holds, or the placeholder of a relayed message.
+    static func decodePayload(_ payload: String, type: String, eventID: String, receivedAt: Double) throws -> (PatchEvent, RelayedMessage?) {
+        let decoder = JSONDecoder.patchbay()
+        if type == RelayedMessage.eventType {
+            let message = try decoder.decode(RelayedMessage.self, from: Data(payload.utf8))
+            return (message.placeholderEvent(eventID: eventID, receivedAt: Date(timeIntervalSince1970: receivedAt)), message)
+        }
+        return (try decoder.decode(PatchEvent.self, from: Data(payload.utf8)), nil)
+    }
+
     // MARK: Dispatch
 
     public func claimDue(now: Date, limit: Int, lease: Duration) async throws -> [ClaimedDelivery] {
@@ -100,7 +139,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
             let due = try Row.fetchAll(db, sql: """
                 SELECT d.seq, d.id, d.target, d.target_kind, d.display_timezone, d.attempts, d.throttles,
                        COALESCE(d.replayed_at, d.created_at) AS created_at, d.resources,
-                       e.id AS event_id, e.payload
+                       e.id AS event_id, e.payload, e.type AS event_type, e.received_at
                 FROM deliveries d JOIN events e ON e.seq = d.event_seq
                 WHERE d.state IN ('pending', 'in_flight') AND d.next_attempt_at <= ?
                   AND NOT EXISTS (
@@ -120,13 +159,12 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                     id: row["id"], eventID: row["event_id"], target: row["target"], targetKind: row["target_kind"],
                     displayTimeZone: row["display_timezone"], attempt: (row["attempts"] as Int) + 1,
                     createdAt: row["created_at"], payload: row["payload"], token: token, resources: row["resources"],
-                    throttles: row["throttles"]
+                    throttles: row["throttles"], eventType: row["event_type"], receivedAt: row["received_at"]
                 )
             }
         }
-        let decoder = JSONDecoder.patchbay()
         return rows.compactMap { row in
-            guard let event = try? decoder.decode(PatchEvent.self, from: Data(row.payload.utf8)) else {
+            guard let (event, relayed) = try? Self.decodePayload(row.payload, type: row.eventType, eventID: row.eventID, receivedAt: row.receivedAt) else {
                 logger.error("stored event cannot be decoded", metadata: ["delivery.id": "\(row.id)"])
                 return nil
             }
@@ -134,7 +172,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                 id: row.id, eventID: row.eventID, target: row.target, targetKind: row.targetKind,
                 displayTimeZone: row.displayTimeZone, attempt: row.attempt, event: event,
                 createdAt: Date(timeIntervalSince1970: row.createdAt), leaseToken: row.token,
-                resources: Self.decodeList(row.resources), throttles: row.throttles
+                resources: Self.decodeList(row.resources), throttles: row.throttles, relayed: relayed
             )
         }
     }
@@ -142,6 +180,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
     private struct ClaimRow: Sendable {
         var id: String, eventID: String, target: String, targetKind: String, displayTimeZone: String
         var attempt: Int, createdAt: Double, payload: String, token: String, resources: String, throttles: Int
+        var eventType: String, receivedAt: Double
     }
 
     static func encodeList(_ list: [String]) -> String {
@@ -310,10 +349,12 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         let found = try await pool.read { db -> (DeliverySummary, String, String, String, [AttemptRecord])? in
             guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id = ?",
                                              arguments: [id]) else { return nil }
-            return (Self.summary(row), row["payload"], row["display_timezone"], row["resources"], try Self.attempts(db, deliveryID: id))
+            let payload: String = row["payload"]
+            return (Self.summary(row), payload, row["display_timezone"], row["resources"], try Self.attempts(db, deliveryID: id))
         }
         guard let (summary, payload, zone, resources, attempts) = found else { return nil }
-        let event = try JSONDecoder.patchbay().decode(PatchEvent.self, from: Data(payload.utf8))
+        let (event, _) = try Self.decodePayload(payload, type: summary.eventType, eventID: summary.eventID,
+                                                receivedAt: summary.createdAt.timeIntervalSince1970)
         return DeliveryDetail(summary: summary, event: event, displayTimeZone: zone, resources: Self.decodeList(resources), attempts: attempts)
     }
 

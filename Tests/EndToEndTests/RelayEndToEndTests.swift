@@ -26,6 +26,7 @@ struct RelayEndToEndTests {
 
             sources:
               ci: {kind: standard-webhooks, secret: "\(inboundSecret)"}
+              ci-raw: {kind: standard-webhooks, secret: "\(inboundSecret)", passthrough: [hook]}
               gh: {kind: github, secret: "gh-secret-0123456789"}
               aws-sns: {kind: sns, topics: ["\(topic)"], certificateURLPattern: '^http://127\\.0\\.0\\.1:\\d+/sns/.*\\.pem$'}
               aws-events: {kind: eventbridge, apiKeyHeader: X-Patchbay-Key, apiKey: "\(ebKey)"}
@@ -100,6 +101,33 @@ struct RelayEndToEndTests {
             let metrics = try await harness.admin("GET", "/metrics").text
             #expect(metrics.contains(#"patchbay_relay_rejected_total{reason="bad_signature"} 2"#))
             #expect(metrics.contains(#"patchbay_relay_rejected_total{reason="duplicate"} 1"#))
+        }
+    }
+
+    @Test func aPassthroughSourceRelaysTheBodyUnchanged() async throws {
+        try await withServerAndSink(config: { Self.config(sinkURL: $0) }) { harness, sink in
+            try await harness.start()
+            // Not a Patchbay event: passthrough does not care what the body is.
+            let body = Data(#"{"build": 4711, "result": "green", "note": "ünïcødé \"quoted\""}"#.utf8)
+            let (status, answer) = try await relay(harness, "ci-raw", body, headers: signed(body, id: "raw_1"))
+            #expect(status == 202)
+            #expect(answer?["deliveries"] == .number(1))
+            let received = await sink.sink.waitFor(1) { $0.vendor == "webhook" }
+            guard let request = received.first else { Issue.record("nothing passed through"); return }
+            #expect(Data(request.body.utf8) == body, "byte for byte")
+            #expect(request.contentType == "application/json")
+            let key = StandardWebhooks.key(fromSecret: Self.outboundSecret)!
+            #expect(throws: Never.self) {
+                try StandardWebhooks.verify(id: request.headers["webhook-id"], timestamp: request.headers["webhook-timestamp"],
+                                            signatures: request.headers["webhook-signature"], body: Data(request.body.utf8), key: key, now: Date())
+            }
+            #expect(try await relay(harness, "ci-raw", body, headers: signed(body, id: "raw_1")).0 == 409)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(sink.sink.requests(vendor: "slack").isEmpty, "passthrough goes to the webhook targets only")
+            #expect(sink.sink.requests(vendor: "webhook").count == 1)
+            let rows = try await harness.deliveries()
+            #expect(rows.first?["eventType"]?.stringValue == "relay.passthrough")
+            #expect(rows.first?["state"]?.stringValue == "delivered")
         }
     }
 

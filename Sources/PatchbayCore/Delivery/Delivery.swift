@@ -50,6 +50,30 @@ public struct EventSubmission: Sendable {
     }
 }
 
+/// A relayed body passed through unchanged to webhook targets (a source with `passthrough:`).
+public struct RelayedMessage: Sendable, Hashable, Codable {
+    public var source: String
+    public var contentType: String
+    public var body: Data
+
+    public init(source: String, contentType: String, body: Data) {
+        self.source = source
+        self.contentType = contentType
+        self.body = body
+    }
+
+    /// Stored in place of an event; its deliveries keep the source's arrival order per target.
+    public static let eventType = "relay.passthrough"
+
+    /// What stands for the message where an event is expected (listings, the claim): it never
+    /// expires and belongs to a maintenance of its own.
+    public func placeholderEvent(eventID: String, receivedAt: Date) -> PatchEvent {
+        PatchEvent(type: .completed, app: source, environment: "relay",
+                   window: MaintenanceWindow(id: eventID, start: receivedAt, end: receivedAt.addingTimeInterval(1)),
+                   details: ["relayed": .bool(true)])
+    }
+}
+
 public struct AcceptedEvent: Sendable, Hashable, Codable {
     public var id: String
     public var deliveries: Int
@@ -86,9 +110,13 @@ public struct ClaimedDelivery: Sendable {
     public var resources: [String]
     /// Earlier attempts answered with a rate limit; they do not count as failures.
     public var throttles: Int
+    /// Set for a passthrough delivery: the body to send unchanged (`event` is then a placeholder).
+    public var relayed: RelayedMessage?
 
     public init(id: String, eventID: String, target: String, targetKind: String, displayTimeZone: String, attempt: Int,
-                event: PatchEvent, createdAt: Date, leaseToken: String, resources: [String] = [], throttles: Int = 0) {
+                event: PatchEvent, createdAt: Date, leaseToken: String, resources: [String] = [], throttles: Int = 0,
+                relayed: RelayedMessage? = nil) {
+        self.relayed = relayed
         self.resources = resources
         self.throttles = throttles
         self.id = id
@@ -173,6 +201,9 @@ public struct DeliverySummary: Sendable, Hashable, Codable {
 public protocol DeliveryStore: Sendable {
     /// Commits the event and all its deliveries in one transaction before returning.
     func accept(_ submission: EventSubmission) async throws -> AcceptResult
+    /// Commits a relayed body and its passthrough deliveries in one transaction.
+    func acceptRelayed(_ message: RelayedMessage, eventID: String, idempotencyKey: String, receivedAt: Date,
+                       deliveries: [DeliveryPlan]) async throws -> AcceptResult
     /// Leases up to `limit` due deliveries: pending ones whose time has come and in-flight ones
     /// whose lease expired (their worker died). A delivery waits while an earlier one for the same
     /// maintenance and target is unfinished, so each target sees a maintenance's events in order.

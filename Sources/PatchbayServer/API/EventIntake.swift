@@ -58,6 +58,23 @@ public struct EventIntake: Sendable {
         return try await accept(event, digest: digest, idempotencyKey: idempotencyKey, logger: logger)
     }
 
+    /// A verified body for a passthrough source: one delivery per named webhook target.
+    public func acceptRelayed(_ message: RelayedMessage, dedupeID: String, targets names: [String], logger: Logger) async throws -> Outcome {
+        let plans = names.compactMap { name in targets[name].map { DeliveryPlan(target: name, targetKind: $0.kind, displayTimeZone: "UTC") } }
+        let result = try await store.acceptRelayed(message, eventID: Identifier.make("evt"), idempotencyKey: dedupeID, receivedAt: clock(),
+                                                   deliveries: plans)
+        switch result {
+        case .accepted(let accepted):
+            logger.info("relayed body queued for passthrough", metadata: ["event.id": "\(accepted.id)", "relay.source": "\(message.source)"])
+            if accepted.deliveries > 0 { wake.notify() }
+            return .accepted(accepted)
+        case .replayed(let accepted):
+            return .replayed(accepted)
+        case .conflict(let existing):
+            throw APIError(.conflict, code: "duplicate", message: "this message id was already received as event \(existing), with another body")
+        }
+    }
+
     private func accept(_ event: PatchEvent, digest: String, idempotencyKey key: String?, logger: Logger) async throws -> Outcome {
         let plans = routes.plans(for: event) { targets[$0]?.kind }
         let submission = EventSubmission(

@@ -84,7 +84,12 @@ public struct PatchbayConfiguration: Sendable {
         }
         var sources: [String: RelaySource] = [:]
         for (name, section) in root.section("sources")?.namedSections() ?? [] {
-            if let source = RelaySource(name: name, section: section) { sources[name] = source }
+            guard let source = RelaySource(name: name, section: section) else { continue }
+            for (index, target) in source.passthrough.enumerated() where kinds[target] != "webhook" {
+                let why = kinds[target].map { "is a \($0) target" } ?? "is not a configured target"
+                diagnostics.report("\(section.keyPath("passthrough"))[\(index)]", "'\(target)' \(why); passthrough sends to webhook targets only")
+            }
+            sources[name] = source
         }
         let awsMapping = AWSMapping(section: root.section("awsMapping"))
         guard diagnostics.problems.isEmpty else { throw Invalid(problems: diagnostics.problems) }

@@ -101,7 +101,9 @@ public struct Dispatcher: Service, CustomStringConvertible {
         }
         let context: RenderContext
         do {
-            let (followUp, maintenance) = try await store.maintenanceContext(for: claim.event, target: claim.target)
+            let (followUp, maintenance) = claim.relayed != nil
+                ? (nil, MaintenanceSnapshot.empty)
+                : try await store.maintenanceContext(for: claim.event, target: claim.target)
             context = RenderContext(displayTimeZone: TimeZone(identifier: claim.displayTimeZone) ?? TimeZone(identifier: "UTC")!,
                                     deliveryID: claim.id, now: attempt.startedAt, followUp: followUp, maintenance: maintenance,
                                     resources: claim.resources)
@@ -112,7 +114,13 @@ public struct Dispatcher: Service, CustomStringConvertible {
         }
         let request: OutboundRequest
         do {
-            switch try target.plan(claim.event, context: context) {
+            let step: DeliveryStep
+            if let message = claim.relayed {
+                step = try target.relay(message, context: context)
+            } else {
+                step = try target.plan(claim.event, context: context)
+            }
+            switch step {
             case .skip(let reason):
                 await finish(&attempt, outcome: .delivered(reason: ResponseRule.Reason.nothingToSend), detail: reason)
                 return
@@ -123,7 +131,7 @@ public struct Dispatcher: Service, CustomStringConvertible {
                 request = built
             }
         } catch {
-            await finish(&attempt, outcome: .permanent(reason: ResponseRule.Reason.renderFailed), detail: error.description)
+            await finish(&attempt, outcome: .permanent(reason: ResponseRule.Reason.renderFailed), detail: String(describing: error))
             return
         }
 

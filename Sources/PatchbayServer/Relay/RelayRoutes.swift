@@ -64,7 +64,9 @@ struct RelayRoutes {
             } catch {
                 throw RelayRejection.badSignature(error.description)
             }
-            return try await acceptPatchbayEvent(body, dedupeID: "\(name):\(header("webhook-id")!)", logger: logger)
+            let dedupeID = "\(name):\(header("webhook-id")!)"
+            if let passed = try await passThrough(source, body: body, headers: headers, dedupeID: dedupeID, logger: logger) { return passed }
+            return try await acceptPatchbayEvent(body, dedupeID: dedupeID, logger: logger)
         case .github(let secret):
             guard let signature = header("X-Hub-Signature-256"),
                   HexHMAC.isValid(signature, prefix: "sha256=", content: body, secret: secret.reveal())
@@ -72,7 +74,9 @@ struct RelayRoutes {
             guard let delivery = header("X-GitHub-Delivery"), !delivery.isEmpty else {
                 throw RelayRejection.malformed("X-GitHub-Delivery: header is missing")
             }
-            return try await acceptPatchbayEvent(body, dedupeID: "\(name):\(delivery)", logger: logger)
+            let dedupeID = "\(name):\(delivery)"
+            if let passed = try await passThrough(source, body: body, headers: headers, dedupeID: dedupeID, logger: logger) { return passed }
+            return try await acceptPatchbayEvent(body, dedupeID: dedupeID, logger: logger)
         case .slack(let secret):
             guard let timestamp = header("X-Slack-Request-Timestamp"), let seconds = Double(timestamp),
                   abs(Date().timeIntervalSince1970 - seconds) <= 300
@@ -82,7 +86,9 @@ struct RelayRoutes {
             guard let signature = header("X-Slack-Signature"), HexHMAC.isValid(signature, prefix: "v0=", content: content, secret: secret.reveal()) else {
                 throw RelayRejection.badSignature("X-Slack-Signature: missing or does not match the body")
             }
-            return try await acceptPatchbayEvent(body, dedupeID: "\(name):\(body.sha256Hex)", logger: logger)
+            let dedupeID = "\(name):\(body.sha256Hex)"
+            if let passed = try await passThrough(source, body: body, headers: headers, dedupeID: dedupeID, logger: logger) { return passed }
+            return try await acceptPatchbayEvent(body, dedupeID: dedupeID, logger: logger)
         case .sns(let topics, _):
             return try await relaySNS(body, source: name, topics: topics, logger: logger)
         case .eventbridge(let headerName, let key):
@@ -90,6 +96,8 @@ struct RelayRoutes {
                 throw RelayRejection(401, "unauthorized", "\(headerName): missing or wrong API key")
             }
             let json = try parseJSON(body)
+            let dedupeID = "\(name):\(json["id"]?.stringValue ?? body.sha256Hex)"
+            if let passed = try await passThrough(source, body: body, headers: headers, dedupeID: dedupeID, logger: logger) { return passed }
             return try await accept(awsMapper.map(eventBridge: json), source: name, body: body, logger: logger)
         case .json(let auth, let mapping):
             switch auth {
@@ -103,6 +111,9 @@ struct RelayRoutes {
                 guard HexHMAC.isValid(presented, prefix: prefix, content: body, secret: secret.reveal()) else {
                     throw RelayRejection.badSignature("\(headerName): missing or does not match the body")
                 }
+            }
+            if let passed = try await passThrough(source, body: body, headers: headers, dedupeID: "\(name):\(body.sha256Hex)", logger: logger) {
+                return passed
             }
             let json = try parseJSON(body)
             let event: JSONValue
@@ -140,6 +151,9 @@ struct RelayRoutes {
             logger.notice("SNS unsubscribe confirmation received", metadata: ["relay.source": "\(name)"])
             return JSONResponse.make(status: .ok, body: ["status": "ignored"])
         case .notification:
+            if let passed = try await passThrough(sources[name]!, body: body, headers: [:], dedupeID: "\(name):\(message.messageID)", logger: logger) {
+                return passed
+            }
             let inner = (try? JSONDecoder().decode(JSONValue.self, from: Data(message.message.utf8))) ?? .null
             let dedupeID = "\(name):\(message.messageID)"
             let result: AWSMappingResult
@@ -157,6 +171,13 @@ struct RelayRoutes {
             }
             return try await accept(result, source: name, body: Data(message.message.utf8), logger: logger)
         }
+    }
+
+    /// For a source with `passthrough:`, queues the verified body unchanged for its webhook targets.
+    private func passThrough(_ source: RelaySource, body: Data, headers: HTTPFields, dedupeID: String, logger: Logger) async throws -> Response? {
+        guard !source.passthrough.isEmpty else { return nil }
+        let message = RelayedMessage(source: source.name, contentType: headers[.contentType] ?? "application/json", body: body)
+        return try respond(await intake.acceptRelayed(message, dedupeID: dedupeID, targets: source.passthrough, logger: logger))
     }
 
     /// A body that must itself be a Patchbay event (standard-webhooks, github, slack sources).

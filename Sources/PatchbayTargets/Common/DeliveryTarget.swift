@@ -58,6 +58,8 @@ public protocol DeliveryTarget: Sendable {
     func followUp(after response: TransportResponse, event: PatchEvent, context: RenderContext) -> FollowUpState?
     /// Targets with the same key share one rate budget (Statuspage limits per API key).
     var pacingKey: String { get }
+    /// A relayed body to pass through unchanged; only webhook targets take them.
+    func relay(_ message: RelayedMessage, context: RenderContext) throws(RenderError) -> DeliveryStep
     /// How long the vendor asks for quiet, read from its answer (Pingdom's Req-Limit headers).
     func pause(after response: TransportResponse) -> Duration?
 }
@@ -74,6 +76,10 @@ extension DeliveryTarget {
     public var pacingKey: String { "\(kind):\(name)" }
 
     public func pause(after response: TransportResponse) -> Duration? { nil }
+
+    public func relay(_ message: RelayedMessage, context: RenderContext) throws(RenderError) -> DeliveryStep {
+        .refuse(reason: "a \(kind) target takes lifecycle events only; passthrough needs a webhook target")
+    }
 }
 
 /// Chat targets (Slack, Teams) post one message per event and keep no state.

@@ -40,13 +40,21 @@ public struct WebhookTarget: MessageTarget {
     }
 
     public func render(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> OutboundRequest {
-        let body = try JSONEncoder.encodePayload(event, kind: "webhook")
+        try signed(try JSONEncoder.encodePayload(event, kind: "webhook"), contentType: "application/json", context: context)
+    }
+
+    /// The relayed body, byte for byte, with its content type, signed the same way.
+    public func relay(_ message: RelayedMessage, context: RenderContext) throws(RenderError) -> DeliveryStep {
+        .send(try signed(message.body, contentType: message.contentType, context: context))
+    }
+
+    private func signed(_ body: Data, contentType: String, context: RenderContext) throws(RenderError) -> OutboundRequest {
         guard let key = StandardWebhooks.key(fromSecret: secret.reveal()) else { throw RenderError("the webhook secret is not valid base64") }
         let timestamp = Int64(context.now.timeIntervalSince1970)
         return OutboundRequest(
             method: "POST", url: url, displayURL: OutboundRequest.displayForm(of: url.reveal()),
             headers: [
-                HTTPHeader("Content-Type", "application/json"),
+                HTTPHeader("Content-Type", contentType),
                 HTTPHeader("webhook-id", context.deliveryID),
                 HTTPHeader("webhook-timestamp", String(timestamp)),
                 HTTPHeader("webhook-signature", StandardWebhooks.signature(id: context.deliveryID, timestamp: timestamp, body: body, key: key)),
