@@ -43,11 +43,8 @@ public final class SQLiteDeliveryStore: DeliveryStore {
     public func accept(_ submission: EventSubmission) async throws -> AcceptResult {
         let payload = String(decoding: try JSONEncoder.patchbay().encode(submission.event), as: UTF8.self)
         return try await committer.write { db in
-            if let key = submission.idempotencyKey,
-               let row = try Row.fetchOne(db, sql: "SELECT id, body_sha256, delivery_count FROM events WHERE idempotency_key = ?", arguments: [key]) {
-                let existing = AcceptedEvent(id: row["id"], deliveries: row["delivery_count"])
-                let digest: String = row["body_sha256"]
-                return digest == submission.bodyDigest ? .replayed(existing) : .conflict(existingEventID: existing.id)
+            if let key = submission.idempotencyKey, let earlier = try Self.earlierAnswer(db, key: key, digest: submission.bodyDigest) {
+                return earlier
             }
             let event = submission.event
             let received = submission.receivedAt.timeIntervalSince1970
@@ -97,11 +94,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         // One ordering lane per source: each target sees the source's messages in arrival order.
         let lane = ["relay", message.source, ""].joined(separator: "\u{1F}")
         return try await committer.write { db in
-            if let row = try Row.fetchOne(db, sql: "SELECT id, body_sha256, delivery_count FROM events WHERE idempotency_key = ?", arguments: [idempotencyKey]) {
-                let existing = AcceptedEvent(id: row["id"], deliveries: row["delivery_count"])
-                let stored: String = row["body_sha256"]
-                return stored == digest ? .replayed(existing) : .conflict(existingEventID: existing.id)
-            }
+            if let earlier = try Self.earlierAnswer(db, key: idempotencyKey, digest: digest) { return earlier }
             let received = receivedAt.timeIntervalSince1970
             try db.execute(sql: """
                 INSERT INTO events (id, idempotency_key, body_sha256, type, app, environment, maintenance_key, payload, delivery_count, received_at)
@@ -117,6 +110,17 @@ public final class SQLiteDeliveryStore: DeliveryStore {
             }
             return .accepted(AcceptedEvent(id: eventID, deliveries: deliveries.count))
         }
+    }
+
+    /// The answer to an earlier request with the same idempotency key: the same one for the same
+    /// body, a conflict for another.
+    static func earlierAnswer(_ db: Database, key: String, digest: String) throws -> AcceptResult? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT id, body_sha256, delivery_count FROM events WHERE idempotency_key = ?", arguments: [key]) else {
+            return nil
+        }
+        let existing = AcceptedEvent(id: row["id"], deliveries: row["delivery_count"])
+        let stored: String = row["body_sha256"]
+        return stored == digest ? .replayed(existing) : .conflict(existingEventID: existing.id)
     }
 
     /// The event a stored payload holds, or the placeholder of a relayed message.
