@@ -8,13 +8,15 @@ import Testing
 @Suite("End to end: secrets stay secret", .serialized)
 struct SecretLeakTests {
     static let canary = "CANARY7f3e9a1b5c"
+    /// A Standard Webhooks secret whose base64 holds the canary.
+    static let inboundSecret = "whsec_" + Data("\(canary)-inbound-secret-bytes!".utf8).base64EncodedString()
 
     @Test func canaryAppearsNowhere() async throws {
         let token = "tok-\(Self.canary)-0123456789"
         let configFor = { (sinkURL: String) in ServerHarness.config(
             token: "${PATCHBAY_TOKEN}",
             targets: """
-                  ops-slack: {kind: slack, url: "${SLACK_WEBHOOK_URL}"}
+                  ops-slack: {kind: slack, url: "${SLACK_WEBHOOK_URL}", rate: {perSecond: 100, burst: 10}}
                   broken-slack: {kind: slack, url: "\(sinkURL)/status/500/\(Self.canary)/broken"}
                 """,
             routes: """
@@ -22,16 +24,33 @@ struct SecretLeakTests {
                     targets: [ops-slack, broken-slack]
                     timezone: America/Los_Angeles
                 """
-        ) }
+        ) + """
+
+            sources:
+              gh: {kind: github, secret: "gh-\(Self.canary)"}
+              hooks: {kind: standard-webhooks, secret: "${INBOUND_SECRET}"}
+            """ }
         try await withServerAndSink(config: configFor, token: token) { harness, sink in
             let config = configFor(sink.baseURL)
-            let environment = ["PATCHBAY_TOKEN": token, "SLACK_WEBHOOK_URL": "\(sink.baseURL)/slack/T0/B0/\(Self.canary)"]
+            let environment = ["PATCHBAY_TOKEN": token, "SLACK_WEBHOOK_URL": "\(sink.baseURL)/slack/T0/B0/\(Self.canary)",
+                               "INBOUND_SECRET": Self.inboundSecret]
             var outputs: [String] = []
             try await harness.start(logLevel: "trace", environment: environment)
             for type in EventType.allCases {
                 #expect(try await harness.post(try Fixtures.exampleEvent(type)).status == 202)
             }
             #expect(try await harness.post(Data("{bad".utf8)).status == 400)
+            // Relay requests with wrong signatures: refused, counted and logged, secrets not echoed.
+            for source in ["gh", "hooks"] {
+                let request = OutboundRequest(method: "POST", url: Secret("http://127.0.0.1:\(harness.port)/v1/relay/\(source)"), displayURL: "relay",
+                                              headers: [HTTPHeader("X-Hub-Signature-256", "sha256=00"), HTTPHeader("webhook-id", "m1"),
+                                                        HTTPHeader("webhook-timestamp", String(Int(Date().timeIntervalSince1970))),
+                                                        HTTPHeader("webhook-signature", "v1,AAAA")],
+                                              body: Data("{}".utf8))
+                let answer = try await harness.client.send(request, timeouts: TransportTimeouts()).get()
+                #expect(answer.status == 401)
+                outputs.append(String(decoding: answer.body, as: UTF8.self))
+            }
             #expect(try await harness.post(try Fixtures.exampleEvent(.started), token: "wrong-\(Self.canary)").status == 401)
             // Wait for the good deliveries and for the broken target to fail and retry at least once.
             await sink.sink.waitFor(6) { $0.vendor == "slack" }
