@@ -101,6 +101,14 @@ enum Migrations {
                 );
                 """)
         }
+        migrator.registerMigration("v5: index of unfinished deliveries per ordering lane") { db in
+            try db.execute(sql: """
+                -- Claims look only at the head of each (maintenance, target) lane; finished
+                -- deliveries must not be scanned to find it.
+                CREATE INDEX deliveries_unfinished_lane ON deliveries(maintenance_key, target, seq)
+                    WHERE state IN ('pending', 'in_flight');
+                """)
+        }
         return migrator
     }
 }

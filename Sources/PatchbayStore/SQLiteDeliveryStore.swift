@@ -139,17 +139,17 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         let nowSeconds = now.timeIntervalSince1970
         let leaseUntil = nowSeconds + lease.seconds
         let rows = try await committer.write { db -> [ClaimRow] in
-            // A delivery waits while an earlier one for the same maintenance and target is unfinished.
+            // Only the oldest unfinished delivery of each (maintenance, target) lane may go: the
+            // others wait for it, so each target sees a maintenance's events in order.
             let due = try Row.fetchAll(db, sql: """
                 SELECT d.seq, d.id, d.target, d.target_kind, d.display_timezone, d.attempts, d.throttles,
                        COALESCE(d.replayed_at, d.created_at) AS created_at, d.resources,
                        e.id AS event_id, e.payload, e.type AS event_type, e.received_at
-                FROM deliveries d JOIN events e ON e.seq = d.event_seq
-                WHERE d.state IN ('pending', 'in_flight') AND d.next_attempt_at <= ?
-                  AND NOT EXISTS (
-                      SELECT 1 FROM deliveries p
-                      WHERE p.maintenance_key = d.maintenance_key AND p.target = d.target AND p.seq < d.seq
-                        AND p.state IN ('pending', 'in_flight'))
+                FROM (SELECT MIN(seq) AS head FROM deliveries INDEXED BY deliveries_unfinished_lane
+                      WHERE state IN ('pending', 'in_flight') GROUP BY maintenance_key, target) lanes
+                JOIN deliveries d ON d.seq = lanes.head
+                JOIN events e ON e.seq = d.event_seq
+                WHERE d.next_attempt_at <= ?
                 ORDER BY d.next_attempt_at, d.seq
                 LIMIT ?
                 """, arguments: [nowSeconds, limit])

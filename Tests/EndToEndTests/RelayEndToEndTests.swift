@@ -30,6 +30,12 @@ struct RelayEndToEndTests {
               gh: {kind: github, secret: "gh-secret-0123456789"}
               aws-sns: {kind: sns, topics: ["\(topic)"], certificateURLPattern: '^http://127\\.0\\.0\\.1:\\d+/sns/.*\\.pem$'}
               aws-events: {kind: eventbridge, apiKeyHeader: X-Patchbay-Key, apiKey: "\(ebKey)"}
+              tickets:
+                kind: json
+                hmacHeader: X-Tickets-Signature
+                secret: tickets-secret-0123
+                map: {type: state, app: service, environment: "=Production", instance.id: host, window.start: from, window.end: to}
+                types: {running: patch.started, done: patch.completed}
             awsMapping:
               windows: {"mw-0c50858d01EXAMPLE": {app: App1, environment: Production}}
               documents: {"AWS-RunPowerShellScript": {app: Fleet, environment: Production}}
@@ -139,6 +145,19 @@ struct RelayEndToEndTests {
             #expect(try await relay(harness, "gh", body, headers: ["X-Hub-Signature-256": signature, "X-GitHub-Delivery": "d1"]).0 == 202)
             #expect(try await relay(harness, "gh", body, headers: ["X-Hub-Signature-256": "sha256=00", "X-GitHub-Delivery": "d2"]).0 == 401)
 
+            // Any JSON sender, by HMAC header and a field mapping.
+            let start = Timestamp.rfc3339(Date().addingTimeInterval(86400))
+            let end = Timestamp.rfc3339(Date().addingTimeInterval(90000))
+            let ticket = Data(#"{"state":"done","service":"Billing","host":"db-3","from":"\#(start)","to":"\#(end)"}"#.utf8)
+            let ticketSignature = "sha256=" + HexHMAC.sha256(ticket, secret: "tickets-secret-0123")
+            #expect(try await relay(harness, "tickets", ticket, headers: ["X-Tickets-Signature": ticketSignature]).0 == 202)
+            #expect(try await relay(harness, "tickets", ticket, headers: ["X-Tickets-Signature": "sha256=beef"]).0 == 401)
+            let partial = Data(#"{"state":"done"}"#.utf8)
+            let (unmappable, unmappableAnswer) = try await relay(harness, "tickets", partial,
+                                                                 headers: ["X-Tickets-Signature": "sha256=" + HexHMAC.sha256(partial, secret: "tickets-secret-0123")])
+            #expect(unmappable == 422)
+            #expect(unmappableAnswer?["message"]?.stringValue?.contains("not in the body") == true)
+
             let execution = try Self.fixture("eventbridge/mw-execution-state-change.json")
             let (status, answer) = try await relay(harness, "aws-events", execution, headers: ["X-Patchbay-Key": Self.ebKey])
             #expect(status == 202)
@@ -154,9 +173,10 @@ struct RelayEndToEndTests {
             #expect(unmapped == 202 && unmappedAnswer?["status"]?.stringValue == "unmapped")
             #expect(unmappedAnswer?["reason"]?.stringValue == "no awsMapping.documents entry for Custom-Patch-Doc")
 
-            let slack = await sink.sink.waitFor(2) { $0.vendor == "slack" }
-            #expect(slack.count == 2)
+            let slack = await sink.sink.waitFor(3) { $0.vendor == "slack" }
+            #expect(slack.count == 3)
             #expect(slack.contains { $0.body.contains("Patching Complete") && $0.body.contains("App1 - Production") })
+            #expect(slack.contains { $0.body.contains("Billing - Production") && $0.body.contains("db-3") })
         }
     }
 

@@ -139,7 +139,8 @@ public struct JSONFieldMapping: Sendable {
         var event: [String: JSONValue] = [:]
         var instance: [String: JSONValue] = [:]
         var window: [String: JSONValue] = [:]
-        for (field, path) in paths {
+        for field in Self.fields {
+            guard let path = paths[field] else { continue }
             let value: JSONValue
             if path.hasPrefix("=") {
                 value = .string(String(path.dropFirst()))
