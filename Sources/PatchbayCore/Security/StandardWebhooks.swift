@@ -62,8 +62,7 @@ public enum StandardWebhooks {
 /// `sha256=<hex>` (GitHub) and `v0=<hex>` (Slack) style HMAC-SHA256 signatures.
 public enum HexHMAC {
     public static func sha256(_ content: Data, secret: String) -> String {
-        HMAC<SHA256>.authenticationCode(for: content, using: SymmetricKey(data: Data(secret.utf8)))
-            .map { String(format: "%02x", $0) }.joined()
+        Data(HMAC<SHA256>.authenticationCode(for: content, using: SymmetricKey(data: Data(secret.utf8)))).hexString
     }
 
     /// Compares `presented` (hex, after its prefix) with the HMAC of `content`, in constant time.

@@ -12,7 +12,7 @@ public enum Timestamp {
         if millis == 0 || millis == 1000 {
             return parts.formatted + "Z"
         }
-        return parts.formatted + String(format: ".%03dZ", millis)
+        return parts.formatted + "." + LocalDateTime.pad(millis, 3) + "Z"
     }
 
     /// Parses an RFC 3339 date-time that carries an offset (`Z`, `+05:30`, `-08:00`).
@@ -76,7 +76,12 @@ public struct LocalDateTime: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var formatted: String {
-        String(format: "%04d-%02d-%02dT%02d:%02d:%02d", year, month, day, hour, minute, second)
+        "\(Self.pad(year, 4))-\(Self.pad(month, 2))-\(Self.pad(day, 2))T\(Self.pad(hour, 2)):\(Self.pad(minute, 2)):\(Self.pad(second, 2))"
+    }
+
+    static func pad(_ value: Int, _ width: Int) -> String {
+        let digits = String(value)
+        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
     }
 
     public var description: String { formatted }
