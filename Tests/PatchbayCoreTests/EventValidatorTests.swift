@@ -10,6 +10,12 @@ struct EventValidatorTests {
 
     let validator = EventValidator()
 
+    enum Fixtures {
+        static func example(_ type: EventType) throws -> Data {
+            try Data(contentsOf: examplesDirectory.appendingPathComponent("\(type.rawValue).json"))
+        }
+    }
+
     private func problems(_ json: String, validator: EventValidator = EventValidator()) -> [String] {
         do {
             _ = try validator.validate(body: Data(json.utf8))
@@ -111,6 +117,18 @@ struct EventValidatorTests {
         #expect(problems(valid.replacingOccurrences(of: "\"App1\"", with: "\"  \"")) == ["app: must not be empty"])
         let packages = valid.replacingOccurrences(of: "\"app\"", with: "\"packages\":[\"ok\", 3, \"\"],\"app\"")
         #expect(problems(packages) == ["packages[1]: expected a string, got a number", "packages[2]: must not be empty"])
+    }
+
+    @Test func parsingKeepsEveryJSONType() throws {
+        let parsed = try JSONValue.parse(Data(#"{"t":true,"f":false,"one":1,"zero":0,"x":1.5,"s":"1","n":null,"a":[true,1,"a"],"o":{"k":"v"}}"#.utf8))
+        #expect(parsed == .object([
+            "t": .bool(true), "f": .bool(false), "one": .number(1), "zero": .number(0), "x": .number(1.5), "s": .string("1"),
+            "n": .null, "a": .array([.bool(true), .number(1), .string("a")]), "o": .object(["k": .string("v")]),
+        ]))
+        #expect(throws: JSONValue.ParseError.self) { try JSONValue.parse(Data("{".utf8)) }
+        // The same tree as the Codable decoder gives.
+        let body = try Fixtures.example(.completed)
+        #expect(try JSONValue.parse(body) == JSONDecoder().decode(JSONValue.self, from: body))
     }
 
     @Test func hostileTextIsKeptVerbatim() throws {

@@ -42,7 +42,7 @@ public struct EventValidator: Sendable {
     public func validate(body: Data) throws(EventValidationError) -> PatchEvent {
         let json: JSONValue
         do {
-            json = try JSONDecoder().decode(JSONValue.self, from: body)
+            json = try JSONValue.parse(body)
         } catch {
             throw EventValidationError(problems: [FieldProblem(field: "body", message: "is not valid JSON")])
         }

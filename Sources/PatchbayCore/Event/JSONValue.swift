@@ -67,6 +67,41 @@ public enum JSONValue: Sendable, Hashable, Codable {
     }
 }
 
+extension JSONValue {
+    public struct ParseError: Error {}
+
+    /// Parses JSON bytes. Faster than `JSONDecoder` for a generic tree: decoding an enum by
+    /// trying each type builds a `DecodingError` for every miss, which showed in the intake profile.
+    public static func parse(_ data: Data) throws -> JSONValue {
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+        } catch {
+            throw ParseError()
+        }
+        return convert(object)
+    }
+
+    private static let booleanType = type(of: NSNumber(value: true))
+
+    private static func convert(_ object: Any) -> JSONValue {
+        switch object {
+        case let string as String:
+            return .string(string)
+        case let number as NSNumber:
+            // Foundation hands booleans over as a distinct NSNumber subclass.
+            if type(of: number) == booleanType { return .bool(number.boolValue) }
+            return .number(number.doubleValue)
+        case let array as [Any]:
+            return .array(array.map(convert))
+        case let dictionary as [String: Any]:
+            return .object(dictionary.mapValues(convert))
+        default:
+            return .null
+        }
+    }
+}
+
 extension JSONEncoder {
     /// Stable output: sorted keys and unescaped slashes, so payloads compare byte for byte.
     public static func patchbay() -> JSONEncoder {

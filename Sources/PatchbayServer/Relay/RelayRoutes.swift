@@ -210,7 +210,7 @@ struct RelayRoutes {
     }
 
     private func parseJSON(_ body: Data) throws -> JSONValue {
-        guard let json = try? JSONDecoder().decode(JSONValue.self, from: body) else {
+        guard let json = try? JSONValue.parse(body) else {
             throw RelayRejection.malformed("body: is not valid JSON")
         }
         return json
