@@ -74,7 +74,8 @@ struct CommandLineTests {
     @Test func helpExplainsEveryCommand() async throws {
         let directory = try TemporaryDirectory("help")
         defer { directory.remove() }
-        for command in [["serve"], ["sink"], ["send"], ["render"], ["config", "check"]] {
+        for command in [["serve"], ["sink"], ["send"], ["render"], ["deliveries", "list"], ["deliveries", "show"], ["replay"], ["unmapped"],
+                        ["config", "check"]] {
             let result = try await ChildProcess.run(command + ["--help"], directory: directory, name: command.joined(separator: "-"))
             #expect(result.status == 0)
             #expect(result.stdout.contains("USAGE: patchbay \(command.joined(separator: " "))"), "\(result.stdout)")

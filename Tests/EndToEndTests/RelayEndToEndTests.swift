@@ -172,6 +172,10 @@ struct RelayEndToEndTests {
             let (unmapped, unmappedAnswer) = try await relay(harness, "aws-events", Data(unmappedBody.utf8), headers: ["X-Patchbay-Key": Self.ebKey])
             #expect(unmapped == 202 && unmappedAnswer?["status"]?.stringValue == "unmapped")
             #expect(unmappedAnswer?["reason"]?.stringValue == "no awsMapping.documents entry for Custom-Patch-Doc")
+            let listed = try await harness.cli(["unmapped"], name: "unmapped")
+            #expect(listed.status == 0)
+            #expect(listed.stdout.contains("source aws-events: no awsMapping.documents entry for Custom-Patch-Doc"))
+            #expect(listed.stdout.contains("Custom-Patch-Doc"))
 
             let slack = await sink.sink.waitFor(3) { $0.vendor == "slack" }
             #expect(slack.count == 3)
