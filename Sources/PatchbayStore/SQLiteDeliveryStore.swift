@@ -253,13 +253,6 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         var id: String, name: String?, type: String, packages: String
     }
 
-    public func nextDueDate() async throws -> Date? {
-        try await pool.read { db in
-            try Double.fetchOne(db, sql: "SELECT MIN(next_attempt_at) FROM deliveries WHERE state IN ('pending', 'in_flight')")
-                .map { Date(timeIntervalSince1970: $0) }
-        }
-    }
-
     public func release(_ claim: ClaimedDelivery, until: Date, at now: Date) async throws -> Bool {
         try await committer.write { db in
             try db.execute(sql: """

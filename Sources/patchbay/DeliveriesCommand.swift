@@ -104,20 +104,7 @@ struct Deliveries: AsyncParsableCommand {
                 let context = RenderContext(displayTimeZone: TimeZone(identifier: detail.displayTimeZone) ?? TimeZone(identifier: "UTC")!,
                                             deliveryID: summary.id, now: Date(), followUp: followUp, maintenance: maintenance,
                                             resources: detail.resources)
-                do {
-                    switch try target.plan(detail.event, context: context) {
-                    case .send(let request):
-                        printLine("\(request.method) \(request.displayURL)")
-                        for header in request.headers {
-                            printLine("\(header.name): \(header.isSecret ? Redactor.placeholder : redactor.redact(header.value))")
-                        }
-                        if !request.body.isEmpty { printLine(redactor.redact(prettyJSON(request.body))) }
-                    case .skip(let reason): printLine("nothing to send: \(reason)")
-                    case .refuse(let reason): printLine("would be refused: \(reason)")
-                    }
-                } catch {
-                    printLine("cannot render: \(redactor.redact(error.description))")
-                }
+                printStep({ () throws(RenderError) in try target.plan(detail.event, context: context) }, redactor: redactor)
             } else {
                 printLine("target '\(summary.target)' is no longer in the configuration")
             }
@@ -225,6 +212,28 @@ func printTable(header: [String], rows: [[String]], indent: String = "") {
     }
     printLine(line(header))
     for row in rows { printLine(line(row)) }
+}
+
+/// Prints what a target would do with an event: the request (secrets redacted), or why nothing
+/// would be sent. Shared by `render` and `deliveries show`.
+func printStep(_ step: () throws(RenderError) -> DeliveryStep, redactor: Redactor) {
+    do {
+        switch try step() {
+        case .send(let request):
+            printLine("\(request.method) \(request.displayURL)")
+            for header in request.headers {
+                printLine("\(header.name): \(header.isSecret ? Redactor.placeholder : redactor.redact(header.value))")
+            }
+            if !request.body.isEmpty {
+                printLine("")
+                printLine(redactor.redact(prettyJSON(request.body)))
+            }
+        case .skip(let reason): printLine("nothing to send: \(reason)")
+        case .refuse(let reason): printLine("would be refused: \(reason)")
+        }
+    } catch {
+        printLine("cannot render: \(redactor.redact(error.description))")
+    }
 }
 
 func prettyJSON(_ body: Data) -> String {

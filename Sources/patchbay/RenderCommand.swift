@@ -45,27 +45,8 @@ struct Render: AsyncParsableCommand {
             guard let target = configuration.targets[plan.target] else { continue }
             let zone = TimeZone(identifier: plan.displayTimeZone) ?? TimeZone(identifier: "UTC")!
             printLine("=== \(plan.target) (\(plan.targetKind)), times shown in \(plan.displayTimeZone); as the first event of its maintenance")
-            do {
-                let context = RenderContext(displayTimeZone: zone, deliveryID: "dlv_render", now: Date(), resources: plan.resources)
-                let request: OutboundRequest
-                switch try target.plan(event, context: context) {
-                case .send(let built): request = built
-                case .skip(let reason):
-                    printLine("nothing to send: \(reason)\n")
-                    continue
-                case .refuse(let reason):
-                    printLine("would be refused: \(reason)\n")
-                    continue
-                }
-                printLine("\(request.method) \(request.displayURL)")
-                for header in request.headers {
-                    printLine("\(header.name): \(header.isSecret ? Redactor.placeholder : redactor.redact(header.value))")
-                }
-                printLine("")
-                printLine(redactor.redact(prettyJSON(request.body)))
-            } catch {
-                printLine("cannot render: \(redactor.redact(error.description))")
-            }
+            let context = RenderContext(displayTimeZone: zone, deliveryID: "dlv_render", now: Date(), resources: plan.resources)
+            printStep({ () throws(RenderError) in try target.plan(event, context: context) }, redactor: redactor)
             printLine("")
         }
     }

@@ -167,7 +167,11 @@ struct VendorTargetTests {
         let event = try event(.scheduled, instance: nil)
         let context = Self.context()
         let response = TransportResponse(status: 201, headers: [], body: Data(#"{"id":"p31zjtct2jer","status":"scheduled"}"#.utf8), latency: .zero)
-        let state = statuspage.followUp(after: response, event: event, context: context)
+        guard case .send(let created) = try statuspage.plan(event, context: context) else {
+            Issue.record("the first event must create the incident")
+            return
+        }
+        let state = statuspage.followUp(after: response, to: created, event: event, context: context)
         #expect(state == FollowUpState(objectID: "p31zjtct2jer", status: "scheduled", windowStart: event.window.start, windowEnd: event.window.end))
         let deleting = StatuspageTarget(name: "s", page: "pg1", apiKey: Secret("key-0123456789"), cancelAction: .delete)
         guard case .send(let delete) = try deleting.plan(try self.event(.cancelled), context: Self.context(followUp: state)) else {
@@ -184,7 +188,11 @@ struct VendorTargetTests {
     @Test func pingdomCreatesMovesAndDeletesOneWindow() throws {
         let first = try event(.scheduled, instance: nil)
         let response = TransportResponse(status: 200, headers: [], body: Data(#"{"maintenance":{"id":777}}"#.utf8), latency: .zero)
-        let state = pingdom.followUp(after: response, event: first, context: Self.context())
+        guard case .send(let created) = try pingdom.plan(first, context: Self.context()) else {
+            Issue.record("the first event must create the window")
+            return
+        }
+        let state = pingdom.followUp(after: response, to: created, event: first, context: Self.context())
         #expect(state?.objectID == "777")
         guard case .skip = try pingdom.plan(try event(.started), context: Self.context(followUp: state)) else {
             Issue.record("an unchanged window sends nothing")

@@ -215,8 +215,6 @@ public protocol DeliveryStore: Sendable {
                   at now: Date) async throws -> Bool
     /// The follow-up state of (maintenance, target) and where the maintenance's instances stand.
     func maintenanceContext(for event: PatchEvent, target: String) async throws -> (FollowUpState?, MaintenanceSnapshot)
-    /// The earliest time a pending delivery becomes due, to sleep until then.
-    func nextDueDate() async throws -> Date?
     /// Puts a claimed delivery back without counting an attempt (it waited for its pacing slot).
     func release(_ claim: ClaimedDelivery, until: Date, at now: Date) async throws -> Bool
 

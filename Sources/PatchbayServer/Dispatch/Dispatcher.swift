@@ -101,9 +101,9 @@ public struct Dispatcher: Service, CustomStringConvertible {
         }
         let context: RenderContext
         do {
-            let (followUp, maintenance) = claim.relayed != nil
-                ? (nil, MaintenanceSnapshot.empty)
-                : try await store.maintenanceContext(for: claim.event, target: claim.target)
+            let (followUp, maintenance) = claim.relayed == nil && target.usesMaintenanceState
+                ? try await store.maintenanceContext(for: claim.event, target: claim.target)
+                : (nil, MaintenanceSnapshot.empty)
             context = RenderContext(displayTimeZone: TimeZone(identifier: claim.displayTimeZone) ?? TimeZone(identifier: "UTC")!,
                                     deliveryID: claim.id, now: attempt.startedAt, followUp: followUp, maintenance: maintenance,
                                     resources: claim.resources)
@@ -162,7 +162,7 @@ public struct Dispatcher: Service, CustomStringConvertible {
                 let quiet = after ?? .milliseconds(Int64(2000 / policy.pacing.rate))
                 pacer.block(key: target.pacingKey, policy: policy.pacing, until: clock().addingTimeInterval(quiet.seconds))
             }
-            let followUp = outcome.label == "delivered" ? target.followUp(after: response, event: claim.event, context: context) : nil
+            let followUp = outcome.label == "delivered" ? target.followUp(after: response, to: request, event: claim.event, context: context) : nil
             await finish(&attempt, outcome: outcome, detail: excerpt(of: response.body), policy: policy.retry, followUp: followUp)
         case .failure(let failure):
             attempt.latency = failure.latency

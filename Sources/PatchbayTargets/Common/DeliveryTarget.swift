@@ -53,9 +53,12 @@ public protocol DeliveryTarget: Sendable {
     /// Pure: the same event, context and config always give the same step.
     func plan(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> DeliveryStep
     func classify(_ result: Result<TransportResponse, TransportFailure>) -> DeliveryOutcome
-    /// After a delivered send: what to remember for later events of the same maintenance.
-    /// Returns nil when nothing changes.
-    func followUp(after response: TransportResponse, event: PatchEvent, context: RenderContext) -> FollowUpState?
+    /// After a delivered send of `request`: what to remember for later events of the same
+    /// maintenance. Returns nil when nothing changes.
+    func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState?
+    /// Whether `plan` reads `context.followUp` and `context.maintenance`. Chat targets do not, so
+    /// the dispatcher spares them the store read.
+    var usesMaintenanceState: Bool { get }
     /// Targets with the same key share one rate budget (Statuspage limits per API key).
     var pacingKey: String { get }
     /// A relayed body to pass through unchanged; only webhook targets take them.
@@ -69,9 +72,11 @@ extension DeliveryTarget {
         ResponseRule.classify(result)
     }
 
-    public func followUp(after response: TransportResponse, event: PatchEvent, context: RenderContext) -> FollowUpState? {
+    public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState? {
         nil
     }
+
+    public var usesMaintenanceState: Bool { false }
 
     public var pacingKey: String { "\(kind):\(name)" }
 

@@ -99,8 +99,9 @@ public struct PingdomTarget: DeliveryTarget {
         return OutboundRequest(method: method, url: Secret(url), displayURL: url, headers: headers, body: body)
     }
 
-    public func followUp(after response: TransportResponse, event: PatchEvent, context: RenderContext) -> FollowUpState? {
-        guard case .send(let request)? = try? plan(event, context: context) else { return nil }
+    public var usesMaintenanceState: Bool { true }
+
+    public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState? {
         var state = context.followUp ?? FollowUpState()
         switch request.method {
         case "DELETE":

@@ -155,8 +155,9 @@ public struct StatuspageTarget: DeliveryTarget {
         )
     }
 
-    public func followUp(after response: TransportResponse, event: PatchEvent, context: RenderContext) -> FollowUpState? {
-        guard case .send(let request)? = try? plan(event, context: context) else { return nil }
+    public var usesMaintenanceState: Bool { true }
+
+    public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState? {
         var state = context.followUp ?? FollowUpState()
         if request.method == "DELETE" {
             state.status = "deleted"
