@@ -17,12 +17,15 @@ public struct ApplicationParts: Sendable {
     public var exposition: (@Sendable () -> String)?
     /// Fetches SNS certificates and confirms subscriptions; nil disables `sns` sources.
     public var transport: (any HTTPTransport)?
+    /// Maintenances and planned notices for the admin API; the store's own when it keeps them.
+    public var maintenances: (any MaintenanceStore)?
 
     public init(store: any DeliveryStore, wake: WakeSignal = WakeSignal(), gate: IntakeGate = IntakeGate(drainDelay: .zero),
                 metrics: PatchbayMetrics = PatchbayMetrics(), exposition: (@Sendable () -> String)? = nil,
                 transport: (any HTTPTransport)? = nil) {
         self.transport = transport
         self.store = store
+        self.maintenances = store as? any MaintenanceStore
         self.wake = wake
         self.gate = gate
         self.metrics = metrics
@@ -53,10 +56,13 @@ public func buildRouter(configuration: PatchbayConfiguration, parts: Application
     let router = Router()
     router.add(middleware: DrainingMiddleware(gate: parts.gate, metrics: parts.metrics))
     let intake = EventIntake(store: parts.store, routes: configuration.routes, targets: configuration.targets, wake: parts.wake,
-                             metrics: parts.metrics)
+                             metrics: parts.metrics, schedules: configuration.schedules)
     HealthRoutes(store: parts.store, gate: parts.gate, metrics: parts.metrics, exposition: parts.exposition).register(on: router)
     EventRoutes(intake: intake, settings: configuration.server, metrics: parts.metrics).register(on: router)
     DeliveryRoutes(store: parts.store, settings: configuration.server, wake: parts.wake).register(on: router)
+    if let maintenances = parts.maintenances {
+        MaintenanceRoutes(store: maintenances, settings: configuration.server).register(on: router)
+    }
     var verifiers: [String: SNSVerifier] = [:]
     if let transport = parts.transport {
         for (name, source) in configuration.sources {

@@ -109,6 +109,45 @@ enum Migrations {
                     WHERE state IN ('pending', 'in_flight');
                 """)
         }
+        migrator.registerMigration("v6: maintenances and their planned notices") { db in
+            try db.execute(sql: """
+                -- One row per maintenance: its current window (moved by a reschedule) and status.
+                CREATE TABLE maintenances (
+                    maintenance_key TEXT PRIMARY KEY,
+                    id TEXT NOT NULL UNIQUE,
+                    app TEXT NOT NULL,
+                    environment TEXT NOT NULL,
+                    window_key TEXT NOT NULL,
+                    window_id TEXT,
+                    window_start REAL NOT NULL,
+                    window_end REAL NOT NULL,
+                    window_timezone TEXT,
+                    status TEXT NOT NULL,
+                    display_timezone TEXT NOT NULL,
+                    tags TEXT NOT NULL DEFAULT '{}',
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL
+                );
+                CREATE INDEX maintenances_window_end ON maintenances(window_end);
+                CREATE INDEX maintenances_window_key ON maintenances(window_key);
+                -- Reminders, "beginning" and overrun notices, sent by the scheduler when due.
+                -- Kept after they fire or are skipped or dropped, with the reason.
+                CREATE TABLE planned_notices (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    maintenance_key TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    lead_seconds INTEGER,
+                    due_at REAL NOT NULL,
+                    state TEXT NOT NULL,
+                    reason TEXT,
+                    event_id TEXT,
+                    updated_at REAL NOT NULL
+                );
+                CREATE INDEX planned_notices_due ON planned_notices(due_at) WHERE state = 'planned';
+                CREATE INDEX planned_notices_maintenance ON planned_notices(maintenance_key, seq);
+                """)
+        }
         return migrator
     }
 }

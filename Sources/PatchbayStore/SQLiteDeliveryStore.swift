@@ -12,7 +12,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
     }
 
     let pool: DatabasePool
-    private let committer: GroupCommitter
+    let committer: GroupCommitter
     private let logger: Logger
 
     public init(settings: StoreSettings, logger: Logger) throws {
@@ -41,49 +41,71 @@ public final class SQLiteDeliveryStore: DeliveryStore {
     // MARK: Intake
 
     public func accept(_ submission: EventSubmission) async throws -> AcceptResult {
-        let payload = String(decoding: try JSONEncoder.patchbay().encode(submission.event), as: UTF8.self)
+        let encoded = try JSONEncoder.patchbay().encode(submission.event)
+        let payload = String(decoding: encoded, as: UTF8.self)
         return try await committer.write { db in
             if let key = submission.idempotencyKey, let earlier = try Self.earlierAnswer(db, key: key, digest: submission.bodyDigest) {
                 return earlier
             }
-            let event = submission.event
-            let received = submission.receivedAt.timeIntervalSince1970
+            var event = submission.event
+            var storedPayload = payload
+            if let planning = submission.planning {
+                // The maintenance's plan changes in the same transaction as the event, so a crash
+                // never leaves one without the other.
+                let existing = try Self.maintenanceRecord(db, key: event.maintenanceKey.storageValue)
+                let change = MaintenancePlanner.apply(event, existing: existing, settings: planning.settings,
+                                                      displayTimeZone: planning.displayTimeZone, now: submission.receivedAt)
+                try Self.applyChange(db, change, now: submission.receivedAt)
+                if change.event != event {
+                    event = change.event
+                    storedPayload = String(decoding: try JSONEncoder.patchbay().encode(event), as: UTF8.self)
+                }
+            }
+            try Self.insertEvent(db, id: submission.eventID, idempotencyKey: submission.idempotencyKey, digest: submission.bodyDigest,
+                                 event: event, payload: storedPayload, deliveries: submission.deliveries, receivedAt: submission.receivedAt)
+            return .accepted(AcceptedEvent(id: submission.eventID, deliveries: submission.deliveries.count))
+        }
+    }
+
+    /// Writes an event, its deliveries and its instance's stage. Shared by intake and the scheduler.
+    static func insertEvent(_ db: Database, id: String, idempotencyKey: String?, digest: String, event: PatchEvent, payload: String,
+                            deliveries: [DeliveryPlan], receivedAt: Date) throws {
+        let received = receivedAt.timeIntervalSince1970
+        let maintenanceKey = event.maintenanceKey.storageValue
+        try db.execute(
+            sql: """
+                INSERT INTO events (id, idempotency_key, body_sha256, type, app, environment, maintenance_key, payload, delivery_count, received_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [id, idempotencyKey, digest, event.type.rawValue, event.app,
+                        event.environment, maintenanceKey, payload, deliveries.count, received]
+        )
+        let eventSeq = db.lastInsertedRowID
+        for plan in deliveries {
             try db.execute(
                 sql: """
-                    INSERT INTO events (id, idempotency_key, body_sha256, type, app, environment, maintenance_key, payload, delivery_count, received_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO deliveries (id, event_seq, target, target_kind, maintenance_key, display_timezone, state,
+                                            next_attempt_at, created_at, updated_at, resources)
+                    VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)
                     """,
-                arguments: [submission.eventID, submission.idempotencyKey, submission.bodyDigest, event.type.rawValue, event.app,
-                            event.environment, event.maintenanceKey.storageValue, payload, submission.deliveries.count, received]
+                arguments: [Identifier.make("dlv"), eventSeq, plan.target, plan.targetKind, maintenanceKey,
+                            plan.displayTimeZone, received, received, received, Self.encodeList(plan.resources)]
             )
-            let eventSeq = db.lastInsertedRowID
-            for plan in submission.deliveries {
-                try db.execute(
-                    sql: """
-                        INSERT INTO deliveries (id, event_seq, target, target_kind, maintenance_key, display_timezone, state,
-                                                next_attempt_at, created_at, updated_at, resources)
-                        VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)
-                        """,
-                    arguments: [Identifier.make("dlv"), eventSeq, plan.target, plan.targetKind, event.maintenanceKey.storageValue,
-                                plan.displayTimeZone, received, received, received, Self.encodeList(plan.resources)]
-                )
-            }
-            if let instance = event.instance {
-                // Keep each instance's furthest stage: a late `started` must not hide its `completed`.
-                try db.execute(sql: """
-                    INSERT INTO maintenance_instances (maintenance_key, instance_id, instance_name, last_type, stage_rank, packages, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (maintenance_key, instance_id) DO UPDATE SET
-                        instance_name = COALESCE(excluded.instance_name, instance_name),
-                        last_type = excluded.last_type,
-                        packages = CASE WHEN excluded.packages = '[]' THEN packages ELSE excluded.packages END,
-                        stage_rank = excluded.stage_rank,
-                        updated_at = excluded.updated_at
-                    WHERE excluded.stage_rank >= stage_rank
-                    """, arguments: [event.maintenanceKey.storageValue, instance.id, instance.name, event.type.rawValue,
-                                     event.type.stageRank, Self.encodeList(event.packages), received])
-            }
-            return .accepted(AcceptedEvent(id: submission.eventID, deliveries: submission.deliveries.count))
+        }
+        if let instance = event.instance {
+            // Keep each instance's furthest stage: a late `started` must not hide its `completed`.
+            try db.execute(sql: """
+                INSERT INTO maintenance_instances (maintenance_key, instance_id, instance_name, last_type, stage_rank, packages, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (maintenance_key, instance_id) DO UPDATE SET
+                    instance_name = COALESCE(excluded.instance_name, instance_name),
+                    last_type = excluded.last_type,
+                    packages = CASE WHEN excluded.packages = '[]' THEN packages ELSE excluded.packages END,
+                    stage_rank = excluded.stage_rank,
+                    updated_at = excluded.updated_at
+                WHERE excluded.stage_rank >= stage_rank
+                """, arguments: [maintenanceKey, instance.id, instance.name, event.type.rawValue,
+                                 event.type.stageRank, Self.encodeList(event.packages), received])
         }
     }
 
@@ -231,26 +253,12 @@ public final class SQLiteDeliveryStore: DeliveryStore {
 
     public func maintenanceContext(for event: PatchEvent, target: String) async throws -> (FollowUpState?, MaintenanceSnapshot) {
         let key = event.maintenanceKey.storageValue
-        let (stateJSON, rows) = try await pool.read { db -> (String?, [InstanceRow]) in
+        let (stateJSON, snapshot) = try await pool.read { db -> (String?, MaintenanceSnapshot) in
             let state = try String.fetchOne(db, sql: "SELECT state FROM followups WHERE maintenance_key = ? AND target = ?", arguments: [key, target])
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT instance_id, instance_name, last_type, packages FROM maintenance_instances
-                WHERE maintenance_key = ? ORDER BY rowid
-                """, arguments: [key]).map { row in
-                InstanceRow(id: row["instance_id"], name: row["instance_name"], type: row["last_type"], packages: row["packages"])
-            }
-            return (state, rows)
+            return (state, try Self.snapshot(db, key: key))
         }
         let followUp = try stateJSON.map { try JSONDecoder.patchbay().decode(FollowUpState.self, from: Data($0.utf8)) }
-        let reports = rows.compactMap { row -> MaintenanceSnapshot.InstanceReport? in
-            guard let type = EventType(rawValue: row.type) else { return nil }
-            return .init(instance: Instance(id: row.id, name: row.name), lastType: type, packages: Self.decodeList(row.packages))
-        }
-        return (followUp, MaintenanceSnapshot(instances: reports))
-    }
-
-    private struct InstanceRow: Sendable {
-        var id: String, name: String?, type: String, packages: String
+        return (followUp, snapshot)
     }
 
     public func release(_ claim: ClaimedDelivery, until: Date, at now: Date) async throws -> Bool {

@@ -57,7 +57,7 @@ struct ConfigurationTests {
         let found = problems(yaml)
         #expect(found == [
             "server.tokens[1]: environment variable MISSING_TOKEN is not set",
-            "extra: is not a known key here (known: awsMapping, delivery, routes, server, sources, store, targets)",
+            "extra: is not a known key here (known: awsMapping, delivery, routes, schedules, server, sources, store, targets)",
             "server.listen: expected host:port like 127.0.0.1:8080 or 0.0.0.0:8080, got 'localhost'",
             "server.tokens[0]: is too short: use at least 16 random characters (value not shown: it is a secret)",
             "server.tokens[1]: is too short: use at least 16 random characters (value not shown: it is a secret)",
@@ -115,5 +115,50 @@ struct ConfigurationTests {
         #expect(configuration.server.host == "127.0.0.1" && configuration.server.port == 8080)
         #expect(configuration.store.sqlitePath == "./patchbay.db")
         #expect(configuration.delivery.lease > configuration.delivery.timeouts.total)
+    }
+
+    @Test func noticeSettingsAndSchedulesAreReadAndCheckedWithTheirKeyPaths() throws {
+        let base = """
+            server: {tokens: ["test-token-0123456789abcdef"]}
+            targets:
+              ops: {kind: slack, url: "http://127.0.0.1:9/slack/x"}
+            routes:
+              - match: {app: App1}
+                targets: [ops]
+                reminders: [24h, 90s]
+                announceStart: false
+                overrunGrace: 5m
+                overrunExtend: 1h
+            """
+        let good = try PatchbayConfiguration.parse(yaml: base + """
+
+            schedules:
+              - {app: App1, environment: Production, expression: "cron(0 30 0 ? * FRI#4 *)", timezone: America/Los_Angeles,
+                 duration: 45m, announceAhead: 24h, windowId: mw-0123}
+            """, environment: [:])
+        let notices = try #require(good.routes.routes.first?.notices)
+        #expect(notices.reminders == [.seconds(86_400), .seconds(90)])
+        #expect(notices.announceStart == false)
+        #expect(notices.overrunGrace == .seconds(300) && notices.overrunExtend == .seconds(3600))
+        let entry = try #require(good.schedules.entries.first)
+        #expect(entry.windowID == "mw-0123" && entry.duration == .seconds(2700))
+        #expect(entry.schedule.timeZone.identifier == "America/Los_Angeles")
+
+        let found = problems(base.replacingOccurrences(of: "[24h, 90s]", with: "[24h, soon]") + """
+
+            schedules:
+              - {app: App1, environment: Production, expression: "cron(0 2 * * MON *)", windowId: a}
+              - {app: App1, environment: Production, expression: "rate(7 days)", windowId: b}
+              - {app: Other, environment: Production, expression: "cron(0 2 ? * MON *)", windowId: c, offset: 9}
+              - {environment: Production, expression: "at(2026-12-24T22:00:00)", windowId: d}
+            """)
+        #expect(found == [
+            "routes[0].reminders[1]: expected a duration like 90s, 1h or 24h",
+            "schedules[0].expression: day-of-month: day-of-month and day-of-week can't both be given; use ? in one of them\n  cron(0 2 * * MON *)\n           ^",
+            "schedules[1].start: rate() needs a start date to anchor its cadence, like start: 2026-01-06T02:00:00-08:00",
+            "schedules[2].offset: must be between 1 and 6, got 9",
+            "schedules[2]: no route matches app 'Other' and environment 'Production', so its announcements would go nowhere",
+            "schedules[3].app: is required",
+        ])
     }
 }

@@ -202,12 +202,35 @@ public struct ConfigSection {
     public static func parseDuration(_ text: String) -> Duration? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
-        for (suffix, scale) in units where trimmed.hasSuffix(suffix) {
-            guard let number = Double(trimmed.dropLast(suffix.count)), number >= 0 else { return nil }
-            return .milliseconds(Int64((number * scale * 1000).rounded()))
+        // Bounded well inside Int64 milliseconds (about 292 million years): a huge number is an
+        // error to report, never a trapping conversion.
+        func milliseconds(_ number: Double, _ scale: Double) -> Duration? {
+            let value = (number * scale * 1000).rounded()
+            guard value.isFinite, value >= 0, value <= 1e15 else { return nil }
+            return .milliseconds(Int64(value))
         }
-        guard let number = Double(trimmed), number >= 0 else { return nil }
-        return .milliseconds(Int64((number * 1000).rounded()))
+        for (suffix, scale) in units where trimmed.hasSuffix(suffix) {
+            guard let number = Double(trimmed.dropLast(suffix.count)) else { return nil }
+            return milliseconds(number, scale)
+        }
+        guard let number = Double(trimmed) else { return nil }
+        return milliseconds(number, 1)
+    }
+
+    /// A list of durations, like `reminders: [24h, 1h]`.
+    public func durationList(_ key: String, range: ClosedRange<Duration>? = nil) -> [Duration]? {
+        guard let items = list(key) else { return nil }
+        return items.compactMap { item in
+            guard case .scalar(let text) = item.value, let value = Self.parseDuration(text) else {
+                item.report("expected a duration like 90s, 1h or 24h")
+                return nil
+            }
+            if let range, !range.contains(value) {
+                item.report("must be between \(range.lowerBound) and \(range.upperBound), got \(text)")
+                return nil
+            }
+            return value
+        }
     }
 
     public func stringList(_ key: String, required: Bool = false) -> [String]? {

@@ -39,8 +39,12 @@ public struct EventSubmission: Sendable {
     public var event: PatchEvent
     public var receivedAt: Date
     public var deliveries: [DeliveryPlan]
+    /// How the event's maintenance plans its notices; nil records nothing (tests of the queue alone).
+    public var planning: MaintenancePlanning?
 
-    public init(eventID: String, idempotencyKey: String?, bodyDigest: String, event: PatchEvent, receivedAt: Date, deliveries: [DeliveryPlan]) {
+    public init(eventID: String, idempotencyKey: String?, bodyDigest: String, event: PatchEvent, receivedAt: Date, deliveries: [DeliveryPlan],
+                planning: MaintenancePlanning? = nil) {
+        self.planning = planning
         self.eventID = eventID
         self.idempotencyKey = idempotencyKey
         self.bodyDigest = bodyDigest

@@ -55,12 +55,20 @@ public struct PatchEvent: Codable, Sendable, Hashable {
     public var occurredAt: Date?
     public var tags: [String: String]
     public var details: [String: JSONValue]
+    /// Set only on events Patchbay plans itself (reminders, "beginning", overrun notices) or
+    /// rewrites (a reschedule). Senders cannot set it: the validator refuses unknown fields.
+    public var notice: NoticeKind?
+    /// For a reschedule: the window the maintenance had before; for an overrun: the planned window.
+    public var previousWindow: MaintenanceWindow?
 
     public init(
         id: String? = nil, type: EventType, app: String, environment: String, instance: Instance? = nil,
         window: MaintenanceWindow, packages: [String] = [], occurredAt: Date? = nil,
-        tags: [String: String] = [:], details: [String: JSONValue] = [:]
+        tags: [String: String] = [:], details: [String: JSONValue] = [:], notice: NoticeKind? = nil,
+        previousWindow: MaintenanceWindow? = nil
     ) {
+        self.notice = notice
+        self.previousWindow = previousWindow
         self.id = id
         self.type = type
         self.app = app
@@ -84,7 +92,7 @@ public struct PatchEvent: Codable, Sendable, Hashable {
 
 /// Identifies the patch run many instances report into: (app, environment, window id, or the
 /// window's start when the sender gave no id).
-public struct MaintenanceKey: Sendable, Hashable, CustomStringConvertible {
+public struct MaintenanceKey: Sendable, Hashable, Codable, CustomStringConvertible {
     public var app: String
     public var environment: String
     public var window: String

@@ -37,15 +37,19 @@ public struct Route: Sendable {
     public var targets: [RouteTarget]
     /// The zone messages are displayed in, and the zone of a local window time the event leaves unzoned.
     public var timezone: TimeZone?
+    /// Reminders, "beginning" and overrun notices Patchbay sends on its own for the maintenances
+    /// this route takes.
+    public var notices: NoticeSettings
 
-    public init(match: RouteMatch, targets: [RouteTarget], timezone: TimeZone? = nil) {
+    public init(match: RouteMatch, targets: [RouteTarget], timezone: TimeZone? = nil, notices: NoticeSettings = NoticeSettings()) {
         self.match = match
         self.targets = targets
         self.timezone = timezone
+        self.notices = notices
     }
 
-    public init(match: RouteMatch, targets: [String], timezone: TimeZone? = nil) {
-        self.init(match: match, targets: targets.map { RouteTarget($0) }, timezone: timezone)
+    public init(match: RouteMatch, targets: [String], timezone: TimeZone? = nil, notices: NoticeSettings = NoticeSettings()) {
+        self.init(match: match, targets: targets.map { RouteTarget($0) }, timezone: timezone, notices: notices)
     }
 }
 
@@ -80,6 +84,13 @@ public struct RouteTable: Sendable {
     /// The zone for a local window time the event leaves unzoned: the first matching route's.
     public func fallbackZone(app: String, environment: String, tags: [String: String]) -> TimeZone? {
         matching(app: app, environment: environment, tags: tags).lazy.compactMap(\.timezone).first
+    }
+
+    /// The notice plan and display zone of a maintenance: those of the first route that matches
+    /// its event; nil when no route does.
+    public func noticeSettings(for event: PatchEvent) -> (settings: NoticeSettings, displayTimeZone: String)? {
+        guard let route = matching(app: event.app, environment: event.environment, tags: event.tags).first else { return nil }
+        return (route.notices, route.timezone?.identifier ?? event.window.timezone ?? "UTC")
     }
 
     /// One plan per distinct target, in route order: the first route naming a target sets its

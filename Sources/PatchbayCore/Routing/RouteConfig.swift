@@ -8,11 +8,15 @@ extension Route {
     ///   statuspage: {target: status, components: [8kbf7d35c070]}
     ///   pingdom: {target: uptime, checks: [12345]}
     ///   timezone: America/Los_Angeles
+    ///   reminders: [24h, 1h]      # default [1h]; [] turns them off
+    ///   announceStart: true       # "Patching Beginning" at the window start
+    ///   overrunGrace: 15m         # overrun notice this long after the window end
+    ///   overrunExtend: 30m        # how far the Pingdom window and incident are extended
     /// ```
     /// `targetKinds` maps each configured target name to its kind, so a `statuspage:` entry that
     /// names a Slack target is caught here.
     public init?(section: ConfigSection, targetKinds: [String: String]) {
-        section.allowOnly(["match", "targets", "statuspage", "pingdom", "timezone"])
+        section.allowOnly(["match", "targets", "statuspage", "pingdom", "timezone", "reminders", "announceStart", "overrunGrace", "overrunExtend"])
         var match = RouteMatch()
         if let matchSection = section.section("match") {
             matchSection.allowOnly(["app", "environment", "tags"])
@@ -65,7 +69,15 @@ extension Route {
             valid = false
         }
         let timezone = section.timeZone("timezone")
+        let defaults = NoticeSettings()
+        let week: Duration = .seconds(7 * 86_400)
+        let notices = NoticeSettings(
+            reminders: section.durationList("reminders", range: .seconds(1)...(week * 5)) ?? defaults.reminders,
+            announceStart: section.bool("announceStart", default: defaults.announceStart),
+            overrunGrace: section.duration("overrunGrace", default: defaults.overrunGrace, range: .zero...week),
+            overrunExtend: section.duration("overrunExtend", default: defaults.overrunExtend, range: .seconds(60)...week)
+        )
         guard valid else { return nil }
-        self.init(match: match, targets: targets, timezone: timezone)
+        self.init(match: match, targets: targets, timezone: timezone, notices: notices)
     }
 }

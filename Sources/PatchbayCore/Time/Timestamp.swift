@@ -15,6 +15,16 @@ public enum Timestamp {
         return parts.formatted + "." + LocalDateTime.pad(millis, 3) + "Z"
     }
 
+    /// `2026-12-04T00:30:00-08:00`: the wall time in `zone` with its offset at that instant.
+    public static func rfc3339(_ date: Date, in zone: TimeZone) -> String {
+        let offset = zone.secondsFromGMT(for: date)
+        guard offset != 0 || !["UTC", "GMT", "Etc/UTC", "Etc/GMT"].contains(zone.identifier) else { return rfc3339(date) }
+        let seconds = Int64(date.timeIntervalSince1970.rounded(.down)) + Int64(offset)
+        let sign = offset < 0 ? "-" : "+"
+        let minutes = abs(offset) / 60
+        return LocalDateTime(utcSeconds: seconds).formatted + sign + LocalDateTime.pad(minutes / 60, 2) + ":" + LocalDateTime.pad(minutes % 60, 2)
+    }
+
     /// Parses an RFC 3339 date-time that carries an offset (`Z`, `+05:30`, `-08:00`).
     /// Returns nil for anything else, including a local time without an offset.
     public static func parseRFC3339(_ text: String) -> Date? {

@@ -48,8 +48,15 @@ struct DeliveryRoutes {
     }
 
     private func authorize(_ request: Request) throws {
+        try AdminAuthorization.check(request, settings: settings)
+    }
+}
+
+/// The operators' API is open only with `server.adminTokens`, to a bearer of one of them.
+enum AdminAuthorization {
+    static func check(_ request: Request, settings: ServerSettings) throws {
         guard !settings.adminTokens.isEmpty else {
-            throw APIError(.forbidden, code: "admin_disabled", message: "the delivery admin API is off: set server.adminTokens to enable it")
+            throw APIError(.forbidden, code: "admin_disabled", message: "the admin API is off: set server.adminTokens to enable it")
         }
         guard ServerSettings.matches(request.headers[.authorization], tokens: settings.adminTokens) else {
             throw APIError.unauthorized

@@ -16,10 +16,12 @@ public struct EventIntake: Sendable {
     let targets: [String: any DeliveryTarget]
     let wake: WakeSignal
     let metrics: PatchbayMetrics
+    let schedules: ScheduleBook
     let clock: @Sendable () -> Date
 
     public init(store: any DeliveryStore, routes: RouteTable, targets: [String: any DeliveryTarget], wake: WakeSignal,
-                metrics: PatchbayMetrics, clock: @escaping @Sendable () -> Date = Date.init) {
+                metrics: PatchbayMetrics, schedules: ScheduleBook = ScheduleBook(entries: []), clock: @escaping @Sendable () -> Date = Date.init) {
+        self.schedules = schedules
         self.store = store
         self.routes = routes
         self.targets = targets
@@ -75,17 +77,30 @@ public struct EventIntake: Sendable {
         }
     }
 
-    private func accept(_ event: PatchEvent, digest: String, idempotencyKey key: String?, logger: Logger) async throws -> Outcome {
+    /// An announcement Patchbay makes itself (a `schedules:` occurrence): routed and planned
+    /// exactly like an agent's `patch.scheduled`.
+    public func announce(_ event: PatchEvent, idempotencyKey: String, logger: Logger) async throws -> Outcome {
+        let digest = try JSONEncoder.patchbay().encode(event.window).sha256Hex
+        return try await accept(event, digest: digest, idempotencyKey: idempotencyKey, logger: logger, attach: false)
+    }
+
+    private func accept(_ event: PatchEvent, digest: String, idempotencyKey key: String?, logger: Logger,
+                        attach: Bool = true) async throws -> Outcome {
+        let now = clock()
+        // An agent reporting with a schedule's window id joins the occurrence Patchbay announced.
+        let event = attach ? schedules.attach(event, now: now) : event
         let plans = routes.plans(for: event) { targets[$0]?.kind }
+        let planning = routes.noticeSettings(for: event).map { MaintenancePlanning(settings: $0.settings, displayTimeZone: $0.displayTimeZone) }
+            ?? MaintenancePlanning(settings: nil, displayTimeZone: event.window.timezone ?? "UTC")
         let submission = EventSubmission(
             eventID: Identifier.make("evt"), idempotencyKey: key, bodyDigest: digest, event: event,
-            receivedAt: clock(), deliveries: plans
+            receivedAt: now, deliveries: plans, planning: planning
         )
         switch try await store.accept(submission) {
         case .accepted(let accepted):
             logger.info("event accepted", metadata: [
-                "event.id": "\(accepted.id)", "event.type": "\(event.type.rawValue)", "event.app": "\(event.app)",
-                "event.environment": "\(event.environment)", "deliveries": "\(accepted.deliveries)",
+                "event.id": "\(accepted.id)", "event.type": "\(event.type.rawValue)", "event.app": "\(LogText.escape(event.app))",
+                "event.environment": "\(LogText.escape(event.environment))", "deliveries": "\(accepted.deliveries)",
             ])
             metrics.eventAccepted(event.type)
             if accepted.deliveries > 0 { wake.notify() }

@@ -18,6 +18,8 @@ public struct PatchbayConfiguration: Sendable {
     /// Relay sources by name (`sources:`).
     public var sources: [String: RelaySource]
     public var awsMapping: AWSMapping
+    /// Maintenances Patchbay announces itself (`schedules:`).
+    public var schedules: ScheduleBook
 
     public struct Invalid: Error, CustomStringConvertible {
         public var problems: [ConfigProblem]
@@ -50,7 +52,7 @@ public struct PatchbayConfiguration: Sendable {
         if case .map(let entries) = root.value, entries.isEmpty, !diagnostics.problems.isEmpty {
             throw Invalid(problems: diagnostics.problems)
         }
-        root.allowOnly(["server", "store", "delivery", "targets", "routes", "sources", "awsMapping"])
+        root.allowOnly(["server", "store", "delivery", "targets", "routes", "sources", "awsMapping", "schedules"])
         let server = ServerSettings(section: root.section("server", required: true))
         let store = StoreSettings(section: root.section("store"))
         let delivery = DispatcherSettings(section: root.section("delivery"))
@@ -92,8 +94,21 @@ public struct PatchbayConfiguration: Sendable {
             sources[name] = source
         }
         let awsMapping = AWSMapping(section: root.section("awsMapping"))
+        var schedules: [ScheduleEntry] = []
+        for section in root.list("schedules") ?? [] {
+            guard let entry = ScheduleEntry(section: section) else { continue }
+            if let earlier = schedules.first(where: { $0.windowID == entry.windowID && $0.app == entry.app && $0.environment == entry.environment }) {
+                section.report("windowId", "'\(entry.windowID)' is already used by another schedule of \(earlier.app) - \(earlier.environment)")
+                continue
+            }
+            if RouteTable(routes: routes).matching(app: entry.app, environment: entry.environment, tags: entry.tags).isEmpty {
+                section.report("no route matches app '\(entry.app)' and environment '\(entry.environment)', so its announcements would go nowhere")
+            }
+            schedules.append(entry)
+        }
         guard diagnostics.problems.isEmpty else { throw Invalid(problems: diagnostics.problems) }
         return PatchbayConfiguration(server: server, store: store, delivery: delivery, targets: targets, policies: policies, targetNames: names,
-                                     routes: RouteTable(routes: routes), sources: sources, awsMapping: awsMapping)
+                                     routes: RouteTable(routes: routes), sources: sources, awsMapping: awsMapping,
+                                     schedules: ScheduleBook(entries: schedules))
     }
 }

@@ -40,7 +40,7 @@ public enum MessageText {
     /// of the package list; longer lists end with "… and N more".
     public static func content(for event: PatchEvent, zone: TimeZone, markup: Markup, packageBudget: Int) -> MessageContent {
         let e = markup.escape
-        let title = title(for: event.type)
+        let title = title(for: event)
         let system = event.systemName
         let subject: String
         if let instance = event.instance {
@@ -51,8 +51,16 @@ public enum MessageText {
         let windowText = window(event.window, in: zone)
         let text: String
         switch event.type {
+        case .scheduled where event.notice == .rescheduled && event.previousWindow != nil:
+            text = "Patching of \(subject) has moved from \(window(event.previousWindow!, in: zone)) to \(windowText)."
         case .scheduled:
             text = "Patching of \(subject) is scheduled for \(windowText)."
+        case .started where event.notice == .overrun:
+            let overdue = overdueNames(event).map(e)
+            let who = overdue.isEmpty ? "" : ": \(overdue.joined(separator: ", ")) \(overdue.count == 1 ? "has" : "have") not reported an outcome"
+            text = "Patching of \(subject) is running past its window\(who). The window is extended to \(instant(event.window.end, in: zone))."
+        case .started where event.notice == .beginning:
+            text = "Patching of \(subject) is beginning now."
         case .reminder:
             text = "Reminder: patching of \(subject) starts \(instant(event.window.start, in: zone))."
         case .started:
@@ -76,13 +84,45 @@ public enum MessageText {
         if let instance = event.instance {
             facts.append(("Instance Name", e(instance.displayName)))
         }
-        facts.append(("Window", windowText))
+        if event.notice == .overrun, let planned = event.previousWindow {
+            facts.append(("Window", window(planned, in: zone)))
+            let overdue = overdueNames(event)
+            if !overdue.isEmpty { facts.append(("Not Finished", overdue.map(e).joined(separator: ", "))) }
+            facts.append(("Extended Until", instant(event.window.end, in: zone)))
+        } else if event.notice == .rescheduled, let previous = event.previousWindow {
+            facts.append(("Window", windowText))
+            facts.append(("Previous Window", window(previous, in: zone)))
+        } else {
+            facts.append(("Window", windowText))
+        }
         if event.type == .completed {
             let list = event.packages.isEmpty ? "None" : packageList(event.packages, budget: packageBudget, escape: e)
             facts.append(("Packages Updated", list))
         }
         let fallbackSubject = event.instance.map { "\(system) / \($0.name ?? $0.id)" } ?? system
-        return MessageContent(title: title, color: color(for: event.type), text: text, fallback: "\(title): \(fallbackSubject)", facts: facts)
+        return MessageContent(title: title, color: color(for: event), text: text, fallback: "\(title): \(fallbackSubject)", facts: facts)
+    }
+
+    /// The title of a message; notices Patchbay plans itself have their own.
+    public static func title(for event: PatchEvent) -> String {
+        switch event.notice {
+        case .rescheduled? where event.type == .scheduled: "Patching Rescheduled"
+        case .overrun? where event.type == .started: "Patching Overrunning"
+        default: title(for: event.type)
+        }
+    }
+
+    public static func color(for event: PatchEvent) -> String {
+        event.notice == .overrun ? overrunColor : color(for: event.type)
+    }
+
+    /// Orange: still running, but late.
+    public static let overrunColor = "E8912D"
+
+    /// The instances an overrun notice names (`details.overdue`).
+    public static func overdueNames(_ event: PatchEvent) -> [String] {
+        guard case .array(let names)? = event.details["overdue"] else { return [] }
+        return names.compactMap(\.stringValue)
     }
 
     public static func title(for type: EventType) -> String {

@@ -81,8 +81,15 @@ public struct PingdomTarget: DeliveryTarget {
             }
             return .send(request("DELETE", url: "\(maintenanceURL)/\(windowID)", body: Data()))
         }
-        guard state.windowStart != event.window.start || state.windowEnd != event.window.end else {
+        // Only an announcement (a reschedule) or an overrun notice moves the window: agents'
+        // started/completed events may carry their own idea of the window, which must not shrink
+        // a window that was extended.
+        let moves = event.type == .scheduled || event.notice == .overrun
+        guard moves, state.windowStart != event.window.start || state.windowEnd != event.window.end else {
             return .skip(reason: "the maintenance window already covers this event")
+        }
+        if event.window.end <= context.now {
+            return .skip(reason: "the new window ended at \(Timestamp.rfc3339(event.window.end)); Pingdom takes future windows only")
         }
         let window = Window(description: nil, from: from, to: to, uptimeids: nil)
         return .send(request("PUT", url: "\(maintenanceURL)/\(windowID)", body: try JSONEncoder.encodePayload(window, kind: "Pingdom")))

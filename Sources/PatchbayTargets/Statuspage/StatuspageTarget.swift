@@ -68,6 +68,13 @@ public struct StatuspageTarget: DeliveryTarget {
         let current = state?.status
         let windowChanged = state?.windowStart != event.window.start || state?.windowEnd != event.window.end
         var fields = IncidentFields()
+        if event.notice == .overrun {
+            guard current != "completed" else { return .skip(reason: "the incident is already completed") }
+            fields.scheduledUntil = event.window.end
+            fields.body = StatuspageText.overrun(event)
+            let body = try JSONEncoder.encodePayload(["incident": fields], kind: "Statuspage")
+            return .send(request("PATCH", url: "\(incidentsURL)/\(incidentID)", body: body))
+        }
         switch event.type {
         case .scheduled, .reminder:
             guard current == "scheduled", windowChanged else {
@@ -169,7 +176,7 @@ public struct StatuspageTarget: DeliveryTarget {
             state.objectID = id
         }
         if let status = sent?["incident"]?["status"]?.stringValue { state.status = status }
-        if sent?["incident"]?["scheduled_for"] != nil {
+        if sent?["incident"]?["scheduled_for"] != nil || sent?["incident"]?["scheduled_until"] != nil {
             state.windowStart = event.window.start
             state.windowEnd = event.window.end
         }
@@ -212,6 +219,12 @@ enum StatuspageText {
     static func started(_ event: PatchEvent) -> String {
         let who = event.instance.map { " on \($0.name ?? $0.id)" } ?? ""
         return "Patching of \(event.systemName) has begun\(who)."
+    }
+
+    static func overrun(_ event: PatchEvent) -> String {
+        let overdue = MessageText.overdueNames(event)
+        let who = overdue.isEmpty ? "" : " (not finished: \(overdue.joined(separator: ", ")))"
+        return String("Patching of \(event.systemName) is taking longer than planned\(who). The maintenance is extended until \(Timestamp.rfc3339(event.window.end)).".prefix(maxBody))
     }
 
     static func failed(_ event: PatchEvent) -> String {

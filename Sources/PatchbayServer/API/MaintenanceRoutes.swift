@@ -1,0 +1,130 @@
+import Foundation
+import Hummingbird
+import PatchbayCore
+
+/// `GET /v1/maintenances` and `GET /v1/maintenances/{id}` behind `server.adminTokens`: the same
+/// views as `patchbay maintenances list|show --json`.
+struct MaintenanceRoutes {
+    let store: any MaintenanceStore
+    let settings: ServerSettings
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("/v1/maintenances") { request, _ in
+            try AdminAuthorization.check(request, settings: settings)
+            let query = try MaintenanceQuery(since: request.uri.queryParameters.get("since"), limit: request.uri.queryParameters.get("limit"),
+                                             now: Date())
+            let rows = try await store.maintenances(since: query.since, limit: query.limit)
+            return JSONResponse.make(status: .ok, body: rows.map(MaintenanceView.init))
+        }
+        router.get("/v1/maintenances/:id") { request, context in
+            try AdminAuthorization.check(request, settings: settings)
+            let id = try context.parameters.require("id")
+            guard let detail = try await store.maintenance(id: id) else {
+                throw APIError(.notFound, code: "not_found", message: "id: no maintenance \(id) (use its mnt_ id or its window id)")
+            }
+            return JSONResponse.make(status: .ok, body: MaintenanceDetailView(detail))
+        }
+    }
+}
+
+/// Operator input for the maintenance listing, with errors that name the parameter.
+public struct MaintenanceQuery: Sendable {
+    /// Only maintenances whose window ends at or after this instant.
+    public var since: Date?
+    public var limit: Int
+
+    public init(since: String?, limit: String?, now: Date) throws {
+        self.since = nil
+        self.limit = 50
+        if let since {
+            guard let duration = ConfigSection.parseDuration(since), duration <= .seconds(100 * 365 * 86_400) else {
+                throw APIError(.badRequest, code: "invalid_parameter", message: "since: expected a duration like 30m, 2h or 7d, got '\(since)'")
+            }
+            self.since = now.addingTimeInterval(-duration.seconds)
+        }
+        if let limit {
+            guard let value = Int(limit), (1...1000).contains(value) else {
+                throw APIError(.badRequest, code: "invalid_parameter", message: "limit: expected a whole number from 1 to 1000")
+            }
+            self.limit = value
+        }
+    }
+}
+
+/// A window in the route's zone and in UTC, as operators read it.
+public struct WindowView: Encodable, Sendable {
+    public var id: String?
+    public var start: String
+    public var end: String
+    public var startUTC: String
+    public var endUTC: String
+    public var timezone: String
+
+    public init(_ window: MaintenanceWindow, zone: String) {
+        let tz = TimeZone(identifier: zone) ?? TimeZone(identifier: "UTC")!
+        id = window.id
+        start = Timestamp.rfc3339(window.start, in: tz)
+        end = Timestamp.rfc3339(window.end, in: tz)
+        startUTC = Timestamp.rfc3339(window.start)
+        endUTC = Timestamp.rfc3339(window.end)
+        timezone = tz.identifier
+    }
+}
+
+public struct MaintenanceView: Encodable, Sendable {
+    public var id: String
+    public var app: String
+    public var environment: String
+    public var windowKey: String
+    public var status: String
+    public var window: WindowView
+    public var instances: [String: Int]
+    public var notices: [String: Int]
+    public var deliveries: [String: Int]
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    public init(_ summary: MaintenanceSummary) {
+        id = summary.id
+        app = summary.app
+        environment = summary.environment
+        windowKey = summary.windowKey
+        status = summary.status.rawValue
+        window = WindowView(summary.window, zone: summary.displayTimeZone)
+        instances = summary.instances
+        notices = summary.notices
+        deliveries = summary.deliveries
+        createdAt = summary.createdAt
+        updatedAt = summary.updatedAt
+    }
+}
+
+public struct MaintenanceDetailView: Encodable, Sendable {
+    public struct NoticeView: Encodable, Sendable {
+        public var id: String
+        public var notice: String
+        public var due: String
+        public var dueUTC: String
+        public var state: String
+        public var reason: String?
+        public var eventID: String?
+    }
+
+    public var maintenance: MaintenanceView
+    public var instances: [MaintenanceDetail.InstanceRow]
+    public var notices: [NoticeView]
+    public var vendorObjects: [MaintenanceDetail.VendorObject]
+    public var deliveries: [DeliverySummary]
+
+    public init(_ detail: MaintenanceDetail) {
+        let zone = TimeZone(identifier: detail.summary.displayTimeZone) ?? TimeZone(identifier: "UTC")!
+        maintenance = MaintenanceView(detail.summary)
+        instances = detail.instances
+        notices = detail.notices.map { notice in
+            NoticeView(id: notice.id, notice: notice.label, due: Timestamp.rfc3339(notice.dueAt, in: zone), dueUTC: Timestamp.rfc3339(notice.dueAt),
+                       state: notice.state.rawValue, reason: notice.reason, eventID: notice.eventID)
+        }
+        vendorObjects = detail.vendorObjects
+        deliveries = detail.deliveries
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import Logging
+import PatchbayCore
+import PatchbayTargets
+import ServiceLifecycle
+
+/// Owns the maintenance clock: announces each occurrence of the configured `schedules:` ahead of
+/// time, and turns due planned notices (reminders, "beginning", overrun) into queued deliveries.
+/// Everything it decides is written to the store in one transaction per batch, so a restart
+/// neither loses nor repeats a notice. One `Service` in the ServiceGroup.
+public struct Scheduler: Service, CustomStringConvertible {
+    let store: any MaintenanceStore
+    let intake: EventIntake
+    let routes: RouteTable
+    let targets: [String: any DeliveryTarget]
+    let schedules: ScheduleBook
+    let wake: WakeSignal
+    let logger: Logger
+    let tick: Duration
+    let clock: @Sendable () -> Date
+
+    public init(store: any MaintenanceStore, intake: EventIntake, routes: RouteTable, targets: [String: any DeliveryTarget],
+                schedules: ScheduleBook, wake: WakeSignal, logger: Logger, tick: Duration = .milliseconds(500),
+                clock: @escaping @Sendable () -> Date = Date.init) {
+        self.store = store
+        self.intake = intake
+        self.routes = routes
+        self.targets = targets
+        self.schedules = schedules
+        self.wake = wake
+        self.logger = logger
+        self.tick = tick
+        self.clock = clock
+    }
+
+    public var description: String { "Scheduler(schedules: \(schedules.entries.count))" }
+
+    public func run() async throws {
+        logger.info("scheduler started", metadata: ["schedules": "\(schedules.entries.count)"])
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            await runOnce()
+            await cancelWhenGracefulShutdown {
+                try? await Task.sleep(for: tick)
+            }
+        }
+        logger.info("scheduler stopped")
+    }
+
+    /// One pass: announce due occurrences, then fire due notices. Errors are logged and tried
+    /// again on the next pass; nothing is lost, because nothing is marked done until committed.
+    public func runOnce() async {
+        let now = clock()
+        for entry in schedules.entries {
+            await announce(entry, now: now)
+        }
+        do {
+            var fired = try await store.fireDueNotices(now: now, limit: 100, decide: decider(now: now))
+            while !fired.isEmpty {
+                for notice in fired { log(notice) }
+                if fired.contains(where: { $0.deliveries > 0 }) { wake.notify() }
+                guard fired.count == 100 else { break }
+                fired = try await store.fireDueNotices(now: now, limit: 100, decide: decider(now: now))
+            }
+        } catch {
+            logger.error("firing due notices failed; will try again", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Announces the entry's next occurrence once it is within `announceAhead`.
+    func announce(_ entry: ScheduleEntry, now: Date) async {
+        guard let start = entry.schedule.next(after: now), start.timeIntervalSince(now) <= entry.announceAhead.seconds else { return }
+        let event = entry.announcement(startingAt: start, now: now)
+        let key = entry.announcementKey(startingAt: start)
+        do {
+            let outcome = try await intake.announce(event, idempotencyKey: key, logger: logger)
+            if case .accepted(let accepted) = outcome {
+                logger.notice("schedule occurrence announced", metadata: [
+                    "event.id": "\(accepted.id)", "schedule.window": "\(entry.windowID)", "window.start": "\(Timestamp.rfc3339(start))",
+                    "event.app": "\(LogText.escape(entry.app))", "deliveries": "\(accepted.deliveries)",
+                ])
+            }
+        } catch {
+            logger.error("announcing a schedule occurrence failed; will try again",
+                         metadata: ["schedule.window": "\(entry.windowID)", "error": "\(error)"])
+        }
+    }
+
+    /// Decides each due notice inside the store's transaction: pure, from the configuration.
+    func decider(now: Date) -> @Sendable (DueNotice) -> NoticeFiring {
+        let routes = routes
+        let targets = targets
+        return { due in
+            let probe = PatchEvent(type: .scheduled, app: due.record.key.app, environment: due.record.key.environment,
+                                   window: due.record.window, tags: due.record.tags)
+            let settings = routes.noticeSettings(for: probe)?.settings ?? NoticeSettings()
+            switch MaintenancePlanner.fire(due.notice, record: due.record, snapshot: due.snapshot, settings: settings, now: now) {
+            case .skip(let reason):
+                return .skip(reason: reason)
+            case .send(let event):
+                var plans = routes.plans(for: event) { targets[$0]?.kind }
+                if due.notice.kind == .reminder || due.notice.kind == .beginning {
+                    // Reminders and "beginning" are chat messages; vendor objects already follow
+                    // the window on their own (Statuspage's auto in-progress).
+                    plans = plans.filter { targets[$0.target]?.usesMaintenanceState == false }
+                }
+                for index in plans.indices { plans[index].displayTimeZone = due.record.displayTimeZone }
+                return .send(event, plans)
+            }
+        }
+    }
+
+    private func log(_ fired: FiredNotice) {
+        var metadata: Logger.Metadata = [
+            "notice": "\(fired.notice.label)", "maintenance": "\(fired.maintenance.id)",
+            "due": "\(Timestamp.rfc3339(fired.notice.dueAt))",
+        ]
+        if let eventID = fired.eventID {
+            metadata["event.id"] = "\(eventID)"
+            metadata["deliveries"] = "\(fired.deliveries)"
+            logger.info("planned notice sent", metadata: metadata)
+        } else {
+            logger.info("planned notice skipped", metadata: metadata)
+        }
+    }
+}

@@ -1,0 +1,181 @@
+import Foundation
+import GRDB
+import PatchbayCore
+
+/// Maintenances and planned notices on SQLite. Planning runs inside the intake transaction
+/// (`accept`); firing runs in the scheduler's own transaction, one batch at a time.
+extension SQLiteDeliveryStore: MaintenanceStore {
+    // MARK: Reading and writing rows
+
+    static func maintenanceRecord(_ db: Database, key: String) throws -> MaintenanceRecord? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM maintenances WHERE maintenance_key = ?", arguments: [key]) else { return nil }
+        return record(row)
+    }
+
+    static func record(_ row: Row) -> MaintenanceRecord {
+        let key = MaintenanceKey(app: row["app"], environment: row["environment"], window: row["window_key"])
+        let window = MaintenanceWindow(id: row["window_id"], start: Date(timeIntervalSince1970: row["window_start"]),
+                                       end: Date(timeIntervalSince1970: row["window_end"]), timezone: row["window_timezone"])
+        let tagsJSON: String = row["tags"]
+        let tags = (try? JSONDecoder().decode([String: String].self, from: Data(tagsJSON.utf8))) ?? [:]
+        return MaintenanceRecord(key: key, window: window, status: MaintenanceRecord.Status(rawValue: row["status"]) ?? .active,
+                                 displayTimeZone: row["display_timezone"], tags: tags,
+                                 createdAt: Date(timeIntervalSince1970: row["created_at"]), updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
+    }
+
+    static func applyChange(_ db: Database, _ change: MaintenancePlanner.Change, now: Date) throws {
+        let record = change.record
+        let key = record.key.storageValue
+        let seconds = now.timeIntervalSince1970
+        if change.recordChanged {
+            let tags = String(decoding: (try? JSONEncoder().encode(record.tags)) ?? Data("{}".utf8), as: UTF8.self)
+            try db.execute(sql: """
+                INSERT INTO maintenances (maintenance_key, id, app, environment, window_key, window_id, window_start, window_end,
+                                          window_timezone, status, display_timezone, tags, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (maintenance_key) DO UPDATE SET
+                    window_start = excluded.window_start, window_end = excluded.window_end,
+                    window_timezone = excluded.window_timezone, status = excluded.status, updated_at = excluded.updated_at
+                """, arguments: [key, record.id, record.key.app, record.key.environment, record.key.window, record.window.id,
+                                 record.window.start.timeIntervalSince1970, record.window.end.timeIntervalSince1970, record.window.timezone,
+                                 record.status.rawValue, record.displayTimeZone, tags, record.createdAt.timeIntervalSince1970, seconds])
+        }
+        if let reason = change.dropPlanned {
+            try db.execute(sql: """
+                UPDATE planned_notices SET state = 'dropped', reason = ?, updated_at = ? WHERE maintenance_key = ? AND state = 'planned'
+                """, arguments: [reason, seconds, key])
+        }
+        for notice in change.notices {
+            try db.execute(sql: """
+                INSERT INTO planned_notices (id, maintenance_key, kind, lead_seconds, due_at, state, reason, event_id, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [notice.id, key, notice.kind.rawValue, notice.leadSeconds, notice.dueAt.timeIntervalSince1970,
+                                 notice.state.rawValue, notice.reason, notice.eventID, notice.updatedAt.timeIntervalSince1970])
+        }
+    }
+
+    static func notice(_ row: Row) -> PlannedNotice? {
+        guard let kind = NoticeKind(rawValue: row["kind"]), let state = NoticeState(rawValue: row["state"]) else { return nil }
+        return PlannedNotice(id: row["id"], kind: kind, leadSeconds: row["lead_seconds"], dueAt: Date(timeIntervalSince1970: row["due_at"]),
+                             state: state, reason: row["reason"], eventID: row["event_id"], updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
+    }
+
+    static func snapshot(_ db: Database, key: String) throws -> MaintenanceSnapshot {
+        let reports = try Row.fetchAll(db, sql: """
+            SELECT instance_id, instance_name, last_type, packages FROM maintenance_instances
+            WHERE maintenance_key = ? ORDER BY rowid
+            """, arguments: [key]).compactMap { row -> MaintenanceSnapshot.InstanceReport? in
+            guard let type = EventType(rawValue: row["last_type"]) else { return nil }
+            return .init(instance: Instance(id: row["instance_id"], name: row["instance_name"]), lastType: type,
+                         packages: decodeList(row["packages"]))
+        }
+        return MaintenanceSnapshot(instances: reports)
+    }
+
+    // MARK: Firing
+
+    public func fireDueNotices(now: Date, limit: Int, decide: @escaping @Sendable (DueNotice) -> NoticeFiring) async throws -> [FiredNotice] {
+        let encoder = JSONEncoder.patchbay()
+        return try await committer.write { db -> [FiredNotice] in
+            let seconds = now.timeIntervalSince1970
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT n.*, m.maintenance_key AS mkey FROM planned_notices n JOIN maintenances m ON m.maintenance_key = n.maintenance_key
+                WHERE n.state = 'planned' AND n.due_at <= ? ORDER BY n.due_at, n.seq LIMIT ?
+                """, arguments: [seconds, limit])
+            var fired: [FiredNotice] = []
+            for row in rows {
+                let key: String = row["mkey"]
+                guard let notice = Self.notice(row), let record = try Self.maintenanceRecord(db, key: key) else { continue }
+                let due = DueNotice(notice: notice, record: record, snapshot: try Self.snapshot(db, key: key))
+                switch decide(due) {
+                case .skip(let reason):
+                    try db.execute(sql: "UPDATE planned_notices SET state = 'skipped', reason = ?, updated_at = ? WHERE id = ?",
+                                   arguments: [reason, seconds, notice.id])
+                    fired.append(FiredNotice(notice: notice, maintenance: record.key, eventID: nil, deliveries: 0))
+                case .send(let event, let plans):
+                    let eventID = Identifier.make("evt")
+                    let data = try encoder.encode(event)
+                    // The notice id is the idempotency key: a notice can only ever become one event.
+                    try Self.insertEvent(db, id: eventID, idempotencyKey: "notice:\(notice.id)", digest: data.sha256Hex, event: event,
+                                         payload: String(decoding: data, as: UTF8.self), deliveries: plans, receivedAt: now)
+                    try db.execute(sql: """
+                        UPDATE planned_notices SET state = 'sent', event_id = ?, reason = ?, updated_at = ? WHERE id = ?
+                        """, arguments: [eventID, plans.isEmpty ? "no target of the route takes this notice" : nil, seconds, notice.id])
+                    fired.append(FiredNotice(notice: notice, maintenance: record.key, eventID: eventID, deliveries: plans.count))
+                }
+            }
+            return fired
+        }
+    }
+
+    public func nextNoticeDue() async throws -> Date? {
+        try await pool.read { db in
+            try Double.fetchOne(db, sql: "SELECT MIN(due_at) FROM planned_notices WHERE state = 'planned'").map(Date.init(timeIntervalSince1970:))
+        }
+    }
+
+    // MARK: Operators' view
+
+    public func maintenances(since: Date?, limit: Int) async throws -> [MaintenanceSummary] {
+        try await pool.read { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT * FROM maintenances WHERE window_end >= ? ORDER BY window_start DESC, created_at DESC LIMIT ?
+                """, arguments: [since?.timeIntervalSince1970 ?? -Double.greatestFiniteMagnitude, limit])
+            return try rows.map { try Self.maintenanceSummary(db, Self.record($0)) }
+        }
+    }
+
+    static func maintenanceSummary(_ db: Database, _ record: MaintenanceRecord) throws -> MaintenanceSummary {
+        let key = record.key.storageValue
+        func counts(_ sql: String) throws -> [String: Int] {
+            var result: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: sql, arguments: [key]) { result[row["k"]] = row["n"] }
+            return result
+        }
+        let instances = try counts("SELECT last_type AS k, COUNT(*) AS n FROM maintenance_instances WHERE maintenance_key = ? GROUP BY last_type")
+        return MaintenanceSummary(
+            id: record.id, app: record.key.app, environment: record.key.environment, windowKey: record.key.window, window: record.window,
+            status: record.status, displayTimeZone: record.displayTimeZone,
+            instances: Dictionary(uniqueKeysWithValues: instances.map { (String($0.key.dropFirst("patch.".count)), $0.value) }),
+            notices: try counts("SELECT state AS k, COUNT(*) AS n FROM planned_notices WHERE maintenance_key = ? GROUP BY state"),
+            deliveries: try counts("SELECT state AS k, COUNT(*) AS n FROM deliveries WHERE maintenance_key = ? GROUP BY state"),
+            createdAt: record.createdAt, updatedAt: record.updatedAt
+        )
+    }
+
+    public func maintenance(id: String) async throws -> MaintenanceDetail? {
+        try await pool.read { db -> MaintenanceDetail? in
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT * FROM maintenances WHERE id = ? OR window_key = ? ORDER BY (id = ?) DESC, created_at DESC LIMIT 1
+                """, arguments: [id, id, id]) else { return nil }
+            let record = Self.record(row)
+            let key = record.key.storageValue
+            let instances = try Row.fetchAll(db, sql: """
+                SELECT instance_id, instance_name, last_type, packages, updated_at FROM maintenance_instances WHERE maintenance_key = ? ORDER BY rowid
+                """, arguments: [key]).map { row in
+                MaintenanceDetail.InstanceRow(id: row["instance_id"], name: row["instance_name"], stage: row["last_type"],
+                                              packages: Self.decodeList(row["packages"]).count, updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
+            }
+            let notices = try Row.fetchAll(db, sql: "SELECT * FROM planned_notices WHERE maintenance_key = ? ORDER BY due_at, seq",
+                                           arguments: [key]).compactMap(Self.notice)
+            let decoder = JSONDecoder.patchbay()
+            let vendorObjects = try Row.fetchAll(db, sql: "SELECT target, state FROM followups WHERE maintenance_key = ? ORDER BY target",
+                                                 arguments: [key]).compactMap { row -> MaintenanceDetail.VendorObject? in
+                let json: String = row["state"]
+                guard let state = try? decoder.decode(FollowUpState.self, from: Data(json.utf8)) else { return nil }
+                return MaintenanceDetail.VendorObject(target: row["target"], state: state)
+            }
+            let deliveries = try Row.fetchAll(db, sql: """
+                SELECT \(Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.maintenance_key = ? ORDER BY d.seq
+                """, arguments: [key]).map(Self.summary)
+            return MaintenanceDetail(summary: try Self.maintenanceSummary(db, record), instances: instances, notices: notices,
+                                     vendorObjects: vendorObjects, deliveries: deliveries)
+        }
+    }
+
+    public func eventID(idempotencyKey: String) async throws -> String? {
+        try await pool.read { db in
+            try String.fetchOne(db, sql: "SELECT id FROM events WHERE idempotency_key = ?", arguments: [idempotencyKey])
+        }
+    }
+}
