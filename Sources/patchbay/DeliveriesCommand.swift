@@ -201,6 +201,8 @@ final class ProgressBar {
 }
 
 func printTable(header: [String], rows: [[String]], indent: String = "") {
+    // Cells hold names from outside: control characters are shown escaped, never sent to the terminal.
+    let rows = rows.map { $0.map(LogText.escape) }
     var widths = header.map(\.count)
     for row in rows {
         for (index, cell) in row.enumerated() where index < widths.count { widths[index] = max(widths[index], cell.count) }

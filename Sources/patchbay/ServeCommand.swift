@@ -16,7 +16,8 @@ struct Serve: AsyncParsableCommand {
         abstract: "Run the HTTP API and the delivery dispatcher.",
         discussion: """
             Accepts events on POST /v1/events, commits them to the SQLite queue (store.sqlite), and \
-            delivers them to the routed targets. SIGTERM or SIGINT stops intake, lets sends in flight \
+            delivers them to the routed targets. Sends each maintenance's reminders, "Patching Beginning" \
+            and overrun notices when they fall due, and announces the occurrences of `schedules:` ahead of time. SIGTERM or SIGINT stops intake, lets sends in flight \
             finish, and exits; anything not yet delivered stays queued for the next start.
 
             With --sink, a local stand-in for the vendors runs in the same process, so the example \
@@ -66,6 +67,10 @@ struct Serve: AsyncParsableCommand {
                                      exposition: { registry.emitToString() }, transport: transport)
         let dispatcher = Dispatcher(store: store, targets: configuration.targets, policies: configuration.policies, transport: transport,
                                     settings: configuration.delivery, redactor: redactor, wake: parts.wake, metrics: metrics, logger: logger)
+        let intake = EventIntake(store: store, routes: configuration.routes, targets: configuration.targets, wake: parts.wake, metrics: metrics,
+                                 schedules: configuration.schedules)
+        let scheduler = Scheduler(store: store, intake: intake, routes: configuration.routes, targets: configuration.targets,
+                                  schedules: configuration.schedules, wake: parts.wake, logger: logger)
         let host = configuration.server.host
         let storePath = configuration.store.sqlitePath
         let app = buildApplication(configuration: configuration, parts: parts, logger: logger) { port in
@@ -81,6 +86,7 @@ struct Serve: AsyncParsableCommand {
         // Started in this order, stopped in reverse: the gate closes intake (503), the HTTP server
         // stops, then the dispatcher lets sends in flight finish.
         services.append(.init(service: dispatcher))
+        services.append(.init(service: scheduler))
         services.append(.init(service: app))
         services.append(.init(service: parts.gate))
         var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
