@@ -164,6 +164,18 @@ struct SchedulerTests {
         #expect(beginning.reason?.contains("already reported patch.started") == true)
     }
 
+    @Test func noReminderOncePatchingIsUnderWay() async throws {
+        let h = try Harness()
+        let t = Self.windowStart
+        try await h.post(.scheduled, at: t.addingTimeInterval(-3 * 3600))
+        try await h.post(.started, instance: "1", at: t.addingTimeInterval(-2 * 3600))
+        await h.tick(at: t.addingTimeInterval(-3600))
+        let reminder = try #require(try await h.notices("reminder 1h").first)
+        #expect(reminder.state == .skipped)
+        #expect(reminder.reason?.hasPrefix("patching is already under way") == true)
+        #expect(try await h.generated().isEmpty)
+    }
+
     @Test func withoutAnAgentTheWindowStartIsAnnounced() async throws {
         let h = try Harness()
         let t = Self.windowStart

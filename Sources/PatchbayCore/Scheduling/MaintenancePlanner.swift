@@ -117,6 +117,9 @@ public enum MaintenancePlanner {
             guard now < window.start else {
                 return .skip(reason: "the window started at \(Timestamp.rfc3339(window.start)) before the reminder could go out")
             }
+            if let started = snapshot.instances.first(where: { $0.lastType.stageRank >= EventType.started.stageRank }) {
+                return .skip(reason: "patching is already under way: \(started.instance.name ?? started.instance.id) reported \(started.lastType.rawValue)")
+            }
             return .send(event(.reminder, window: window, details: ["lead": .string(DurationText.short(notice.leadSeconds ?? 0))]))
         case .beginning:
             if let started = snapshot.instances.first(where: { $0.lastType.stageRank >= EventType.started.stageRank }) {
