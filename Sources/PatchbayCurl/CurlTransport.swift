@@ -141,6 +141,13 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
                 let keep = min(length, CurlTransport.maxResponseBytes - transfer.body.count)
                 data.withMemoryRebound(to: UInt8.self, capacity: keep) { transfer.body.append($0, count: keep) }
             }
+            // Once the kept bytes are in, stop reading: an endless body must not turn a delivered
+            // answer into a timeout (and a duplicate send). curl ends the transfer with
+            // CURLE_WRITE_ERROR, which `collectFinished` reads as "status known, body cut".
+            if transfer.body.count >= CurlTransport.maxResponseBytes {
+                transfer.truncated = true
+                return 0
+            }
             return length
         }, context)
         patchbay_curl_set_header_callback(easy, { data, size, count, context in
@@ -202,7 +209,7 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
             var connects = 0
             patchbay_curl_get_long(easy, CURLINFO_NUM_CONNECTS, &connects)
             connectionsOpened.add(connects, ordering: .relaxed)
-            if code == CURLE_OK {
+            if code == CURLE_OK || (code == CURLE_WRITE_ERROR && transfer.truncated) {
                 var status = 0
                 patchbay_curl_get_long(easy, CURLINFO_RESPONSE_CODE, &status)
                 transfer.finish(.success(TransportResponse(status: status, headers: transfer.responseHeaders, body: transfer.body, latency: latency)))
@@ -232,7 +239,12 @@ private final class Transfer: @unchecked Sendable {
     let timeouts: TransportTimeouts
     private var continuation: CheckedContinuation<Result<TransportResponse, TransportFailure>, Never>?
     var body = Data()
+    /// The body reached `maxResponseBytes` and the rest was not read.
+    var truncated = false
     var responseHeaders: [HTTPHeader] = []
+    /// Header bytes received; a vendor sending more than `maxHeaderBytes` has the rest ignored.
+    var headerBytes = 0
+    static let maxHeaderBytes = 64 * 1024
     var headerList: UnsafeMutablePointer<curl_slist>?
     var startedAt = ContinuousClock.now
     let errorBuffer = UnsafeMutableRawPointer.allocate(byteCount: Int(CURL_ERROR_SIZE) + 1, alignment: 1)
@@ -256,7 +268,8 @@ private final class Transfer: @unchecked Sendable {
             responseHeaders.removeAll()
             return
         }
-        guard let colon = line.firstIndex(of: ":") else { return }
+        headerBytes += line.utf8.count
+        guard headerBytes <= Self.maxHeaderBytes, let colon = line.firstIndex(of: ":") else { return }
         let name = line[..<colon].trimmingCharacters(in: .whitespaces)
         let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
         responseHeaders.append(HTTPHeader(name, value))

@@ -182,6 +182,17 @@ public final class Sink: Sendable {
         for (name, value) in answer.headers {
             if let fieldName = HTTPField.Name(name) { headers[fieldName] = value }
         }
+        if answer.vendor == "endless" {
+            // A vendor that never stops sending: 64 KiB chunks for up to 10 minutes, until the client hangs up.
+            return Response(status: .init(code: answer.status), headers: headers, body: ResponseBody { writer in
+                let chunk = ByteBuffer(repeating: UInt8(ascii: "x"), count: 64 * 1024)
+                let deadline = ContinuousClock.now + .seconds(600)
+                while ContinuousClock.now < deadline {
+                    try await writer.write(chunk)
+                }
+                try await writer.finish(nil)
+            })
+        }
         return Response(status: .init(code: answer.status), headers: headers,
                         body: .init(byteBuffer: ByteBuffer(string: answer.body)))
     }
@@ -235,6 +246,9 @@ public final class Sink: Sendable {
             return Answer(vendor: "status", status: code, body: #"{"status":\#(code)}"#, headers: headers)
         case "hang":
             return Answer(vendor: "hang", status: 200, body: #"{"slept":true}"#)
+        case "endless":
+            // `/endless`: a 200 whose body never ends, for the transport's read limit.
+            return Answer(vendor: "endless", status: 200, body: "")
         case "pingdom":
             return state.withLock { state in
                 PingdomEmulation.answer(method: method, parts: Array(parts.dropFirst()), body: body, headers: headers,

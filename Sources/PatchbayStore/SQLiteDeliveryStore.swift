@@ -189,11 +189,17 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                 )
             }
         }
-        return rows.compactMap { row in
-            guard let (event, relayed) = try? Self.decodePayload(row.payload, type: row.eventType, eventID: row.eventID, receivedAt: row.receivedAt) else {
-                logger.error("stored event cannot be decoded", metadata: ["delivery.id": "\(row.id)"])
+        var undecodable: [(id: String, attempt: Int, error: String)] = []
+        let claims = rows.compactMap { row -> ClaimedDelivery? in
+            let decoded: (PatchEvent, RelayedMessage?)
+            do {
+                decoded = try Self.decodePayload(row.payload, type: row.eventType, eventID: row.eventID, receivedAt: row.receivedAt)
+            } catch {
+                logger.error("stored event cannot be decoded; the delivery is dead", metadata: ["delivery.id": "\(row.id)"])
+                undecodable.append((row.id, row.attempt, String(describing: error).prefix(300).description))
                 return nil
             }
+            let (event, relayed) = decoded
             return ClaimedDelivery(
                 id: row.id, eventID: row.eventID, target: row.target, targetKind: row.targetKind,
                 displayTimeZone: row.displayTimeZone, attempt: row.attempt, event: event,
@@ -201,6 +207,25 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                 resources: Self.decodeList(row.resources), throttles: row.throttles, relayed: relayed
             )
         }
+        if !undecodable.isEmpty {
+            let undecodable = undecodable
+            // Dead with its reason, never leased again: a row that cannot be read would otherwise be
+            // claimed forever and hold up every later delivery of its lane.
+            try await committer.write { db in
+                for row in undecodable {
+                    try db.execute(sql: """
+                        INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
+                        VALUES (?, ?, ?, 0, NULL, 'dead', ?, ?)
+                        """, arguments: [row.id, row.attempt, nowSeconds, DeliveryReason.undecodable.rawValue,
+                                         "the stored event cannot be read back: \(row.error)"])
+                    try db.execute(sql: """
+                        UPDATE deliveries SET state = 'dead', lease_token = NULL, next_attempt_at = ?, updated_at = ?, last_reason = ?
+                        WHERE id = ?
+                        """, arguments: [nowSeconds, nowSeconds, DeliveryReason.undecodable.rawValue, row.id])
+                }
+            }
+        }
+        return claims
     }
 
     private struct ClaimRow: Sendable {
@@ -219,7 +244,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
     }
 
     public func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
-                         at now: Date) async throws -> Bool {
+                         throttled: Bool, at now: Date) async throws -> Bool {
         let followUpJSON = try followUp.map { String(decoding: try JSONEncoder.patchbay().encode($0), as: UTF8.self) }
         let maintenanceKey = claim.event.maintenanceKey.storageValue
         let (state, nextAttempt): (DeliveryState, Double) = switch transition {
@@ -239,7 +264,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                                       throttles = throttles + ?
                 WHERE id = ? AND lease_token = ? AND state = 'in_flight'
                 """, arguments: [state.rawValue, nextAttempt, now.timeIntervalSince1970, attempt.reason,
-                                 attempt.reason == "rate_limited" ? 1 : 0, claim.id, claim.leaseToken])
+                                 throttled ? 1 : 0, claim.id, claim.leaseToken])
             guard db.changesCount == 1 else { return false }
             if let followUpJSON {
                 try db.execute(sql: """

@@ -146,8 +146,9 @@ extension SQLiteDeliveryStore: MaintenanceStore {
     public func maintenance(id: String) async throws -> MaintenanceDetail? {
         try await pool.read { db -> MaintenanceDetail? in
             guard let row = try Row.fetchOne(db, sql: """
-                SELECT * FROM maintenances WHERE id = ? OR window_key = ? ORDER BY (id = ?) DESC, created_at DESC LIMIT 1
-                """, arguments: [id, id, id]) else { return nil }
+                SELECT * FROM maintenances WHERE id = ? OR window_key = ? OR window_key LIKE ? ESCAPE '\\'
+                ORDER BY (id = ?) DESC, (window_key = ?) DESC, window_start DESC LIMIT 1
+                """, arguments: [id, id, Self.likePrefix(id) + "@%", id, id]) else { return nil }
             let record = Self.record(row)
             let key = record.key.storageValue
             let instances = try Row.fetchAll(db, sql: """
@@ -171,6 +172,11 @@ extension SQLiteDeliveryStore: MaintenanceStore {
             return MaintenanceDetail(summary: try Self.maintenanceSummary(db, record), instances: instances, notices: notices,
                                      vendorObjects: vendorObjects, deliveries: deliveries)
         }
+    }
+
+    /// `text` for a LIKE pattern, its wildcards escaped with a backslash.
+    static func likePrefix(_ text: String) -> String {
+        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
     }
 
     public func eventID(idempotencyKey: String) async throws -> String? {

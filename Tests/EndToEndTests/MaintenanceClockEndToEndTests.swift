@@ -153,7 +153,9 @@ struct MaintenanceClockEndToEndTests {
             let created = await sink.sink.waitFor(1, timeout: .seconds(100)) { $0.vendor == "pingdom" }
             #expect(created.count == 1)
             let announcedAt = try #require(created.first?.receivedAt)
-            #expect(abs(announcedAt.timeIntervalSince(occurrence.addingTimeInterval(-120))) <= 3, "announced announceAhead before the occurrence")
+            // Announced announceAhead before the occurrence (up to 5 s early, so a reminder at that lead is kept).
+            let offset = announcedAt.timeIntervalSince(occurrence.addingTimeInterval(-120))
+            #expect(offset >= -6 && offset <= 2, "announced \(offset) s from announceAhead before the occurrence")
             _ = await sink.sink.waitFor(1, timeout: .seconds(10)) { $0.vendor == "statuspage" }
             _ = await sink.sink.waitFor(1, timeout: .seconds(10)) { $0.vendor == "slack" }
 

@@ -19,21 +19,21 @@ struct DeliveryPolicyTests {
     }
 
     @Test func givesUpAfterMaxAttemptsOrMaxAge() {
-        let retry = DeliveryOutcome.retry(after: nil, reason: "server_error")
+        let retry = DeliveryOutcome.retry(after: nil, reason: .serverError)
         #expect(policy.transition(for: retry, failures: 4, age: .seconds(10), now: now, random: 0) == .retry(at: now.addingTimeInterval(16)))
         #expect(policy.transition(for: retry, failures: 5, age: .seconds(10), now: now, random: 0) == .dead)
         #expect(policy.transition(for: retry, failures: 1, age: .seconds(3599), now: now, random: 0) == .dead, "the retry would land past maxAge")
-        #expect(policy.transition(for: .permanent(reason: "client_error"), failures: 1, age: .zero, now: now, random: 0) == .dead)
-        #expect(policy.transition(for: .delivered(reason: "delivered"), failures: 9, age: .zero, now: now, random: 0) == .delivered)
+        #expect(policy.transition(for: .permanent(reason: .clientError), failures: 1, age: .zero, now: now, random: 0) == .dead)
+        #expect(policy.transition(for: .delivered(reason: .delivered), failures: 9, age: .zero, now: now, random: 0) == .delivered)
     }
 
     @Test func retryAfterIsHonouredAndRateLimitsDoNotCount() {
-        let limited = DeliveryOutcome.retry(after: .seconds(30), reason: "rate_limited")
+        let limited = DeliveryOutcome.retry(after: .seconds(30), reason: .rateLimited)
         // Past maxAttempts, but a rate limit is not a failure: it waits as asked.
         #expect(policy.transition(for: limited, failures: 5, age: .zero, now: now, random: 0) == .retry(at: now.addingTimeInterval(30)))
-        let busy = DeliveryOutcome.retry(after: .seconds(45), reason: "server_error")
+        let busy = DeliveryOutcome.retry(after: .seconds(45), reason: .serverError)
         #expect(policy.transition(for: busy, failures: 1, age: .zero, now: now, random: 0) == .retry(at: now.addingTimeInterval(45)))
-        let unspecified = DeliveryOutcome.retry(after: nil, reason: "rate_limited")
+        let unspecified = DeliveryOutcome.retry(after: nil, reason: .rateLimited)
         #expect(policy.transition(for: unspecified, failures: 0, age: .zero, now: now, random: 0) == .retry(at: now.addingTimeInterval(1)))
     }
 

@@ -132,9 +132,51 @@ struct EventValidatorTests {
     }
 
     @Test func hostileTextIsKeptVerbatim() throws {
-        let body = #"{"type":"patch.failed","app":"App \"1\" <!channel> & co","environment":"Prod\nuction 🚀","window":{"start":"2026-12-04T00:30:00Z","end":"2026-12-04T00:45:00Z"}}"#
+        let body = #"{"type":"patch.failed","app":"App \"1\" <!channel> & co","environment":"Prod\tuction 🚀","window":{"start":"2026-12-04T00:30:00Z","end":"2026-12-04T00:45:00Z"}}"#
         let event = try validator.validate(body: Data(body.utf8))
         #expect(event.app == "App \"1\" <!channel> & co")
-        #expect(event.environment == "Prod\nuction 🚀")
+        #expect(event.environment == "Prod\tuction 🚀", "a tab is the one control character names may hold")
+    }
+
+    /// CR, LF, ESC and C1 controls in names would forge log lines and drive operators' terminals.
+    @Test(arguments: [("app", #"web\r\nFAKE log line"#), ("environment", #"prod\u001b[2J"#), ("instance.name", #"web\u0085"#),
+                      ("instance.id", #"i-1\n"#), ("window.id", #"mw\u0007"#)])
+    func controlCharactersInNamesAreRefused(_ field: String, _ value: String) throws {
+        var fields = [#""type":"patch.started""#, #""app":"App1""#, #""environment":"Production""#]
+        var instance = [#""id":"i-1""#]
+        var window = [#""start":"2026-12-04T00:30:00Z""#, #""end":"2026-12-04T00:45:00Z""#]
+        switch field {
+        case "app", "environment": fields[field == "app" ? 1 : 2] = #""\#(field)":"\#(value)""#
+        case "instance.name": instance.append(#""name":"\#(value)""#)
+        case "instance.id": instance[0] = #""id":"\#(value)""#
+        default: window.append(#""id":"\#(value)""#)
+        }
+        fields.append(#""instance":{\#(instance.joined(separator: ","))}"#)
+        fields.append(#""window":{\#(window.joined(separator: ","))}"#)
+        let body = "{" + fields.joined(separator: ",") + "}"
+        #expect(throws: EventValidationError.self) { try validator.validate(body: Data(body.utf8)) }
+        do {
+            _ = try validator.validate(body: Data(body.utf8))
+        } catch {
+            #expect(error.problems.map(\.field) == [field])
+            #expect(error.problems.first?.message.hasPrefix("must not contain control characters") == true)
+        }
+    }
+
+    /// 9999-12-31T23:30:00-01:00 is in year 10000 in UTC: it could never be read back or sent.
+    @Test(arguments: [("window.end", "9999-12-31T23:30:00-01:00"), ("window.start", "0001-01-01T00:30:00+01:00")])
+    func instantsOutsideYears1To9999AreRefused(_ field: String, _ value: String) throws {
+        let start = field == "window.start" ? value : "2026-12-04T00:30:00Z"
+        let end = field == "window.end" ? value : "2026-12-04T00:45:00Z"
+        let body = #"{"type":"patch.started","app":"App1","environment":"Production","window":{"start":"\#(start)","end":"\#(end)"}}"#
+        do {
+            _ = try validator.validate(body: Data(body.utf8))
+            Issue.record("\(value) was accepted")
+        } catch {
+            #expect(error.problems.map(\.field) == [field])
+            #expect(error.problems.first?.message.contains("between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z") == true)
+        }
+        let late = #"{"type":"patch.started","app":"A","environment":"P","occurredAt":"9999-12-31T23:59:59-05:00","window":{"start":"2026-12-04T00:30:00Z","end":"2026-12-04T00:45:00Z"}}"#
+        #expect(throws: EventValidationError.self) { try validator.validate(body: Data(late.utf8)) }
     }
 }

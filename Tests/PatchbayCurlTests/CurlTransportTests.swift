@@ -140,4 +140,16 @@ struct CurlTransportTests {
             #expect(sink.sink.requests.count == 70)
         }
     }
+
+    @Test func anEndlessBodyIsCutAtTheKeptBytesAndTheStatusStillCounts() async throws {
+        try await withSink { sink in
+            let started = ContinuousClock.now
+            let result = await transport.send(request("\(sink.baseURL)/endless", method: "GET", body: ""),
+                                              timeouts: TransportTimeouts(connect: .seconds(2), total: .seconds(20)))
+            let response = try result.get()
+            #expect(response.status == 200, "a 200 with an endless body is a 200, not a timeout")
+            #expect(response.body.count == CurlTransport.maxResponseBytes)
+            #expect(ContinuousClock.now - started < .seconds(10), "the transfer stops once the kept bytes are in")
+        }
+    }
 }

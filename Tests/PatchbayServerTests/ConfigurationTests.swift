@@ -144,7 +144,7 @@ struct ConfigurationTests {
         #expect(entry.windowID == "mw-0123" && entry.duration == .seconds(2700))
         #expect(entry.schedule.timeZone.identifier == "America/Los_Angeles")
 
-        let found = problems(base.replacingOccurrences(of: "[24h, 90s]", with: "[24h, soon]") + """
+        let found = problems(base.replacingOccurrences(of: "[24h, 90s]", with: "[24h, soon]").replacingOccurrences(of: "overrunExtend: 1h", with: "overrunExtend: 5m") + """
 
             schedules:
               - {app: App1, environment: Production, expression: "cron(0 2 * * MON *)", windowId: a}
@@ -154,6 +154,7 @@ struct ConfigurationTests {
             """)
         #expect(found == [
             "routes[0].reminders[1]: expected a duration like 90s, 1h or 24h",
+            "routes[0].overrunExtend: must be longer than overrunGrace (5m), or the extended window would already have ended when the overrun notice goes out",
             "schedules[0].expression: day-of-month: day-of-month and day-of-week can't both be given; use ? in one of them\n  cron(0 2 * * MON *)\n           ^",
             "schedules[1].start: rate() needs a start date to anchor its cadence, like start: 2026-01-06T02:00:00-08:00",
             "schedules[2].offset: must be between 1 and 6, got 9",

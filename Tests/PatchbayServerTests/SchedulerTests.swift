@@ -284,4 +284,46 @@ struct SchedulerTests {
         await h.tick(at: later.addingTimeInterval(3 * 3600))
         #expect(try await h.generated().count == 1, "a cancelled maintenance sends no more notices")
     }
+
+    @Test func aCancelledMaintenanceStaysCancelled() async throws {
+        let h = try Harness()
+        let t = Self.windowStart
+        try await h.post(.scheduled, at: t.addingTimeInterval(-48 * 3600))
+        try await h.post(.cancelled, at: t.addingTimeInterval(-47 * 3600))
+        try await h.post(.scheduled, start: t.addingTimeInterval(3600), end: t.addingTimeInterval(7200), at: t.addingTimeInterval(-46 * 3600))
+        let detail = try await h.detail
+        #expect(detail.summary.status == .cancelled)
+        #expect(detail.notices.filter { $0.state == .planned }.isEmpty, "announcing again needs a new window id")
+    }
+
+    @Test func agentsJoinTheOccurrenceInProgressAndAnnouncementsComeOnTime() throws {
+        let utc = TimeZone(identifier: "UTC")!
+        let daily = try Schedule(expression: ScheduleExpression.parse("cron(0 2 * * ? *)"), timeZone: utc)
+        let entry = ScheduleEntry(app: "App1", environment: "Production", expression: "cron(0 2 * * ? *)", schedule: daily,
+                                  duration: .seconds(3600), announceAhead: .seconds(24 * 3600), windowID: "mw-daily")
+        let today = Timestamp.parseRFC3339("2026-12-04T02:00:00Z")!
+        // During today's window (and long after it, for late reports) an agent joins today's occurrence,
+        // even though tomorrow's is already announced.
+        #expect(entry.occurrence(containing: today.addingTimeInterval(600)) == today)
+        #expect(entry.occurrence(containing: today.addingTimeInterval(5 * 3600)) == today)
+        #expect(entry.occurrence(containing: today.addingTimeInterval(-600)) == today, "before the window: the announced one")
+        let book = ScheduleBook(entries: [entry])
+        let report = PatchEvent(type: .started, app: "App1", environment: "Production", instance: Instance(id: "i-1"),
+                                window: MaintenanceWindow(id: "mw-daily", start: today, end: today.addingTimeInterval(60)))
+        #expect(book.attach(report, now: today.addingTimeInterval(600)).window.id == "mw-daily@2026-12-04T02:00:00Z")
+        var other = report
+        other.app = "App2"
+        #expect(book.attach(other, now: today).window.id == "mw-daily", "another app's window id is left alone")
+
+        // Announced 5 s early, so `reminders: [24h]` with `announceAhead: 24h` is planned, not skipped.
+        let fridays = try Schedule(expression: ScheduleExpression.parse("cron(0 2 ? * FRI *)"), timeZone: utc)
+        let weekly = ScheduleEntry(app: "App1", environment: "Production", expression: "cron(0 2 ? * FRI *)", schedule: fridays,
+                                   duration: .seconds(3600), announceAhead: .seconds(24 * 3600), windowID: "mw-weekly")
+        #expect(weekly.occurrencesToAnnounce(at: today.addingTimeInterval(-24 * 3600 - 6)).isEmpty)
+        #expect(weekly.occurrencesToAnnounce(at: today.addingTimeInterval(-24 * 3600 - 5)) == [today])
+        // Down at the announce time: the occurrence in progress is still announced.
+        #expect(weekly.occurrencesToAnnounce(at: today.addingTimeInterval(1800)) == [today])
+        #expect(weekly.occurrencesToAnnounce(at: today.addingTimeInterval(3600)).isEmpty, "not once its window is over")
+        #expect(entry.occurrencesToAnnounce(at: today.addingTimeInterval(1800)) == [today, today.addingTimeInterval(86_400)])
+    }
 }

@@ -100,9 +100,9 @@ struct ResponseRuleTests {
 
     @Test func transportFailuresAreRetried() {
         let timeout = ResponseRule.classify(.failure(TransportFailure(kind: .timeout, message: "t", latency: .seconds(1))))
-        #expect(timeout == .retry(after: nil, reason: "timeout"))
+        #expect(timeout == .retry(after: nil, reason: .timeout))
         let refused = ResponseRule.classify(.failure(TransportFailure(kind: .connect, message: "refused", latency: .zero)))
-        #expect(refused == .retry(after: nil, reason: "connection_failed"))
+        #expect(refused == .retry(after: nil, reason: .connectionFailed))
     }
 
     @Test func retryAfterInSecondsOrAsAnHTTPDate() {
@@ -116,6 +116,6 @@ struct ResponseRuleTests {
         formatter.timeZone = TimeZone(identifier: "GMT")
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
         #expect(RetryAfter.parse(formatter.string(from: later), now: now) == .seconds(120))
-        #expect(ResponseRule.classify(status: 429, retryAfter: "7", now: now) == .retry(after: .seconds(7), reason: "rate_limited"))
+        #expect(ResponseRule.classify(status: 429, retryAfter: "7", now: now) == .retry(after: .seconds(7), reason: .rateLimited))
     }
 }

@@ -109,7 +109,7 @@ struct VendorTargetTests {
         }
         #expect(target.classify(response(200, "1")).label == "delivered")
         #expect(target.classify(response(202, "")).label == "delivered")
-        #expect(target.classify(response(200, "Microsoft Teams endpoint returned HTTP error 429 with ContextId ...")) == .retry(after: nil, reason: "rate_limited"))
+        #expect(target.classify(response(200, "Microsoft Teams endpoint returned HTTP error 429 with ContextId ...")) == .retry(after: nil, reason: .rateLimited))
         #expect(target.classify(response(200, "Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error 413")).label == "permanent")
         #expect(target.classify(response(400, "Summary or Text is required.")).label == "permanent")
     }

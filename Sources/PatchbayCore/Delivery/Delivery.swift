@@ -11,11 +11,11 @@ public enum DeliveryState: String, Sendable, Codable, CaseIterable {
 /// Why a send ended the way it did. Expected failures are values, not thrown errors, so the
 /// dispatcher always records a reason.
 public enum DeliveryOutcome: Sendable, Equatable {
-    case delivered(reason: String)
-    case retry(after: Duration?, reason: String)
-    case permanent(reason: String)
+    case delivered(reason: DeliveryReason)
+    case retry(after: Duration?, reason: DeliveryReason)
+    case permanent(reason: DeliveryReason)
 
-    public var reason: String {
+    public var reason: DeliveryReason {
         switch self {
         case .delivered(let reason), .retry(_, let reason), .permanent(let reason): reason
         }
@@ -215,8 +215,10 @@ public protocol DeliveryStore: Sendable {
     /// Records the attempt and moves the delivery on, if the lease is still ours, saving the
     /// vendor's follow-up state in the same transaction. Returns false when the lease was lost
     /// (it expired and another worker took the delivery); then nothing but the attempt is written.
+    /// `throttled` (the vendor answered with a rate limit) is counted apart: it does not use up
+    /// the retry budget.
     func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
-                  at now: Date) async throws -> Bool
+                  throttled: Bool, at now: Date) async throws -> Bool
     /// The follow-up state of (maintenance, target) and where the maintenance's instances stand.
     func maintenanceContext(for event: PatchEvent, target: String) async throws -> (FollowUpState?, MaintenanceSnapshot)
     /// Puts a claimed delivery back without counting an attempt (it waited for its pacing slot).
@@ -238,6 +240,13 @@ public protocol DeliveryStore: Sendable {
     func recordUnmapped(source: String, dedupeID: String?, reason: String, body: String, at now: Date) async throws
     /// Unmapped relayed messages, newest first.
     func unmapped(limit: Int) async throws -> [UnmappedMessage]
+}
+
+extension DeliveryStore {
+    public func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
+                         at now: Date) async throws -> Bool {
+        try await complete(claim, attempt: attempt, transition: transition, followUp: followUp, throttled: false, at: now)
+    }
 }
 
 public struct UnmappedMessage: Sendable, Codable, Hashable {

@@ -41,7 +41,7 @@ public struct RetryPolicy: Sendable, Hashable {
         case .permanent:
             return .dead
         case .retry(let after, let reason):
-            let throttled = RetryPolicy.isRateLimit(reason)
+            let throttled = reason.isRateLimit
             if !throttled, failures >= maxAttempts { return .dead }
             var delay = throttled ? .zero : backoff(afterFailures: failures, random: random)
             if let after, after > delay { delay = after }
@@ -51,8 +51,6 @@ public struct RetryPolicy: Sendable, Hashable {
         }
     }
 
-    /// Whether a retry reason is a rate limit rather than a failure.
-    public static func isRateLimit(_ reason: String) -> Bool { reason == "rate_limited" }
 }
 
 /// How fast one target (or every target sharing a vendor credential) may be sent to.

@@ -58,7 +58,7 @@ public struct EventValidator: Sendable {
             problems.append(FieldProblem(field: key, message: "is not a known field"))
         }
 
-        let id = optionalString(fields["id"], field: "id", maxLength: Self.maxNameLength, &problems)
+        let id = optionalString(fields["id"], field: "id", maxLength: Self.maxNameLength, identity: true, &problems)
         var type: EventType?
         if let raw = requiredString(fields["type"], field: "type", maxLength: 64, &problems) {
             type = EventType(rawValue: raw)
@@ -67,8 +67,8 @@ public struct EventValidator: Sendable {
                 problems.append(FieldProblem(field: "type", message: "must be one of \(allowed)"))
             }
         }
-        let app = requiredString(fields["app"], field: "app", maxLength: Self.maxNameLength, &problems)
-        let environment = requiredString(fields["environment"], field: "environment", maxLength: Self.maxNameLength, &problems)
+        let app = requiredString(fields["app"], field: "app", maxLength: Self.maxNameLength, identity: true, &problems)
+        let environment = requiredString(fields["environment"], field: "environment", maxLength: Self.maxNameLength, identity: true, &problems)
 
         var instance: Instance?
         if let value = fields["instance"], value != .null {
@@ -76,8 +76,8 @@ public struct EventValidator: Sendable {
                 for key in members.keys.sorted() where key != "id" && key != "name" {
                     problems.append(FieldProblem(field: "instance.\(key)", message: "is not a known field"))
                 }
-                let instanceID = requiredString(members["id"], field: "instance.id", maxLength: Self.maxNameLength, &problems)
-                let name = optionalString(members["name"], field: "instance.name", maxLength: Self.maxNameLength, &problems)
+                let instanceID = requiredString(members["id"], field: "instance.id", maxLength: Self.maxNameLength, identity: true, &problems)
+                let name = optionalString(members["name"], field: "instance.name", maxLength: Self.maxNameLength, identity: true, &problems)
                 if let instanceID { instance = Instance(id: instanceID, name: name) }
             } else {
                 problems.append(FieldProblem(field: "instance", message: "expected an object, got \(value.typeName)"))
@@ -121,7 +121,11 @@ public struct EventValidator: Sendable {
         var occurredAt: Date?
         if let value = fields["occurredAt"], value != .null {
             if let text = value.stringValue, let date = Timestamp.parseRFC3339(text) {
-                occurredAt = date
+                if Timestamp.supportedRange.contains(date) {
+                    occurredAt = date
+                } else {
+                    problems.append(FieldProblem(field: "occurredAt", message: Self.outOfRange))
+                }
             } else {
                 problems.append(FieldProblem(field: "occurredAt", message: "expected an RFC 3339 date-time with an offset, like 2026-12-04T08:41:07Z"))
             }
@@ -157,7 +161,7 @@ public struct EventValidator: Sendable {
         for key in members.keys.sorted() where !["id", "start", "end", "timezone"].contains(key) {
             problems.append(FieldProblem(field: "window.\(key)", message: "is not a known field"))
         }
-        let windowID = optionalString(members["id"], field: "window.id", maxLength: Self.maxNameLength, &problems)
+        let windowID = optionalString(members["id"], field: "window.id", maxLength: Self.maxNameLength, identity: true, &problems)
         var zone: TimeZone?
         let zoneName = optionalString(members["timezone"], field: "window.timezone", maxLength: 64, &problems)
         if let zoneName {
@@ -174,6 +178,11 @@ public struct EventValidator: Sendable {
         let start = resolveTime(members["start"], field: "window.start", zone: fallbackZone, zoneGiven: zoneName != nil, &problems)
         let end = resolveTime(members["end"], field: "window.end", zone: fallbackZone, zoneGiven: zoneName != nil, &problems)
         guard let start, let end else { return nil }
+        // Checked after the zone is applied: 9999-12-31T23:30:00-01:00 is in year 10000 in UTC.
+        for (field, instant) in [("window.start", start), ("window.end", end)] where !Timestamp.supportedRange.contains(instant) {
+            problems.append(FieldProblem(field: field, message: Self.outOfRange))
+        }
+        guard Timestamp.supportedRange.contains(start), Timestamp.supportedRange.contains(end) else { return nil }
         guard end > start else {
             problems.append(FieldProblem(field: "window.end", message: "must be after window.start"))
             return nil
@@ -212,20 +221,31 @@ public struct EventValidator: Sendable {
         }
     }
 
-    private func requiredString(_ value: JSONValue?, field: String, maxLength: Int, _ problems: inout [FieldProblem]) -> String? {
+    static let outOfRange = "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z once converted to UTC"
+
+    private func requiredString(_ value: JSONValue?, field: String, maxLength: Int, identity: Bool = false,
+                                _ problems: inout [FieldProblem]) -> String? {
         guard let value, value != .null else {
             problems.append(FieldProblem(field: field, message: "is required"))
             return nil
         }
-        return checkedString(value, field: field, maxLength: maxLength, &problems)
+        return checkedString(value, field: field, maxLength: maxLength, identity: identity, &problems)
     }
 
-    private func optionalString(_ value: JSONValue?, field: String, maxLength: Int, _ problems: inout [FieldProblem]) -> String? {
+    private func optionalString(_ value: JSONValue?, field: String, maxLength: Int, identity: Bool = false,
+                                _ problems: inout [FieldProblem]) -> String? {
         guard let value, value != .null else { return nil }
-        return checkedString(value, field: field, maxLength: maxLength, &problems)
+        return checkedString(value, field: field, maxLength: maxLength, identity: identity, &problems)
     }
 
-    private func checkedString(_ value: JSONValue, field: String, maxLength: Int, _ problems: inout [FieldProblem]) -> String? {
+    /// C0 and C1 control characters except tab: CR, LF and ESC in a name would forge log lines and
+    /// drive an operator's terminal through `deliveries list`.
+    static func isForbiddenInNames(_ scalar: Unicode.Scalar) -> Bool {
+        (scalar.value < 0x20 && scalar != "\t") || (0x7F...0x9F).contains(scalar.value)
+    }
+
+    private func checkedString(_ value: JSONValue, field: String, maxLength: Int, identity: Bool,
+                               _ problems: inout [FieldProblem]) -> String? {
         guard let text = value.stringValue else {
             problems.append(FieldProblem(field: field, message: "expected a string, got \(value.typeName)"))
             return nil
@@ -236,6 +256,10 @@ public struct EventValidator: Sendable {
         }
         if text.count > maxLength {
             problems.append(FieldProblem(field: field, message: "is longer than \(maxLength) characters"))
+            return nil
+        }
+        if identity, let bad = text.unicodeScalars.first(where: Self.isForbiddenInNames) {
+            problems.append(FieldProblem(field: field, message: "must not contain control characters (found U+\(String(format: "%04X", bad.value)))"))
             return nil
         }
         if text.unicodeScalars.contains(where: { $0 == "\u{1F}" || $0 == "\u{0}" }) {

@@ -77,6 +77,9 @@ extension Route {
             overrunGrace: section.duration("overrunGrace", default: defaults.overrunGrace, range: .zero...week),
             overrunExtend: section.duration("overrunExtend", default: defaults.overrunExtend, range: .seconds(60)...week)
         )
+        if notices.overrunExtend <= notices.overrunGrace {
+            section.report("overrunExtend", "must be longer than overrunGrace (\(DurationText.short(Int(notices.overrunGrace.components.seconds)))), or the extended window would already have ended when the overrun notice goes out")
+        }
         guard valid else { return nil }
         self.init(match: match, targets: targets, timezone: timezone, notices: notices)
     }

@@ -40,17 +40,14 @@ public enum MaintenancePlanner {
             return Change(record: record, event: event, dropPlanned: "the maintenance was cancelled at \(Timestamp.rfc3339(now))",
                           notices: [], recordChanged: true)
         case .scheduled:
+            // A cancelled maintenance stays cancelled: its incident and Pingdom window are closed
+            // or deleted, so announcing again takes a new window id.
             let moved = record.window.start != event.window.start || record.window.end != event.window.end
-            guard moved || record.status == .cancelled else { break }
-            if moved {
-                event.notice = .rescheduled
-                event.previousWindow = record.window
-            }
-            let reason = moved
-                ? "rescheduled at \(Timestamp.rfc3339(now)) to \(Timestamp.rfc3339(event.window.start))–\(Timestamp.rfc3339(event.window.end))"
-                : "announced again at \(Timestamp.rfc3339(now))"
+            guard moved, record.status == .active else { break }
+            event.notice = .rescheduled
+            event.previousWindow = record.window
+            let reason = "rescheduled at \(Timestamp.rfc3339(now)) to \(Timestamp.rfc3339(event.window.start))–\(Timestamp.rfc3339(event.window.end))"
             record.window = event.window
-            record.status = .active
             record.updatedAt = now
             let notices = settings.map { plan(event.window, settings: $0, now: now) } ?? []
             return Change(record: record, event: event, dropPlanned: reason, notices: notices, recordChanged: true)

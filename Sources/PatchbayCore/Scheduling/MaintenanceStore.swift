@@ -148,9 +148,10 @@ public protocol MaintenanceStore: Sendable {
     func fireDueNotices(now: Date, limit: Int, decide: @escaping @Sendable (DueNotice) -> NoticeFiring) async throws -> [FiredNotice]
     /// When the next planned notice falls due, if any.
     func nextNoticeDue() async throws -> Date?
-    /// Maintenances whose window ends at or after `since` (all when nil), soonest window first.
+    /// Maintenances whose window ends at or after `since` (all when nil), latest window first.
     func maintenances(since: Date?, limit: Int) async throws -> [MaintenanceSummary]
-    /// By id (`mnt_…`) or window id; nil when unknown.
+    /// By id (`mnt_…`) or window id (a schedule's `mw-0123` finds its latest occurrence,
+    /// `mw-0123@…`); the newest when several apps share a window id; nil when unknown.
     func maintenance(id: String) async throws -> MaintenanceDetail?
     /// The event accepted under an idempotency key (schedules use it to announce each occurrence once).
     func eventID(idempotencyKey: String) async throws -> String?

@@ -3,9 +3,23 @@ import Foundation
 /// RFC 3339 parsing and formatting. Instants are UTC inside Patchbay; offsets and zones are applied
 /// only at the edges.
 public enum Timestamp {
-    /// `2026-12-04T08:41:07Z`, always UTC, with fractional seconds only when present.
-    public static func rfc3339(_ date: Date) -> String {
+    /// The instants Patchbay accepts from outside: years 0001 to 9999 in UTC, so every stored time
+    /// can be written back as RFC 3339 and converted to whole seconds without trapping.
+    public static let earliest = Date(timeIntervalSince1970: -62_135_596_800)
+    public static let latest = Date(timeIntervalSince1970: 253_402_300_799)
+    public static let supportedRange = earliest...latest
+
+    /// `date` moved into `supportedRange` (a value read back from elsewhere can never trap).
+    public static func clamped(_ date: Date) -> Date {
         let seconds = date.timeIntervalSince1970
+        guard seconds.isFinite else { return seconds > 0 ? latest : earliest }
+        return min(max(date, earliest), latest)
+    }
+
+    /// `2026-12-04T08:41:07Z`, always UTC, with fractional seconds only when present. Instants
+    /// outside years 0001–9999 are written as the nearest bound.
+    public static func rfc3339(_ date: Date) -> String {
+        let seconds = clamped(date).timeIntervalSince1970
         let whole = seconds.rounded(.down)
         let parts = LocalDateTime(utcSeconds: Int64(whole))
         let millis = Int(((seconds - whole) * 1000).rounded())
@@ -19,7 +33,7 @@ public enum Timestamp {
     public static func rfc3339(_ date: Date, in zone: TimeZone) -> String {
         let offset = zone.secondsFromGMT(for: date)
         guard offset != 0 || !["UTC", "GMT", "Etc/UTC", "Etc/GMT"].contains(zone.identifier) else { return rfc3339(date) }
-        let seconds = Int64(date.timeIntervalSince1970.rounded(.down)) + Int64(offset)
+        let seconds = Int64(clamped(date).timeIntervalSince1970.rounded(.down)) + Int64(offset)
         let sign = offset < 0 ? "-" : "+"
         let minutes = abs(offset) / 60
         return LocalDateTime(utcSeconds: seconds).formatted + sign + LocalDateTime.pad(minutes / 60, 2) + ":" + LocalDateTime.pad(minutes % 60, 2)

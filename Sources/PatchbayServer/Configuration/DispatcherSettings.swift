@@ -15,9 +15,14 @@ public struct DispatcherSettings: Sendable {
     public var retry: RetryPolicy?
     /// How long shutdown waits for sends in flight.
     public var shutdownGrace: Duration
+    /// The longest pause a vendor may ask for (`Retry-After`, Pingdom's `Req-Limit`): a longer one
+    /// is cut to this, so a hostile or broken answer cannot freeze a target until 2152.
+    public var maxPause: Duration
 
     public init(concurrency: Int = 16, lease: Duration = .seconds(60), timeouts: TransportTimeouts = TransportTimeouts(),
-                pollInterval: Duration = .seconds(1), retry: RetryPolicy? = nil, shutdownGrace: Duration = .seconds(10)) {
+                pollInterval: Duration = .seconds(1), retry: RetryPolicy? = nil, shutdownGrace: Duration = .seconds(10),
+                maxPause: Duration = .seconds(3600)) {
+        self.maxPause = maxPause
         self.concurrency = concurrency
         self.lease = lease
         self.timeouts = timeouts
@@ -31,7 +36,7 @@ public struct DispatcherSettings: Sendable {
             self.init()
             return
         }
-        section.allowOnly(["concurrency", "lease", "connectTimeout", "timeout", "pollInterval", "retry", "shutdownGrace"])
+        section.allowOnly(["concurrency", "lease", "connectTimeout", "timeout", "pollInterval", "retry", "shutdownGrace", "maxPause"])
         let concurrency = section.int("concurrency", default: 16, range: 1...256)
         let connect = section.duration("connectTimeout", default: .seconds(5), range: .milliseconds(100)...(.seconds(120)))
         let total = section.duration("timeout", default: .seconds(15), range: .milliseconds(100)...(.seconds(600)))
@@ -49,7 +54,8 @@ public struct DispatcherSettings: Sendable {
             timeouts: TransportTimeouts(connect: connect, total: total),
             pollInterval: section.duration("pollInterval", default: .seconds(1), range: .milliseconds(10)...(.seconds(60))),
             retry: section.section("retry").map { RetryPolicy(section: $0, defaults: RetryPolicy()) },
-            shutdownGrace: section.duration("shutdownGrace", default: .seconds(10), range: .zero...(.seconds(600)))
+            shutdownGrace: section.duration("shutdownGrace", default: .seconds(10), range: .zero...(.seconds(600))),
+            maxPause: section.duration("maxPause", default: .seconds(3600), range: .seconds(1)...(.seconds(7 * 86_400)))
         )
     }
 }

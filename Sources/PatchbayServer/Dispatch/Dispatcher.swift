@@ -150,17 +150,22 @@ public struct Dispatcher: Service, CustomStringConvertible {
 
         attempt.startedAt = clock()
         let result = await transport.send(request, timeouts: settings.timeouts)
-        let outcome = target.classify(result)
+        var outcome = target.classify(result)
+        if case .retry(let after?, let reason) = outcome, after > settings.maxPause {
+            logger.warning("the vendor asked for a longer pause than delivery.maxPause; using maxPause",
+                           metadata: ["asked_seconds": "\(Int(min(after.seconds, 1e12)))", "max_pause_seconds": "\(Int(settings.maxPause.seconds))"])
+            outcome = .retry(after: settings.maxPause, reason: reason)
+        }
         switch result {
         case .success(let response):
             attempt.status = response.status
             attempt.latency = response.latency
             if let pause = target.pause(after: response) {
-                pacer.block(key: target.pacingKey, policy: policy.pacing, until: clock().addingTimeInterval(pause.seconds))
+                pauseTarget(claim.target, key: target.pacingKey, policy: policy.pacing, for: min(pause, settings.maxPause))
             }
-            if case .retry(let after, let reason) = outcome, RetryPolicy.isRateLimit(reason) {
+            if case .retry(let after, let reason) = outcome, reason.isRateLimit {
                 let quiet = after ?? .milliseconds(Int64(2000 / policy.pacing.rate))
-                pacer.block(key: target.pacingKey, policy: policy.pacing, until: clock().addingTimeInterval(quiet.seconds))
+                pauseTarget(claim.target, key: target.pacingKey, policy: policy.pacing, for: quiet)
             }
             let followUp = outcome.label == "delivered" ? target.followUp(after: response, to: request, event: claim.event, context: context) : nil
             await finish(&attempt, outcome: outcome, detail: excerpt(of: response.body), policy: policy.retry, followUp: followUp)
@@ -168,6 +173,13 @@ public struct Dispatcher: Service, CustomStringConvertible {
             attempt.latency = failure.latency
             await finish(&attempt, outcome: outcome, detail: failure.message, policy: policy.retry)
         }
+    }
+
+    /// No send to the pacing key until the pause is over; the pause is visible in `/metrics`.
+    private func pauseTarget(_ name: String, key: String, policy: PacingPolicy, for pause: Duration) {
+        let until = clock().addingTimeInterval(pause.seconds)
+        pacer.block(key: key, policy: policy, until: until)
+        metrics.targetPaused(name, until: until)
     }
 
     struct Attempt {
@@ -184,7 +196,7 @@ public struct Dispatcher: Service, CustomStringConvertible {
         let logger = attempt.logger
         let now = clock()
         let throttled: Bool
-        if case .retry(_, let reason) = outcome { throttled = RetryPolicy.isRateLimit(reason) } else { throttled = false }
+        if case .retry(_, let reason) = outcome { throttled = reason.isRateLimit } else { throttled = false }
         let failures = claim.attempt - claim.throttles - (throttled ? 1 : 0)
         let transition = explicit ?? policy.transition(for: outcome, failures: failures, age: .seconds(now.timeIntervalSince(claim.createdAt)),
                                                       now: now, random: random())
@@ -201,12 +213,12 @@ public struct Dispatcher: Service, CustomStringConvertible {
         case .retry(let at):
             final = "retry"
             logger.warning("send failed; will retry", metadata: [
-                "reason": "\(outcome.reason)", "http.status": "\(status)", "retry_at": "\(Timestamp.rfc3339(at))",
+                "reason": "\(outcome.reason.rawValue)", "http.status": "\(status)", "retry_at": "\(Timestamp.rfc3339(at))",
             ])
         case .dead:
             final = "dead"
             logger.error("delivery is dead: giving up", metadata: [
-                "reason": "\(outcome.reason)", "http.status": "\(status)", "failures": "\(failures)",
+                "reason": "\(outcome.reason.rawValue)", "http.status": "\(status)", "failures": "\(failures)",
             ])
         case .expired:
             final = "expired"
@@ -215,10 +227,10 @@ public struct Dispatcher: Service, CustomStringConvertible {
         metrics.attempt(kind: claim.targetKind, outcome: final, reason: outcome.reason, latency: attempt.status == nil ? nil : attempt.latency)
         let record = AttemptRecord(
             deliveryID: claim.id, number: claim.attempt, startedAt: attempt.startedAt, latencyMilliseconds: attempt.latency.milliseconds,
-            statusCode: attempt.status, outcome: final, reason: outcome.reason, responseExcerpt: detail.map(redactor.redact)
+            statusCode: attempt.status, outcome: final, reason: outcome.reason.rawValue, responseExcerpt: detail.map(redactor.redact)
         )
         do {
-            let stillOurs = try await store.complete(claim, attempt: record, transition: transition, followUp: followUp, at: now)
+            let stillOurs = try await store.complete(claim, attempt: record, transition: transition, followUp: followUp, throttled: throttled, at: now)
             if !stillOurs {
                 logger.warning("lease expired before the result was recorded; another worker owns this delivery now")
             }

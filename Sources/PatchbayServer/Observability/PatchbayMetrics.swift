@@ -7,14 +7,8 @@ import PatchbayTargets
 /// series exists (at zero) from start-up and a dashboard never sees a series appear from nowhere.
 /// The backend (Prometheus) is chosen only by the executable.
 public final class PatchbayMetrics: Sendable {
-    /// (outcome, reason) pairs an attempt can end with.
-    static let outcomes: [(String, String)] = {
-        typealias R = ResponseRule.Reason
-        let retryable = [R.rateLimited, R.serverError, R.timeout, R.connectionFailed, R.transportError]
-        let permanent = [R.clientError, R.redirect, R.renderFailed, R.unknownTarget, R.refusedByVendorRules]
-        return [("delivered", R.delivered), ("delivered", R.nothingToSend), ("expired", R.expired)]
-            + retryable.map { ("retry", $0) } + (retryable + permanent).map { ("dead", $0) }
-    }()
+    /// How an attempt ended, the `outcome` label.
+    public static let outcomes = ["delivered", "retry", "dead", "expired"]
 
     public static let rejectionReasons = ["invalid_event", "unauthorized", "body_too_large", "idempotency_conflict", "invalid_header", "draining"]
 
@@ -35,11 +29,14 @@ public final class PatchbayMetrics: Sendable {
         var deliveries: [String: Counter] = [:]
         var sendDuration: [String: Metrics.Timer] = [:]
         for kind in targetKinds {
-            for (outcome, reason) in Self.outcomes {
-                let counter = Counter(label: "patchbay_delivery_attempts_total",
-                                      dimensions: [("target_kind", kind), ("outcome", outcome), ("reason", reason)])
-                counter.increment(by: 0)
-                deliveries["\(kind)|\(outcome)|\(reason)"] = counter
+            // Every (outcome, reason) pair, from the enum: an outcome can never go uncounted.
+            for outcome in Self.outcomes {
+                for reason in DeliveryReason.allCases {
+                    let counter = Counter(label: "patchbay_delivery_attempts_total",
+                                          dimensions: [("target_kind", kind), ("outcome", outcome), ("reason", reason.rawValue)])
+                    counter.increment(by: 0)
+                    deliveries["\(kind)|\(outcome)|\(reason.rawValue)"] = counter
+                }
             }
             sendDuration[kind] = Metrics.Timer(label: "patchbay_send_duration_seconds", dimensions: [("target_kind", kind)])
         }
@@ -73,11 +70,17 @@ public final class PatchbayMetrics: Sendable {
     public func relayRejected(_ reason: String) { relay[reason]?.increment() }
 
     /// One attempt's result: `outcome` is delivered, retry, dead or expired.
-    public func attempt(kind: String, outcome: String, reason: String, latency: Duration?) {
-        deliveries["\(kind)|\(outcome)|\(reason)"]?.increment()
+    public func attempt(kind: String, outcome: String, reason: DeliveryReason, latency: Duration?) {
+        deliveries["\(kind)|\(outcome)|\(reason.rawValue)"]?.increment()
         if let latency, latency > .zero {
             sendDuration[kind]?.recordNanoseconds(Int64(latency.seconds * 1e9))
         }
+    }
+
+    /// A vendor asked for quiet (`Retry-After`, Pingdom's `Req-Limit`): the target sends nothing
+    /// until this UNIX time. Targets never paused have no series.
+    public func targetPaused(_ target: String, until: Date) {
+        Gauge(label: "patchbay_target_paused_until_seconds", dimensions: [("target", target)]).record(until.timeIntervalSince1970)
     }
 
     public func queue(counts: [DeliveryState: Int], oldestDueAge: Duration) {

@@ -50,13 +50,37 @@ public struct ScheduleEntry: Sendable {
         "schedule:\(MaintenanceKey(app: app, environment: environment, window: window(startingAt: start).id ?? windowID).storageValue)"
     }
 
+    /// Events may come a while after the window: late `completed` reports still belong to it.
+    var lateness: TimeInterval { max(duration.seconds, 12 * 3600) }
+
     /// The occurrence an agent's event belongs to when it names this entry's window id: the one
-    /// in progress, or announced and still ahead. Nil when none is close.
+    /// in progress (or just over, for late reports), else the next one once it is announced.
+    /// Nil when none is close.
     public func occurrence(containing now: Date) -> Date? {
-        guard let start = schedule.latest(atOrBefore: now.addingTimeInterval(announceAhead.seconds)) else { return nil }
-        // Events may come a while after the window: late `completed` reports still belong to it.
-        let lateness: TimeInterval = max(duration.seconds, 12 * 3600)
-        return now.timeIntervalSince(start) <= duration.seconds + lateness ? start : nil
+        if let current = schedule.latest(atOrBefore: now), now.timeIntervalSince(current) <= duration.seconds + lateness {
+            return current
+        }
+        if let next = schedule.next(after: now), next.timeIntervalSince(now) <= announceAhead.seconds + Self.announceEarly.seconds {
+            return next
+        }
+        return nil
+    }
+
+    /// Announcements go out this much before `announceAhead`, so a reminder whose lead equals
+    /// `announceAhead` (`reminders: [24h]` with `announceAhead: 24h`) is planned, not skipped.
+    public static let announceEarly: Duration = .seconds(5)
+
+    /// The occurrences to announce at `now`: the next one once it is within `announceAhead`, and
+    /// one in progress that was never announced (Patchbay was down at its announce time).
+    public func occurrencesToAnnounce(at now: Date) -> [Date] {
+        var starts: [Date] = []
+        if let current = schedule.latest(atOrBefore: now), now < current.addingTimeInterval(duration.seconds) {
+            starts.append(current)
+        }
+        if let next = schedule.next(after: now), next.timeIntervalSince(now) <= announceAhead.seconds + Self.announceEarly.seconds {
+            starts.append(next)
+        }
+        return starts
     }
 }
 
@@ -70,7 +94,7 @@ extension ScheduleEntry {
         let windowID = section.string("windowId", required: true)
         let zone = section.timeZone("timezone") ?? TimeZone(identifier: "UTC")!
         let duration = section.duration("duration", default: .seconds(3600), range: .seconds(60)...Duration.seconds(24 * 3600))
-        let ahead = section.duration("announceAhead", default: .seconds(24 * 3600), range: .zero...Duration.seconds(35 * 86_400))
+        let ahead = section.duration("announceAhead", default: .seconds(24 * 3600), range: .seconds(60)...Duration.seconds(35 * 86_400))
         let offset = section.has("offset") ? section.int("offset", default: 1, range: 1...6) : nil
         let tags = section.stringMap("tags") ?? [:]
         func date(_ key: String) -> Date? {

@@ -2,7 +2,9 @@ import Foundation
 import Logging
 import PatchbayCore
 import PatchbayTargets
+import HTTPTypes
 import ServiceLifecycle
+import Synchronization
 
 /// Owns the maintenance clock: announces each occurrence of the configured `schedules:` ahead of
 /// time, and turns due planned notices (reminders, "beginning", overrun) into queued deliveries.
@@ -18,6 +20,8 @@ public struct Scheduler: Service, CustomStringConvertible {
     let logger: Logger
     let tick: Duration
     let clock: @Sendable () -> Date
+    /// Occurrences already announced (or refused) by this process.
+    private let settled = SettledKeys()
 
     public init(store: any MaintenanceStore, intake: EventIntake, routes: RouteTable, targets: [String: any DeliveryTarget],
                 schedules: ScheduleBook, wake: WakeSignal, logger: Logger, tick: Duration = .milliseconds(500),
@@ -66,22 +70,37 @@ public struct Scheduler: Service, CustomStringConvertible {
         }
     }
 
-    /// Announces the entry's next occurrence once it is within `announceAhead`.
+    /// Announces the entry's next occurrence once it is within `announceAhead` (and one in
+    /// progress that was never announced). Each occurrence is written once: the store's
+    /// idempotency key makes a repeat (a restart, another instance) a no-op, and the occurrences
+    /// already settled are remembered so the store is not asked again every tick.
     func announce(_ entry: ScheduleEntry, now: Date) async {
-        guard let start = entry.schedule.next(after: now), start.timeIntervalSince(now) <= entry.announceAhead.seconds else { return }
-        let event = entry.announcement(startingAt: start, now: now)
-        let key = entry.announcementKey(startingAt: start)
-        do {
-            let outcome = try await intake.announce(event, idempotencyKey: key, logger: logger)
-            if case .accepted(let accepted) = outcome {
-                logger.notice("schedule occurrence announced", metadata: [
-                    "event.id": "\(accepted.id)", "schedule.window": "\(entry.windowID)", "window.start": "\(Timestamp.rfc3339(start))",
-                    "event.app": "\(LogText.escape(entry.app))", "deliveries": "\(accepted.deliveries)",
-                ])
+        for start in entry.occurrencesToAnnounce(at: now) {
+            let key = entry.announcementKey(startingAt: start)
+            guard !settled.contains(key) else { continue }
+            let event = entry.announcement(startingAt: start, now: now)
+            do {
+                switch try await intake.announce(event, idempotencyKey: key, logger: logger) {
+                case .accepted(let accepted):
+                    logger.notice("schedule occurrence announced", metadata: [
+                        "event.id": "\(accepted.id)", "schedule.window": "\(LogText.escape(entry.windowID))",
+                        "window.start": "\(Timestamp.rfc3339(start))", "event.app": "\(LogText.escape(entry.app))",
+                        "deliveries": "\(accepted.deliveries)",
+                    ])
+                case .replayed:
+                    break
+                }
+                settled.insert(key)
+            } catch let error as APIError where error.status == .conflict {
+                // Announced before with another window (the entry's duration or zone was edited):
+                // the maintenance keeps the window it was announced with.
+                logger.warning("schedule occurrence was announced before with another window; keeping that one",
+                               metadata: ["schedule.window": "\(LogText.escape(entry.windowID))", "window.start": "\(Timestamp.rfc3339(start))"])
+                settled.insert(key)
+            } catch {
+                logger.error("announcing a schedule occurrence failed; will try again",
+                             metadata: ["schedule.window": "\(LogText.escape(entry.windowID))", "error": "\(error)"])
             }
-        } catch {
-            logger.error("announcing a schedule occurrence failed; will try again",
-                         metadata: ["schedule.window": "\(entry.windowID)", "error": "\(error)"])
         }
     }
 
@@ -122,4 +141,11 @@ public struct Scheduler: Service, CustomStringConvertible {
             logger.info("planned notice skipped", metadata: metadata)
         }
     }
+}
+
+/// The announcement keys a scheduler has settled, kept in memory (the store is the truth).
+final class SettledKeys: Sendable {
+    private let keys = Mutex(Set<String>())
+    func contains(_ key: String) -> Bool { keys.withLock { $0.contains(key) } }
+    func insert(_ key: String) { _ = keys.withLock { $0.insert(key) } }
 }

@@ -4,25 +4,8 @@ import PatchbayCore
 /// The rule every target shares for what is worth retrying. A target kind overrides it only where
 /// its vendor differs (a Teams 200 that reports a 429 in its body).
 public enum ResponseRule {
-    /// Short, fixed reasons: they are metric label values, so they must not carry free text.
-    public enum Reason {
-        public static let delivered = "delivered"
-        public static let rateLimited = "rate_limited"
-        public static let serverError = "server_error"
-        public static let clientError = "client_error"
-        public static let redirect = "redirect_not_followed"
-        public static let timeout = "timeout"
-        public static let connectionFailed = "connection_failed"
-        public static let transportError = "transport_error"
-        public static let renderFailed = "render_failed"
-        public static let unknownTarget = "unknown_target"
-        /// The vendor object already reflects the event (a repeated `started`): nothing was sent.
-        public static let nothingToSend = "nothing_to_send"
-        /// The vendor cannot do what the event asks (delete a started Pingdom window).
-        public static let refusedByVendorRules = "refused_by_vendor_rules"
-        /// No longer useful (a reminder after its window started): marked expired, not sent.
-        public static let expired = "expired"
-    }
+    /// The reasons, as a typed enum shared with the store and the metrics.
+    public typealias Reason = DeliveryReason
 
     public static func classify(_ result: Result<TransportResponse, TransportFailure>, now: Date = Date()) -> DeliveryOutcome {
         switch result {
@@ -59,7 +42,10 @@ public enum ResponseRule {
 public enum RetryAfter {
     public static func parse(_ value: String?, now: Date) -> Duration? {
         guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
-        if let seconds = Int(value) {
+        if value.allSatisfy(\.isASCIIDigitOrSign) {
+            // Any run of digits, however long, is read without trapping; the dispatcher caps
+            // the pause at delivery.maxPause.
+            guard let seconds = Int(value) else { return value.hasPrefix("-") ? nil : .seconds(Int64.max / 1_000_000_000_000) }
             return seconds >= 0 ? .seconds(seconds) : nil
         }
         let formatter = DateFormatter()
@@ -67,7 +53,11 @@ public enum RetryAfter {
         formatter.timeZone = TimeZone(identifier: "GMT")
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
         guard let date = formatter.date(from: value) else { return nil }
-        let delay = date.timeIntervalSince(now)
-        return .milliseconds(Int64(max(0, delay) * 1000))
+        let delay = min(max(0, date.timeIntervalSince(now)), 1e9)
+        return .milliseconds(Int64(delay * 1000))
     }
+}
+
+extension Character {
+    fileprivate var isASCIIDigitOrSign: Bool { ("0"..."9").contains(self) || self == "-" || self == "+" }
 }

@@ -62,8 +62,8 @@ public struct PingdomTarget: DeliveryTarget {
     }
 
     public func plan(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> DeliveryStep {
-        let from = Int64(event.window.start.timeIntervalSince1970)
-        let to = Int64(event.window.end.timeIntervalSince1970)
+        let from = Int64(Timestamp.clamped(event.window.start).timeIntervalSince1970)
+        let to = Int64(Timestamp.clamped(event.window.end).timeIntervalSince1970)
         guard let state = context.followUp, let windowID = state.objectID, state.status != "deleted" else {
             if context.followUp?.status == "deleted" { return .skip(reason: "the maintenance window was deleted") }
             if event.type == .cancelled { return .skip(reason: "no window was created for this maintenance, so there is nothing to delete") }
@@ -115,7 +115,11 @@ public struct PingdomTarget: DeliveryTarget {
             state.status = "deleted"
         case "POST":
             let returned = try? JSONDecoder().decode(JSONValue.self, from: response.body)
-            if case .number(let id)? = returned?["maintenance"]?["id"] { state.objectID = String(Int64(id)) }
+            // The id is a JSON number: keep it only when it is a whole number that fits, never
+            // trapping on 1e20 (a crash here would re-send the create after every restart).
+            if case .number(let id)? = returned?["maintenance"]?["id"], let whole = Int64(exactly: id), whole > 0 {
+                state.objectID = String(whole)
+            }
             state.status = "scheduled"
             fallthrough
         default:
