@@ -19,7 +19,7 @@ struct DeliveryPolicyEndToEndTests {
         var routes = apps.map { "  - {match: {app: \($0)}, targets: [\($0)]}" }
         routes.append("  - {match: {app: sp420}, statuspage: {target: status}}")
         return ServerHarness.config(targets: targets.joined(separator: "\n"), routes: routes.joined(separator: "\n"),
-                                    delivery: "  timeout: 1s\n  lease: 5s")
+                                    delivery: "  timeout: 1s\n  lease: 5s\n  maxPause: 2s")
     }
 
     /// A started event for `app`, its window tomorrow so nothing expires.
@@ -57,6 +57,43 @@ struct DeliveryPolicyEndToEndTests {
             let row = try await state(harness, app: "r500")
             #expect(row?["state"]?.stringValue == "delivered")
             #expect(row?["attempts"] == .number(4))
+        }
+    }
+
+    /// Reproduced: `Retry-After: 9223372036854775807` froze the target and listing pending
+    /// deliveries then killed the server; `4000000000` froze it until 2152.
+    @Test(arguments: ["9223372036854775807", "4000000000", "99999999999999999999999"])
+    func anAbsurdRetryAfterIsCappedAndListingStillWorks(_ value: String) async throws {
+        try await run { harness, sink in
+            sink.sink.script(path: "/slack/r429", [ScriptedResponse(status: 429, retryAfter: value)])
+            #expect(try await harness.post(Self.event(app: "r429")).status == 202)
+            _ = await sink.sink.waitFor(1, timeout: .seconds(10)) { $0.path == "/slack/r429" }
+            // Listing the paused delivery works (it used to trap on the far-future time).
+            let listed = try await harness.admin("GET", "/v1/deliveries?state=pending")
+            #expect(listed.status == 200)
+            let metrics = try await harness.admin("GET", "/metrics")
+            #expect(metrics.text.contains(#"patchbay_target_paused_until_seconds{target="r429"}"#), "the pause shows in /metrics")
+            // delivery.maxPause is 2s: the retry comes within it, not in 2152.
+            let attempts = await sink.sink.waitFor(2, timeout: .seconds(15)) { $0.path == "/slack/r429" }
+            #expect(attempts.count == 2)
+            if attempts.count == 2 {
+                #expect(attempts[1].receivedAt.timeIntervalSince(attempts[0].receivedAt) < 5)
+            }
+            #expect(try await state(harness, app: "r429")?["state"]?.stringValue == "delivered")
+            #expect(harness.server?.process.isRunning == true)
+        }
+    }
+
+    /// Reproduced: `since=1e19` trapped converting a double to Int64 and killed the server.
+    @Test func hugeNumbersInQueriesAre400s() async throws {
+        try await run { harness, _ in
+            for query in ["since=1e19", "since=1e400", "since=-5m", "limit=99999999999999999999", "limit=0", "state=nope"] {
+                let answer = try await harness.admin("GET", "/v1/deliveries?\(query)")
+                #expect(answer.status == 400, "\(query): \(answer.text)")
+                #expect(answer.body?["error"]?.stringValue == "invalid_parameter")
+            }
+            #expect(try await harness.admin("GET", "/v1/maintenances?since=1e19").status == 400)
+            #expect(try await harness.admin("GET", "/healthz").status == 200, "still serving")
         }
     }
 

@@ -162,4 +162,24 @@ struct ConfigurationTests {
             "schedules[3].app: is required",
         ])
     }
+
+    /// Reproduced: huge durations trapped in `config check`; `perSecond` above 10,000 was refused
+    /// with a message that did not say why.
+    @Test func hugeNumbersAreReportedNotTrapped() {
+        let found = problems("""
+            server: {tokens: ["test-token-0123456789abcdef"], drainDelay: 1e300s}
+            delivery: {timeout: 99999999999999999999h, pollInterval: 1e19, maxPause: 0s}
+            targets:
+              ops: {kind: slack, url: "http://127.0.0.1:9/slack/x", rate: {perSecond: 20000, burst: 99999999999999999999}}
+            routes:
+              - {match: {app: App1}, targets: [ops], overrunGrace: 1e30d}
+            """)
+        #expect(found.contains("server.drainDelay: expected a duration like 250ms, 5s, 2m or 1h, got '1e300s'"))
+        #expect(found.contains("delivery.timeout: expected a duration like 250ms, 5s, 2m or 1h, got '99999999999999999999h'"))
+        #expect(found.contains("delivery.pollInterval: expected a duration like 250ms, 5s, 2m or 1h, got '1e19'"))
+        #expect(found.contains { $0.hasPrefix("delivery.maxPause: must be between") })
+        #expect(found.contains("targets.ops.rate.perSecond: expected a number of requests per second above 0 and at most 10000, got '20000'"))
+        #expect(found.contains("targets.ops.rate.burst: expected a whole number, got '99999999999999999999'"))
+        #expect(found.contains("routes[0].overrunGrace: expected a duration like 250ms, 5s, 2m or 1h, got '1e30d'"))
+    }
 }

@@ -135,4 +135,22 @@ struct SQLiteDeliveryStoreTests {
             String(describing: error).contains("directory '/nonexistent-dir' does not exist")
         }
     }
+
+    /// A stored event that cannot be read back is dead with its reason, not leased forever: it
+    /// used to hold up every later delivery of its (maintenance, target) lane.
+    @Test func anUndecodableRowIsDeadAndDoesNotBlockItsLane() async throws {
+        try await withStore { store, _ in
+            _ = try await store.accept(submission(event(.scheduled)))
+            _ = try await store.accept(submission(event(.completed)))
+            try await store.pool.write { db in
+                try db.execute(sql: "UPDATE events SET payload = '{\"type\":\"patch.exploded\"}' WHERE seq = (SELECT MIN(seq) FROM events)")
+            }
+            #expect(try await store.claimDue(now: t0, limit: 10, lease: .seconds(30)).isEmpty)
+            let dead = try await store.list(DeliveryFilter(state: .dead))
+            #expect(dead.count == 1)
+            #expect(dead.first?.lastReason == "undecodable_event")
+            let next = try await store.claimDue(now: t0, limit: 10, lease: .seconds(30))
+            #expect(next.map(\.event.type) == [.completed], "the lane moves on")
+        }
+    }
 }

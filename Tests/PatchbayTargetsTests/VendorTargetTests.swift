@@ -267,4 +267,19 @@ struct VendorTimeTests {
         #expect(summer["incident"]?["scheduled_for"]?.stringValue == "2026-07-04T07:30:00Z")
         #expect(summer["incident"]?["scheduled_until"]?.stringValue == "2026-07-04T07:45:00Z")
     }
+
+    /// Found by reading: `{"maintenance":{"id":1e20}}` trapped converting to Int64, and the lease
+    /// then re-sent the create after each crash.
+    @Test(arguments: ["1e20", "-5", "1.5", "\"777\"", "null"])
+    func anOutOfRangePingdomIdIsNotKept(_ id: String) throws {
+        let pingdom = PingdomTarget(name: "p", token: Secret("tok-0123456789"))
+        let event = try EventValidator().validate(body: Fixtures.exampleEvent(.scheduled))
+        guard case .send(let created) = try pingdom.plan(event, context: VendorTargetTests.context()) else {
+            Issue.record("the first event creates the window")
+            return
+        }
+        let response = TransportResponse(status: 200, headers: [], body: Data(#"{"maintenance":{"id":\#(id)}}"#.utf8), latency: .zero)
+        let state = pingdom.followUp(after: response, to: created, event: event, context: VendorTargetTests.context())
+        #expect(state?.objectID == nil)
+    }
 }

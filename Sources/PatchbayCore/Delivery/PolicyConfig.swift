@@ -34,8 +34,8 @@ extension PacingPolicy {
         section.allowOnly(["perSecond", "burst"])
         var policy = defaults
         if let text = section.string("perSecond") {
-            if let value = Double(text), value > 0, value <= 10_000 { policy.rate = value } else {
-                section.report("perSecond", "expected a number of requests per second above 0, got '\(text)'")
+            if let value = Double(text), value.isFinite, value > 0, value <= 10_000 { policy.rate = value } else {
+                section.report("perSecond", "expected a number of requests per second above 0 and at most 10000, got '\(text)'")
             }
         }
         policy.burst = section.int("burst", default: defaults.burst, range: 1...10_000)
