@@ -169,6 +169,7 @@ let package = Package(
                 "PatchbayStore",
                 "PatchbayCore",
                 "PatchbayTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]

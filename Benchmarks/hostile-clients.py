@@ -196,34 +196,67 @@ def read_status(sock, timeout):
 
 
 def raw_exchange(port, data, timeout=15):
-    """Sends data, returns (status or None, error or None, seconds)."""
+    """Sends data in slices, stopping early if the server answers or closes; returns (status or None,
+    error or None, seconds until the answer)."""
     started = time.monotonic()
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            sock.settimeout(timeout)
-            stalled = False
-            try:
-                sock.sendall(data)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the server may answer and close before reading everything; read what it said
-            except socket.timeout:
-                stalled = True  # the server stopped reading without closing; did it answer?
+            sock.setblocking(False)
+            offset, stalled = 0, False
+            while offset < len(data):
+                readable, writable, _ = select.select([sock], [sock], [], timeout)
+                if readable:
+                    break  # an early answer (or a close): read it
+                if not writable:
+                    stalled = True  # the server stopped reading without closing or answering
+                    break
+                try:
+                    offset += sock.send(data[offset:offset + 65536])
+                except BlockingIOError:
+                    continue
+                except (BrokenPipeError, ConnectionResetError):
+                    break  # the server may have answered before closing; read what it said
             try:
                 status = read_status(sock, 2 if stalled else timeout)
             except ConnectionResetError:
                 return None, "reset", time.monotonic() - started
             except socket.timeout:
-                if stalled:
-                    return None, f"server stopped reading, no answer, open after {timeout:.0f} s", \
-                        time.monotonic() - started
-                raise
+                return None, ("server stopped reading, no answer" if stalled else "timeout"), time.monotonic() - started
             if status is None:
                 return None, "closed without answer", time.monotonic() - started
             return status, None, time.monotonic() - started
-    except socket.timeout:
-        return None, "timeout", time.monotonic() - started
     except OSError as error:
         return None, type(error).__name__, time.monotonic() - started
+
+
+TCP_STATES = {"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2",
+              "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING"}
+
+
+def socket_states(pid):
+    """TCP states of the sockets the process holds open, counted (from /proc/net/tcp*)."""
+    inodes = {}
+    for name in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/net/{name}") as table:
+                next(table)
+                for line in table:
+                    fields = line.split()
+                    inodes[fields[9]] = TCP_STATES.get(fields[3], fields[3])
+        except OSError:
+            pass
+    counts = collections.Counter()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                counts[inodes.get(link[8:-1], "other socket")] += 1
+    except OSError:
+        pass
+    return dict(counts)
 
 
 def sign(secret, message_id, timestamp, body_parts):
@@ -467,57 +500,61 @@ def chunked_stream(port, path, deadline, total, secret, pause, stats):
     while time.monotonic() < deadline and rounds < 1000:
         rounds += 1
         if path == "/v1/events":
-            case, headers = "100 MB chunked", AUTH
+            case, headers = f"{total // MB} MB chunked", AUTH
         else:
             valid = rounds % 2 == 1
-            case = "100 MB chunked, " + ("valid signature" if valid else "bad signature")
+            case = f"{total // MB} MB chunked, " + ("valid signature" if valid else "bad signature")
             parts = [first] + [filler] * (total // chunk - 1) if valid else []
             headers = relay_headers(secret, parts, valid=valid)
         head = request_bytes("POST", path, None, headers + [("Transfer-Encoding", "chunked")], content_length=False)
         started = time.monotonic()
-        sent = 0
-        ending = "?"
-        status = None
+        sent, status, ending = 0, None, None
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-                sock.settimeout(10)
                 sock.sendall(head)
-                while sent < total:
+                sock.setblocking(False)
+                pending, terminated = b"", False
+                while ending is None:
+                    if not pending:
+                        if terminated:
+                            ending = "whole body sent"
+                            break
+                        if sent >= total:
+                            pending, terminated = b"0\r\n\r\n", True
+                        else:
+                            pending = frame_first if sent == 0 else frame
+                            sent += chunk
                     if time.monotonic() >= deadline:
                         ending = "run ended mid-stream"
                         break
-                    readable, _, _ = select.select([sock], [], [], 0)
+                    readable, writable, _ = select.select([sock], [sock], [], 10)
                     if readable:
                         ending = "server answered/closed mid-stream"
-                        break
-                    try:
-                        sock.sendall(frame_first if sent == 0 else frame)
-                    except socket.timeout:
+                    elif not writable:
                         ending = "server stopped reading (send stalled 10 s)"
-                        break
-                    except (BrokenPipeError, ConnectionResetError):
-                        ending = "server closed mid-stream"
-                        break
-                    sent += chunk
-                else:
-                    sock.sendall(b"0\r\n\r\n")
-                    ending = "whole body sent"
+                    else:
+                        try:
+                            pending = pending[sock.send(pending):]
+                        except BlockingIOError:
+                            pass
+                        except (BrokenPipeError, ConnectionResetError):
+                            ending = "server closed mid-stream"
                 if ending != "run ended mid-stream":
                     try:
                         status = read_status(sock, 10)
-                    except (socket.timeout, ConnectionResetError, OSError) as error:
-                        status = None
+                    except (socket.timeout, OSError) as error:
                         ending += f", then {type(error).__name__}"
         except OSError as error:
-            ending = f"connect/send error {type(error).__name__}"
+            ending = f"connect error {type(error).__name__}"
         seconds = time.monotonic() - started
         answer = str(status) if status is not None else "no answer"
         stats.outcomes[f"{case}: {ending} -> {answer}"] += 1
         stats.slowest[case] = max(stats.slowest.get(case, 0.0), seconds)
         key = f"{case}: MB sent before stop (max)"
         stats.extra[key] = max(stats.extra.get(key, 0.0), round(sent / MB, 1))
-        if ending == "whole body sent":
-            stats.notes.append(f"{path}: the server read the whole {total // MB} MB chunked body ({case}) -> {answer}")
+        if ending.startswith("whole body sent") and total > 16 * MB:
+            stats.notes.append(f"{path}: all {total // MB} MB of a chunked body went in before the server answered "
+                               f"({case}) -> {answer}")
         time.sleep(pause)
     stats.extra["streams"] = rounds
 
@@ -685,11 +722,18 @@ def main():
             attacker.kill()
             attacker.join(timeout=10)
         attack_ended = time.monotonic()
-        time.sleep(3.0)  # let the server release what the attack held
+        # Give the server up to 10 s to release what the attack held (every client socket is closed now).
+        settle_deadline = time.monotonic() + 10
+        while time.monotonic() < settle_deadline and server.alive():
+            sample = proc_sample(server.process.pid)
+            if sample is None or baseline is None or sample[3] <= baseline[4] + 2:
+                break
+            time.sleep(0.5)
         stop.set()
         probe.join(timeout=5)
         sampler.join(timeout=5)
         after = proc_sample(server.process.pid) if server.alive() else None
+        after_sockets = socket_states(server.process.pid) if server.alive() else {}
 
         # Final checks.
         final_status, final_error = None, None
@@ -710,7 +754,7 @@ def main():
         else:
             relay_status = None
 
-        report(probe, sampler, baseline, after, attack_stats, server, final_status, final_error, relay_status,
+        report(probe, sampler, baseline, after, after_sockets, attack_stats, server, final_status, final_error, relay_status,
                attack_started, attack_ended)
         return exit_code_holder[0]
     except KeyboardInterrupt:
@@ -732,7 +776,7 @@ def main():
 exit_code_holder = [1]
 
 
-def report(probe, sampler, baseline, after, attack_stats, server, final_status, final_error, relay_status,
+def report(probe, sampler, baseline, after, after_sockets, attack_stats, server, final_status, final_error, relay_status,
                attack_started, attack_ended):
     # Probe and sampler clocks start within a few ms of each other; the attack starts 2 s in.
     attack_from, attack_to = 2.0, 2.0 + (attack_ended - attack_started)
@@ -799,9 +843,16 @@ def report(probe, sampler, baseline, after, attack_stats, server, final_status, 
         print(f"  baseline: RSS {baseline[1] / 1024:.1f} MB, fds {baseline[4]}, threads {baseline[3]}")
     print(f"  RSS max {rss_max:.1f} MB (VmHWM {hwm:.1f} MB), fds max {fds_max}")
     if after:
-        print(f"  3 s after the attack: RSS {after[0] / 1024:.1f} MB, fds {after[3]}, threads {after[2]}")
-        if baseline and after[3] > baseline[4] + 5:
-            notes.append(f"fds did not return to baseline after the attack: {baseline[4]} -> {after[3]}")
+        print(f"  after the attack (clients all closed, up to 10 s later): RSS {after[0] / 1024:.1f} MB, "
+              f"fds {after[3]}, threads {after[2]}, sockets {after_sockets}")
+        if baseline and after[3] > baseline[4] + 2:
+            notes.append(f"fds did not return to baseline after every client closed: {baseline[4]} -> {after[3]} "
+                         f"(server sockets by TCP state: {after_sockets})")
+    try:
+        print(f"  machine load average (1/5/15 min) at the end: {' '.join(open('/proc/loadavg').read().split()[:3])} "
+              f"on {os.cpu_count()} CPUs (other work inflates latency)")
+    except OSError:
+        pass
     print(f"  server: {server.exit_description()}; valid event -> "
           f"{final_status if final_status is not None else final_error}; signed relay event -> {relay_status}")
     if relay_status is not None and relay_status != 202:

@@ -148,6 +148,13 @@ enum Migrations {
                 CREATE INDEX planned_notices_maintenance ON planned_notices(maintenance_key, seq);
                 """)
         }
+        migrator.registerMigration("v7: readiness probe row") { db in
+            try db.execute(sql: """
+                -- /readyz writes here: a real, committed write that needs free pages (the filler),
+                -- so readiness fails when the disk or the database is full.
+                CREATE TABLE readiness_probe (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at REAL NOT NULL, filler BLOB);
+                """)
+        }
         return migrator
     }
 }

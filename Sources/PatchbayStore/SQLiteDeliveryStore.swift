@@ -24,6 +24,9 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         if !FileManager.default.fileExists(atPath: directory) {
             throw OpenError(description: "cannot open the store at '\(path)': directory '\(directory)' does not exist")
         }
+        // The queue holds events and vendor ids: readable by this user only. SQLite gives the
+        // -wal and -shm files the database file's permissions.
+        Self.restrictPermissions(path: path, logger: logger)
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
             // GRDB chooses synchronous=NORMAL when it switches the pool to WAL, which can lose the
@@ -36,6 +39,24 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         }
         committer = GroupCommitter(writer: pool)
         self.logger = logger
+    }
+
+    /// Creates the database file 0600, or tightens an existing one that others could read.
+    static func restrictPermissions(path: String, logger: Logger) {
+        let manager = FileManager.default
+        if !manager.fileExists(atPath: path) {
+            manager.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+            return
+        }
+        for file in [path, path + "-wal", path + "-shm"] where manager.fileExists(atPath: file) {
+            guard let mode = (try? manager.attributesOfItem(atPath: file))?[.posixPermissions] as? Int, mode & 0o077 != 0 else { continue }
+            do {
+                try manager.setAttributes([.posixPermissions: mode & 0o700], ofItemAtPath: file)
+                logger.notice("store file was readable by other users; made it private", metadata: ["file": "\(file)"])
+            } catch {
+                logger.warning("store file is readable by other users and could not be made private", metadata: ["file": "\(file)"])
+            }
+        }
     }
 
     // MARK: Intake
@@ -429,8 +450,14 @@ public final class SQLiteDeliveryStore: DeliveryStore {
     }
 
     public func checkWritable() async throws {
+        // A TEMP table lives in memory and stayed writable with a full disk: write a real row.
+        let now = Date().timeIntervalSince1970
         try await committer.write { db in
-            try db.execute(sql: "CREATE TEMP TABLE IF NOT EXISTS readiness_probe (x)")
+            // 8 KiB of filler needs pages of its own: with no room left this fails as an event
+            // would. Cleared at once, so the pages go back to the free list for the next probe.
+            try db.execute(sql: "INSERT OR REPLACE INTO readiness_probe (id, checked_at, filler) VALUES (1, ?, zeroblob(8192))",
+                           arguments: [now])
+            try db.execute(sql: "UPDATE readiness_probe SET filler = NULL WHERE id = 1")
         }
     }
 }

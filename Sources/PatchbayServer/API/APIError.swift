@@ -34,6 +34,13 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         headers: [.wwwAuthenticate: "Bearer"]
     )
 
+    /// The store could not commit (disk full, database locked): nothing was accepted, try again.
+    static let storeUnavailable = APIError(
+        .serviceUnavailable, code: "store_unavailable",
+        message: "the event could not be committed to the queue (the store is full or unavailable); nothing was accepted, retry later",
+        headers: [.retryAfter: "5"]
+    )
+
     static func bodyTooLarge(limit: Int) -> APIError {
         APIError(.contentTooLarge, code: "body_too_large", message: "body: larger than the \(limit)-byte limit (server.maxBodyBytes)")
     }

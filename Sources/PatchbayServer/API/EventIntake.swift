@@ -41,7 +41,7 @@ public struct EventIntake: Sendable {
         do {
             event = try validator.validate(body: body)
         } catch {
-            metrics.requestRejected("invalid_event")
+            metrics.requestRejected(.invalidEvent)
             throw APIError.invalid(error)
         }
         return try await accept(event, digest: body.sha256Hex, idempotencyKey: headerKey ?? event.id, logger: logger)
@@ -53,7 +53,7 @@ public struct EventIntake: Sendable {
         do {
             event = try validator.validate(json: json)
         } catch {
-            metrics.requestRejected("invalid_event")
+            metrics.requestRejected(.invalidEvent)
             throw APIError(.unprocessableContent, code: "invalid_event", message: "the relayed message does not make a valid event: \(error)",
                            problems: error.problems)
         }
@@ -63,8 +63,14 @@ public struct EventIntake: Sendable {
     /// A verified body for a passthrough source: one delivery per named webhook target.
     public func acceptRelayed(_ message: RelayedMessage, dedupeID: String, targets names: [String], logger: Logger) async throws -> Outcome {
         let plans = names.compactMap { name in targets[name].map { DeliveryPlan(target: name, targetKind: $0.kind, displayTimeZone: "UTC") } }
-        let result = try await store.acceptRelayed(message, eventID: Identifier.make("evt"), idempotencyKey: dedupeID, receivedAt: clock(),
+        let result: AcceptResult
+        do {
+            result = try await store.acceptRelayed(message, eventID: Identifier.make("evt"), idempotencyKey: dedupeID, receivedAt: clock(),
                                                    deliveries: plans)
+        } catch {
+            logger.error("could not commit the relayed body; answered 503", metadata: ["error": "\(error)"])
+            throw APIError.storeUnavailable
+        }
         switch result {
         case .accepted(let accepted):
             logger.info("relayed body queued for passthrough", metadata: ["event.id": "\(accepted.id)", "relay.source": "\(message.source)"])
@@ -96,7 +102,17 @@ public struct EventIntake: Sendable {
             eventID: Identifier.make("evt"), idempotencyKey: key, bodyDigest: digest, event: event,
             receivedAt: now, deliveries: plans, planning: planning
         )
-        switch try await store.accept(submission) {
+        let result: AcceptResult
+        do {
+            result = try await store.accept(submission)
+        } catch {
+            // Nothing was committed (a full disk, a locked database): the sender must try again,
+            // so a 503 with Retry-After, never a bare 500.
+            metrics.requestRejected(.storeUnavailable)
+            logger.error("could not commit the event; answered 503", metadata: ["error": "\(error)"])
+            throw APIError.storeUnavailable
+        }
+        switch result {
         case .accepted(let accepted):
             logger.info("event accepted", metadata: [
                 "event.id": "\(accepted.id)", "event.type": "\(event.type.rawValue)", "event.app": "\(LogText.escape(event.app))",
@@ -109,7 +125,7 @@ public struct EventIntake: Sendable {
             logger.info("idempotent repeat answered from the first request", metadata: ["event.id": "\(accepted.id)"])
             return .replayed(accepted)
         case .conflict(let existing):
-            metrics.requestRejected("idempotency_conflict")
+            metrics.requestRejected(.idempotencyConflict)
             throw APIError(.conflict, code: "idempotency_conflict",
                            message: "Idempotency-Key: already used for event \(existing) with a different body; use a new key for a new event")
         }

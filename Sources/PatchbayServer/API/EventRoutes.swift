@@ -21,16 +21,16 @@ struct EventRoutes {
 
     func accept(_ request: Request, context: BasicRequestContext) async throws -> Response {
         guard settings.isAuthorized(request.headers[.authorization]) else {
-            metrics.requestRejected("unauthorized")
+            metrics.requestRejected(.unauthorized)
             throw APIError.unauthorized
         }
         if let length = request.headers[.contentLength].flatMap(Int.init), length > settings.maxBodyBytes {
-            metrics.requestRejected("body_too_large")
+            metrics.requestRejected(.bodyTooLarge)
             throw APIError.bodyTooLarge(limit: settings.maxBodyBytes)
         }
         let key = request.headers[HTTPField.Name("Idempotency-Key")!]
         if let key, key.isEmpty || key.count > Self.maxIdempotencyKeyLength || key.contains(where: { $0.isNewline }) {
-            metrics.requestRejected("invalid_header")
+            metrics.requestRejected(.invalidHeader)
             throw APIError(.badRequest, code: "invalid_header",
                            message: "Idempotency-Key: must be 1 to \(Self.maxIdempotencyKeyLength) characters on one line")
         }
@@ -39,7 +39,7 @@ struct EventRoutes {
         do {
             buffer = try await request.collectBody(upTo: settings.maxBodyBytes)
         } catch is NIOTooManyBytesError {
-            metrics.requestRejected("body_too_large")
+            metrics.requestRejected(.bodyTooLarge)
             throw APIError.bodyTooLarge(limit: settings.maxBodyBytes)
         }
         let body = Data(buffer.readableBytesView)

@@ -36,7 +36,7 @@ struct DrainingMiddleware<Context: RequestContext>: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if gate.isDraining, !Self.alwaysOpen.contains(request.uri.path) {
-            metrics.requestRejected("draining")
+            metrics.requestRejected(.draining)
             throw APIError(.serviceUnavailable, code: "draining",
                            message: "Patchbay is shutting down and accepts no new requests; retry in a few seconds",
                            headers: [.retryAfter: "5"])

@@ -10,7 +10,17 @@ public final class PatchbayMetrics: Sendable {
     /// How an attempt ended, the `outcome` label.
     public static let outcomes = ["delivered", "retry", "dead", "expired"]
 
-    public static let rejectionReasons = ["invalid_event", "unauthorized", "body_too_large", "idempotency_conflict", "invalid_header", "draining"]
+    /// Why an intake request was refused: one series per case, so none goes uncounted.
+    public enum Rejection: String, CaseIterable, Sendable {
+        case invalidEvent = "invalid_event"
+        case unauthorized
+        case bodyTooLarge = "body_too_large"
+        case idempotencyConflict = "idempotency_conflict"
+        case invalidHeader = "invalid_header"
+        case draining
+        case storeUnavailable = "store_unavailable"
+        case rateLimited = "rate_limited"
+    }
 
     private let deliveries: [String: Counter]
     private let sendDuration: [String: Metrics.Timer]
@@ -23,7 +33,7 @@ public final class PatchbayMetrics: Sendable {
     public static let relayRejectionReasons = ["unknown_source", "body_too_large", "bad_signature", "malformed", "unauthorized",
                                                "duplicate", "unexpected_topic", "untrusted_certificate", "untrusted_subscribe_url",
                                                "certificate_unavailable", "confirmation_failed", "unmappable", "invalid_event",
-                                               "unmapped", "unavailable", "misconfigured"]
+                                               "unmapped", "unavailable", "misconfigured", "store_unavailable", "other"]
 
     public init(targetKinds: [String] = TargetRegistry.kinds) {
         var deliveries: [String: Counter] = [:]
@@ -45,8 +55,8 @@ public final class PatchbayMetrics: Sendable {
         accepted = Dictionary(uniqueKeysWithValues: EventType.allCases.map {
             ($0.rawValue, Counter(label: "patchbay_events_accepted_total", dimensions: [("type", $0.rawValue)]))
         })
-        rejected = Dictionary(uniqueKeysWithValues: Self.rejectionReasons.map {
-            ($0, Counter(label: "patchbay_requests_rejected_total", dimensions: [("reason", $0)]))
+        rejected = Dictionary(uniqueKeysWithValues: Rejection.allCases.map {
+            ($0.rawValue, Counter(label: "patchbay_requests_rejected_total", dimensions: [("reason", $0.rawValue)]))
         })
         queueDepth = Dictionary(uniqueKeysWithValues: DeliveryState.allCases.map {
             ($0.rawValue, Gauge(label: "patchbay_deliveries", dimensions: [("state", $0.rawValue)]))
@@ -64,10 +74,11 @@ public final class PatchbayMetrics: Sendable {
 
     public func eventAccepted(_ type: EventType) { accepted[type.rawValue]?.increment() }
 
-    public func requestRejected(_ reason: String) { rejected[reason]?.increment() }
+    public func requestRejected(_ reason: Rejection) { rejected[reason.rawValue]?.increment() }
 
     /// A relayed message refused, or kept without an app (`unmapped`).
-    public func relayRejected(_ reason: String) { relay[reason]?.increment() }
+    /// A reason not in the list is counted as `other`, never dropped.
+    public func relayRejected(_ reason: String) { (relay[reason] ?? relay["other"])?.increment() }
 
     /// One attempt's result: `outcome` is delivered, retry, dead or expired.
     public func attempt(kind: String, outcome: String, reason: DeliveryReason, latency: Duration?) {
