@@ -5,7 +5,7 @@
 # schema). Everything runs on 127.0.0.1 and is bounded in time; the server (with its in-process
 # sink standing in for the vendors) is stopped on exit. Exits non-zero on any failure.
 #
-# Usage: scripts/fuzz-api.sh [extra schemathesis run options]
+# Usage: scripts/fuzz-api.sh [extra schemathesis run options; give paths in them as absolute paths]
 # Environment: PATCHBAY_BIN (default .build/debug/patchbay), FUZZ_MAX_EXAMPLES (default 50),
 #              FUZZ_TIMEOUT seconds (default 600), FUZZ_SEED, FUZZ_REPORT_DIR (keep a JUnit report
 #              and the server and sink logs there).
@@ -15,6 +15,8 @@ root=$PWD
 bin=${PATCHBAY_BIN:-$root/.build/debug/patchbay}
 max_examples=${FUZZ_MAX_EXAMPLES:-50}
 time_limit=${FUZZ_TIMEOUT:-600}
+report_dir=""
+if [[ -n ${FUZZ_REPORT_DIR:-} ]]; then report_dir=$(realpath -m "$FUZZ_REPORT_DIR"); fi
 
 if [[ ! -x $bin ]]; then
     echo "fuzz-api: no patchbay binary at $bin (run swift build first, or set PATCHBAY_BIN)" >&2
@@ -35,9 +37,9 @@ cleanup() {
         kill -KILL "$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true
     fi
-    if [[ -n ${FUZZ_REPORT_DIR:-} ]]; then
-        mkdir -p "$FUZZ_REPORT_DIR" || true
-        cp "$work/server.log" "$work/sink.log" "$FUZZ_REPORT_DIR/" 2>/dev/null || true
+    if [[ -n $report_dir ]]; then
+        mkdir -p "$report_dir" || true
+        cp "$work/server.log" "$work/sink.log" "$report_dir/" 2>/dev/null || true
     fi
     rm -rf "$work"
 }
@@ -139,9 +141,11 @@ sleep 3   # let the dispatcher deliver, refuse (dead) or retry the seeded delive
 seed_option=()
 if [[ -n ${FUZZ_SEED:-} ]]; then seed_option=(--seed "$FUZZ_SEED"); fi
 report_options=()
-if [[ -n ${FUZZ_REPORT_DIR:-} ]]; then report_options=(--report junit --report-dir "$FUZZ_REPORT_DIR"); fi
+if [[ -n $report_dir ]]; then report_options=(--report junit --report-dir "$report_dir"); fi
 
+# schemathesis keeps a cache in ./.schemathesis: run it from the scratch folder, not the repository.
 status=0
+cd "$work"
 timeout --kill-after=10 "$time_limit" \
     schemathesis --config-file "$work/schemathesis.toml" run "$root/Schemas/openapi.yaml" \
     --url "$base" \

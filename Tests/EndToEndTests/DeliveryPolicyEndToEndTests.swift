@@ -19,7 +19,7 @@ struct DeliveryPolicyEndToEndTests {
         var routes = apps.map { "  - {match: {app: \($0)}, targets: [\($0)]}" }
         routes.append("  - {match: {app: sp420}, statuspage: {target: status}}")
         return ServerHarness.config(targets: targets.joined(separator: "\n"), routes: routes.joined(separator: "\n"),
-                                    delivery: "  timeout: 1s\n  lease: 5s\n  maxPause: 2s")
+                                    delivery: "  timeout: 1s\n  lease: 5s\n  maxPause: 4s")
     }
 
     /// A started event for `app`, its window tomorrow so nothing expires.
@@ -73,11 +73,11 @@ struct DeliveryPolicyEndToEndTests {
             #expect(listed.status == 200)
             let metrics = try await harness.admin("GET", "/metrics")
             #expect(metrics.text.contains(#"patchbay_target_paused_until_seconds{target="r429"}"#), "the pause shows in /metrics")
-            // delivery.maxPause is 2s: the retry comes within it, not in 2152.
+            // delivery.maxPause is 4s: the retry comes within it, not in 2152.
             let attempts = await sink.sink.waitFor(2, timeout: .seconds(15)) { $0.path == "/slack/r429" }
             #expect(attempts.count == 2)
             if attempts.count == 2 {
-                #expect(attempts[1].receivedAt.timeIntervalSince(attempts[0].receivedAt) < 5)
+                #expect(attempts[1].receivedAt.timeIntervalSince(attempts[0].receivedAt) < 7)
             }
             #expect(try await state(harness, app: "r429")?["state"]?.stringValue == "delivered")
             #expect(harness.server?.process.isRunning == true)

@@ -88,10 +88,10 @@ struct RelayEndToEndTests {
             let sent = try JSONDecoder().decode(JSONValue.self, from: Data(request.body.utf8))
             #expect(sent["instance"]?["name"]?.stringValue == "relay-1")
 
-            // The same webhook-id again is a replay.
+            // The same webhook-id again is a sender's retry: 200 duplicate (a 4xx would make it retry for days).
             let (replayed, replayAnswer) = try await relay(harness, "ci", body, headers: signed(body, id: "msg_1"))
-            #expect(replayed == 409)
-            #expect(replayAnswer?["error"]?.stringValue == "duplicate")
+            #expect(replayed == 200)
+            #expect(replayAnswer?["status"]?.stringValue == "duplicate")
             // Bad signatures, stale timestamps, unknown sources, malformed bodies.
             var wrong = signed(body, id: "msg_2")
             wrong["webhook-signature"] = "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
@@ -127,7 +127,7 @@ struct RelayEndToEndTests {
                 try StandardWebhooks.verify(id: request.headers["webhook-id"], timestamp: request.headers["webhook-timestamp"],
                                             signatures: request.headers["webhook-signature"], body: Data(request.body.utf8), key: key, now: Date())
             }
-            #expect(try await relay(harness, "ci-raw", body, headers: signed(body, id: "raw_1")).0 == 409)
+            #expect(try await relay(harness, "ci-raw", body, headers: signed(body, id: "raw_1")).0 == 200, "a duplicate is answered 200")
             try await Task.sleep(for: .milliseconds(300))
             #expect(sink.sink.requests(vendor: "slack").isEmpty, "passthrough goes to the webhook targets only")
             #expect(sink.sink.requests(vendor: "webhook").count == 1)
@@ -144,6 +144,10 @@ struct RelayEndToEndTests {
             let signature = "sha256=" + HexHMAC.sha256(body, secret: "gh-secret-0123456789")
             #expect(try await relay(harness, "gh", body, headers: ["X-Hub-Signature-256": signature, "X-GitHub-Delivery": "d1"]).0 == 202)
             #expect(try await relay(harness, "gh", body, headers: ["X-Hub-Signature-256": "sha256=00", "X-GitHub-Delivery": "d2"]).0 == 401)
+            // X-GitHub-Delivery is not signed: a captured request replayed with a new GUID is the
+            // same signed body, so a duplicate, not a second event.
+            let (again, againAnswer) = try await relay(harness, "gh", body, headers: ["X-Hub-Signature-256": signature, "X-GitHub-Delivery": "d-forged"])
+            #expect(again == 200 && againAnswer?["status"]?.stringValue == "duplicate")
 
             // Any JSON sender, by HMAC header and a field mapping.
             let start = Timestamp.rfc3339(Date().addingTimeInterval(86400))
@@ -195,10 +199,19 @@ struct RelayEndToEndTests {
                 let body = try JSONEncoder().encode(fields)
                 return try await relay(harness, "aws-sns", body, headers: ["x-amz-sns-message-type": fields["Type"] ?? ""])
             }
+            // An agent's Idempotency-Key shaped like a relay id cannot turn the real SNS message
+            // into a conflict: intake keys and relay ids live in separate namespaces.
+            let first = try signer.notification(message: message, topic: Self.topic, certURL: certURL, version: "1")
+            let squatter = Data(#"{"type":"patch.started","app":"App1","environment":"Production","window":{"start":"2030-01-01T00:00:00Z","end":"2030-01-01T01:00:00Z"}}"#.utf8)
+            #expect(try await harness.post(squatter, idempotencyKey: "aws-sns:\(first["MessageId"] ?? "")").status == 202)
+            #expect(try await harness.post(squatter, idempotencyKey: "relay:aws-sns:\(first["MessageId"] ?? "")").status == 202)
             for version in ["1", "2"] {
-                let (status, answer) = try await post(try signer.notification(message: message, topic: Self.topic, certURL: certURL, version: version))
+                let (status, answer) = try await post(version == "1" ? first : try signer.notification(message: message, topic: Self.topic, certURL: certURL, version: version))
                 #expect(status == 202, "v\(version): \(String(describing: answer))")
             }
+            // SNS retries a message it got no 2xx for: the repeat is a 200 duplicate.
+            let (repeated, repeatedAnswer) = try await post(first)
+            #expect(repeated == 200 && repeatedAnswer?["status"]?.stringValue == "duplicate")
             var tampered = try signer.notification(message: message, topic: Self.topic, certURL: certURL)
             tampered["Message"] = message.replacingOccurrences(of: "InProgress", with: "Success")
             #expect(try await post(tampered).0 == 401)
@@ -213,8 +226,8 @@ struct RelayEndToEndTests {
             #expect(confirms.count == 1 && confirms.first?.method == "GET")
             #expect(sink.sink.requests.filter { $0.path.hasSuffix(".pem") }.count == 1, "the certificate was fetched once")
 
-            let slack = await sink.sink.waitFor(2) { $0.vendor == "slack" }
-            #expect(slack.count == 2 && slack.allSatisfy { $0.body.contains("Fleet - Production") })
+            let slack = await sink.sink.waitFor(2) { $0.vendor == "slack" && $0.body.contains("Fleet - Production") }
+            #expect(slack.count == 2, "both SNS notifications were delivered, once each")
         }
     }
 }

@@ -68,4 +68,39 @@ struct SignatureTests {
         #expect(!HexHMAC.isValid("sha1=" + expected.dropFirst(7), prefix: "sha256=", content: content, secret: "It's a Secret to Everybody"))
         #expect(!HexHMAC.isValid("sha256=zz", prefix: "sha256=", content: content, secret: "It's a Secret to Everybody"))
     }
+
+    /// The route only maps a verdict to an answer; the tolerance is the verifier's, on an
+    /// injected clock.
+    @Test func relayVerifiersCheckTheTimestampOnTheirClockAndNameWhatToDedupeOn() throws {
+        let source = RelaySource(name: "ci", kind: .standardWebhooks(key: key), secrets: [])
+        func verdict(at now: Date) -> Result<RelayVerifier.Dedupe, RelayRejection> {
+            let headers = ["webhook-id": Self.id, "webhook-timestamp": String(Self.timestamp), "webhook-signature": Self.signature]
+            do {
+                return .success(try RelayVerifier(source: source, clock: { now }).verify(body: Self.body) { name in
+                    headers.first { $0.key.lowercased() == name.lowercased() }?.value
+                })
+            } catch {
+                return .failure(error)
+            }
+        }
+        #expect(try verdict(at: Self.now.addingTimeInterval(299)).get() == .id(Self.id))
+        #expect(throws: RelayRejection.self) { try verdict(at: Self.now.addingTimeInterval(301)).get() }
+        #expect(throws: RelayRejection.self) { try verdict(at: Self.now.addingTimeInterval(-301)).get() }
+
+        // Slack's timestamp is checked the same way; GitHub dedupes on the signed body.
+        let slack = RelaySource(name: "sl", kind: .slack(secret: Secret("slack-secret")), secrets: [])
+        let stamp = "1700000000"
+        var content = Data("v0:\(stamp):".utf8)
+        content.append(Self.body)
+        let slackHeaders = ["X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": "v0=" + HexHMAC.sha256(content, secret: "slack-secret")]
+        let slackNow = Date(timeIntervalSince1970: 1_700_000_000)
+        #expect(try RelayVerifier(source: slack, clock: { slackNow.addingTimeInterval(120) }).verify(body: Self.body) { slackHeaders[$0] } == .body)
+        #expect(throws: RelayRejection.self) {
+            try RelayVerifier(source: slack, clock: { slackNow.addingTimeInterval(600) }).verify(body: Self.body) { slackHeaders[$0] }
+        }
+        let github = RelaySource(name: "gh", kind: .github(secret: Secret("gh-secret")), secrets: [])
+        let ghHeaders = ["X-Hub-Signature-256": "sha256=" + HexHMAC.sha256(Self.body, secret: "gh-secret"), "X-GitHub-Delivery": "guid-1"]
+        #expect(try RelayVerifier(source: github).verify(body: Self.body) { ghHeaders[$0] } == .body)
+        #expect(RelayVerifier.idempotencyKey(source: "gh", id: "abc") == "relay:gh:abc")
+    }
 }

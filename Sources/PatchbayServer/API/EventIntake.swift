@@ -44,7 +44,10 @@ public struct EventIntake: Sendable {
             metrics.requestRejected(.invalidEvent)
             throw APIError.invalid(error)
         }
-        return try await accept(event, digest: body.sha256Hex, idempotencyKey: headerKey ?? event.id, logger: logger)
+        // Agents' keys live in their own namespace, apart from relayed message ids (`relay:`),
+        // planned notices (`notice:`) and schedule announcements (`schedule:`).
+        let key = (headerKey ?? event.id).map { "event:" + $0 }
+        return try await accept(event, digest: body.sha256Hex, idempotencyKey: key, logger: logger)
     }
 
     /// An event built by a relay source from its sender's body; `digest` identifies that body.
@@ -57,7 +60,7 @@ public struct EventIntake: Sendable {
             throw APIError(.unprocessableContent, code: "invalid_event", message: "the relayed message does not make a valid event: \(error)",
                            problems: error.problems)
         }
-        return try await accept(event, digest: digest, idempotencyKey: idempotencyKey, logger: logger)
+        return try await accept(event, digest: digest, idempotencyKey: idempotencyKey, logger: logger, relayed: true)
     }
 
     /// A verified body for a passthrough source: one delivery per named webhook target.
@@ -91,7 +94,7 @@ public struct EventIntake: Sendable {
     }
 
     private func accept(_ event: PatchEvent, digest: String, idempotencyKey key: String?, logger: Logger,
-                        attach: Bool = true) async throws -> Outcome {
+                        attach: Bool = true, relayed: Bool = false) async throws -> Outcome {
         let now = clock()
         // An agent reporting with a schedule's window id joins the occurrence Patchbay announced.
         let event = attach ? schedules.attach(event, now: now) : event
@@ -125,7 +128,8 @@ public struct EventIntake: Sendable {
             logger.info("idempotent repeat answered from the first request", metadata: ["event.id": "\(accepted.id)"])
             return .replayed(accepted)
         case .conflict(let existing):
-            metrics.requestRejected(.idempotencyConflict)
+            // The relay counts its own refusals (patchbay_relay_rejected_total).
+            if !relayed { metrics.requestRejected(.idempotencyConflict) }
             throw APIError(.conflict, code: "idempotency_conflict",
                            message: "Idempotency-Key: already used for event \(existing) with a different body; use a new key for a new event")
         }

@@ -33,7 +33,7 @@ public final class PatchbayMetrics: Sendable {
     public static let relayRejectionReasons = ["unknown_source", "body_too_large", "bad_signature", "malformed", "unauthorized",
                                                "duplicate", "unexpected_topic", "untrusted_certificate", "untrusted_subscribe_url",
                                                "certificate_unavailable", "confirmation_failed", "unmappable", "invalid_event",
-                                               "unmapped", "unavailable", "misconfigured", "store_unavailable", "other"]
+                                               "unmapped", "unavailable", "misconfigured", "store_unavailable", "idempotency_conflict", "other"]
 
     public init(targetKinds: [String] = TargetRegistry.kinds) {
         var deliveries: [String: Counter] = [:]

@@ -18,6 +18,7 @@ struct RelayRoutes {
     let transport: any HTTPTransport
     let maxBodyBytes: Int
     let metrics: PatchbayMetrics
+    var clock: @Sendable () -> Date = Date.init
 
     func register(on router: Router<BasicRequestContext>) {
         router.post("/v1/relay/:source") { request, context in
@@ -56,65 +57,20 @@ struct RelayRoutes {
         let headers = request.headers
         func header(_ name: String) -> String? { HTTPField.Name(name).flatMap { headers[$0] } }
 
-        switch source.kind {
-        case .standardWebhooks(let key):
-            do {
-                try StandardWebhooks.verify(id: header("webhook-id"), timestamp: header("webhook-timestamp"),
-                                            signatures: header("webhook-signature"), body: body, key: key, now: Date())
-            } catch {
-                throw RelayRejection.badSignature(error.description)
-            }
-            let dedupeID = "\(name):\(header("webhook-id")!)"
-            if let passed = try await passThrough(source, body: body, headers: headers, dedupeID: dedupeID, logger: logger) { return passed }
-            return try await acceptPatchbayEvent(body, dedupeID: dedupeID, logger: logger)
-        case .github(let secret):
-            guard let signature = header("X-Hub-Signature-256"),
-                  HexHMAC.isValid(signature, prefix: "sha256=", content: body, secret: secret.reveal())
-            else { throw RelayRejection.badSignature("X-Hub-Signature-256: missing or does not match the body") }
-            guard let delivery = header("X-GitHub-Delivery"), !delivery.isEmpty else {
-                throw RelayRejection.malformed("X-GitHub-Delivery: header is missing")
-            }
-            let dedupeID = "\(name):\(delivery)"
-            if let passed = try await passThrough(source, body: body, headers: headers, dedupeID: dedupeID, logger: logger) { return passed }
-            return try await acceptPatchbayEvent(body, dedupeID: dedupeID, logger: logger)
-        case .slack(let secret):
-            guard let timestamp = header("X-Slack-Request-Timestamp"), let seconds = Double(timestamp),
-                  abs(Date().timeIntervalSince1970 - seconds) <= 300
-            else { throw RelayRejection.badSignature("X-Slack-Request-Timestamp: missing or more than 5 minutes off") }
-            var content = Data("v0:\(timestamp):".utf8)
-            content.append(body)
-            guard let signature = header("X-Slack-Signature"), HexHMAC.isValid(signature, prefix: "v0=", content: content, secret: secret.reveal()) else {
-                throw RelayRejection.badSignature("X-Slack-Signature: missing or does not match the body")
-            }
-            let dedupeID = "\(name):\(body.sha256Hex)"
-            if let passed = try await passThrough(source, body: body, headers: headers, dedupeID: dedupeID, logger: logger) { return passed }
-            return try await acceptPatchbayEvent(body, dedupeID: dedupeID, logger: logger)
-        case .sns(let topics, _):
+        let verifier = RelayVerifier(source: source, clock: clock)
+        let dedupe = try verifier.verify(body: body, header: header)
+        func key(_ id: String) -> String { RelayVerifier.idempotencyKey(source: name, id: id) }
+        switch (source.kind, dedupe) {
+        case (.sns(let topics, _), _):
             return try await relaySNS(body, source: name, topics: topics, logger: logger)
-        case .eventbridge(let headerName, let key):
-            guard let presented = header(headerName), key.constantTimeEquals(presented) else {
-                throw RelayRejection(401, "unauthorized", "\(headerName): missing or wrong API key")
-            }
+        case (.eventbridge, _):
             let json = try parseJSON(body)
-            let dedupeID = "\(name):\(json["id"]?.stringValue ?? body.sha256Hex)"
+            let dedupeID = key(json["id"]?.stringValue ?? body.sha256Hex)
             if let passed = try await passThrough(source, body: body, headers: headers, dedupeID: dedupeID, logger: logger) { return passed }
             return try await accept(awsMapper.map(eventBridge: json), source: name, body: body, logger: logger)
-        case .json(let auth, let mapping):
-            switch auth {
-            case .bearer(let token):
-                guard ServerSettings.matches(headers[.authorization], tokens: [token]) else {
-                    throw RelayRejection(401, "unauthorized", "Authorization: missing or wrong bearer token")
-                }
-            case .hmac(let headerName, let secret):
-                let presented = header(headerName) ?? ""
-                let prefix = presented.hasPrefix("sha256=") ? "sha256=" : ""
-                guard HexHMAC.isValid(presented, prefix: prefix, content: body, secret: secret.reveal()) else {
-                    throw RelayRejection.badSignature("\(headerName): missing or does not match the body")
-                }
-            }
-            if let passed = try await passThrough(source, body: body, headers: headers, dedupeID: "\(name):\(body.sha256Hex)", logger: logger) {
-                return passed
-            }
+        case (.json(_, let mapping), _):
+            let dedupeID = key(body.sha256Hex)
+            if let passed = try await passThrough(source, body: body, headers: headers, dedupeID: dedupeID, logger: logger) { return passed }
             let json = try parseJSON(body)
             let event: JSONValue
             if let mapping {
@@ -125,7 +81,16 @@ struct RelayRoutes {
             } else {
                 event = json
             }
-            return try await respond(intake.accept(json: event, digest: body.sha256Hex, idempotencyKey: "\(name):\(body.sha256Hex)", logger: logger))
+            return try await respond(intake.accept(json: event, digest: body.sha256Hex, idempotencyKey: dedupeID, logger: logger))
+        case (_, .id(let id)):
+            let dedupeID = key(id)
+            if let passed = try await passThrough(source, body: body, headers: headers, dedupeID: dedupeID, logger: logger) { return passed }
+            return try await acceptPatchbayEvent(body, dedupeID: dedupeID, logger: logger)
+        case (_, _):
+            // Deduplicated on the signed body (GitHub, Slack).
+            let dedupeID = key(body.sha256Hex)
+            if let passed = try await passThrough(source, body: body, headers: headers, dedupeID: dedupeID, logger: logger) { return passed }
+            return try await acceptPatchbayEvent(body, dedupeID: dedupeID, logger: logger)
         }
     }
 
@@ -151,11 +116,11 @@ struct RelayRoutes {
             logger.notice("SNS unsubscribe confirmation received", metadata: ["relay.source": "\(name)"])
             return JSONResponse.make(status: .ok, body: ["status": "ignored"])
         case .notification:
-            if let passed = try await passThrough(sources[name]!, body: body, headers: [:], dedupeID: "\(name):\(message.messageID)", logger: logger) {
+            let dedupeID = RelayVerifier.idempotencyKey(source: name, id: message.messageID)
+            if let passed = try await passThrough(sources[name]!, body: body, headers: [:], dedupeID: dedupeID, logger: logger) {
                 return passed
             }
             let inner = (try? JSONDecoder().decode(JSONValue.self, from: Data(message.message.utf8))) ?? .null
-            let dedupeID = "\(name):\(message.messageID)"
             let result: AWSMappingResult
             if inner["detail-type"] != nil {
                 result = awsMapper.map(eventBridge: inner)
@@ -188,7 +153,8 @@ struct RelayRoutes {
     private func accept(_ result: AWSMappingResult, source: String, body: Data, logger: Logger) async throws -> Response {
         switch result {
         case .event(let json, let dedupeID):
-            return try await respond(intake.accept(json: json, digest: body.sha256Hex, idempotencyKey: "\(source):\(dedupeID)", logger: logger))
+            return try await respond(intake.accept(json: json, digest: body.sha256Hex,
+                                                   idempotencyKey: RelayVerifier.idempotencyKey(source: source, id: dedupeID), logger: logger))
         case .ignored(let reason):
             logger.info("relayed message ignored", metadata: ["relay.source": "\(source)", "reason": "\(reason)"])
             return JSONResponse.make(status: .accepted, body: ["status": "ignored", "reason": reason])
@@ -205,7 +171,10 @@ struct RelayRoutes {
         case .accepted(let accepted):
             return JSONResponse.make(status: .accepted, body: accepted)
         case .replayed(let accepted):
-            throw RelayRejection(409, "duplicate", "this message id was already received as event \(accepted.id)")
+            // A sender's retry of a message already stored. Standard Webhooks, Svix, GitHub and SNS
+            // all treat any non-2xx as a failure and retry for days, so a duplicate is a 200.
+            metrics.relayRejected("duplicate")
+            return JSONResponse.make(status: .ok, body: ["status": "duplicate", "id": accepted.id])
         }
     }
 
