@@ -54,6 +54,7 @@ public func buildApplication(
 
 public func buildRouter(configuration: PatchbayConfiguration, parts: ApplicationParts) -> Router<BasicRequestContext> {
     let router = Router()
+    router.add(middleware: UnexpectedErrorMiddleware())
     router.add(middleware: DrainingMiddleware(gate: parts.gate, metrics: parts.metrics))
     let intake = EventIntake(store: parts.store, routes: configuration.routes, targets: configuration.targets, wake: parts.wake,
                              metrics: parts.metrics, schedules: configuration.schedules)

@@ -4,11 +4,25 @@ import Logging
 import PatchbayServer
 
 struct ConfigOption: ParsableArguments {
-    @Option(name: .shortAndLong, help: ArgumentHelp("Configuration file (YAML). ${VAR} references are read from the environment.", valueName: "file"))
-    var config: String
+    @Option(name: .shortAndLong, help: ArgumentHelp(
+        "Configuration file (YAML); default $PATCHBAY_CONFIG, then ./patchbay.yaml. ${VAR} references are read from the environment.",
+        valueName: "file"))
+    var config: String?
+
+    /// The file to read: --config, else $PATCHBAY_CONFIG, else ./patchbay.yaml.
+    var path: String {
+        if let config { return config }
+        if let fromEnvironment = ProcessInfo.processInfo.environment["PATCHBAY_CONFIG"], !fromEnvironment.isEmpty { return fromEnvironment }
+        return "./patchbay.yaml"
+    }
 
     /// Loads and validates, or prints every problem and exits with status 1.
     func load() throws -> PatchbayConfiguration {
+        let config = path
+        if self.config == nil, !FileManager.default.fileExists(atPath: config) {
+            printError("no configuration: pass --config FILE, set PATCHBAY_CONFIG, or create ./patchbay.yaml (see examples/patchbay.yaml)")
+            throw ExitCode(1)
+        }
         do {
             return try PatchbayConfiguration.load(path: config)
         } catch let invalid as PatchbayConfiguration.Invalid {

@@ -25,7 +25,7 @@ struct ConfigCommand: AsyncParsableCommand {
             let configuration = try config.load()
             let targets = configuration.targetNames.map { "\($0) (\(configuration.targets[$0]?.kind ?? "?"))" }
             let routes = configuration.routes.routes.count
-            printLine("\(config.config): OK")
+            printLine("\(config.path): OK")
             printLine("  listen: \(configuration.server.host):\(configuration.server.port), \(configuration.server.tokens.count) token(s)")
             printLine("  store: \(configuration.store.sqlitePath)")
             printLine("  targets: \(targets.joined(separator: ", "))")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import PatchbayCore
 
 @main
 struct Patchbay: AsyncParsableCommand {
@@ -9,6 +10,7 @@ struct Patchbay: AsyncParsableCommand {
             Agents POST patch lifecycle events to a running `patchbay serve`; Patchbay commits each \
             one to its queue before answering 202, then delivers it to every routed target with retries.
             """,
+        version: "patchbay \(PatchbayVersion.current)",
         subcommands: [Serve.self, Sink.self, Send.self, Render.self, Deliveries.self, Replay.self, Maintenances.self, ScheduleCommand.self,
                       Unmapped.self, ConfigCommand.self]
     )

@@ -50,6 +50,10 @@ struct Serve: AsyncParsableCommand {
             configuration.server.host = host
             configuration.server.port = port
         }
+        if let problem = configuration.server.exampleTokenProblem() {
+            printError(problem)
+            throw ExitCode(1)
+        }
         let store: SQLiteDeliveryStore
         do {
             store = try SQLiteDeliveryStore(settings: configuration.store, logger: logger)
@@ -74,7 +78,7 @@ struct Serve: AsyncParsableCommand {
         let host = configuration.server.host
         let storePath = configuration.store.sqlitePath
         let app = buildApplication(configuration: configuration, parts: parts, logger: logger) { port in
-            logger.notice("patchbay listening on http://\(host):\(port)", metadata: ["store": "\(storePath)"])
+            logger.notice("patchbay listening on http://\(host):\(port)", metadata: ["store": "\(storePath)", "version": "\(PatchbayVersion.current)"])
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let sink, let (sinkHost, sinkPort) = ServerSettings.parseListen(sink) {

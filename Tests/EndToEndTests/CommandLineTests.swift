@@ -75,7 +75,7 @@ struct CommandLineTests {
         let directory = try TemporaryDirectory("help")
         defer { directory.remove() }
         for command in [["serve"], ["sink"], ["send"], ["render"], ["deliveries", "list"], ["deliveries", "show"], ["replay"], ["unmapped"],
-                        ["config", "check"]] {
+                        ["config", "check"], ["maintenances", "list"], ["maintenances", "show"], ["schedule", "next"], ["schedule", "list"]] {
             let result = try await ChildProcess.run(command + ["--help"], directory: directory, name: command.joined(separator: "-"))
             #expect(result.status == 0)
             #expect(result.stdout.contains("USAGE: patchbay \(command.joined(separator: " "))"), "\(result.stdout)")
@@ -84,5 +84,36 @@ struct CommandLineTests {
         let missing = try await ChildProcess.run(["serve", "--config", directory.path("nope.yaml")], directory: directory, name: "missing")
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("cannot read configuration file"))
+    }
+
+    /// Operators' basics: the version, a default configuration path, and no serving of the
+    /// README's public token beyond loopback.
+    @Test func versionDefaultConfigAndExampleTokens() async throws {
+        let directory = try TemporaryDirectory("basics")
+        defer { directory.remove() }
+        let version = try await ChildProcess.run(["--version"], directory: directory, name: "version")
+        #expect(version.status == 0 && version.stdout.hasPrefix("patchbay \(PatchbayVersion.current)"))
+
+        let none = try await ChildProcess.run(["config", "check"], directory: directory, name: "no-config")
+        #expect(none.status == 1)
+        #expect(none.stderr.contains("no configuration: pass --config FILE, set PATCHBAY_CONFIG, or create ./patchbay.yaml"))
+        let yaml = """
+            server: {listen: "0.0.0.0:0", tokens: ["dev-token-0123456789abcdef"]}
+            store: {sqlite: ./q.db}
+            targets: {ops: {kind: slack, url: "http://127.0.0.1:9/slack/x"}}
+            routes: [{targets: [ops]}]
+            """
+        try yaml.write(toFile: directory.path("patchbay.yaml"), atomically: true, encoding: .utf8)
+        let local = try await ChildProcess.run(["config", "check"], directory: directory, name: "default-config")
+        #expect(local.status == 0 && local.stdout.contains("./patchbay.yaml: OK"))
+        try yaml.write(toFile: directory.path("other.yaml"), atomically: true, encoding: .utf8)
+        let fromEnvironment = try await ChildProcess.run(["config", "check"], environment: ["PATCHBAY_CONFIG": directory.path("other.yaml")],
+                                                         directory: directory, name: "env-config")
+        #expect(fromEnvironment.stdout.contains("other.yaml: OK"))
+
+        let exposed = try await ChildProcess.run(["serve"], directory: directory, name: "exposed")
+        #expect(exposed.status == 1)
+        #expect(exposed.stderr.contains("a token is the example from the README"))
+        #expect(!exposed.stderr.contains("dev-token-0123456789abcdef"), "the token itself is not printed")
     }
 }

@@ -20,10 +20,15 @@ public enum Timestamp {
     /// outside years 0001–9999 are written as the nearest bound.
     public static func rfc3339(_ date: Date) -> String {
         let seconds = clamped(date).timeIntervalSince1970
-        let whole = seconds.rounded(.down)
+        var whole = seconds.rounded(.down)
+        var millis = Int(((seconds - whole) * 1000).rounded())
+        if millis == 1000 {
+            // .9996 rounds up to the next second, not down to this one.
+            whole += 1
+            millis = 0
+        }
         let parts = LocalDateTime(utcSeconds: Int64(whole))
-        let millis = Int(((seconds - whole) * 1000).rounded())
-        if millis == 0 || millis == 1000 {
+        if millis == 0 {
             return parts.formatted + "Z"
         }
         return parts.formatted + "." + LocalDateTime.pad(millis, 3) + "Z"

@@ -34,6 +34,12 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         headers: [.wwwAuthenticate: "Bearer"]
     )
 
+    static let adminUnauthorized = APIError(
+        .unauthorized, code: "unauthorized",
+        message: "missing or wrong bearer token: the admin API takes 'Authorization: Bearer <token>' with a token from server.adminTokens",
+        headers: [.wwwAuthenticate: "Bearer"]
+    )
+
     /// The store could not commit (disk full, database locked): nothing was accepted, try again.
     static let storeUnavailable = APIError(
         .serviceUnavailable, code: "store_unavailable",

@@ -59,7 +59,7 @@ enum AdminAuthorization {
             throw APIError(.forbidden, code: "admin_disabled", message: "the admin API is off: set server.adminTokens to enable it")
         }
         guard ServerSettings.matches(request.headers[.authorization], tokens: settings.adminTokens) else {
-            throw APIError.unauthorized
+            throw APIError.adminUnauthorized
         }
     }
 }

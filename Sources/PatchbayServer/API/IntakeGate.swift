@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import PatchbayCore
 import ServiceLifecycle
 import Synchronization
 
@@ -42,5 +43,23 @@ struct DrainingMiddleware<Context: RequestContext>: RouterMiddleware {
                            headers: [.retryAfter: "5"])
         }
         return try await next(request, context)
+    }
+}
+
+/// Anything a handler throws that is not an answer of its own (a store error in an admin read,
+/// a bug) becomes a 503 with `Retry-After` and a JSON body, never a bare 500: senders retry a
+/// 503, and the log has the detail.
+struct UnexpectedErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as any HTTPResponseError {
+            throw error
+        } catch {
+            context.logger.error("request failed unexpectedly; answered 503", metadata: ["path": "\(LogText.escape(request.uri.path))",
+                                                                                        "error": "\(error)"])
+            throw APIError(.serviceUnavailable, code: "unavailable", message: "the request could not be completed; retry later",
+                           headers: [.retryAfter: "5"])
+        }
     }
 }

@@ -65,6 +65,7 @@ public final class PatchbayMetrics: Sendable {
         relay = Dictionary(uniqueKeysWithValues: Self.relayRejectionReasons.map {
             ($0, Counter(label: "patchbay_relay_rejected_total", dimensions: [("reason", $0)]))
         })
+        Gauge(label: "patchbay_build_info", dimensions: [("version", PatchbayVersion.current)]).record(1)
         for counter in relay.values { counter.increment(by: 0) }
         for counter in accepted.values { counter.increment(by: 0) }
         for counter in rejected.values { counter.increment(by: 0) }

@@ -28,7 +28,9 @@ struct RelayRoutes {
             } catch let rejection as RelayRejection {
                 metrics.relayRejected(rejection.code)
                 context.logger.warning("relay request refused", metadata: ["relay.source": "\(name)", "reason": "\(rejection.code)"])
-                throw APIError(HTTPResponse.Status(code: rejection.status), code: rejection.code, message: rejection.message)
+                // SNS drops a message answered with a 4xx; a 503 asks for a retry, with Retry-After.
+                throw APIError(HTTPResponse.Status(code: rejection.status), code: rejection.code, message: rejection.message,
+                               headers: rejection.status == 503 ? [.retryAfter: "5"] : [:])
             } catch let error as APIError {
                 metrics.relayRejected(error.body.error)
                 throw error
@@ -99,7 +101,7 @@ struct RelayRoutes {
         guard topics.contains(message.topicArn) else {
             throw RelayRejection(403, "unexpected_topic", "TopicArn: \(message.topicArn) is not one of this source's topics")
         }
-        guard let verifier = snsVerifiers[name] else { throw RelayRejection(500, "misconfigured", "no SNS verifier") }
+        guard let verifier = snsVerifiers[name] else { throw RelayRejection(503, "misconfigured", "this SNS source has no certificate verifier; retry later") }
         try await verifier.verify(message)
         switch message.type {
         case .subscriptionConfirmation:
