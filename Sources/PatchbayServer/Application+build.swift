@@ -1,6 +1,8 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
+import NIOCore
 import PatchbayCore
 import PatchbayRelay
 import PatchbayTargets
@@ -19,6 +21,8 @@ public struct ApplicationParts: Sendable {
     public var transport: (any HTTPTransport)?
     /// Maintenances and planned notices for the admin API; the store's own when it keeps them.
     public var maintenances: (any MaintenanceStore)?
+    /// Paces `POST /v1/events` per token when `server.rateLimit` is set.
+    public var intakeLimiter = Pacer()
 
     public init(store: any DeliveryStore, wake: WakeSignal = WakeSignal(), gate: IntakeGate = IntakeGate(drainDelay: .zero),
                 metrics: PatchbayMetrics = PatchbayMetrics(), exposition: (@Sendable () -> String)? = nil,
@@ -39,11 +43,20 @@ public func buildApplication(
     logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
-    Application(
+    let server = configuration.server
+    // Slowloris and header floods: idle connections are closed (a connection that never finishes
+    // its headers is idle), headers are bounded, and so is the number of connections.
+    let http1 = HTTP1Channel.Configuration(
+        idleTimeout: TimeAmount.milliseconds(Int64(server.idleTimeout.milliseconds)),
+        httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 200)
+    )
+    return Application(
         router: buildRouter(configuration: configuration, parts: parts),
+        server: .http1(configuration: http1),
         configuration: .init(
-            address: .hostname(configuration.server.host, port: configuration.server.port),
-            serverName: "Patchbay"
+            address: .hostname(server.host, port: server.port),
+            serverName: "Patchbay",
+            availableConnectionsDelegate: MaximumAvailableConnections(server.maxConnections, logger: logger)
         ),
         onServerRunning: { channel in
             await onServerRunning(channel.localAddress?.port ?? configuration.server.port)
@@ -59,7 +72,7 @@ public func buildRouter(configuration: PatchbayConfiguration, parts: Application
     let intake = EventIntake(store: parts.store, routes: configuration.routes, targets: configuration.targets, wake: parts.wake,
                              metrics: parts.metrics, schedules: configuration.schedules)
     HealthRoutes(store: parts.store, gate: parts.gate, metrics: parts.metrics, exposition: parts.exposition).register(on: router)
-    EventRoutes(intake: intake, settings: configuration.server, metrics: parts.metrics).register(on: router)
+    EventRoutes(intake: intake, settings: configuration.server, metrics: parts.metrics, limiter: parts.intakeLimiter).register(on: router)
     DeliveryRoutes(store: parts.store, settings: configuration.server, wake: parts.wake).register(on: router)
     if let maintenances = parts.maintenances {
         MaintenanceRoutes(store: maintenances, settings: configuration.server).register(on: router)
@@ -74,7 +87,7 @@ public func buildRouter(configuration: PatchbayConfiguration, parts: Application
     }
     RelayRoutes(sources: configuration.sources, snsVerifiers: verifiers, awsMapper: AWSEventMapper(mapping: configuration.awsMapping),
                 intake: intake, store: parts.store, transport: parts.transport ?? NoTransport(), maxBodyBytes: configuration.server.maxRelayBytes,
-                metrics: parts.metrics).register(on: router)
+                metrics: parts.metrics, readTimeout: configuration.server.readTimeout).register(on: router)
     return router
 }
 

@@ -32,4 +32,15 @@ struct PacerTests {
         #expect(pacer.reserve(key: "k", policy: policy, now: t0, maxWait: .seconds(1)) == .later(at: t0.addingTimeInterval(3)))
         #expect(pacer.reserve(key: "k", policy: policy, now: t0.addingTimeInterval(3), maxWait: .zero) == .go(after: .zero))
     }
+
+    /// Workers that slept for consecutive slots and woke late together are spaced again at send time.
+    @Test func lateWakersAreSpacedAtSendTime() {
+        let pacer = Pacer()
+        let policy = PacingPolicy(rate: 10, burst: 1)
+        let late = t0.addingTimeInterval(2)
+        #expect(pacer.admit(key: "k", policy: policy, now: late) == .zero)
+        #expect(pacer.admit(key: "k", policy: policy, now: late) == .milliseconds(100))
+        #expect(pacer.admit(key: "k", policy: policy, now: late.addingTimeInterval(0.1)) == .zero)
+        #expect(pacer.admit(key: "other", policy: policy, now: late) == .zero)
+    }
 }

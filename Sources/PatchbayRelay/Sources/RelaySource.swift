@@ -32,6 +32,8 @@ public struct RelaySource: Sendable {
     public let secrets: [Secret]
     /// Webhook targets that get the verified body unchanged, instead of a mapped event.
     public var passthrough: [String] = []
+    /// This source's body limit (`maxBodyBytes`), under `server.maxRelayBytes`.
+    public var maxBodyBytes: Int?
 
     public init(name: String, kind: Kind, secrets: [Secret], passthrough: [String] = []) {
         self.name = name
@@ -44,6 +46,9 @@ public struct RelaySource: Sendable {
     public init?(name: String, section: ConfigSection) {
         self.init(parsing: name, section: section)
         passthrough = section.stringList("passthrough") ?? []
+        if section.has("maxBodyBytes") {
+            maxBodyBytes = section.int("maxBodyBytes", default: 1024 * 1024, range: 1024...(16 * 1024 * 1024))
+        }
     }
 
     private init?(parsing name: String, section: ConfigSection) {
@@ -54,7 +59,7 @@ public struct RelaySource: Sendable {
         guard let kind = section.string("kind", required: true) else { return nil }
         switch kind {
         case "standard-webhooks":
-            section.allowOnly(["kind", "passthrough", "secret"])
+            section.allowOnly(["kind", "passthrough", "maxBodyBytes", "secret"])
             guard let secret = section.secret("secret") else { return nil }
             guard let key = StandardWebhooks.key(fromSecret: secret.reveal()), (24...64).contains(key.bitCount / 8) else {
                 section.report("secret", "expected whsec_ followed by base64 of 24 to 64 random bytes (value not shown: it is a secret)")
@@ -62,11 +67,11 @@ public struct RelaySource: Sendable {
             }
             self.init(name: name, kind: .standardWebhooks(key: key), secrets: [secret])
         case "github", "slack":
-            section.allowOnly(["kind", "passthrough", "secret"])
+            section.allowOnly(["kind", "passthrough", "maxBodyBytes", "secret"])
             guard let secret = section.secret("secret", minimumLength: 8) else { return nil }
             self.init(name: name, kind: kind == "github" ? .github(secret: secret) : .slack(secret: secret), secrets: [secret])
         case "sns":
-            section.allowOnly(["kind", "passthrough", "topics", "certificateURLPattern"])
+            section.allowOnly(["kind", "passthrough", "maxBodyBytes", "topics", "certificateURLPattern"])
             let topics = section.stringList("topics", required: true) ?? []
             if topics.isEmpty, section.has("topics") { section.report("topics", "must list at least one topic ARN") }
             let pattern = section.string("certificateURLPattern") ?? SNSVerifier.awsCertificateURLPattern
@@ -77,12 +82,12 @@ public struct RelaySource: Sendable {
             guard !topics.isEmpty else { return nil }
             self.init(name: name, kind: .sns(topics: topics, certificateURLPattern: pattern), secrets: [])
         case "eventbridge":
-            section.allowOnly(["kind", "passthrough", "apiKeyHeader", "apiKey"])
+            section.allowOnly(["kind", "passthrough", "maxBodyBytes", "apiKeyHeader", "apiKey"])
             let header = section.string("apiKeyHeader") ?? "Authorization"
             guard let key = section.secret("apiKey", minimumLength: 16) else { return nil }
             self.init(name: name, kind: .eventbridge(header: header, key: key), secrets: [key])
         case "json":
-            section.allowOnly(["kind", "passthrough", "bearer", "hmacHeader", "secret", "map", "types"])
+            section.allowOnly(["kind", "passthrough", "maxBodyBytes", "bearer", "hmacHeader", "secret", "map", "types"])
             let auth: JSONAuth
             if let token = section.secret("bearer", required: false, minimumLength: 16) {
                 auth = .bearer(token)

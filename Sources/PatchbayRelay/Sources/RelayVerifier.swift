@@ -30,6 +30,42 @@ public struct RelayVerifier: Sendable {
         case sns
     }
 
+    /// The checks that need no body: header-only credentials (an EventBridge API key, a bearer
+    /// token), signature headers present, signed timestamps fresh. Run before the body is read,
+    /// so an unauthenticated sender cannot make Patchbay buffer a body.
+    public func verifyHeaders(_ header: (String) -> String?) throws(RelayRejection) {
+        switch source.kind {
+        case .standardWebhooks:
+            for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] where (header(name) ?? "").isEmpty {
+                throw RelayRejection.badSignature("\(name): header is missing")
+            }
+            guard let seconds = Int64(header("webhook-timestamp") ?? "") else {
+                throw RelayRejection.badSignature(StandardWebhooks.Failure.invalidTimestamp.description)
+            }
+            let age = clock().timeIntervalSince1970 - Double(seconds)
+            if age > Self.tolerance { throw RelayRejection.badSignature(StandardWebhooks.Failure.tooOld.description) }
+            if age < -Self.tolerance { throw RelayRejection.badSignature(StandardWebhooks.Failure.tooNew.description) }
+        case .github:
+            guard header("X-Hub-Signature-256") != nil else { throw RelayRejection.badSignature("X-Hub-Signature-256: header is missing") }
+        case .slack:
+            guard let timestamp = header("X-Slack-Request-Timestamp"), let seconds = Double(timestamp), seconds.isFinite,
+                  abs(clock().timeIntervalSince1970 - seconds) <= Self.tolerance
+            else { throw RelayRejection.badSignature("X-Slack-Request-Timestamp: missing or more than 5 minutes off") }
+        case .sns:
+            break
+        case .eventbridge(let headerName, let key):
+            guard let presented = header(headerName), key.constantTimeEquals(presented) else {
+                throw RelayRejection(401, "unauthorized", "\(headerName): missing or wrong API key")
+            }
+        case .json(let auth, _):
+            if case .bearer(let token) = auth {
+                guard let authorization = header("Authorization"), authorization.count > 7, authorization.prefix(7).lowercased() == "bearer ",
+                      token.constantTimeEquals(String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces))
+                else { throw RelayRejection(401, "unauthorized", "Authorization: missing or wrong bearer token") }
+            }
+        }
+    }
+
     /// - Parameter header: the request's header value by name (case-insensitive), or nil.
     public func verify(body: Data, header: (String) -> String?) throws(RelayRejection) -> Dedupe {
         switch source.kind {

@@ -10,6 +10,8 @@ struct EventRoutes {
     let intake: EventIntake
     let settings: ServerSettings
     let metrics: PatchbayMetrics
+    /// Paces each token when `server.rateLimit` is set.
+    let limiter: Pacer
 
     static let maxIdempotencyKeyLength = 200
 
@@ -24,6 +26,17 @@ struct EventRoutes {
             metrics.requestRejected(.unauthorized)
             throw APIError.unauthorized
         }
+        if let rate = settings.rateLimit, let presented = request.headers[.authorization] {
+            // Keyed by a digest of the token, so the table never holds a credential.
+            let key = Data(presented.utf8).sha256Hex
+            if case .later(let at) = limiter.reserve(key: key, policy: rate, now: Date(), maxWait: .zero) {
+                metrics.requestRejected(.rateLimited)
+                let wait = max(1, Int(at.timeIntervalSinceNow.rounded(.up)))
+                throw APIError(.tooManyRequests, code: "rate_limited",
+                               message: "this token sends faster than server.rateLimit allows; retry in \(wait) s",
+                               headers: [.retryAfter: String(wait)])
+            }
+        }
         if let length = request.headers[.contentLength].flatMap(Int.init), length > settings.maxBodyBytes {
             metrics.requestRejected(.bodyTooLarge)
             throw APIError.bodyTooLarge(limit: settings.maxBodyBytes)
@@ -34,13 +47,15 @@ struct EventRoutes {
             throw APIError(.badRequest, code: "invalid_header",
                            message: "Idempotency-Key: must be 1 to \(Self.maxIdempotencyKeyLength) characters on one line")
         }
-        var request = request
         let buffer: ByteBuffer
         do {
-            buffer = try await request.collectBody(upTo: settings.maxBodyBytes)
-        } catch is NIOTooManyBytesError {
+            buffer = try await RequestBody.collect(request, upTo: settings.maxBodyBytes, within: settings.readTimeout)
+        } catch .tooLarge {
             metrics.requestRejected(.bodyTooLarge)
             throw APIError.bodyTooLarge(limit: settings.maxBodyBytes)
+        } catch .timedOut {
+            metrics.requestRejected(.invalidHeader)
+            throw RequestBody.timeoutError(settings.readTimeout)
         }
         let body = Data(buffer.readableBytesView)
         switch try await intake.accept(body: body, idempotencyKey: key, logger: context.logger) {

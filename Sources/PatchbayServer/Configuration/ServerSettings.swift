@@ -14,6 +14,14 @@ public struct ServerSettings: Sendable {
     public var drainDelay: Duration
     /// Largest relayed body (`POST /v1/relay/...`).
     public var maxRelayBytes: Int = 1024 * 1024
+    /// A connection that sends nothing (not even the rest of its headers) this long is closed.
+    public var idleTimeout: Duration = .seconds(30)
+    /// A request body must arrive within this long, or the request is answered 408.
+    public var readTimeout: Duration = .seconds(30)
+    /// Connections open at once; more wait in the listen backlog.
+    public var maxConnections: Int = 1024
+    /// Optional pacing of `POST /v1/events` per token: beyond it, 429 with `Retry-After`.
+    public var rateLimit: PacingPolicy?
 
     public init(host: String = "127.0.0.1", port: Int = 8080, tokens: [Secret], maxBodyBytes: Int = 262_144,
                 adminTokens: [Secret] = [], drainDelay: Duration = .seconds(1)) {
@@ -30,7 +38,8 @@ public struct ServerSettings: Sendable {
             self.init(tokens: [])
             return
         }
-        section.allowOnly(["listen", "tokens", "adminTokens", "maxBodyBytes", "maxRelayBytes", "drainDelay"])
+        section.allowOnly(["listen", "tokens", "adminTokens", "maxBodyBytes", "maxRelayBytes", "drainDelay", "idleTimeout", "readTimeout",
+                           "maxConnections", "rateLimit"])
         var host = "127.0.0.1"
         var port = 8080
         if let listen = section.string("listen") {
@@ -49,6 +58,12 @@ public struct ServerSettings: Sendable {
                   adminTokens: Self.tokens(section, "adminTokens", required: false),
                   drainDelay: section.duration("drainDelay", default: .seconds(1), range: .zero...(.seconds(60))))
         maxRelayBytes = section.int("maxRelayBytes", default: 1024 * 1024, range: 1024...(16 * 1024 * 1024))
+        idleTimeout = section.duration("idleTimeout", default: .seconds(30), range: .seconds(1)...(.seconds(3600)))
+        readTimeout = section.duration("readTimeout", default: .seconds(30), range: .seconds(1)...(.seconds(3600)))
+        maxConnections = section.int("maxConnections", default: 1024, range: 1...100_000)
+        if let rate = section.section("rateLimit") {
+            rateLimit = PacingPolicy(section: rate, defaults: PacingPolicy(rate: 100, burst: 100))
+        }
     }
 
     private static func tokens(_ section: ConfigSection, _ key: String, required: Bool) -> [Secret] {

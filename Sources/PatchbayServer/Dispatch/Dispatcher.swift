@@ -138,6 +138,12 @@ public struct Dispatcher: Service, CustomStringConvertible {
         switch pacer.reserve(key: target.pacingKey, policy: policy.pacing, now: clock(), maxWait: Self.maxPacingWait) {
         case .go(let wait):
             if wait > .zero { try? await Task.sleep(for: wait) }
+            // Slots are kept as sends, not as wake-ups: late sleepers are spaced again.
+            var extra = pacer.admit(key: target.pacingKey, policy: policy.pacing, now: clock())
+            while extra > .zero {
+                try? await Task.sleep(for: extra)
+                extra = pacer.admit(key: target.pacingKey, policy: policy.pacing, now: clock())
+            }
         case .later(let at):
             do {
                 _ = try await store.release(claim, until: at, at: clock())

@@ -19,6 +19,7 @@ struct RelayRoutes {
     let maxBodyBytes: Int
     let metrics: PatchbayMetrics
     var clock: @Sendable () -> Date = Date.init
+    var readTimeout: Duration = .seconds(30)
 
     func register(on router: Router<BasicRequestContext>) {
         router.post("/v1/relay/:source") { request, context in
@@ -48,18 +49,26 @@ struct RelayRoutes {
         guard let source = sources[name] else {
             throw RelayRejection(404, "unknown_source", "source: no relay source named '\(name)' is configured")
         }
-        var request = request
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.collectBody(upTo: maxBodyBytes)
-        } catch is NIOTooManyBytesError {
-            throw RelayRejection(413, "body_too_large", "body: larger than the \(maxBodyBytes)-byte relay limit")
-        }
-        let body = Data(buffer.readableBytesView)
         let headers = request.headers
         func header(_ name: String) -> String? { HTTPField.Name(name).flatMap { headers[$0] } }
-
         let verifier = RelayVerifier(source: source, clock: clock)
+        // What can be checked from the headers alone (API keys, bearer tokens, signed timestamps)
+        // is checked before a byte of the body is read.
+        try verifier.verifyHeaders(header)
+        let limit = source.maxBodyBytes.map { min($0, maxBodyBytes) } ?? maxBodyBytes
+        if let length = header("Content-Length").flatMap(Int.init), length > limit {
+            throw RelayRejection(413, "body_too_large", "body: larger than the \(limit)-byte limit of this source")
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await RequestBody.collect(request, upTo: limit, within: readTimeout)
+        } catch .tooLarge {
+            throw RelayRejection(413, "body_too_large", "body: larger than the \(limit)-byte limit of this source")
+        } catch .timedOut {
+            throw RelayRejection(408, "body_timeout", "body: not received within \(Int(readTimeout.seconds)) s (server.readTimeout)")
+        }
+        let body = Data(buffer.readableBytesView)
+
         let dedupe = try verifier.verify(body: body, header: header)
         func key(_ id: String) -> String { RelayVerifier.idempotencyKey(source: name, id: id) }
         switch (source.kind, dedupe) {
