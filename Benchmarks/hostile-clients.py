@@ -306,17 +306,22 @@ class Stats:
                 "extra": self.extra}
 
 
-def slowloris(port, deadline, count, interval, stats):
+def slowloris(port, deadline, count, interval, secret, stats):
     """Keeps `count` connections open, each sending one more byte every `interval` seconds, never finishing."""
+    def relay_head():
+        # Signed for a 100,000-byte body that never arrives: the server must read the body to check it.
+        headers = relay_headers(secret, [b"[" * 100_000])
+        return request_bytes("POST", "/v1/relay/ci", None, headers + [("Content-Length", "100000")],
+                             content_length=False)
     variants = [
         # (name, sent at once, trickled byte by byte, then endless filler)
-        ("request-line", b"", b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ", b"a"),
-        ("headers", b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n", b"X-Slow: ", b"a"),
+        ("request-line", lambda: b"", b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ", b"a"),
+        ("headers", lambda: b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n", b"X-Slow: ", b"a"),
         # With a valid token: a slow authenticated agent (without one the server answers 401 at once).
-        ("events-body", b"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                        b"Authorization: Bearer " + TOKEN.encode() + b"\r\nContent-Length: 100000\r\n\r\n", b"[", b"["),
-        ("relay-body", b"POST /v1/relay/ci HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                       b"Content-Length: 1000000\r\n\r\n", b"[", b"["),
+        ("events-body", lambda: b"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                                b"Authorization: Bearer " + TOKEN.encode() + b"\r\nContent-Length: 100000\r\n\r\n",
+         b"[", b"["),
+        ("relay-body", relay_head, b"[", b"["),
     ]
     conns = {}  # socket -> [variant, position, opened_at]
     lifetimes = []
@@ -331,8 +336,9 @@ def slowloris(port, deadline, count, interval, stats):
         try:
             sock = socket.create_connection(("127.0.0.1", port), timeout=3)
             sock.setblocking(False)
-            if variant[1]:
-                sock.send(variant[1])
+            head = variant[1]()
+            if head:
+                sock.send(head)
             conns[sock] = [variant, 0, time.monotonic()]
             opened += 1
         except OSError:
@@ -341,7 +347,7 @@ def slowloris(port, deadline, count, interval, stats):
     def closed(sock, why):
         variant, _, opened_at = conns.pop(sock)
         lifetimes.append(time.monotonic() - opened_at)
-        answered[f"{variant[0]}: {why}"] += 1
+        answered[f"{variant[0]} -> {why}"] += 1
         try:
             sock.close()
         except OSError:
@@ -575,7 +581,7 @@ def attacker_main(port, duration, secret, options, results):
         jobs.append((thread, stats))
         thread.start()
 
-    run("slowloris", slowloris, port, deadline, options["slowloris"], options["trickle_interval"])
+    run("slowloris", slowloris, port, deadline, options["slowloris"], options["trickle_interval"], secret)
     run("deep JSON + invalid UTF-8", bad_bodies, port, deadline, options["pause"], secret)
     run("header floods", header_floods, port, deadline, options["pause"])
     run("chunked /v1/events", chunked_stream, port, "/v1/events", deadline, options["chunked_bytes"], secret, 0.2)
@@ -816,6 +822,8 @@ def report(probe, sampler, baseline, after, after_sockets, attack_stats, server,
             print(f"    slowest answer, {key}: {value:.1f} s")
         notes.extend(entry["notes"])
         for key, value in entry["outcomes"].items():
+            if entry["name"] == "slowloris":
+                continue  # closing a trickling connection, with or without an answer, is what it should do
             answer = key.rsplit("-> ", 1)[-1]
             if answer.startswith("5"):
                 notes.append(f"{entry['name']}: {value} x {key} (a 5xx to hostile input)")

@@ -339,7 +339,7 @@ class Faults(threading.Thread):
                 for place in places[:fails]:
                     answers[place] = {"status": 500}
                 for place in places[fails:]:
-                    answers[place] = {"hang": True}
+                    answers[place] = {"status": 200, "hang": True}  # the sink refuses an entry without status
                 try:
                     status, _ = http_call(self.sink_port, "POST", "/_sink/script",
                                           json.dumps({"path": self.path, "responses": answers}),
@@ -633,6 +633,8 @@ def summarize(args, samples, poster, faults, server, sink, posting_ended, draine
         reasons.append(f"{final.get('dead')} deliveries dead")
     if not server.alive():
         reasons.append(f"server {server.describe()}")
+    if faults.errors or (args.fail + args.hang > 0 and not (faults.scripted_500 + faults.scripted_hang)):
+        reasons.append(f"fault injection failed ({faults.errors} scripting errors): the run is not a soak")
     if len(posting) < 2:
         reasons.append("too few samples")
     print()

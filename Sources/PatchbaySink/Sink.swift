@@ -30,6 +30,18 @@ public struct ScriptedResponse: Sendable, Codable, Equatable {
     }
 
     public static func status(_ code: Int) -> ScriptedResponse { ScriptedResponse(status: code) }
+
+    /// `status` may be left out (`{"hang": true}`, `{"reset": true}`): it then defaults to 200.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        status = try container.decodeIfPresent(Int.self, forKey: .status) ?? 200
+        body = try container.decodeIfPresent(String.self, forKey: .body)
+        retryAfter = try container.decodeIfPresent(String.self, forKey: .retryAfter)
+        delayMs = try container.decodeIfPresent(Int.self, forKey: .delayMs)
+        hang = try container.decodeIfPresent(Bool.self, forKey: .hang)
+        reset = try container.decodeIfPresent(Bool.self, forKey: .reset)
+        headers = try container.decodeIfPresent([String: String].self, forKey: .headers)
+    }
 }
 
 /// One request the sink received, kept whole in memory for tests; the record file holds the same

@@ -135,4 +135,17 @@ struct EventRoutesTests {
             }
         }
     }
+
+    /// Bytes that are not printable ASCII were decoded lossily, so two different keys could
+    /// collide and a real event be answered 409.
+    @Test(arguments: ["clé-42", "tab\there", String(repeating: "k", count: 201)])
+    func idempotencyKeysArePrintableASCII(_ key: String) async throws {
+        try await withApp { client, store in
+            let (status, json) = try await post(client, event, headers: [HTTPField.Name("Idempotency-Key")!: key])
+            #expect(status == 400)
+            #expect(json?["error"]?.stringValue == "invalid_header")
+            #expect(json?["message"]?.stringValue?.hasPrefix("Idempotency-Key:") == true)
+            #expect(try await store.counts().isEmpty)
+        }
+    }
 }

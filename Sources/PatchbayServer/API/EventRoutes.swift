@@ -42,10 +42,12 @@ struct EventRoutes {
             throw APIError.bodyTooLarge(limit: settings.maxBodyBytes)
         }
         let key = request.headers[HTTPField.Name("Idempotency-Key")!]
-        if let key, key.isEmpty || key.count > Self.maxIdempotencyKeyLength || key.contains(where: { $0.isNewline }) {
+        // Printable ASCII only: bytes that are not valid UTF-8 would otherwise be decoded lossily,
+        // and two different keys could collide.
+        if let key, key.isEmpty || key.utf8.count > Self.maxIdempotencyKeyLength || !key.unicodeScalars.allSatisfy({ (0x20...0x7E).contains($0.value) }) {
             metrics.requestRejected(.invalidHeader)
             throw APIError(.badRequest, code: "invalid_header",
-                           message: "Idempotency-Key: must be 1 to \(Self.maxIdempotencyKeyLength) characters on one line")
+                           message: "Idempotency-Key: must be 1 to \(Self.maxIdempotencyKeyLength) printable ASCII characters")
         }
         let buffer: ByteBuffer
         do {
