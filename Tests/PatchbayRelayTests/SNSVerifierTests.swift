@@ -83,4 +83,59 @@ struct SNSVerifierTests {
         #expect(try message(confirmation).stringToSign
             == "Message\nM\nMessageId\nid1\nSubscribeURL\nhttps://sns/confirm\nTimestamp\nT\nToken\ntok\nTopicArn\narn\nType\nSubscriptionConfirmation\n")
     }
+
+    /// Found by reading: the cache was keyed by the raw URL before the signature was checked, so
+    /// `…/x/../cert.pem` variants each cost a fetch and a cache entry, and failures were not
+    /// remembered. Now: canonical URLs only, a bounded LRU, failures remembered for a minute.
+    @Test func theCertificateCacheIsBoundedCanonicalAndRemembersFailures() async throws {
+        let signer = try TestSNSSigner()
+        let server = CertificateServer(pem: signer.certificatePEM)
+        let pattern = #"^https://sns\.us-east-1\.amazonaws\.com/.*\.pem$"#
+        let verifier = try SNSVerifier(certificateURLPattern: pattern, transport: server)
+        for variant in ["https://sns.us-east-1.amazonaws.com/x/../SimpleNotificationService-test.pem",
+                        "https://sns.us-east-1.amazonaws.com/./SimpleNotificationService-test.pem",
+                        "https://sns.us-east-1.amazonaws.com/%2E%2E/SimpleNotificationService-test.pem",
+                        "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem?x=1"] {
+            let fields = try signer.notification(message: "{}", topic: Self.topic, certURL: variant)
+            await #expect(throws: RelayRejection.self) { try await verifier.verify(try message(fields)) }
+        }
+        #expect(server.fetches.value == 0, "variants are refused before any fetch")
+
+        // Many distinct (forged) certificate URLs: the cache stays bounded.
+        for index in 0..<(SNSVerifier.cacheLimit + 20) {
+            let fields = try signer.notification(message: "{}", topic: Self.topic, certURL: "https://sns.us-east-1.amazonaws.com/c\(index).pem")
+            try await verifier.verify(try message(fields))
+        }
+        #expect(server.fetches.value == SNSVerifier.cacheLimit + 20)
+        let fields = try signer.notification(message: "{}", topic: Self.topic, certURL: "https://sns.us-east-1.amazonaws.com/c0.pem")
+        try await verifier.verify(try message(fields))
+        #expect(server.fetches.value == SNSVerifier.cacheLimit + 21, "the oldest entry was evicted and is fetched again")
+
+        // A failed fetch is remembered: no second fetch within a minute; tried again after it.
+        let failing = FailingServer()
+        let clock = TestClock()
+        let strict = try SNSVerifier(certificateURLPattern: pattern, transport: failing, clock: { clock.now })
+        let failed = try signer.notification(message: "{}", topic: Self.topic, certURL: Self.certURL)
+        for _ in 0..<5 {
+            await #expect(throws: RelayRejection.self) { try await strict.verify(try message(failed)) }
+        }
+        #expect(failing.fetches.value == 1)
+        clock.now = clock.now.addingTimeInterval(SNSVerifier.failureMemory + 1)
+        await #expect(throws: RelayRejection.self) { try await strict.verify(try message(failed)) }
+        #expect(failing.fetches.value == 2)
+    }
+}
+
+final class TestClock: @unchecked Sendable {
+    var now = Date(timeIntervalSince1970: 1_800_000_000)
+}
+
+/// A certificate host that is down.
+struct FailingServer: HTTPTransport {
+    let fetches = CertificateServer.Counter()
+
+    func send(_ request: OutboundRequest, timeouts: TransportTimeouts) async -> Result<TransportResponse, TransportFailure> {
+        fetches.value += 1
+        return .success(TransportResponse(status: 503, headers: [], body: Data(), latency: .zero))
+    }
 }

@@ -12,19 +12,44 @@ public final class SNSVerifier: Sendable {
     /// AWS's own validators pin the certificate URL to this.
     public static let awsCertificateURLPattern = #"^https://sns\.[a-zA-Z0-9\-]{3,}\.amazonaws\.com(\.cn)?/[^?#]*\.pem$"#
 
+    /// Certificates kept at most (AWS rotates a handful per region); least recently used go first.
+    public static let cacheLimit = 32
+    /// A failed fetch is remembered this long, so forged messages cannot make Patchbay fetch again
+    /// and again.
+    public static let failureMemory: TimeInterval = 60
+
     private let pattern: NSRegularExpression
     private let transport: any HTTPTransport
-    private let cache = Mutex<[String: _RSA.Signing.PublicKey]>([:])
+    private let clock: @Sendable () -> Date
+    private let cache = Mutex(CertificateCache())
+    /// Fetches made, for tests and the metrics of a curious operator.
+    public var fetches: Int { cache.withLock { $0.fetches } }
 
-    public init(certificateURLPattern: String = awsCertificateURLPattern, transport: any HTTPTransport) throws {
+    public init(certificateURLPattern: String = awsCertificateURLPattern, transport: any HTTPTransport,
+                clock: @escaping @Sendable () -> Date = Date.init) throws {
         pattern = try NSRegularExpression(pattern: certificateURLPattern)
         self.transport = transport
+        self.clock = clock
     }
 
     /// Whether `url` may be fetched: the certificate URL, and the SubscribeURL of a confirmation
-    /// (same host rules, any path).
+    /// (same host rules, any path). Dot segments and percent-escapes are refused, so one
+    /// certificate has one URL (`…/x/../cert.pem` variants would each be fetched and cached).
     public func isTrusted(certificateURL url: String) -> Bool {
-        pattern.firstMatch(in: url, range: NSRange(url.startIndex..., in: url)) != nil
+        guard Self.canonical(url) != nil else { return false }
+        return pattern.firstMatch(in: url, range: NSRange(url.startIndex..., in: url)) != nil
+    }
+
+    /// `https://host[:port]/path` with the host lower-cased; nil for URLs with user info, a query,
+    /// a fragment, percent-escapes or dot segments.
+    static func canonical(_ url: String) -> String? {
+        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(), let host = components.host?.lowercased(),
+              components.user == nil, components.password == nil, components.query == nil, components.fragment == nil,
+              !components.percentEncodedPath.contains("%")
+        else { return nil }
+        let segments = components.path.split(separator: "/", omittingEmptySubsequences: false)
+        guard !segments.contains("."), !segments.contains("..") else { return nil }
+        return "\(scheme)://\(host)\(components.port.map { ":\($0)" } ?? "")\(components.path)"
     }
 
     /// The SubscribeURL of a confirmation is fetched only on the host that served the (trusted)
@@ -53,18 +78,84 @@ public final class SNSVerifier: Sendable {
     }
 
     private func publicKey(at url: String) async throws(RelayRejection) -> _RSA.Signing.PublicKey {
-        if let cached = cache.withLock({ $0[url] }) { return cached }
-        let request = OutboundRequest(method: "GET", url: Secret(url), displayURL: url, headers: [], body: Data())
+        guard let key = Self.canonical(url) else {
+            throw RelayRejection(403, "untrusted_certificate", "SigningCertURL: not an SNS certificate URL this source trusts")
+        }
+        let now = clock()
+        switch cache.withLock({ $0.lookup(key, now: now) }) {
+        case .key(let cached):
+            return cached
+        case .failed(let rejection):
+            throw rejection
+        case .missing:
+            break
+        }
+        let request = OutboundRequest(method: "GET", url: Secret(key), displayURL: key, headers: [], body: Data())
         let result = await transport.send(request, timeouts: TransportTimeouts(connect: .seconds(3), total: .seconds(5)))
         guard case .success(let response) = result, response.status == 200 else {
             // Transient as far as SNS is concerned: 503 makes it retry.
-            throw RelayRejection(503, "certificate_unavailable", "could not fetch the SNS signing certificate; retry later")
+            let rejection = RelayRejection(503, "certificate_unavailable", "could not fetch the SNS signing certificate; retry later")
+            cache.withLock { $0.remember(key, .failed(rejection), now: now, limit: Self.cacheLimit) }
+            throw rejection
         }
         let pem = String(decoding: response.body, as: UTF8.self)
-        guard let certificate = try? Certificate(pemEncoded: pem), let key = _RSA.Signing.PublicKey(certificate.publicKey) else {
-            throw RelayRejection(403, "untrusted_certificate", "SigningCertURL: not an RSA certificate")
+        guard let certificate = try? Certificate(pemEncoded: pem), let publicKey = _RSA.Signing.PublicKey(certificate.publicKey) else {
+            let rejection = RelayRejection(403, "untrusted_certificate", "SigningCertURL: not an RSA certificate")
+            cache.withLock { $0.remember(key, .failed(rejection), now: now, limit: Self.cacheLimit) }
+            throw rejection
         }
-        cache.withLock { $0[url] = key }
-        return key
+        cache.withLock { $0.remember(key, .key(publicKey), now: now, limit: Self.cacheLimit) }
+        return publicKey
+    }
+}
+
+/// Certificates by canonical URL, least recently used first out; failures expire.
+struct CertificateCache {
+    enum Entry {
+        case key(_RSA.Signing.PublicKey)
+        case failed(RelayRejection)
+    }
+
+    enum Lookup {
+        case key(_RSA.Signing.PublicKey)
+        case failed(RelayRejection)
+        case missing
+    }
+
+    private var entries: [String: (entry: Entry, storedAt: Date)] = [:]
+    /// Keys from least to most recently used.
+    private var order: [String] = []
+    private(set) var fetches = 0
+
+    var count: Int { entries.count }
+
+    mutating func lookup(_ key: String, now: Date) -> Lookup {
+        guard let found = entries[key] else { return .missing }
+        switch found.entry {
+        case .key(let publicKey):
+            touch(key)
+            return .key(publicKey)
+        case .failed(let rejection):
+            guard now.timeIntervalSince(found.storedAt) < SNSVerifier.failureMemory else {
+                entries[key] = nil
+                order.removeAll { $0 == key }
+                return .missing
+            }
+            return .failed(rejection)
+        }
+    }
+
+    mutating func remember(_ key: String, _ entry: Entry, now: Date, limit: Int) {
+        fetches += 1
+        entries[key] = (entry, now)
+        touch(key)
+        while order.count > limit {
+            entries[order.removeFirst()] = nil
+        }
+    }
+
+    private mutating func touch(_ key: String) {
+        order.removeAll { $0 == key }
+        order.append(key)
     }
 }
