@@ -155,6 +155,26 @@ enum Migrations {
                 CREATE TABLE readiness_probe (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at REAL NOT NULL, filler BLOB);
                 """)
         }
+        migrator.registerMigration("v8: delivery counts kept by triggers, indexes for pruning") { db in
+            try db.execute(sql: """
+                -- /metrics reads these instead of counting every delivery on each scrape.
+                CREATE TABLE delivery_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL);
+                INSERT INTO delivery_counts (state, n) VALUES ('pending', 0), ('in_flight', 0), ('delivered', 0), ('dead', 0), ('expired', 0);
+                UPDATE delivery_counts SET n = (SELECT COUNT(*) FROM deliveries d WHERE d.state = delivery_counts.state);
+                CREATE TRIGGER delivery_counts_insert AFTER INSERT ON deliveries BEGIN
+                    UPDATE delivery_counts SET n = n + 1 WHERE state = NEW.state;
+                END;
+                CREATE TRIGGER delivery_counts_update AFTER UPDATE OF state ON deliveries WHEN OLD.state != NEW.state BEGIN
+                    UPDATE delivery_counts SET n = n - 1 WHERE state = OLD.state;
+                    UPDATE delivery_counts SET n = n + 1 WHERE state = NEW.state;
+                END;
+                CREATE TRIGGER delivery_counts_delete AFTER DELETE ON deliveries BEGIN
+                    UPDATE delivery_counts SET n = n - 1 WHERE state = OLD.state;
+                END;
+                CREATE INDEX events_received ON events(received_at);
+                CREATE INDEX relay_unmapped_received ON relay_unmapped(received_at);
+                """)
+        }
         return migrator
     }
 }

@@ -91,6 +91,9 @@ struct Serve: AsyncParsableCommand {
         // stops, then the dispatcher lets sends in flight finish.
         services.append(.init(service: dispatcher))
         services.append(.init(service: scheduler))
+        services.append(.init(service: Pruner(policy: configuration.store.retention, interval: configuration.store.pruneInterval, logger: logger) {
+            try await store.prune(policy: $0, now: $1, dryRun: false)
+        }))
         services.append(.init(service: app))
         services.append(.init(service: parts.gate))
         var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

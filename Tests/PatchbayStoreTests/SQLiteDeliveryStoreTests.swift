@@ -153,4 +153,69 @@ struct SQLiteDeliveryStoreTests {
             #expect(next.map(\.event.type) == [.completed], "the lane moves on")
         }
     }
+
+    /// Nothing was ever deleted; now finished work goes after its retention, in batches, and the
+    /// counts a scrape reads (kept by triggers) stay equal to the real ones.
+    @Test func pruningDeletesFinishedWorkPastItsRetentionAndKeepsTheRest() async throws {
+        try await withStore { store, _ in
+            let day: TimeInterval = 86_400
+            let planning = MaintenancePlanning(settings: nil, displayTimeZone: "UTC")
+            var delivered: [ClaimedDelivery] = []
+            for index in 0..<1200 {
+                var submission = submission(event(.completed, window: "mw-old-\(index)", instance: "i-\(index)"), key: "k\(index)")
+                submission.planning = planning
+                _ = try await store.accept(submission)
+            }
+            // Deliver all but two; of those, one dead and one left pending.
+            while true {
+                let claims = try await store.claimDue(now: t0, limit: 500, lease: .seconds(30))
+                if claims.isEmpty { break }
+                delivered += claims
+            }
+            #expect(delivered.count == 1200)
+            for claim in delivered.dropLast(2) {
+                _ = try await store.complete(claim, attempt: attempt(claim), transition: .delivered, followUp: nil, at: t0)
+            }
+            let dead = delivered[delivered.count - 2]
+            _ = try await store.complete(dead, attempt: attempt(dead, outcome: "dead"), transition: .dead, followUp: nil, at: t0)
+            let pending = delivered[delivered.count - 1]
+            _ = try await store.release(pending, until: t0.addingTimeInterval(100 * day), at: t0)
+
+            func realCounts() async throws -> [DeliveryState: Int] {
+                try await store.pool.read { db in
+                    var counts: [DeliveryState: Int] = [:]
+                    for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM deliveries GROUP BY state") {
+                        counts[DeliveryState(rawValue: row["state"])!] = row["n"]
+                    }
+                    return counts
+                }
+            }
+            #expect(try await store.counts() == realCounts())
+            #expect(try await store.counts() == [.delivered: 1198, .dead: 1, .pending: 1])
+
+            // Day 10: nothing is old enough.
+            #expect(try await store.prune(policy: RetentionPolicy(), now: t0.addingTimeInterval(10 * day), dryRun: false).total == 0)
+            // Day 40: the dry run says what the real run then does.
+            let later = t0.addingTimeInterval(40 * day)
+            let planned = try await store.prune(policy: RetentionPolicy(), now: later, dryRun: true)
+            let done = try await store.prune(policy: RetentionPolicy(), now: later, dryRun: false)
+            #expect(planned == done)
+            #expect(done.deliveries == 1198 && done.attempts == 1198)
+            #expect(done.events == 1198, "events whose deliveries are all gone; the dead and pending ones' events stay")
+            #expect(done.maintenances == 0, "maintenances are kept 90 days after their window")
+            #expect(try await store.counts() == [.dead: 1, .pending: 1])
+            #expect(try await store.counts() == realCounts())
+            // The dead delivery is still there to replay; the idempotency key of its event still answers.
+            #expect(try await store.detail(id: dead.id) != nil)
+            let index = try #require(try await store.detail(id: dead.id)?.event.instance?.id.dropFirst(2))
+            let again = try await store.accept(submission(event(.completed, window: "mw-old-\(index)", instance: "i-\(index)"), key: "k\(index)"))
+            #expect(again == .replayed(AcceptedEvent(id: dead.eventID, deliveries: 1)))
+
+            // Day 120: the dead one goes, and the maintenances without unfinished work.
+            let last = try await store.prune(policy: RetentionPolicy(), now: t0.addingTimeInterval(120 * day), dryRun: false)
+            #expect(last.deliveries == 1)
+            #expect(last.maintenances == 1199, "the maintenance with a pending delivery is kept")
+            #expect(try await store.counts() == [.pending: 1])
+        }
+    }
 }

@@ -1,0 +1,46 @@
+import Foundation
+import Logging
+import PatchbayCore
+import ServiceLifecycle
+
+/// Deletes finished work older than `store.retention`, every `store.pruneInterval`, in small
+/// batches (see the store's `prune`). One `Service` in the ServiceGroup.
+public struct Pruner: Service, CustomStringConvertible {
+    public typealias Prune = @Sendable (RetentionPolicy, Date) async throws -> PruneReport
+
+    let prune: Prune
+    let policy: RetentionPolicy
+    let interval: Duration
+    let logger: Logger
+
+    public init(policy: RetentionPolicy, interval: Duration, logger: Logger, prune: @escaping Prune) {
+        self.prune = prune
+        self.policy = policy
+        self.interval = interval
+        self.logger = logger
+    }
+
+    public var description: String { "Pruner(every: \(interval))" }
+
+    public func run() async throws {
+        // The first pass waits a minute: start-up belongs to the queue.
+        var wait: Duration = .seconds(60)
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let pause = wait
+            await cancelWhenGracefulShutdown { try? await Task.sleep(for: pause) }
+            guard !Task.isShuttingDownGracefully, !Task.isCancelled else { break }
+            wait = interval
+            do {
+                let report = try await prune(policy, Date())
+                if report.total > 0 {
+                    logger.info("pruned finished work past its retention", metadata: [
+                        "deliveries": "\(report.deliveries)", "attempts": "\(report.attempts)", "events": "\(report.events)",
+                        "maintenances": "\(report.maintenances)", "unmapped": "\(report.unmapped)",
+                    ])
+                }
+            } catch {
+                logger.error("pruning failed; will try again at the next interval", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}
