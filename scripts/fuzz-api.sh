@@ -71,7 +71,7 @@ delivery:
 targets:
   chat: {kind: slack, url: "$sink/slack/T0/B0/fuzz"}
   cards: {kind: teams, url: "$sink/teams/fuzz"}
-  refused: {kind: webhook, url: "$sink/status/400", secret: "$(whsec)"}
+  refused: {kind: webhook, url: "$sink/status/400", secret: "$(whsec)", allowPrivateNetworks: true}
   offline: {kind: slack, url: "http://127.0.0.1:$unused_port/slack/offline"}
   status: {kind: statuspage, page: fuzzpage, apiKey: "fuzz-statuspage-key", baseURL: "$sink/statuspage"}
   uptime: {kind: pingdom, token: "fuzz-pingdom-token", baseURL: "$sink/pingdom/api/3.1"}

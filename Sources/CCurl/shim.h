@@ -40,6 +40,16 @@ static inline CURLcode patchbay_curl_set_header_callback(CURL *handle, patchbay_
     return curl_easy_setopt(handle, CURLOPT_HEADERDATA, context);
 }
 
+typedef curl_socket_t (*patchbay_curl_opensocket_callback)(void *context, curlsocktype purpose, struct curl_sockaddr *address);
+
+/// Every socket libcurl opens goes through `callback`, after name resolution: it sees the address
+/// actually connected to, so a DNS name that resolves to a private address is caught too.
+static inline CURLcode patchbay_curl_set_opensocket_callback(CURL *handle, patchbay_curl_opensocket_callback callback, void *context) {
+    CURLcode code = curl_easy_setopt(handle, CURLOPT_OPENSOCKETFUNCTION, callback);
+    if (code != CURLE_OK) return code;
+    return curl_easy_setopt(handle, CURLOPT_OPENSOCKETDATA, context);
+}
+
 static inline CURLcode patchbay_curl_get_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
 }

@@ -35,10 +35,20 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         self.logger = logger
         self.userAgent = userAgent
         patchbay_curl_multi_set_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, maxHostConnections)
-        let thread = Thread { [unowned self] in self.runLoop() }
+        // The loop holds no strong reference (dropping the transport shuts it down), and not a
+        // checked `unowned` one either: a transport released at once (a test that never sends)
+        // could start its thread after `deinit` began, and a checked load then traps. `deinit`
+        // waits for the loop to end, so the unretained reference stays valid while it runs; `init`
+        // waits until the thread runs.
+        let ready = DispatchSemaphore(value: 0)
+        let thread = Thread { [unowned(unsafe) self] in
+            ready.signal()
+            self.runLoop()
+        }
         thread.name = "patchbay-curl"
         self.thread = thread
         thread.start()
+        ready.wait()
     }
 
     /// Stops the transfer thread; transfers still running fail with a transport error.
@@ -150,6 +160,16 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
             }
             return length
         }, context)
+        if request.destinations != .any {
+            patchbay_curl_set_opensocket_callback(easy, { context, _, address in
+                let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+                guard let address, transfer.allows(address) else {
+                    transfer.refusedDestination = true
+                    return CURL_SOCKET_BAD
+                }
+                return socket(address.pointee.family, address.pointee.socktype, address.pointee.protocol)
+            }, context)
+        }
         patchbay_curl_set_header_callback(easy, { data, size, count, context in
             let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
             let length = size * count
@@ -221,6 +241,10 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     }
 
     private func failure(for code: CURLcode, transfer: Transfer, latency: Duration) -> TransportFailure {
+        if transfer.refusedDestination {
+            return TransportFailure(kind: .refused, message: "the destination resolves to a loopback, private, link-local or multicast address, " +
+                                    "which this target may not reach (allowPrivateNetworks: true allows it)", latency: latency)
+        }
         let kind: TransportFailure.Kind = switch code {
         case CURLE_OPERATION_TIMEDOUT: .timeout
         case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: .connect
@@ -241,6 +265,28 @@ private final class Transfer: @unchecked Sendable {
     var body = Data()
     /// The body reached `maxResponseBytes` and the rest was not read.
     var truncated = false
+    /// The open-socket callback refused the resolved address.
+    var refusedDestination = false
+
+    /// Whether the request's destination policy lets it connect to `address`.
+    func allows(_ address: UnsafeMutablePointer<curl_sockaddr>) -> Bool {
+        let policy = request.destinations
+        switch address.pointee.family {
+        case AF_INET:
+            return withUnsafePointer(to: &address.pointee.addr) {
+                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { policy.allows(ipv4: UInt32(bigEndian: $0.pointee.sin_addr.s_addr)) }
+            }
+        case AF_INET6:
+            return withUnsafePointer(to: &address.pointee.addr) {
+                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
+                    let bytes = withUnsafeBytes(of: pointer.pointee.sin6_addr) { Array($0) }
+                    return policy.allows(ipv6: bytes)
+                }
+            }
+        default:
+            return false
+        }
+    }
     var responseHeaders: [HTTPHeader] = []
     /// Header bytes received; a vendor sending more than `maxHeaderBytes` has the rest ignored.
     var headerBytes = 0

@@ -80,7 +80,9 @@ public func buildRouter(configuration: PatchbayConfiguration, parts: Application
     var verifiers: [String: SNSVerifier] = [:]
     if let transport = parts.transport {
         for (name, source) in configuration.sources {
-            if case .sns(_, let pattern) = source.kind, let verifier = try? SNSVerifier(certificateURLPattern: pattern, transport: transport) {
+            if case .sns(_, let pattern) = source.kind,
+               let verifier = try? SNSVerifier(certificateURLPattern: pattern, transport: transport,
+                                               destinations: source.allowPrivateNetworks ? .any : .publicOnly) {
                 verifiers[name] = verifier
             }
         }

@@ -7,7 +7,7 @@ public enum TargetRegistry {
     public static let kinds: [String] = [SlackTarget.kind, TeamsTarget.kind, StatuspageTarget.kind, PingdomTarget.kind, WebhookTarget.kind]
 
     /// Keys every target section may have besides its kind's own.
-    public static let commonKeys: Set<String> = ["kind", "retry", "rate"]
+    public static let commonKeys: Set<String> = ["kind", "retry", "rate", "allowInsecureHTTP"]
 
     /// Reads one entry of `targets:` with its delivery policy: the kind's defaults, then
     /// `delivery.retry`, then the target's own `retry:` and `rate:`. Reports problems to the
@@ -37,11 +37,24 @@ public enum TargetRegistry {
             section.report("kind", "'\(kind)' is not a target kind; known kinds: \(kinds.joined(separator: ", "))")
             return nil
         }
+        requireHTTPS(section)
         let policy = TargetPolicy(
             retry: RetryPolicy(section: section.section("retry"), defaults: retryDefaults ?? defaults.retry),
             pacing: PacingPolicy(section: section.section("rate"), defaults: defaults.pacing)
         )
         guard let parsed else { return nil }
         return (parsed, policy)
+    }
+
+    /// Every target carries a secret (its URL or a token): plain `http://` is allowed only to
+    /// loopback (the local sink, tests) or with `allowInsecureHTTP: true`. The URL is never printed.
+    static func requireHTTPS(_ section: ConfigSection) {
+        guard !section.bool("allowInsecureHTTP", default: false) else { return }
+        for key in ["url", "baseURL"] {
+            guard let text = section.string(key), let components = URLComponents(string: text), components.scheme?.lowercased() == "http" else { continue }
+            let host = components.host?.lowercased() ?? ""
+            if host == "localhost" || host == "::1" || host.hasPrefix("127.") { continue }
+            section.report(key, "plain http:// to another host would send this target's secrets unencrypted; use https://, or set allowInsecureHTTP: true (value not shown: it is a secret)")
+        }
     }
 }

@@ -19,7 +19,7 @@ struct RelayEndToEndTests {
         ServerHarness.config(
             targets: """
                   ops-slack: {kind: slack, url: "\(sinkURL)/slack/relay", rate: {perSecond: 100, burst: 20}}
-                  hook: {kind: webhook, url: "\(sinkURL)/webhook/out", secret: "\(outboundSecret)"}
+                  hook: {kind: webhook, url: "\(sinkURL)/webhook/out", secret: "\(outboundSecret)", allowPrivateNetworks: true}
                 """,
             routes: "  - targets: [ops-slack, hook]"
         ) + """
@@ -28,7 +28,7 @@ struct RelayEndToEndTests {
               ci: {kind: standard-webhooks, secret: "\(inboundSecret)"}
               ci-raw: {kind: standard-webhooks, secret: "\(inboundSecret)", passthrough: [hook]}
               gh: {kind: github, secret: "gh-secret-0123456789"}
-              aws-sns: {kind: sns, topics: ["\(topic)"], certificateURLPattern: '^http://127\\.0\\.0\\.1:\\d+/sns/.*\\.pem$'}
+              aws-sns: {kind: sns, topics: ["\(topic)"], certificateURLPattern: '^http://127\\.0\\.0\\.1:\\d+/sns/.*\\.pem$', allowPrivateNetworks: true}
               aws-events: {kind: eventbridge, apiKeyHeader: X-Patchbay-Key, apiKey: "\(ebKey)"}
               tickets:
                 kind: json

@@ -152,4 +152,43 @@ struct CurlTransportTests {
             #expect(ContinuousClock.now - started < .seconds(10), "the transfer stops once the kept bytes are in")
         }
     }
+
+    /// The SSRF guard: checked on the address libcurl resolved, so a name pointing at loopback,
+    /// a private network or the metadata service is refused too, before any byte is sent.
+    @Test func aPublicOnlyRequestNeverReachesLoopback() async throws {
+        try await withSink { sink in
+            for host in ["127.0.0.1", "localhost", "[::ffff:127.0.0.1]"] {
+                var guarded = request("http://\(host):\(sink.port)/webhook/ssrf")
+                guarded.destinations = .publicOnly
+                let result = await transport.send(guarded, timeouts: timeouts)
+                guard case .failure(let failure) = result else {
+                    Issue.record("\(host): a loopback destination must be refused")
+                    continue
+                }
+                #expect(failure.kind == .refused, "\(host): \(failure.message)")
+            }
+            #expect(sink.sink.requests.isEmpty, "nothing reached the loopback server")
+            let allowed = await transport.send(request("\(sink.baseURL)/webhook/ssrf"), timeouts: timeouts)
+            let status = try allowed.get().status
+            #expect(status == 200, "the default policy still reaches it")
+        }
+    }
+
+    @Test func destinationPolicyRanges() {
+        let policy = DestinationPolicy.publicOnly
+        func v4(_ text: String) -> UInt32 { text.split(separator: ".").reduce(0) { $0 << 8 | UInt32($1)! } }
+        for refused in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
+                        "224.0.0.1", "255.255.255.255"] {
+            #expect(!policy.allows(ipv4: v4(refused)), "\(refused)")
+        }
+        for allowed in ["8.8.8.8", "172.32.0.1", "192.169.0.1", "100.128.0.1", "52.94.236.248"] {
+            #expect(policy.allows(ipv4: v4(allowed)), "\(allowed)")
+        }
+        #expect(!policy.allows(ipv6: Array(repeating: 0, count: 15) + [1]), "::1")
+        #expect(!policy.allows(ipv6: [0xFE, 0x80] + Array(repeating: 0, count: 14)), "fe80::")
+        #expect(!policy.allows(ipv6: [0xFD, 0x00] + Array(repeating: 0, count: 14)), "fd00::")
+        #expect(!policy.allows(ipv6: Array(repeating: 0, count: 10) + [0xFF, 0xFF, 169, 254, 169, 254]), "::ffff:169.254.169.254")
+        #expect(policy.allows(ipv6: [0x26, 0x06, 0x47, 0x00] + Array(repeating: 0, count: 11) + [1]), "2606:4700::1")
+        #expect(DestinationPolicy.any.allows(ipv4: v4("127.0.0.1")))
+    }
 }

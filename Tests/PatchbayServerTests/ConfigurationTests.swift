@@ -1,5 +1,6 @@
 import Foundation
 import PatchbayCore
+import PatchbayTargets
 import Testing
 @testable import PatchbayServer
 
@@ -62,7 +63,7 @@ struct ConfigurationTests {
             "server.tokens[0]: is too short: use at least 16 random characters (value not shown: it is a secret)",
             "server.tokens[1]: is too short: use at least 16 random characters (value not shown: it is a secret)",
             "server.maxBodyBytes: expected a whole number, got 'lots'",
-            "store.colour: is not a known key here (known: busyTimeout, sqlite)",
+            "store.colour: is not a known key here (known: busyTimeout, pruneInterval, retention, sqlite)",
             "delivery.lease: must be longer than delivery.timeout (30.0 seconds), or a slow send could be claimed twice",
             "targets.ops.url: expected an http:// or https:// URL (value not shown: it is a secret)",
             "targets.pager.kind: 'pagerduty' is not a target kind; known kinds: slack, teams, statuspage, pingdom, webhook",
@@ -181,5 +182,33 @@ struct ConfigurationTests {
         #expect(found.contains("targets.ops.rate.perSecond: expected a number of requests per second above 0 and at most 10000, got '20000'"))
         #expect(found.contains("targets.ops.rate.burst: expected a whole number, got '99999999999999999999'"))
         #expect(found.contains("routes[0].overrunGrace: expected a duration like 250ms, 5s, 2m or 1h, got '1e30d'"))
+    }
+
+    /// Every target carries a secret: plain http:// only to loopback or with allowInsecureHTTP.
+    @Test func targetsNeedHTTPSBeyondLoopbackAndWebhooksStayPublic() throws {
+        func yaml(_ targets: String) -> String {
+            """
+            server: {tokens: ["test-token-0123456789abcdef"]}
+            targets:
+            \(targets)
+            routes: [{targets: [t]}]
+            """
+        }
+        let plain = problems(yaml("  t: {kind: slack, url: \"http://hooks.example.com/services/\(Self.canary)\"}"))
+        #expect(plain == ["targets.t.url: plain http:// to another host would send this target's secrets unencrypted; use https://, or set allowInsecureHTTP: true (value not shown: it is a secret)"])
+        #expect(!plain.joined().contains(Self.canary))
+        #expect(problems(yaml("  t: {kind: slack, url: \"http://hooks.example.com/x\", allowInsecureHTTP: true}")).isEmpty)
+        #expect(problems(yaml("  t: {kind: slack, url: \"http://127.0.0.1:9090/slack/x\"}")).isEmpty, "loopback is fine: the local sink")
+        #expect(problems(yaml("  t: {kind: pingdom, token: tok-0123456789, baseURL: \"http://pingdom.internal/api\"}")).count == 1)
+
+        let webhook = try PatchbayConfiguration.parse(yaml: yaml("  t: {kind: webhook, url: \"https://example.com/hook\", secret: \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"}"), environment: [:])
+        let target = try #require(webhook.targets["t"])
+        guard case .send(let request) = try target.plan(PatchEvent(type: .started, app: "A", environment: "P",
+                                                                   window: MaintenanceWindow(start: Date(), end: Date().addingTimeInterval(60))),
+                                                        context: RenderContext(displayTimeZone: TimeZone(identifier: "UTC")!, deliveryID: "d", now: Date())) else {
+            Issue.record("a webhook renders a request")
+            return
+        }
+        #expect(request.destinations == .publicOnly, "webhook targets may not reach private networks unless allowed")
     }
 }

@@ -251,7 +251,7 @@ delivery:
   retry: {{base: 100ms, cap: 1s, jitter: 0}}
   pollInterval: 100ms
 targets:
-  hook: {{kind: webhook, url: "{recorder_url}/hook", secret: "{secret}", rate: {{perSecond: 100, burst: 100}}}}
+  hook: {{kind: webhook, url: "{recorder_url}/hook", secret: "{secret}", allowPrivateNetworks: true, rate: {{perSecond: 100, burst: 100}}}}
 routes:
   - targets: [hook]
 """)

@@ -18,6 +18,9 @@ public enum DeliveryReason: String, Sendable, Hashable, Codable, CaseIterable {
     case refusedByVendorRules = "refused_by_vendor_rules"
     /// No longer useful (a reminder after its window started): marked expired, not sent.
     case expired
+    /// The target's address is loopback, private or link-local and the target does not set
+    /// `allowPrivateNetworks: true`.
+    case destinationNotAllowed = "destination_not_allowed"
     /// The stored event cannot be read back (written by a newer version, or damaged): dead at
     /// once instead of being leased again forever.
     case undecodable = "undecodable_event"

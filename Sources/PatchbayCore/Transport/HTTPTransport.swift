@@ -22,8 +22,12 @@ public struct OutboundRequest: Sendable {
     public var displayURL: String
     public var headers: [HTTPHeader]
     public var body: Data
+    /// Where the transport may connect, checked on the resolved address.
+    public var destinations: DestinationPolicy
 
-    public init(method: String, url: Secret, displayURL: String, headers: [HTTPHeader], body: Data) {
+    public init(method: String, url: Secret, displayURL: String, headers: [HTTPHeader], body: Data,
+                destinations: DestinationPolicy = .any) {
+        self.destinations = destinations
         self.method = method
         self.url = url
         self.displayURL = displayURL
@@ -76,6 +80,8 @@ public struct TransportFailure: Error, Sendable, CustomStringConvertible {
         case connect
         case timeout
         case tls
+        /// The destination resolved to an address the request may not reach (`DestinationPolicy`).
+        case refused
         case other
     }
 
@@ -95,4 +101,44 @@ public struct TransportFailure: Error, Sendable, CustomStringConvertible {
 
 public protocol HTTPTransport: Sendable {
     func send(_ request: OutboundRequest, timeouts: TransportTimeouts) async -> Result<TransportResponse, TransportFailure>
+}
+
+/// Which addresses an outbound request may reach. URLs that come from senders or that an
+/// attacker could influence (webhook targets, SNS certificate and SubscribeURL fetches) are held
+/// to public addresses, so Patchbay cannot be turned against the network it runs in.
+public enum DestinationPolicy: Sendable, Hashable {
+    case any
+    /// No loopback, private (RFC 1918, unique-local), link-local (169.254.169.254, the cloud
+    /// metadata service), carrier-grade NAT, multicast or reserved addresses.
+    case publicOnly
+
+    public func allows(ipv4 address: UInt32) -> Bool {
+        guard self == .publicOnly else { return true }
+        let a = address >> 24, b = (address >> 16) & 0xFF
+        switch a {
+        case 0, 10, 127: return false
+        case 100 where (64...127).contains(b): return false
+        case 169 where b == 254: return false
+        case 172 where (16...31).contains(b): return false
+        case 192 where b == 168: return false
+        case 192 where b == 0 && (address >> 8) & 0xFF == 0: return false
+        case 198 where b == 18 || b == 19: return false
+        case 224...255: return false
+        default: return true
+        }
+    }
+
+    public func allows(ipv6 bytes: [UInt8]) -> Bool {
+        guard self == .publicOnly else { return true }
+        guard bytes.count == 16 else { return false }
+        if bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xFF, bytes[11] == 0xFF {
+            // ::ffff:a.b.c.d, an IPv4 address in IPv6 clothing.
+            return allows(ipv4: UInt32(bytes[12]) << 24 | UInt32(bytes[13]) << 16 | UInt32(bytes[14]) << 8 | UInt32(bytes[15]))
+        }
+        if bytes[0..<15].allSatisfy({ $0 == 0 }) { return false }          // :: and ::1
+        if bytes[0] & 0xFE == 0xFC { return false }                         // fc00::/7 unique local
+        if bytes[0] == 0xFE, bytes[1] & 0xC0 == 0x80 { return false }       // fe80::/10 link local
+        if bytes[0] == 0xFF { return false }                                // multicast
+        return true
+    }
 }

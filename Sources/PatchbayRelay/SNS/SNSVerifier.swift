@@ -21,13 +21,16 @@ public final class SNSVerifier: Sendable {
     private let pattern: NSRegularExpression
     private let transport: any HTTPTransport
     private let clock: @Sendable () -> Date
+    /// Where certificate fetches may connect: public addresses only, unless the source allows more.
+    public let destinations: DestinationPolicy
     private let cache = Mutex(CertificateCache())
     /// Fetches made, for tests and the metrics of a curious operator.
     public var fetches: Int { cache.withLock { $0.fetches } }
 
     public init(certificateURLPattern: String = awsCertificateURLPattern, transport: any HTTPTransport,
-                clock: @escaping @Sendable () -> Date = Date.init) throws {
+                destinations: DestinationPolicy = .publicOnly, clock: @escaping @Sendable () -> Date = Date.init) throws {
         pattern = try NSRegularExpression(pattern: certificateURLPattern)
+        self.destinations = destinations
         self.transport = transport
         self.clock = clock
     }
@@ -90,7 +93,7 @@ public final class SNSVerifier: Sendable {
         case .missing:
             break
         }
-        let request = OutboundRequest(method: "GET", url: Secret(key), displayURL: key, headers: [], body: Data())
+        let request = OutboundRequest(method: "GET", url: Secret(key), displayURL: key, headers: [], body: Data(), destinations: destinations)
         let result = await transport.send(request, timeouts: TransportTimeouts(connect: .seconds(3), total: .seconds(5)))
         guard case .success(let response) = result, response.status == 200 else {
             // Transient as far as SNS is concerned: 503 makes it retry.

@@ -34,6 +34,9 @@ public struct RelaySource: Sendable {
     public var passthrough: [String] = []
     /// This source's body limit (`maxBodyBytes`), under `server.maxRelayBytes`.
     public var maxBodyBytes: Int?
+    /// SNS: whether the certificate and SubscribeURL fetches may reach loopback or private
+    /// addresses (tests, a local stand-in). Off by default.
+    public var allowPrivateNetworks = false
 
     public init(name: String, kind: Kind, secrets: [Secret], passthrough: [String] = []) {
         self.name = name
@@ -46,6 +49,7 @@ public struct RelaySource: Sendable {
     public init?(name: String, section: ConfigSection) {
         self.init(parsing: name, section: section)
         passthrough = section.stringList("passthrough") ?? []
+        if section.has("allowPrivateNetworks") { allowPrivateNetworks = section.bool("allowPrivateNetworks", default: false) }
         if section.has("maxBodyBytes") {
             maxBodyBytes = section.int("maxBodyBytes", default: 1024 * 1024, range: 1024...(16 * 1024 * 1024))
         }
@@ -71,7 +75,7 @@ public struct RelaySource: Sendable {
             guard let secret = section.secret("secret", minimumLength: 8) else { return nil }
             self.init(name: name, kind: kind == "github" ? .github(secret: secret) : .slack(secret: secret), secrets: [secret])
         case "sns":
-            section.allowOnly(["kind", "passthrough", "maxBodyBytes", "topics", "certificateURLPattern"])
+            section.allowOnly(["kind", "passthrough", "maxBodyBytes", "topics", "certificateURLPattern", "allowPrivateNetworks"])
             let topics = section.stringList("topics", required: true) ?? []
             if topics.isEmpty, section.has("topics") { section.report("topics", "must list at least one topic ARN") }
             let pattern = section.string("certificateURLPattern") ?? SNSVerifier.awsCertificateURLPattern

@@ -13,6 +13,8 @@ public enum ResponseRule {
             switch failure.kind {
             case .timeout: return .retry(after: nil, reason: Reason.timeout)
             case .connect: return .retry(after: nil, reason: Reason.connectionFailed)
+            // Retrying cannot change where the name points for long enough to matter: dead, with why.
+            case .refused: return .permanent(reason: Reason.destinationNotAllowed)
             case .tls, .other: return .retry(after: nil, reason: Reason.transportError)
             }
         case .success(let response):

@@ -14,18 +14,23 @@ public struct WebhookTarget: MessageTarget {
     public let url: Secret
     /// `whsec_` + base64 of 24 to 64 random bytes.
     public let secret: Secret
+    /// Whether the URL may resolve to a loopback, private or link-local address. Off by default:
+    /// a webhook URL is the one target an operator might take from someone else.
+    public let allowPrivateNetworks: Bool
     public var kind: String { Self.kind }
     public var secrets: [Secret] { [url, secret] }
 
-    public init(name: String, url: Secret, secret: Secret) {
+    public init(name: String, url: Secret, secret: Secret, allowPrivateNetworks: Bool = false) {
         self.name = name
         self.url = url
         self.secret = secret
+        self.allowPrivateNetworks = allowPrivateNetworks
     }
 
     /// Reads `targets.<name>`: `{kind: webhook, url: ..., secret: whsec_...}`.
     public init?(name: String, section: ConfigSection) {
-        section.allowOnly(TargetRegistry.commonKeys.union(["url", "secret"]))
+        section.allowOnly(TargetRegistry.commonKeys.union(["url", "secret", "allowPrivateNetworks"]))
+        let allowPrivate = section.bool("allowPrivateNetworks", default: false)
         let url = section.secretURL("url")
         let secret = section.secret("secret")
         if let secret {
@@ -36,7 +41,7 @@ public struct WebhookTarget: MessageTarget {
             }
         }
         guard let url, let secret else { return nil }
-        self.init(name: name, url: url, secret: secret)
+        self.init(name: name, url: url, secret: secret, allowPrivateNetworks: allowPrivate)
     }
 
     public func render(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> OutboundRequest {
@@ -59,7 +64,8 @@ public struct WebhookTarget: MessageTarget {
                 HTTPHeader("webhook-timestamp", String(timestamp)),
                 HTTPHeader("webhook-signature", StandardWebhooks.signature(id: context.deliveryID, timestamp: timestamp, body: body, key: key)),
             ],
-            body: body
+            body: body,
+            destinations: allowPrivateNetworks ? .any : .publicOnly
         )
     }
 }
