@@ -310,6 +310,20 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         return (followUp, snapshot)
     }
 
+    /// Called by `serve` at start-up: a SQLite file has one server, so every lease still held was
+    /// left by a process that died (`kill -9`, power loss). Its deliveries are due again at once,
+    /// instead of waiting out the lease while their maintenance's later events queue behind them.
+    /// Returns how many were released.
+    public func releaseLeasesOfPreviousProcess(at now: Date) async throws -> Int {
+        try await committer.write { db in
+            try db.execute(sql: """
+                UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_token = NULL, updated_at = ?
+                WHERE state = 'in_flight'
+                """, arguments: [now.timeIntervalSince1970, now.timeIntervalSince1970])
+            return db.changesCount
+        }
+    }
+
     public func release(_ claim: ClaimedDelivery, until: Date, at now: Date) async throws -> Bool {
         try await committer.write { db in
             try db.execute(sql: """

@@ -61,6 +61,11 @@ struct Serve: AsyncParsableCommand {
             printError("\(error)")
             throw ExitCode(1)
         }
+        // One server per SQLite file: leases still held were left by a process that died.
+        let released = try await store.releaseLeasesOfPreviousProcess(at: Date())
+        if released > 0 {
+            logger.notice("released deliveries leased by a previous process that stopped without finishing them", metadata: ["deliveries": "\(released)"])
+        }
         // The only place Patchbay chooses a metrics backend.
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))

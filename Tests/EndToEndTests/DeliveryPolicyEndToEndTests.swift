@@ -73,6 +73,10 @@ struct DeliveryPolicyEndToEndTests {
             #expect(listed.status == 200)
             let metrics = try await harness.admin("GET", "/metrics")
             #expect(metrics.text.contains(#"patchbay_target_paused_until_seconds{target="r429"}"#), "the pause shows in /metrics")
+            // Every reason has its series from the start: no outcome can go uncounted.
+            for reason in DeliveryReason.allCases {
+                #expect(metrics.text.contains(#"reason="\#(reason.rawValue)""#), "no series for \(reason.rawValue)")
+            }
             // delivery.maxPause is 4s: the retry comes within it, not in 2152.
             let attempts = await sink.sink.waitFor(2, timeout: .seconds(15)) { $0.path == "/slack/r429" }
             #expect(attempts.count == 2)

@@ -1,5 +1,6 @@
 import Foundation
 import PatchbayCore
+import PatchbaySink
 import PatchbayTestSupport
 import Testing
 
@@ -67,5 +68,34 @@ struct SlackEndToEndTests {
         }
         await harness.cleanUp()
         await sink?.stop()
+    }
+
+    /// A `kill -9` mid-send used to hold the maintenance for the whole 60 s lease; a restarted
+    /// server now releases the leases its predecessor left and resumes within seconds.
+    @Test func aRestartAfterKillResumesTheInterruptedMaintenanceAtOnce() async throws {
+        try await withServerAndSink(config: { Self.slackConfig(sinkURL: $0) }) { harness, sink in
+            try await harness.start()
+            sink.sink.script(path: "/slack/T0000/B0000/e2e", [ScriptedResponse(hang: true)])
+            let first = try Fixtures.exampleEvent(.started)
+            #expect(try await harness.post(first).status == 202)
+            // The sink records a request when it answers; this one hangs. Give the send time to start.
+            try await Task.sleep(for: .seconds(1))
+            // The second event of the maintenance waits behind the send in flight.
+            #expect(try await harness.post(try Fixtures.exampleEvent(.completed)).status == 202)
+            harness.server?.kill(SIGKILL)
+            _ = await harness.server?.waitForExit(timeout: .seconds(10))
+            sink.sink.clearScripts()
+
+            let restarted = Date()
+            try await harness.start()
+            let received = await sink.sink.waitFor(2, timeout: .seconds(30)) { $0.vendor == "slack" }
+            #expect(received.count == 2, "the interrupted send again, then the one queued behind it")
+            #expect(received.first?.body.contains("Patching Beginning") == true)
+            if let last = received.last {
+                #expect(last.receivedAt.timeIntervalSince(restarted) < 5, "resumed \(last.receivedAt.timeIntervalSince(restarted)) s after the restart")
+                #expect(last.body.contains("Patching Complete"))
+            }
+            #expect(harness.allOutput.contains("released deliveries leased by a previous process"))
+        }
     }
 }

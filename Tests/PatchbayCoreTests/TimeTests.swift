@@ -64,3 +64,19 @@ struct TimeTests {
         #expect(ZonedTime.ianaZone(named: "UTC") != nil)
     }
 }
+
+@Suite("Text from outside in logs and terminals")
+struct LogTextTests {
+    @Test func controlCharactersAreShownNotSent() {
+        #expect(LogText.escape("web-1") == "web-1")
+        #expect(LogText.escape("web\r\nFAKE") == "web\\r\\nFAKE")
+        #expect(LogText.escape("x\u{1B}[2Jy") == "x\\u{1b}[2Jy")
+        #expect(LogText.escape("a\u{85}b\u{7F}") == "a\\u{85}b\\u{7f}")
+        #expect(LogText.escape("tab\there") == "tab\\there")
+    }
+
+    @Test func timestampsRoundUpAtTheEndOfASecond() {
+        #expect(Timestamp.rfc3339(Date(timeIntervalSince1970: 1_796_373_000.9996)) == "2026-12-04T08:30:01Z")
+        #expect(Timestamp.rfc3339(Date(timeIntervalSince1970: 1e300)) == "9999-12-31T23:59:59Z", "never traps, clamps")
+    }
+}
