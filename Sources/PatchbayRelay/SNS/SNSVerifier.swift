@@ -80,6 +80,19 @@ public final class SNSVerifier: Sendable {
         guard valid else { throw .badSignature("Signature: does not match the message and the signing certificate") }
     }
 
+    /// Confirms a verified `SubscriptionConfirmation` by fetching its SubscribeURL, only on the
+    /// host that served the signing certificate, under the same destination policy.
+    public func confirmSubscription(_ message: SNSMessage) async throws(RelayRejection) {
+        guard let url = message.subscribeURL, isTrusted(subscribeURL: url, certificateURL: message.signingCertURL) else {
+            throw RelayRejection(403, "untrusted_subscribe_url", "SubscribeURL: not an SNS host this source trusts")
+        }
+        let confirm = OutboundRequest(method: "GET", url: Secret(url), displayURL: "sns subscribe url", headers: [], body: Data(),
+                                      destinations: destinations)
+        guard case .success(let response) = await transport.send(confirm, timeouts: TransportTimeouts(connect: .seconds(3), total: .seconds(10))),
+              (200..<300).contains(response.status)
+        else { throw RelayRejection(503, "confirmation_failed", "could not confirm the subscription; retry later") }
+    }
+
     private func publicKey(at url: String) async throws(RelayRejection) -> _RSA.Signing.PublicKey {
         guard let key = Self.canonical(url) else {
             throw RelayRejection(403, "untrusted_certificate", "SigningCertURL: not an SNS certificate URL this source trusts")

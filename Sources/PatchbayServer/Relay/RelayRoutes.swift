@@ -114,14 +114,7 @@ struct RelayRoutes {
         try await verifier.verify(message)
         switch message.type {
         case .subscriptionConfirmation:
-            guard let url = message.subscribeURL, verifier.isTrusted(subscribeURL: url, certificateURL: message.signingCertURL) else {
-                throw RelayRejection(403, "untrusted_subscribe_url", "SubscribeURL: not an SNS host this source trusts")
-            }
-            let confirm = OutboundRequest(method: "GET", url: Secret(url), displayURL: "sns subscribe url", headers: [], body: Data(),
-                                          destinations: verifier.destinations)
-            guard case .success(let response) = await transport.send(confirm, timeouts: TransportTimeouts(connect: .seconds(3), total: .seconds(10))),
-                  (200..<300).contains(response.status)
-            else { throw RelayRejection(503, "confirmation_failed", "could not confirm the subscription; retry later") }
+            try await verifier.confirmSubscription(message)
             logger.notice("SNS subscription confirmed", metadata: ["relay.source": "\(name)", "sns.topic": "\(message.topicArn)"])
             return JSONResponse.make(status: .ok, body: ["status": "subscription confirmed"])
         case .unsubscribeConfirmation:
