@@ -88,14 +88,7 @@ public func buildRouter(configuration: PatchbayConfiguration, parts: Application
         }
     }
     RelayRoutes(sources: configuration.sources, snsVerifiers: verifiers, awsMapper: AWSEventMapper(mapping: configuration.awsMapping),
-                intake: intake, store: parts.store, transport: parts.transport ?? NoTransport(), maxBodyBytes: configuration.server.maxRelayBytes,
+                intake: intake, store: parts.store, maxBodyBytes: configuration.server.maxRelayBytes,
                 metrics: parts.metrics, readTimeout: configuration.server.readTimeout).register(on: router)
     return router
-}
-
-/// Stands in when no transport was given (route tests): every send fails.
-struct NoTransport: HTTPTransport {
-    func send(_ request: OutboundRequest, timeouts: TransportTimeouts) async -> Result<TransportResponse, TransportFailure> {
-        .failure(TransportFailure(kind: .other, message: "no transport configured", latency: .zero))
-    }
 }

@@ -15,7 +15,6 @@ struct RelayRoutes {
     let awsMapper: AWSEventMapper
     let intake: EventIntake
     let store: any DeliveryStore
-    let transport: any HTTPTransport
     let maxBodyBytes: Int
     let metrics: PatchbayMetrics
     var clock: @Sendable () -> Date = Date.init
