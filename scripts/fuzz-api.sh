@@ -3,28 +3,34 @@
 # gets a bounded number of generated requests (positive and negative), and each answer must not
 # be a 5xx and must match the description (status code, content type, required headers, body
 # schema). Everything runs on 127.0.0.1 and is bounded in time; the server (with its in-process
-# sink standing in for the vendors) is stopped on exit. Exits non-zero on any failure.
+# sink standing in for the vendors) is stopped on exit. The defaults suit CI (about 30 s on two
+# cores); raise FUZZ_MAX_EXAMPLES for a deeper run. Ends with `fuzz: N passed, M failed`: one per
+# API operation and one for the stateful scenarios, from schemathesis' JUnit report, plus one for
+# the server still answering afterwards. Exits non-zero on any failure. schemathesis 4 is installed with pip if missing.
 #
 # Usage: scripts/fuzz-api.sh [extra schemathesis run options; give paths in them as absolute paths]
-# Environment: PATCHBAY_BIN (default .build/debug/patchbay), FUZZ_MAX_EXAMPLES (default 50),
-#              FUZZ_TIMEOUT seconds (default 600), FUZZ_SEED, FUZZ_REPORT_DIR (keep a JUnit report
-#              and the server and sink logs there).
+# Environment: PATCHBAY_BIN (default .build/debug/patchbay), FUZZ_MAX_EXAMPLES (default 20),
+#              FUZZ_TIMEOUT seconds for the schemathesis run (default 240; a hang guard),
+#              FUZZ_SEED, FUZZ_REPORT_DIR (keep the JUnit report and the server, sink and
+#              schemathesis logs there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 bin=${PATCHBAY_BIN:-$root/.build/debug/patchbay}
-max_examples=${FUZZ_MAX_EXAMPLES:-50}
-time_limit=${FUZZ_TIMEOUT:-600}
+max_examples=${FUZZ_MAX_EXAMPLES:-20}
+time_limit=${FUZZ_TIMEOUT:-240}
 report_dir=""
 if [[ -n ${FUZZ_REPORT_DIR:-} ]]; then report_dir=$(realpath -m "$FUZZ_REPORT_DIR"); fi
 
+for value in "$max_examples" "$time_limit"; do
+    if [[ ! $value =~ ^[1-9][0-9]*$ ]]; then
+        echo "fuzz-api: FUZZ_MAX_EXAMPLES and FUZZ_TIMEOUT must be positive whole numbers, got '$value'" >&2
+        exit 2
+    fi
+done
 if [[ ! -x $bin ]]; then
     echo "fuzz-api: no patchbay binary at $bin (run swift build first, or set PATCHBAY_BIN)" >&2
     exit 1
-fi
-if ! command -v schemathesis >/dev/null 2>&1 || ! python3 -c 'import schemathesis' 2>/dev/null; then
-    echo "fuzz-api: installing schemathesis" >&2
-    python3 -m pip install -q schemathesis
 fi
 
 work=$(mktemp -d)
@@ -39,12 +45,27 @@ cleanup() {
     fi
     if [[ -n $report_dir ]]; then
         mkdir -p "$report_dir" || true
-        cp "$work/server.log" "$work/sink.log" "$report_dir/" 2>/dev/null || true
+        cp "$work/server.log" "$work/sink.log" "$work/schemathesis.log" "$report_dir/" 2>/dev/null || true
+        cp "$work/report/"*.xml "$report_dir/" 2>/dev/null || true
     fi
     rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+if ! command -v schemathesis >/dev/null 2>&1; then
+    echo "fuzz-api: schemathesis is missing; installing it with pip" >&2
+    if ! python3 -m pip install -q --disable-pip-version-check 'schemathesis>=4,<5' >"$work/pip.log" 2>&1; then
+        cat "$work/pip.log" >&2
+        echo "fuzz-api: could not install schemathesis" >&2
+        exit 1
+    fi
+    PATH="$(python3 -m site --user-base)/bin:$PATH"   # where a --user install puts it
+    if ! command -v schemathesis >/dev/null 2>&1; then
+        echo "fuzz-api: schemathesis was installed but is not on PATH" >&2
+        exit 1
+    fi
+fi
 
 random() { python3 -c 'import secrets, sys; print(secrets.token_hex(int(sys.argv[1])))' "$1"; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -97,6 +118,13 @@ bearer = "$admin_token"
 
 [auth.openapi.relayBearer]
 bearer = "$relay_token"
+
+# Relay requests mostly name a configured source, so they reach its checks rather than a 404.
+[dictionaries.relay-sources]
+values = ["tickets", "ci", "gh", "slack", "aws-events"]
+
+[parameters]
+"path.source" = { dictionary = "relay-sources", probability = 0.8 }
 EOF
 
 # A private copy, so a rebuild during the run neither breaks nor changes the server under test.
@@ -140,12 +168,11 @@ sleep 3   # let the dispatcher deliver, refuse (dead) or retry the seeded delive
 
 seed_option=()
 if [[ -n ${FUZZ_SEED:-} ]]; then seed_option=(--seed "$FUZZ_SEED"); fi
-report_options=()
-if [[ -n $report_dir ]]; then report_options=(--report junit --report-dir "$report_dir"); fi
 
 # schemathesis keeps a cache in ./.schemathesis: run it from the scratch folder, not the repository.
 status=0
 cd "$work"
+started=$SECONDS
 timeout --kill-after=10 "$time_limit" \
     schemathesis --config-file "$work/schemathesis.toml" run "$root/Schemas/openapi.yaml" \
     --url "$base" \
@@ -155,18 +182,56 @@ timeout --kill-after=10 "$time_limit" \
     --max-failures 100 \
     --generation-database none \
     --no-color \
-    "${seed_option[@]}" "${report_options[@]}" "$@" || status=$?
+    --report junit --report-dir "$work/report" \
+    "${seed_option[@]}" "$@" 2>&1 | tee "$work/schemathesis.log" || status=$?
+elapsed=$((SECONDS - started))
+if [[ $status -eq 124 || $status -eq 137 ]]; then
+    echo "fuzz-api: schemathesis did not finish within FUZZ_TIMEOUT=${time_limit}s" >&2
+fi
 
+alive=1
 if ! kill -0 "$server_pid" 2>/dev/null; then
     echo "fuzz-api: the server died during the run; its log ends:" >&2
     tail -n 40 "$work/server.log" >&2
-    status=1
-elif ! python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/healthz", timeout=5)' "$base"; then
+    alive=0
+elif ! python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/healthz", timeout=5)' "$base" 2>/dev/null; then
     echo "fuzz-api: /healthz does not answer after the run" >&2
-    status=1
+    alive=0
 fi
+if [[ $alive -eq 0 ]]; then status=1; fi
 if [[ $status -ne 0 ]]; then
     echo "fuzz-api: FAILED (exit $status); server log tail:" >&2
-    grep -Eiv ' (info|notice) |send failed; will retry|delivery is dead' "$work/server.log" | tail -n 20 >&2 || true
+    grep -Eiv ' (info|notice) |send failed; will retry|delivery is dead|relay request refused' "$work/server.log" | tail -n 20 >&2 || true
+fi
+
+# The count is what the JUnit report says (one test case per operation, one for the stateful
+# scenarios) plus the health check above; without a complete report there is nothing to count, and no count is printed.
+if summary=$(python3 - "$work/report" "$alive" <<'PY'
+import pathlib, sys
+import xml.etree.ElementTree as ET
+reports = sorted(pathlib.Path(sys.argv[1]).glob("junit*.xml"))
+try:
+    cases = list(ET.parse(reports[-1]).getroot().iter("testcase"))
+except (IndexError, OSError, ET.ParseError):
+    sys.exit(1)
+failed = [c.get("name", "?") for c in cases if c.find("failure") is not None or c.find("error") is not None]
+skipped = sum(1 for c in cases if c.find("skipped") is not None and c.get("name", "?") not in failed)
+passed = len(cases) - len(failed) - skipped
+if passed + len(failed) == 0:
+    sys.exit(1)
+if sys.argv[2] == "1":
+    passed += 1
+else:
+    failed.append("server alive after the run")
+for name in failed:
+    print(f"fuzz-api: failed: {name}", file=sys.stderr)
+print(f"{passed} passed, {len(failed)} failed" + (f", {skipped} skipped" if skipped else ""))
+PY
+); then
+    tests=$(awk '/^ *Test cases:/ { getline; sub(/^ +/, ""); line = $0 } END { print line }' "$work/schemathesis.log")
+    echo "fuzz: $summary (${tests:-test cases not reported}; ${elapsed}s)"
+else
+    echo "fuzz-api: no summary: schemathesis wrote no complete JUnit report (exit $status)" >&2
+    if [[ $status -eq 0 ]]; then status=1; fi
 fi
 exit "$status"
