@@ -46,7 +46,9 @@ public func buildApplication(
     let server = configuration.server
     // Slowloris and header floods: idle connections are closed (a connection that never finishes
     // its headers is idle), headers are bounded, and so is the number of connections.
+    let headTimeout = TimeAmount.milliseconds(Int64(server.readTimeout.milliseconds))
     let http1 = HTTP1Channel.Configuration(
+        additionalChannelHandlers: [RequestHeadDeadline(timeout: headTimeout)],
         idleTimeout: TimeAmount.milliseconds(Int64(server.idleTimeout.milliseconds)),
         httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 200)
     )

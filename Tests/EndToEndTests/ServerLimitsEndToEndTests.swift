@@ -82,6 +82,16 @@ struct ServerLimitsEndToEndTests {
             #expect(closed, "the half-sent request is closed")
             #expect(Date().timeIntervalSince(started) < 6)
 
+            // Headers trickled a byte at a time (each byte resets an idle timer): closed once the
+            // head has not arrived within readTimeout.
+            let trickledHead = try RawConnection(port: harness.port)
+            trickledHead.send("GET /healthz HTTP/1.1\r\n")
+            Task.detached { for _ in 0..<16 { try? await Task.sleep(for: .milliseconds(400)); trickledHead.send("X") } }
+            let headStart = Date()
+            let (_, headClosed) = trickledHead.readAll()
+            #expect(headClosed, "the trickling connection is closed")
+            #expect(Date().timeIntervalSince(headStart) < 4.5, "closed after readTimeout, not kept alive by the trickle")
+
             // A body trickled too slowly: 408 after readTimeout.
             let trickle = try RawConnection(port: harness.port)
             trickle.send("POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(harness.token)\r\n" +

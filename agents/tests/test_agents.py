@@ -38,8 +38,9 @@ EMBED = AGENTS / "ssm" / "embed.py"
 TOKEN = "agent-test-token-0123456789abcdef"
 REAL_CURL = shutil.which("curl")
 NASTY = 'web "1" \\ <!channel> & <@U123>\nsecond line\ttab\rcr \x01\x1f\x7f é ✓'
-# What the real server gets: quotes, a backslash, a newline, a tab, <!channel>, non-ASCII.
-NASTY_SERVER = 'web "1" \\ <!channel> & <@U123>\nsecond line\ttab é ✓'
+# What the real server takes in a name: quotes, a backslash, a tab, <!channel>, non-ASCII. Other
+# control characters (a newline) are refused by the server with a 400 naming the field.
+NASTY_SERVER = 'web "1" \\ <!channel> & <@U123>\ttab é ✓'
 
 try:
     import yaml  # PyYAML
@@ -903,6 +904,11 @@ def hostile_name_arrives_intact(ctx):
     events = recorder.wait_for(lambda e: e.get("instance", {}).get("id") == "i-0nasty")
     expect(events and events[0]["instance"]["name"] == NASTY_SERVER, f"name arrived as {events and events[0]['instance'].get('name')!r}")
     expect(events[0]["app"] == app, events[0]["app"])
+    # A newline is escaped into the JSON, so the server parses the body and names the field
+    # (a raw newline would have broken the JSON: "body: is not valid JSON").
+    result = report(ctx, *event_args(instance="i-0newline", name="web-1\nFAKE", app=app), url=patchbay.url)
+    expect(result.returncode == 3, f"exit {result.returncode}, want 3: {result.stderr}")
+    expect("instance.name: must not contain control characters" in result.stderr, result.stderr)
 
 
 @test()
