@@ -161,6 +161,10 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
             return length
         }, context)
         if request.destinations != .any {
+            // No proxy from the environment (the callback would only see the proxy's address),
+            // and no pooled connection another policy opened (the callback would not run at all).
+            patchbay_curl_set_string(easy, CURLOPT_PROXY, "")
+            patchbay_curl_set_long(easy, CURLOPT_FRESH_CONNECT, 1)
             patchbay_curl_set_opensocket_callback(easy, { context, _, address in
                 let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
                 guard let address, transfer.allows(address) else {

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Logging
+import Synchronization
 import PatchbayCore
 
 /// The embedded durable queue: SQLite in WAL mode with `synchronous=FULL`, so a committed event
@@ -12,6 +13,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
     }
 
     let pool: DatabasePool
+    private let serverLock = Mutex<Int32?>(nil)
     /// The database file.
     public let path: String
     let committer: GroupCommitter
@@ -310,7 +312,23 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         return (followUp, snapshot)
     }
 
-    /// Called by `serve` at start-up: a SQLite file has one server, so every lease still held was
+    /// Takes the file's server lock (`<db>.lock`, held until the process exits): one server per
+    /// SQLite file, so a second `serve` fails instead of releasing the first one's live leases.
+    public func lockForServing() throws {
+        let lockPath = path + ".lock"
+        let descriptor = open(lockPath, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw OpenError(description: "cannot open the server lock '\(lockPath)': \(String(cString: strerror(errno)))")
+        }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(descriptor)
+            throw OpenError(description: "another patchbay serve is using '\(path)' (its lock '\(lockPath)' is held): one server per SQLite file")
+        }
+        // Deliberately never closed: the lock goes with the process, also on kill -9.
+        serverLock.withLock { $0 = descriptor }
+    }
+
+    /// Called by `serve` at start-up, after `lockForServing`: a SQLite file has one server, so every lease still held was
     /// left by a process that died (`kill -9`, power loss). Its deliveries are due again at once,
     /// instead of waiting out the lease while their maintenance's later events queue behind them.
     /// Returns how many were released.

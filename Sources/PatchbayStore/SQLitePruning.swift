@@ -34,10 +34,14 @@ extension SQLiteDeliveryStore {
                             (d.state = 'delivered' AND d.updated_at < ?) OR (d.state = 'expired' AND d.updated_at < ?)
                             OR (d.state = 'dead' AND d.updated_at < ?)))
                     """, arguments: [eventCutoff, deliveryCutoffs[0].1, deliveryCutoffs[1].1, deliveryCutoffs[2].1]) ?? 0
+                // Maintenances with no delivery left once the prunable ones are gone (a dead one
+                // still kept holds its maintenance, so a replay finds the vendor ids).
                 report.maintenances = try Int.fetchOne(db, sql: """
                     SELECT COUNT(*) FROM maintenances m WHERE m.window_end < ? AND NOT EXISTS (
-                        SELECT 1 FROM deliveries d WHERE d.maintenance_key = m.maintenance_key AND d.state IN ('pending', 'in_flight'))
-                    """, arguments: [maintenanceCutoff]) ?? 0
+                        SELECT 1 FROM deliveries d WHERE d.maintenance_key = m.maintenance_key AND NOT (
+                            (d.state = 'delivered' AND d.updated_at < ?) OR (d.state = 'expired' AND d.updated_at < ?)
+                            OR (d.state = 'dead' AND d.updated_at < ?)))
+                    """, arguments: [maintenanceCutoff, deliveryCutoffs[0].1, deliveryCutoffs[1].1, deliveryCutoffs[2].1]) ?? 0
                 report.unmapped = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM relay_unmapped WHERE received_at < ?",
                                                    arguments: [unmappedCutoff]) ?? 0
                 return report
@@ -69,7 +73,7 @@ extension SQLiteDeliveryStore {
             let removed = try await committer.write { db -> Int in
                 let keys = try String.fetchAll(db, sql: """
                     SELECT m.maintenance_key FROM maintenances m WHERE m.window_end < ? AND NOT EXISTS (
-                        SELECT 1 FROM deliveries d WHERE d.maintenance_key = m.maintenance_key AND d.state IN ('pending', 'in_flight'))
+                        SELECT 1 FROM deliveries d WHERE d.maintenance_key = m.maintenance_key)
                     LIMIT ?
                     """, arguments: [maintenanceCutoff, Self.pruneBatch])
                 guard !keys.isEmpty else { return 0 }

@@ -9,7 +9,7 @@ struct Prune: AsyncParsableCommand {
             Removes delivered and expired deliveries after 30 days and dead ones after 90 (with their \
             attempts), events and their idempotency keys once none of their deliveries is kept and \
             they are older than store.retention.events, maintenances whose window ended longer ago than \
-            store.retention.maintenances with nothing left to send, and old unmapped relayed messages; \
+            store.retention.maintenances once none of their deliveries is kept, and old unmapped relayed messages; \
             then checkpoints the WAL. Deletes in small batches, so it can run beside a live server.
 
               patchbay prune --dry-run --config patchbay.yaml

@@ -62,6 +62,12 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(1)
         }
         // One server per SQLite file: leases still held were left by a process that died.
+        do {
+            try store.lockForServing()
+        } catch {
+            printError("\(error)")
+            throw ExitCode(1)
+        }
         let released = try await store.releaseLeasesOfPreviousProcess(at: Date())
         if released > 0 {
             logger.notice("released deliveries leased by a previous process that stopped without finishing them", metadata: ["deliveries": "\(released)"])

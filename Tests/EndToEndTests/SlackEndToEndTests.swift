@@ -96,6 +96,11 @@ struct SlackEndToEndTests {
                 #expect(last.body.contains("Patching Complete"))
             }
             #expect(harness.allOutput.contains("released deliveries leased by a previous process"))
+
+            // A second serve on the same file refuses to start, and leaves the first one's leases alone.
+            let second = try await harness.cli(["serve", "--listen", "127.0.0.1:0"], name: "second-serve")
+            #expect(second.status == 1)
+            #expect(second.stderr.contains("another patchbay serve is using"))
         }
     }
 }

@@ -14,6 +14,8 @@ final class RequestHeadDeadline: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let timeout: TimeAmount
     private var deadline: Scheduled<Void>?
+    /// Request heads read whose response has not been written yet (pipelined requests).
+    private var outstanding = 0
 
     init(timeout: TimeAmount) {
         self.timeout = timeout
@@ -30,6 +32,7 @@ final class RequestHeadDeadline: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .head = unwrapInboundIn(data) {
+            outstanding += 1
             deadline?.cancel()
             deadline = nil
         }
@@ -38,8 +41,9 @@ final class RequestHeadDeadline: ChannelDuplexHandler, RemovableChannelHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data) {
-            // The response is complete: the next request's head has `timeout` to arrive.
-            arm(context)
+            outstanding = max(0, outstanding - 1)
+            // Every response is complete: the next request's head has `timeout` to arrive.
+            if outstanding == 0 { arm(context) }
         }
         context.write(data, promise: promise)
     }
