@@ -158,6 +158,14 @@ struct MaintenanceClockEndToEndTests {
             #expect(offset >= -6 && offset <= 2, "announced \(offset) s from announceAhead before the occurrence")
             _ = await sink.sink.waitFor(1, timeout: .seconds(10)) { $0.vendor == "statuspage" }
             _ = await sink.sink.waitFor(1, timeout: .seconds(10)) { $0.vendor == "slack" }
+            // Wait until the three sends are recorded: a kill -9 before that would make them
+            // in flight at the crash, and they would rightly be sent again (at least once).
+            let recordedBy = Date().addingTimeInterval(10)
+            while Date() < recordedBy {
+                let states = try await harness.deliveries().compactMap { $0["state"]?.stringValue }
+                if states.count == 3 && states.allSatisfy({ $0 == "delivered" }) { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
 
             // kill -9 and start again: the occurrence is not announced twice.
             harness.server?.kill(SIGKILL)
