@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // Pure domain: events, routes, deliveries, outcomes, time, secrets, the store and transport protocols.
@@ -52,6 +54,18 @@ let package = Package(
                 "PatchbayCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The same queue on PostgreSQL, for several instances sharing one database (SKIP LOCKED
+        // claims, a cluster-wide pacing budget, heartbeats, LISTEN/NOTIFY wake-ups).
+        .target(
+            name: "PatchbayPostgres",
+            dependencies: [
+                "PatchbayCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Inbound relay sources: signature checks (Standard Webhooks, GitHub, Slack, SNS) and the
@@ -89,6 +103,7 @@ let package = Package(
                 "PatchbayTargets",
                 "PatchbayConfig",
                 "PatchbayStore",
+                "PatchbayPostgres",
                 "PatchbayCurl",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -161,7 +176,11 @@ let package = Package(
         .testTarget(name: "PatchbayConfigTests", dependencies: ["PatchbayConfig", "PatchbayCore"]),
         .testTarget(
             name: "PatchbayStoreTests",
-            dependencies: ["PatchbayStore", "PatchbayCore", "PatchbayTestSupport", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "PatchbayStore", "PatchbayPostgres", "PatchbayCore", "PatchbayTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
         ),
         .testTarget(name: "PatchbayCurlTests", dependencies: ["PatchbayCurl", "PatchbaySink", "PatchbayCore", "PatchbayTestSupport"]),
         .testTarget(

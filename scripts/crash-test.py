@@ -14,70 +14,15 @@ import json
 import os
 import pathlib
 import re
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from patchbay_harness import ROOT, Server, Sink, free_port, post_event, store_section
+
 TOKEN = "crash-token-0123456789abcdef"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(path, pattern, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        text = pathlib.Path(path).read_text(errors="replace") if os.path.exists(path) else ""
-        match = re.search(pattern, text)
-        if match:
-            return match
-        time.sleep(0.05)
-    raise SystemExit(f"timed out waiting for /{pattern}/ in {path}:\n{text[-2000:]}")
-
-
-class Server:
-    def __init__(self, binary, workdir, config, port):
-        self.binary, self.workdir, self.config, self.port = binary, workdir, config, port
-        self.process, self.starts = None, 0
-
-    def start(self):
-        self.starts += 1
-        log = os.path.join(self.workdir, f"serve-{self.starts}.log")
-        with open(log, "w") as out:
-            self.process = subprocess.Popen([self.binary, "serve", "--config", self.config, "--log-level", "warning"],
-                                            cwd=self.workdir, stdout=out, stderr=subprocess.STDOUT)
-        # The port is fixed; wait until it answers.
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1)
-                return
-            except (urllib.error.URLError, ConnectionError, OSError):
-                if self.process.poll() is not None:
-                    raise SystemExit(f"patchbay exited: {pathlib.Path(log).read_text()[-2000:]}")
-                time.sleep(0.05)
-        raise SystemExit("patchbay did not come up")
-
-    def kill(self):
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
 
 
 WINDOW_START = time.strftime("%Y-%m-%dT%H:00:00Z", time.gmtime(time.time() + 86400))
@@ -89,15 +34,7 @@ def post(port, index):
     start, end = WINDOW_START, WINDOW_END
     body = json.dumps({"type": "patch.completed", "app": "Crash", "environment": "Test",
                        "instance": {"id": f"crash-{index}"}, "window": {"id": f"mw-{index}", "start": start, "end": end}}).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/events", data=body, method="POST", headers={
-        "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json", "Idempotency-Key": f"crash-{index}"})
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except (urllib.error.URLError, ConnectionError, OSError, TimeoutError):
-        return None
+    return post_event(port, TOKEN, body, f"crash-{index}")
 
 
 def main():
@@ -107,20 +44,18 @@ def main():
     parser.add_argument("--interval", type=float, default=1.5, help="seconds between kills")
     parser.add_argument("--clients", type=int, default=4, help="agents posting at once")
     parser.add_argument("--binary", default=str(ROOT / ".build/debug/patchbay"))
+    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--postgres-url", help="default: $PATCHBAY_TEST_POSTGRES_URL (each run uses a new schema)")
     args = parser.parse_args()
 
     workdir = tempfile.mkdtemp(prefix="patchbay-crash-")
-    record = os.path.join(workdir, "sink.jsonl")
-    sink_log = os.path.join(workdir, "sink.log")
-    with open(sink_log, "w") as out:
-        sink = subprocess.Popen([args.binary, "sink", "--listen", "127.0.0.1:0", "--record", record],
-                                cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
-    sink_port = int(wait_for(sink_log, r"sink listening on http://127\.0\.0\.1:(\d+)").group(1))
+    sink = Sink(args.binary, workdir)
+    record, sink_port = sink.record, sink.port
     port = free_port()
     config = os.path.join(workdir, "patchbay.yaml")
     pathlib.Path(config).write_text(f"""
 server: {{listen: "127.0.0.1:{port}", tokens: ["{TOKEN}"], drainDelay: 0s}}
-store: {{sqlite: ./queue.db}}
+{store_section(args.store, args.postgres_url)}
 delivery: {{timeout: 2s, lease: 4s, pollInterval: 100ms, retry: {{base: 200ms, cap: 2s, jitter: 0.2}}}}
 targets:
   crash: {{kind: slack, url: "http://127.0.0.1:{sink_port}/slack/crash", rate: {{perSecond: 500, burst: 50}}}}
@@ -181,8 +116,7 @@ routes:
                              cwd=workdir, capture_output=True, text=True)
     rows = json.loads(listing.stdout or "[]")
     server.stop()
-    sink.terminate()
-    sink.wait()
+    sink.stop()
 
     copies = delivered
     lost = sorted(expected - set(copies))
@@ -195,7 +129,7 @@ routes:
         (f"nothing stuck in flight or pending ({len(stuck)})", not stuck),
         (f"all {args.events} events eventually accepted ({len(accepted)})", len(accepted) == args.events),
     ]
-    print(f"crash test: {args.events} events from {args.clients} clients, {kills} SIGKILLs every {args.interval}s, {server.starts} starts, "
+    print(f"crash test ({args.store}): {args.events} events from {args.clients} clients, {kills} SIGKILLs every {args.interval}s, {server.starts} starts, "
           f"{time.time() - started:.1f}s, {len(copies)} delivered, {duplicates} duplicate sends")
     for name, ok in checks:
         print(f"  {'ok  ' if ok else 'FAIL'} {name}")

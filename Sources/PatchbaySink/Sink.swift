@@ -48,7 +48,10 @@ public struct ScriptedResponse: Sendable, Codable, Equatable {
 /// with credentials reduced to their scheme.
 public struct SinkRequest: Sendable, Codable {
     public var seq: Int
+    /// When the answer was ready (after any delay): the request was in flight from `startedAt` to here.
     public var receivedAt: Date
+    /// When the request's body had arrived, before any delay.
+    public var startedAt: Date?
     public var vendor: String
     public var method: String
     public var path: String
@@ -82,11 +85,16 @@ public final class Sink: Sendable {
 
     private let state: Mutex<State>
     private let printSummary: (@Sendable (String) -> Void)?
+    /// Every vendor answer waits this long, so requests overlap visibly if a client sends two of
+    /// one lane at once (the cluster test looks for that).
+    private let answerDelay: Duration
 
     /// - Parameters:
     ///   - recordPath: a file that receives one JSON line per request (appended).
+    ///   - answerDelay: how long every vendor request takes to answer.
     ///   - printSummary: called with a one-line summary of each request.
-    public init(recordPath: String? = nil, printSummary: (@Sendable (String) -> Void)? = nil) throws {
+    public init(recordPath: String? = nil, answerDelay: Duration = .zero, printSummary: (@Sendable (String) -> Void)? = nil) throws {
+        self.answerDelay = answerDelay
         var state = State()
         if let recordPath {
             if !FileManager.default.fileExists(atPath: recordPath) {
@@ -140,6 +148,8 @@ public final class Sink: Sendable {
         let body = String(decoding: buffer.readableBytesView, as: UTF8.self)
         let path = request.uri.path
         if path == "/_sink/script" { return try control(method: request.method.rawValue, body: body) }
+        let startedAt = Date()
+        if answerDelay > .zero { try await Task.sleep(for: answerDelay) }
         if path.hasPrefix("/hang"), let seconds = request.uri.queryParameters.get("seconds", as: Double.self) {
             try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
         }
@@ -168,7 +178,7 @@ public final class Sink: Sendable {
         }
         let recorded = state.withLock { state -> SinkRequest in
             let entry = SinkRequest(
-                seq: state.requests.count + 1, receivedAt: Date(), vendor: answer.vendor, method: request.method.rawValue,
+                seq: state.requests.count + 1, receivedAt: Date(), startedAt: startedAt, vendor: answer.vendor, method: request.method.rawValue,
                 path: path, query: request.uri.query, status: answer.status, contentType: request.headers[.contentType],
                 authorization: request.headers[.authorization],
                 headers: Dictionary(request.headers.map { ($0.name.canonicalName, $0.value) }, uniquingKeysWith: { first, _ in first }),

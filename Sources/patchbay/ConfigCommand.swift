@@ -27,7 +27,7 @@ struct ConfigCommand: AsyncParsableCommand {
             let routes = configuration.routes.routes.count
             printLine("\(config.path): OK")
             printLine("  listen: \(configuration.server.host):\(configuration.server.port), \(configuration.server.tokens.count) token(s)")
-            printLine("  store: \(configuration.store.sqlitePath)")
+            printLine("  store: \(configuration.postgres?.redactedURL ?? "sqlite:" + configuration.store.sqlitePath)")
             printLine("  targets: \(targets.joined(separator: ", "))")
             printLine("  routes: \(routes)")
         }

@@ -6,11 +6,14 @@ import PatchbayServer
 import PatchbayStore
 import PatchbayTargets
 
-/// Opens the store named in the configuration, as the server does; SQLite's WAL and busy timeout
-/// let this run beside a live server.
-func openStore(_ configuration: PatchbayConfiguration) throws -> SQLiteDeliveryStore {
+/// Opens the store named in the configuration, as the server does; SQLite's WAL and busy timeout,
+/// or PostgreSQL's own concurrency, let this run beside live servers. A command is one short
+/// process: PostgreSQL's connection pool runs in the background until the process exits.
+func openStore(_ configuration: PatchbayConfiguration) async throws -> any DeliveryStore & MaintenanceStore {
     do {
-        return try SQLiteDeliveryStore(settings: configuration.store, logger: Logger(label: "patchbay.cli"))
+        let opened = try OpenedStore.open(configuration, logger: Logger(label: "patchbay.cli"))
+        try await opened.start()
+        return opened.store
     } catch {
         printError("\(error)")
         throw ExitCode(1)
@@ -55,7 +58,7 @@ struct Deliveries: AsyncParsableCommand {
         @OptionGroup var config: ConfigOption
 
         func run() async throws {
-            let store = try openStore(try config.load())
+            let store = try await openStore(try config.load())
             let rows = try await store.list(try filter.filter())
             if json {
                 printLine(String(decoding: try JSONEncoder.patchbay().encode(rows), as: UTF8.self))
@@ -84,7 +87,7 @@ struct Deliveries: AsyncParsableCommand {
 
         func run() async throws {
             let configuration = try config.load()
-            let store = try openStore(configuration)
+            let store = try await openStore(configuration)
             guard let detail = try await store.detail(id: id) else {
                 printError("no delivery \(id)")
                 throw ExitCode(1)
@@ -148,7 +151,7 @@ struct Replay: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let store = try openStore(try config.load())
+        let store = try await openStore(try config.load())
         let chosen = ids.isEmpty ? try await store.list(try filter.filter()).map(\.id) : ids
         if chosen.isEmpty {
             printLine("No deliveries match; nothing to replay.")

@@ -29,7 +29,7 @@ struct Maintenances: AsyncParsableCommand {
             } catch let error as APIError {
                 throw ValidationError("--" + error.body.message)
             }
-            let store = try openStore(try config.load())
+            let store = try await openStore(try config.load())
             let rows = try await store.maintenances(since: query.since, limit: query.limit).map(MaintenanceView.init)
             if json {
                 printLine(String(decoding: try JSONEncoder.patchbay().encode(rows), as: UTF8.self))
@@ -57,7 +57,7 @@ struct Maintenances: AsyncParsableCommand {
         @OptionGroup var config: ConfigOption
 
         func run() async throws {
-            let store = try openStore(try config.load())
+            let store = try await openStore(try config.load())
             guard let detail = try await store.maintenance(id: key) else {
                 printError("no maintenance \(key) (use its mnt_ id from `patchbay maintenances list`, or its window id)")
                 throw ExitCode(1)

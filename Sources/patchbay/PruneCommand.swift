@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PatchbayCore
+import PatchbayStore
 
 struct Prune: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,10 +23,11 @@ struct Prune: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try config.load()
-        let store = try openStore(configuration)
-        let before = store.fileSizes()
+        let store = try await openStore(configuration)
+        let sqlite = store as? SQLiteDeliveryStore
+        let before = sqlite?.fileSizes()
         let report = try await store.prune(policy: configuration.store.retention, now: Date(), dryRun: dryRun)
-        let after = store.fileSizes()
+        let after = sqlite?.fileSizes()
         if json {
             printLine(String(decoding: try JSONEncoder.patchbay().encode(report), as: UTF8.self))
             return
@@ -35,7 +37,9 @@ struct Prune: AsyncParsableCommand {
             ["deliveries", String(report.deliveries)], ["attempts", String(report.attempts)], ["events", String(report.events)],
             ["maintenances", String(report.maintenances)], ["unmapped relayed messages", String(report.unmapped)],
         ], indent: "  ")
-        printLine("database \(before.database / 1024) KiB, WAL \(before.wal / 1024) KiB" +
-                  (dryRun ? "" : " → database \(after.database / 1024) KiB, WAL \(after.wal / 1024) KiB (freed pages are reused)"))
+        if let before, let after {
+            printLine("database \(before.database / 1024) KiB, WAL \(before.wal / 1024) KiB" +
+                      (dryRun ? "" : " → database \(after.database / 1024) KiB, WAL \(after.wal / 1024) KiB (freed pages are reused)"))
+        }
     }
 }

@@ -90,7 +90,7 @@ struct ScheduleCommand: AsyncParsableCommand {
 
         func run() async throws {
             let configuration = try config.load()
-            let store = try openStore(configuration)
+            let store = try await openStore(configuration)
             let now = Date()
             var rows: [Row] = []
             for entry in configuration.schedules.entries {

@@ -15,7 +15,8 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the HTTP API and the delivery dispatcher.",
         discussion: """
-            Accepts events on POST /v1/events, commits them to the SQLite queue (store.sqlite), and \
+            Accepts events on POST /v1/events, commits them to the queue (store.sqlite, or \
+            store.postgres when several instances share the work), and \
             delivers them to the routed targets. Sends each maintenance's reminders, "Patching Beginning" \
             and overrun notices when they fall due, and announces the occurrences of `schedules:` ahead of time. SIGTERM or SIGINT stops intake, lets sends in flight \
             finish, and exits; anything not yet delivered stays queued for the next start.
@@ -54,24 +55,29 @@ struct Serve: AsyncParsableCommand {
             printError(problem)
             throw ExitCode(1)
         }
-        let store: SQLiteDeliveryStore
+        let opened: OpenedStore
         do {
-            store = try SQLiteDeliveryStore(settings: configuration.store, logger: logger)
+            opened = try OpenedStore.open(configuration, logger: logger)
         } catch {
             printError("\(error)")
             throw ExitCode(1)
         }
-        // One server per SQLite file: leases still held were left by a process that died.
         do {
-            try store.lockForServing()
-        } catch {
+            try await opened.run { opened in
+                try await serve(configuration: configuration, store: opened, logger: logger)
+            }
+        } catch let error as OpenedStore.OpenError {
+            printError("\(error)")
+            throw ExitCode(1)
+        } catch let error as SQLiteDeliveryStore.OpenError {
             printError("\(error)")
             throw ExitCode(1)
         }
-        let released = try await store.releaseLeasesOfPreviousProcess(at: Date())
-        if released > 0 {
-            logger.notice("released deliveries leased by a previous process that stopped without finishing them", metadata: ["deliveries": "\(released)"])
-        }
+    }
+
+    private func serve(configuration: PatchbayConfiguration, store opened: OpenedStore, logger: Logger) async throws {
+        let store = opened.store
+        try await opened.prepareForServing(logger: logger)
         // The only place Patchbay chooses a metrics backend.
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
@@ -81,13 +87,14 @@ struct Serve: AsyncParsableCommand {
         let parts = ApplicationParts(store: store, gate: IntakeGate(drainDelay: configuration.server.drainDelay), metrics: metrics,
                                      exposition: { registry.emitToString() }, transport: transport)
         let dispatcher = Dispatcher(store: store, targets: configuration.targets, policies: configuration.policies, transport: transport,
-                                    settings: configuration.delivery, redactor: redactor, wake: parts.wake, metrics: metrics, logger: logger)
+                                    settings: configuration.delivery, redactor: redactor, wake: parts.wake, pacer: opened.pacingBudget(),
+                                    metrics: metrics, logger: logger)
         let intake = EventIntake(store: store, routes: configuration.routes, targets: configuration.targets, wake: parts.wake, metrics: metrics,
                                  schedules: configuration.schedules)
         let scheduler = Scheduler(store: store, intake: intake, routes: configuration.routes, targets: configuration.targets,
                                   schedules: configuration.schedules, wake: parts.wake, logger: logger)
         let host = configuration.server.host
-        let storePath = configuration.store.sqlitePath
+        let storePath = opened.location
         let app = buildApplication(configuration: configuration, parts: parts, logger: logger) { port in
             logger.notice("patchbay listening on http://\(host):\(port)", metadata: ["store": "\(storePath)", "version": "\(PatchbayVersion.current)"])
         }
@@ -99,7 +106,11 @@ struct Serve: AsyncParsableCommand {
             }))
         }
         // Started in this order, stopped in reverse: the gate closes intake (503), the HTTP server
-        // stops, then the dispatcher lets sends in flight finish.
+        // stops, then the dispatcher lets sends in flight finish, then (PostgreSQL) the instance
+        // leaves the cluster.
+        for service in opened.clusterServices(wake: parts.wake, logger: logger) {
+            services.append(.init(service: service))
+        }
         services.append(.init(service: dispatcher))
         services.append(.init(service: scheduler))
         services.append(.init(service: Pruner(policy: configuration.store.retention, interval: configuration.store.pruneInterval, logger: logger) {

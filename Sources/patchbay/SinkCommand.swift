@@ -23,11 +23,17 @@ struct Sink: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Append every request to this file as a JSON line.", valueName: "file"))
     var record: String?
 
+    @Option(help: ArgumentHelp("Answer every vendor request after this many milliseconds (0-10000).", valueName: "ms"))
+    var delayMs: Int = 0
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
         if ServerSettings.parseListen(listen) == nil {
             throw ValidationError("--listen: expected host:port like 127.0.0.1:9090, got '\(listen)'")
+        }
+        if !(0...10_000).contains(delayMs) {
+            throw ValidationError("--delay-ms: expected 0 to 10000, got \(delayMs)")
         }
     }
 
@@ -36,7 +42,7 @@ struct Sink: AsyncParsableCommand {
         let (host, port) = ServerSettings.parseListen(listen)!
         let sink: PatchbaySink.Sink
         do {
-            sink = try PatchbaySink.Sink(recordPath: record, printSummary: { printLine($0) })
+            sink = try PatchbaySink.Sink(recordPath: record, answerDelay: .milliseconds(delayMs), printSummary: { printLine($0) })
         } catch {
             printError("\(error)")
             throw ExitCode(1)

@@ -17,7 +17,7 @@ struct Unmapped: AsyncParsableCommand {
     @OptionGroup var config: ConfigOption
 
     func run() async throws {
-        let store = try openStore(try config.load())
+        let store = try await openStore(try config.load())
         let messages = try await store.unmapped(limit: max(1, limit))
         if json {
             printLine(String(decoding: try JSONEncoder.patchbay().encode(messages), as: UTF8.self))

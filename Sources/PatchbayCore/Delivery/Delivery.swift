@@ -201,32 +201,55 @@ public struct DeliverySummary: Sendable, Hashable, Codable {
     }
 }
 
-/// The durable queue. SQLite implements it; tests of pure logic may use a fake.
-public protocol DeliveryStore: Sendable {
+/// The durable queue, split by who uses it. SQLite (one server per file) and PostgreSQL (several
+/// instances sharing one database) implement every role; `DeliveryStore` is all of them together.
+///
+/// Conventions every backend keeps, so the contract tests hold for each:
+/// - the store mints delivery ids (`Identifier.make("dlv")`) when it commits the plans; event ids
+///   come from the caller, so a retried request can be answered with the first one's id;
+/// - a relayed body (`acceptRelayed`) is stored byte for byte and comes back in the claim's
+///   `relayed`; the claim's `event` is then `RelayedMessage.placeholderEvent`;
+/// - times are the caller's `now`, never the database's clock (heartbeats excepted), so tests can
+///   drive the clock;
+/// - errors are `StoreError`: transient ones (a lost connection, a serialization failure) are
+///   worth retrying, permanent ones are not.
+public typealias DeliveryStore = IntakeStore & DispatchStore & OperatorStore & RelayInboxStore
+
+/// Intake: events and relayed bodies, committed with their deliveries before the 202.
+public protocol IntakeStore: Sendable {
     /// Commits the event and all its deliveries in one transaction before returning.
     func accept(_ submission: EventSubmission) async throws -> AcceptResult
     /// Commits a relayed body and its passthrough deliveries in one transaction.
     func acceptRelayed(_ message: RelayedMessage, eventID: String, idempotencyKey: String, receivedAt: Date,
                        deliveries: [DeliveryPlan]) async throws -> AcceptResult
+}
+
+/// The dispatcher's side: leases, results, and the maintenance state renderers read.
+public protocol DispatchStore: Sendable {
     /// Leases up to `limit` due deliveries: pending ones whose time has come and in-flight ones
     /// whose lease expired (their worker died). A delivery waits while an earlier one for the same
-    /// maintenance and target is unfinished, so each target sees a maintenance's events in order.
+    /// maintenance and target is unfinished, so each target sees a maintenance's events in order,
+    /// and no two deliveries of one lane are ever leased at once (also across instances).
     func claimDue(now: Date, limit: Int, lease: Duration) async throws -> [ClaimedDelivery]
     /// Records the attempt and moves the delivery on, if the lease is still ours, saving the
     /// vendor's follow-up state in the same transaction. Returns false when the lease was lost
     /// (it expired and another worker took the delivery); then nothing but the attempt is written.
-    /// `throttled` (the vendor answered with a rate limit) is counted apart: it does not use up
-    /// the retry budget.
+    /// `throttled` (the vendor answered with a rate limit, `DeliveryReason.isRateLimit`) is
+    /// counted apart: it does not use up the retry budget.
     func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
                   throttled: Bool, at now: Date) async throws -> Bool
     /// The follow-up state of (maintenance, target) and where the maintenance's instances stand.
     func maintenanceContext(for event: PatchEvent, target: String) async throws -> (FollowUpState?, MaintenanceSnapshot)
     /// Puts a claimed delivery back without counting an attempt (it waited for its pacing slot).
     func release(_ claim: ClaimedDelivery, until: Date, at now: Date) async throws -> Bool
+}
 
-    // Operators' view, shared by the CLI and the admin API.
+/// Operators' view, shared by the CLI, the admin API, `/metrics` and `/readyz`.
+public protocol OperatorStore: Sendable {
     func list(_ filter: DeliveryFilter) async throws -> [DeliverySummary]
     func detail(id: String) async throws -> DeliveryDetail?
+    /// Every recorded attempt of one delivery, oldest first.
+    func attempts(deliveryID: String) async throws -> [AttemptRecord]
     /// Queues a delivered, dead or expired delivery again, to be rendered with the current
     /// configuration. A delivery already pending or in flight is left alone, so replaying twice
     /// never queues twice.
@@ -236,13 +259,39 @@ public protocol DeliveryStore: Sendable {
     func oldestDueAge(now: Date) async throws -> Duration
     /// Confirms the store accepts writes (for readiness checks).
     func checkWritable() async throws
-    /// Keeps a relayed message that maps to no app and environment, for an operator to look at.
+    /// Deletes (or, with `dryRun`, counts) finished work older than the policy allows.
+    func prune(policy: RetentionPolicy, now: Date, dryRun: Bool) async throws -> PruneReport
+}
+
+/// Relayed messages that map to no app and environment, kept for an operator to look at.
+public protocol RelayInboxStore: Sendable {
     func recordUnmapped(source: String, dedupeID: String?, reason: String, body: String, at now: Date) async throws
     /// Unmapped relayed messages, newest first.
     func unmapped(limit: Int) async throws -> [UnmappedMessage]
 }
 
-extension DeliveryStore {
+/// Why a store operation failed, as callers need to know it: whether trying again can help.
+public enum StoreError: Error, Sendable, CustomStringConvertible {
+    /// The database could not be reached or asked to retry (connection lost, serialization
+    /// failure, deadlock, busy): nothing was committed; the same call may succeed later.
+    case transient(String)
+    /// Trying again will not help (a constraint, a full disk, a schema newer than this binary).
+    case permanent(String)
+
+    public var description: String {
+        switch self {
+        case .transient(let message): "store temporarily unavailable: \(message)"
+        case .permanent(let message): "store error: \(message)"
+        }
+    }
+
+    public var isTransient: Bool {
+        if case .transient = self { return true }
+        return false
+    }
+}
+
+extension DispatchStore {
     public func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
                          at now: Date) async throws -> Bool {
         try await complete(claim, attempt: attempt, transition: transition, followUp: followUp, throttled: false, at: now)

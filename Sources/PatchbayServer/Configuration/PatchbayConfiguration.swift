@@ -1,6 +1,7 @@
 import Foundation
 import PatchbayConfig
 import PatchbayCore
+import PatchbayPostgres
 import PatchbayRelay
 import PatchbayStore
 import PatchbayTargets
@@ -9,6 +10,8 @@ import PatchbayTargets
 public struct PatchbayConfiguration: Sendable {
     public var server: ServerSettings
     public var store: StoreSettings
+    /// `store.postgres`, checked: where the shared queue is. Nil for SQLite.
+    public var postgres: PostgresSettings?
     public var delivery: DispatcherSettings
     /// By name, in file order.
     public var targets: [String: any DeliveryTarget]
@@ -32,6 +35,7 @@ public struct PatchbayConfiguration: Sendable {
     /// Every credential in the configuration, for the redactor.
     public var secrets: [Secret] {
         server.tokens + server.adminTokens + targets.values.flatMap(\.secrets) + sources.values.flatMap(\.secrets)
+            + [store.postgres?.url, store.postgres?.password, postgres?.password].compactMap { $0 }
     }
 
     public var redactor: Redactor { Redactor(secrets: secrets) }
@@ -55,6 +59,16 @@ public struct PatchbayConfiguration: Sendable {
         root.allowOnly(["server", "store", "delivery", "targets", "routes", "sources", "awsMapping", "schedules"])
         let server = ServerSettings(section: root.section("server", required: true))
         let store = StoreSettings(section: root.section("store"))
+        var postgres: PostgresSettings?
+        if let options = store.postgres {
+            do {
+                postgres = try PostgresSettings(url: options.url.reveal(), poolSize: options.poolSize, schema: options.schema)
+                if let password = options.password { postgres?.password = password }
+            } catch {
+                // The message never quotes the URL: it may hold the password.
+                diagnostics.report("store.postgres.url", "\(error)")
+            }
+        }
         let delivery = DispatcherSettings(section: root.section("delivery"))
 
         var targets: [String: any DeliveryTarget] = [:]
@@ -107,7 +121,7 @@ public struct PatchbayConfiguration: Sendable {
             schedules.append(entry)
         }
         guard diagnostics.problems.isEmpty else { throw Invalid(problems: diagnostics.problems) }
-        return PatchbayConfiguration(server: server, store: store, delivery: delivery, targets: targets, policies: policies, targetNames: names,
+        return PatchbayConfiguration(server: server, store: store, postgres: postgres, delivery: delivery, targets: targets, policies: policies, targetNames: names,
                                      routes: RouteTable(routes: routes), sources: sources, awsMapping: awsMapping,
                                      schedules: ScheduleBook(entries: schedules))
     }

@@ -16,7 +16,7 @@ public struct Dispatcher: Service, CustomStringConvertible {
     let settings: DispatcherSettings
     let redactor: Redactor
     let wake: WakeSignal
-    let pacer: Pacer
+    let pacer: any PacingBudget
     let metrics: PatchbayMetrics
     let logger: Logger
     let clock: @Sendable () -> Date
@@ -27,7 +27,7 @@ public struct Dispatcher: Service, CustomStringConvertible {
 
     public init(store: any DeliveryStore, targets: [String: any DeliveryTarget], policies: [String: TargetPolicy],
                 transport: any HTTPTransport, settings: DispatcherSettings, redactor: Redactor, wake: WakeSignal,
-                pacer: Pacer = Pacer(), metrics: PatchbayMetrics, logger: Logger,
+                pacer: any PacingBudget = Pacer(), metrics: PatchbayMetrics, logger: Logger,
                 clock: @escaping @Sendable () -> Date = Date.init, random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
         self.store = store
         self.targets = targets
@@ -135,16 +135,16 @@ public struct Dispatcher: Service, CustomStringConvertible {
             return
         }
 
-        switch pacer.reserve(key: target.pacingKey, policy: policy.pacing, now: clock(), maxWait: Self.maxPacingWait) {
-        case .go(let wait):
-            if wait > .zero { try? await Task.sleep(for: wait) }
-            // Slots are kept as sends, not as wake-ups: late sleepers are spaced again.
-            var extra = pacer.admit(key: target.pacingKey, policy: policy.pacing, now: clock())
-            while extra > .zero {
-                try? await Task.sleep(for: extra)
-                extra = pacer.admit(key: target.pacingKey, policy: policy.pacing, now: clock())
-            }
-        case .later(let at):
+        let decision: PacingDecision
+        do {
+            decision = try await pace(key: target.pacingKey, policy: policy.pacing)
+        } catch {
+            // A shared budget that cannot be read fails closed: the delivery waits a moment
+            // rather than risk going over the vendor's limit.
+            logger.error("could not take a pacing slot; trying again shortly", metadata: ["error": "\(redactor.redact(String(describing: error)))"])
+            decision = .later(at: clock().addingTimeInterval(1))
+        }
+        if case .later(let at) = decision {
             do {
                 _ = try await store.release(claim, until: at, at: clock())
                 logger.debug("paced: back in the queue", metadata: ["until": "\(Timestamp.rfc3339(at))"])
@@ -167,11 +167,11 @@ public struct Dispatcher: Service, CustomStringConvertible {
             attempt.status = response.status
             attempt.latency = response.latency
             if let pause = target.pause(after: response) {
-                pauseTarget(claim.target, key: target.pacingKey, policy: policy.pacing, for: min(pause, settings.maxPause))
+                await pauseTarget(claim.target, key: target.pacingKey, policy: policy.pacing, for: min(pause, settings.maxPause))
             }
             if case .retry(let after, let reason) = outcome, reason.isRateLimit {
                 let quiet = after ?? .milliseconds(Int64(2000 / policy.pacing.rate))
-                pauseTarget(claim.target, key: target.pacingKey, policy: policy.pacing, for: quiet)
+                await pauseTarget(claim.target, key: target.pacingKey, policy: policy.pacing, for: quiet)
             }
             let followUp = outcome.label == "delivered" ? target.followUp(after: response, to: request, event: claim.event, context: context) : nil
             await finish(&attempt, outcome: outcome, detail: excerpt(of: response.body), policy: policy.retry, followUp: followUp)
@@ -181,10 +181,29 @@ public struct Dispatcher: Service, CustomStringConvertible {
         }
     }
 
-    /// No send to the pacing key until the pause is over; the pause is visible in `/metrics`.
-    private func pauseTarget(_ name: String, key: String, policy: PacingPolicy, for pause: Duration) {
+    /// Waits for the key's pacing slot when it comes within `maxPacingWait`; `.later` otherwise.
+    private func pace(key: String, policy: PacingPolicy) async throws -> PacingDecision {
+        let decision = try await pacer.reserve(key: key, policy: policy, now: clock(), maxWait: Self.maxPacingWait)
+        guard case .go(let wait) = decision else { return decision }
+        if wait > .zero { try? await Task.sleep(for: wait) }
+        // Slots are kept as sends, not as wake-ups: late sleepers are spaced again.
+        var extra = try await pacer.admit(key: key, policy: policy, now: clock())
+        while extra > .zero {
+            try? await Task.sleep(for: extra)
+            extra = try await pacer.admit(key: key, policy: policy, now: clock())
+        }
+        return decision
+    }
+
+    /// No send to the pacing key until the pause is over, for every instance sharing the budget;
+    /// the pause is visible in `/metrics`.
+    private func pauseTarget(_ name: String, key: String, policy: PacingPolicy, for pause: Duration) async {
         let until = clock().addingTimeInterval(pause.seconds)
-        pacer.block(key: key, policy: policy, until: until)
+        do {
+            try await pacer.block(key: key, policy: policy, until: until)
+        } catch {
+            logger.error("could not record the vendor's pause in the shared budget", metadata: ["error": "\(redactor.redact(String(describing: error)))"])
+        }
         metrics.targetPaused(name, until: until)
     }
 

@@ -2,17 +2,10 @@ import Foundation
 import PatchbayCore
 import Synchronization
 
-/// Keeps each vendor budget (a Slack webhook, a Statuspage API key) under its rate, for every
-/// worker of the process: a generic cell rate algorithm, so a burst of `burst` requests may go at
-/// once and the rest follow at `rate` per second. A 429 or an exhausted Pingdom budget blocks
-/// the key until the vendor says it may go on.
-public final class Pacer: Sendable {
-    public enum Decision: Equatable, Sendable {
-        /// Send after waiting this long (zero: now). A slot has been taken.
-        case go(after: Duration)
-        /// Too long to wait holding a worker: try again at this time. Nothing was taken.
-        case later(at: Date)
-    }
+/// The in-process `PacingBudget`, for every worker of one process (SQLite: one server per file).
+/// A 429 or an exhausted Pingdom budget blocks the key until the vendor says it may go on.
+public final class Pacer: PacingBudget {
+    public typealias Decision = PacingDecision
 
     /// The theoretical arrival time of the next request per key (GCRA's TAT).
     private let nextFree = Mutex<[String: Date]>([:])

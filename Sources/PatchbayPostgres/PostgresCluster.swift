@@ -1,0 +1,243 @@
+import Foundation
+import Logging
+import PostgresNIO
+import PatchbayCore
+import Synchronization
+
+/// What several instances on one database share: the maintenance clock, liveness, wake-ups and
+/// vendor budgets.
+extension PostgresStore: MaintenanceStore {
+    /// The channel every instance listens on; a notification only says "look for due work".
+    static let wakeChannel = "patchbay_work"
+
+    // MARK: The maintenance clock, once per cluster
+
+    public func fireDueNotices(now: Date, limit: Int, decide: @escaping @Sendable (DueNotice) -> NoticeFiring) async throws -> [FiredNotice] {
+        let encoder = JSONEncoder.patchbay()
+        return try await transaction { connection -> [FiredNotice] in
+            // SKIP LOCKED: instances firing at the same tick take disjoint notices; the notice id as
+            // idempotency key is the backstop, so a notice can only ever become one event.
+            let rows = try await Self.rows("""
+                SELECT n.* FROM planned_notices n
+                WHERE n.state = 'planned' AND n.due_at <= \(now)
+                ORDER BY n.due_at, n.seq LIMIT \(limit)
+                FOR UPDATE SKIP LOCKED
+                """, on: connection, logger: logger)
+            var due: [(key: String, notice: PlannedNotice)] = []
+            for row in rows {
+                let columns = row.columns
+                guard let notice = try Self.notice(columns) else { continue }
+                due.append((try columns.value("maintenance_key"), notice))
+            }
+            // Maintenance locks in key order, so two instances' batches never wait in a circle.
+            due.sort { ($0.key, $0.notice.dueAt) < ($1.key, $1.notice.dueAt) }
+            var fired: [FiredNotice] = []
+            for (key, notice) in due {
+                try await Self.lock("maintenance:" + key, on: connection, logger: logger)
+                guard let record = try await Self.maintenanceRecord(on: connection, logger: logger, key: key) else { continue }
+                let dueNotice = DueNotice(notice: notice, record: record, snapshot: try await Self.snapshot(on: connection, logger: logger, key: key))
+                switch decide(dueNotice) {
+                case .skip(let reason):
+                    try await Self.rows("UPDATE planned_notices SET state = 'skipped', reason = \(reason), updated_at = \(now) WHERE id = \(notice.id)",
+                                        on: connection, logger: logger)
+                    fired.append(FiredNotice(notice: notice, maintenance: record.key, eventID: nil, deliveries: 0))
+                case .send(let event, let plans):
+                    let eventID = Identifier.make("evt")
+                    let data = try encoder.encode(event)
+                    try await insertEvent(on: connection, id: eventID, idempotencyKey: "notice:\(notice.id)", digest: data.sha256Hex, event: event,
+                                          payload: String(decoding: data, as: UTF8.self), deliveries: plans, receivedAt: now)
+                    let reason: String? = plans.isEmpty ? "no target of the route takes this notice" : nil
+                    try await Self.rows("""
+                        UPDATE planned_notices SET state = 'sent', event_id = \(eventID), reason = \(reason), updated_at = \(now) WHERE id = \(notice.id)
+                        """, on: connection, logger: logger)
+                    fired.append(FiredNotice(notice: notice, maintenance: record.key, eventID: eventID, deliveries: plans.count))
+                }
+            }
+            return fired
+        }
+    }
+
+    // MARK: Wake-ups
+
+    /// Tells every listening instance that work is due, when this transaction commits. At most
+    /// one notification per 20 ms per process: each commit of a NOTIFY takes a cluster-wide lock,
+    /// and a listener only needs to know that there is something to claim. (Within one process
+    /// the intake wakes its own dispatcher directly.)
+    func announceWork(on connection: PostgresConnection) async throws {
+        let now = ContinuousClock.now
+        let due = lastNotify.withLock { last -> Bool in
+            if let previous = last, now - previous < .milliseconds(20) { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
+        try await Self.rows("SELECT pg_notify(\(Self.wakeChannel), '')", on: connection, logger: logger)
+    }
+
+    /// Calls `onWork` for every notification until cancelled; reconnects (and calls `onWork` once,
+    /// in case one was missed) after losing the connection. The poll keeps working meanwhile.
+    public func listenForWork(_ onWork: @escaping @Sendable () -> Void) async {
+        while !Task.isCancelled {
+            do {
+                try await client.withConnection { connection in
+                    try await connection.listen(on: Self.wakeChannel) { notifications in
+                        onWork()
+                        for try await _ in notifications { onWork() }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("lost the LISTEN connection; relying on polling until it is back",
+                               metadata: ["error": "\(Self.storeError(error))"])
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    // MARK: Liveness
+
+    /// Registers this process in `instances`; `serve` calls it before claiming anything.
+    public func joinCluster(version: String) async throws {
+        let host = ProcessInfo.processInfo.hostName
+        let pid = Int(ProcessInfo.processInfo.processIdentifier)
+        try await transaction { connection in
+            try await Self.rows("""
+                INSERT INTO instances (id, host, pid, version, started_at, heartbeat_at)
+                VALUES (\(instanceID), \(host), \(pid), \(version), clock_timestamp(), clock_timestamp())
+                """, on: connection, logger: logger)
+        }
+    }
+
+    /// Renews this instance's heartbeat (the database's clock: instances' clocks need not agree).
+    public func heartbeat() async throws {
+        try await transaction { connection in
+            let updated = try await Self.rows("UPDATE instances SET heartbeat_at = clock_timestamp() WHERE id = \(instanceID) RETURNING id",
+                                              on: connection, logger: logger)
+            if updated.isEmpty {
+                // Another instance took us for dead (a long pause) and removed the row: come back.
+                try await Self.rows("""
+                    INSERT INTO instances (id, host, pid, version, started_at, heartbeat_at)
+                    VALUES (\(instanceID), \(ProcessInfo.processInfo.hostName), \(Int(ProcessInfo.processInfo.processIdentifier)),
+                            \(PatchbayVersion.current), clock_timestamp(), clock_timestamp())
+                    """, on: connection, logger: logger)
+            }
+        }
+    }
+
+    /// Deliveries leased by instances silent for longer than `silence` are due again at once, and
+    /// those instances are forgotten. A lease's token still fences the old holder: if it was only
+    /// slow, its late result is refused (`complete` returns false).
+    public func releaseLeasesOfSilentInstances(silence: Duration, now: Date) async throws -> Int {
+        let milliseconds = Int64(silence.milliseconds)
+        return try await transaction { connection -> Int in
+            let silent = try await Self.rows("""
+                SELECT id FROM instances WHERE heartbeat_at < clock_timestamp() - make_interval(secs => \(Double(milliseconds) / 1000))
+                FOR UPDATE SKIP LOCKED
+                """, on: connection, logger: logger).map { try $0.decode(String.self) }
+            guard !silent.isEmpty else { return 0 }
+            let released = try await Self.rows("""
+                UPDATE deliveries SET state = 'pending', next_attempt_at = \(now), lease_token = NULL, leased_by = NULL, updated_at = \(now)
+                WHERE state = 'in_flight' AND leased_by = ANY(\(silent))
+                RETURNING seq
+                """, on: connection, logger: logger).count
+            try await Self.rows("DELETE FROM instances WHERE id = ANY(\(silent))", on: connection, logger: logger)
+            if released > 0 { try await announceWork(on: connection) }
+            return released
+        }
+    }
+
+    /// A graceful stop: nothing is leased any more (the dispatcher finished), so the row goes.
+    public func leaveCluster() async throws {
+        try await transaction { connection in
+            try await Self.rows("""
+                UPDATE deliveries SET state = 'pending', lease_token = NULL, leased_by = NULL WHERE state = 'in_flight' AND leased_by = \(instanceID)
+                """, on: connection, logger: logger)
+            try await Self.rows("DELETE FROM instances WHERE id = \(instanceID)", on: connection, logger: logger)
+        }
+    }
+
+    /// Instances whose heartbeat is recent, for `/metrics` and operators.
+    public func liveInstances(within silence: Duration) async throws -> Int {
+        try await read { connection in
+            try await Self.rows("""
+                SELECT COUNT(*) FROM instances WHERE heartbeat_at >= clock_timestamp() - make_interval(secs => \(silence.seconds))
+                """, on: connection, logger: logger).first?.decode(Int.self) ?? 0
+        }
+    }
+}
+
+/// One budget per vendor key for the whole cluster: a row per key in `pacing_budgets`, read and
+/// moved under its row lock with the database's clock. Keys paced above
+/// `sharedRateLimit` per second are not vendor limits but Patchbay's own politeness (a webhook
+/// with pacing turned up); those stay per process, so fast targets pay no round trip per send.
+public struct SharedPacingBudget: PacingBudget {
+    let store: PostgresStore
+    let local: any PacingBudget
+    /// Rates at or below this are shared by the cluster.
+    public static let sharedRateLimit = 50.0
+
+    public init(store: PostgresStore, local: any PacingBudget) {
+        self.store = store
+        self.local = local
+    }
+
+    public func reserve(key: String, policy: PacingPolicy, now: Date, maxWait: Duration) async throws -> PacingDecision {
+        guard policy.rate <= Self.sharedRateLimit else { return try await local.reserve(key: key, policy: policy, now: now, maxWait: maxWait) }
+        return try await store.gcra(key: key, column: "next_slot", policy: policy, maxWait: maxWait.seconds, processNow: now)
+    }
+
+    public func admit(key: String, policy: PacingPolicy, now: Date) async throws -> Duration {
+        guard policy.rate <= Self.sharedRateLimit else { return try await local.admit(key: key, policy: policy, now: now) }
+        switch try await store.gcra(key: key, column: "next_send", policy: policy, maxWait: 0, processNow: now) {
+        case .go: return .zero
+        case .later(let at): return .milliseconds(Int64((max(0, at.timeIntervalSince(now)) * 1000).rounded(.up)))
+        }
+    }
+
+    public func block(key: String, policy: PacingPolicy, until: Date) async throws {
+        guard policy.rate <= Self.sharedRateLimit else { return try await local.block(key: key, policy: policy, until: until) }
+        try await store.blockBudget(key: key, policy: policy, until: until)
+    }
+}
+
+extension PostgresStore {
+    /// GCRA on one budget row: the slot is taken when it comes within `maxWait`. The answer is in
+    /// the caller's clock (`processNow` plus the wait the database computed), so clock skew
+    /// between instances does not matter.
+    func gcra(key: String, column: String, policy: PacingPolicy, maxWait: Double, processNow: Date) async throws -> PacingDecision {
+        let interval = policy.interval
+        let tolerance = policy.tolerance
+        let column = column == "next_send" ? "next_send" : "next_slot"
+        return try await transaction { connection -> PacingDecision in
+            try await Self.rows("""
+                INSERT INTO pacing_budgets (key, next_slot, next_send) VALUES (\(key), clock_timestamp(), clock_timestamp())
+                ON CONFLICT (key) DO NOTHING
+                """, on: connection, logger: logger)
+            guard let row = try await Self.rows("""
+                SELECT EXTRACT(EPOCH FROM (GREATEST(\(unescaped: column), clock_timestamp()) - clock_timestamp()))::float8 AS ahead
+                FROM pacing_budgets WHERE key = \(key) FOR UPDATE
+                """, on: connection, logger: logger).first else { throw StoreError.transient("pacing budget row vanished") }
+            // `ahead`: how far the budget's next arrival time is from now.
+            let ahead = try row.decode(Double.self)
+            let wait = max(0, ahead - tolerance)
+            guard wait <= maxWait else { return .later(at: processNow.addingTimeInterval(wait)) }
+            try await Self.rows("""
+                UPDATE pacing_budgets SET \(unescaped: column) = GREATEST(\(unescaped: column), clock_timestamp()) + make_interval(secs => \(interval))
+                WHERE key = \(key)
+                """, on: connection, logger: logger)
+            return .go(after: .milliseconds(Int64(wait * 1000)))
+        }
+    }
+
+    /// No reservation for `key` before `until` (plus the burst tolerance, as in memory).
+    func blockBudget(key: String, policy: PacingPolicy, until: Date) async throws {
+        let seconds = max(0, until.timeIntervalSinceNow) + policy.tolerance
+        try await transaction { connection in
+            try await Self.rows("""
+                INSERT INTO pacing_budgets AS b (key, next_slot, next_send)
+                VALUES (\(key), clock_timestamp() + make_interval(secs => \(seconds)), clock_timestamp())
+                ON CONFLICT (key) DO UPDATE SET next_slot = GREATEST(b.next_slot, EXCLUDED.next_slot)
+                """, on: connection, logger: logger)
+        }
+    }
+}

@@ -1,0 +1,216 @@
+import Foundation
+import Logging
+import PostgresNIO
+import PatchbayCore
+
+/// Maintenances and planned notices on PostgreSQL: the rows planning writes (inside the intake
+/// transaction, under the maintenance's lock) and what operators read. Firing is in
+/// PostgresCluster.swift.
+extension PostgresStore {
+    // MARK: Reading and writing rows
+
+    static func maintenanceRecord(on connection: PostgresConnection, logger: Logger, key: String) async throws -> MaintenanceRecord? {
+        guard let row = try await Self.rows("SELECT * FROM maintenances WHERE maintenance_key = \(key)", on: connection, logger: logger).first else {
+            return nil
+        }
+        return try Self.record(row.columns)
+    }
+
+    static func record(_ row: PostgresRandomAccessRow) throws -> MaintenanceRecord {
+        let key = MaintenanceKey(app: try row.value("app", as: String.self), environment: try row.value("environment", as: String.self),
+                                 window: try row.value("window_key", as: String.self))
+        let window = MaintenanceWindow(id: try row.value("window_id", as: String?.self), start: try row.value("window_start", as: Date.self),
+                                       end: try row.value("window_end", as: Date.self), timezone: try row.value("window_timezone", as: String?.self))
+        let tagsJSON = try row.value("tags", as: String.self)
+        let tags = (try? JSONDecoder().decode([String: String].self, from: Data(tagsJSON.utf8))) ?? [:]
+        let status = MaintenanceRecord.Status(rawValue: try row.value("status", as: String.self)) ?? .active
+        return MaintenanceRecord(key: key, window: window, status: status, displayTimeZone: try row.value("display_timezone", as: String.self),
+                                 tags: tags, createdAt: try row.value("created_at", as: Date.self), updatedAt: try row.value("updated_at", as: Date.self))
+    }
+
+    /// Writes what `MaintenancePlanner.apply` decided. The caller holds the maintenance's lock, so
+    /// the record read before planning is still the stored one.
+    static func applyChange(on connection: PostgresConnection, logger: Logger, _ change: MaintenancePlanner.Change, now: Date) async throws {
+        let record = change.record
+        let key = record.key.storageValue
+        if change.recordChanged {
+            let tags = String(decoding: (try? JSONEncoder().encode(record.tags)) ?? Data("{}".utf8), as: UTF8.self)
+            try await Self.rows("""
+                INSERT INTO maintenances (maintenance_key, id, app, environment, window_key, window_id, window_start, window_end,
+                                          window_timezone, status, display_timezone, tags, created_at, updated_at)
+                VALUES (\(key), \(record.id), \(record.key.app), \(record.key.environment), \(record.key.window), \(record.window.id),
+                        \(record.window.start), \(record.window.end), \(record.window.timezone), \(record.status.rawValue),
+                        \(record.displayTimeZone), \(tags), \(record.createdAt), \(now))
+                ON CONFLICT (maintenance_key) DO UPDATE SET
+                    window_start = EXCLUDED.window_start, window_end = EXCLUDED.window_end,
+                    window_timezone = EXCLUDED.window_timezone, status = EXCLUDED.status, updated_at = EXCLUDED.updated_at
+                """, on: connection, logger: logger)
+        }
+        if let reason = change.dropPlanned {
+            try await Self.rows("""
+                UPDATE planned_notices SET state = 'dropped', reason = \(reason), updated_at = \(now)
+                WHERE maintenance_key = \(key) AND state = 'planned'
+                """, on: connection, logger: logger)
+        }
+        for notice in change.notices {
+            try await Self.rows("""
+                INSERT INTO planned_notices (id, maintenance_key, kind, lead_seconds, due_at, state, reason, event_id, updated_at)
+                VALUES (\(notice.id), \(key), \(notice.kind.rawValue), \(notice.leadSeconds), \(notice.dueAt),
+                        \(notice.state.rawValue), \(notice.reason), \(notice.eventID), \(notice.updatedAt))
+                """, on: connection, logger: logger)
+        }
+    }
+
+    /// A `planned_notices` row; nil when its kind or state is not one this version knows.
+    static func notice(_ row: PostgresRandomAccessRow) throws -> PlannedNotice? {
+        guard let kind = NoticeKind(rawValue: try row.value("kind", as: String.self)),
+              let state = NoticeState(rawValue: try row.value("state", as: String.self)) else { return nil }
+        return PlannedNotice(id: try row.value("id", as: String.self), kind: kind, leadSeconds: try row.value("lead_seconds", as: Int?.self),
+                             dueAt: try row.value("due_at", as: Date.self), state: state, reason: try row.value("reason", as: String?.self),
+                             eventID: try row.value("event_id", as: String?.self), updatedAt: try row.value("updated_at", as: Date.self))
+    }
+
+    /// Where the maintenance's instances stand, in the order they first reported (reported_seq is
+    /// taken by the first insert and kept by later updates, like SQLite's rowid).
+    static func snapshot(on connection: PostgresConnection, logger: Logger, key: String) async throws -> MaintenanceSnapshot {
+        let reports = try await Self.rows("""
+            SELECT instance_id, instance_name, last_type, packages FROM maintenance_instances
+            WHERE maintenance_key = \(key) ORDER BY reported_seq
+            """, on: connection, logger: logger).compactMap { row -> MaintenanceSnapshot.InstanceReport? in
+            let columns = row.columns
+            guard let type = EventType(rawValue: try columns.value("last_type", as: String.self)) else { return nil }
+            let instance = Instance(id: try columns.value("instance_id", as: String.self), name: try columns.value("instance_name", as: String?.self))
+            return MaintenanceSnapshot.InstanceReport(instance: instance, lastType: type,
+                                                      packages: Self.decodeList(try columns.value("packages", as: String.self)))
+        }
+        return MaintenanceSnapshot(instances: reports)
+    }
+
+    // MARK: Operators' view
+
+    public func nextNoticeDue() async throws -> Date? {
+        try await read { connection -> Date? in
+            guard let row = try await Self.rows("SELECT MIN(due_at) AS due FROM planned_notices WHERE state = 'planned'",
+                                                on: connection, logger: logger).first else { return nil }
+            return try row.columns.value("due", as: Date?.self)
+        }
+    }
+
+    public func maintenances(since: Date?, limit: Int) async throws -> [MaintenanceSummary] {
+        try await read { connection -> [MaintenanceSummary] in
+            let rows: [PostgresRow]
+            if let since {
+                rows = try await Self.rows("""
+                    SELECT * FROM maintenances WHERE window_end >= \(since) ORDER BY window_start DESC, created_at DESC LIMIT \(limit)
+                    """, on: connection, logger: logger)
+            } else {
+                rows = try await Self.rows("SELECT * FROM maintenances ORDER BY window_start DESC, created_at DESC LIMIT \(limit)",
+                                           on: connection, logger: logger)
+            }
+            let records = try rows.map { try Self.record($0.columns) }
+            return try await Self.maintenanceSummaries(on: connection, logger: logger, records)
+        }
+    }
+
+    static func maintenanceSummary(on connection: PostgresConnection, logger: Logger, _ record: MaintenanceRecord) async throws -> MaintenanceSummary {
+        guard let summary = try await Self.maintenanceSummaries(on: connection, logger: logger, [record]).first else {
+            throw StoreError.permanent("no summary for maintenance \(record.id)")
+        }
+        return summary
+    }
+
+    /// The summaries of several maintenances, in their order, with three grouped queries in all
+    /// (not three per maintenance: each is a round trip here, where SQLite's were calls in process).
+    static func maintenanceSummaries(on connection: PostgresConnection, logger: Logger, _ records: [MaintenanceRecord]) async throws -> [MaintenanceSummary] {
+        guard !records.isEmpty else { return [] }
+        let keys = records.map(\.key.storageValue)
+        /// Counts by maintenance key, then by `k`.
+        func counts(_ query: PostgresQuery) async throws -> [String: [String: Int]] {
+            var result: [String: [String: Int]] = [:]
+            for row in try await Self.rows(query, on: connection, logger: logger) {
+                let columns = row.columns
+                let key = try columns.value("mkey", as: String.self)
+                let label = try columns.value("k", as: String.self)
+                result[key, default: [:]][label] = try columns.value("n", as: Int.self)
+            }
+            return result
+        }
+        let instances = try await counts("""
+            SELECT maintenance_key AS mkey, last_type AS k, COUNT(*) AS n FROM maintenance_instances
+            WHERE maintenance_key = ANY(\(keys)) GROUP BY maintenance_key, last_type
+            """)
+        let notices = try await counts("""
+            SELECT maintenance_key AS mkey, state AS k, COUNT(*) AS n FROM planned_notices
+            WHERE maintenance_key = ANY(\(keys)) GROUP BY maintenance_key, state
+            """)
+        let deliveries = try await counts("""
+            SELECT maintenance_key AS mkey, state AS k, COUNT(*) AS n FROM deliveries
+            WHERE maintenance_key = ANY(\(keys)) GROUP BY maintenance_key, state
+            """)
+        return records.map { record -> MaintenanceSummary in
+            let key = record.key.storageValue
+            let stages = instances[key] ?? [:]
+            return MaintenanceSummary(
+                id: record.id, app: record.key.app, environment: record.key.environment, windowKey: record.key.window, window: record.window,
+                status: record.status, displayTimeZone: record.displayTimeZone,
+                instances: Dictionary(uniqueKeysWithValues: stages.map { (String($0.key.dropFirst("patch.".count)), $0.value) }),
+                notices: notices[key] ?? [:], deliveries: deliveries[key] ?? [:],
+                createdAt: record.createdAt, updatedAt: record.updatedAt
+            )
+        }
+    }
+
+    public func maintenance(id: String) async throws -> MaintenanceDetail? {
+        // A window id finds its occurrences (`mw-0123@2025-…`): the prefix's wildcards escaped.
+        let occurrences = Self.likePrefix(id) + "@%"
+        return try await read { connection -> MaintenanceDetail? in
+            guard let row = try await Self.rows("""
+                SELECT * FROM maintenances WHERE id = \(id) OR window_key = \(id) OR window_key LIKE \(occurrences) ESCAPE '\\'
+                ORDER BY (id = \(id)) DESC, (window_key = \(id)) DESC, window_start DESC LIMIT 1
+                """, on: connection, logger: logger).first?.columns else { return nil }
+            let record = try Self.record(row)
+            let key = record.key.storageValue
+            let instances = try await Self.rows("""
+                SELECT instance_id, instance_name, last_type, packages, updated_at FROM maintenance_instances
+                WHERE maintenance_key = \(key) ORDER BY reported_seq
+                """, on: connection, logger: logger).map { row -> MaintenanceDetail.InstanceRow in
+                let columns = row.columns
+                return MaintenanceDetail.InstanceRow(
+                    id: try columns.value("instance_id", as: String.self), name: try columns.value("instance_name", as: String?.self),
+                    stage: try columns.value("last_type", as: String.self),
+                    packages: Self.decodeList(try columns.value("packages", as: String.self)).count,
+                    updatedAt: try columns.value("updated_at", as: Date.self)
+                )
+            }
+            let notices = try await Self.rows("SELECT * FROM planned_notices WHERE maintenance_key = \(key) ORDER BY due_at, seq",
+                                              on: connection, logger: logger).compactMap { try Self.notice($0.columns) }
+            let decoder = JSONDecoder.patchbay()
+            let vendorObjects = try await Self.rows("SELECT target, state FROM followups WHERE maintenance_key = \(key) ORDER BY target",
+                                                    on: connection, logger: logger).compactMap { row -> MaintenanceDetail.VendorObject? in
+                let columns = row.columns
+                let json = try columns.value("state", as: String.self)
+                guard let state = try? decoder.decode(FollowUpState.self, from: Data(json.utf8)) else { return nil }
+                return MaintenanceDetail.VendorObject(target: try columns.value("target", as: String.self), state: state)
+            }
+            let deliveries = try await Self.rows("""
+                SELECT \(unescaped: Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                WHERE d.maintenance_key = \(key) ORDER BY d.seq
+                """, on: connection, logger: logger).map { try Self.summary($0.columns) }
+            let summary = try await Self.maintenanceSummary(on: connection, logger: logger, record)
+            return MaintenanceDetail(summary: summary, instances: instances, notices: notices, vendorObjects: vendorObjects, deliveries: deliveries)
+        }
+    }
+
+    /// `text` for a LIKE pattern, its wildcards escaped with a backslash.
+    static func likePrefix(_ text: String) -> String {
+        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
+    }
+
+    public func eventID(idempotencyKey: String) async throws -> String? {
+        try await read { connection -> String? in
+            guard let row = try await Self.rows("SELECT id FROM events WHERE idempotency_key = \(idempotencyKey)",
+                                                on: connection, logger: logger).first else { return nil }
+            return try row.columns.value("id", as: String.self)
+        }
+    }
+}

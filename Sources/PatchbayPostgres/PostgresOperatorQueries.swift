@@ -1,0 +1,431 @@
+import Foundation
+import Logging
+import PostgresNIO
+import PatchbayCore
+
+/// Operators' view, retention and the relay inbox on PostgreSQL: the SQLite store's queries, with
+/// the locks several instances (and an operator's CLI beside them) need.
+extension PostgresStore: OperatorStore, RelayInboxStore {
+    // MARK: Rows
+
+    static let summaryColumns = """
+        d.id, e.id AS event_id, e.type, e.app, e.environment, d.target, d.target_kind, d.state, d.attempts,
+        d.next_attempt_at, d.created_at, d.updated_at, d.last_reason, d.display_timezone, d.resources, e.payload
+        """
+
+    /// A row of `summaryColumns`, selected `FROM deliveries d JOIN events e ON e.seq = d.event_seq`.
+    static func summary(_ row: PostgresRandomAccessRow) throws -> DeliverySummary {
+        let state = try row.value("state", as: String.self)
+        // next_attempt_at is the lease's end while in flight: only a pending delivery has a next attempt.
+        let nextAttemptAt: Date? = try state == DeliveryState.pending.rawValue ? row.value("next_attempt_at", as: Date.self) : nil
+        return DeliverySummary(
+            id: try row.value("id", as: String.self), eventID: try row.value("event_id", as: String.self),
+            eventType: try row.value("type", as: String.self), app: try row.value("app", as: String.self),
+            environment: try row.value("environment", as: String.self), target: try row.value("target", as: String.self),
+            targetKind: try row.value("target_kind", as: String.self), state: state, attempts: try row.value("attempts", as: Int.self),
+            nextAttemptAt: nextAttemptAt, createdAt: try row.value("created_at", as: Date.self),
+            updatedAt: try row.value("updated_at", as: Date.self), lastReason: try row.value("last_reason", as: String?.self)
+        )
+    }
+
+    /// The event a stored payload holds, or the placeholder of a relayed message.
+    static func decodePayload(_ payload: String, type: String, eventID: String, receivedAt: Date) throws -> (PatchEvent, RelayedMessage?) {
+        let decoder = JSONDecoder.patchbay()
+        if type == RelayedMessage.eventType {
+            let message = try decoder.decode(RelayedMessage.self, from: Data(payload.utf8))
+            return (message.placeholderEvent(eventID: eventID, receivedAt: receivedAt), message)
+        }
+        return (try decoder.decode(PatchEvent.self, from: Data(payload.utf8)), nil)
+    }
+
+    static func encodeList(_ list: [String]) -> String {
+        (try? String(decoding: JSONEncoder().encode(list), as: UTF8.self)) ?? "[]"
+    }
+
+    static func decodeList(_ text: String?) -> [String] {
+        guard let text else { return [] }
+        return (try? JSONDecoder().decode([String].self, from: Data(text.utf8))) ?? []
+    }
+
+    /// The `n` column of a one-row `SELECT COUNT(*) AS n …`.
+    static func fetchCount(_ query: PostgresQuery, on connection: PostgresConnection, logger: Logger) async throws -> Int {
+        guard let row = try await Self.rows(query, on: connection, logger: logger).first else { return 0 }
+        return try row.columns.value("n", as: Int.self)
+    }
+
+    // MARK: Inspection
+
+    /// Counted from the state index at each call. SQLite keeps the counts in a table its triggers
+    /// update; here that table's five rows would be hot rows every intake, claim and completion of
+    /// every instance locks, serializing the whole cluster's writers on them.
+    public func counts() async throws -> [DeliveryState: Int] {
+        try await read { connection -> [DeliveryState: Int] in
+            var counts: [DeliveryState: Int] = [:]
+            for row in try await Self.rows("SELECT state, COUNT(*) AS n FROM deliveries GROUP BY state", on: connection, logger: logger) {
+                let columns = row.columns
+                if let state = DeliveryState(rawValue: try columns.value("state", as: String.self)) {
+                    counts[state] = try columns.value("n", as: Int.self)
+                }
+            }
+            return counts
+        }
+    }
+
+    public func oldestDueAge(now: Date) async throws -> Duration {
+        let oldest = try await read { connection -> Date? in
+            guard let row = try await Self.rows("""
+                SELECT MIN(next_attempt_at) AS oldest FROM deliveries WHERE state = 'pending' AND next_attempt_at <= \(now)
+                """, on: connection, logger: logger).first else { return nil }
+            return try row.columns.value("oldest", as: Date?.self)
+        }
+        guard let oldest else { return .zero }
+        return .milliseconds(Int64(max(0, now.timeIntervalSince(oldest)) * 1000))
+    }
+
+    public func attempts(deliveryID: String) async throws -> [AttemptRecord] {
+        try await read { connection in try await Self.attempts(on: connection, logger: logger, deliveryID: deliveryID) }
+    }
+
+    static func attempts(on connection: PostgresConnection, logger: Logger, deliveryID: String) async throws -> [AttemptRecord] {
+        try await Self.rows("""
+            SELECT delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt
+            FROM attempts WHERE delivery_id = \(deliveryID) ORDER BY id
+            """, on: connection, logger: logger).map { row -> AttemptRecord in
+            let columns = row.columns
+            return AttemptRecord(
+                deliveryID: try columns.value("delivery_id", as: String.self), number: try columns.value("number", as: Int.self),
+                startedAt: try columns.value("started_at", as: Date.self), latencyMilliseconds: try columns.value("latency_ms", as: Double.self),
+                statusCode: try columns.value("status_code", as: Int?.self), outcome: try columns.value("outcome", as: String.self),
+                reason: try columns.value("reason", as: String.self), responseExcerpt: try columns.value("response_excerpt", as: String?.self)
+            )
+        }
+    }
+
+    public func list(_ filter: DeliveryFilter) async throws -> [DeliverySummary] {
+        // Placeholders are numbered as the values are bound, so the clauses can come and go.
+        var clauses: [String] = []
+        var bindings = PostgresBindings()
+        if let state = filter.state {
+            bindings.append(state.rawValue)
+            clauses.append("d.state = $\(bindings.count)")
+        }
+        if let target = filter.target {
+            bindings.append(target)
+            clauses.append("d.target = $\(bindings.count)")
+        }
+        if let app = filter.app {
+            bindings.append(app)
+            clauses.append("e.app = $\(bindings.count)")
+        }
+        if let since = filter.since {
+            bindings.append(since)
+            clauses.append("d.updated_at >= $\(bindings.count)")
+        }
+        bindings.append(filter.limit)
+        let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+        let query = PostgresQuery(
+            unsafeSQL: "SELECT \(Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq \(whereClause) ORDER BY d.seq DESC LIMIT $\(bindings.count)",
+            binds: bindings
+        )
+        return try await read { connection -> [DeliverySummary] in
+            try await Self.rows(query, on: connection, logger: logger).map { try Self.summary($0.columns) }
+        }
+    }
+
+    public func detail(id: String) async throws -> DeliveryDetail? {
+        let found = try await read { connection -> (DeliverySummary, String, String, String, [AttemptRecord])? in
+            guard let row = try await Self.rows("""
+                SELECT \(unescaped: Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id = \(id)
+                """, on: connection, logger: logger).first?.columns else { return nil }
+            let summary = try Self.summary(row)
+            let payload = try row.value("payload", as: String.self)
+            let zone = try row.value("display_timezone", as: String.self)
+            let resources = try row.value("resources", as: String.self)
+            let attempts = try await Self.attempts(on: connection, logger: logger, deliveryID: id)
+            return (summary, payload, zone, resources, attempts)
+        }
+        guard let (summary, payload, zone, resources, attempts) = found else { return nil }
+        let (event, _) = try Self.decodePayload(payload, type: summary.eventType, eventID: summary.eventID, receivedAt: summary.createdAt)
+        return DeliveryDetail(summary: summary, event: event, displayTimeZone: zone, resources: Self.decodeList(resources), attempts: attempts)
+    }
+
+    public func replay(id: String, at now: Date, dryRun: Bool) async throws -> ReplayResult {
+        try await transaction { connection -> ReplayResult in
+            // The row stays locked until commit: a second operator replaying at the same moment
+            // waits here, then reads it pending and queues nothing.
+            guard let row = try await Self.rows("""
+                SELECT state, attempts, maintenance_key, target FROM deliveries WHERE id = \(id) FOR UPDATE
+                """, on: connection, logger: logger).first?.columns else { return .notFound }
+            let state = try row.value("state", as: String.self)
+            guard state != DeliveryState.pending.rawValue, state != DeliveryState.inFlight.rawValue else {
+                return .alreadyQueued(state: state)
+            }
+            if dryRun { return .wouldReplay }
+            let attempts = try row.value("attempts", as: Int.self)
+            let lane = try row.value("maintenance_key", as: String.self)
+            let target = try row.value("target", as: String.self)
+            try await Self.rows("""
+                INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
+                VALUES (\(id), \(attempts), \(now), 0, NULL, 'replay', 'replay_requested',
+                        \("replayed by an operator from state \(state); renders with the current configuration"))
+                """, on: connection, logger: logger)
+            // A fresh place at the end of its lane, numbered under the lane row's lock as intake
+            // numbers: its old number may have been handed out again (a lane's row goes once
+            // nothing in it is unfinished, and its numbering then starts over), and two unfinished
+            // deliveries of one lane with the same number could both be taken for its head and
+            // leased at once. So it goes behind whatever its lane has queued.
+            try await Self.rows("""
+                WITH lane AS (
+                    INSERT INTO lanes AS l (maintenance_key, target, last_seq) VALUES (\(lane), \(target), 1)
+                    ON CONFLICT (maintenance_key, target) DO UPDATE SET last_seq = l.last_seq + 1
+                    RETURNING last_seq
+                )
+                UPDATE deliveries SET state = 'pending', next_attempt_at = \(now), lane_seq = lane.last_seq, attempts = 0, throttles = 0,
+                                      replays = replays + 1, replayed_at = \(now), updated_at = \(now), last_reason = 'replay_requested',
+                                      lease_token = NULL, leased_by = NULL
+                FROM lane
+                WHERE id = \(id)
+                """, on: connection, logger: logger)
+            try await announceWork(on: connection)
+            return .replayed
+        }
+    }
+
+    public func checkWritable() async throws {
+        // A real row, committed: a server that lost its disk, ran out of space or became a
+        // read-only standby (a failover) fails here as intake would.
+        let now = Date()
+        try await transaction { connection in
+            _ = try await Self.rows("""
+                INSERT INTO readiness_probe (id, checked_at) VALUES (1, \(now))
+                ON CONFLICT (id) DO UPDATE SET checked_at = EXCLUDED.checked_at
+                """, on: connection, logger: logger)
+        }
+    }
+
+    // MARK: Relay inbox
+
+    public func recordUnmapped(source: String, dedupeID: String?, reason: String, body: String, at now: Date) async throws {
+        try await transaction { connection in
+            _ = try await Self.rows("""
+                INSERT INTO relay_unmapped (source, dedupe_id, reason, body, received_at) VALUES (\(source), \(dedupeID), \(reason), \(body), \(now))
+                """, on: connection, logger: logger)
+        }
+    }
+
+    public func unmapped(limit: Int) async throws -> [UnmappedMessage] {
+        try await read { connection -> [UnmappedMessage] in
+            try await Self.rows("SELECT source, reason, body, received_at FROM relay_unmapped ORDER BY id DESC LIMIT \(limit)",
+                                on: connection, logger: logger).map { row -> UnmappedMessage in
+                let columns = row.columns
+                return UnmappedMessage(source: try columns.value("source", as: String.self), reason: try columns.value("reason", as: String.self),
+                                       body: try columns.value("body", as: String.self), receivedAt: try columns.value("received_at", as: Date.self))
+            }
+        }
+    }
+
+    // MARK: Retention
+
+    /// Rows deleted per transaction: each batch is its own short transaction, so intake and claims
+    /// wait at most one batch for a row lock.
+    static let pruneBatch = 500
+
+    public func prune(policy: RetentionPolicy, now: Date, dryRun: Bool) async throws -> PruneReport {
+        let deliveryCutoffs: [(DeliveryState, Date)] = [
+            (.delivered, now.addingTimeInterval(-policy.delivered.seconds)), (.expired, now.addingTimeInterval(-policy.expired.seconds)),
+            (.dead, now.addingTimeInterval(-policy.dead.seconds)),
+        ]
+        let (deliveredCutoff, expiredCutoff, deadCutoff) = (deliveryCutoffs[0].1, deliveryCutoffs[1].1, deliveryCutoffs[2].1)
+        let eventCutoff = now.addingTimeInterval(-policy.events.seconds)
+        let maintenanceCutoff = now.addingTimeInterval(-policy.maintenances.seconds)
+        let unmappedCutoff = now.addingTimeInterval(-policy.unmapped.seconds)
+        if dryRun {
+            return try await read { connection -> PruneReport in
+                var report = PruneReport()
+                for (state, cutoff) in deliveryCutoffs {
+                    report.deliveries += try await Self.fetchCount("""
+                        SELECT COUNT(*) AS n FROM deliveries WHERE state = \(state.rawValue) AND updated_at < \(cutoff)
+                        """, on: connection, logger: logger)
+                    report.attempts += try await Self.fetchCount("""
+                        SELECT COUNT(*) AS n FROM attempts
+                        WHERE delivery_id IN (SELECT id FROM deliveries WHERE state = \(state.rawValue) AND updated_at < \(cutoff))
+                        """, on: connection, logger: logger)
+                }
+                // Events whose deliveries are all due to go (or gone) and that are old enough.
+                report.events = try await Self.fetchCount("""
+                    SELECT COUNT(*) AS n FROM events e WHERE e.received_at < \(eventCutoff) AND NOT EXISTS (
+                        SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND NOT (
+                            (d.state = 'delivered' AND d.updated_at < \(deliveredCutoff)) OR (d.state = 'expired' AND d.updated_at < \(expiredCutoff))
+                            OR (d.state = 'dead' AND d.updated_at < \(deadCutoff))))
+                    """, on: connection, logger: logger)
+                // Maintenances with no delivery left once the prunable ones are gone (a dead one
+                // still kept holds its maintenance, so a replay finds the vendor ids).
+                report.maintenances = try await Self.fetchCount("""
+                    SELECT COUNT(*) AS n FROM maintenances m WHERE m.window_end < \(maintenanceCutoff) AND NOT EXISTS (
+                        SELECT 1 FROM deliveries d WHERE d.maintenance_key = m.maintenance_key AND NOT (
+                            (d.state = 'delivered' AND d.updated_at < \(deliveredCutoff)) OR (d.state = 'expired' AND d.updated_at < \(expiredCutoff))
+                            OR (d.state = 'dead' AND d.updated_at < \(deadCutoff))))
+                    """, on: connection, logger: logger)
+                report.unmapped = try await Self.fetchCount("SELECT COUNT(*) AS n FROM relay_unmapped WHERE received_at < \(unmappedCutoff)",
+                                                            on: connection, logger: logger)
+                return report
+            }
+        }
+        var report = PruneReport()
+        for (state, cutoff) in deliveryCutoffs {
+            while true {
+                let (deliveries, attempts) = try await transaction { connection -> (Int, Int) in
+                    // Locked while they go; one an operator is replaying right now is passed over
+                    // (SKIP LOCKED) and, once replayed, no longer qualifies.
+                    let ids = try await Self.rows("""
+                        SELECT id FROM deliveries WHERE state = \(state.rawValue) AND updated_at < \(cutoff)
+                        LIMIT \(Self.pruneBatch) FOR UPDATE SKIP LOCKED
+                        """, on: connection, logger: logger).map { try $0.columns.value("id", as: String.self) }
+                    guard !ids.isEmpty else { return (0, 0) }
+                    let attempts = try await Self.fetchCount("""
+                        WITH gone AS (DELETE FROM attempts WHERE delivery_id = ANY(\(ids)) RETURNING 1) SELECT COUNT(*) AS n FROM gone
+                        """, on: connection, logger: logger)
+                    let deliveries = try await Self.fetchCount("""
+                        WITH gone AS (DELETE FROM deliveries WHERE id = ANY(\(ids)) RETURNING 1) SELECT COUNT(*) AS n FROM gone
+                        """, on: connection, logger: logger)
+                    return (deliveries, attempts)
+                }
+                report.deliveries += deliveries
+                report.attempts += attempts
+                if deliveries < Self.pruneBatch { break }
+                await Task.yield()
+            }
+        }
+        let lanes = try await pruneIdleLanes()
+        report.events = try await deleteInBatches("""
+            WITH gone AS (
+                DELETE FROM events WHERE seq IN (SELECT e.seq FROM events e WHERE e.received_at < \(eventCutoff)
+                    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq) LIMIT \(Self.pruneBatch))
+                RETURNING 1)
+            SELECT COUNT(*) AS n FROM gone
+            """)
+        report.maintenances = try await pruneMaintenances(endedBefore: maintenanceCutoff)
+        report.unmapped = try await deleteInBatches("""
+            WITH gone AS (
+                DELETE FROM relay_unmapped WHERE id IN (SELECT id FROM relay_unmapped WHERE received_at < \(unmappedCutoff) LIMIT \(Self.pruneBatch))
+                RETURNING 1)
+            SELECT COUNT(*) AS n FROM gone
+            """)
+        // Instances normally remove themselves (leaveCluster) or are removed with their leases
+        // (releaseLeasesOfSilentInstances); this catches rows nobody reaped. Heartbeats are the
+        // database's clock, so their age is measured with it, not with `now`. A paused instance
+        // that comes back re-registers on its next heartbeat.
+        let instances = try await transaction { connection -> Int in
+            try await Self.fetchCount("""
+                WITH gone AS (DELETE FROM instances WHERE heartbeat_at < clock_timestamp() - interval '1 day' RETURNING 1)
+                SELECT COUNT(*) AS n FROM gone
+                """, on: connection, logger: logger)
+        }
+        // No table is checkpointed or vacuumed here: autovacuum reclaims the space.
+        if lanes > 0 || instances > 0 {
+            logger.debug("pruned idle lanes and stale instances", metadata: ["lanes": "\(lanes)", "instances": "\(instances)"])
+        }
+        return report
+    }
+
+    /// Deletes the `lanes` rows of lanes with no unfinished delivery: a row only hands out the
+    /// lane's next number, and without this the table would grow by one row per maintenance and
+    /// target for ever. The next delivery of the lane creates the row again, numbering from 1
+    /// (nothing unfinished is left to be ordered against).
+    private func pruneIdleLanes() async throws -> Int {
+        var total = 0
+        while true {
+            let (candidates, removed) = try await transaction { connection -> (Int, Int) in
+                // SKIP LOCKED passes over lanes an intake is adding to right now.
+                let rows = try await Self.rows("""
+                    SELECT l.maintenance_key, l.target FROM lanes l
+                    WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.maintenance_key = l.maintenance_key AND d.target = l.target
+                                        AND d.state IN ('pending', 'in_flight'))
+                    LIMIT \(Self.pruneBatch) FOR UPDATE SKIP LOCKED
+                    """, on: connection, logger: logger)
+                guard !rows.isEmpty else { return (0, 0) }
+                var keys: [String] = []
+                var targets: [String] = []
+                for row in rows {
+                    let columns = row.columns
+                    keys.append(try columns.value("maintenance_key", as: String.self))
+                    targets.append(try columns.value("target", as: String.self))
+                }
+                // Checked again by a new statement, which sees every commit up to now: an intake
+                // that committed to one of these lanes after the first statement began (its
+                // snapshot missed the delivery) keeps the lane's row and its numbering. Later
+                // intakes wait for the row lock held here, and then create the row afresh.
+                let removed = try await Self.fetchCount("""
+                    WITH gone AS (
+                        DELETE FROM lanes l USING unnest(\(keys)::text[], \(targets)::text[]) AS c(maintenance_key, target)
+                        WHERE l.maintenance_key = c.maintenance_key AND l.target = c.target
+                          AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.maintenance_key = l.maintenance_key AND d.target = l.target
+                                            AND d.state IN ('pending', 'in_flight'))
+                        RETURNING 1)
+                    SELECT COUNT(*) AS n FROM gone
+                    """, on: connection, logger: logger)
+                return (rows.count, removed)
+            }
+            total += removed
+            // A full batch of which none could go (all busy): the rest waits for the next prune.
+            if candidates < Self.pruneBatch || removed == 0 { return total }
+            await Task.yield()
+        }
+    }
+
+    /// Deletes maintenances whose window ended before the cutoff and that have no delivery left,
+    /// with their instances, vendor ids and planned notices.
+    private func pruneMaintenances(endedBefore cutoff: Date) async throws -> Int {
+        var total = 0
+        while true {
+            let (candidates, removed) = try await transaction { connection -> (Int, Int) in
+                let keys = try await Self.rows("""
+                    SELECT m.maintenance_key FROM maintenances m WHERE m.window_end < \(cutoff) AND NOT EXISTS (
+                        SELECT 1 FROM deliveries d WHERE d.maintenance_key = m.maintenance_key)
+                    LIMIT \(Self.pruneBatch)
+                    """, on: connection, logger: logger).map { try $0.columns.value("maintenance_key", as: String.self) }
+                guard !keys.isEmpty else { return (0, 0) }
+                // The maintenance's lock, which intake and the notice scheduler hold while they
+                // write to it (see PostgresQueue), tried and never waited for: one busy now is
+                // left for the next prune. Held, it keeps a late event from adding a delivery
+                // between the check below and the deletes.
+                let locked = try await Self.rows("""
+                    SELECT u.k FROM unnest(\(keys)::text[]) AS u(k) WHERE pg_try_advisory_xact_lock(hashtextextended('maintenance:' || u.k, 0))
+                    """, on: connection, logger: logger).map { try $0.columns.value("k", as: String.self) }
+                guard !locked.isEmpty else { return (keys.count, 0) }
+                // Checked again by a new statement, which sees every commit up to the lock.
+                let gone = try await Self.rows("""
+                    DELETE FROM maintenances m WHERE m.maintenance_key = ANY(\(locked))
+                        AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.maintenance_key = m.maintenance_key)
+                    RETURNING m.maintenance_key
+                    """, on: connection, logger: logger).map { try $0.columns.value("maintenance_key", as: String.self) }
+                guard !gone.isEmpty else { return (keys.count, 0) }
+                // Due planned notices of these (rare: the scheduler fires them long before) may be
+                // locked by a scheduler waiting for this maintenance's lock; PostgreSQL breaks that
+                // deadlock and `transaction` runs the batch again.
+                for table in ["maintenance_instances", "followups", "planned_notices"] {
+                    try await Self.rows("DELETE FROM \(unescaped: table) WHERE maintenance_key = ANY(\(gone))", on: connection, logger: logger)
+                }
+                return (keys.count, gone.count)
+            }
+            total += removed
+            // A full batch of which none could go (all busy): the rest waits for the next prune.
+            if candidates < Self.pruneBatch || removed == 0 { return total }
+            await Task.yield()
+        }
+    }
+
+    /// Runs a `WITH gone AS (DELETE … LIMIT pruneBatch … RETURNING 1) SELECT COUNT(*) AS n FROM gone`
+    /// in its own transaction until a batch comes back short.
+    private func deleteInBatches(_ query: PostgresQuery) async throws -> Int {
+        var total = 0
+        while true {
+            let removed = try await transaction { connection -> Int in
+                try await Self.fetchCount(query, on: connection, logger: logger)
+            }
+            total += removed
+            if removed < Self.pruneBatch { return total }
+            await Task.yield()
+        }
+    }
+}

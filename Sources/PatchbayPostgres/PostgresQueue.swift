@@ -1,0 +1,278 @@
+import Foundation
+import Logging
+import PostgresNIO
+import PatchbayCore
+
+/// Intake and the dispatcher's side of the queue on PostgreSQL.
+///
+/// Locks, always taken in this order so concurrent transactions never wait on each other in a
+/// circle: the idempotency key's advisory lock, then the maintenance's (or relay lane's) advisory
+/// lock, then that maintenance's `lanes` rows. Claims lock only delivery rows, with SKIP LOCKED.
+extension PostgresStore: IntakeStore, DispatchStore {
+    // MARK: Intake
+
+    public func accept(_ submission: EventSubmission) async throws -> AcceptResult {
+        let encoded = try JSONEncoder.patchbay().encode(submission.event)
+        let payload = String(decoding: encoded, as: UTF8.self)
+        let result = try await transaction { connection -> AcceptResult in
+            if let key = submission.idempotencyKey {
+                // A repeat sent to another instance at the same moment waits here for the first to
+                // commit, then finds its answer: one event per key, cluster-wide.
+                try await Self.lock("event-key:" + key, on: connection, logger: logger)
+                if let earlier = try await Self.earlierAnswer(on: connection, logger: logger, key: key, digest: submission.bodyDigest) {
+                    return earlier
+                }
+            }
+            var event = submission.event
+            var storedPayload = payload
+            let maintenanceKey = event.maintenanceKey.storageValue
+            // One writer per maintenance at a time: its plan and its lanes change together.
+            try await Self.lock("maintenance:" + maintenanceKey, on: connection, logger: logger)
+            if let planning = submission.planning {
+                let existing = try await Self.maintenanceRecord(on: connection, logger: logger, key: maintenanceKey)
+                let change = MaintenancePlanner.apply(event, existing: existing, settings: planning.settings,
+                                                      displayTimeZone: planning.displayTimeZone, now: submission.receivedAt)
+                try await Self.applyChange(on: connection, logger: logger, change, now: submission.receivedAt)
+                if change.event != event {
+                    event = change.event
+                    storedPayload = String(decoding: try JSONEncoder.patchbay().encode(event), as: UTF8.self)
+                }
+            }
+            try await insertEvent(on: connection, id: submission.eventID, idempotencyKey: submission.idempotencyKey,
+                                  digest: submission.bodyDigest, event: event, payload: storedPayload,
+                                  deliveries: submission.deliveries, receivedAt: submission.receivedAt)
+            return .accepted(AcceptedEvent(id: submission.eventID, deliveries: submission.deliveries.count))
+        }
+        return result
+    }
+
+    /// A transaction-level advisory lock on `name` (64-bit hash; a collision only makes two
+    /// names wait for each other).
+    static func lock(_ name: String, on connection: PostgresConnection, logger: Logger) async throws {
+        try await rows("SELECT pg_advisory_xact_lock(hashtextextended(\(name), 0))", on: connection, logger: logger)
+    }
+
+    static func earlierAnswer(on connection: PostgresConnection, logger: Logger, key: String, digest: String) async throws -> AcceptResult? {
+        guard let row = try await rows("SELECT id, body_sha256, delivery_count FROM events WHERE idempotency_key = \(key)",
+                                       on: connection, logger: logger).first?.columns else { return nil }
+        let existing = AcceptedEvent(id: try row.value("id"), deliveries: try row.value("delivery_count", as: Int.self))
+        let stored: String = try row.value("body_sha256")
+        return stored == digest ? .replayed(existing) : .conflict(existingEventID: existing.id)
+    }
+
+    /// Writes an event, its deliveries (each taking the next place in its lane) and its
+    /// instance's stage. The caller holds the maintenance's lock. Shared by intake and the scheduler.
+    func insertEvent(on connection: PostgresConnection, id: String, idempotencyKey: String?, digest: String, event: PatchEvent,
+                     payload: String, deliveries: [DeliveryPlan], receivedAt: Date) async throws {
+        let maintenanceKey = event.maintenanceKey.storageValue
+        let eventSeq = try await insertEventRow(on: connection, id: id, idempotencyKey: idempotencyKey, digest: digest,
+                                                type: event.type.rawValue, app: event.app, environment: event.environment,
+                                                lane: maintenanceKey, payload: payload, deliveries: deliveries.count, receivedAt: receivedAt)
+        for plan in deliveries {
+            try await insertDelivery(on: connection, eventSeq: eventSeq, plan: plan, lane: maintenanceKey, at: receivedAt)
+        }
+        if let instance = event.instance {
+            // Keep each instance's furthest stage: a late `started` must not hide its `completed`.
+            try await Self.rows("""
+                INSERT INTO maintenance_instances AS m (maintenance_key, instance_id, instance_name, last_type, stage_rank, packages, updated_at)
+                VALUES (\(maintenanceKey), \(instance.id), \(instance.name), \(event.type.rawValue), \(event.type.stageRank),
+                        \(Self.encodeList(event.packages)), \(receivedAt))
+                ON CONFLICT (maintenance_key, instance_id) DO UPDATE SET
+                    instance_name = COALESCE(EXCLUDED.instance_name, m.instance_name),
+                    last_type = EXCLUDED.last_type,
+                    packages = CASE WHEN EXCLUDED.packages = '[]' THEN m.packages ELSE EXCLUDED.packages END,
+                    stage_rank = EXCLUDED.stage_rank,
+                    updated_at = EXCLUDED.updated_at
+                WHERE EXCLUDED.stage_rank >= m.stage_rank
+                """, on: connection, logger: logger)
+        }
+        if !deliveries.isEmpty { try await announceWork(on: connection) }
+    }
+
+    private func insertEventRow(on connection: PostgresConnection, id: String, idempotencyKey: String?, digest: String, type: String,
+                                app: String, environment: String, lane: String, payload: String, deliveries: Int,
+                                receivedAt: Date) async throws -> Int64 {
+        let rows = try await Self.rows("""
+            INSERT INTO events (id, idempotency_key, body_sha256, type, app, environment, maintenance_key, payload, delivery_count, received_at)
+            VALUES (\(id), \(idempotencyKey), \(digest), \(type), \(app), \(environment), \(lane), \(payload), \(deliveries), \(receivedAt))
+            RETURNING seq
+            """, on: connection, logger: logger)
+        guard let seq = try rows.first?.decode(Int64.self) else { throw StoreError.permanent("the event insert returned no row") }
+        return seq
+    }
+
+    /// The lane's row is locked until commit, so a lane's sequence numbers follow commit order even
+    /// when two instances add to it at once (a bigserial alone would not: a number taken first
+    /// can commit last, and a follower would be sent before it).
+    private func insertDelivery(on connection: PostgresConnection, eventSeq: Int64, plan: DeliveryPlan, lane: String, at time: Date) async throws {
+        try await Self.rows("""
+            WITH lane AS (
+                INSERT INTO lanes AS l (maintenance_key, target, last_seq) VALUES (\(lane), \(plan.target), 1)
+                ON CONFLICT (maintenance_key, target) DO UPDATE SET last_seq = l.last_seq + 1
+                RETURNING last_seq
+            )
+            INSERT INTO deliveries (id, event_seq, target, target_kind, maintenance_key, lane_seq, display_timezone, state,
+                                    next_attempt_at, created_at, updated_at, resources)
+            SELECT \(Identifier.make("dlv")), \(eventSeq), \(plan.target), \(plan.targetKind), \(lane), lane.last_seq,
+                   \(plan.displayTimeZone), 'pending', \(time), \(time), \(time), \(Self.encodeList(plan.resources))
+            FROM lane
+            """, on: connection, logger: logger)
+    }
+
+    public func acceptRelayed(_ message: RelayedMessage, eventID: String, idempotencyKey: String, receivedAt: Date,
+                              deliveries: [DeliveryPlan]) async throws -> AcceptResult {
+        let payload = String(decoding: try JSONEncoder.patchbay().encode(message), as: UTF8.self)
+        let digest = message.body.sha256Hex
+        // One ordering lane per source: each target sees the source's messages in arrival order.
+        let lane = ["relay", message.source, ""].joined(separator: "\u{1F}")
+        return try await transaction { connection -> AcceptResult in
+            try await Self.lock("event-key:" + idempotencyKey, on: connection, logger: logger)
+            if let earlier = try await Self.earlierAnswer(on: connection, logger: logger, key: idempotencyKey, digest: digest) { return earlier }
+            try await Self.lock("maintenance:" + lane, on: connection, logger: logger)
+            let eventSeq = try await insertEventRow(on: connection, id: eventID, idempotencyKey: idempotencyKey, digest: digest,
+                                                    type: RelayedMessage.eventType, app: message.source, environment: "relay", lane: lane,
+                                                    payload: payload, deliveries: deliveries.count, receivedAt: receivedAt)
+            for plan in deliveries {
+                try await insertDelivery(on: connection, eventSeq: eventSeq,
+                                         plan: DeliveryPlan(target: plan.target, targetKind: plan.targetKind, displayTimeZone: "UTC"),
+                                         lane: lane, at: receivedAt)
+            }
+            if !deliveries.isEmpty { try await announceWork(on: connection) }
+            return .accepted(AcceptedEvent(id: eventID, deliveries: deliveries.count))
+        }
+    }
+
+    // MARK: Dispatch
+
+    public func claimDue(now: Date, limit: Int, lease: Duration) async throws -> [ClaimedDelivery] {
+        guard limit > 0 else { return [] }
+        let leaseUntil = now.addingTimeInterval(lease.seconds)
+        let token = Identifier.make("lease")
+        let rows = try await transaction { connection -> [PostgresRow] in
+            // Only the head of each (maintenance, target) lane may go: the oldest unfinished
+            // delivery, pending or in flight. SKIP LOCKED passes over heads another instance is
+            // claiming right now; the state test is checked again on the locked row, so a head
+            // another instance just leased (its lease runs) is never taken twice.
+            try await Self.rows("""
+                WITH heads AS (
+                    SELECT DISTINCT ON (maintenance_key, target) seq
+                    FROM deliveries WHERE state IN ('pending', 'in_flight')
+                    ORDER BY maintenance_key, target, lane_seq
+                ), picked AS (
+                    SELECT d.seq, d.next_attempt_at AS due_at FROM deliveries d JOIN heads h ON h.seq = d.seq
+                    WHERE d.state IN ('pending', 'in_flight') AND d.next_attempt_at <= \(now)
+                    ORDER BY d.next_attempt_at, d.seq
+                    LIMIT \(limit)
+                    FOR UPDATE OF d SKIP LOCKED
+                )
+                UPDATE deliveries d SET state = 'in_flight', next_attempt_at = \(leaseUntil), lease_token = \(token),
+                                        leased_by = \(instanceID), attempts = d.attempts + 1, updated_at = \(now)
+                FROM picked, events e
+                WHERE d.seq = picked.seq AND e.seq = d.event_seq
+                RETURNING d.seq, d.id, d.target, d.target_kind, d.display_timezone, d.attempts, d.throttles,
+                          COALESCE(d.replayed_at, d.created_at) AS created_at, d.resources,
+                          e.id AS event_id, e.payload, e.type AS event_type, e.received_at, picked.due_at
+                """, on: connection, logger: logger)
+        }
+        var claims: [(Date, Int64, ClaimedDelivery)] = []
+        var undecodable: [(id: String, attempt: Int, error: String)] = []
+        for row in rows {
+            let columns = row.columns
+            let id: String = try columns.value("id")
+            let attempt: Int = try columns.value("attempts")
+            do {
+                let (event, relayed) = try Self.decodePayload(try columns.value("payload"), type: try columns.value("event_type"),
+                                                              eventID: try columns.value("event_id"), receivedAt: try columns.value("received_at"))
+                let claim = ClaimedDelivery(
+                    id: id, eventID: try columns.value("event_id"), target: try columns.value("target"), targetKind: try columns.value("target_kind"),
+                    displayTimeZone: try columns.value("display_timezone"), attempt: attempt, event: event,
+                    createdAt: try columns.value("created_at"), leaseToken: token,
+                    resources: Self.decodeList(try columns.value("resources", as: String.self)), throttles: try columns.value("throttles"),
+                    relayed: relayed
+                )
+                claims.append((try columns.value("due_at"), try columns.value("seq"), claim))
+            } catch {
+                logger.error("stored event cannot be decoded; the delivery is dead", metadata: ["delivery.id": "\(id)"])
+                undecodable.append((id, attempt, String(describing: error).prefix(300).description))
+            }
+        }
+        if !undecodable.isEmpty {
+            let undecodable = undecodable
+            // Dead with its reason, never leased again: a row that cannot be read would otherwise be
+            // claimed forever and hold up every later delivery of its lane.
+            try await transaction { connection in
+                for row in undecodable {
+                    try await Self.rows("""
+                        INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
+                        VALUES (\(row.id), \(row.attempt), \(now), 0, NULL, 'dead', \(DeliveryReason.undecodable.rawValue),
+                                \("the stored event cannot be read back: \(row.error)"))
+                        """, on: connection, logger: logger)
+                    try await Self.rows("""
+                        UPDATE deliveries SET state = 'dead', lease_token = NULL, leased_by = NULL, next_attempt_at = \(now),
+                                              updated_at = \(now), last_reason = \(DeliveryReason.undecodable.rawValue)
+                        WHERE id = \(row.id)
+                        """, on: connection, logger: logger)
+                }
+            }
+        }
+        // RETURNING has no order: oldest due first, as SQLite hands them out.
+        return claims.sorted { ($0.0, $0.1) < ($1.0, $1.1) }.map(\.2)
+    }
+
+    public func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
+                         throttled: Bool, at now: Date) async throws -> Bool {
+        let followUpJSON = try followUp.map { String(decoding: try JSONEncoder.patchbay().encode($0), as: UTF8.self) }
+        let maintenanceKey = claim.event.maintenanceKey.storageValue
+        let (state, nextAttempt): (DeliveryState, Date) = switch transition {
+        case .delivered: (.delivered, now)
+        case .retry(let at): (.pending, at)
+        case .dead: (.dead, now)
+        case .expired: (.expired, now)
+        }
+        return try await transaction { connection -> Bool in
+            try await Self.rows("""
+                INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
+                VALUES (\(attempt.deliveryID), \(attempt.number), \(attempt.startedAt), \(attempt.latencyMilliseconds), \(attempt.statusCode),
+                        \(attempt.outcome), \(attempt.reason), \(attempt.responseExcerpt))
+                """, on: connection, logger: logger)
+            let updated = try await Self.rows("""
+                UPDATE deliveries SET state = \(state.rawValue), next_attempt_at = \(nextAttempt), lease_token = NULL, leased_by = NULL,
+                                      updated_at = \(now), last_reason = \(attempt.reason), throttles = throttles + \(throttled ? 1 : 0)
+                WHERE id = \(claim.id) AND lease_token = \(claim.leaseToken) AND state = 'in_flight'
+                RETURNING seq
+                """, on: connection, logger: logger)
+            guard updated.count == 1 else { return false }
+            if let followUpJSON {
+                try await Self.rows("""
+                    INSERT INTO followups (maintenance_key, target, state, updated_at) VALUES (\(maintenanceKey), \(claim.target), \(followUpJSON), \(now))
+                    ON CONFLICT (maintenance_key, target) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
+                    """, on: connection, logger: logger)
+            }
+            // The lane's next delivery (if any) is due now: let every instance know.
+            if state != .pending { try await announceWork(on: connection) }
+            return true
+        }
+    }
+
+    public func maintenanceContext(for event: PatchEvent, target: String) async throws -> (FollowUpState?, MaintenanceSnapshot) {
+        let key = event.maintenanceKey.storageValue
+        let (stateJSON, snapshot) = try await read { connection -> (String?, MaintenanceSnapshot) in
+            let state = try await Self.rows("SELECT state FROM followups WHERE maintenance_key = \(key) AND target = \(target)",
+                                            on: connection, logger: logger).first.map { try $0.decode(String.self) }
+            return (state, try await Self.snapshot(on: connection, logger: logger, key: key))
+        }
+        let followUp = try stateJSON.map { try JSONDecoder.patchbay().decode(FollowUpState.self, from: Data($0.utf8)) }
+        return (followUp, snapshot)
+    }
+
+    public func release(_ claim: ClaimedDelivery, until: Date, at now: Date) async throws -> Bool {
+        try await transaction { connection in
+            try await Self.rows("""
+                UPDATE deliveries SET state = 'pending', next_attempt_at = \(until), lease_token = NULL, leased_by = NULL,
+                                      attempts = attempts - 1, updated_at = \(now)
+                WHERE id = \(claim.id) AND lease_token = \(claim.leaseToken) AND state = 'in_flight'
+                RETURNING seq
+                """, on: connection, logger: logger).count == 1
+        }
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import Logging
+import NIOSSL
+import PostgresNIO
+import PatchbayCore
+import Synchronization
+
+/// The queue on PostgreSQL, for several Patchbay instances sharing one database. Same contract as
+/// the SQLite store (`DeliveryStore`, `MaintenanceStore`), plus what a cluster needs: claims with
+/// `FOR UPDATE SKIP LOCKED`, lanes ordered by commit, heartbeats that release a dead instance's
+/// leases within seconds, one pacing budget per vendor key for the whole cluster, and
+/// `LISTEN/NOTIFY` wake-ups (the poll stays as the fallback).
+///
+/// The client must be running (`run()`, or `PostgresStore.withRunningClient`) before any call.
+public final class PostgresStore: Sendable {
+    public let client: PostgresClient
+    public let settings: PostgresSettings
+    let logger: Logger
+    /// This process, as named in `instances` and `deliveries.leased_by`.
+    public let instanceID: String
+    /// When this process last sent a wake-up notification (see `announceWork`).
+    let lastNotify = Mutex<ContinuousClock.Instant?>(nil)
+
+    public init(settings: PostgresSettings, logger: Logger) throws {
+        self.settings = settings
+        self.logger = logger
+        instanceID = Identifier.make("inst")
+        var configuration = PostgresClient.Configuration(
+            host: settings.host, port: settings.port, username: settings.username, password: settings.password?.reveal(),
+            database: settings.database, tls: try settings.tls()
+        )
+        configuration.options.maximumConnections = settings.poolSize
+        configuration.options.connectTimeout = .seconds(5)
+        var startup = [("application_name", "patchbay")]
+        if let schema = settings.schema { startup.append(("search_path", schema)) }
+        configuration.options.additionalStartupParameters = startup
+        client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+    }
+
+    /// Runs the pool for as long as `body` runs: every CLI command and `serve` go through here.
+    public func withRunningClient<T>(_ body: () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await self.client.run() }
+            defer { group.cancelAll() }
+            return try await body()
+        }
+    }
+
+    // MARK: Running statements
+
+    /// Runs one statement and collects its rows. Rows are always drained: postgres-nio reports an
+    /// error raised after the row description (a unique violation in `UPDATE … RETURNING`, say)
+    /// only through the row sequence, and an undrained one would let a transaction commit nothing.
+    @discardableResult
+    static func rows(_ query: PostgresQuery, on connection: PostgresConnection, logger: Logger) async throws -> [PostgresRow] {
+        var rows: [PostgresRow] = []
+        for try await row in try await connection.query(query, logger: logger) { rows.append(row) }
+        return rows
+    }
+
+    /// One read on a pooled connection, errors mapped to `StoreError`.
+    func read<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        do {
+            return try await client.withConnection { connection in try await body(connection) }
+        } catch {
+            throw Self.storeError(error)
+        }
+    }
+
+    /// One transaction. A serialization failure or a deadlock rolls back and runs the whole body
+    /// again (a few times); every other error rolls back and is thrown as `StoreError`.
+    func transaction<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await client.withConnection { connection in
+                    try await Self.rows("BEGIN", on: connection, logger: logger)
+                    do {
+                        let value = try await body(connection)
+                        try await Self.rows("COMMIT", on: connection, logger: logger)
+                        return value
+                    } catch {
+                        _ = try? await Self.rows("ROLLBACK", on: connection, logger: logger)
+                        throw error
+                    }
+                }
+            } catch {
+                let mapped = Self.storeError(error)
+                if attempt < 5, Self.isRetryable(error) {
+                    try? await Task.sleep(for: .milliseconds(Int64(5 * attempt) + Int64.random(in: 0...10)))
+                    continue
+                }
+                throw mapped
+            }
+        }
+    }
+
+    static func sqlState(_ error: any Error) -> String? {
+        (error as? PSQLError)?.serverInfo?[.sqlState]
+    }
+
+    /// Serialization failure or deadlock: the transaction did nothing and may simply run again.
+    static func isRetryable(_ error: any Error) -> Bool {
+        guard let state = sqlState(error) else { return false }
+        return state == PostgresError.Code.serializationFailure.raw || state == PostgresError.Code.deadlockDetected.raw
+    }
+
+    /// Transient: the server could not be reached or asked us to retry; permanent otherwise. The
+    /// message never carries the password (postgres-nio's errors do not hold the configuration).
+    static func storeError(_ error: any Error) -> StoreError {
+        if let error = error as? StoreError { return error }
+        if let error = error as? PSQLError {
+            if let state = error.serverInfo?[.sqlState] {
+                let message = error.serverInfo?[.message] ?? "SQLSTATE \(state)"
+                // 08: connection exceptions; 40: transaction rollback; 53: insufficient resources;
+                // 57P01-57P03: the server is shutting down or starting.
+                let transientClasses = ["08", "40", "53"]
+                if transientClasses.contains(String(state.prefix(2))) || ["57P01", "57P02", "57P03", "55P03", "57014"].contains(state) {
+                    return .transient("\(message) (SQLSTATE \(state))")
+                }
+                return .permanent("\(message) (SQLSTATE \(state))")
+            }
+            switch error.code {
+            case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed, .queryCancelled:
+                return .transient("the connection to PostgreSQL failed (\(error.code))")
+            default:
+                return .permanent("PostgreSQL client error (\(error.code))")
+            }
+        }
+        if error is PostgresTransactionError, let inner = (error as? PostgresTransactionError)?.closureError {
+            return storeError(inner)
+        }
+        if String(describing: type(of: error)).contains("ConnectionPoolError") || error is CancellationError {
+            return .transient("no connection to PostgreSQL could be had (\(error))")
+        }
+        return .permanent(String(describing: error))
+    }
+}
+
+extension PostgresRandomAccessRow {
+    /// The column decoded, or a permanent store error naming it.
+    func value<T: PostgresDecodable>(_ column: String, as type: T.Type = T.self) throws -> T {
+        do {
+            return try self[column].decode(T.self)
+        } catch {
+            throw StoreError.permanent("cannot read column '\(column)' as \(T.self)")
+        }
+    }
+}
+
+extension PostgresRow {
+    var columns: PostgresRandomAccessRow { makeRandomAccess() }
+}

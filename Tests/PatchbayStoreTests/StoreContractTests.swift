@@ -1,0 +1,351 @@
+import Foundation
+import Logging
+import PatchbayCore
+import PatchbayTestSupport
+import PostgresNIO
+import Testing
+@testable import PatchbayPostgres
+@testable import PatchbayStore
+
+/// The backends the contract runs against. PostgreSQL needs a server: `scripts/test` starts one
+/// (scripts/with-postgres) and sets PATCHBAY_TEST_POSTGRES_URL; without it these cases are skipped
+/// with a printed reason.
+enum StoreBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case sqlite
+    case postgres
+
+    var testDescription: String { rawValue }
+
+    static var postgresURL: String? { ProcessInfo.processInfo.environment["PATCHBAY_TEST_POSTGRES_URL"] }
+
+    static let available: [StoreBackend] = {
+        guard postgresURL != nil else {
+            print("note: PostgreSQL store tests skipped: PATCHBAY_TEST_POSTGRES_URL is not set (scripts/test starts a server when Debian's postgresql is installed)")
+            return [.sqlite]
+        }
+        return [.sqlite, .postgres]
+    }()
+}
+
+/// A store of either backend, fresh for one test: a temporary SQLite file, or a schema of its own
+/// in the test server (dropped afterwards).
+struct StoreUnderTest {
+    let store: any DeliveryStore & MaintenanceStore
+    let backend: StoreBackend
+    /// Replaces the payload of the oldest event with one that cannot be decoded.
+    let corruptOldestEvent: () async throws -> Void
+
+    static func with(_ backend: StoreBackend, _ body: (StoreUnderTest) async throws -> Void) async throws {
+        let logger = Logger(label: "test")
+        switch backend {
+        case .sqlite:
+            let directory = try TemporaryDirectory("store")
+            defer { directory.remove() }
+            let store = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: directory.path("queue.db")), logger: logger)
+            try await body(StoreUnderTest(store: store, backend: backend) {
+                try await store.pool.write { db in
+                    try db.execute(sql: "UPDATE events SET payload = '{\"type\":\"patch.exploded\"}' WHERE seq = (SELECT MIN(seq) FROM events)")
+                }
+            })
+        case .postgres:
+            let store = try PostgresTestServer.store(logger: logger)
+            try await store.withRunningClient {
+                try await store.migrate()
+                do {
+                    try await body(StoreUnderTest(store: store, backend: backend) {
+                        try await store.transaction { connection in
+                            _ = try await PostgresStore.rows("""
+                                UPDATE events SET payload = '{"type":"patch.exploded"}' WHERE seq = (SELECT MIN(seq) FROM events)
+                                """, on: connection, logger: logger)
+                        }
+                    })
+                } catch {
+                    try? await PostgresTestServer.drop(store)
+                    throw error
+                }
+                try await PostgresTestServer.drop(store)
+            }
+        }
+    }
+}
+
+enum PostgresTestServer {
+    /// A store on a new schema of the test server.
+    static func store(schema: String = "t_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: ""),
+                      poolSize: Int = 8, logger: Logger = Logger(label: "test")) throws -> PostgresStore {
+        guard let url = StoreBackend.postgresURL else { throw StoreError.permanent("PATCHBAY_TEST_POSTGRES_URL is not set") }
+        return try PostgresStore(settings: PostgresSettings(url: url, poolSize: poolSize, schema: schema), logger: logger)
+    }
+
+    static func drop(_ store: PostgresStore) async throws {
+        guard let schema = store.settings.schema else { return }
+        try await store.transaction { connection in
+            try await PostgresStore.rows("DROP SCHEMA IF EXISTS \(unescaped: schema) CASCADE", on: connection, logger: Logger(label: "test"))
+        }
+    }
+}
+
+@Suite("Store contract (SQLite and PostgreSQL)")
+struct StoreContractTests {
+    let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+
+    func event(_ type: EventType = .started, window: String = "mw-1", instance: String = "i-1") -> PatchEvent {
+        PatchEvent(type: type, app: "App1", environment: "Production", instance: Instance(id: instance),
+                   window: MaintenanceWindow(id: window, start: t0, end: t0.addingTimeInterval(900)))
+    }
+
+    func submission(_ event: PatchEvent, key: String? = nil, digest: String = "d1", targets: [String] = ["ops-slack"]) -> EventSubmission {
+        EventSubmission(eventID: Identifier.make("evt"), idempotencyKey: key, bodyDigest: digest, event: event, receivedAt: t0,
+                        deliveries: targets.map { DeliveryPlan(target: $0, targetKind: "slack", displayTimeZone: "UTC") })
+    }
+
+    func attempt(_ claim: ClaimedDelivery, outcome: String = "delivered") -> AttemptRecord {
+        AttemptRecord(deliveryID: claim.id, number: claim.attempt, startedAt: t0, latencyMilliseconds: 3, statusCode: 200,
+                      outcome: outcome, reason: outcome, responseExcerpt: "ok")
+    }
+
+    @Test(arguments: StoreBackend.available)
+    func acceptedEventsAreClaimedOnceAndCompleted(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let store = under.store
+            let result = try await store.accept(submission(event(), targets: ["ops-slack", "team-slack"]))
+            guard case .accepted(let accepted) = result else { Issue.record("not accepted: \(result)"); return }
+            #expect(accepted.deliveries == 2)
+
+            let claims = try await store.claimDue(now: t0, limit: 10, lease: .seconds(30))
+            #expect(claims.map(\.target).sorted() == ["ops-slack", "team-slack"])
+            #expect(claims.allSatisfy { $0.attempt == 1 && $0.eventID == accepted.id && $0.event.app == "App1" })
+            #expect(try await store.claimDue(now: t0, limit: 10, lease: .seconds(30)).isEmpty, "a leased delivery is not claimed twice")
+
+            #expect(try await store.complete(claims[0], attempt: attempt(claims[0]), transition: .delivered, followUp: nil, at: t0))
+            #expect(try await store.complete(claims[1], attempt: attempt(claims[1], outcome: "retry"), transition: .retry(at: t0.addingTimeInterval(5)),
+                                             followUp: nil, at: t0))
+            #expect(try await store.counts() == [.delivered: 1, .pending: 1])
+            #expect(try await store.claimDue(now: t0.addingTimeInterval(4), limit: 10, lease: .seconds(30)).isEmpty)
+            let retried = try await store.claimDue(now: t0.addingTimeInterval(5), limit: 10, lease: .seconds(30))
+            #expect(retried.map(\.id) == [claims[1].id])
+            #expect(retried.first?.attempt == 2)
+            #expect(try await store.attempts(deliveryID: claims[1].id).map(\.outcome) == ["retry"])
+            let listed = try await store.list(DeliveryFilter(state: .delivered))
+            #expect(listed.map(\.id) == [claims[0].id])
+            #expect(try await store.detail(id: claims[0].id)?.attempts.count == 1)
+        }
+    }
+
+    @Test(arguments: StoreBackend.available)
+    func idempotencyKeyReplaysOrConflicts(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let store = under.store
+            let first = try await store.accept(submission(event(), key: "key-1", digest: "aaa"))
+            let again = try await store.accept(submission(event(), key: "key-1", digest: "aaa"))
+            let other = try await store.accept(submission(event(), key: "key-1", digest: "bbb"))
+            guard case .accepted(let accepted) = first else { Issue.record("first not accepted"); return }
+            #expect(again == .replayed(accepted))
+            #expect(other == .conflict(existingEventID: accepted.id))
+            #expect(try await store.counts() == [.pending: 1])
+            #expect(try await store.eventID(idempotencyKey: "key-1") == accepted.id)
+        }
+    }
+
+    /// The same key sent 20 times at once (to one process here; to several instances in the
+    /// cluster test): one event, every other answer a replay of it.
+    @Test(arguments: StoreBackend.available)
+    func concurrentRepeatsOfOneKeyMakeOneEvent(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let store = under.store
+            let results = try await withThrowingTaskGroup(of: AcceptResult.self) { group in
+                for _ in 0..<20 {
+                    group.addTask { try await store.accept(self.submission(self.event(), key: "same", digest: "x")) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            let accepted = results.compactMap { result -> AcceptedEvent? in if case .accepted(let a) = result { a } else { nil } }
+            #expect(accepted.count == 1)
+            #expect(results.filter { $0 == .replayed(accepted.first ?? AcceptedEvent(id: "", deliveries: 0)) }.count == 19)
+            #expect(try await store.counts() == [.pending: 1])
+        }
+    }
+
+    @Test(arguments: StoreBackend.available)
+    func expiredLeaseIsClaimedAgainAndTheOldWorkerCannotOverwrite(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let store = under.store
+            _ = try await store.accept(submission(event()))
+            let first = try await store.claimDue(now: t0, limit: 1, lease: .seconds(30))
+            #expect(first.count == 1)
+            #expect(try await store.claimDue(now: t0.addingTimeInterval(29), limit: 1, lease: .seconds(30)).isEmpty)
+            let second = try await store.claimDue(now: t0.addingTimeInterval(31), limit: 1, lease: .seconds(30))
+            #expect(second.map(\.id) == first.map(\.id))
+            #expect(second.first?.attempt == 2)
+            #expect(try await store.complete(first[0], attempt: attempt(first[0]), transition: .delivered, followUp: nil, at: t0) == false)
+            #expect(try await store.counts() == [.inFlight: 1])
+            #expect(try await store.complete(second[0], attempt: attempt(second[0]), transition: .delivered, followUp: nil, at: t0) == true)
+        }
+    }
+
+    @Test(arguments: StoreBackend.available)
+    func laterEventsWaitForEarlierOnesOfTheSameMaintenanceAndTarget(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let store = under.store
+            _ = try await store.accept(submission(event(.scheduled)))
+            _ = try await store.accept(submission(event(.started)))
+            _ = try await store.accept(submission(event(.started, window: "mw-other")))
+            let claims = try await store.claimDue(now: t0, limit: 10, lease: .seconds(30))
+            #expect(claims.map(\.event.type) == [.scheduled, .started])
+            #expect(claims.map(\.event.window.id) == ["mw-1", "mw-other"])
+            let scheduled = claims[0]
+            _ = try await store.complete(scheduled, attempt: attempt(scheduled, outcome: "retry"), transition: .retry(at: t0), followUp: nil, at: t0)
+            let next = try await store.claimDue(now: t0, limit: 10, lease: .seconds(30))
+            #expect(next.map(\.event.type) == [.scheduled])
+            _ = try await store.complete(next[0], attempt: attempt(next[0]), transition: .delivered, followUp: nil, at: t0)
+            let follower = try await store.claimDue(now: t0, limit: 10, lease: .seconds(30))
+            #expect(follower.map(\.event.type) == [.started])
+        }
+    }
+
+    /// Eight claimers at once over 40 lanes of 5: no two deliveries of one lane are ever leased
+    /// together, and each lane goes in order.
+    @Test(arguments: StoreBackend.available)
+    func concurrentClaimersNeverLeaseTwoOfOneLane(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let store = under.store
+            for step in 0..<5 {
+                for lane in 0..<40 {
+                    _ = try await store.accept(submission(event(step == 0 ? .scheduled : .started, window: "mw-\(lane)", instance: "i-\(step)")))
+                }
+            }
+            let log = LaneLog()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        var idle = 0
+                        while idle < 20 {
+                            let claims = try await store.claimDue(now: self.t0, limit: 3, lease: .seconds(300))
+                            if claims.isEmpty { idle += 1; try await Task.sleep(for: .milliseconds(5)); continue }
+                            idle = 0
+                            for claim in claims { try log.begin(claim.event.window.id ?? "", instance: claim.event.instance?.id ?? "") }
+                            for claim in claims {
+                                log.end(claim.event.window.id ?? "")
+                                _ = try await store.complete(claim, attempt: self.attempt(claim), transition: .delivered, followUp: nil, at: self.t0)
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(try await store.counts() == [.delivered: 200])
+            #expect(log.orders.count == 40)
+            #expect(log.orders.values.allSatisfy { $0 == ["i-0", "i-1", "i-2", "i-3", "i-4"] })
+        }
+    }
+
+    @Test(arguments: StoreBackend.available)
+    func concurrentAcceptsAllCommit(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let store = under.store
+            let accepted = try await withThrowingTaskGroup(of: AcceptResult.self) { group in
+                for index in 0..<200 {
+                    group.addTask { try await store.accept(self.submission(self.event(window: "mw-\(index % 7)", instance: "i-\(index)"), key: "k-\(index)")) }
+                }
+                return try await group.reduce(0) { count, result in if case .accepted = result { count + 1 } else { count } }
+            }
+            #expect(accepted == 200)
+            #expect(try await store.counts() == [.pending: 200])
+        }
+    }
+
+    @Test(arguments: StoreBackend.available)
+    func anUndecodableRowIsDeadAndDoesNotBlockItsLane(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let store = under.store
+            _ = try await store.accept(submission(event(.scheduled)))
+            _ = try await store.accept(submission(event(.completed)))
+            try await under.corruptOldestEvent()
+            #expect(try await store.claimDue(now: t0, limit: 10, lease: .seconds(30)).isEmpty)
+            let dead = try await store.list(DeliveryFilter(state: .dead))
+            #expect(dead.count == 1)
+            #expect(dead.first?.lastReason == "undecodable_event")
+            let next = try await store.claimDue(now: t0, limit: 10, lease: .seconds(30))
+            #expect(next.map(\.event.type) == [.completed], "the lane moves on")
+        }
+    }
+
+    @Test(arguments: StoreBackend.available)
+    func aRelayedBodyComesBackByteForByteInOrder(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let store = under.store
+            let bodies = [Data("{\"b\":1,  \"a\":[2]}".utf8), Data("second \u{00e9}".utf8)]
+            for (index, body) in bodies.enumerated() {
+                let message = RelayedMessage(source: "gh", contentType: "application/json", body: body)
+                let result = try await store.acceptRelayed(message, eventID: Identifier.make("evt"), idempotencyKey: "relay:gh:\(index)", receivedAt: t0,
+                                                           deliveries: [DeliveryPlan(target: "hook", targetKind: "webhook", displayTimeZone: "UTC")])
+                guard case .accepted = result else { Issue.record("not accepted: \(result)"); return }
+            }
+            let again = try await store.acceptRelayed(RelayedMessage(source: "gh", contentType: "application/json", body: bodies[0]),
+                                                      eventID: Identifier.make("evt"), idempotencyKey: "relay:gh:0", receivedAt: t0, deliveries: [])
+            guard case .replayed = again else { Issue.record("a repeated relay id was not answered from the first: \(again)"); return }
+            let first = try await store.claimDue(now: t0, limit: 10, lease: .seconds(30))
+            #expect(first.map { $0.relayed?.body } == [bodies[0]] as [Data?], "one lane per source: the second waits")
+            _ = try await store.complete(first[0], attempt: attempt(first[0]), transition: .delivered, followUp: nil, at: t0)
+            let second = try await store.claimDue(now: t0, limit: 10, lease: .seconds(30))
+            #expect(second.map { $0.relayed?.body } == [bodies[1]] as [Data?])
+        }
+    }
+
+    @Test(arguments: StoreBackend.available)
+    func replayQueuesOnceAndFollowUpStateIsKept(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let store = under.store
+            _ = try await store.accept(submission(event(.scheduled)))
+            let claim = try #require(try await store.claimDue(now: t0, limit: 1, lease: .seconds(30)).first)
+            let state = FollowUpState(objectID: "inc-1", status: "scheduled")
+            _ = try await store.complete(claim, attempt: attempt(claim, outcome: "dead"), transition: .dead, followUp: state, at: t0)
+            let (followUp, _) = try await store.maintenanceContext(for: claim.event, target: claim.target)
+            #expect(followUp?.objectID == "inc-1")
+            #expect(try await store.replay(id: claim.id, at: t0, dryRun: true) == .wouldReplay)
+            let replays = try await withThrowingTaskGroup(of: ReplayResult.self) { group in
+                for _ in 0..<5 { group.addTask { try await store.replay(id: claim.id, at: self.t0, dryRun: false) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(replays.filter { $0 == .replayed }.count == 1, "replayed once: \(replays)")
+            #expect(try await store.replay(id: "dlv_missing", at: t0, dryRun: false) == .notFound)
+            let again = try await store.claimDue(now: t0, limit: 1, lease: .seconds(30))
+            #expect(again.map(\.id) == [claim.id])
+            #expect(again.first?.attempt == 1, "a replay restarts the attempt count")
+        }
+    }
+
+    @Test(arguments: StoreBackend.available)
+    func unmappedMessagesAreKeptNewestFirst(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let store = under.store
+            try await store.recordUnmapped(source: "sns", dedupeID: "m1", reason: "no mapping", body: "{}", at: t0)
+            try await store.recordUnmapped(source: "sns", dedupeID: "m2", reason: "no app", body: "[]", at: t0.addingTimeInterval(1))
+            #expect(try await store.unmapped(limit: 10).map(\.reason) == ["no app", "no mapping"])
+            try await store.checkWritable()
+        }
+    }
+}
+
+/// Records when each lane's delivery is leased and finished, failing on an overlap.
+final class LaneLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var busy: Set<String> = []
+    private(set) var orders: [String: [String]] = [:]
+
+    struct Overlap: Error, CustomStringConvertible {
+        let lane: String
+        var description: String { "two deliveries of lane \(lane) were leased at once" }
+    }
+
+    func begin(_ lane: String, instance: String) throws {
+        try lock.withLock {
+            guard busy.insert(lane).inserted else { throw Overlap(lane: lane) }
+            orders[lane, default: []].append(instance)
+        }
+    }
+
+    func end(_ lane: String) {
+        _ = lock.withLock { busy.remove(lane) }
+    }
+}
