@@ -186,9 +186,16 @@ public struct SharedPacingBudget: PacingBudget {
         return try await store.gcra(key: key, column: "next_slot", policy: policy, maxWait: maxWait.seconds, processNow: now)
     }
 
+    /// Sends admitted by different instances reach the vendor over different paths: each real
+    /// send is spaced this much more than the rate, so the vendor still counts no more than the
+    /// rate after a few milliseconds of jitter.
+    public static let sendGuard = 0.025
+
     public func admit(key: String, policy: PacingPolicy, now: Date) async throws -> Duration {
         guard policy.rate <= Self.sharedRateLimit else { return try await local.admit(key: key, policy: policy, now: now) }
-        switch try await store.gcra(key: key, column: "next_send", policy: policy, maxWait: 0, processNow: now) {
+        var guarded = policy
+        guarded.rate = 1 / (policy.interval + Self.sendGuard)
+        switch try await store.gcra(key: key, column: "next_send", policy: guarded, maxWait: 0, processNow: now) {
         case .go: return .zero
         case .later(let at): return .milliseconds(Int64((max(0, at.timeIntervalSince(now)) * 1000).rounded(.up)))
         }

@@ -80,6 +80,8 @@ public struct OpenedStore: Sendable {
     public func start() async throws {
         guard case .postgres(let store) = backend else { return }
         Task { await store.client.run() }
+        // Give run() its turn first: a lease before it starts works, but logs a warning.
+        try? await Task.sleep(for: .milliseconds(20))
         do {
             try await store.migrate()
         } catch {
