@@ -37,12 +37,12 @@ for name, event in bad.items():
     if events.is_valid(event):
         failures.append(f"bad event accepted by the schema: {name}")
 
-for path in [root / "examples/patchbay.yaml"]:
+for path in [root / "examples/patchbay.yaml", root / "examples/cluster.yaml"]:
     errors = [f"{list(e.path)}: {e.message}" for e in configs.iter_errors(yaml.safe_load(path.read_text()))]
     if errors:
         failures.append(f"{path.name}: {errors}")
 
-checked = len(examples) + len(bad) + 1
+checked = len(examples) + len(bad) + 2
 if failures:
     print("\n".join(failures))
     print(f"{checked - len(failures)} passed, {len(failures)} failed")

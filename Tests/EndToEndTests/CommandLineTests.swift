@@ -75,7 +75,7 @@ struct CommandLineTests {
         let directory = try TemporaryDirectory("help")
         defer { directory.remove() }
         for command in [["serve"], ["sink"], ["send"], ["render"], ["deliveries", "list"], ["deliveries", "show"], ["replay"], ["unmapped"],
-                        ["config", "check"], ["maintenances", "list"], ["maintenances", "show"], ["schedule", "next"], ["schedule", "list"]] {
+                        ["config", "check"], ["migrate"], ["maintenances", "list"], ["maintenances", "show"], ["schedule", "next"], ["schedule", "list"]] {
             let result = try await ChildProcess.run(command + ["--help"], directory: directory, name: command.joined(separator: "-"))
             #expect(result.status == 0)
             #expect(result.stdout.contains("USAGE: patchbay \(command.joined(separator: " "))"), "\(result.stdout)")

@@ -63,7 +63,7 @@ struct ConfigurationTests {
             "server.tokens[0]: is too short: use at least 16 random characters (value not shown: it is a secret)",
             "server.tokens[1]: is too short: use at least 16 random characters (value not shown: it is a secret)",
             "server.maxBodyBytes: expected a whole number, got 'lots'",
-            "store.colour: is not a known key here (known: busyTimeout, pruneInterval, retention, sqlite)",
+            "store.colour: is not a known key here (known: busyTimeout, postgres, pruneInterval, retention, sqlite)",
             "delivery.lease: must be longer than delivery.timeout (30.0 seconds), or a slow send could be claimed twice",
             "targets.ops.url: expected an http:// or https:// URL (value not shown: it is a secret)",
             "targets.pager.kind: 'pagerduty' is not a target kind; known kinds: slack, teams, statuspage, pingdom, webhook",
