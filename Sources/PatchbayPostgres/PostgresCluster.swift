@@ -14,7 +14,7 @@ extension PostgresStore: MaintenanceStore {
 
     public func fireDueNotices(now: Date, limit: Int, decide: @escaping @Sendable (DueNotice) -> NoticeFiring) async throws -> [FiredNotice] {
         let encoder = JSONEncoder.patchbay()
-        return try await transaction { connection -> [FiredNotice] in
+        return try await transaction { [self] connection -> [FiredNotice] in
             // SKIP LOCKED: instances firing at the same tick take disjoint notices; the notice id as
             // idempotency key is the backstop, so a notice can only ever become one event.
             let rows = try await Self.rows("""
@@ -100,7 +100,7 @@ extension PostgresStore: MaintenanceStore {
     public func joinCluster(version: String) async throws {
         let host = ProcessInfo.processInfo.hostName
         let pid = Int(ProcessInfo.processInfo.processIdentifier)
-        try await transaction { connection in
+        try await transaction { [self] connection in
             try await Self.rows("""
                 INSERT INTO instances (id, host, pid, version, started_at, heartbeat_at)
                 VALUES (\(instanceID), \(host), \(pid), \(version), clock_timestamp(), clock_timestamp())
@@ -110,7 +110,7 @@ extension PostgresStore: MaintenanceStore {
 
     /// Renews this instance's heartbeat (the database's clock: instances' clocks need not agree).
     public func heartbeat() async throws {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             let updated = try await Self.rows("UPDATE instances SET heartbeat_at = clock_timestamp() WHERE id = \(instanceID) RETURNING id",
                                               on: connection, logger: logger)
             if updated.isEmpty {
@@ -129,7 +129,7 @@ extension PostgresStore: MaintenanceStore {
     /// slow, its late result is refused (`complete` returns false).
     public func releaseLeasesOfSilentInstances(silence: Duration, now: Date) async throws -> Int {
         let milliseconds = Int64(silence.milliseconds)
-        return try await transaction { connection -> Int in
+        return try await transaction { [self] connection -> Int in
             let silent = try await Self.rows("""
                 SELECT id FROM instances WHERE heartbeat_at < clock_timestamp() - make_interval(secs => \(Double(milliseconds) / 1000))
                 FOR UPDATE SKIP LOCKED
@@ -148,7 +148,7 @@ extension PostgresStore: MaintenanceStore {
 
     /// A graceful stop: nothing is leased any more (the dispatcher finished), so the row goes.
     public func leaveCluster() async throws {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             try await Self.rows("""
                 UPDATE deliveries SET state = 'pending', lease_token = NULL, leased_by = NULL WHERE state = 'in_flight' AND leased_by = \(instanceID)
                 """, on: connection, logger: logger)
@@ -158,7 +158,7 @@ extension PostgresStore: MaintenanceStore {
 
     /// Instances whose heartbeat is recent, for `/metrics` and operators.
     public func liveInstances(within silence: Duration) async throws -> Int {
-        try await read { connection in
+        try await read { [self] connection in
             try await Self.rows("""
                 SELECT COUNT(*) FROM instances WHERE heartbeat_at >= clock_timestamp() - make_interval(secs => \(silence.seconds))
                 """, on: connection, logger: logger).first?.decode(Int.self) ?? 0
@@ -218,7 +218,7 @@ extension PostgresStore {
         let interval = policy.interval
         let tolerance = policy.tolerance
         let column = column == "next_send" ? "next_send" : "next_slot"
-        return try await transaction { connection -> PacingDecision in
+        return try await transaction { [self] connection -> PacingDecision in
             try await Self.rows("""
                 INSERT INTO pacing_budgets (key, next_slot, next_send) VALUES (\(key), clock_timestamp(), clock_timestamp())
                 ON CONFLICT (key) DO NOTHING
@@ -242,7 +242,7 @@ extension PostgresStore {
     /// No reservation for `key` before `until` (plus the burst tolerance, as in memory).
     func blockBudget(key: String, policy: PacingPolicy, until: Date) async throws {
         let seconds = max(0, until.timeIntervalSinceNow) + policy.tolerance
-        try await transaction { connection in
+        try await transaction { [self] connection in
             try await Self.rows("""
                 INSERT INTO pacing_budgets AS b (key, next_slot, next_send)
                 VALUES (\(key), clock_timestamp() + make_interval(secs => \(seconds)), clock_timestamp())

@@ -89,7 +89,7 @@ extension PostgresStore {
     // MARK: Operators' view
 
     public func nextNoticeDue() async throws -> Date? {
-        try await read { connection -> Date? in
+        try await read { [self] connection -> Date? in
             guard let row = try await Self.rows("SELECT MIN(due_at) AS due FROM planned_notices WHERE state = 'planned'",
                                                 on: connection, logger: logger).first else { return nil }
             return try row.columns.value("due", as: Date?.self)
@@ -97,7 +97,7 @@ extension PostgresStore {
     }
 
     public func maintenances(since: Date?, limit: Int) async throws -> [MaintenanceSummary] {
-        try await read { connection -> [MaintenanceSummary] in
+        try await read { [self] connection -> [MaintenanceSummary] in
             let rows: [PostgresRow]
             if let since {
                 rows = try await Self.rows("""
@@ -163,7 +163,7 @@ extension PostgresStore {
     public func maintenance(id: String) async throws -> MaintenanceDetail? {
         // A window id finds its occurrences (`mw-0123@2025-…`): the prefix's wildcards escaped.
         let occurrences = Self.likePrefix(id) + "@%"
-        return try await read { connection -> MaintenanceDetail? in
+        return try await read { [self] connection -> MaintenanceDetail? in
             guard let row = try await Self.rows("""
                 SELECT * FROM maintenances WHERE id = \(id) OR window_key = \(id) OR window_key LIKE \(occurrences) ESCAPE '\\'
                 ORDER BY (id = \(id)) DESC, (window_key = \(id)) DESC, window_start DESC LIMIT 1
@@ -207,7 +207,7 @@ extension PostgresStore {
     }
 
     public func eventID(idempotencyKey: String) async throws -> String? {
-        try await read { connection -> String? in
+        try await read { [self] connection -> String? in
             guard let row = try await Self.rows("SELECT id FROM events WHERE idempotency_key = \(idempotencyKey)",
                                                 on: connection, logger: logger).first else { return nil }
             return try row.columns.value("id", as: String.self)

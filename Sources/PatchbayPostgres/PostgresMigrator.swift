@@ -21,7 +21,7 @@ extension PostgresStore {
         if let schema = settings.schema, schema.range(of: "^[a-z_][a-z0-9_]{0,62}$", options: .regularExpression) == nil {
             throw StoreError.permanent("the schema name must be a lower-case SQL identifier")
         }
-        return try await transaction { connection -> MigrationReport in
+        return try await transaction { [self] connection -> MigrationReport in
             // Statements may wait for the lock, never forever.
             try await Self.rows("SET LOCAL lock_timeout = '60s'", on: connection, logger: logger)
             try await Self.rows("SELECT pg_advisory_xact_lock(\(Self.migrationLockKey))", on: connection, logger: logger)

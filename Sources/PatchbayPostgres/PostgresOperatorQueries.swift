@@ -59,7 +59,7 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
     /// update; here that table's five rows would be hot rows every intake, claim and completion of
     /// every instance locks, serializing the whole cluster's writers on them.
     public func counts() async throws -> [DeliveryState: Int] {
-        try await read { connection -> [DeliveryState: Int] in
+        try await read { [self] connection -> [DeliveryState: Int] in
             var counts: [DeliveryState: Int] = [:]
             for row in try await Self.rows("SELECT state, COUNT(*) AS n FROM deliveries GROUP BY state", on: connection, logger: logger) {
                 let columns = row.columns
@@ -72,7 +72,7 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
     }
 
     public func oldestDueAge(now: Date) async throws -> Duration {
-        let oldest = try await read { connection -> Date? in
+        let oldest = try await read { [self] connection -> Date? in
             guard let row = try await Self.rows("""
                 SELECT MIN(next_attempt_at) AS oldest FROM deliveries WHERE state = 'pending' AND next_attempt_at <= \(now)
                 """, on: connection, logger: logger).first else { return nil }
@@ -83,7 +83,7 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
     }
 
     public func attempts(deliveryID: String) async throws -> [AttemptRecord] {
-        try await read { connection in try await Self.attempts(on: connection, logger: logger, deliveryID: deliveryID) }
+        try await read { [self] connection in try await Self.attempts(on: connection, logger: logger, deliveryID: deliveryID) }
     }
 
     static func attempts(on connection: PostgresConnection, logger: Logger, deliveryID: String) async throws -> [AttemptRecord] {
@@ -127,13 +127,13 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
             unsafeSQL: "SELECT \(Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq \(whereClause) ORDER BY d.seq DESC LIMIT $\(bindings.count)",
             binds: bindings
         )
-        return try await read { connection -> [DeliverySummary] in
+        return try await read { [self] connection -> [DeliverySummary] in
             try await Self.rows(query, on: connection, logger: logger).map { try Self.summary($0.columns) }
         }
     }
 
     public func detail(id: String) async throws -> DeliveryDetail? {
-        let found = try await read { connection -> (DeliverySummary, String, String, String, [AttemptRecord])? in
+        let found = try await read { [self] connection -> (DeliverySummary, String, String, String, [AttemptRecord])? in
             guard let row = try await Self.rows("""
                 SELECT \(unescaped: Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id = \(id)
                 """, on: connection, logger: logger).first?.columns else { return nil }
@@ -150,7 +150,7 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
     }
 
     public func replay(id: String, at now: Date, dryRun: Bool) async throws -> ReplayResult {
-        try await transaction { connection -> ReplayResult in
+        try await transaction { [self] connection -> ReplayResult in
             // The row stays locked until commit: a second operator replaying at the same moment
             // waits here, then reads it pending and queues nothing.
             guard let row = try await Self.rows("""
@@ -195,7 +195,7 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
         // A real row, committed: a server that lost its disk, ran out of space or became a
         // read-only standby (a failover) fails here as intake would.
         let now = Date()
-        try await transaction { connection in
+        try await transaction { [self] connection in
             _ = try await Self.rows("""
                 INSERT INTO readiness_probe (id, checked_at) VALUES (1, \(now))
                 ON CONFLICT (id) DO UPDATE SET checked_at = EXCLUDED.checked_at
@@ -206,7 +206,7 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
     // MARK: Relay inbox
 
     public func recordUnmapped(source: String, dedupeID: String?, reason: String, body: String, at now: Date) async throws {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             _ = try await Self.rows("""
                 INSERT INTO relay_unmapped (source, dedupe_id, reason, body, received_at) VALUES (\(source), \(dedupeID), \(reason), \(body), \(now))
                 """, on: connection, logger: logger)
@@ -214,7 +214,7 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
     }
 
     public func unmapped(limit: Int) async throws -> [UnmappedMessage] {
-        try await read { connection -> [UnmappedMessage] in
+        try await read { [self] connection -> [UnmappedMessage] in
             try await Self.rows("SELECT source, reason, body, received_at FROM relay_unmapped ORDER BY id DESC LIMIT \(limit)",
                                 on: connection, logger: logger).map { row -> UnmappedMessage in
                 let columns = row.columns
@@ -240,7 +240,7 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
         let maintenanceCutoff = now.addingTimeInterval(-policy.maintenances.seconds)
         let unmappedCutoff = now.addingTimeInterval(-policy.unmapped.seconds)
         if dryRun {
-            return try await read { connection -> PruneReport in
+            return try await read { [self] connection -> PruneReport in
                 var report = PruneReport()
                 for (state, cutoff) in deliveryCutoffs {
                     report.deliveries += try await Self.fetchCount("""
@@ -274,7 +274,7 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
         var report = PruneReport()
         for (state, cutoff) in deliveryCutoffs {
             while true {
-                let (deliveries, attempts) = try await transaction { connection -> (Int, Int) in
+                let (deliveries, attempts) = try await transaction { [self] connection -> (Int, Int) in
                     // Locked while they go; one an operator is replaying right now is passed over
                     // (SKIP LOCKED) and, once replayed, no longer qualifies.
                     let ids = try await Self.rows("""
@@ -315,7 +315,7 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
         // (releaseLeasesOfSilentInstances); this catches rows nobody reaped. Heartbeats are the
         // database's clock, so their age is measured with it, not with `now`. A paused instance
         // that comes back re-registers on its next heartbeat.
-        let instances = try await transaction { connection -> Int in
+        let instances = try await transaction { [self] connection -> Int in
             try await Self.fetchCount("""
                 WITH gone AS (DELETE FROM instances WHERE heartbeat_at < clock_timestamp() - interval '1 day' RETURNING 1)
                 SELECT COUNT(*) AS n FROM gone
@@ -335,7 +335,7 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
     private func pruneIdleLanes() async throws -> Int {
         var total = 0
         while true {
-            let (candidates, removed) = try await transaction { connection -> (Int, Int) in
+            let (candidates, removed) = try await transaction { [self] connection -> (Int, Int) in
                 // SKIP LOCKED passes over lanes an intake is adding to right now.
                 let rows = try await Self.rows("""
                     SELECT l.maintenance_key, l.target FROM lanes l
@@ -378,7 +378,7 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
     private func pruneMaintenances(endedBefore cutoff: Date) async throws -> Int {
         var total = 0
         while true {
-            let (candidates, removed) = try await transaction { connection -> (Int, Int) in
+            let (candidates, removed) = try await transaction { [self] connection -> (Int, Int) in
                 let keys = try await Self.rows("""
                     SELECT m.maintenance_key FROM maintenances m WHERE m.window_end < \(cutoff) AND NOT EXISTS (
                         SELECT 1 FROM deliveries d WHERE d.maintenance_key = m.maintenance_key)
@@ -420,7 +420,7 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
     private func deleteInBatches(_ query: PostgresQuery) async throws -> Int {
         var total = 0
         while true {
-            let removed = try await transaction { connection -> Int in
+            let removed = try await transaction { [self] connection -> Int in
                 try await Self.fetchCount(query, on: connection, logger: logger)
             }
             total += removed

@@ -14,7 +14,7 @@ extension PostgresStore: IntakeStore, DispatchStore {
     public func accept(_ submission: EventSubmission) async throws -> AcceptResult {
         let encoded = try JSONEncoder.patchbay().encode(submission.event)
         let payload = String(decoding: encoded, as: UTF8.self)
-        let result = try await transaction { connection -> AcceptResult in
+        let result = try await transaction { [self] connection -> AcceptResult in
             if let key = submission.idempotencyKey {
                 // A repeat sent to another instance at the same moment waits here for the first to
                 // commit, then finds its answer: one event per key, cluster-wide.
@@ -125,7 +125,7 @@ extension PostgresStore: IntakeStore, DispatchStore {
         let digest = message.body.sha256Hex
         // One ordering lane per source: each target sees the source's messages in arrival order.
         let lane = ["relay", message.source, ""].joined(separator: "\u{1F}")
-        return try await transaction { connection -> AcceptResult in
+        return try await transaction { [self] connection -> AcceptResult in
             try await Self.lock("event-key:" + idempotencyKey, on: connection, logger: logger)
             if let earlier = try await Self.earlierAnswer(on: connection, logger: logger, key: idempotencyKey, digest: digest) { return earlier }
             try await Self.lock("maintenance:" + lane, on: connection, logger: logger)
@@ -148,7 +148,7 @@ extension PostgresStore: IntakeStore, DispatchStore {
         guard limit > 0 else { return [] }
         let leaseUntil = now.addingTimeInterval(lease.seconds)
         let token = Identifier.make("lease")
-        let rows = try await transaction { connection -> [PostgresRow] in
+        let rows = try await transaction { [self] connection -> [PostgresRow] in
             // Only the head of each (maintenance, target) lane may go: the oldest unfinished
             // delivery, pending or in flight. SKIP LOCKED passes over heads another instance is
             // claiming right now; the state test is checked again on the locked row, so a head
@@ -200,7 +200,7 @@ extension PostgresStore: IntakeStore, DispatchStore {
             let undecodable = undecodable
             // Dead with its reason, never leased again: a row that cannot be read would otherwise be
             // claimed forever and hold up every later delivery of its lane.
-            try await transaction { connection in
+            try await transaction { [self] connection in
                 for row in undecodable {
                     try await Self.rows("""
                         INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
@@ -229,7 +229,7 @@ extension PostgresStore: IntakeStore, DispatchStore {
         case .dead: (.dead, now)
         case .expired: (.expired, now)
         }
-        return try await transaction { connection -> Bool in
+        return try await transaction { [self] connection -> Bool in
             try await Self.rows("""
                 INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
                 VALUES (\(attempt.deliveryID), \(attempt.number), \(attempt.startedAt), \(attempt.latencyMilliseconds), \(attempt.statusCode),
@@ -256,7 +256,7 @@ extension PostgresStore: IntakeStore, DispatchStore {
 
     public func maintenanceContext(for event: PatchEvent, target: String) async throws -> (FollowUpState?, MaintenanceSnapshot) {
         let key = event.maintenanceKey.storageValue
-        let (stateJSON, snapshot) = try await read { connection -> (String?, MaintenanceSnapshot) in
+        let (stateJSON, snapshot) = try await read { [self] connection -> (String?, MaintenanceSnapshot) in
             let state = try await Self.rows("SELECT state FROM followups WHERE maintenance_key = \(key) AND target = \(target)",
                                             on: connection, logger: logger).first.map { try $0.decode(String.self) }
             return (state, try await Self.snapshot(on: connection, logger: logger, key: key))
@@ -266,7 +266,7 @@ extension PostgresStore: IntakeStore, DispatchStore {
     }
 
     public func release(_ claim: ClaimedDelivery, until: Date, at now: Date) async throws -> Bool {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             try await Self.rows("""
                 UPDATE deliveries SET state = 'pending', next_attempt_at = \(until), lease_token = NULL, leased_by = NULL,
                                       attempts = attempts - 1, updated_at = \(now)

@@ -27,6 +27,9 @@ public struct PostgresSettings: Sendable {
     public var poolSize: Int
     /// A schema other than `public` (search_path); tests use one each.
     public var schema: String?
+    /// How long a request waits for a pooled connection before failing as transient (intake
+    /// answers 503 with Retry-After).
+    public var acquireTimeout: Duration = .seconds(5)
 
     public init(host: String, port: Int = 5432, username: String, password: Secret? = nil, database: String,
                 sslMode: SSLMode = .prefer, poolSize: Int = 8, schema: String? = nil) {

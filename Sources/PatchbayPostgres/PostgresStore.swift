@@ -31,7 +31,9 @@ public final class PostgresStore: Sendable {
         )
         configuration.options.maximumConnections = settings.poolSize
         configuration.options.connectTimeout = .seconds(5)
-        var startup = [("application_name", "patchbay")]
+        // A statement that runs longer than this is cancelled by the server (and its transaction
+        // rolled back), so a connection is never held by a stuck query.
+        var startup = [("application_name", "patchbay"), ("statement_timeout", "30000")]
         if let schema = settings.schema { startup.append(("search_path", schema)) }
         configuration.options.additionalStartupParameters = startup
         client = PostgresClient(configuration: configuration, backgroundLogger: logger)
@@ -61,9 +63,9 @@ public final class PostgresStore: Sendable {
     }
 
     /// One read on a pooled connection, errors mapped to `StoreError`.
-    func read<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    func read<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         do {
-            return try await client.withConnection { connection in try await body(connection) }
+            return try await withLeasedConnection(body)
         } catch {
             throw Self.storeError(error)
         }
@@ -71,12 +73,13 @@ public final class PostgresStore: Sendable {
 
     /// One transaction. A serialization failure or a deadlock rolls back and runs the whole body
     /// again (a few times); every other error rolls back and is thrown as `StoreError`.
-    func transaction<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         var attempt = 0
+        let logger = logger
         while true {
             attempt += 1
             do {
-                return try await client.withConnection { connection in
+                return try await withLeasedConnection { connection in
                     try await Self.rows("BEGIN", on: connection, logger: logger)
                     do {
                         let value = try await body(connection)
@@ -95,6 +98,39 @@ public final class PostgresStore: Sendable {
                 }
                 throw mapped
             }
+        }
+    }
+
+    /// Leases a pooled connection for `body`, waiting at most `settings.acquireTimeout` for one.
+    /// postgres-nio's pool has no such deadline (a request waits until the server is back, or
+    /// about a minute until its circuit breaker trips): without it an unreachable database would
+    /// hold every intake request, instead of answering 503 at once. Only the wait is cut short;
+    /// once the connection is ours the body runs to its end (the server's statement_timeout
+    /// bounds it), so a connection never goes back to the pool mid-transaction.
+    private func withLeasedConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        // 0: waiting for a connection; 1: leased; 2: given up.
+        let lease = LeaseState()
+        let client = client
+        let limit = settings.acquireTimeout
+        return try await withThrowingTaskGroup(of: LeaseStep<T>.self) { group in
+            group.addTask {
+                try await client.withConnection { connection in
+                    guard lease.value.compareExchange(expected: 0, desired: 1, ordering: .sequentiallyConsistent).exchanged else {
+                        throw StoreError.transient("no PostgreSQL connection within \(limit)")
+                    }
+                    return .done(try await body(connection))
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                guard lease.value.compareExchange(expected: 0, desired: 2, ordering: .sequentiallyConsistent).exchanged else { return .leasedInTime }
+                throw StoreError.transient("no PostgreSQL connection within \(limit) (is the server up and reachable?)")
+            }
+            defer { group.cancelAll() }
+            while let step = try await group.next() {
+                if case .done(let value) = step { return value }
+            }
+            throw StoreError.transient("the PostgreSQL request ended without an answer")
         }
     }
 
@@ -138,6 +174,17 @@ public final class PostgresStore: Sendable {
         }
         return .permanent(String(describing: error))
     }
+}
+
+/// 0: waiting for a connection; 1: leased; 2: given up.
+final class LeaseState: Sendable {
+    let value = Atomic<Int>(0)
+}
+
+/// What each racer of `withLeasedConnection` ends with.
+enum LeaseStep<T: Sendable>: Sendable {
+    case done(T)
+    case leasedInTime
 }
 
 extension PostgresRandomAccessRow {

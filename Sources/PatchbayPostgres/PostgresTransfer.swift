@@ -47,7 +47,7 @@ extension PostgresStore {
         let lanePlaces = laneSeqs
         let requeuedCount = requeued
 
-        return try await transaction { connection -> TransferCounts in
+        return try await transaction { [self] connection -> TransferCounts in
             try await Self.rows("SET LOCAL lock_timeout = '60s'", on: connection, logger: logger)
             // Intake (and the notice scheduler) insert events: they wait here until the copy commits,
             // so the check below stays true while it runs. Readers are not held up.
@@ -317,7 +317,7 @@ extension PostgresStore {
     /// Whether the store holds an event, a delivery or a maintenance, so that `importTransfer`
     /// would refuse. Reads only: a schema not migrated yet counts as empty.
     public func holdsQueueRows() async throws -> Bool {
-        try await read { connection -> Bool in
+        try await read { [self] connection -> Bool in
             let present = try await Self.rows("""
                 SELECT (to_regclass('events') IS NOT NULL AND to_regclass('deliveries') IS NOT NULL
                         AND to_regclass('maintenances') IS NOT NULL) AS present

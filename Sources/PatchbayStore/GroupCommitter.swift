@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import PatchbayCore
 import Synchronization
 
 /// Lets concurrent writers share one commit. SQLite with `synchronous=FULL` pays an fsync per
@@ -68,11 +69,25 @@ final class GroupCommitter: Sendable {
                     }
                 }
                 for (job, result) in zip(batch, results) {
-                    job.continuation.resume(with: result)
+                    job.continuation.resume(with: result.mapError(StoreError.mapping))
                 }
             } catch {
-                for job in batch { job.continuation.resume(throwing: error) }
+                for job in batch { job.continuation.resume(throwing: StoreError.mapping(error)) }
             }
+        }
+    }
+}
+
+extension StoreError {
+    /// SQLite's answer as the contract's: a busy or locked database is worth retrying; anything
+    /// else SQLite reports (a full disk, a constraint, corruption) is permanent. Errors that are
+    /// not SQLite's (a caller's own, thrown inside a write) pass through unchanged.
+    static func mapping(_ error: any Error) -> any Error {
+        guard let error = error as? DatabaseError else { return error }
+        let message = error.message ?? "SQLite error \(error.resultCode)"
+        switch error.resultCode {
+        case .SQLITE_BUSY, .SQLITE_LOCKED: return StoreError.transient(message)
+        default: return StoreError.permanent(message)
         }
     }
 }
