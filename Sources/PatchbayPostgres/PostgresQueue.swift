@@ -14,7 +14,7 @@ extension PostgresStore: IntakeStore, DispatchStore {
     public func accept(_ submission: EventSubmission) async throws -> AcceptResult {
         let encoded = try JSONEncoder.patchbay().encode(submission.event)
         let payload = String(decoding: encoded, as: UTF8.self)
-        let result = try await transaction { [self] connection -> AcceptResult in
+        let result = try await intakeCommitter.write(order: submission.event.maintenanceKey.storageValue, store: self) { [self] connection -> AcceptResult in
             if let key = submission.idempotencyKey {
                 // A repeat sent to another instance at the same moment waits here for the first to
                 // commit, then finds its answer: one event per key, cluster-wide.
@@ -125,7 +125,7 @@ extension PostgresStore: IntakeStore, DispatchStore {
         let digest = message.body.sha256Hex
         // One ordering lane per source: each target sees the source's messages in arrival order.
         let lane = ["relay", message.source, ""].joined(separator: "\u{1F}")
-        return try await transaction { [self] connection -> AcceptResult in
+        return try await intakeCommitter.write(order: lane, store: self) { [self] connection -> AcceptResult in
             try await Self.lock("event-key:" + idempotencyKey, on: connection, logger: logger)
             if let earlier = try await Self.earlierAnswer(on: connection, logger: logger, key: idempotencyKey, digest: digest) { return earlier }
             try await Self.lock("maintenance:" + lane, on: connection, logger: logger)

@@ -18,6 +18,8 @@ public final class PostgresStore: Sendable {
     let logger: Logger
     /// This process, as named in `instances` and `deliveries.leased_by`.
     public let instanceID: String
+    /// Concurrent accepts share transactions (see PostgresGroupCommitter).
+    let intakeCommitter: PostgresGroupCommitter
     /// When this process last sent a wake-up notification (see `announceWork`).
     let lastNotify = Mutex<ContinuousClock.Instant?>(nil)
 
@@ -25,6 +27,8 @@ public final class PostgresStore: Sendable {
         self.settings = settings
         self.logger = logger
         instanceID = Identifier.make("inst")
+        // Half the pool for intake batches leaves the rest to claims, results and reads.
+        intakeCommitter = PostgresGroupCommitter(maxConcurrentBatches: max(1, settings.poolSize / 2))
         var configuration = PostgresClient.Configuration(
             host: settings.host, port: settings.port, username: settings.username, password: settings.password?.reveal(),
             database: settings.database, tls: try settings.tls()
