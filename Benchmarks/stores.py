@@ -50,7 +50,8 @@ def count_lines(path):
 
 def run(store, args, binary):
     workdir = tempfile.mkdtemp(prefix=f"patchbay-bench-{store}-")
-    sink = Sink(binary, workdir)
+    # Phase 1 fills a backlog when measuring the drain: the sink answers slowly meanwhile.
+    sink = Sink(binary, workdir, delay_ms=2000 if args.drain_only else 0)
     port = free_port()
     config = os.path.join(workdir, "patchbay.yaml")
     pathlib.Path(config).write_text(f"""server: {{listen: "127.0.0.1:{port}", tokens: ["{TOKEN}"], drainDelay: 0s, maxConnections: 512}}
@@ -78,6 +79,12 @@ routes:
     total = re.search(r"(\d+) requests in", wrk.stdout)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", wrk.stdout)
     accepted = int(total.group(1)) - (int(non2xx.group(1)) if non2xx else 0)
+    if args.drain_only:
+        # Phase 2: a fast sink on the same port, the server restarted on the backlog.
+        server.stop()
+        sink.stop()
+        sink = Sink(binary, workdir, port=sink.port)
+        server.start()
     # Drain: deliveries per second over the next --drain seconds (or until done).
     drain_start, drained_from = time.time(), count_lines(sink.record)
     while not args.intake_only and time.time() - drain_start < args.drain and count_lines(sink.record) < accepted:
@@ -103,16 +110,22 @@ def main():
     parser.add_argument("--drain", type=int, default=10, help="seconds of backlog drain measured")
     parser.add_argument("--binary", default=str(ROOT / ".build/release/patchbay"))
     parser.add_argument("--postgres-url")
+    parser.add_argument("--stores", default="sqlite,postgres")
     parser.add_argument("--intake-only", action="store_true", help="route nothing: the intake commit path alone")
+    parser.add_argument("--drain-only", action="store_true",
+                        help="fill a backlog (the sink answering in 2 s), then restart on it and measure the dispatcher alone")
     args = parser.parse_args()
     if not os.path.exists(args.binary):
         raise SystemExit(f"{args.binary}: build it first (swift build -c release --product patchbay)")
-    results = [run(store, args, args.binary) for store in ("sqlite", "postgres")]
+    results = [run(store, args, args.binary) for store in args.stores.split(",")]
     print(f"stores: wrk -t1 -c32 -d{args.seconds}s, 1000 maintenances, "
-          f"{'intake only (no route matches)' if args.intake_only else 'webhook to the sink (pacing off)'}, {os.cpu_count()} cores")
+          f"{'intake only (no route matches)' if args.intake_only else 'webhook to the sink (pacing off)'}"
+          f"{', backlog drained after a restart' if args.drain_only else ''}, {os.cpu_count()} cores")
     print(f"{'store':<10} {'intake ev/s':>12} {'p99 ms':>8} {'accepted':>9} {'deliv/s during':>15} {'deliv/s drain':>14}")
     for r in results:
         print(f"{r['store']:<10} {r['intake']:>12.0f} {r['p99']:>8.1f} {r['accepted']:>9} {r['during']:>15.0f} {r['drain']:>14.0f}")
+    if len(results) != 2:
+        return
     sqlite, postgres = results
     if sqlite["intake"] and sqlite["drain"]:
         print(f"postgres/sqlite: intake {postgres['intake'] / sqlite['intake']:.2f}x, drain {postgres['drain'] / max(sqlite['drain'], 1):.2f}x")

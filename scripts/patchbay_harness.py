@@ -42,15 +42,15 @@ def store_section(kind, postgres_url=None):
     if not url:
         raise SystemExit("PostgreSQL: set PATCHBAY_TEST_POSTGRES_URL or pass --postgres-url (scripts/with-postgres starts a server)")
     schema = "run_" + uuid.uuid4().hex[:12]
-    return f'store: {{postgres: {{url: "{url}", schema: {schema}, poolSize: 8}}}}'
+    return f'store: {{postgres: {{url: "{url}", schema: {schema}}}}}'
 
 
 class Sink:
-    def __init__(self, binary, workdir, delay_ms=0):
+    def __init__(self, binary, workdir, delay_ms=0, port=0):
         self.record = os.path.join(workdir, "sink.jsonl")
-        log = os.path.join(workdir, "sink.log")
+        log = os.path.join(workdir, f"sink-{time.time_ns()}.log")
         with open(log, "w") as out:
-            self.process = subprocess.Popen([binary, "sink", "--listen", "127.0.0.1:0", "--record", self.record, "--delay-ms", str(delay_ms)],
+            self.process = subprocess.Popen([binary, "sink", "--listen", f"127.0.0.1:{port}", "--record", self.record, "--delay-ms", str(delay_ms)],
                                             cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
         self.port = int(wait_for(log, r"sink listening on http://127\.0\.0\.1:(\d+)").group(1))
 

@@ -32,7 +32,7 @@ public struct PostgresSettings: Sendable {
     public var acquireTimeout: Duration = .seconds(5)
 
     public init(host: String, port: Int = 5432, username: String, password: Secret? = nil, database: String,
-                sslMode: SSLMode = .prefer, poolSize: Int = 8, schema: String? = nil) {
+                sslMode: SSLMode = .prefer, poolSize: Int = 16, schema: String? = nil) {
         self.host = host
         self.port = port
         self.username = username
@@ -49,7 +49,7 @@ public struct PostgresSettings: Sendable {
 
     /// Parses `postgres://user[:password]@host[:port]/database[?sslmode=…]`. Errors never repeat
     /// the URL (it may hold a password).
-    public init(url text: String, poolSize: Int = 8, schema: String? = nil) throws {
+    public init(url text: String, poolSize: Int = 16, schema: String? = nil) throws {
         guard let components = URLComponents(string: text), let scheme = components.scheme,
               ["postgres", "postgresql"].contains(scheme.lowercased()) else {
             throw URLError(description: "expected postgres://user@host:5432/database")

@@ -28,7 +28,9 @@ public final class PostgresStore: Sendable {
         self.logger = logger
         instanceID = Identifier.make("inst")
         // Half the pool for intake batches leaves the rest to claims, results and reads.
-        intakeCommitter = PostgresGroupCommitter(maxConcurrentBatches: max(1, settings.poolSize / 2))
+        // Measured (BENCHMARKS.md): each write in a batch costs ~10 round trips, so batches of 16
+        // on half the pool beat both one transaction per event and large batches.
+        intakeCommitter = PostgresGroupCommitter(maxBatch: 16, maxConcurrentBatches: max(1, settings.poolSize / 2))
         var configuration = PostgresClient.Configuration(
             host: settings.host, port: settings.port, username: settings.username, password: settings.password?.reveal(),
             database: settings.database, tls: try settings.tls()

@@ -14,7 +14,7 @@ public struct StoreSettings: Sendable {
         /// A schema other than `public`.
         public var schema: String?
 
-        public init(url: Secret, password: Secret? = nil, poolSize: Int = 8, schema: String? = nil) {
+        public init(url: Secret, password: Secret? = nil, poolSize: Int = 16, schema: String? = nil) {
             self.url = url
             self.password = password
             self.poolSize = poolSize
@@ -60,7 +60,7 @@ public struct StoreSettings: Sendable {
             }
             if let url = pg.secret("url") {
                 postgres = PostgresOptions(url: url, password: pg.secret("password", required: false),
-                                           poolSize: pg.int("poolSize", default: 8, range: 2...200), schema: schema)
+                                           poolSize: pg.int("poolSize", default: 16, range: 2...200), schema: schema)
             }
         }
         self.init(
