@@ -6,101 +6,18 @@ import GRDB
 import Testing
 @testable import PatchbayStore
 
+/// What only the SQLite store does: its file, its pragmas, pruning with trigger-kept counts.
+/// The behaviour both stores share is in StoreContractTests.
 @Suite("SQLite delivery store")
-struct SQLiteDeliveryStoreTests {
+struct SQLiteDeliveryStoreTests: StoreFixtures {
     let logger = Logger(label: "test")
     let t0 = Date(timeIntervalSince1970: 1_800_000_000)
-
-    func event(_ type: EventType = .started, window: String = "mw-1", instance: String = "i-1") -> PatchEvent {
-        PatchEvent(type: type, app: "App1", environment: "Production", instance: Instance(id: instance),
-                   window: MaintenanceWindow(id: window, start: t0, end: t0.addingTimeInterval(900)))
-    }
-
-    func submission(_ event: PatchEvent, key: String? = nil, digest: String = "d1", targets: [String] = ["ops-slack"]) -> EventSubmission {
-        EventSubmission(eventID: Identifier.make("evt"), idempotencyKey: key, bodyDigest: digest, event: event, receivedAt: t0,
-                        deliveries: targets.map { DeliveryPlan(target: $0, targetKind: "slack", displayTimeZone: "UTC") })
-    }
-
-    func attempt(_ claim: ClaimedDelivery, outcome: String = "delivered") -> AttemptRecord {
-        AttemptRecord(deliveryID: claim.id, number: claim.attempt, startedAt: t0, latencyMilliseconds: 3, statusCode: 200,
-                      outcome: outcome, reason: outcome, responseExcerpt: "ok")
-    }
 
     func withStore(_ body: (SQLiteDeliveryStore, TemporaryDirectory) async throws -> Void) async throws {
         let directory = try TemporaryDirectory("store")
         defer { directory.remove() }
         let store = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: directory.path("queue.db")), logger: logger)
         try await body(store, directory)
-    }
-
-    @Test func acceptedEventsAreClaimedOnceAndCompleted() async throws {
-        try await withStore { store, _ in
-            let result = try await store.accept(submission(event(), targets: ["ops-slack", "team-slack"]))
-            guard case .accepted(let accepted) = result else { Issue.record("not accepted: \(result)"); return }
-            #expect(accepted.deliveries == 2)
-
-            let claims = try await store.claimDue(now: t0, limit: 10, lease: .seconds(30))
-            #expect(claims.map(\.target).sorted() == ["ops-slack", "team-slack"])
-            #expect(claims.allSatisfy { $0.attempt == 1 && $0.eventID == accepted.id && $0.event.app == "App1" })
-            #expect(try await store.claimDue(now: t0, limit: 10, lease: .seconds(30)).isEmpty, "a leased delivery is not claimed twice")
-
-            #expect(try await store.complete(claims[0], attempt: attempt(claims[0]), transition: .delivered, followUp: nil, at: t0))
-            #expect(try await store.complete(claims[1], attempt: attempt(claims[1], outcome: "retry"), transition: .retry(at: t0.addingTimeInterval(5)), followUp: nil, at: t0))
-            #expect(try await store.counts() == [.delivered: 1, .pending: 1])
-            #expect(try await store.claimDue(now: t0.addingTimeInterval(4), limit: 10, lease: .seconds(30)).isEmpty)
-            let retried = try await store.claimDue(now: t0.addingTimeInterval(5), limit: 10, lease: .seconds(30))
-            #expect(retried.map(\.id) == [claims[1].id])
-            #expect(retried.first?.attempt == 2)
-            #expect(try await store.attempts(deliveryID: claims[1].id).map(\.outcome) == ["retry"])
-        }
-    }
-
-    @Test func idempotencyKeyReplaysOrConflicts() async throws {
-        try await withStore { store, _ in
-            let first = try await store.accept(submission(event(), key: "key-1", digest: "aaa"))
-            let again = try await store.accept(submission(event(), key: "key-1", digest: "aaa"))
-            let other = try await store.accept(submission(event(), key: "key-1", digest: "bbb"))
-            guard case .accepted(let accepted) = first else { Issue.record("first not accepted"); return }
-            #expect(again == .replayed(accepted))
-            #expect(other == .conflict(existingEventID: accepted.id))
-            #expect(try await store.counts() == [.pending: 1])
-        }
-    }
-
-    @Test func expiredLeaseIsClaimedAgainAndTheOldWorkerCannotOverwrite() async throws {
-        try await withStore { store, _ in
-            _ = try await store.accept(submission(event()))
-            let first = try await store.claimDue(now: t0, limit: 1, lease: .seconds(30))
-            #expect(first.count == 1)
-            #expect(try await store.claimDue(now: t0.addingTimeInterval(29), limit: 1, lease: .seconds(30)).isEmpty)
-            let second = try await store.claimDue(now: t0.addingTimeInterval(31), limit: 1, lease: .seconds(30))
-            #expect(second.map(\.id) == first.map(\.id))
-            #expect(second.first?.attempt == 2)
-            // The first worker's late result must not overwrite the new lease holder's.
-            #expect(try await store.complete(first[0], attempt: attempt(first[0]), transition: .delivered, followUp: nil, at: t0) == false)
-            #expect(try await store.counts() == [.inFlight: 1])
-            #expect(try await store.complete(second[0], attempt: attempt(second[0]), transition: .delivered, followUp: nil, at: t0) == true)
-        }
-    }
-
-    @Test func laterEventsWaitForEarlierOnesOfTheSameMaintenanceAndTarget() async throws {
-        try await withStore { store, _ in
-            _ = try await store.accept(submission(event(.scheduled)))
-            _ = try await store.accept(submission(event(.started)))
-            _ = try await store.accept(submission(event(.started, window: "mw-other")))
-            let claims = try await store.claimDue(now: t0, limit: 10, lease: .seconds(30))
-            // The second event of mw-1 waits; mw-other is independent.
-            #expect(claims.map(\.event.type) == [.scheduled, .started])
-            #expect(claims.map(\.event.window.id) == ["mw-1", "mw-other"])
-            let scheduled = claims[0]
-            _ = try await store.complete(scheduled, attempt: attempt(scheduled, outcome: "retry"), transition: .retry(at: t0), followUp: nil, at: t0)
-            // Still pending: the follower keeps waiting, and the retry comes first.
-            let next = try await store.claimDue(now: t0, limit: 10, lease: .seconds(30))
-            #expect(next.map(\.event.type) == [.scheduled])
-            _ = try await store.complete(next[0], attempt: attempt(next[0]), transition: .delivered, followUp: nil, at: t0)
-            let follower = try await store.claimDue(now: t0, limit: 10, lease: .seconds(30))
-            #expect(follower.map(\.event.type) == [.started])
-        }
     }
 
     @Test func concurrentAcceptsShareCommitsAndAllSurviveReopening() async throws {
@@ -133,24 +50,6 @@ struct SQLiteDeliveryStoreTests {
             _ = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: "/nonexistent-dir/queue.db"), logger: logger)
         } throws: { error in
             String(describing: error).contains("directory '/nonexistent-dir' does not exist")
-        }
-    }
-
-    /// A stored event that cannot be read back is dead with its reason, not leased forever: it
-    /// used to hold up every later delivery of its (maintenance, target) lane.
-    @Test func anUndecodableRowIsDeadAndDoesNotBlockItsLane() async throws {
-        try await withStore { store, _ in
-            _ = try await store.accept(submission(event(.scheduled)))
-            _ = try await store.accept(submission(event(.completed)))
-            try await store.pool.write { db in
-                try db.execute(sql: "UPDATE events SET payload = '{\"type\":\"patch.exploded\"}' WHERE seq = (SELECT MIN(seq) FROM events)")
-            }
-            #expect(try await store.claimDue(now: t0, limit: 10, lease: .seconds(30)).isEmpty)
-            let dead = try await store.list(DeliveryFilter(state: .dead))
-            #expect(dead.count == 1)
-            #expect(dead.first?.lastReason == "undecodable_event")
-            let next = try await store.claimDue(now: t0, limit: 10, lease: .seconds(30))
-            #expect(next.map(\.event.type) == [.completed], "the lane moves on")
         }
     }
 

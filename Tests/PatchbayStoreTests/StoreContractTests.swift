@@ -86,23 +86,8 @@ enum PostgresTestServer {
 }
 
 @Suite("Store contract (SQLite and PostgreSQL)")
-struct StoreContractTests {
+struct StoreContractTests: StoreFixtures {
     let t0 = Date(timeIntervalSince1970: 1_800_000_000)
-
-    func event(_ type: EventType = .started, window: String = "mw-1", instance: String = "i-1") -> PatchEvent {
-        PatchEvent(type: type, app: "App1", environment: "Production", instance: Instance(id: instance),
-                   window: MaintenanceWindow(id: window, start: t0, end: t0.addingTimeInterval(900)))
-    }
-
-    func submission(_ event: PatchEvent, key: String? = nil, digest: String = "d1", targets: [String] = ["ops-slack"]) -> EventSubmission {
-        EventSubmission(eventID: Identifier.make("evt"), idempotencyKey: key, bodyDigest: digest, event: event, receivedAt: t0,
-                        deliveries: targets.map { DeliveryPlan(target: $0, targetKind: "slack", displayTimeZone: "UTC") })
-    }
-
-    func attempt(_ claim: ClaimedDelivery, outcome: String = "delivered") -> AttemptRecord {
-        AttemptRecord(deliveryID: claim.id, number: claim.attempt, startedAt: t0, latencyMilliseconds: 3, statusCode: 200,
-                      outcome: outcome, reason: outcome, responseExcerpt: "ok")
-    }
 
     @Test(arguments: StoreBackend.available)
     func acceptedEventsAreClaimedOnceAndCompleted(_ backend: StoreBackend) async throws {
@@ -324,6 +309,28 @@ struct StoreContractTests {
             #expect(try await store.unmapped(limit: 10).map(\.reason) == ["no app", "no mapping"])
             try await store.checkWritable()
         }
+    }
+}
+
+/// Events, submissions and attempts both store suites build their cases from.
+protocol StoreFixtures {
+    var t0: Date { get }
+}
+
+extension StoreFixtures {
+    func event(_ type: EventType = .started, window: String = "mw-1", instance: String = "i-1") -> PatchEvent {
+        PatchEvent(type: type, app: "App1", environment: "Production", instance: Instance(id: instance),
+                   window: MaintenanceWindow(id: window, start: t0, end: t0.addingTimeInterval(900)))
+    }
+
+    func submission(_ event: PatchEvent, key: String? = nil, digest: String = "d1", targets: [String] = ["ops-slack"]) -> EventSubmission {
+        EventSubmission(eventID: Identifier.make("evt"), idempotencyKey: key, bodyDigest: digest, event: event, receivedAt: t0,
+                        deliveries: targets.map { DeliveryPlan(target: $0, targetKind: "slack", displayTimeZone: "UTC") })
+    }
+
+    func attempt(_ claim: ClaimedDelivery, outcome: String = "delivered") -> AttemptRecord {
+        AttemptRecord(deliveryID: claim.id, number: claim.attempt, startedAt: t0, latencyMilliseconds: 3, statusCode: 200,
+                      outcome: outcome, reason: outcome, responseExcerpt: "ok")
     }
 }
 
