@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PatchbayCore
+import PatchbayTestSupport
 import PostgresNIO
 import Testing
 @testable import PatchbayPostgres
@@ -31,7 +32,7 @@ struct PostgresClusterTests {
     /// postgres-nio's pool would wait about a minute for an unreachable server; intake must
     /// answer 503 long before that.
     @Test func anUnreachableServerIsATransientErrorWithinTheDeadline() async throws {
-        let port = try closedLoopbackPort()
+        let port = unusedLoopbackPort()
         var settings = try PostgresSettings(url: "postgres://patchbay@127.0.0.1:\(port)/patchbay?sslmode=disable")
         settings.acquireTimeout = .seconds(1)
         let store = try PostgresStore(settings: settings, logger: Logger(label: "test"))
@@ -144,20 +145,6 @@ struct PostgresClusterTests {
         try await first.withRunningClient {
             try await withRunning(Array(stores.dropFirst()), body)
         }
-    }
-
-    func closedLoopbackPort() throws -> Int {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }
-        // Bound but never listening, then closed: connections to it are refused.
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
 

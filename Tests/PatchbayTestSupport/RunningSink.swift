@@ -2,19 +2,22 @@ import Foundation
 import Hummingbird
 import Logging
 import PatchbaySink
+import ServiceLifecycle
 
 /// The vendor sink running in the test process on a free loopback port.
 public final class RunningSink: Sendable {
     public let sink: Sink
     public let port: Int
     private let task: Task<Void, any Error>
+    private let group: ServiceGroup
 
     public var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    private init(sink: Sink, port: Int, task: Task<Void, any Error>) {
+    private init(sink: Sink, port: Int, task: Task<Void, any Error>, group: ServiceGroup) {
         self.sink = sink
         self.port = port
         self.task = task
+        self.group = group
     }
 
     public static func start(port requestedPort: Int = 0) async throws -> RunningSink {
@@ -26,15 +29,25 @@ public final class RunningSink: Sendable {
             continuation.yield(port)
             continuation.finish()
         }
-        let task = Task { try await app.run() }
+        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        let task = Task { try await group.run() }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw CancellationError() }
-        return RunningSink(sink: sink, port: port, task: task)
+        return RunningSink(sink: sink, port: port, task: task, group: group)
     }
 
+    /// A graceful shutdown, not a cancellation: cancelling a NIO server while it still holds an
+    /// accepted connection it has not served traps in NIOAsyncWriter's deinit
+    /// (apple/swift-nio#3481). Cancelled only if it has not stopped within 5 s.
     public func stop() async {
-        task.cancel()
+        await group.triggerGracefulShutdown()
+        let task = task
+        let deadline = Task {
+            try await Task.sleep(for: .seconds(5))
+            task.cancel()
+        }
         _ = try? await task.value
+        deadline.cancel()
     }
 }
 
