@@ -139,6 +139,51 @@ struct PostgresClusterTests {
         }
     }
 
+    /// Two instances' schedulers ticking at the same moment: every planned notice becomes one
+    /// event, never two.
+    @Test(.enabled(if: StoreBackend.postgresURL != nil, "needs PATCHBAY_TEST_POSTGRES_URL"))
+    func plannedNoticesFireOncePerCluster() async throws {
+        let schema = "t_clock_" + UUID().uuidString.prefix(8).lowercased()
+        let a = try PostgresTestServer.store(schema: schema, poolSize: 4)
+        let b = try PostgresTestServer.store(schema: schema, poolSize: 4)
+        try await withRunning([a, b]) {
+            try await a.migrate()
+            let planning = MaintenancePlanning(settings: NoticeSettings(reminders: [.seconds(3600), .seconds(600)]), displayTimeZone: "UTC")
+            let start = t0.addingTimeInterval(86_400)
+            for index in 0..<20 {
+                let event = PatchEvent(type: .scheduled, app: "App1", environment: "Production",
+                                       window: MaintenanceWindow(id: "mw-\(index)", start: start, end: start.addingTimeInterval(1800)))
+                _ = try await (index.isMultiple(of: 2) ? a : b).accept(EventSubmission(
+                    eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: "d\(index)", event: event, receivedAt: t0,
+                    deliveries: [DeliveryPlan(target: "ops", targetKind: "slack", displayTimeZone: "UTC")], planning: planning))
+            }
+            // Every notice is due by the window's end; both instances fire in small batches at once.
+            let late = start.addingTimeInterval(7200)
+            let decide: @Sendable (DueNotice) -> NoticeFiring = { due in
+                .send(PatchEvent(type: .reminder, app: due.record.key.app, environment: due.record.key.environment, window: due.record.window),
+                      [DeliveryPlan(target: "ops", targetKind: "slack", displayTimeZone: "UTC")])
+            }
+            let fired = try await withThrowingTaskGroup(of: [FiredNotice].self) { group in
+                for store in [a, b, a, b] {
+                    group.addTask {
+                        var all: [FiredNotice] = []
+                        while true {
+                            let batch = try await store.fireDueNotices(now: late, limit: 7, decide: decide)
+                            if batch.isEmpty { return all }
+                            all += batch
+                        }
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            let ids = fired.map(\.notice.id)
+            #expect(ids.count == Set(ids).count, "a notice fired twice")
+            #expect(ids.count == 20 * 4, "two reminders, the beginning and the overrun check for each of 20 maintenances")
+            #expect(try await a.counts()[.pending] == 20 + ids.count)
+            try await PostgresTestServer.drop(a)
+        }
+    }
+
     /// Runs every store's pool while `body` runs.
     func withRunning(_ stores: [PostgresStore], _ body: () async throws -> Void) async throws {
         guard let first = stores.first else { return try await body() }
