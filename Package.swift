@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "patchbay", targets: ["patchbay"]),
+        .executable(name: "patchbay-bench-hello", targets: ["patchbay-bench-hello"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -143,6 +144,15 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        // The intake reference for Benchmarks/run.py: Hummingbird decoding the same JSON, nothing else.
+        .executableTarget(
+            name: "patchbay-bench-hello",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/Hello"
         ),
         // Helpers shared by the test targets: golden files, temporary directories, child processes.
         .target(
