@@ -150,17 +150,18 @@ extension PostgresStore: IntakeStore, DispatchStore {
         let token = Identifier.make("lease")
         let rows = try await transaction { [self] connection -> [PostgresRow] in
             // Only the head of each (maintenance, target) lane may go: the oldest unfinished
-            // delivery, pending or in flight. SKIP LOCKED passes over heads another instance is
-            // claiming right now; the state test is checked again on the locked row, so a head
-            // another instance just leased (its lease runs) is never taken twice.
+            // delivery, pending or in flight. Due deliveries are walked in due order and each is
+            // kept only if its lane holds nothing unfinished before it (one index probe), so a
+            // claim costs what it takes, not a pass over every unfinished lane. SKIP LOCKED passes
+            // over heads another instance is claiming right now; the state test is checked again
+            // on the locked row, so a head another instance just leased is never taken twice.
             try await Self.rows("""
-                WITH heads AS (
-                    SELECT DISTINCT ON (maintenance_key, target) seq
-                    FROM deliveries WHERE state IN ('pending', 'in_flight')
-                    ORDER BY maintenance_key, target, lane_seq
-                ), picked AS (
-                    SELECT d.seq, d.next_attempt_at AS due_at FROM deliveries d JOIN heads h ON h.seq = d.seq
+                WITH picked AS (
+                    SELECT d.seq, d.next_attempt_at AS due_at FROM deliveries d
                     WHERE d.state IN ('pending', 'in_flight') AND d.next_attempt_at <= \(now)
+                      AND NOT EXISTS (SELECT 1 FROM deliveries earlier
+                                      WHERE earlier.maintenance_key = d.maintenance_key AND earlier.target = d.target
+                                        AND earlier.state IN ('pending', 'in_flight') AND earlier.lane_seq < d.lane_seq)
                     ORDER BY d.next_attempt_at, d.seq
                     LIMIT \(limit)
                     FOR UPDATE OF d SKIP LOCKED

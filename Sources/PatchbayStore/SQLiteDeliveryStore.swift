@@ -188,16 +188,20 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         let leaseUntil = nowSeconds + lease.seconds
         let rows = try await committer.write { db -> [ClaimRow] in
             // Only the oldest unfinished delivery of each (maintenance, target) lane may go: the
-            // others wait for it, so each target sees a maintenance's events in order.
+            // others wait for it, so each target sees a maintenance's events in order. Due
+            // deliveries are walked in due order (deliveries_due) and each is kept only if its
+            // lane holds nothing unfinished before it (one probe of deliveries_unfinished_lane),
+            // so a claim costs what it takes rather than a pass over every unfinished lane.
             let due = try Row.fetchAll(db, sql: """
                 SELECT d.seq, d.id, d.target, d.target_kind, d.display_timezone, d.attempts, d.throttles,
                        COALESCE(d.replayed_at, d.created_at) AS created_at, d.resources,
                        e.id AS event_id, e.payload, e.type AS event_type, e.received_at
-                FROM (SELECT MIN(seq) AS head FROM deliveries INDEXED BY deliveries_unfinished_lane
-                      WHERE state IN ('pending', 'in_flight') GROUP BY maintenance_key, target) lanes
-                JOIN deliveries d ON d.seq = lanes.head
+                FROM deliveries d INDEXED BY deliveries_due
                 JOIN events e ON e.seq = d.event_seq
-                WHERE d.next_attempt_at <= ?
+                WHERE d.state IN ('pending', 'in_flight') AND d.next_attempt_at <= ?
+                  AND NOT EXISTS (SELECT 1 FROM deliveries earlier INDEXED BY deliveries_unfinished_lane
+                                  WHERE earlier.maintenance_key = d.maintenance_key AND earlier.target = d.target
+                                    AND earlier.state IN ('pending', 'in_flight') AND earlier.seq < d.seq)
                 ORDER BY d.next_attempt_at, d.seq
                 LIMIT ?
                 """, arguments: [nowSeconds, limit])
