@@ -76,7 +76,7 @@ public struct EventIntake: Sendable {
         }
         switch result {
         case .accepted(let accepted):
-            logger.info("relayed body queued for passthrough", metadata: ["event.id": "\(accepted.id)", "relay.source": "\(message.source)"])
+            logger.debug("relayed body queued for passthrough", metadata: ["event.id": "\(accepted.id)", "relay.source": "\(message.source)"])
             if accepted.deliveries > 0 { wake.notify() }
             return .accepted(accepted)
         case .replayed(let accepted):
@@ -117,7 +117,9 @@ public struct EventIntake: Sendable {
         }
         switch result {
         case .accepted(let accepted):
-            logger.info("event accepted", metadata: [
+            // Debug, not info: one line per event is the intake's largest cost after the commit
+            // (patchbay_events_accepted_total counts them); refusals and errors stay visible.
+            logger.debug("event accepted", metadata: [
                 "event.id": "\(accepted.id)", "event.type": "\(event.type.rawValue)", "event.app": "\(LogText.escape(event.app))",
                 "event.environment": "\(LogText.escape(event.environment))", "deliveries": "\(accepted.deliveries)",
             ])
@@ -125,7 +127,7 @@ public struct EventIntake: Sendable {
             if accepted.deliveries > 0 { wake.notify() }
             return .accepted(accepted)
         case .replayed(let accepted):
-            logger.info("idempotent repeat answered from the first request", metadata: ["event.id": "\(accepted.id)"])
+            logger.debug("idempotent repeat answered from the first request", metadata: ["event.id": "\(accepted.id)"])
             return .replayed(accepted)
         case .conflict(let existing):
             // The relay counts its own refusals (patchbay_relay_rejected_total).

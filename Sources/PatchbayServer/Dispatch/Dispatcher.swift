@@ -231,9 +231,11 @@ public struct Dispatcher: Service, CustomStringConvertible {
         case .delivered:
             final = "delivered"
             if attempt.status == nil {
-                logger.info("nothing to send; delivery done", metadata: ["detail": "\(redactor.redact(detail ?? ""))"])
+                // Per-delivery lines are debug: at thousands a second they would cost more than the
+                // send (patchbay_delivery_attempts_total counts them); failures stay warnings.
+                logger.debug("nothing to send; delivery done", metadata: ["detail": "\(redactor.redact(detail ?? ""))"])
             } else {
-                logger.info("delivered", metadata: ["http.status": "\(status)", "latency_ms": "\(Int(attempt.latency.milliseconds))"])
+                logger.debug("delivered", metadata: ["http.status": "\(status)", "latency_ms": "\(Int(attempt.latency.milliseconds))"])
             }
         case .retry(let at):
             final = "retry"
