@@ -170,11 +170,23 @@ extension PostgresStore: IntakeStore, DispatchStore {
                                         leased_by = \(instanceID), attempts = d.attempts + 1, updated_at = \(now)
                 FROM picked, events e
                 WHERE d.seq = picked.seq AND e.seq = d.event_seq
-                RETURNING d.seq, d.id, d.target, d.target_kind, d.display_timezone, d.attempts, d.throttles,
-                          COALESCE(d.replayed_at, d.created_at) AS created_at, d.resources,
-                          e.id AS event_id, e.payload, e.type AS event_type, e.received_at, picked.due_at
+                RETURNING \(unescaped: Self.claimReturning), picked.due_at
                 """, on: connection, logger: logger)
         }
+        return try await claims(from: rows, token: token, now: now)
+    }
+
+    /// What a claim returns of a leased delivery and its event (`due_at`: when it was due).
+    static let claimReturning = """
+        d.seq, d.id, d.target, d.target_kind, d.display_timezone, d.attempts, d.throttles,
+        COALESCE(d.replayed_at, d.created_at) AS created_at, d.resources,
+        e.id AS event_id, e.payload, e.type AS event_type, e.received_at
+        """
+
+    /// Leased rows as claims, oldest due first. A row whose event cannot be decoded is made dead
+    /// with its reason, never leased again: it would otherwise be claimed forever and hold up
+    /// every later delivery of its lane.
+    func claims(from rows: [PostgresRow], token: String, now: Date) async throws -> [ClaimedDelivery] {
         var claims: [(Date, Int64, ClaimedDelivery)] = []
         var undecodable: [(id: String, attempt: Int, error: String)] = []
         for row in rows {
@@ -222,6 +234,18 @@ extension PostgresStore: IntakeStore, DispatchStore {
 
     public func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
                          throttled: Bool, at now: Date) async throws -> Bool {
+        try await completeAndLeaseNext(claim, attempt: attempt, transition: transition, followUp: followUp, throttled: throttled,
+                                       at: now, lease: nil).stillOurs
+    }
+
+    public func completeAndLeaseNext(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
+                                     throttled: Bool, at now: Date, lease: Duration) async throws -> (stillOurs: Bool, next: ClaimedDelivery?) {
+        try await completeAndLeaseNext(claim, attempt: attempt, transition: transition, followUp: followUp, throttled: throttled,
+                                       at: now, lease: Optional(lease))
+    }
+
+    private func completeAndLeaseNext(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
+                                      throttled: Bool, at now: Date, lease: Duration?) async throws -> (stillOurs: Bool, next: ClaimedDelivery?) {
         let followUpJSON = try followUp.map { String(decoding: try JSONEncoder.patchbay().encode($0), as: UTF8.self) }
         let maintenanceKey = claim.event.maintenanceKey.storageValue
         let (state, nextAttempt): (DeliveryState, Date) = switch transition {
@@ -230,7 +254,8 @@ extension PostgresStore: IntakeStore, DispatchStore {
         case .dead: (.dead, now)
         case .expired: (.expired, now)
         }
-        return try await transaction { [self] connection -> Bool in
+        let token = Identifier.make("lease")
+        let (stillOurs, next) = try await transaction { [self] connection -> (Bool, [PostgresRow]) in
             try await Self.rows("""
                 INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
                 VALUES (\(attempt.deliveryID), \(attempt.number), \(attempt.startedAt), \(attempt.latencyMilliseconds), \(attempt.statusCode),
@@ -240,19 +265,39 @@ extension PostgresStore: IntakeStore, DispatchStore {
                 UPDATE deliveries SET state = \(state.rawValue), next_attempt_at = \(nextAttempt), lease_token = NULL, leased_by = NULL,
                                       updated_at = \(now), last_reason = \(attempt.reason), throttles = throttles + \(throttled ? 1 : 0)
                 WHERE id = \(claim.id) AND lease_token = \(claim.leaseToken) AND state = 'in_flight'
-                RETURNING seq
+                RETURNING maintenance_key
                 """, on: connection, logger: logger)
-            guard updated.count == 1 else { return false }
+            guard let laneKey = try updated.first?.decode(String.self) else { return (false, []) }
             if let followUpJSON {
                 try await Self.rows("""
                     INSERT INTO followups (maintenance_key, target, state, updated_at) VALUES (\(maintenanceKey), \(claim.target), \(followUpJSON), \(now))
                     ON CONFLICT (maintenance_key, target) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
                     """, on: connection, logger: logger)
             }
-            // The lane's next delivery (if any) is due now: let every instance know.
-            if state != .pending { try await announceWork(on: connection) }
-            return true
+            guard let lease, transition.isFinal else {
+                if state != .pending { try await announceWork(on: connection) }
+                return (true, [])
+            }
+            // The lane's new head, if it is due, goes to this worker at once. No other instance
+            // can take it meanwhile: until this transaction commits, the delivery just finished
+            // still stands before it in the lane.
+            let next = try await Self.rows("""
+                WITH head AS (
+                    SELECT seq, state, next_attempt_at AS due_at FROM deliveries
+                    WHERE maintenance_key = \(laneKey) AND target = \(claim.target) AND state IN ('pending', 'in_flight')
+                    ORDER BY lane_seq LIMIT 1
+                    FOR UPDATE
+                )
+                UPDATE deliveries d SET state = 'in_flight', next_attempt_at = \(now.addingTimeInterval(lease.seconds)), lease_token = \(token),
+                                        leased_by = \(instanceID), attempts = d.attempts + 1, updated_at = \(now)
+                FROM head, events e
+                WHERE d.seq = head.seq AND head.state = 'pending' AND head.due_at <= \(now) AND e.seq = d.event_seq
+                RETURNING \(unescaped: Self.claimReturning), head.due_at
+                """, on: connection, logger: logger)
+            return (true, next)
         }
+        guard !next.isEmpty else { return (stillOurs, nil) }
+        return (stillOurs, try await claims(from: next, token: token, now: now).first)
     }
 
     public func maintenanceContext(for event: PatchEvent, target: String) async throws -> (FollowUpState?, MaintenanceSnapshot) {

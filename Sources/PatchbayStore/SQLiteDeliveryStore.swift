@@ -183,6 +183,13 @@ public final class SQLiteDeliveryStore: DeliveryStore {
 
     // MARK: Dispatch
 
+    /// What a claim reads of a delivery and its event.
+    static let claimColumns = """
+        d.seq, d.id, d.target, d.target_kind, d.display_timezone, d.attempts, d.throttles,
+        COALESCE(d.replayed_at, d.created_at) AS created_at, d.resources,
+        e.id AS event_id, e.payload, e.type AS event_type, e.received_at
+        """
+
     public func claimDue(now: Date, limit: Int, lease: Duration) async throws -> [ClaimedDelivery] {
         let nowSeconds = now.timeIntervalSince1970
         let leaseUntil = nowSeconds + lease.seconds
@@ -193,9 +200,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
             // lane holds nothing unfinished before it (one probe of deliveries_unfinished_lane),
             // so a claim costs what it takes rather than a pass over every unfinished lane.
             let due = try Row.fetchAll(db, sql: """
-                SELECT d.seq, d.id, d.target, d.target_kind, d.display_timezone, d.attempts, d.throttles,
-                       COALESCE(d.replayed_at, d.created_at) AS created_at, d.resources,
-                       e.id AS event_id, e.payload, e.type AS event_type, e.received_at
+                SELECT \(Self.claimColumns)
                 FROM deliveries d INDEXED BY deliveries_due
                 JOIN events e ON e.seq = d.event_seq
                 WHERE d.state IN ('pending', 'in_flight') AND d.next_attempt_at <= ?
@@ -205,20 +210,30 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                 ORDER BY d.next_attempt_at, d.seq
                 LIMIT ?
                 """, arguments: [nowSeconds, limit])
-            return try due.map { row in
-                let token = Identifier.make("lease")
-                try db.execute(sql: """
-                    UPDATE deliveries SET state = 'in_flight', next_attempt_at = ?, lease_token = ?, attempts = attempts + 1, updated_at = ?
-                    WHERE seq = ?
-                    """, arguments: [leaseUntil, token, nowSeconds, row["seq"] as Int64])
-                return ClaimRow(
-                    id: row["id"], eventID: row["event_id"], target: row["target"], targetKind: row["target_kind"],
-                    displayTimeZone: row["display_timezone"], attempt: (row["attempts"] as Int) + 1,
-                    createdAt: row["created_at"], payload: row["payload"], token: token, resources: row["resources"],
-                    throttles: row["throttles"], eventType: row["event_type"], receivedAt: row["received_at"]
-                )
-            }
+            return try due.map { try Self.lease(db, row: $0, leaseUntil: leaseUntil, now: nowSeconds) }
         }
+        return try await claims(from: rows, now: nowSeconds)
+    }
+
+    /// Leases one selected delivery, inside the write transaction.
+    static func lease(_ db: Database, row: Row, leaseUntil: Double, now: Double) throws -> ClaimRow {
+        let token = Identifier.make("lease")
+        try db.execute(sql: """
+            UPDATE deliveries SET state = 'in_flight', next_attempt_at = ?, lease_token = ?, attempts = attempts + 1, updated_at = ?
+            WHERE seq = ?
+            """, arguments: [leaseUntil, token, now, row["seq"] as Int64])
+        return ClaimRow(
+            id: row["id"], eventID: row["event_id"], target: row["target"], targetKind: row["target_kind"],
+            displayTimeZone: row["display_timezone"], attempt: (row["attempts"] as Int) + 1,
+            createdAt: row["created_at"], payload: row["payload"], token: token, resources: row["resources"],
+            throttles: row["throttles"], eventType: row["event_type"], receivedAt: row["received_at"]
+        )
+    }
+
+    /// The leased rows as claims. A row whose event cannot be decoded is made dead with its
+    /// reason, never leased again: it would otherwise be claimed forever and hold up every later
+    /// delivery of its lane.
+    func claims(from rows: [ClaimRow], now nowSeconds: Double) async throws -> [ClaimedDelivery] {
         var undecodable: [(id: String, attempt: Int, error: String)] = []
         let claims = rows.compactMap { row -> ClaimedDelivery? in
             let decoded: (PatchEvent, RelayedMessage?)
@@ -239,8 +254,6 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         }
         if !undecodable.isEmpty {
             let undecodable = undecodable
-            // Dead with its reason, never leased again: a row that cannot be read would otherwise be
-            // claimed forever and hold up every later delivery of its lane.
             try await committer.write { db in
                 for row in undecodable {
                     try db.execute(sql: """
@@ -258,7 +271,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         return claims
     }
 
-    private struct ClaimRow: Sendable {
+    struct ClaimRow: Sendable {
         var id: String, eventID: String, target: String, targetKind: String, displayTimeZone: String
         var attempt: Int, createdAt: Double, payload: String, token: String, resources: String, throttles: Int
         var eventType: String, receivedAt: Double
@@ -275,15 +288,28 @@ public final class SQLiteDeliveryStore: DeliveryStore {
 
     public func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
                          throttled: Bool, at now: Date) async throws -> Bool {
+        try await completeAndLeaseNext(claim, attempt: attempt, transition: transition, followUp: followUp, throttled: throttled,
+                                       at: now, lease: nil).stillOurs
+    }
+
+    public func completeAndLeaseNext(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
+                                     throttled: Bool, at now: Date, lease: Duration) async throws -> (stillOurs: Bool, next: ClaimedDelivery?) {
+        try await completeAndLeaseNext(claim, attempt: attempt, transition: transition, followUp: followUp, throttled: throttled,
+                                       at: now, lease: Optional(lease))
+    }
+
+    private func completeAndLeaseNext(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
+                                      throttled: Bool, at now: Date, lease: Duration?) async throws -> (stillOurs: Bool, next: ClaimedDelivery?) {
         let followUpJSON = try followUp.map { String(decoding: try JSONEncoder.patchbay().encode($0), as: UTF8.self) }
         let maintenanceKey = claim.event.maintenanceKey.storageValue
+        let nowSeconds = now.timeIntervalSince1970
         let (state, nextAttempt): (DeliveryState, Double) = switch transition {
-        case .delivered: (.delivered, now.timeIntervalSince1970)
+        case .delivered: (.delivered, nowSeconds)
         case .retry(let at): (.pending, at.timeIntervalSince1970)
-        case .dead: (.dead, now.timeIntervalSince1970)
-        case .expired: (.expired, now.timeIntervalSince1970)
+        case .dead: (.dead, nowSeconds)
+        case .expired: (.expired, nowSeconds)
         }
-        return try await committer.write { db in
+        let (stillOurs, next) = try await committer.write { db -> (Bool, ClaimRow?) in
             try db.execute(sql: """
                 INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -293,17 +319,31 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                 UPDATE deliveries SET state = ?, next_attempt_at = ?, lease_token = NULL, updated_at = ?, last_reason = ?,
                                       throttles = throttles + ?
                 WHERE id = ? AND lease_token = ? AND state = 'in_flight'
-                """, arguments: [state.rawValue, nextAttempt, now.timeIntervalSince1970, attempt.reason,
+                """, arguments: [state.rawValue, nextAttempt, nowSeconds, attempt.reason,
                                  throttled ? 1 : 0, claim.id, claim.leaseToken])
-            guard db.changesCount == 1 else { return false }
+            guard db.changesCount == 1 else { return (false, nil) }
             if let followUpJSON {
                 try db.execute(sql: """
                     INSERT INTO followups (maintenance_key, target, state, updated_at) VALUES (?, ?, ?, ?)
                     ON CONFLICT (maintenance_key, target) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
-                    """, arguments: [maintenanceKey, claim.target, followUpJSON, now.timeIntervalSince1970])
+                    """, arguments: [maintenanceKey, claim.target, followUpJSON, nowSeconds])
             }
-            return true
+            guard let lease, transition.isFinal else { return (true, nil) }
+            // The lane's new head, if it is due: the same worker goes on with it.
+            guard let head = try Row.fetchOne(db, sql: """
+                SELECT \(Self.claimColumns), d.state, d.next_attempt_at
+                FROM deliveries d INDEXED BY deliveries_unfinished_lane
+                JOIN events e ON e.seq = d.event_seq
+                WHERE d.maintenance_key = (SELECT maintenance_key FROM deliveries WHERE id = ?) AND d.target = ?
+                  AND d.state IN ('pending', 'in_flight')
+                ORDER BY d.seq LIMIT 1
+                """, arguments: [claim.id, claim.target]),
+                  (head["state"] as String) == DeliveryState.pending.rawValue, (head["next_attempt_at"] as Double) <= nowSeconds
+            else { return (true, nil) }
+            return (true, try Self.lease(db, row: head, leaseUntil: nowSeconds + lease.seconds, now: nowSeconds))
         }
+        guard let next else { return (stillOurs, nil) }
+        return (stillOurs, try await claims(from: [next], now: nowSeconds).first)
     }
 
     public func maintenanceContext(for event: PatchEvent, target: String) async throws -> (FollowUpState?, MaintenanceSnapshot) {

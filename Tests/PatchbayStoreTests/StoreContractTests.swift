@@ -188,6 +188,39 @@ struct StoreContractTests: StoreFixtures {
         }
     }
 
+    /// Finishing a lane's head hands its next delivery to the same worker in the same
+    /// transaction; a retry hands nothing over, and another worker's claim never sees it twice.
+    @Test(arguments: StoreBackend.available)
+    func finishingALanesHeadLeasesItsNextDelivery(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let store = under.store
+            for type in [EventType.scheduled, .started, .completed] { _ = try await store.accept(submission(event(type))) }
+            let head = try #require(try await store.claimDue(now: t0, limit: 10, lease: .seconds(30)).first)
+            #expect(head.event.type == .scheduled)
+            let (ours, next) = try await store.completeAndLeaseNext(head, attempt: attempt(head), transition: .delivered, followUp: nil,
+                                                                    throttled: false, at: t0, lease: .seconds(30))
+            #expect(ours)
+            #expect(next?.event.type == .started)
+            #expect(try await store.claimDue(now: t0, limit: 10, lease: .seconds(30)).isEmpty, "leased to us: no one else gets it")
+            let second = try #require(next)
+            let (_, afterRetry) = try await store.completeAndLeaseNext(second, attempt: attempt(second, outcome: "retry"),
+                                                                       transition: .retry(at: t0.addingTimeInterval(60)), followUp: nil,
+                                                                       throttled: false, at: t0, lease: .seconds(30))
+            #expect(afterRetry == nil, "a retry keeps its place at the head")
+            #expect(try await store.claimDue(now: t0, limit: 10, lease: .seconds(30)).isEmpty, "the follower waits for the retry")
+            let retried = try #require(try await store.claimDue(now: t0.addingTimeInterval(60), limit: 10, lease: .seconds(30)).first)
+            #expect(retried.id == second.id && retried.attempt == 2)
+            let (_, third) = try await store.completeAndLeaseNext(retried, attempt: attempt(retried), transition: .dead, followUp: nil,
+                                                                  throttled: false, at: t0.addingTimeInterval(60), lease: .seconds(30))
+            #expect(third?.event.type == .completed, "a dead head lets the lane go on too")
+            let last = try #require(third)
+            let (_, none) = try await store.completeAndLeaseNext(last, attempt: attempt(last), transition: .delivered, followUp: nil,
+                                                                 throttled: false, at: t0.addingTimeInterval(60), lease: .seconds(30))
+            #expect(none == nil)
+            #expect(try await store.counts() == [.delivered: 2, .dead: 1])
+        }
+    }
+
     /// Eight claimers at once over 40 lanes of 5: no two deliveries of one lane are ever leased
     /// together, and each lane goes in order.
     @Test(arguments: StoreBackend.available)
@@ -210,8 +243,15 @@ struct StoreContractTests: StoreFixtures {
                             idle = 0
                             for claim in claims { try log.begin(claim.event.window.id ?? "", instance: claim.event.instance?.id ?? "") }
                             for claim in claims {
-                                log.end(claim.event.window.id ?? "")
-                                _ = try await store.complete(claim, attempt: self.attempt(claim), transition: .delivered, followUp: nil, at: self.t0)
+                                // Each worker goes on with the lane's next delivery when the store hands it over.
+                                var current: ClaimedDelivery? = claim
+                                while let delivery = current {
+                                    log.end(delivery.event.window.id ?? "")
+                                    let (_, next) = try await store.completeAndLeaseNext(delivery, attempt: self.attempt(delivery), transition: .delivered,
+                                                                                         followUp: nil, throttled: false, at: self.t0, lease: .seconds(300))
+                                    if let next { try log.begin(next.event.window.id ?? "", instance: next.event.instance?.id ?? "") }
+                                    current = next
+                                }
                             }
                         }
                     }

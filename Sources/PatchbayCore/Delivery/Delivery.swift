@@ -165,6 +165,12 @@ public enum DeliveryTransition: Sendable, Hashable {
     case retry(at: Date)
     case dead
     case expired
+
+    /// Delivered, dead or expired: its lane may go on.
+    public var isFinal: Bool {
+        if case .retry = self { return false }
+        return true
+    }
 }
 
 /// A row of the delivery listing: no secrets, target by name.
@@ -238,6 +244,12 @@ public protocol DispatchStore: Sendable {
     /// counted apart: it does not use up the retry budget.
     func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
                   throttled: Bool, at now: Date) async throws -> Bool
+    /// `complete`, and in the same transaction, when the delivery is finished (delivered, dead or
+    /// expired) and the next delivery of its lane is due, leases that one to the same worker: a
+    /// lane's deliveries then follow each other without a claim in between. `next` is nil when
+    /// the lease was lost, the delivery goes on (a retry), or nothing in its lane is due.
+    func completeAndLeaseNext(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
+                              throttled: Bool, at now: Date, lease: Duration) async throws -> (stillOurs: Bool, next: ClaimedDelivery?)
     /// The follow-up state of (maintenance, target) and where the maintenance's instances stand.
     func maintenanceContext(for event: PatchEvent, target: String) async throws -> (FollowUpState?, MaintenanceSnapshot)
     /// Puts a claimed delivery back without counting an attempt (it waited for its pacing slot).
@@ -292,6 +304,13 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
 }
 
 extension DispatchStore {
+    /// For stores that cannot do both in one transaction: complete, and let the next claim find
+    /// the lane's next delivery.
+    public func completeAndLeaseNext(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
+                                     throttled: Bool, at now: Date, lease: Duration) async throws -> (stillOurs: Bool, next: ClaimedDelivery?) {
+        (try await complete(claim, attempt: attempt, transition: transition, followUp: followUp, throttled: throttled, at: now), nil)
+    }
+
     public func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
                          at now: Date) async throws -> Bool {
         try await complete(claim, attempt: attempt, transition: transition, followUp: followUp, throttled: false, at: now)

@@ -79,8 +79,18 @@ public struct Dispatcher: Service, CustomStringConvertible {
         logger.info("dispatcher stopped")
     }
 
-    /// One attempt at one delivery. Never throws: every result, expected or not, is recorded.
+    /// Delivers a claimed delivery, then the deliveries of its lane that the store leases to this
+    /// worker as each one finishes (a lane's events follow each other without a claim between).
+    /// Never throws: every result, expected or not, is recorded.
     func deliver(_ claim: ClaimedDelivery) async {
+        var next: ClaimedDelivery? = claim
+        while let current = next {
+            next = await attempt(current)
+        }
+    }
+
+    /// One attempt at one delivery; returns the lane's next delivery when the store leased it to us.
+    func attempt(_ claim: ClaimedDelivery) async -> ClaimedDelivery? {
         var logger = self.logger
         logger[metadataKey: "delivery.id"] = "\(claim.id)"
         logger[metadataKey: "target.name"] = "\(claim.target)"
@@ -90,14 +100,12 @@ public struct Dispatcher: Service, CustomStringConvertible {
         var attempt = Attempt(claim: claim, logger: logger, startedAt: clock())
 
         guard let target = targets[claim.target] else {
-            await finish(&attempt, outcome: .permanent(reason: ResponseRule.Reason.unknownTarget),
+            return await finish(&attempt, outcome: .permanent(reason: ResponseRule.Reason.unknownTarget),
                          detail: "target '\(claim.target)' is no longer in the configuration")
-            return
         }
         let policy = policies[claim.target] ?? TargetPolicy()
         if let reason = Expiry.reason(for: claim.event, queuedAt: claim.createdAt, now: attempt.startedAt) {
-            await finish(&attempt, outcome: .delivered(reason: ResponseRule.Reason.expired), detail: reason, transition: .expired)
-            return
+            return await finish(&attempt, outcome: .delivered(reason: ResponseRule.Reason.expired), detail: reason, transition: .expired)
         }
         let context: RenderContext
         do {
@@ -110,7 +118,7 @@ public struct Dispatcher: Service, CustomStringConvertible {
         } catch {
             // The lease expires and the delivery is claimed again.
             logger.error("could not read the maintenance state; will retry", metadata: ["error": "\(redactor.redact(String(describing: error)))"])
-            return
+            return nil
         }
         let request: OutboundRequest
         do {
@@ -122,17 +130,14 @@ public struct Dispatcher: Service, CustomStringConvertible {
             }
             switch step {
             case .skip(let reason):
-                await finish(&attempt, outcome: .delivered(reason: ResponseRule.Reason.nothingToSend), detail: reason)
-                return
+                return await finish(&attempt, outcome: .delivered(reason: ResponseRule.Reason.nothingToSend), detail: reason)
             case .refuse(let reason):
-                await finish(&attempt, outcome: .permanent(reason: ResponseRule.Reason.refusedByVendorRules), detail: reason)
-                return
+                return await finish(&attempt, outcome: .permanent(reason: ResponseRule.Reason.refusedByVendorRules), detail: reason)
             case .send(let built):
                 request = built
             }
         } catch {
-            await finish(&attempt, outcome: .permanent(reason: ResponseRule.Reason.renderFailed), detail: String(describing: error))
-            return
+            return await finish(&attempt, outcome: .permanent(reason: ResponseRule.Reason.renderFailed), detail: String(describing: error))
         }
 
         let decision: PacingDecision
@@ -151,7 +156,7 @@ public struct Dispatcher: Service, CustomStringConvertible {
             } catch {
                 logger.error("could not put a paced delivery back; its lease will expire", metadata: ["error": "\(redactor.redact(String(describing: error)))"])
             }
-            return
+            return nil
         }
 
         attempt.startedAt = clock()
@@ -174,10 +179,10 @@ public struct Dispatcher: Service, CustomStringConvertible {
                 await pauseTarget(claim.target, key: target.pacingKey, policy: policy.pacing, for: quiet)
             }
             let followUp = outcome.label == "delivered" ? target.followUp(after: response, to: request, event: claim.event, context: context) : nil
-            await finish(&attempt, outcome: outcome, detail: excerpt(of: response.body), policy: policy.retry, followUp: followUp)
+            return await finish(&attempt, outcome: outcome, detail: excerpt(of: response.body), policy: policy.retry, followUp: followUp)
         case .failure(let failure):
             attempt.latency = failure.latency
-            await finish(&attempt, outcome: outcome, detail: failure.message, policy: policy.retry)
+            return await finish(&attempt, outcome: outcome, detail: failure.message, policy: policy.retry)
         }
     }
 
@@ -216,7 +221,7 @@ public struct Dispatcher: Service, CustomStringConvertible {
     }
 
     private func finish(_ attempt: inout Attempt, outcome: DeliveryOutcome, detail: String?, policy: RetryPolicy = RetryPolicy(),
-                        followUp: FollowUpState? = nil, transition explicit: DeliveryTransition? = nil) async {
+                        followUp: FollowUpState? = nil, transition explicit: DeliveryTransition? = nil) async -> ClaimedDelivery? {
         let claim = attempt.claim
         let logger = attempt.logger
         let now = clock()
@@ -257,14 +262,24 @@ public struct Dispatcher: Service, CustomStringConvertible {
             statusCode: attempt.status, outcome: final, reason: outcome.reason.rawValue, responseExcerpt: detail.map(redactor.redact)
         )
         do {
-            let stillOurs = try await store.complete(claim, attempt: record, transition: transition, followUp: followUp, throttled: throttled, at: now)
+            // While stopping, take nothing new: the lane's next delivery stays queued.
+            if Task.isShuttingDownGracefully {
+                if try await !store.complete(claim, attempt: record, transition: transition, followUp: followUp, throttled: throttled, at: now) {
+                    logger.warning("lease expired before the result was recorded; another worker owns this delivery now")
+                }
+                return nil
+            }
+            let (stillOurs, next) = try await store.completeAndLeaseNext(claim, attempt: record, transition: transition, followUp: followUp,
+                                                                         throttled: throttled, at: now, lease: settings.lease)
             if !stillOurs {
                 logger.warning("lease expired before the result was recorded; another worker owns this delivery now")
             }
+            return next
         } catch {
             // The lease will expire and the delivery will be claimed again: at-least-once.
             logger.error("could not record the attempt; the delivery will be retried when its lease expires",
                          metadata: ["error": "\(redactor.redact(String(describing: error)))"])
+            return nil
         }
     }
 
