@@ -889,6 +889,9 @@ def parse_args():
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs, queues); kept anyway on failure")
     parser.add_argument("--strict", action="store_true", help="exit 2 when a goal is MISSED (never with --smoke)")
     args = parser.parse_args()
+    # Servers run with their working directory in a temporary folder: paths must not be relative.
+    args.binary = os.path.abspath(args.binary)
+    args.hello = os.path.abspath(args.hello)
     smoke = args.smoke
     args.seconds = args.seconds or (5 if smoke else 60)
     args.drain_seconds = args.drain_seconds or (3 if smoke else 10)
