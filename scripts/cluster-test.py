@@ -6,7 +6,8 @@ Statuspage target per app and an unpaced webhook target. Then checks, at the sin
 - every accepted event reached the webhook (once, or with --kill no more duplicates than the
   killed instance's sends in flight);
 - no two requests of one (maintenance, webhook) lane overlapped, and each lane arrived in the
-  order its events were accepted;
+  order its events were accepted; each maintenance's Statuspage lane began with its create and
+  never overlapped;
 - Statuspage requests per API key (one page per key) were at most 1 per second, cluster-wide;
 - with --kill: the SIGKILLed instance's leases were released within 10 s by the survivor.
 
@@ -75,8 +76,13 @@ routes:
     for server in servers:
         server.start()
 
-    start = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)).replace(microsecond=0)
-    window = {"start": start.isoformat().replace("+00:00", "Z"), "end": (start + datetime.timedelta(hours=1)).isoformat().replace("+00:00", "Z")}
+    base_start = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)).replace(second=0, microsecond=0)
+
+    def window_of(m):
+        """Each maintenance its own start, so its Statuspage incident can be told apart at the sink."""
+        start = base_start + datetime.timedelta(minutes=m)
+        return {"id": f"mw-{m}", "start": start.isoformat().replace("+00:00", "Z"),
+                "end": (start + datetime.timedelta(hours=1)).isoformat().replace("+00:00", "Z")}
 
     def events_of(m):
         """scheduled, then each instance's started, then completions (one instance never finishes)."""
@@ -92,7 +98,7 @@ routes:
     killed = {}
 
     def post(m, kind, instance):
-        body = {"type": kind, "app": f"app-{m % args.keys}", "environment": "Production", "window": dict(window, id=f"mw-{m}")}
+        body = {"type": kind, "app": f"app-{m % args.keys}", "environment": "Production", "window": window_of(m)}
         if instance is not None:
             body["instance"] = {"id": f"i-{instance}"}
         data = json.dumps(body).encode()
@@ -197,6 +203,26 @@ routes:
         if firsts != items:
             out_of_order += 1
 
+    # Statuspage lanes: the create names the window start (one per maintenance), its answer the
+    # incident id that later requests use. Per maintenance: the create first, no overlap.
+    starts = {window_of(m)["start"]: m for m in accepted}
+    incident_of, sp_lanes = {}, collections.defaultdict(list)
+    for r in requests:
+        if r["vendor"] != "statuspage":
+            continue
+        if r["method"] == "POST":
+            fields = json.loads(r["body"]).get("incident", {})
+            m = starts.get(fields.get("scheduled_for"))
+            answer = json.loads(r.get("answer") or "{}")
+            if m is not None and answer.get("id"):
+                incident_of[answer["id"]] = m
+        else:
+            m = incident_of.get(r["path"].rsplit("/", 1)[-1])
+        if m is not None:
+            sp_lanes[m].append((parse_time(r["startedAt"]), parse_time(r["receivedAt"]), r["method"]))
+    sp_overlaps = sum(1 for lane in sp_lanes.values() for a, b in zip(sorted(lane), sorted(lane)[1:]) if b[0] < a[1] - 0.001)
+    sp_misordered = sum(1 for lane in sp_lanes.values() if sorted(lane)[0][2] != "POST")
+
     # Statuspage: per API key (one page each), requests spaced by at least ~1 s.
     pages = collections.defaultdict(list)
     for r in requests:
@@ -219,6 +245,9 @@ routes:
         (f"every accepted event reached the webhook ({total} accepted, {len(missing)} missing)", not missing),
         (f"no overlapping requests within a lane ({overlaps})", overlaps == 0),
         (f"every lane in acceptance order ({out_of_order} lanes out of order)", out_of_order == 0),
+        (f"Statuspage lanes: the incident created first, no overlap ({len(sp_lanes)} of {len(accepted)} maintenances followed; "
+         f"{sp_misordered} out of order, {sp_overlaps} overlapping)",
+         len(sp_lanes) == len(accepted) and sp_misordered == 0 and sp_overlaps == 0),
         (f"Statuspage at most 1 request per second per API key ({statuspage_requests} requests over {len(pages)} keys;"
          f" most in any 1 s: {worst_window}; smallest gap {min_gap if min_gap is None else round(min_gap, 3)} s)", worst_window <= 1),
         (f"nothing pending, in flight or dead at the end ({len(stuck)})", not stuck),

@@ -62,6 +62,8 @@ public struct SinkRequest: Sendable, Codable {
     /// Every header, names lower-cased (the record file leaves out authorization).
     public var headers: [String: String]
     public var body: String
+    /// What the sink answered (the first 2 KiB): a created object's id, for tests that follow it.
+    public var answer: String?
 
     public var json: JSONValue? { try? JSONDecoder().decode(JSONValue.self, from: Data(body.utf8)) }
 }
@@ -182,7 +184,7 @@ public final class Sink: Sendable {
                 path: path, query: request.uri.query, status: answer.status, contentType: request.headers[.contentType],
                 authorization: request.headers[.authorization],
                 headers: Dictionary(request.headers.map { ($0.name.canonicalName, $0.value) }, uniquingKeysWith: { first, _ in first }),
-                body: body
+                body: body, answer: String(answer.body.prefix(2048))
             )
             state.requests.append(entry)
             if let handle = state.recordHandle {
