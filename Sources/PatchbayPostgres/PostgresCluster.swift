@@ -155,15 +155,6 @@ extension PostgresStore: MaintenanceStore {
             try await Self.rows("DELETE FROM instances WHERE id = \(instanceID)", on: connection, logger: logger)
         }
     }
-
-    /// Instances whose heartbeat is recent, for `/metrics` and operators.
-    public func liveInstances(within silence: Duration) async throws -> Int {
-        try await read { [self] connection in
-            try await Self.rows("""
-                SELECT COUNT(*) FROM instances WHERE heartbeat_at >= clock_timestamp() - make_interval(secs => \(silence.seconds))
-                """, on: connection, logger: logger).first?.decode(Int.self) ?? 0
-        }
-    }
 }
 
 /// One budget per vendor key for the whole cluster: a row per key in `pacing_budgets`, read and

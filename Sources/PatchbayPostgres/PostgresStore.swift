@@ -45,15 +45,25 @@ public final class PostgresStore: Sendable {
         client = PostgresClient(configuration: configuration, backgroundLogger: logger)
     }
 
-    /// Runs the pool for as long as `body` runs: every CLI command and `serve` go through here.
+    /// Runs the pool for as long as `body` runs (`serve`, tests).
     public func withRunningClient<T>(_ body: () async throws -> T) async throws -> T {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await self.client.run() }
             defer { group.cancelAll() }
-            // Give run() its turn first: a lease before it starts works, but logs a warning.
-            try? await Task.sleep(for: .milliseconds(20))
+            await Self.letTheClientStart()
             return try await body()
         }
+    }
+
+    /// Runs the pool until the process exits: for one-shot CLI commands.
+    public func startClientInBackground() async {
+        Task { await client.run() }
+        await Self.letTheClientStart()
+    }
+
+    /// Gives `run()` its turn first: a lease before it starts works, but logs a warning.
+    private static func letTheClientStart() async {
+        try? await Task.sleep(for: .milliseconds(20))
     }
 
     // MARK: Running statements

@@ -286,19 +286,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         return (try? JSONDecoder().decode([String].self, from: Data(text.utf8))) ?? []
     }
 
-    public func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
-                         throttled: Bool, at now: Date) async throws -> Bool {
-        try await completeAndLeaseNext(claim, attempt: attempt, transition: transition, followUp: followUp, throttled: throttled,
-                                       at: now, lease: nil).stillOurs
-    }
-
     public func completeAndLeaseNext(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
-                                     throttled: Bool, at now: Date, lease: Duration) async throws -> (stillOurs: Bool, next: ClaimedDelivery?) {
-        try await completeAndLeaseNext(claim, attempt: attempt, transition: transition, followUp: followUp, throttled: throttled,
-                                       at: now, lease: Optional(lease))
-    }
-
-    private func completeAndLeaseNext(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
                                       throttled: Bool, at now: Date, lease: Duration?) async throws -> (stillOurs: Bool, next: ClaimedDelivery?) {
         let followUpJSON = try followUp.map { String(decoding: try JSONEncoder.patchbay().encode($0), as: UTF8.self) }
         let maintenanceKey = claim.event.maintenanceKey.storageValue

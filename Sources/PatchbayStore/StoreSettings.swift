@@ -71,10 +71,4 @@ public struct StoreSettings: Sendable {
             pruneInterval: section.duration("pruneInterval", default: .seconds(3600), range: .seconds(60)...(.seconds(7 * 86_400)))
         )
     }
-
-    /// Where the queue is, for logs: never a password.
-    public var location: String {
-        guard postgres != nil else { return "sqlite:\(sqlitePath)" }
-        return "postgres"
-    }
 }

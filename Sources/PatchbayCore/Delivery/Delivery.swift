@@ -238,18 +238,17 @@ public protocol DispatchStore: Sendable {
     /// and no two deliveries of one lane are ever leased at once (also across instances).
     func claimDue(now: Date, limit: Int, lease: Duration) async throws -> [ClaimedDelivery]
     /// Records the attempt and moves the delivery on, if the lease is still ours, saving the
-    /// vendor's follow-up state in the same transaction. Returns false when the lease was lost
-    /// (it expired and another worker took the delivery); then nothing but the attempt is written.
-    /// `throttled` (the vendor answered with a rate limit, `DeliveryReason.isRateLimit`) is
-    /// counted apart: it does not use up the retry budget.
-    func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
-                  throttled: Bool, at now: Date) async throws -> Bool
-    /// `complete`, and in the same transaction, when the delivery is finished (delivered, dead or
-    /// expired) and the next delivery of its lane is due, leases that one to the same worker: a
+    /// vendor's follow-up state in the same transaction. `stillOurs` is false when the lease was
+    /// lost (it expired and another worker took the delivery); then nothing but the attempt is
+    /// written. `throttled` (the vendor answered with a rate limit, `DeliveryReason.isRateLimit`)
+    /// is counted apart: it does not use up the retry budget.
+    ///
+    /// With a `lease`, when the delivery is finished (delivered, dead or expired) and the next
+    /// delivery of its lane is due, the same transaction leases that one to the same worker: a
     /// lane's deliveries then follow each other without a claim in between. `next` is nil when
-    /// the lease was lost, the delivery goes on (a retry), or nothing in its lane is due.
+    /// there is no lease, the lease was lost, the delivery goes on (a retry), or nothing is due.
     func completeAndLeaseNext(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
-                              throttled: Bool, at now: Date, lease: Duration) async throws -> (stillOurs: Bool, next: ClaimedDelivery?)
+                              throttled: Bool, at now: Date, lease: Duration?) async throws -> (stillOurs: Bool, next: ClaimedDelivery?)
     /// The follow-up state of (maintenance, target) and where the maintenance's instances stand.
     func maintenanceContext(for event: PatchEvent, target: String) async throws -> (FollowUpState?, MaintenanceSnapshot)
     /// Puts a claimed delivery back without counting an attempt (it waited for its pacing slot).
@@ -304,11 +303,11 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
 }
 
 extension DispatchStore {
-    /// For stores that cannot do both in one transaction: complete, and let the next claim find
-    /// the lane's next delivery.
-    public func completeAndLeaseNext(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
-                                     throttled: Bool, at now: Date, lease: Duration) async throws -> (stillOurs: Bool, next: ClaimedDelivery?) {
-        (try await complete(claim, attempt: attempt, transition: transition, followUp: followUp, throttled: throttled, at: now), nil)
+    /// Records the result without leasing anything next; true while the lease was still ours.
+    public func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
+                         throttled: Bool, at now: Date) async throws -> Bool {
+        try await completeAndLeaseNext(claim, attempt: attempt, transition: transition, followUp: followUp, throttled: throttled,
+                                       at: now, lease: nil).stillOurs
     }
 
     public func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,

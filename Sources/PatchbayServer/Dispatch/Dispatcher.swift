@@ -263,14 +263,9 @@ public struct Dispatcher: Service, CustomStringConvertible {
         )
         do {
             // While stopping, take nothing new: the lane's next delivery stays queued.
-            if Task.isShuttingDownGracefully {
-                if try await !store.complete(claim, attempt: record, transition: transition, followUp: followUp, throttled: throttled, at: now) {
-                    logger.warning("lease expired before the result was recorded; another worker owns this delivery now")
-                }
-                return nil
-            }
+            let lease = Task.isShuttingDownGracefully ? nil : settings.lease
             let (stillOurs, next) = try await store.completeAndLeaseNext(claim, attempt: record, transition: transition, followUp: followUp,
-                                                                         throttled: throttled, at: now, lease: settings.lease)
+                                                                         throttled: throttled, at: now, lease: lease)
             if !stillOurs {
                 logger.warning("lease expired before the result was recorded; another worker owns this delivery now")
             }

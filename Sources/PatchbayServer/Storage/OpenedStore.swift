@@ -79,9 +79,7 @@ public struct OpenedStore: Sendable {
     /// process exits) and the schema is migrated. Long-running callers use `run` instead.
     public func start() async throws {
         guard case .postgres(let store) = backend else { return }
-        Task { await store.client.run() }
-        // Give run() its turn first: a lease before it starts works, but logs a warning.
-        try? await Task.sleep(for: .milliseconds(20))
+        await store.startClientInBackground()
         do {
             try await store.migrate()
         } catch {
