@@ -1,10 +1,40 @@
 import Foundation
 import PatchbayCore
 
-/// The kinds of target Patchbay can deliver to. Adding one means a folder beside `Slack/`, and a
-/// line here that reads its config section.
+/// A target kind as the registry knows it: its name, defaults and traits, and how to read its
+/// config section. Each kind's folder declares these on its target type.
+public protocol RegisteredTarget: DeliveryTarget {
+    static var kind: String { get }
+    /// Pacing and retry from the vendor's documented limits, before `delivery.retry` and the
+    /// target's own `retry:` and `rate:`.
+    static var defaultPolicy: TargetPolicy { get }
+    /// Route-level resources, passthrough, chat grouping: what Core and the server ask of a kind.
+    static var traits: TargetKindTraits { get }
+    /// Reads `targets.<name>`, reporting problems to the section's diagnostics.
+    init?(name: String, section: ConfigSection)
+}
+
+extension RegisteredTarget {
+    public static var traits: TargetKindTraits { TargetKindTraits(kind: kind) }
+}
+
+/// The kinds of target Patchbay can deliver to. Adding one means a folder beside `Slack/` and a
+/// line in `registered`; see "Adding a target kind" in the README.
 public enum TargetRegistry {
-    public static let kinds: [String] = [SlackTarget.kind, TeamsTarget.kind, StatuspageTarget.kind, PingdomTarget.kind, WebhookTarget.kind]
+    public static let registered: [any RegisteredTarget.Type] = [
+        SlackTarget.self, TeamsTarget.self, StatuspageTarget.self, PingdomTarget.self, WebhookTarget.self,
+    ]
+
+    public static let kinds: [String] = registered.map { $0.kind }
+
+    public static func traits(of kind: String) -> TargetKindTraits? {
+        registered.first { $0.kind == kind }?.traits
+    }
+
+    /// The route-level keys every kind declares (`statuspage:`, `pingdom:`), for `Route(section:)`.
+    public static var routeResourceKeys: [(kind: String, key: RouteResourceKey)] {
+        registered.compactMap { type in type.traits.routeResource.map { (type.kind, $0) } }
+    }
 
     /// Keys every target section may have besides its kind's own.
     public static let commonKeys: Set<String> = ["kind", "retry", "rate", "allowInsecureHTTP"]
@@ -20,23 +50,12 @@ public enum TargetRegistry {
             return nil
         }
         guard let kind = section.string("kind", required: true) else { return nil }
-        let parsed: (any DeliveryTarget)?
-        let defaults: TargetPolicy
-        switch kind {
-        case SlackTarget.kind:
-            (parsed, defaults) = (SlackTarget(name: name, section: section), SlackTarget.defaultPolicy)
-        case TeamsTarget.kind:
-            (parsed, defaults) = (TeamsTarget(name: name, section: section), TeamsTarget.defaultPolicy)
-        case StatuspageTarget.kind:
-            (parsed, defaults) = (StatuspageTarget(name: name, section: section), StatuspageTarget.defaultPolicy)
-        case PingdomTarget.kind:
-            (parsed, defaults) = (PingdomTarget(name: name, section: section), PingdomTarget.defaultPolicy)
-        case WebhookTarget.kind:
-            (parsed, defaults) = (WebhookTarget(name: name, section: section), WebhookTarget.defaultPolicy)
-        default:
+        guard let type = registered.first(where: { $0.kind == kind }) else {
             section.report("kind", "'\(kind)' is not a target kind; known kinds: \(kinds.joined(separator: ", "))")
             return nil
         }
+        let parsed: (any DeliveryTarget)? = type.init(name: name, section: section)
+        let defaults = type.defaultPolicy
         requireHTTPS(section)
         let policy = TargetPolicy(
             retry: RetryPolicy(section: section.section("retry"), defaults: retryDefaults ?? defaults.retry),

@@ -98,6 +98,29 @@ struct ConfigurationTests {
         #expect(!found.joined().contains(Self.canary))
     }
 
+    /// Route-level resources and passthrough come from what each kind declares to the registry.
+    @Test func kindsDeclareTheirRouteResourcesAndPassthrough() {
+        let yaml = """
+            server: {tokens: ["token-0123456789abcdef"]}
+            targets:
+              ops: {kind: slack, url: "https://hooks.example.invalid/x"}
+              uptime: {kind: pingdom, token: "pingdom-token-0123456789"}
+              hook: {kind: webhook, url: "https://hooks.example.invalid/y"}
+            routes:
+              - pingdom: {target: uptime, checks: [123, abc]}
+                statuspage: {target: ops, components: [c1]}
+              - {}
+            sources:
+              ci: {kind: json, bearer: "bearer-token-0123456789", passthrough: [hook, ops]}
+            """
+        let found = problems(yaml)
+        #expect(found.contains("routes[0].pingdom.checks[1]: expected a numeric Pingdom check id, got 'abc'"))
+        #expect(found.contains("routes[0].statuspage.target: 'ops' is a slack target; statuspage needs a target of kind statuspage"))
+        #expect(found.contains("routes[1]: a route needs targets, statuspage or pingdom"))
+        #expect(found.contains("sources.ci.passthrough[1]: 'ops' is a slack target; passthrough sends to webhook targets only"))
+        #expect(!found.contains { $0.contains("passthrough[0]") })
+    }
+
     @Test func structuralProblems() {
         #expect(problems("") == ["the file is empty"])
         #expect(problems("- a\n- b") == ["the top level must be a mapping with server, store, targets and routes"])

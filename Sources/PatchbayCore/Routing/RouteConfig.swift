@@ -14,9 +14,11 @@ extension Route {
     ///   overrunExtend: 30m        # how far the Pingdom window and incident are extended
     /// ```
     /// `targetKinds` maps each configured target name to its kind, so a `statuspage:` entry that
-    /// names a Slack target is caught here.
-    public init?(section: ConfigSection, targetKinds: [String: String]) {
-        section.allowOnly(["match", "targets", "statuspage", "pingdom", "timezone", "reminders", "announceStart", "overrunGrace", "overrunExtend"])
+    /// names a Slack target is caught here. `resourceKeys` are the route-level keys the target
+    /// kinds declare (`statuspage:`, `pingdom:`), from the target registry.
+    public init?(section: ConfigSection, targetKinds: [String: String], resourceKeys: [(kind: String, key: RouteResourceKey)]) {
+        section.allowOnly(Set(["match", "targets", "timezone", "reminders", "announceStart", "overrunGrace", "overrunExtend"])
+            .union(resourceKeys.map(\.key.routeKey)))
         var match = RouteMatch()
         if let matchSection = section.section("match") {
             matchSection.allowOnly(["app", "environment", "tags"])
@@ -38,7 +40,9 @@ extension Route {
                 targets.append(RouteTarget(name))
             }
         }
-        for (key, kind, resourcesKey) in [("statuspage", "statuspage", "components"), ("pingdom", "pingdom", "checks")] {
+        for (kind, resourceKey) in resourceKeys {
+            let key = resourceKey.routeKey
+            let resourcesKey = resourceKey.listKey
             guard let entry = section.section(key) else { continue }
             entry.allowOnly(["target", resourcesKey])
             let resources = entry.stringList(resourcesKey) ?? []
@@ -56,16 +60,17 @@ extension Route {
                 valid = false
                 continue
             }
-            if kind == "pingdom" {
-                for (index, check) in resources.enumerated() where Int(check) == nil {
-                    entry.diagnostics.report("\(entry.keyPath(resourcesKey))[\(index)]", "expected a numeric Pingdom check id, got '\(check)'")
+            for (index, resource) in resources.enumerated() {
+                if let problem = resourceKey.validate(resource) {
+                    entry.diagnostics.report("\(entry.keyPath(resourcesKey))[\(index)]", problem)
                     valid = false
                 }
             }
             targets.append(RouteTarget(name, resources: resources))
         }
         if targets.isEmpty, valid {
-            section.report("a route needs targets, statuspage or pingdom")
+            let keys = ["targets"] + resourceKeys.map(\.key.routeKey)
+            section.report("a route needs \(keys.dropLast().joined(separator: ", ")) or \(keys.last ?? "targets")")
             valid = false
         }
         let timezone = section.timeZone("timezone")

@@ -93,7 +93,7 @@ public struct PatchbayConfiguration: Sendable {
         var routes: [Route] = []
         let routeSections = root.list("routes", required: true) ?? []
         for section in routeSections {
-            if let route = Route(section: section, targetKinds: kinds) { routes.append(route) }
+            if let route = Route(section: section, targetKinds: kinds, resourceKeys: TargetRegistry.routeResourceKeys) { routes.append(route) }
         }
         if root.has("routes"), routeSections.isEmpty {
             root.report("routes", "must hold at least one route, or no event would be delivered")
@@ -101,9 +101,14 @@ public struct PatchbayConfiguration: Sendable {
         var sources: [String: RelaySource] = [:]
         for (name, section) in root.section("sources")?.namedSections() ?? [] {
             guard let source = RelaySource(name: name, section: section) else { continue }
-            for (index, target) in source.passthrough.enumerated() where kinds[target] != "webhook" {
-                let why = kinds[target].map { "is a \($0) target" } ?? "is not a configured target"
-                diagnostics.report("\(section.keyPath("passthrough"))[\(index)]", "'\(target)' \(why); passthrough sends to webhook targets only")
+            let passthroughKinds = TargetRegistry.kinds.filter { TargetRegistry.traits(of: $0)?.acceptsPassthrough == true }
+            for (index, target) in source.passthrough.enumerated() {
+                guard let kind = kinds[target], TargetRegistry.traits(of: kind)?.acceptsPassthrough == true else {
+                    let why = kinds[target].map { "is a \($0) target" } ?? "is not a configured target"
+                    diagnostics.report("\(section.keyPath("passthrough"))[\(index)]",
+                                       "'\(target)' \(why); passthrough sends to \(passthroughKinds.joined(separator: ", ")) targets only")
+                    continue
+                }
             }
             sources[name] = source
         }

@@ -4,11 +4,14 @@ import PatchbayCore
 /// Pingdom maintenance windows (`kind: pingdom`, API 3.1): one window per maintenance, created by
 /// its first event, moved with PUT when the window changes, deleted when the maintenance is
 /// cancelled. Times are UNIX seconds.
-public struct PingdomTarget: DeliveryTarget {
+public struct PingdomTarget: DeliveryTarget, RegisteredTarget {
     public static let kind = "pingdom"
     public static let defaultBaseURL = URL(string: "https://api.pingdom.com/api/3.1")!
     /// Pingdom publishes no fixed rate; its Req-Limit headers say how much is left (see `pause`).
     public static let defaultPolicy = TargetPolicy(pacing: PacingPolicy(rate: 2, burst: 5))
+    public static let traits = TargetKindTraits(kind: kind, routeResource: RouteResourceKey(routeKey: "pingdom", listKey: "checks") { check in
+        UInt64(check) == nil ? "expected a numeric Pingdom check id, got '\(check)'" : nil
+    })
 
     public let name: String
     public let token: Secret

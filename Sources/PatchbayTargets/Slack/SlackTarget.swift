@@ -3,10 +3,11 @@ import PatchbayCore
 
 /// Slack incoming webhook (`kind: slack`). The URL is the credential; Slack answers 200 `ok` and
 /// returns no message id, so every lifecycle step is a new message.
-public struct SlackTarget: MessageTarget {
+public struct SlackTarget: MessageTarget, RegisteredTarget {
     public static let kind = "slack"
     /// "1 per second, short bursts allowed" (Slack's rate-limit table for incoming webhooks).
     public static let defaultPolicy = TargetPolicy(pacing: PacingPolicy(rate: 1, burst: 3))
+    public static let traits = TargetKindTraits(kind: kind, isChat: true)
 
     public let name: String
     public let url: Secret

@@ -4,11 +4,12 @@ import PatchbayCore
 /// Atlassian Statuspage (`kind: statuspage`): one scheduled-maintenance incident per
 /// maintenance, created by its first event and PATCHed through the lifecycle, with times sent as
 /// UTC `Z` (Statuspage does not document how it reads other offsets).
-public struct StatuspageTarget: DeliveryTarget {
+public struct StatuspageTarget: DeliveryTarget, RegisteredTarget {
     public static let kind = "statuspage"
     public static let defaultBaseURL = URL(string: "https://api.statuspage.io")!
     /// "Each API token is limited to 1 request / second as measured on a 60 second rolling window."
     public static let defaultPolicy = TargetPolicy(pacing: PacingPolicy(rate: 1, burst: 1))
+    public static let traits = TargetKindTraits(kind: kind, routeResource: RouteResourceKey(routeKey: "statuspage", listKey: "components"))
 
     public enum CancelAction: String, Sendable {
         /// Mark the incident completed with a cancellation note (subscribers see why).

@@ -5,10 +5,11 @@ import PatchbayCore
 /// `format: adaptive` posts an Adaptive Card in the Workflows envelope (answered 202);
 /// `format: messagecard` posts the legacy MessageCard for endpoints that still take it (answered
 /// 200 `1`). The URL is the credential. Messages stay under Teams' 28 KB limit.
-public struct TeamsTarget: MessageTarget {
+public struct TeamsTarget: MessageTarget, RegisteredTarget {
     public static let kind = "teams"
     /// Teams throttles a webhook past 4 requests a second.
     public static let defaultPolicy = TargetPolicy(pacing: PacingPolicy(rate: 4, burst: 4))
+    public static let traits = TargetKindTraits(kind: kind, isChat: true)
 
     public enum Format: String, Sendable, CaseIterable {
         case adaptive

@@ -6,9 +6,10 @@ import PatchbayCore
 /// Webhooks headers. `webhook-id` is the delivery id, so it stays the same across retries and
 /// replays and the receiver can dedupe on it; the timestamp and signature are made fresh for each
 /// attempt, so a retry hours later is not refused as stale.
-public struct WebhookTarget: MessageTarget {
+public struct WebhookTarget: MessageTarget, RegisteredTarget {
     public static let kind = "webhook"
     public static let defaultPolicy = TargetPolicy(pacing: PacingPolicy(rate: 10, burst: 10))
+    public static let traits = TargetKindTraits(kind: kind, acceptsPassthrough: true)
 
     public let name: String
     public let url: Secret
