@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         // Pure domain: events, routes, deliveries, outcomes, time, secrets, the store and transport protocols.
@@ -37,7 +38,7 @@ let package = Package(
         // One folder per target kind: config, payload rendering, response classification.
         .target(
             name: "PatchbayTargets",
-            dependencies: ["PatchbayCore"]
+            dependencies: ["PatchbayCore", .product(name: "Mustache", package: "swift-mustache")]
         ),
         // Configuration file: YAML, ${ENV} substitution, validation with key paths.
         .target(

@@ -290,13 +290,12 @@ extension PostgresStore: IntakeStore, DispatchStore {
 
     public func maintenanceContext(for event: PatchEvent, target: String) async throws -> (FollowUpState?, MaintenanceSnapshot) {
         let key = event.maintenanceKey.storageValue
-        let (stateJSON, snapshot) = try await read { [self] connection -> (String?, MaintenanceSnapshot) in
-            let state = try await Self.rows("SELECT state FROM followups WHERE maintenance_key = \(key) AND target = \(target)",
-                                            on: connection, logger: logger).first.map { try $0.decode(String.self) }
-            return (state, try await Self.snapshot(on: connection, logger: logger, key: key))
+        let (states, snapshot) = try await read { [self] connection -> ([(String, String)], MaintenanceSnapshot) in
+            let states = try await Self.rows("SELECT target, state FROM followups WHERE maintenance_key = \(key)",
+                                             on: connection, logger: logger).map { try $0.decode((String, String).self) }
+            return (states, try await Self.snapshot(on: connection, logger: logger, key: key))
         }
-        let followUp = try stateJSON.map { try JSONDecoder.patchbay().decode(FollowUpState.self, from: Data($0.utf8)) }
-        return (followUp, snapshot)
+        return try FollowUpState.decode(states, for: target, into: snapshot)
     }
 
     public func release(_ claim: ClaimedDelivery, until: Date, at now: Date) async throws -> Bool {

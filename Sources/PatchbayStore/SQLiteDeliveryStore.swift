@@ -336,12 +336,11 @@ public final class SQLiteDeliveryStore: DeliveryStore {
 
     public func maintenanceContext(for event: PatchEvent, target: String) async throws -> (FollowUpState?, MaintenanceSnapshot) {
         let key = event.maintenanceKey.storageValue
-        let (stateJSON, snapshot) = try await pool.read { db -> (String?, MaintenanceSnapshot) in
-            let state = try String.fetchOne(db, sql: "SELECT state FROM followups WHERE maintenance_key = ? AND target = ?", arguments: [key, target])
-            return (state, try Self.snapshot(db, key: key))
+        let (states, snapshot) = try await pool.read { db -> ([(String, String)], MaintenanceSnapshot) in
+            let rows = try Row.fetchAll(db, sql: "SELECT target, state FROM followups WHERE maintenance_key = ?", arguments: [key])
+            return (rows.map { ($0["target"], $0["state"]) }, try Self.snapshot(db, key: key))
         }
-        let followUp = try stateJSON.map { try JSONDecoder.patchbay().decode(FollowUpState.self, from: Data($0.utf8)) }
-        return (followUp, snapshot)
+        return try FollowUpState.decode(states, for: target, into: snapshot)
     }
 
     /// Takes the file's server lock (`<db>.lock`, held until the process exits): one server per

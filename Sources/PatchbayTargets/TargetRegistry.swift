@@ -37,7 +37,7 @@ public enum TargetRegistry {
     }
 
     /// Keys every target section may have besides its kind's own.
-    public static let commonKeys: Set<String> = ["kind", "retry", "rate", "allowInsecureHTTP"]
+    public static let commonKeys: Set<String> = ["kind", "retry", "rate", "allowInsecureHTTP", "templates"]
 
     /// Reads one entry of `targets:` with its delivery policy: the kind's defaults, then
     /// `delivery.retry`, then the target's own `retry:` and `rate:`. Reports problems to the
@@ -54,8 +54,17 @@ public enum TargetRegistry {
             section.report("kind", "'\(kind)' is not a target kind; known kinds: \(kinds.joined(separator: ", "))")
             return nil
         }
-        let parsed: (any DeliveryTarget)? = type.init(name: name, section: section)
+        var parsed: (any DeliveryTarget)? = type.init(name: name, section: section)
         let defaults = type.defaultPolicy
+        if let sources = TemplateSources(section: section) {
+            if var templated = parsed as? any TemplatedTarget {
+                templated.templates = compileTemplates(sources, for: type, diagnostics: section.diagnostics, reportUnusedKeys: true)
+                parsed = templated
+                if templated.templates == nil { parsed = nil }
+            } else if !(type is any TemplatedTarget.Type) {
+                section.report("templates", "a \(kind) target takes no templates; \(templatedKinds) do")
+            }
+        }
         requireHTTPS(section)
         let policy = TargetPolicy(
             retry: RetryPolicy(section: section.section("retry"), defaults: retryDefaults ?? defaults.retry),
@@ -63,6 +72,51 @@ public enum TargetRegistry {
         )
         guard let parsed else { return nil }
         return (parsed, policy)
+    }
+
+    /// The kinds that take templates, with their keys: "slack (facts, text, title), ...".
+    static var templatedKinds: String {
+        registered.compactMap { $0 as? any TemplatedTarget.Type }
+            .map { "\($0.kind) (\($0.templateKeys.sorted().joined(separator: ", ")))" }.joined(separator: ", ")
+    }
+
+    /// Compiles `sources` for a kind: the keys it takes, escaped for its channel. A key it does
+    /// not take is reported when `reportUnusedKeys` (a target's own templates); a route's
+    /// templates serve targets of several kinds, so there the caller checks each key is used by one.
+    public static func compileTemplates(_ sources: TemplateSources, for type: any RegisteredTarget.Type, diagnostics: ConfigDiagnostics,
+                                        reportUnusedKeys: Bool) -> MessageTemplates? {
+        guard let templated = type as? any TemplatedTarget.Type else { return nil }
+        let given = Set(sources.texts.keys).union(sources.facts == nil ? [] : ["facts"])
+        if reportUnusedKeys {
+            for key in given.subtracting(templated.templateKeys).sorted() {
+                diagnostics.report(sources.keyPath(of: key), "a \(type.kind) target takes no \(key) template; it takes \(templated.templateKeys.sorted().joined(separator: ", "))")
+            }
+        }
+        return MessageTemplates.compile(sources, keys: templated.templateKeys, escaping: templated.templateEscaping,
+                                        diagnostics: diagnostics) { key, text in templated.problem(rendering: key, as: text) }
+    }
+
+    /// Compiles a route's `templates` for each target it names that takes templates, by target
+    /// name; reports keys no target of the route takes.
+    public static func compileRouteTemplates(_ sources: TemplateSources, targets: [String], kindOf: (String) -> String?,
+                                             diagnostics: ConfigDiagnostics) -> [String: MessageTemplates] {
+        var byKind: [String: MessageTemplates] = [:]
+        var compiled: [String: MessageTemplates] = [:]
+        var used: Set<String> = []
+        for name in targets {
+            guard let kind = kindOf(name), let type = registered.first(where: { $0.kind == kind }),
+                  let templated = type as? any TemplatedTarget.Type else { continue }
+            used.formUnion(templated.templateKeys)
+            if byKind[kind] == nil, let templates = compileTemplates(sources, for: type, diagnostics: diagnostics, reportUnusedKeys: false) {
+                byKind[kind] = templates
+            }
+            compiled[name] = byKind[kind]
+        }
+        let given = Set(sources.texts.keys).union(sources.facts == nil ? [] : ["facts"])
+        for key in given.subtracting(used).sorted() {
+            diagnostics.report(sources.keyPath(of: key), "no target of this route takes a \(key) template; \(templatedKinds) do")
+        }
+        return compiled
     }
 
     /// Every target carries a secret (its URL or a token): plain `http://` is allowed only to

@@ -88,7 +88,7 @@ struct Serve: AsyncParsableCommand {
                                      exposition: { registry.emitToString() }, transport: transport)
         let dispatcher = Dispatcher(store: store, targets: configuration.targets, policies: configuration.policies, transport: transport,
                                     settings: configuration.delivery, redactor: redactor, wake: parts.wake, pacer: opened.pacingBudget(),
-                                    metrics: metrics, logger: logger)
+                                    metrics: metrics, logger: logger, routeTemplates: configuration.routeTemplates)
         let intake = EventIntake(store: store, routes: configuration.routes, targets: configuration.targets, wake: parts.wake, metrics: metrics,
                                  schedules: configuration.schedules)
         let scheduler = Scheduler(store: store, intake: intake, routes: configuration.routes, targets: configuration.targets,

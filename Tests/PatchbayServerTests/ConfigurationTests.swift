@@ -121,6 +121,41 @@ struct ConfigurationTests {
         #expect(!found.contains { $0.contains("passthrough[0]") })
     }
 
+    @Test func templatesAreCheckedWithTheirKeyPathAndLine() throws {
+        let yaml = """
+            server: {tokens: ["token-0123456789abcdef"]}
+            targets:
+              ops: {kind: slack, url: "https://hooks.example.invalid/x", templates: {title: "{{title}}", text: "ok\\n{{instance.nmae}}"}}
+              hook: {kind: webhook, url: "https://hooks.example.invalid/y", secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", templates: {title: x}}
+              status: {kind: statuspage, page: p, apiKey: "k-0123456789", templates: {text: x}}
+            routes:
+              - targets: [ops, hook]
+                templates: {subject: "{{app}}", body: "{\\"a\\": \\"{{app}}\\"}", text: "{{#instance}}{{name}}"}
+            """
+        let found = problems(yaml)
+        #expect(found.contains("targets.ops.templates.text: line 2: unknown variable 'instance.nmae': 'instance' has no 'nmae' (known here: displayName, id, name)"))
+        #expect(found.contains("targets.hook.templates.title: a webhook target takes no title template; it takes body"))
+        #expect(found.contains { $0.hasPrefix("targets.status.templates: a statuspage target takes no templates; slack (facts, text, title)") })
+        #expect(found.contains { $0.hasPrefix("routes[0].templates.subject: no target of this route takes a subject template") })
+        #expect(found.contains("routes[0].templates.text: line 1: section {{#instance}} is never closed with {{/instance}}"))
+
+        let valid = try PatchbayConfiguration.parse(yaml: """
+            server: {tokens: ["token-0123456789abcdef"]}
+            targets:
+              ops: {kind: slack, url: "https://hooks.example.invalid/x"}
+            routes:
+              - match: {app: App1}
+                targets: [ops]
+                templates: {title: "{{app}} patching"}
+              - targets: [ops]
+            """, environment: [:])
+        let event = PatchEvent(type: .started, app: "App1", environment: "P", window: MaintenanceWindow(start: Date(), end: Date()))
+        #expect(valid.routeTemplates.templates(for: event, target: "ops")?.render("title", ["app": "A"]) == "A patching")
+        var other = event
+        other.app = "App2"
+        #expect(valid.routeTemplates.templates(for: other, target: "ops") == nil)
+    }
+
     @Test func structuralProblems() {
         #expect(problems("") == ["the file is empty"])
         #expect(problems("- a\n- b") == ["the top level must be a mapping with server, store, targets and routes"])

@@ -10,12 +10,32 @@ public struct FollowUpState: Sendable, Hashable, Codable {
     /// The window the vendor object currently has, to tell whether a new event changes it.
     public var windowStart: Date?
     public var windowEnd: Date?
+    /// A public link to the vendor object (a Statuspage incident's shortlink), for templates.
+    public var link: String?
 
-    public init(objectID: String? = nil, status: String? = nil, windowStart: Date? = nil, windowEnd: Date? = nil) {
+    public init(objectID: String? = nil, status: String? = nil, windowStart: Date? = nil, windowEnd: Date? = nil, link: String? = nil) {
+        self.link = link
         self.objectID = objectID
         self.status = status
         self.windowStart = windowStart
         self.windowEnd = windowEnd
+    }
+}
+
+extension FollowUpState {
+    /// What a store read for (maintenance, target): `target`'s own state, and `snapshot` with the
+    /// links every target of the maintenance left. `states` are (target, stored JSON) rows.
+    public static func decode(_ states: [(target: String, json: String)], for target: String,
+                              into snapshot: MaintenanceSnapshot) throws -> (FollowUpState?, MaintenanceSnapshot) {
+        var snapshot = snapshot
+        var own: FollowUpState?
+        let decoder = JSONDecoder.patchbay()
+        for (name, json) in states {
+            let state = try decoder.decode(FollowUpState.self, from: Data(json.utf8))
+            if name == target { own = state }
+            if let link = state.link { snapshot.links[name] = link }
+        }
+        return (own, snapshot)
     }
 }
 
@@ -35,9 +55,13 @@ public struct MaintenanceSnapshot: Sendable, Hashable {
     }
 
     public var instances: [InstanceReport]
+    /// Links the vendors returned for this maintenance, by target name (a Statuspage incident's
+    /// shortlink), for templates. Filled from every target's follow-up state.
+    public var links: [String: String]
 
-    public init(instances: [InstanceReport]) {
+    public init(instances: [InstanceReport], links: [String: String] = [:]) {
         self.instances = instances
+        self.links = links
     }
 
     public static let empty = MaintenanceSnapshot(instances: [])

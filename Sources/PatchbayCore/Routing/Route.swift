@@ -40,6 +40,8 @@ public struct Route: Sendable {
     /// Reminders, "beginning" and overrun notices Patchbay sends on its own for the maintenances
     /// this route takes.
     public var notices: NoticeSettings
+    /// Wording for the targets this route names; it wins over each target's own `templates`.
+    public var templates: TemplateSources?
 
     public init(match: RouteMatch, targets: [RouteTarget], timezone: TimeZone? = nil, notices: NoticeSettings = NoticeSettings()) {
         self.match = match
@@ -91,6 +93,13 @@ public struct RouteTable: Sendable {
     public func noticeSettings(for event: PatchEvent) -> (settings: NoticeSettings, displayTimeZone: String)? {
         guard let route = matching(app: event.app, environment: event.environment, tags: event.tags).first else { return nil }
         return (route.notices, route.timezone?.identifier ?? event.window.timezone ?? "UTC")
+    }
+
+    /// The route templates for `target` when delivering `event`: those of the first matching route
+    /// that names the target and has templates.
+    public func templates(for event: PatchEvent, target: String) -> TemplateSources? {
+        matching(app: event.app, environment: event.environment, tags: event.tags)
+            .first { route in route.templates != nil && route.targets.contains { $0.name == target } }?.templates
     }
 
     /// One plan per distinct target, in route order: the first route naming a target sets its

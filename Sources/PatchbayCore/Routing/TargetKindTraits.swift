@@ -28,9 +28,14 @@ public struct TargetKindTraits: Sendable {
     public var acceptsPassthrough: Bool
     /// Whether it posts one chat message per event, so a route's `chat:` grouping applies to it.
     public var isChat: Bool
+    /// Whether it keeps one vendor object per maintenance that follows the window on its own
+    /// (an incident, a maintenance window): reminders and "beginning" notices skip it.
+    public var keepsMaintenanceObject: Bool
 
-    public init(kind: String, routeResource: RouteResourceKey? = nil, acceptsPassthrough: Bool = false, isChat: Bool = false) {
+    public init(kind: String, routeResource: RouteResourceKey? = nil, acceptsPassthrough: Bool = false, isChat: Bool = false,
+                keepsMaintenanceObject: Bool = false) {
         self.kind = kind
+        self.keepsMaintenanceObject = keepsMaintenanceObject
         self.routeResource = routeResource
         self.acceptsPassthrough = acceptsPassthrough
         self.isChat = isChat

@@ -18,6 +18,8 @@ public struct PatchbayConfiguration: Sendable {
     public var policies: [String: TargetPolicy]
     public var targetNames: [String]
     public var routes: RouteTable
+    /// The routes' own wording, compiled for each target they name.
+    public var routeTemplates: RouteTemplates = .none
     /// Relay sources by name (`sources:`).
     public var sources: [String: RelaySource]
     public var awsMapping: AWSMapping
@@ -125,9 +127,12 @@ public struct PatchbayConfiguration: Sendable {
             }
             schedules.append(entry)
         }
+        let routeTemplates = RouteTemplates(table: RouteTable(routes: routes), kindOf: { kinds[$0] }, diagnostics: diagnostics)
         guard diagnostics.problems.isEmpty else { throw Invalid(problems: diagnostics.problems) }
-        return PatchbayConfiguration(server: server, store: store, postgres: postgres, delivery: delivery, targets: targets, policies: policies, targetNames: names,
-                                     routes: RouteTable(routes: routes), sources: sources, awsMapping: awsMapping,
-                                     schedules: ScheduleBook(entries: schedules))
+        var configuration = PatchbayConfiguration(
+            server: server, store: store, postgres: postgres, delivery: delivery, targets: targets, policies: policies, targetNames: names,
+            routes: RouteTable(routes: routes), sources: sources, awsMapping: awsMapping, schedules: ScheduleBook(entries: schedules))
+        configuration.routeTemplates = routeTemplates
+        return configuration
     }
 }

@@ -21,13 +21,15 @@ public struct Dispatcher: Service, CustomStringConvertible {
     let logger: Logger
     let clock: @Sendable () -> Date
     let random: @Sendable () -> Double
+    /// The routes' own wording; it wins over each target's.
+    let routeTemplates: RouteTemplates
 
     /// Longest a worker waits for its pacing slot; a longer wait puts the delivery back in the queue.
     static let maxPacingWait: Duration = .seconds(1)
 
     public init(store: any DeliveryStore, targets: [String: any DeliveryTarget], policies: [String: TargetPolicy],
                 transport: any HTTPTransport, settings: DispatcherSettings, redactor: Redactor, wake: WakeSignal,
-                pacer: any PacingBudget = Pacer(), metrics: PatchbayMetrics, logger: Logger,
+                pacer: any PacingBudget = Pacer(), metrics: PatchbayMetrics, logger: Logger, routeTemplates: RouteTemplates = .none,
                 clock: @escaping @Sendable () -> Date = Date.init, random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
         self.store = store
         self.targets = targets
@@ -41,6 +43,7 @@ public struct Dispatcher: Service, CustomStringConvertible {
         self.logger = logger
         self.clock = clock
         self.random = random
+        self.routeTemplates = routeTemplates
     }
 
     /// ServiceLifecycle logs services by description; the default would dump every field.
@@ -109,12 +112,14 @@ public struct Dispatcher: Service, CustomStringConvertible {
         }
         let context: RenderContext
         do {
-            let (followUp, maintenance) = claim.relayed == nil && target.usesMaintenanceState
+            let routeTemplates = claim.relayed == nil && !self.routeTemplates.isEmpty
+                ? self.routeTemplates.templates(for: claim.event, target: claim.target) : nil
+            let (followUp, maintenance) = claim.relayed == nil && (target.usesMaintenanceState || routeTemplates != nil)
                 ? try await store.maintenanceContext(for: claim.event, target: claim.target)
                 : (nil, MaintenanceSnapshot.empty)
             context = RenderContext(displayTimeZone: TimeZone(identifier: claim.displayTimeZone) ?? TimeZone(identifier: "UTC")!,
                                     deliveryID: claim.id, now: attempt.startedAt, followUp: followUp, maintenance: maintenance,
-                                    resources: claim.resources)
+                                    resources: claim.resources, routeTemplates: routeTemplates)
         } catch {
             // The lease expires and the delivery is claimed again.
             logger.error("could not read the maintenance state; will retry", metadata: ["error": "\(redactor.redact(String(describing: error)))"])

@@ -120,7 +120,7 @@ public struct Scheduler: Service, CustomStringConvertible {
                 if due.notice.kind == .reminder || due.notice.kind == .beginning {
                     // Reminders and "beginning" are chat messages; vendor objects already follow
                     // the window on their own (Statuspage's auto in-progress).
-                    plans = plans.filter { targets[$0.target]?.usesMaintenanceState == false }
+                    plans = plans.filter { TargetRegistry.traits(of: $0.targetKind)?.keepsMaintenanceObject == false }
                 }
                 for index in plans.indices { plans[index].displayTimeZone = due.record.displayTimeZone }
                 return .send(event, plans)

@@ -14,9 +14,12 @@ public struct RenderContext: Sendable {
     public var maintenance: MaintenanceSnapshot
     /// Statuspage component ids or Pingdom check ids from the route.
     public var resources: [String]
+    /// The matching route's `templates` for this target; they win over the target's own.
+    public var routeTemplates: MessageTemplates?
 
     public init(displayTimeZone: TimeZone, deliveryID: String, now: Date, followUp: FollowUpState? = nil,
-                maintenance: MaintenanceSnapshot = .empty, resources: [String] = []) {
+                maintenance: MaintenanceSnapshot = .empty, resources: [String] = [], routeTemplates: MessageTemplates? = nil) {
+        self.routeTemplates = routeTemplates
         self.displayTimeZone = displayTimeZone
         self.deliveryID = deliveryID
         self.now = now

@@ -11,7 +11,7 @@ public struct PingdomTarget: DeliveryTarget, RegisteredTarget {
     public static let defaultPolicy = TargetPolicy(pacing: PacingPolicy(rate: 2, burst: 5))
     public static let traits = TargetKindTraits(kind: kind, routeResource: RouteResourceKey(routeKey: "pingdom", listKey: "checks") { check in
         UInt64(check) == nil ? "expected a numeric Pingdom check id, got '\(check)'" : nil
-    })
+    }, keepsMaintenanceObject: true)
 
     public let name: String
     public let token: Secret

@@ -3,14 +3,17 @@ import PatchbayCore
 
 /// Slack incoming webhook (`kind: slack`). The URL is the credential; Slack answers 200 `ok` and
 /// returns no message id, so every lifecycle step is a new message.
-public struct SlackTarget: MessageTarget, RegisteredTarget {
+public struct SlackTarget: MessageTarget, TemplatedTarget {
     public static let kind = "slack"
     /// "1 per second, short bursts allowed" (Slack's rate-limit table for incoming webhooks).
     public static let defaultPolicy = TargetPolicy(pacing: PacingPolicy(rate: 1, burst: 3))
     public static let traits = TargetKindTraits(kind: kind, isChat: true)
+    public static let templateKeys: Set<String> = ["title", "text", "facts"]
+    public static let templateEscaping = TemplateEscaping(name: "PATCHBAY_SLACK", escape: SlackEscaping.escape)
 
     public let name: String
     public let url: Secret
+    public var templates: MessageTemplates?
     public var kind: String { Self.kind }
     public var secrets: [Secret] { [url] }
 
@@ -27,7 +30,7 @@ public struct SlackTarget: MessageTarget, RegisteredTarget {
     }
 
     public func render(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> OutboundRequest {
-        let payload = SlackPayload(event: event, zone: context.displayTimeZone)
+        let payload = SlackPayload(event: event, context: context, templates: context.routeTemplates ?? templates)
         let body = try JSONEncoder.encodePayload(payload, kind: "Slack")
         return OutboundRequest(
             method: "POST", url: url, displayURL: OutboundRequest.displayForm(of: url.reveal()),
@@ -60,8 +63,9 @@ struct SlackPayload: Encodable, Equatable {
     /// Field values Slack shows in full; longer package lists are cut with "… and N more".
     static let packageFieldBudget = 2900
 
-    init(event: PatchEvent, zone: TimeZone) {
-        let content = MessageText.content(for: event, zone: zone, markup: SlackEscaping.markup, packageBudget: Self.packageFieldBudget)
+    init(event: PatchEvent, context: RenderContext, templates: MessageTemplates? = nil) {
+        var content = MessageText.content(for: event, zone: context.displayTimeZone, markup: SlackEscaping.markup, packageBudget: Self.packageFieldBudget)
+        content.apply(templates, event: event, context: context)
         attachments = [Attachment(
             fallback: SlackEscaping.escape(content.fallback),
             color: "#" + content.color,

@@ -9,7 +9,7 @@ public struct StatuspageTarget: DeliveryTarget, RegisteredTarget {
     public static let defaultBaseURL = URL(string: "https://api.statuspage.io")!
     /// "Each API token is limited to 1 request / second as measured on a 60 second rolling window."
     public static let defaultPolicy = TargetPolicy(pacing: PacingPolicy(rate: 1, burst: 1))
-    public static let traits = TargetKindTraits(kind: kind, routeResource: RouteResourceKey(routeKey: "statuspage", listKey: "components"))
+    public static let traits = TargetKindTraits(kind: kind, routeResource: RouteResourceKey(routeKey: "statuspage", listKey: "components"), keepsMaintenanceObject: true)
 
     public enum CancelAction: String, Sendable {
         /// Mark the incident completed with a cancellation note (subscribers see why).
@@ -175,6 +175,10 @@ public struct StatuspageTarget: DeliveryTarget, RegisteredTarget {
         let returned = try? JSONDecoder().decode(JSONValue.self, from: response.body)
         if request.method == "POST", let id = returned?["id"]?.stringValue {
             state.objectID = id
+        }
+        // The public page of the incident, for templates' `links.<target>`.
+        if let link = returned?["shortlink"]?.stringValue, link.hasPrefix("https://") || link.hasPrefix("http://") {
+            state.link = link
         }
         if let status = sent?["incident"]?["status"]?.stringValue { state.status = status }
         if sent?["incident"]?["scheduled_for"] != nil || sent?["incident"]?["scheduled_until"] != nil {

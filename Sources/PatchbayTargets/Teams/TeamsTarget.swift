@@ -5,11 +5,13 @@ import PatchbayCore
 /// `format: adaptive` posts an Adaptive Card in the Workflows envelope (answered 202);
 /// `format: messagecard` posts the legacy MessageCard for endpoints that still take it (answered
 /// 200 `1`). The URL is the credential. Messages stay under Teams' 28 KB limit.
-public struct TeamsTarget: MessageTarget, RegisteredTarget {
+public struct TeamsTarget: MessageTarget, TemplatedTarget {
     public static let kind = "teams"
     /// Teams throttles a webhook past 4 requests a second.
     public static let defaultPolicy = TargetPolicy(pacing: PacingPolicy(rate: 4, burst: 4))
     public static let traits = TargetKindTraits(kind: kind, isChat: true)
+    public static let templateKeys: Set<String> = ["title", "text", "facts"]
+    public static let templateEscaping = TemplateEscaping(name: "PATCHBAY_TEAMS", escape: TeamsMarkdown.escape)
 
     public enum Format: String, Sendable, CaseIterable {
         case adaptive
@@ -22,6 +24,7 @@ public struct TeamsTarget: MessageTarget, RegisteredTarget {
     public let name: String
     public let url: Secret
     public let format: Format
+    public var templates: MessageTemplates?
     public var kind: String { Self.kind }
     public var secrets: [Secret] { [url] }
 
@@ -51,7 +54,8 @@ public struct TeamsTarget: MessageTarget, RegisteredTarget {
         var budget = 20_000
         var body = Data()
         while true {
-            let content = MessageText.content(for: event, zone: context.displayTimeZone, markup: TeamsMarkdown.markup, packageBudget: budget)
+            var content = MessageText.content(for: event, zone: context.displayTimeZone, markup: TeamsMarkdown.markup, packageBudget: budget)
+            content.apply(context.routeTemplates ?? templates, event: event, context: context)
             body = switch format {
             case .adaptive: try JSONEncoder.encodePayload(AdaptiveCardMessage(content: content), kind: "Teams")
             case .messagecard: try JSONEncoder.encodePayload(MessageCard(content: content, system: event.systemName), kind: "Teams")

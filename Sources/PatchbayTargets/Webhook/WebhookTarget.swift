@@ -6,10 +6,13 @@ import PatchbayCore
 /// Webhooks headers. `webhook-id` is the delivery id, so it stays the same across retries and
 /// replays and the receiver can dedupe on it; the timestamp and signature are made fresh for each
 /// attempt, so a retry hours later is not refused as stale.
-public struct WebhookTarget: MessageTarget, RegisteredTarget {
+public struct WebhookTarget: MessageTarget, TemplatedTarget {
     public static let kind = "webhook"
     public static let defaultPolicy = TargetPolicy(pacing: PacingPolicy(rate: 10, burst: 10))
     public static let traits = TargetKindTraits(kind: kind, acceptsPassthrough: true)
+    /// The whole JSON body; values are escaped as JSON string content.
+    public static let templateKeys: Set<String> = ["body"]
+    public static let templateEscaping = TemplateEscaping.json
 
     public let name: String
     public let url: Secret
@@ -18,6 +21,7 @@ public struct WebhookTarget: MessageTarget, RegisteredTarget {
     /// Whether the URL may resolve to a loopback, private or link-local address. Off by default:
     /// a webhook URL is the one target an operator might take from someone else.
     public let allowPrivateNetworks: Bool
+    public var templates: MessageTemplates?
     public var kind: String { Self.kind }
     public var secrets: [Secret] { [url, secret] }
 
@@ -46,8 +50,21 @@ public struct WebhookTarget: MessageTarget, RegisteredTarget {
     }
 
     public func render(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> OutboundRequest {
-        try signed(try JSONEncoder.encodePayload(event, kind: "webhook"), contentType: "application/json", context: context)
+        if let body = (context.routeTemplates ?? templates)?.render("body", TemplateValues.values(for: event, context: context)) {
+            let data = Data(body.utf8)
+            if let problem = Self.jsonProblem(body) { throw RenderError("the body template \(problem)") }
+            return try signed(data, contentType: "application/json", context: context)
+        }
+        return try signed(try JSONEncoder.encodePayload(event, kind: "webhook"), contentType: "application/json", context: context)
     }
+
+    /// Why a rendered body is not a JSON document, or nil when it is one.
+    public static func jsonProblem(_ body: String) -> String? {
+        (try? JSONSerialization.jsonObject(with: Data(body.utf8), options: [.fragmentsAllowed])) == nil
+            ? "did not produce valid JSON" : nil
+    }
+
+    public static func problem(rendering key: String, as text: String) -> String? { jsonProblem(text) }
 
     /// The relayed body, byte for byte, with its content type, signed the same way.
     public func relay(_ message: RelayedMessage, context: RenderContext) throws(RenderError) -> DeliveryStep {

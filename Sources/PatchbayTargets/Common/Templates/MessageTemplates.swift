@@ -1,0 +1,191 @@
+import Foundation
+import Mustache
+import PatchbayCore
+
+/// How a channel makes text inert: Slack's `&<>` entities, Teams Markdown backslashes, JSON
+/// string escaping for webhook bodies, HTML for e-mail. Each is registered with Mustache as a
+/// content type, so every `{{value}}` is escaped for the channel it goes to, whatever the
+/// template author writes.
+public struct TemplateEscaping: Sendable {
+    /// The Mustache content type name (`PATCHBAY_SLACK`).
+    public var name: String
+    public var escape: @Sendable (String) -> String
+
+    public init(name: String, escape: @escaping @Sendable (String) -> String) {
+        self.name = name
+        self.escape = escape
+    }
+
+    private struct ContentType: MustacheContentType {
+        let escape: @Sendable (String) -> String
+        func escapeText(_ text: String) -> String { escape(text) }
+    }
+
+    /// Registers the content type (idempotent: the same name always carries the same escaper)
+    /// and returns the line that selects it, put before the author's text.
+    func pragma() -> String {
+        MustacheContentTypes.register(ContentType(escape: escape), named: name)
+        return "{{%CONTENT_TYPE:\(name)}}\n"
+    }
+
+    /// JSON string content: for templates that write a whole JSON body, `"{{text}}"` stays one string.
+    public static let json = TemplateEscaping(name: "PATCHBAY_JSON") { text in
+        var result = ""
+        result.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": result += "\\\""
+            case "\\": result += "\\\\"
+            case "\n": result += "\\n"
+            case "\r": result += "\\r"
+            case "\t": result += "\\t"
+            case "\u{2028}", "\u{2029}": result += String(format: "\\u%04X", scalar.value)
+            default:
+                if scalar.value < 0x20 {
+                    result += String(format: "\\u%04X", scalar.value)
+                } else {
+                    result.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return result
+    }
+
+    /// HTML text and attribute values.
+    public static let html = TemplateEscaping(name: "PATCHBAY_HTML") { text in
+        var result = ""
+        for character in text {
+            switch character {
+            case "&": result += "&amp;"
+            case "<": result += "&lt;"
+            case ">": result += "&gt;"
+            case "\"": result += "&quot;"
+            case "'": result += "&#39;"
+            default: result.append(character)
+            }
+        }
+        return result
+    }
+}
+
+/// A target kind whose wording can be replaced with templates (`targets.<name>.templates`, or a
+/// route's `templates`, which wins).
+public protocol TemplatedTarget: RegisteredTarget {
+    /// The template keys this kind takes: `title`, `text`, `facts` for chat; `body` for webhooks.
+    static var templateKeys: Set<String> { get }
+    static var templateEscaping: TemplateEscaping { get }
+    /// The target's own templates, set by the registry from `targets.<name>.templates`.
+    var templates: MessageTemplates? { get set }
+    /// Why the rendered text of template `key` would not do (a webhook body that is not JSON), or nil.
+    static func problem(rendering key: String, as text: String) -> String?
+}
+
+extension TemplatedTarget {
+    public static func problem(rendering key: String, as text: String) -> String? { nil }
+}
+
+extension TemplatedTarget {
+    /// Templates may name the maintenance's counts and links, so a templated target reads them.
+    public var usesMaintenanceState: Bool { templates != nil }
+}
+
+/// A `templates:` section compiled for one kind: parsed, its names checked, its content type set.
+public struct MessageTemplates: Sendable {
+    public struct Fact: Sendable {
+        var title: MustacheTemplate
+        var value: MustacheTemplate
+    }
+
+    var texts: [String: MustacheTemplate]
+    var facts: [Fact]?
+    /// Where it was written, for messages.
+    public var keyPath: String
+
+    public var keys: Set<String> { Set(texts.keys).union(facts == nil ? [] : ["facts"]) }
+
+    /// The rendered text of `key`, or nil when this set has no such template.
+    public func render(_ key: String, _ values: [String: Any]) -> String? {
+        texts[key]?.render(values)
+    }
+
+    /// The rendered fact list, or nil to keep the default facts.
+    public func renderFacts(_ values: [String: Any]) -> [(title: String, value: String)]? {
+        facts?.map { (title: $0.title.render(values), value: $0.value.render(values)) }
+    }
+
+    /// Compiles the keys of `sources` that `keys` allows. Unknown names, syntax errors and escapes
+    /// of the channel's escaping are reported as `<key path>: line N: ...`; nil when any was found.
+    /// `checkRender` renders each template against sample contexts and reports what it returns
+    /// (a webhook body that is not JSON).
+    public static func compile(_ sources: TemplateSources, keys: Set<String>, escaping: TemplateEscaping, diagnostics: ConfigDiagnostics,
+                               checkRender: ((String, String) -> String?)? = nil) -> MessageTemplates? {
+        let pragma = escaping.pragma()
+        var valid = true
+        func parse(_ text: String, keyPath: String) -> MustacheTemplate? {
+            let problems = TemplateCheck.problems(in: text)
+            for problem in problems { diagnostics.report(keyPath, problem.description) }
+            guard problems.isEmpty else { return nil }
+            do {
+                return try MustacheTemplate(string: pragma + text)
+            } catch let error as MustacheTemplate.ParserError {
+                // The pragma line is ours: the author's lines start at 2.
+                diagnostics.report(keyPath, "line \(max(1, error.context.lineNumber - 1)): Mustache syntax error: \(error.error)")
+            } catch {
+                diagnostics.report(keyPath, "Mustache syntax error: \(error)")
+            }
+            return nil
+        }
+        var texts: [String: MustacheTemplate] = [:]
+        for (key, text) in sources.texts.sorted(by: { $0.key < $1.key }) where keys.contains(key) {
+            guard let template = parse(text, keyPath: sources.keyPath(of: key)) else {
+                valid = false
+                continue
+            }
+            texts[key] = template
+            for (label, values) in samples() {
+                if let problem = checkRender?(key, template.render(values)) {
+                    diagnostics.report(sources.keyPath(of: key), "rendered for \(label), \(problem)")
+                    valid = false
+                    break
+                }
+            }
+        }
+        var facts: [Fact]?
+        if let sourceFacts = sources.facts, keys.contains("facts") {
+            facts = []
+            for (index, fact) in sourceFacts.enumerated() {
+                let path = sources.keyPath(of: "facts[\(index)]")
+                guard let title = parse(fact.title, keyPath: path + ".title"), let value = parse(fact.value, keyPath: path + ".value") else {
+                    valid = false
+                    continue
+                }
+                facts?.append(Fact(title: title, value: value))
+            }
+        }
+        guard valid else { return nil }
+        return MessageTemplates(texts: texts, facts: facts, keyPath: sources.keyPath)
+    }
+
+    /// The contexts a template is tried against when it is compiled: the fullest one, and a sparse
+    /// maintenance-level notice (no instance, no packages, no maintenance state).
+    static func samples() -> [(String, [String: Any])] {
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        let sparse = PatchEvent(type: .reminder, app: "a", environment: "e",
+                                window: MaintenanceWindow(start: start, end: start.addingTimeInterval(60)), notice: .reminder)
+        let context = RenderContext(displayTimeZone: TimeZone(identifier: "UTC")!, deliveryID: "d", now: start)
+        return [("the fullest sample event", TemplateValues.vocabulary()),
+                ("a reminder with no instance", TemplateValues.values(for: sparse, context: context))]
+    }
+}
+
+extension MessageContent {
+    /// The default wording with the parts `templates` replaces rendered from the event.
+    mutating func apply(_ templates: MessageTemplates?, event: PatchEvent, context: RenderContext) {
+        guard let templates else { return }
+        let values = TemplateValues.values(for: event, context: context)
+        // The fallback (notification text) keeps the default wording: it is escaped later, as plain text.
+        if let title = templates.render("title", values), !title.isEmpty { self.title = title }
+        if let text = templates.render("text", values) { self.text = text }
+        if let facts = templates.renderFacts(values) { self.facts = facts }
+    }
+}
