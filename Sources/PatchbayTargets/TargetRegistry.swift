@@ -103,16 +103,18 @@ public enum TargetRegistry {
         var byKind: [String: MessageTemplates] = [:]
         var compiled: [String: MessageTemplates] = [:]
         var used: Set<String> = []
+        let given = Set(sources.texts.keys).union(sources.facts == nil ? [] : ["facts"])
         for name in targets {
             guard let kind = kindOf(name), let type = registered.first(where: { $0.kind == kind }),
                   let templated = type as? any TemplatedTarget.Type else { continue }
             used.formUnion(templated.templateKeys)
+            // A route's keys this kind does not take leave its targets with their own wording.
+            guard !templated.templateKeys.isDisjoint(with: given) else { continue }
             if byKind[kind] == nil, let templates = compileTemplates(sources, for: type, diagnostics: diagnostics, reportUnusedKeys: false) {
                 byKind[kind] = templates
             }
             compiled[name] = byKind[kind]
         }
-        let given = Set(sources.texts.keys).union(sources.facts == nil ? [] : ["facts"])
         for key in given.subtracting(used).sorted() {
             diagnostics.report(sources.keyPath(of: key), "no target of this route takes a \(key) template; \(templatedKinds) do")
         }

@@ -45,7 +45,8 @@ struct Render: AsyncParsableCommand {
             guard let target = configuration.targets[plan.target] else { continue }
             let zone = TimeZone(identifier: plan.displayTimeZone) ?? TimeZone(identifier: "UTC")!
             printLine("=== \(plan.target) (\(plan.targetKind)), times shown in \(plan.displayTimeZone); as the first event of its maintenance")
-            let context = RenderContext(displayTimeZone: zone, deliveryID: "dlv_render", now: Date(), resources: plan.resources)
+            let context = RenderContext(displayTimeZone: zone, deliveryID: "dlv_render", now: Date(), resources: plan.resources,
+                                        routeTemplates: configuration.routeTemplates.templates(for: event, target: plan.target))
             printStep({ () throws(RenderError) in try target.plan(event, context: context) }, redactor: redactor)
             printLine("")
         }

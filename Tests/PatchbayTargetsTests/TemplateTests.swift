@@ -146,6 +146,11 @@ struct TemplateTests {
         context.routeTemplates = try Self.compiled(TemplateSources(texts: ["title": "Route's"], keyPath: "r"), kind: SlackTarget.self)
         let body = try JSONDecoder().decode(JSONValue.self, from: target.render(Self.event(.started), context: context).body)
         #expect(body["attachments"]?.first?["title"]?.stringValue == "Route's")
+        // Key by key: the target's text stays where the route has none.
+        target.templates = try Self.compiled(TemplateSources(texts: ["title": "Target's", "text": "Target text"], keyPath: "t"), kind: SlackTarget.self)
+        let merged = try JSONDecoder().decode(JSONValue.self, from: target.render(Self.event(.started), context: context).body)
+        #expect(merged["attachments"]?.first?["title"]?.stringValue == "Route's")
+        #expect(merged["attachments"]?.first?["text"]?.stringValue == "Target text")
     }
 
     @Test func unknownNamesAreFoundWithTheirLine() {

@@ -30,7 +30,7 @@ public struct SlackTarget: MessageTarget, TemplatedTarget {
     }
 
     public func render(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> OutboundRequest {
-        let payload = SlackPayload(event: event, context: context, templates: context.routeTemplates ?? templates)
+        let payload = SlackPayload(event: event, context: context, templates: MessageTemplates.preferring(context.routeTemplates, over: templates))
         let body = try JSONEncoder.encodePayload(payload, kind: "Slack")
         return OutboundRequest(
             method: "POST", url: url, displayURL: OutboundRequest.displayForm(of: url.reveal()),

@@ -55,7 +55,7 @@ public struct TeamsTarget: MessageTarget, TemplatedTarget {
         var body = Data()
         while true {
             var content = MessageText.content(for: event, zone: context.displayTimeZone, markup: TeamsMarkdown.markup, packageBudget: budget)
-            content.apply(context.routeTemplates ?? templates, event: event, context: context)
+            content.apply(MessageTemplates.preferring(context.routeTemplates, over: templates), event: event, context: context)
             body = switch format {
             case .adaptive: try JSONEncoder.encodePayload(AdaptiveCardMessage(content: content), kind: "Teams")
             case .messagecard: try JSONEncoder.encodePayload(MessageCard(content: content, system: event.systemName), kind: "Teams")

@@ -50,7 +50,7 @@ public struct WebhookTarget: MessageTarget, TemplatedTarget {
     }
 
     public func render(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> OutboundRequest {
-        if let body = (context.routeTemplates ?? templates)?.render("body", TemplateValues.values(for: event, context: context)) {
+        if let body = (MessageTemplates.preferring(context.routeTemplates, over: templates))?.render("body", TemplateValues.values(for: event, context: context)) {
             let data = Data(body.utf8)
             if let problem = Self.jsonProblem(body) { throw RenderError("the body template \(problem)") }
             return try signed(data, contentType: "application/json", context: context)

@@ -103,6 +103,14 @@ public struct MessageTemplates: Sendable {
 
     public var keys: Set<String> { Set(texts.keys).union(facts == nil ? [] : ["facts"]) }
 
+    /// Key by key, the route's template where it has one, else the target's.
+    public static func preferring(_ route: MessageTemplates?, over target: MessageTemplates?) -> MessageTemplates? {
+        guard let route else { return target }
+        guard let target else { return route }
+        return MessageTemplates(texts: target.texts.merging(route.texts) { _, fromRoute in fromRoute },
+                                facts: route.facts ?? target.facts, keyPath: route.keyPath)
+    }
+
     /// The rendered text of `key`, or nil when this set has no such template.
     public func render(_ key: String, _ values: [String: Any]) -> String? {
         texts[key]?.render(values)
