@@ -69,7 +69,21 @@ extension PostgresStore: IntakeStore, DispatchStore {
                                                 type: event.type.rawValue, app: event.app, environment: event.environment,
                                                 lane: maintenanceKey, payload: payload, deliveries: deliveries.count, receivedAt: receivedAt)
         for plan in deliveries {
-            try await insertDelivery(on: connection, eventSeq: eventSeq, plan: plan, lane: maintenanceKey, at: receivedAt)
+            var due = receivedAt
+            if let wait = plan.digestWait {
+                // A summary of this (maintenance, target, stage) still waiting takes this event in.
+                // The maintenance's advisory lock, held by this transaction, keeps two intakes
+                // from both starting one.
+                let waiting = try await Self.rows("""
+                    SELECT 1 FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                    WHERE d.maintenance_key = \(maintenanceKey) AND d.target = \(plan.target) AND d.state = 'pending'
+                      AND e.type = \(event.type.rawValue)
+                    LIMIT 1
+                    """, on: connection, logger: logger)
+                if !waiting.isEmpty { continue }
+                due = receivedAt.addingTimeInterval(wait)
+            }
+            try await insertDelivery(on: connection, eventSeq: eventSeq, plan: plan, lane: maintenanceKey, at: receivedAt, due: due)
         }
         if let instance = event.instance {
             // Keep each instance's furthest stage: a late `started` must not hide its `completed`.
@@ -104,7 +118,8 @@ extension PostgresStore: IntakeStore, DispatchStore {
     /// The lane's row is locked until commit, so a lane's sequence numbers follow commit order even
     /// when two instances add to it at once (a bigserial alone would not: a number taken first
     /// can commit last, and a follower would be sent before it).
-    private func insertDelivery(on connection: PostgresConnection, eventSeq: Int64, plan: DeliveryPlan, lane: String, at time: Date) async throws {
+    private func insertDelivery(on connection: PostgresConnection, eventSeq: Int64, plan: DeliveryPlan, lane: String, at time: Date,
+                                due: Date? = nil) async throws {
         try await Self.rows("""
             WITH lane AS (
                 INSERT INTO lanes AS l (maintenance_key, target, last_seq) VALUES (\(lane), \(plan.target), 1)
@@ -114,7 +129,7 @@ extension PostgresStore: IntakeStore, DispatchStore {
             INSERT INTO deliveries (id, event_seq, target, target_kind, maintenance_key, lane_seq, display_timezone, state,
                                     next_attempt_at, created_at, updated_at, resources)
             SELECT \(Identifier.make("dlv")), \(eventSeq), \(plan.target), \(plan.targetKind), \(lane), lane.last_seq,
-                   \(plan.displayTimeZone), 'pending', \(time), \(time), \(time), \(Self.encodeList(plan.resources))
+                   \(plan.displayTimeZone), 'pending', \(due ?? time), \(time), \(time), \(Self.encodeList(plan.resources))
             FROM lane
             """, on: connection, logger: logger)
     }

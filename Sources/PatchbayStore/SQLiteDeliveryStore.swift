@@ -108,6 +108,16 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         )
         let eventSeq = db.lastInsertedRowID
         for plan in deliveries {
+            var due = received
+            if let wait = plan.digestWait {
+                // A summary of this (maintenance, target, stage) still waiting takes this event in.
+                let waiting = try Bool.fetchOne(db, sql: """
+                    SELECT EXISTS (SELECT 1 FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                                   WHERE d.maintenance_key = ? AND d.target = ? AND d.state = 'pending' AND e.type = ?)
+                    """, arguments: [maintenanceKey, plan.target, event.type.rawValue]) ?? false
+                if waiting { continue }
+                due = received + wait
+            }
             try db.execute(
                 sql: """
                     INSERT INTO deliveries (id, event_seq, target, target_kind, maintenance_key, display_timezone, state,
@@ -115,7 +125,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                     VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)
                     """,
                 arguments: [Identifier.make("dlv"), eventSeq, plan.target, plan.targetKind, maintenanceKey,
-                            plan.displayTimeZone, received, received, received, Self.encodeList(plan.resources)]
+                            plan.displayTimeZone, due, received, received, Self.encodeList(plan.resources)]
             )
         }
         if let instance = event.instance {

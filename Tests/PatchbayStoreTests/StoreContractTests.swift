@@ -117,6 +117,38 @@ struct StoreContractTests: StoreFixtures {
         }
     }
 
+    /// `chat.mode: per-maintenance`: the first event of a (maintenance, target, stage) starts a
+    /// summary due after groupWait; later ones while it waits add no delivery; a failure and
+    /// other stages keep their own, and the summary's lane holds nothing else back.
+    @Test(arguments: StoreBackend.available)
+    func summariesTakeInTheEventsOfTheirStageWhileTheyWait(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let store = under.store
+            func digest(_ event: PatchEvent, at offset: Double = 0) async throws -> Int {
+                var submission = submission(event, targets: [])
+                submission.receivedAt = t0.addingTimeInterval(offset)
+                submission.deliveries = [DeliveryPlan(target: DigestLane.target(for: "ops"), targetKind: "slack", displayTimeZone: "UTC", digestWait: 30)]
+                _ = try await store.accept(submission)
+                return try await store.counts()[.pending] ?? 0
+            }
+            #expect(try await digest(event(.completed, instance: "i-1")) == 1)
+            #expect(try await digest(event(.completed, instance: "i-2"), at: 5) == 1, "a waiting summary takes the event in")
+            #expect(try await digest(event(.started, instance: "i-3"), at: 6) == 2, "another stage has a summary of its own")
+            #expect(try await digest(event(.completed, window: "mw-2"), at: 7) == 3, "another maintenance too")
+            _ = try await store.accept(submission(event(.failed, instance: "i-4"), targets: ["ops"]))
+
+            let now = try await store.claimDue(now: t0.addingTimeInterval(8), limit: 10, lease: .seconds(30))
+            #expect(now.map(\.target) == ["ops"], "the failure goes at once, not held behind the waiting summaries")
+            let due = try await store.claimDue(now: t0.addingTimeInterval(31), limit: 10, lease: .seconds(30))
+            #expect(due.count == 1 && due.first?.event.instance?.id == "i-1", "the first summary is due 30 s after its first event")
+            #expect(due.first?.target == "ops/digest")
+            // An event arriving while its summary is in flight starts the next one (a follow-up).
+            #expect(try await digest(event(.completed, instance: "i-5"), at: 38) == 3)
+            let (_, snapshot) = try await store.maintenanceContext(for: event(.completed), target: "ops/digest")
+            #expect(Set(snapshot.instances.map(\.instance.id)) == ["i-1", "i-2", "i-3", "i-4", "i-5"])
+        }
+    }
+
     @Test(arguments: StoreBackend.available)
     func idempotencyKeyReplaysOrConflicts(_ backend: StoreBackend) async throws {
         try await StoreUnderTest.with(backend) { under in

@@ -12,9 +12,13 @@ public struct FollowUpState: Sendable, Hashable, Codable {
     public var windowEnd: Date?
     /// A public link to the vendor object (a Statuspage incident's shortlink), for templates.
     public var link: String?
+    /// For a summary lane: the instance ids each stage's summaries already named, by event type.
+    public var announced: [String: [String]]?
 
-    public init(objectID: String? = nil, status: String? = nil, windowStart: Date? = nil, windowEnd: Date? = nil, link: String? = nil) {
+    public init(objectID: String? = nil, status: String? = nil, windowStart: Date? = nil, windowEnd: Date? = nil, link: String? = nil,
+                announced: [String: [String]]? = nil) {
         self.link = link
+        self.announced = announced
         self.objectID = objectID
         self.status = status
         self.windowStart = windowStart

@@ -42,6 +42,8 @@ public struct Route: Sendable {
     public var notices: NoticeSettings
     /// Wording for the targets this route names; it wins over each target's own `templates`.
     public var templates: TemplateSources?
+    /// One message per server and stage, or a summary per maintenance and stage, for chat targets.
+    public var chat = ChatGrouping()
 
     public init(match: RouteMatch, targets: [RouteTarget], timezone: TimeZone? = nil, notices: NoticeSettings = NoticeSettings()) {
         self.match = match
@@ -63,8 +65,13 @@ public struct DeliveryPlan: Sendable, Hashable, Codable {
     public var displayTimeZone: String
     /// Statuspage component ids or Pingdom check ids, from every route that names the target.
     public var resources: [String]
+    /// Set on a summary (`chat.mode: per-maintenance`): it is due this many seconds after the
+    /// event, and an event finding a summary of its (maintenance, target, stage) still pending
+    /// adds no delivery: it is in that summary. `target` is then the `DigestLane` name.
+    public var digestWait: Double?
 
-    public init(target: String, targetKind: String, displayTimeZone: String, resources: [String] = []) {
+    public init(target: String, targetKind: String, displayTimeZone: String, resources: [String] = [], digestWait: Double? = nil) {
+        self.digestWait = digestWait
         self.target = target
         self.targetKind = targetKind
         self.displayTimeZone = displayTimeZone
@@ -105,21 +112,30 @@ public struct RouteTable: Sendable {
     /// One plan per distinct target, in route order: the first route naming a target sets its
     /// zone; resources from every matching route are merged, so each maintenance still gets one
     /// incident or window per target.
-    public func plans(for event: PatchEvent, kindOf: (String) -> String?) -> [DeliveryPlan] {
+    /// `isChat` tells which kinds a route's `chat:` grouping applies to.
+    public func plans(for event: PatchEvent, kindOf: (String) -> String?, isChat: (String) -> Bool = { _ in false }) -> [DeliveryPlan] {
         var index: [String: Int] = [:]
         var plans: [DeliveryPlan] = []
         for route in matching(app: event.app, environment: event.environment, tags: event.tags) {
             let zone = route.timezone?.identifier ?? event.window.timezone ?? "UTC"
-            for target in route.targets {
+            let summarize = route.chat.mode == .perMaintenance && ChatGrouping.groups(event)
+            for routeTarget in route.targets {
+                var target = routeTarget
+                var digestWait: Double?
+                if summarize, let kind = kindOf(target.name), isChat(kind) {
+                    target.name = DigestLane.target(for: target.name)
+                    digestWait = route.chat.groupWait.seconds
+                }
                 if let existing = index[target.name] {
                     for resource in target.resources where !plans[existing].resources.contains(resource) {
                         plans[existing].resources.append(resource)
                     }
                     continue
                 }
-                guard let kind = kindOf(target.name) else { continue }
+                guard let kind = kindOf(routeTarget.name) else { continue }
                 index[target.name] = plans.count
-                plans.append(DeliveryPlan(target: target.name, targetKind: kind, displayTimeZone: zone, resources: target.resources))
+                plans.append(DeliveryPlan(target: target.name, targetKind: kind, displayTimeZone: zone, resources: target.resources,
+                                          digestWait: digestWait))
             }
         }
         return plans

@@ -13,12 +13,13 @@ extension Route {
     ///   overrunGrace: 15m         # overrun notice this long after the window end
     ///   overrunExtend: 30m        # how far the Pingdom window and incident are extended
     ///   templates: {title: "...", text: "..."}   # wording for this route's targets (wins over the target's)
+    ///   chat: {mode: per-maintenance, groupWait: 30s}   # one summary per maintenance and stage
     /// ```
     /// `targetKinds` maps each configured target name to its kind, so a `statuspage:` entry that
     /// names a Slack target is caught here. `resourceKeys` are the route-level keys the target
     /// kinds declare (`statuspage:`, `pingdom:`), from the target registry.
     public init?(section: ConfigSection, targetKinds: [String: String], resourceKeys: [(kind: String, key: RouteResourceKey)]) {
-        section.allowOnly(Set(["match", "targets", "templates", "timezone", "reminders", "announceStart", "overrunGrace", "overrunExtend"])
+        section.allowOnly(Set(["match", "targets", "templates", "chat", "timezone", "reminders", "announceStart", "overrunGrace", "overrunExtend"])
             .union(resourceKeys.map(\.key.routeKey)))
         var match = RouteMatch()
         if let matchSection = section.section("match") {
@@ -87,8 +88,10 @@ extension Route {
             section.report("overrunExtend", "must be longer than overrunGrace (\(DurationText.short(Int(notices.overrunGrace.components.seconds)))), or the extended window would already have ended when the overrun notice goes out")
         }
         let templates = TemplateSources(section: section)
+        let chat = ChatGrouping(section: section)
         guard valid else { return nil }
         self.init(match: match, targets: targets, timezone: timezone, notices: notices)
         self.templates = templates
+        self.chat = chat
     }
 }

@@ -102,24 +102,25 @@ public struct Dispatcher: Service, CustomStringConvertible {
         logger[metadataKey: "attempt"] = "\(claim.attempt)"
         var attempt = Attempt(claim: claim, logger: logger, startedAt: clock())
 
-        guard let target = targets[claim.target] else {
+        let (targetName, isDigest) = DigestLane.split(claim.target)
+        guard let target = targets[targetName] else {
             return await finish(&attempt, outcome: .permanent(reason: ResponseRule.Reason.unknownTarget),
                          detail: "target '\(claim.target)' is no longer in the configuration")
         }
-        let policy = policies[claim.target] ?? TargetPolicy()
+        let policy = policies[targetName] ?? TargetPolicy()
         if let reason = Expiry.reason(for: claim.event, queuedAt: claim.createdAt, now: attempt.startedAt) {
             return await finish(&attempt, outcome: .delivered(reason: ResponseRule.Reason.expired), detail: reason, transition: .expired)
         }
         let context: RenderContext
         do {
             let routeTemplates = claim.relayed == nil && !self.routeTemplates.isEmpty
-                ? self.routeTemplates.templates(for: claim.event, target: claim.target) : nil
-            let (followUp, maintenance) = claim.relayed == nil && (target.usesMaintenanceState || routeTemplates != nil)
+                ? self.routeTemplates.templates(for: claim.event, target: targetName) : nil
+            let (followUp, maintenance) = claim.relayed == nil && (target.usesMaintenanceState || routeTemplates != nil || isDigest)
                 ? try await store.maintenanceContext(for: claim.event, target: claim.target)
                 : (nil, MaintenanceSnapshot.empty)
             context = RenderContext(displayTimeZone: TimeZone(identifier: claim.displayTimeZone) ?? TimeZone(identifier: "UTC")!,
                                     deliveryID: claim.id, now: attempt.startedAt, followUp: followUp, maintenance: maintenance,
-                                    resources: claim.resources, routeTemplates: routeTemplates)
+                                    resources: claim.resources, routeTemplates: routeTemplates, isDigest: isDigest)
         } catch {
             // The lease expires and the delivery is claimed again.
             logger.error("could not read the maintenance state; will retry", metadata: ["error": "\(redactor.redact(String(describing: error)))"])
@@ -177,11 +178,11 @@ public struct Dispatcher: Service, CustomStringConvertible {
             attempt.status = response.status
             attempt.latency = response.latency
             if let pause = target.pause(after: response) {
-                await pauseTarget(claim.target, key: target.pacingKey, policy: policy.pacing, for: min(pause, settings.maxPause))
+                await pauseTarget(targetName, key: target.pacingKey, policy: policy.pacing, for: min(pause, settings.maxPause))
             }
             if case .retry(let after, let reason) = outcome, reason.isRateLimit {
                 let quiet = after ?? .milliseconds(Int64(2000 / policy.pacing.rate))
-                await pauseTarget(claim.target, key: target.pacingKey, policy: policy.pacing, for: quiet)
+                await pauseTarget(targetName, key: target.pacingKey, policy: policy.pacing, for: quiet)
             }
             let followUp = outcome.label == "delivered" ? target.followUp(after: response, to: request, event: claim.event, context: context) : nil
             return await finish(&attempt, outcome: outcome, detail: excerpt(of: response.body), policy: policy.retry, followUp: followUp)

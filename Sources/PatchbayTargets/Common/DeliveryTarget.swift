@@ -16,10 +16,15 @@ public struct RenderContext: Sendable {
     public var resources: [String]
     /// The matching route's `templates` for this target; they win over the target's own.
     public var routeTemplates: MessageTemplates?
+    /// A summary of the maintenance's stage (`chat.mode: per-maintenance`) instead of one
+    /// server's message; `followUp` then holds which servers earlier summaries named.
+    public var isDigest: Bool
 
     public init(displayTimeZone: TimeZone, deliveryID: String, now: Date, followUp: FollowUpState? = nil,
-                maintenance: MaintenanceSnapshot = .empty, resources: [String] = [], routeTemplates: MessageTemplates? = nil) {
+                maintenance: MaintenanceSnapshot = .empty, resources: [String] = [], routeTemplates: MessageTemplates? = nil,
+                isDigest: Bool = false) {
         self.routeTemplates = routeTemplates
+        self.isDigest = isDigest
         self.displayTimeZone = displayTimeZone
         self.deliveryID = deliveryID
         self.now = now
@@ -97,7 +102,15 @@ public protocol MessageTarget: DeliveryTarget {
 
 extension MessageTarget {
     public func plan(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> DeliveryStep {
-        .send(try render(event, context: context))
+        if context.isDigest, MaintenanceDigest(event: event, context: context).newInstances.isEmpty {
+            return .skip(reason: "every server this summary would name was in an earlier summary")
+        }
+        return .send(try render(event, context: context))
+    }
+
+    /// A summary remembers the servers it named, so the next one names only newcomers.
+    public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState? {
+        context.isDigest ? MaintenanceDigest(event: event, context: context).followUp(after: context.followUp) : nil
     }
 }
 

@@ -36,6 +36,15 @@ public struct Markup: Sendable {
 
 /// Words and times shared by the chat targets (Slack, Teams), so both say the same thing.
 public enum MessageText {
+    /// The message a chat target sends for a delivery: the maintenance's summary when the
+    /// delivery is one, else the event's own message.
+    public static func content(for event: PatchEvent, context: RenderContext, markup: Markup, packageBudget: Int) -> MessageContent {
+        if context.isDigest {
+            return MaintenanceDigest(event: event, context: context).content(for: event, zone: context.displayTimeZone, markup: markup, budget: packageBudget)
+        }
+        return content(for: event, zone: context.displayTimeZone, markup: markup, packageBudget: packageBudget)
+    }
+
     /// The message for `event`, with times in `zone` and UTC. `packageBudget` caps the characters
     /// of the package list; longer lists end with "… and N more".
     public static func content(for event: PatchEvent, zone: TimeZone, markup: Markup, packageBudget: Int) -> MessageContent {

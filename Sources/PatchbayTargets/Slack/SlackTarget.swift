@@ -64,7 +64,7 @@ struct SlackPayload: Encodable, Equatable {
     static let packageFieldBudget = 2900
 
     init(event: PatchEvent, context: RenderContext, templates: MessageTemplates? = nil) {
-        var content = MessageText.content(for: event, zone: context.displayTimeZone, markup: SlackEscaping.markup, packageBudget: Self.packageFieldBudget)
+        var content = MessageText.content(for: event, context: context, markup: SlackEscaping.markup, packageBudget: Self.packageFieldBudget)
         content.apply(templates, event: event, context: context)
         attachments = [Attachment(
             fallback: SlackEscaping.escape(content.fallback),

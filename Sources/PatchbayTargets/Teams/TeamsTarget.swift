@@ -54,7 +54,7 @@ public struct TeamsTarget: MessageTarget, TemplatedTarget {
         var budget = 20_000
         var body = Data()
         while true {
-            var content = MessageText.content(for: event, zone: context.displayTimeZone, markup: TeamsMarkdown.markup, packageBudget: budget)
+            var content = MessageText.content(for: event, context: context, markup: TeamsMarkdown.markup, packageBudget: budget)
             content.apply(MessageTemplates.preferring(context.routeTemplates, over: templates), event: event, context: context)
             body = switch format {
             case .adaptive: try JSONEncoder.encodePayload(AdaptiveCardMessage(content: content), kind: "Teams")
