@@ -149,6 +149,25 @@ struct StoreContractTests: StoreFixtures {
         }
     }
 
+    /// A link one target's vendor returned (Statuspage's shortlink) reaches every target's
+    /// templates, by target name; each target still gets its own follow-up state.
+    @Test(arguments: StoreBackend.available)
+    func vendorLinksReachEveryTargetOfTheMaintenance(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let store = under.store
+            _ = try await store.accept(submission(event(), targets: ["status", "ops"]))
+            let claims = try await store.claimDue(now: t0, limit: 10, lease: .seconds(30))
+            let status = try #require(claims.first { $0.target == "status" })
+            #expect(try await store.complete(status, attempt: attempt(status), transition: .delivered,
+                                             followUp: FollowUpState(objectID: "inc-1", link: "https://stspg.io/inc-1"), at: t0))
+            let (own, snapshot) = try await store.maintenanceContext(for: event(), target: "ops")
+            #expect(own == nil)
+            #expect(snapshot.links == ["status": "https://stspg.io/inc-1"])
+            let (statusState, _) = try await store.maintenanceContext(for: event(), target: "status")
+            #expect(statusState?.objectID == "inc-1")
+        }
+    }
+
     @Test(arguments: StoreBackend.available)
     func idempotencyKeyReplaysOrConflicts(_ backend: StoreBackend) async throws {
         try await StoreUnderTest.with(backend) { under in
