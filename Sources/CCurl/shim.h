@@ -50,6 +50,17 @@ static inline CURLcode patchbay_curl_set_opensocket_callback(CURL *handle, patch
     return curl_easy_setopt(handle, CURLOPT_OPENSOCKETDATA, context);
 }
 
+/// SMTP uploads: libcurl pulls the message through `callback` (CURLOPT_READFUNCTION).
+static inline CURLcode patchbay_curl_set_read_callback(CURL *handle, patchbay_curl_data_callback callback, void *context) {
+    CURLcode code = curl_easy_setopt(handle, CURLOPT_READFUNCTION, callback);
+    if (code != CURLE_OK) return code;
+    return curl_easy_setopt(handle, CURLOPT_READDATA, context);
+}
+
+static inline CURLcode patchbay_curl_set_mail_recipients(CURL *handle, struct curl_slist *recipients) {
+    return curl_easy_setopt(handle, CURLOPT_MAIL_RCPT, recipients);
+}
+
 static inline CURLcode patchbay_curl_get_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
 }

@@ -136,7 +136,7 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         let request = transfer.request
         let context = Unmanaged.passUnretained(transfer).toOpaque()
         patchbay_curl_set_string(easy, CURLOPT_URL, request.url.reveal())
-        patchbay_curl_set_string(easy, CURLOPT_PROTOCOLS_STR, "http,https")
+        patchbay_curl_set_string(easy, CURLOPT_PROTOCOLS_STR, request.mail == nil ? "http,https" : "smtp,smtps")
         patchbay_curl_set_long(easy, CURLOPT_FOLLOWLOCATION, 0)
         patchbay_curl_set_long(easy, CURLOPT_NOSIGNAL, 1)
         patchbay_curl_set_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(transfer.timeouts.connect.milliseconds))
@@ -184,6 +184,10 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
             return length
         }, context)
 
+        if let mail = request.mail {
+            startMail(easy, mail, transfer: transfer, context: context)
+            return
+        }
         var headers: UnsafeMutablePointer<curl_slist>?
         for header in request.headers {
             headers = curl_slist_append(headers, "\(header.name): \(header.value)")
@@ -202,6 +206,41 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
             patchbay_curl_set_string(easy, CURLOPT_CUSTOMREQUEST, request.method)
             if !request.body.isEmpty || request.method != "DELETE" { setBody(easy, request.body) }
         }
+        transfer.startedAt = ContinuousClock.now
+        active[easy] = transfer
+        curl_multi_add_handle(multi, easy)
+    }
+
+    /// An e-mail: the envelope, STARTTLS required unless the target allows otherwise, and the
+    /// whole message uploaded through the read callback (libcurl dot-stuffs it and ends it).
+    private func startMail(_ easy: UnsafeMutableRawPointer, _ mail: MailEnvelope, transfer: Transfer, context: UnsafeMutableRawPointer) {
+        patchbay_curl_set_string(easy, CURLOPT_MAIL_FROM, "<\(mail.from)>")
+        var recipients: UnsafeMutablePointer<curl_slist>?
+        for recipient in mail.recipients { recipients = curl_slist_append(recipients, "<\(recipient)>") }
+        transfer.headerList = recipients
+        patchbay_curl_set_mail_recipients(easy, recipients)
+        // A connection of its own for every mail: libcurl's cache would otherwise hand a clear-text
+        // connection another target opened to a target that requires STARTTLS (seen in the e-mail
+        // test), and mail volumes are small.
+        patchbay_curl_set_long(easy, CURLOPT_FRESH_CONNECT, 1)
+        patchbay_curl_set_long(easy, CURLOPT_FORBID_REUSE, 1)
+        // CURLUSESSL_ALL: STARTTLS or fail (CURLE_USE_SSL_FAILED); TRY upgrades when offered.
+        patchbay_curl_set_long(easy, CURLOPT_USE_SSL, Int(mail.requireTLS ? CURLUSESSL_ALL.rawValue : CURLUSESSL_TRY.rawValue))
+        if let username = mail.username { patchbay_curl_set_string(easy, CURLOPT_USERNAME, username.reveal()) }
+        if let password = mail.password { patchbay_curl_set_string(easy, CURLOPT_PASSWORD, password.reveal()) }
+        patchbay_curl_set_long(easy, CURLOPT_UPLOAD, 1)
+        patchbay_curl_set_off_t(easy, CURLOPT_INFILESIZE_LARGE, curl_off_t(transfer.request.body.count))
+        patchbay_curl_set_read_callback(easy, { buffer, size, count, context in
+            let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+            let body = transfer.request.body
+            let length = min(size * count, body.count - transfer.uploaded)
+            guard length > 0, let buffer else { return 0 }
+            body.withUnsafeBytes { bytes in
+                UnsafeMutableRawPointer(buffer).copyMemory(from: bytes.baseAddress!.advanced(by: transfer.uploaded), byteCount: length)
+            }
+            transfer.uploaded += length
+            return length
+        }, context)
         transfer.startedAt = ContinuousClock.now
         active[easy] = transfer
         curl_multi_add_handle(multi, easy)
@@ -233,10 +272,15 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
             var connects = 0
             patchbay_curl_get_long(easy, CURLINFO_NUM_CONNECTS, &connects)
             connectionsOpened.add(connects, ordering: .relaxed)
+            var status = 0
+            patchbay_curl_get_long(easy, CURLINFO_RESPONSE_CODE, &status)
             if code == CURLE_OK || (code == CURLE_WRITE_ERROR && transfer.truncated) {
-                var status = 0
-                patchbay_curl_get_long(easy, CURLINFO_RESPONSE_CODE, &status)
                 transfer.finish(.success(TransportResponse(status: status, headers: transfer.responseHeaders, body: transfer.body, latency: latency)))
+            } else if transfer.request.mail != nil, (400..<600).contains(status) {
+                // An SMTP server refused the mail: 451 and 550 both end in CURLE_SEND_ERROR, and only
+                // the reply code tells "try later" from "never" (RFC 5321 4.2.1), so it is the answer.
+                let detail = String(cString: transfer.errorBuffer.assumingMemoryBound(to: CChar.self))
+                transfer.finish(.success(TransportResponse(status: status, headers: [], body: Data(redactor.redact(detail).utf8), latency: latency)))
             } else {
                 transfer.finish(.failure(failure(for: code, transfer: transfer, latency: latency)))
             }
@@ -295,7 +339,10 @@ private final class Transfer: @unchecked Sendable {
     /// Header bytes received; a vendor sending more than `maxHeaderBytes` has the rest ignored.
     var headerBytes = 0
     static let maxHeaderBytes = 64 * 1024
+    /// HTTP headers, or an e-mail's recipients: freed with the transfer.
     var headerList: UnsafeMutablePointer<curl_slist>?
+    /// Bytes of an e-mail the read callback has handed to libcurl.
+    var uploaded = 0
     var startedAt = ContinuousClock.now
     let errorBuffer = UnsafeMutableRawPointer.allocate(byteCount: Int(CURL_ERROR_SIZE) + 1, alignment: 1)
 

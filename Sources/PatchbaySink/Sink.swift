@@ -75,6 +75,10 @@ public struct SinkRequest: Sendable, Codable {
 /// - `POST /teams-connector/<anything>`: legacy Office 365 connector, answers 200 `1`.
 /// - `/statuspage/v1/pages/<page>/incidents[/<id>]`: Statuspage incidents (POST, PATCH, DELETE).
 /// - `/pingdom/api/3.1/maintenance[/<id>]`: Pingdom maintenance windows (POST, PUT, DELETE).
+/// - `POST /discord/api/webhooks/<id>/<token>`: Discord webhook with embeds.
+/// - `POST /googlechat/v1/spaces/<space>/messages`: Google Chat incoming webhook (cardsV2, threads).
+/// - `/pagerduty/maintenance_windows[/<id>]`, `/pagerduty/v2/change/enqueue`: PagerDuty REST and Events v2.
+/// - `/datadog/api/v2/downtime[/<id>]`: Datadog downtimes (POST, PATCH, DELETE).
 public final class Sink: Sendable {
     private struct State {
         var requests: [SinkRequest] = []
@@ -82,6 +86,11 @@ public final class Sink: Sendable {
         var incidents: [String: [String: JSONValue]] = [:]
         var windows: [Int: [String: JSONValue]] = [:]
         var nextWindowID = 1000
+        var pagerDutyWindows: [String: [String: JSONValue]] = [:]
+        var nextPagerDutyWindowID = 0
+        var downtimes: [String: [String: JSONValue]] = [:]
+        var nextDowntimeID = 0
+        var nextChatMessageID = 0
         var recordHandle: FileHandle?
     }
 
@@ -176,7 +185,11 @@ public final class Sink: Sendable {
             answer.status = scripted.status
             if let body = scripted.body { answer.body = body }
             if let retryAfter = scripted.retryAfter { answer.headers.append(("Retry-After", retryAfter)) }
-            for (name, value) in scripted.headers ?? [:] { answer.headers.append((name, value)) }
+            // A scripted header replaces the vendor's own of the same name (a scripted rate limit wins).
+            for (name, value) in scripted.headers ?? [:] {
+                answer.headers.removeAll { $0.0.lowercased() == name.lowercased() }
+                answer.headers.append((name, value))
+            }
         }
         let recorded = state.withLock { state -> SinkRequest in
             let entry = SinkRequest(
@@ -192,7 +205,8 @@ public final class Sink: Sendable {
                 redacted.authorization = entry.authorization.map { value in
                     (value.split(separator: " ").first.map(String.init) ?? "") + " <redacted>"
                 }
-                redacted.headers["authorization"] = nil
+                // Credentials sent in headers never reach the record file.
+                for name in ["authorization", "dd-api-key", "dd-application-key"] { redacted.headers[name] = nil }
                 if var line = try? JSONEncoder.patchbay().encode(redacted) {
                     line.append(0x0A)
                     handle.write(line)
@@ -278,8 +292,22 @@ public final class Sink: Sendable {
                 PingdomEmulation.answer(method: method, parts: Array(parts.dropFirst()), body: body, headers: headers,
                                         windows: &state.windows, nextID: &state.nextWindowID)
             }
+        case "discord":
+            return state.withLock { DiscordEmulation.answer(method: method, parts: Array(parts.dropFirst()), body: body, nextID: &$0.nextChatMessageID) }
+        case "googlechat":
+            return state.withLock { GoogleChatEmulation.answer(method: method, parts: Array(parts.dropFirst()), body: body, nextID: &$0.nextChatMessageID) }
+        case "pagerduty":
+            return state.withLock { state in
+                PagerDutyEmulation.answer(method: method, parts: Array(parts.dropFirst()), body: body, headers: headers,
+                                          windows: &state.pagerDutyWindows, nextID: &state.nextPagerDutyWindowID)
+            }
+        case "datadog":
+            return state.withLock { state in
+                DatadogEmulation.answer(method: method, parts: Array(parts.dropFirst()), body: body, headers: headers,
+                                        downtimes: &state.downtimes, nextID: &state.nextDowntimeID)
+            }
         default:
-            return Answer(vendor: "unknown", status: 404, body: #"{"message":"no vendor at this path; use /slack, /teams, /teams-connector, /statuspage or /pingdom"}"#)
+            return Answer(vendor: "unknown", status: 404, body: #"{"message":"no vendor at this path; use /slack, /teams, /teams-connector, /statuspage, /pingdom, /discord, /googlechat, /pagerduty or /datadog"}"#)
         }
     }
 

@@ -23,6 +23,7 @@ extension RegisteredTarget {
 public enum TargetRegistry {
     public static let registered: [any RegisteredTarget.Type] = [
         SlackTarget.self, TeamsTarget.self, StatuspageTarget.self, PingdomTarget.self, WebhookTarget.self,
+        EmailTarget.self, GoogleChatTarget.self, DiscordTarget.self, PagerDutyTarget.self, DatadogTarget.self,
     ]
 
     public static let kinds: [String] = registered.map { $0.kind }
@@ -92,7 +93,7 @@ public enum TargetRegistry {
                 diagnostics.report(sources.keyPath(of: key), "a \(type.kind) target takes no \(key) template; it takes \(templated.templateKeys.sorted().joined(separator: ", "))")
             }
         }
-        return MessageTemplates.compile(sources, keys: templated.templateKeys, escaping: templated.templateEscaping,
+        return MessageTemplates.compile(sources, keys: templated.templateKeys, escaping: { templated.templateEscaping(for: $0) },
                                         diagnostics: diagnostics) { key, text in templated.problem(rendering: key, as: text) }
     }
 

@@ -46,8 +46,19 @@ extension Route {
             let key = resourceKey.routeKey
             let resourcesKey = resourceKey.listKey
             guard let entry = section.section(key) else { continue }
-            entry.allowOnly(["target", resourcesKey])
-            let resources = entry.stringList(resourcesKey) ?? []
+            entry.allowOnly(Set(["target", resourcesKey]).union(resourceKey.scalarKeys))
+            var resources = entry.stringList(resourcesKey, required: resourceKey.listRequired) ?? []
+            for (index, item) in resources.enumerated() where item.hasPrefix("@") {
+                entry.diagnostics.report("\(entry.keyPath(resourcesKey))[\(index)]", "may not start with '@'")
+                valid = false
+            }
+            for scalar in resourceKey.scalarKeys {
+                guard let value = entry.string(scalar, required: true) else {
+                    valid = false
+                    continue
+                }
+                resources.append(RouteResources.encode(scalar: scalar, value))
+            }
             guard let name = entry.string("target", required: true) else {
                 valid = false
                 continue
@@ -62,7 +73,7 @@ extension Route {
                 valid = false
                 continue
             }
-            for (index, resource) in resources.enumerated() {
+            for (index, resource) in RouteResources.items(in: resources).enumerated() {
                 if let problem = resourceKey.validate(resource) {
                     entry.diagnostics.report("\(entry.keyPath(resourcesKey))[\(index)]", problem)
                     valid = false

@@ -10,11 +10,35 @@ public struct RouteResourceKey: Sendable {
     public var listKey: String
     /// nil for an acceptable resource id, else why it is not ("expected a numeric check id").
     public var validate: @Sendable (String) -> String?
+    /// Single-text keys beside the list (`datadog: {target, scope: "env:prod", monitorTags: [...]}`),
+    /// each required. They travel in the delivery's resources as `@key=value` (see `RouteResources`).
+    public var scalarKeys: [String]
+    /// Whether the list may be empty or left out (Datadog's monitor tags default to all monitors).
+    public var listRequired: Bool
 
-    public init(routeKey: String, listKey: String, validate: @escaping @Sendable (String) -> String? = { _ in nil }) {
+    public init(routeKey: String, listKey: String, scalarKeys: [String] = [], listRequired: Bool = false,
+                validate: @escaping @Sendable (String) -> String? = { _ in nil }) {
         self.routeKey = routeKey
         self.listKey = listKey
+        self.scalarKeys = scalarKeys
+        self.listRequired = listRequired
         self.validate = validate
+    }
+}
+
+/// A delivery's route resources: list items as they are, scalar keys as `@key=value`.
+public enum RouteResources {
+    public static func encode(scalar key: String, _ value: String) -> String { "@\(key)=\(value)" }
+
+    /// The value of scalar `key`, from the first route that set it.
+    public static func scalar(_ key: String, in resources: [String]) -> String? {
+        let prefix = "@\(key)="
+        return resources.first { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }
+    }
+
+    /// The list items (component ids, check ids, service ids, monitor tags).
+    public static func items(in resources: [String]) -> [String] {
+        resources.filter { !$0.hasPrefix("@") }
     }
 }
 

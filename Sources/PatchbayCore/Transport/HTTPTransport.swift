@@ -24,10 +24,14 @@ public struct OutboundRequest: Sendable {
     public var body: Data
     /// Where the transport may connect, checked on the resolved address.
     public var destinations: DestinationPolicy
+    /// For `smtp://` and `smtps://` URLs: the envelope. `body` is then the whole RFC 5322
+    /// message (headers, blank line, body), uploaded as is; `method` and `headers` are ignored.
+    public var mail: MailEnvelope?
 
     public init(method: String, url: Secret, displayURL: String, headers: [HTTPHeader], body: Data,
-                destinations: DestinationPolicy = .any) {
+                destinations: DestinationPolicy = .any, mail: MailEnvelope? = nil) {
         self.destinations = destinations
+        self.mail = mail
         self.method = method
         self.url = url
         self.displayURL = displayURL
@@ -42,6 +46,26 @@ public struct OutboundRequest: Sendable {
         }
         let port = components.port.map { ":\($0)" } ?? ""
         return "\(scheme)://\(host)\(port)/…"
+    }
+}
+
+/// An SMTP envelope: who the message is from and to whom the server delivers it, and how.
+public struct MailEnvelope: Sendable, Hashable {
+    /// `MAIL FROM`: a bare address, no display name.
+    public var from: String
+    /// `RCPT TO`: every To and Cc address.
+    public var recipients: [String]
+    /// Require STARTTLS on `smtp://` (the default); false only with the target's `allowInsecure: true`.
+    public var requireTLS: Bool
+    public var username: Secret?
+    public var password: Secret?
+
+    public init(from: String, recipients: [String], requireTLS: Bool = true, username: Secret? = nil, password: Secret? = nil) {
+        self.from = from
+        self.recipients = recipients
+        self.requireTLS = requireTLS
+        self.username = username
+        self.password = password
     }
 }
 

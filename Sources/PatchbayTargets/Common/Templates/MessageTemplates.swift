@@ -51,6 +51,11 @@ public struct TemplateEscaping: Sendable {
         return result
     }
 
+    /// A mail header's text: one line, whatever the value holds (RFC 2047 encoding comes later).
+    public static let headerLine = TemplateEscaping(name: "PATCHBAY_HEADER") { text in
+        String(text.map { $0.isNewline || $0 == "\t" ? " " : $0 })
+    }
+
     /// HTML text and attribute values.
     public static let html = TemplateEscaping(name: "PATCHBAY_HTML") { text in
         var result = ""
@@ -74,6 +79,8 @@ public protocol TemplatedTarget: RegisteredTarget {
     /// The template keys this kind takes: `title`, `text`, `facts` for chat; `body` for webhooks.
     static var templateKeys: Set<String> { get }
     static var templateEscaping: TemplateEscaping { get }
+    /// The escaping of one key; `templateEscaping` unless a kind's keys differ (an e-mail subject).
+    static func templateEscaping(for key: String) -> TemplateEscaping
     /// The target's own templates, set by the registry from `targets.<name>.templates`.
     var templates: MessageTemplates? { get set }
     /// Why the rendered text of template `key` would not do (a webhook body that is not JSON), or nil.
@@ -82,6 +89,7 @@ public protocol TemplatedTarget: RegisteredTarget {
 
 extension TemplatedTarget {
     public static func problem(rendering key: String, as text: String) -> String? { nil }
+    public static func templateEscaping(for key: String) -> TemplateEscaping { templateEscaping }
 }
 
 extension TemplatedTarget {
@@ -127,9 +135,15 @@ public struct MessageTemplates: Sendable {
     /// (a webhook body that is not JSON).
     public static func compile(_ sources: TemplateSources, keys: Set<String>, escaping: TemplateEscaping, diagnostics: ConfigDiagnostics,
                                checkRender: ((String, String) -> String?)? = nil) -> MessageTemplates? {
-        let pragma = escaping.pragma()
+        compile(sources, keys: keys, escaping: { _ in escaping }, diagnostics: diagnostics, checkRender: checkRender)
+    }
+
+    /// The same, with an escaping per key (an e-mail's subject is a header, its body HTML).
+    public static func compile(_ sources: TemplateSources, keys: Set<String>, escaping: (String) -> TemplateEscaping, diagnostics: ConfigDiagnostics,
+                               checkRender: ((String, String) -> String?)? = nil) -> MessageTemplates? {
         var valid = true
-        func parse(_ text: String, keyPath: String) -> MustacheTemplate? {
+        func parse(_ text: String, keyPath: String, key: String) -> MustacheTemplate? {
+            let pragma = escaping(key).pragma()
             let problems = TemplateCheck.problems(in: text)
             for problem in problems { diagnostics.report(keyPath, problem.description) }
             guard problems.isEmpty else { return nil }
@@ -145,7 +159,7 @@ public struct MessageTemplates: Sendable {
         }
         var texts: [String: MustacheTemplate] = [:]
         for (key, text) in sources.texts.sorted(by: { $0.key < $1.key }) where keys.contains(key) {
-            guard let template = parse(text, keyPath: sources.keyPath(of: key)) else {
+            guard let template = parse(text, keyPath: sources.keyPath(of: key), key: key) else {
                 valid = false
                 continue
             }
@@ -163,7 +177,8 @@ public struct MessageTemplates: Sendable {
             facts = []
             for (index, fact) in sourceFacts.enumerated() {
                 let path = sources.keyPath(of: "facts[\(index)]")
-                guard let title = parse(fact.title, keyPath: path + ".title"), let value = parse(fact.value, keyPath: path + ".value") else {
+                guard let title = parse(fact.title, keyPath: path + ".title", key: "facts"),
+                      let value = parse(fact.value, keyPath: path + ".value", key: "facts") else {
                     valid = false
                     continue
                 }
