@@ -22,7 +22,10 @@ struct ConfigurationTests {
     @Test func theExampleFileIsValid() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let configuration = try PatchbayConfiguration.load(path: root.appendingPathComponent("examples/patchbay.yaml").path, environment: [:])
-        #expect(configuration.targetNames == ["ops-slack", "ops-teams", "status", "uptime"])
+        #expect(configuration.targetNames == ["ops-slack", "ops-teams", "status", "uptime", "ops-chat", "ops-discord", "changes-mail", "audit-hook",
+                                              "pager", "monitors"])
+        // The example shows every kind there is.
+        #expect(Set(configuration.targets.values.map(\.kind)) == Set(TargetRegistry.kinds))
         #expect(configuration.server.port == 8080)
         #expect(configuration.routes.routes.first?.timezone?.identifier == "America/Los_Angeles")
     }
@@ -48,7 +51,7 @@ struct ConfigurationTests {
             delivery: {timeout: 30s, lease: 10s}
             targets:
               ops: {kind: slack, url: "not a url \(Self.canary)"}
-              pager: {kind: pagerduty}
+              pager: {kind: smoke-signal}
             routes:
               - match: {app: App1}
                 targets: [ops, nowhere]
@@ -66,7 +69,7 @@ struct ConfigurationTests {
             "store.colour: is not a known key here (known: busyTimeout, postgres, pruneInterval, retention, sqlite)",
             "delivery.lease: must be longer than delivery.timeout (30.0 seconds), or a slow send could be claimed twice",
             "targets.ops.url: expected an http:// or https:// URL (value not shown: it is a secret)",
-            "targets.pager.kind: 'pagerduty' is not a target kind; known kinds: slack, teams, statuspage, pingdom, webhook",
+            "targets.pager.kind: 'smoke-signal' is not a target kind; known kinds: slack, teams, statuspage, pingdom, webhook, email, googlechat, discord, pagerduty, datadog",
             "routes[0].targets[1]: 'nowhere' is not a configured target (configured: ops, pager)",
             "routes[0].timezone: 'Pacific Time' is not an IANA time zone name like America/Los_Angeles",
         ])
@@ -116,7 +119,7 @@ struct ConfigurationTests {
         let found = problems(yaml)
         #expect(found.contains("routes[0].pingdom.checks[1]: expected a numeric Pingdom check id, got 'abc'"))
         #expect(found.contains("routes[0].statuspage.target: 'ops' is a slack target; statuspage needs a target of kind statuspage"))
-        #expect(found.contains("routes[1]: a route needs targets, statuspage or pingdom"))
+        #expect(found.contains("routes[1]: a route needs targets, statuspage, pingdom, pagerduty or datadog"))
         #expect(found.contains("sources.ci.passthrough[1]: 'ops' is a slack target; passthrough sends to webhook targets only"))
         #expect(!found.contains { $0.contains("passthrough[0]") })
     }
