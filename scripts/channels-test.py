@@ -16,11 +16,10 @@ Everything runs on 127.0.0.1. Exits 1 if any check fails.
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 
-from patchbay_harness import ROOT, Server, Sink, free_port, post_event
+from patchbay_harness import ROOT, Checks, Server, Sink, free_port, post_event
 
 TOKEN = "channels-token-0123456789abcdef"
 
@@ -60,12 +59,7 @@ routes:
 """)
     server = Server(args.binary, workdir, config, free_port())
     server.start()
-    failures = []
-
-    def check(condition, message):
-        print(("ok   " if condition else "FAIL ") + message)
-        if not condition:
-            failures.append(message)
+    check = Checks()
 
     def post(kind, key, window_id, start_end, instance=None):
         body = {"type": f"patch.{kind}", "app": "App1", "environment": "Production",
@@ -134,10 +128,7 @@ routes:
     finally:
         server.stop()
         sink.stop()
-    if failures:
-        print(f"channels test: {len(failures)} check(s) failed; logs in {workdir}")
-        sys.exit(1)
-    print("channels test: all checks passed")
+    check.finish("channels test", workdir)
 
 
 if __name__ == "__main__":

@@ -21,11 +21,10 @@ import concurrent.futures
 import json
 import os
 import re
-import sys
 import tempfile
 import time
 
-from patchbay_harness import ROOT, Server, Sink, free_port, post_event, store_section
+from patchbay_harness import ROOT, Checks, Server, Sink, free_port, post_event, store_section
 
 TOKEN = "digest-token-0123456789abcdef"
 WINDOW_START = time.strftime("%Y-%m-%dT%H:00:00Z", time.gmtime(time.time() + 86400))
@@ -94,12 +93,7 @@ routes:
 """)
     server = Server(args.binary, workdir, config, free_port())
     server.start()
-    failures = []
-
-    def check(condition, message):
-        print(("ok   " if condition else "FAIL ") + message)
-        if not condition:
-            failures.append(message)
+    check = Checks()
 
     try:
         # 1. A fleet of 100, 3 failing, within about 10 s.
@@ -153,10 +147,7 @@ routes:
     finally:
         server.stop()
         sink.stop()
-    if failures:
-        print(f"digest test ({args.store}): {len(failures)} check(s) failed; logs in {workdir}")
-        sys.exit(1)
-    print(f"digest test ({args.store}): all checks passed")
+    check.finish(f"digest test ({args.store})", workdir)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 
-from patchbay_harness import ROOT, Server, free_port, post_event
+from patchbay_harness import ROOT, Checks, Server, free_port, post_event
 
 try:
     from aiosmtpd.controller import Controller
@@ -93,12 +93,7 @@ routes:
 """)
     server = Server(args.binary, workdir, config, free_port())
     server.start()
-    failures = []
-
-    def check(condition, message):
-        print(("ok   " if condition else "FAIL ") + message)
-        if not condition:
-            failures.append(message)
+    check = Checks()
 
     try:
         def post(kind, key, name):
@@ -164,10 +159,7 @@ routes:
     finally:
         server.stop()
         controller.stop()
-    if failures:
-        print(f"email test: {len(failures)} check(s) failed; logs in {workdir}")
-        sys.exit(1)
-    print("email test: all checks passed")
+    check.finish("email test", workdir)
 
 
 if __name__ == "__main__":

@@ -113,3 +113,21 @@ def post_event(port, token, body, key, timeout=5):
         return error.code
     except (urllib.error.URLError, ConnectionError, OSError, TimeoutError):
         return None
+
+
+class Checks:
+    """Prints each check as it is made and remembers the failures; `finish` exits 1 if any failed."""
+
+    def __init__(self):
+        self.failures = []
+
+    def __call__(self, condition, message):
+        print(("ok   " if condition else "FAIL ") + message)
+        if not condition:
+            self.failures.append(message)
+
+    def finish(self, name, workdir):
+        if self.failures:
+            print(f"{name}: {len(self.failures)} check(s) failed; logs in {workdir}")
+            raise SystemExit(1)
+        print(f"{name}: all checks passed")
