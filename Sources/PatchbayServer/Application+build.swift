@@ -79,6 +79,9 @@ public func buildRouter(configuration: PatchbayConfiguration, parts: Application
     if let maintenances = parts.maintenances {
         MaintenanceRoutes(store: maintenances, settings: configuration.server).register(on: router)
     }
+    if configuration.server.consoleEnabled {
+        ConsoleRoutes(configuration: configuration, parts: parts).register(on: router)
+    }
     var verifiers: [String: SNSVerifier] = [:]
     if let transport = parts.transport {
         for (name, source) in configuration.sources {

@@ -102,15 +102,7 @@ struct Deliveries: AsyncParsableCommand {
             printLine("\nEvent:")
             printLine(prettyJSON(try JSONEncoder.patchbay().encode(detail.event)))
             printLine("\nRequest it renders to with the current configuration:")
-            if let target = configuration.targets[summary.target] {
-                let (followUp, maintenance) = try await store.maintenanceContext(for: detail.event, target: summary.target)
-                let context = RenderContext(displayTimeZone: TimeZone(identifier: detail.displayTimeZone) ?? TimeZone(identifier: "UTC")!,
-                                            deliveryID: summary.id, now: Date(), followUp: followUp, maintenance: maintenance,
-                                            resources: detail.resources)
-                printStep({ () throws(RenderError) in try target.plan(detail.event, context: context) }, redactor: redactor)
-            } else {
-                printLine("target '\(summary.target)' is no longer in the configuration")
-            }
+            printLine(await RequestPreview.describe(detail, configuration: configuration, store: store))
             printLine("\nAttempts:")
             if detail.attempts.isEmpty { printLine("  none yet") }
             printTable(header: ["#", "STARTED", "STATUS", "LATENCY", "OUTCOME", "REASON", "RESPONSE"], rows: detail.attempts.map { attempt in
@@ -220,30 +212,9 @@ func printTable(header: [String], rows: [[String]], indent: String = "") {
 }
 
 /// Prints what a target would do with an event: the request (secrets redacted), or why nothing
-/// would be sent. Shared by `render` and `deliveries show`.
+/// would be sent.
 func printStep(_ step: () throws(RenderError) -> DeliveryStep, redactor: Redactor) {
-    do {
-        switch try step() {
-        case .send(let request):
-            printLine("\(request.method) \(request.displayURL)")
-            for header in request.headers {
-                printLine("\(header.name): \(header.isSecret ? Redactor.placeholder : redactor.redact(header.value))")
-            }
-            if !request.body.isEmpty {
-                printLine("")
-                printLine(redactor.redact(prettyJSON(request.body)))
-            }
-        case .skip(let reason): printLine("nothing to send: \(reason)")
-        case .refuse(let reason): printLine("would be refused: \(reason)")
-        }
-    } catch {
-        printLine("cannot render: \(redactor.redact(error.description))")
-    }
+    printLine(RequestPreview.describe(step, redactor: redactor))
 }
 
-func prettyJSON(_ body: Data) -> String {
-    guard let object = try? JSONSerialization.jsonObject(with: body),
-          let pretty = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-    else { return String(decoding: body, as: UTF8.self) }
-    return String(decoding: pretty, as: UTF8.self)
-}
+func prettyJSON(_ body: Data) -> String { RequestPreview.prettyJSON(body) }

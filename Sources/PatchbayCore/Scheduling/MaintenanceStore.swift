@@ -111,6 +111,8 @@ public struct MaintenanceDetail: Sendable, Codable {
         public var status: String?
         public var windowStart: Date?
         public var windowEnd: Date?
+        /// A public link to it (a Statuspage incident's shortlink).
+        public var link: String?
     }
 
     public var summary: MaintenanceSummary
@@ -136,6 +138,7 @@ extension MaintenanceDetail.VendorObject {
         status = state.status
         windowStart = state.windowStart
         windowEnd = state.windowEnd
+        link = state.link
     }
 }
 

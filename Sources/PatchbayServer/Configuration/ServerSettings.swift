@@ -22,6 +22,18 @@ public struct ServerSettings: Sendable {
     public var maxConnections: Int = 1024
     /// Optional pacing of `POST /v1/events` per token: beyond it, 429 with `Retry-After`.
     public var rateLimit: PacingPolicy?
+    /// Read-only console tokens: they see every page but cannot replay or send.
+    public var viewerTokens: [Secret] = []
+    /// Signs console sessions; several instances behind one address need the same key. When
+    /// absent, a random key per process (sessions end at a restart).
+    public var consoleKey: Secret?
+    /// How long a console session lasts.
+    public var consoleSessionTTL: Duration = .seconds(8 * 3600)
+    /// The server is reached over TLS through a proxy: session cookies are marked `Secure`.
+    public var behindTLS = false
+
+    /// The console is on when anyone may sign in to it.
+    public var consoleEnabled: Bool { !adminTokens.isEmpty || !viewerTokens.isEmpty }
 
     public init(host: String = "127.0.0.1", port: Int = 8080, tokens: [Secret], maxBodyBytes: Int = 262_144,
                 adminTokens: [Secret] = [], drainDelay: Duration = .seconds(1)) {
@@ -39,7 +51,7 @@ public struct ServerSettings: Sendable {
             return
         }
         section.allowOnly(["listen", "tokens", "adminTokens", "maxBodyBytes", "maxRelayBytes", "drainDelay", "idleTimeout", "readTimeout",
-                           "maxConnections", "rateLimit"])
+                           "maxConnections", "rateLimit", "viewerTokens", "consoleKey", "consoleSessionTTL", "behindTLS"])
         var host = "127.0.0.1"
         var port = 8080
         if let listen = section.string("listen") {
@@ -64,6 +76,10 @@ public struct ServerSettings: Sendable {
         if let rate = section.section("rateLimit") {
             rateLimit = PacingPolicy(section: rate, defaults: PacingPolicy(rate: 100, burst: 100))
         }
+        viewerTokens = Self.tokens(section, "viewerTokens", required: false)
+        consoleKey = section.secret("consoleKey", required: false, minimumLength: 32)
+        consoleSessionTTL = section.duration("consoleSessionTTL", default: consoleSessionTTL, range: .seconds(60)...(.seconds(7 * 86_400)))
+        behindTLS = section.bool("behindTLS", default: false)
     }
 
     private static func tokens(_ section: ConfigSection, _ key: String, required: Bool) -> [Secret] {
@@ -102,7 +118,7 @@ public struct ServerSettings: Sendable {
     /// A problem with serving these tokens on `host`, or nil: an example token is refused unless
     /// the server listens on loopback only (the demo).
     public func exampleTokenProblem() -> String? {
-        let public_ = (tokens + adminTokens).contains { token in Self.exampleTokens.contains { token.constantTimeEquals($0) } }
+        let public_ = (tokens + adminTokens + viewerTokens).contains { token in Self.exampleTokens.contains { token.constantTimeEquals($0) } }
         guard public_, !Self.isLoopback(host) else { return nil }
         return "server.tokens: a token is the example from the README, which anyone can read; set PATCHBAY_TOKEN to a random value " +
             "(openssl rand -hex 24) before listening on \(host)"
@@ -110,6 +126,13 @@ public struct ServerSettings: Sendable {
 
     public func isAuthorized(_ authorization: String?) -> Bool {
         Self.matches(authorization, tokens: tokens)
+    }
+
+    /// A presented token (the console's sign-in form) against each token, in constant time.
+    static func matches(token presented: String, tokens: [Secret]) -> Bool {
+        var matched = false
+        for token in tokens where token.constantTimeEquals(presented) { matched = true }
+        return matched
     }
 
     /// `Bearer <token>` against each token, in constant time.

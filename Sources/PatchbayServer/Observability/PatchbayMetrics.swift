@@ -1,5 +1,6 @@
 import Foundation
 import Metrics
+import Synchronization
 import PatchbayCore
 import PatchbayTargets
 
@@ -93,7 +94,15 @@ public final class PatchbayMetrics: Sendable {
     /// until this UNIX time. Targets never paused have no series.
     public func targetPaused(_ target: String, until: Date) {
         Gauge(label: "patchbay_target_paused_until_seconds", dimensions: [("target", target)]).record(until.timeIntervalSince1970)
+        pauses.withLock { $0[target] = until }
     }
+
+    /// Until when a vendor asked this target for quiet, as this process last heard (the console).
+    public func pausedUntil(_ target: String) -> Date? {
+        pauses.withLock { $0[target] }
+    }
+
+    private let pauses = Mutex<[String: Date]>([:])
 
     public func queue(counts: [DeliveryState: Int], oldestDueAge: Duration) {
         for state in DeliveryState.allCases {

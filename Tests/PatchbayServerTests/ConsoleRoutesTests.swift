@@ -1,0 +1,180 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import PatchbayCore
+import PatchbayStore
+import PatchbayTestSupport
+import Testing
+@testable import PatchbayServer
+
+/// The console's routes: every page for both roles, sign-in, CSRF, roles and expiry.
+@Suite("Web console routes")
+struct ConsoleRoutesTests {
+    static let admin = "admin-token-0123456789abcdef"
+    static let viewer = "viewer-token-0123456789abcdef"
+    static let agent = "agent-token-0123456789abcdef"
+    static let yaml = """
+        server:
+          listen: 127.0.0.1:0
+          tokens: ["\(agent)"]
+          adminTokens: ["\(admin)"]
+          viewerTokens: ["\(viewer)"]
+          consoleKey: "console-key-0123456789abcdef0123456789"
+        targets:
+          ops: {kind: slack, url: "http://127.0.0.1:9/slack/T/B/secret-hook-path"}
+        routes:
+          - targets: [ops]
+        """
+
+    struct Fixture {
+        let client: any TestClientProtocol
+        let store: SQLiteDeliveryStore
+        let keys: ConsoleKeys
+        let deliveryID: String
+        let maintenanceID: String
+
+        func cookie(_ role: ConsoleSession.Role, expires: Date = Date().addingTimeInterval(3600), id: String = "sess") -> String {
+            "\(ConsoleSession.cookieName)=" + keys.cookieValue(for: ConsoleSession(role: role, expires: expires, id: id))
+        }
+
+        func csrf(_ id: String = "sess") -> String { keys.csrfToken(for: id) }
+
+        func get(_ uri: String, cookie: String?) async throws -> (status: Int, headers: HTTPFields, body: String) {
+            var headers: HTTPFields = [:]
+            if let cookie { headers[.cookie] = cookie }
+            return try await client.execute(uri: uri, method: .get, headers: headers) { response in
+                (Int(response.status.code), response.headers, String(buffer: response.body))
+            }
+        }
+
+        func post(_ uri: String, form: String, cookie: String?) async throws -> (status: Int, headers: HTTPFields, body: String) {
+            var headers: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
+            if let cookie { headers[.cookie] = cookie }
+            return try await client.execute(uri: uri, method: .post, headers: headers, body: ByteBuffer(string: form)) { response in
+                (Int(response.status.code), response.headers, String(buffer: response.body))
+            }
+        }
+    }
+
+    /// A store with one maintenance of three servers, one of whose deliveries is dead.
+    func withConsole(_ yaml: String = yaml, _ test: @Sendable (Fixture) async throws -> Void) async throws {
+        let directory = try TemporaryDirectory("console")
+        defer { directory.remove() }
+        let configuration = try PatchbayConfiguration.parse(yaml: yaml, environment: [:])
+        let store = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
+        let app = Application(router: buildRouter(configuration: configuration, parts: ApplicationParts(store: store)))
+        try await app.test(.router) { client in
+            for index in 1...3 {
+                let body = #"{"type":"patch.completed","app":"App1","environment":"Production","instance":{"id":"i-\#(index)","name":"web-\#(index)"},"window":{"id":"mw-console","start":"2026-12-04T08:30:00Z","end":"2026-12-04T09:00:00Z"}}"#
+                try await client.execute(uri: "/v1/events", method: .post, headers: [.authorization: "Bearer \(Self.agent)", .contentType: "application/json"],
+                                         body: ByteBuffer(string: body)) { #expect($0.status == .accepted) }
+            }
+            let claims = try await store.claimDue(now: Date(), limit: 1, lease: .seconds(30))
+            let claim = try #require(claims.first)
+            _ = try await store.complete(claim, attempt: AttemptRecord(deliveryID: claim.id, number: 1, startedAt: Date(), latencyMilliseconds: 5,
+                                                                       statusCode: 500, outcome: "permanent", reason: "client_error", responseExcerpt: "nope"),
+                                         transition: .dead, followUp: nil, at: Date())
+            let maintenance = try #require(try await store.maintenances(since: nil, limit: 10).first)
+            try await test(Fixture(client: client, store: store, keys: ConsoleKeys(settings: configuration.server), deliveryID: claim.id,
+                                   maintenanceID: maintenance.id))
+        }
+    }
+
+    @Test func signInSetsAStrictHttpOnlySessionAndRefusesOtherTokens() async throws {
+        try await withConsole { console in
+            let form = try await console.get("/console/sign-in", cookie: nil)
+            #expect(form.status == 200)
+            #expect(form.body.contains("id=\"token\"") && form.body.contains("type=\"password\""))
+            let nonceCookie = try #require(form.headers[values: .setCookie].first { $0.hasPrefix(ConsoleSession.signInCSRFCookie) })
+            let nonce = String(nonceCookie.split(separator: ";")[0])
+            let csrf = try #require(form.body.components(separatedBy: "name=\"csrf\" value=\"").dropFirst().first?.split(separator: "\"").first)
+
+            let signedIn = try await console.post("/console/sign-in", form: "csrf=\(csrf)&token=\(Self.admin)", cookie: nonce)
+            #expect(signedIn.status == 303)
+            #expect(signedIn.headers[.location] == "/console")
+            let session = try #require(signedIn.headers[values: .setCookie].first { $0.hasPrefix(ConsoleSession.cookieName) })
+            #expect(session.contains("HttpOnly") && session.contains("SameSite=Strict") && session.contains("Path=/console"))
+            #expect(!session.contains(Self.admin), "the cookie holds no token")
+
+            let wrong = try await console.post("/console/sign-in", form: "csrf=\(csrf)&token=agent-token-0123456789abcdef", cookie: nonce)
+            #expect(wrong.status == 401, "an agent token is not a console token")
+            #expect(wrong.body.contains("class=\"error\""))
+            let forged = try await console.post("/console/sign-in", form: "csrf=forged&token=\(Self.admin)", cookie: nonce)
+            #expect(forged.status == 403)
+        }
+    }
+
+    @Test(arguments: [ConsoleSession.Role.admin, .viewer])
+    func everyPageRendersForBothRolesWithAStrictPolicy(_ role: ConsoleSession.Role) async throws {
+        try await withConsole { console in
+            let cookie = console.cookie(role)
+            let pages = ["/console", "/console/maintenances/\(console.maintenanceID)", "/console/deliveries", "/console/deliveries?state=dead",
+                         "/console/deliveries/\(console.deliveryID)", "/console/targets"]
+            for uri in pages {
+                let page = try await console.get(uri, cookie: cookie)
+                #expect(page.status == 200, "\(uri)")
+                #expect(page.headers[.contentSecurityPolicy]?.contains("default-src 'none'") == true, "\(uri)")
+                #expect(page.body.contains("id=\"sign-out\""), "\(uri)")
+                #expect(!page.body.contains("secret-hook-path"), "no target secret on \(uri)")
+                #expect(!page.body.contains("http://") || !page.body.contains("<script src=\"http"), "no external assets on \(uri)")
+                #expect(page.body.contains("<button id=\"preview-replay\"") == (role == .admin && uri.hasSuffix(console.deliveryID)) || !uri.hasSuffix(console.deliveryID))
+            }
+            let maintenances = try await console.get("/console", cookie: cookie).body
+            #expect(maintenances.contains("data-window=\"mw-console\""))
+            #expect(maintenances.contains("<title>2 of 3 completed") || maintenances.contains("<title>3 of 3 completed"))
+            #expect(maintenances.contains("class=\"dead-mark\""))
+            let dead = try await console.get("/console/deliveries?state=dead", cookie: cookie).body
+            #expect(dead.contains("class=\"select-delivery\"") == (role == .admin), "only admins may select deliveries to replay")
+            let targets = try await console.get("/console/targets", cookie: cookie).body
+            #expect(targets.contains("class=\"test-message") == (role == .admin))
+            #expect(targets.contains("1/s, burst 3"))
+        }
+    }
+
+    @Test func replayNeedsAnAdminSessionAndItsCSRFToken() async throws {
+        try await withConsole { console in
+            let form = "ids=\(console.deliveryID)&confirm=1"
+            #expect(try await console.post("/console/deliveries/replay", form: form, cookie: nil).status == 403)
+            #expect(try await console.post("/console/deliveries/replay", form: form, cookie: console.cookie(.admin)).status == 403, "no CSRF token")
+            #expect(try await console.post("/console/deliveries/replay", form: form + "&csrf=\(console.csrf("other"))", cookie: console.cookie(.admin)).status == 403,
+                    "another session's token")
+            #expect(try await console.post("/console/deliveries/replay", form: form + "&csrf=\(console.csrf())", cookie: console.cookie(.viewer)).status == 403,
+                    "viewers cannot replay")
+            #expect(try await console.store.detail(id: console.deliveryID)?.summary.state == "dead")
+
+            let preview = try await console.post("/console/deliveries/replay", form: "ids=\(console.deliveryID)&csrf=\(console.csrf())", cookie: console.cookie(.admin))
+            #expect(preview.status == 200)
+            #expect(preview.body.contains("would be queued again") && preview.body.contains("id=\"confirm-replay\""))
+            #expect(try await console.store.detail(id: console.deliveryID)?.summary.state == "dead", "a preview changes nothing")
+
+            let done = try await console.post("/console/deliveries/replay", form: form + "&csrf=\(console.csrf())", cookie: console.cookie(.admin))
+            #expect(done.status == 303)
+            #expect(done.headers[.location] == "/console/deliveries/\(console.deliveryID)?replayed=1")
+            #expect(try await console.store.detail(id: console.deliveryID)?.summary.state == "pending")
+        }
+    }
+
+    @Test func anExpiredOrForgedSessionGoesBackToSignIn() async throws {
+        try await withConsole { console in
+            let expired = console.cookie(.admin, expires: Date().addingTimeInterval(-1))
+            let page = try await console.get("/console", cookie: expired)
+            #expect(page.status == 303)
+            #expect(page.headers[.location] == "/console/sign-in")
+            #expect(try await console.post("/console/sign-out", form: "csrf=\(console.csrf())", cookie: expired).status == 403)
+            let tampered = console.cookie(.viewer).replacingOccurrences(of: "viewer.", with: "admin.")
+            #expect(try await console.get("/console", cookie: tampered).status == 303, "a role edited in the cookie breaks its signature")
+            #expect(try await console.get("/console", cookie: nil).headers[.location] == "/console/sign-in")
+        }
+    }
+
+    @Test func theConsoleIsOffWithoutAdminOrViewerTokens() async throws {
+        let yaml = Self.yaml.replacingOccurrences(of: "  adminTokens: [\"\(Self.admin)\"]\n", with: "")
+            .replacingOccurrences(of: "  viewerTokens: [\"\(Self.viewer)\"]\n", with: "")
+        try await withConsole(yaml) { console in
+            let status = try await console.get("/console/sign-in", cookie: nil).status
+            #expect(status == 404)
+        }
+    }
+}
