@@ -156,6 +156,19 @@ struct ConsoleRoutesTests {
         }
     }
 
+    @Test func aTestMessageIsPreviewedForAdminsOnly() async throws {
+        try await withConsole { console in
+            let preview = try await console.post("/console/targets/ops/test", form: "csrf=\(console.csrf())", cookie: console.cookie(.admin))
+            #expect(preview.status == 200)
+            #expect(preview.body.contains("id=\"confirm-test\"") && preview.body.contains("test-server"))
+            #expect(!preview.body.contains("secret-hook-path"), "the preview hides the webhook URL")
+            let viewer = try await console.post("/console/targets/ops/test", form: "csrf=\(console.csrf())&confirm=1", cookie: console.cookie(.viewer))
+            #expect(viewer.status == 403)
+            let unknown = try await console.post("/console/targets/nope/test", form: "csrf=\(console.csrf())", cookie: console.cookie(.admin))
+            #expect(unknown.status == 404)
+        }
+    }
+
     @Test func anExpiredOrForgedSessionGoesBackToSignIn() async throws {
         try await withConsole { console in
             let expired = console.cookie(.admin, expires: Date().addingTimeInterval(-1))
