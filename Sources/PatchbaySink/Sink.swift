@@ -325,6 +325,10 @@ public final class Sink: Sendable {
                 return [incident["name"]?.stringValue, incident["status"]?.stringValue].compactMap { $0 }.joined(separator: " → ")
             }
             if let description = json?["description"]?.stringValue { return description }
+            if case .array(let embeds)? = json?["embeds"], let title = embeds.first?["title"]?.stringValue { return title }
+            if case .array(let cards)? = json?["cardsV2"], let title = cards.first?["card"]?["header"]?["title"]?.stringValue { return title }
+            if let text = json?["maintenance_window"]?["description"]?.stringValue ?? json?["payload"]?["summary"]?.stringValue { return text }
+            if let message = json?["data"]?["attributes"]?["message"]?.stringValue { return message }
             return ""
         }()
         let shortPath = "/" + (request.path.split(separator: "/").first.map(String.init) ?? "") + "/…"

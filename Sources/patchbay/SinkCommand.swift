@@ -8,11 +8,14 @@ import ServiceLifecycle
 
 struct Sink: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a local stand-in for Slack, Teams, Statuspage and Pingdom.",
+        abstract: "Run a local stand-in for the vendors: chat webhooks, Statuspage, Pingdom, PagerDuty and Datadog.",
         discussion: """
             Answers like each vendor on one port, chosen by path: /slack/..., /teams/... (Workflows), \
             /teams-connector/... (legacy MessageCard), /statuspage/v1/pages/<page>/incidents, \
-            /pingdom/api/3.1/maintenance. Prints a one-line summary of every request; with --record, \
+            /pingdom/api/3.1/maintenance, /discord/api/webhooks/<id>/<token>, \
+            /googlechat/v1/spaces/<space>/messages, /pagerduty/maintenance_windows and \
+            /pagerduty/v2/change/enqueue, /datadog/api/v2/downtime. (E-mail needs an SMTP server; the \
+            sink speaks HTTP only.) Prints a one-line summary of every request; with --record, \
             appends each request as a JSON line (credentials reduced to their scheme).
             """
     )
