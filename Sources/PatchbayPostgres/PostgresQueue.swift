@@ -68,17 +68,21 @@ extension PostgresStore: IntakeStore, DispatchStore {
         let eventSeq = try await insertEventRow(on: connection, id: id, idempotencyKey: idempotencyKey, digest: digest,
                                                 type: event.type.rawValue, app: event.app, environment: event.environment,
                                                 lane: maintenanceKey, payload: payload, deliveries: deliveries.count, receivedAt: receivedAt)
-        for plan in deliveries {
+        for plan in deliveries.map({ $0.settled(for: event) }) {
             var due = receivedAt
             if let wait = plan.digestWait {
                 // A summary of this (maintenance, target, stage) still waiting takes this event in.
                 // The maintenance's advisory lock, held by this transaction, keeps two intakes
-                // from both starting one.
+                // from both starting one. The row lock keeps a dispatcher from claiming the
+                // summary until this event is committed (its claim skips locked rows), so the
+                // summary's snapshot always holds this server; a summary claimed first is no
+                // longer pending when the lock is granted, and this event starts the next one.
                 let waiting = try await Self.rows("""
                     SELECT 1 FROM deliveries d JOIN events e ON e.seq = d.event_seq
                     WHERE d.maintenance_key = \(maintenanceKey) AND d.target = \(plan.target) AND d.state = 'pending'
                       AND e.type = \(event.type.rawValue)
                     LIMIT 1
+                    FOR UPDATE OF d
                     """, on: connection, logger: logger)
                 if !waiting.isEmpty { continue }
                 due = receivedAt.addingTimeInterval(wait)

@@ -107,7 +107,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                         event.environment, maintenanceKey, payload, deliveries.count, received]
         )
         let eventSeq = db.lastInsertedRowID
-        for plan in deliveries {
+        for plan in deliveries.map({ $0.settled(for: event) }) {
             var due = received
             if let wait = plan.digestWait {
                 // A summary of this (maintenance, target, stage) still waiting takes this event in.

@@ -35,8 +35,10 @@ struct ConsoleRoutesTests {
         let deliveryID: String
         let maintenanceID: String
 
-        func cookie(_ role: ConsoleSession.Role, expires: Date = Date().addingTimeInterval(3600), id: String = "sess") -> String {
-            "\(ConsoleSession.cookieName)=" + keys.cookieValue(for: ConsoleSession(role: role, expires: expires, id: id))
+        func cookie(_ role: ConsoleSession.Role, expires: Date = Date().addingTimeInterval(3600), id: String = "sess", token: String? = nil) -> String {
+            let token = token ?? (role == .admin ? ConsoleRoutesTests.admin : ConsoleRoutesTests.viewer)
+            return "\(ConsoleSession.cookieName)=" + keys.cookieValue(for: ConsoleSession(role: role, expires: expires, id: id,
+                                                                                          tokenFingerprint: keys.fingerprint(of: Secret(token))))
         }
 
         func csrf(_ id: String = "sess") -> String { keys.csrfToken(for: id) }
@@ -178,6 +180,10 @@ struct ConsoleRoutesTests {
             #expect(try await console.post("/console/sign-out", form: "csrf=\(console.csrf())", cookie: expired).status == 403)
             let tampered = console.cookie(.viewer).replacingOccurrences(of: "viewer.", with: "admin.")
             #expect(try await console.get("/console", cookie: tampered).status == 303, "a role edited in the cookie breaks its signature")
+            let removed = console.cookie(.admin, token: "a-token-no-longer-configured-0123")
+            #expect(try await console.get("/console", cookie: removed).status == 303, "a session ends with its token")
+            let demoted = console.cookie(.admin, token: Self.viewer)
+            #expect(try await console.get("/console", cookie: demoted).status == 303, "a viewer token never makes an admin session")
             #expect(try await console.get("/console", cookie: nil).headers[.location] == "/console/sign-in")
         }
     }

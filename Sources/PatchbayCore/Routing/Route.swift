@@ -70,6 +70,14 @@ public struct DeliveryPlan: Sendable, Hashable, Codable {
     /// adds no delivery: it is in that summary. `target` is then the `DigestLane` name.
     public var digestWait: Double?
 
+    /// The plan as stored for `event` as the store finally keeps it: a summary plan whose event
+    /// turned out not to be grouped (the planner made a server's `patch.scheduled` a reschedule
+    /// notice) goes back to the target's own lane, one message, at once.
+    public func settled(for event: PatchEvent) -> DeliveryPlan {
+        guard digestWait != nil, !ChatGrouping.groups(event) else { return self }
+        return DeliveryPlan(target: DigestLane.split(target).target, targetKind: targetKind, displayTimeZone: displayTimeZone, resources: resources)
+    }
+
     public init(target: String, targetKind: String, displayTimeZone: String, resources: [String] = [], digestWait: Double? = nil) {
         self.digestWait = digestWait
         self.target = target

@@ -71,8 +71,13 @@ struct ConsoleRoutes: Sendable {
 
     // MARK: Sessions
 
+    /// The request's session, if its cookie is intact, unexpired, and the token that signed in
+    /// is still one of its role's.
     func session(of request: Request) -> ConsoleSession? {
-        keys.session(from: request.cookies[ConsoleSession.cookieName]?.value, now: clock())
+        guard let session = keys.session(from: request.cookies[ConsoleSession.cookieName]?.value, now: clock()) else { return nil }
+        let tokens = session.role == .admin ? settings.adminTokens : settings.viewerTokens
+        guard tokens.contains(where: { ConsoleKeys.constantTimeEqual(keys.fingerprint(of: $0), session.tokenFingerprint) }) else { return nil }
+        return session
     }
 
     /// A form post needs a live session and the CSRF token of that session; changing anything
@@ -101,11 +106,12 @@ struct ConsoleRoutes: Sendable {
         let token = form.value("token") ?? ""
         let role: ConsoleSession.Role? = ServerSettings.matches(token: token, tokens: settings.adminTokens) ? .admin
             : ServerSettings.matches(token: token, tokens: settings.viewerTokens) ? .viewer : nil
-        guard let role else {
+        guard let role, !token.isEmpty else {
             return signInPage(request: request, error: "That is not an admin or viewer token of this server.", status: .unauthorized)
         }
         let ttl = settings.consoleSessionTTL
-        let session = ConsoleSession(role: role, expires: clock().addingTimeInterval(ttl.seconds), id: ConsoleKeys.randomID())
+        let session = ConsoleSession(role: role, expires: clock().addingTimeInterval(ttl.seconds), id: ConsoleKeys.randomID(),
+                                     tokenFingerprint: keys.fingerprint(of: Secret(token)))
         var response = Response.redirect(to: "/console", type: .normal)
         response.setCookie(sessionCookie(value: keys.cookieValue(for: session), maxAge: Int(ttl.seconds)))
         return response
@@ -324,7 +330,7 @@ struct ConsoleRoutes: Sendable {
             let dead = mine.filter { $0.state == DeliveryState.dead.rawValue }.count
             let finished = delivered + dead
             var row: [String: Any] = [
-                "name": name, "kind": target.kind,
+                "name": name, "kind": target.kind, "testable": TargetRegistry.traits(of: target.kind)?.keepsMaintenanceObject != true,
                 "rate": finished == 0 ? "no finished deliveries" : String(format: "%.0f%% delivered", 100 * Double(delivered) / Double(finished)),
                 "counts": "\(delivered) delivered, \(dead) dead, \(mine.count - finished) waiting",
                 "pacing": ConsoleViews.pacing(configuration.policies[name]?.pacing),
@@ -344,6 +350,12 @@ struct ConsoleRoutes: Sendable {
     func testMessage(_ session: ConsoleSession, target name: String, confirmed: Bool) async throws -> Response {
         guard let target = configuration.targets[name] else {
             return message(session, heading: "Not found", text: "No target \(name).", status: .notFound)
+        }
+        // A sample sent to Statuspage or Pingdom would open a real public incident or window
+        // that nothing closes: test messages are for message kinds only.
+        if TargetRegistry.traits(of: target.kind)?.keepsMaintenanceObject == true {
+            return message(session, heading: "No test message", text: "A \(target.kind) target keeps one vendor object per maintenance; a test would create a real one. Test it with a real maintenance in a staging page instead.",
+                           status: .conflict)
         }
         let event = ConsoleViews.sampleEvent(now: clock())
         let context = RenderContext(displayTimeZone: TimeZone(identifier: "UTC")!, deliveryID: "dlv_console_test_" + ConsoleKeys.randomID().prefix(8),

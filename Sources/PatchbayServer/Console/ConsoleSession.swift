@@ -15,6 +15,9 @@ struct ConsoleSession: Sendable, Equatable {
     var role: Role
     var expires: Date
     var id: String
+    /// Which token signed in (a keyed hash, not the token): a session ends when its token is
+    /// removed from the configuration or moved to the other role.
+    var tokenFingerprint: String
 
     static let cookieName = "pb_session"
     static let signInCSRFCookie = "pb_signin"
@@ -32,22 +35,24 @@ struct ConsoleKeys: Sendable {
         }
     }
 
-    /// `admin.1800000000.<id>.<signature>`, base64url signature.
+    /// `admin.1800000000.<id>.<token fingerprint>.<signature>`, base64url signature.
     func cookieValue(for session: ConsoleSession) -> String {
-        let payload = "\(session.role.rawValue).\(Int64(session.expires.timeIntervalSince1970)).\(session.id)"
+        let payload = "\(session.role.rawValue).\(Int64(session.expires.timeIntervalSince1970)).\(session.id).\(session.tokenFingerprint)"
         return payload + "." + sign(payload)
     }
+
+    func fingerprint(of token: Secret) -> String { String(sign("token:" + token.reveal()).prefix(22)) }
 
     /// The session a cookie carries, if it is ours, unexpired and intact.
     func session(from cookie: String?, now: Date) -> ConsoleSession? {
         guard let cookie, cookie.utf8.count <= 512 else { return nil }
         let parts = cookie.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count == 4, let role = ConsoleSession.Role(rawValue: parts[0]), let seconds = Int64(parts[1]) else { return nil }
-        let payload = parts[0...2].joined(separator: ".")
-        guard Self.constantTimeEqual(sign(payload), parts[3]) else { return nil }
+        guard parts.count == 5, let role = ConsoleSession.Role(rawValue: parts[0]), let seconds = Int64(parts[1]) else { return nil }
+        let payload = parts[0...3].joined(separator: ".")
+        guard Self.constantTimeEqual(sign(payload), parts[4]) else { return nil }
         let expires = Date(timeIntervalSince1970: TimeInterval(seconds))
         guard expires > now else { return nil }
-        return ConsoleSession(role: role, expires: expires, id: parts[2])
+        return ConsoleSession(role: role, expires: expires, id: parts[2], tokenFingerprint: parts[3])
     }
 
     /// The CSRF token of a session (or of a sign-in form's nonce): every form carries it.

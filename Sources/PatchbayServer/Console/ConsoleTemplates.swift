@@ -1,14 +1,18 @@
 import Foundation
 import Mustache
+import PatchbayTargets
 
 /// The console's pages: Mustache templates compiled into the binary. Every `{{value}}` is
 /// HTML-escaped; the only unescaped output (`{{{...}}}`) is HTML and SVG this server built itself.
 enum ConsoleTemplates {
     static let library: MustacheLibrary = {
         var library = MustacheLibrary()
+        // Every page escapes with Patchbay's HTML escaper, which works by Unicode scalar (the
+        // library's own lets a quote followed by a combining mark through).
+        let pragma = TemplateEscaping.html.pragma()
         for (name, text) in pages {
             // A template that does not parse is a programming error caught by the route tests.
-            if let template = try? MustacheTemplate(string: text) { library.register(template, named: name) }
+            if let template = try? MustacheTemplate(string: pragma + text) { library.register(template, named: name) }
         }
         return library
     }()
@@ -203,8 +207,8 @@ enum ConsoleTemplates {
                 <td>{{#lastError}}<span class="state-dead">{{lastError}}</span> <span class="utc">{{lastErrorAt}}</span>{{/lastError}}{{^lastError}}<span class="muted">none</span>{{/lastError}}</td>
                 <td class="optional">{{paused}}</td>
                 <td class="optional">{{pacing}}</td>
-                {{#canChange}}<td><form method="post" action="/console/targets/{{name}}/test" class="inline">
-                  <input type="hidden" name="csrf" value="{{csrf}}"><button class="test-message secondary" type="submit">Send a test message</button></form></td>{{/canChange}}
+                {{#canChange}}<td>{{#testable}}<form method="post" action="/console/targets/{{name}}/test" class="inline">
+                  <input type="hidden" name="csrf" value="{{csrf}}"><button class="test-message secondary" type="submit">Send a test message</button></form>{{/testable}}{{^testable}}<span class="muted">one object per maintenance</span>{{/testable}}</td>{{/canChange}}
               </tr>
               {{/targets}}
               </tbody>

@@ -1,5 +1,6 @@
 import Foundation
 import PatchbayCore
+import PatchbayTargets
 
 /// What the console's templates show, built from the same store views as the admin API, and
 /// the SVG it draws on the server (a progress bar, a timeline): no chart library, no script.
@@ -117,8 +118,5 @@ enum ConsoleViews {
 
     static func format(_ value: Double) -> String { String(format: "%.1f", value) }
 
-    static func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
-            .replacingOccurrences(of: "\"", with: "&quot;").replacingOccurrences(of: "'", with: "&#39;")
-    }
+    static func escape(_ text: String) -> String { TemplateEscaping.html.escape(text) }
 }

@@ -81,10 +81,19 @@ struct SlackPayload: Encodable, Equatable {
 /// Slack treats `&`, `<` and `>` as control characters (links, `<!channel>` mentions); converting
 /// them to entities, `&` first, makes any text inert. Slack decodes only these three.
 public enum SlackEscaping {
+    /// By Unicode scalar: a `<` followed by a combining mark is one Character that is not `<`.
     @Sendable public static func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;")
-            .replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;")
+        var result = ""
+        result.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "&": result += "&amp;"
+            case "<": result += "&lt;"
+            case ">": result += "&gt;"
+            default: result.unicodeScalars.append(scalar)
+            }
+        }
+        return result
     }
 
     public static let markup = Markup(escape: escape, emphasize: { "*\($0)*" })

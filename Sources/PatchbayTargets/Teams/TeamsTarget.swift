@@ -85,17 +85,20 @@ public struct TeamsTarget: MessageTarget, TemplatedTarget {
 /// cannot start a heading or a list.
 public enum TeamsMarkdown {
     /// Parentheses and `!` matter only after `]`, which is escaped, so they stay readable.
-    static let special: Set<Character> = ["\\", "*", "_", "`", "[", "]", "#", "<", ">", "~", "|"]
+    static let special: Set<Unicode.Scalar> = ["\\", "*", "_", "`", "[", "]", "#", "<", ">", "~", "|"]
 
+    /// By Unicode scalar: a `*` followed by a combining mark is one Character that is not `*`.
     @Sendable public static func escape(_ text: String) -> String {
         var result = ""
-        result.reserveCapacity(text.count)
-        for character in text {
-            if character == "\n" || character == "\r" || character == "\r\n" {
-                result.append(" ")
+        result.reserveCapacity(text.utf8.count)
+        var previousWasCR = false
+        for scalar in text.unicodeScalars {
+            defer { previousWasCR = scalar == "\r" }
+            if scalar == "\n" || scalar == "\r" {
+                if !(scalar == "\n" && previousWasCR) { result.append(" ") }
             } else {
-                if special.contains(character) { result.append("\\") }
-                result.append(character)
+                if special.contains(scalar) { result.append("\\") }
+                result.unicodeScalars.append(scalar)
             }
         }
         return result

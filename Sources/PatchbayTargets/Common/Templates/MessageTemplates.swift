@@ -23,7 +23,7 @@ public struct TemplateEscaping: Sendable {
 
     /// Registers the content type (idempotent: the same name always carries the same escaper)
     /// and returns the line that selects it, put before the author's text.
-    func pragma() -> String {
+    public func pragma() -> String {
         MustacheContentTypes.register(ContentType(escape: escape), named: name)
         return "{{%CONTENT_TYPE:\(name)}}\n"
     }
@@ -57,16 +57,19 @@ public struct TemplateEscaping: Sendable {
     }
 
     /// HTML text and attribute values.
+    /// By Unicode scalar, not Character: `"` followed by a combining mark is one Character that
+    /// is not `"`, and would otherwise pass unescaped and end an attribute.
     public static let html = TemplateEscaping(name: "PATCHBAY_HTML") { text in
         var result = ""
-        for character in text {
-            switch character {
+        result.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            switch scalar {
             case "&": result += "&amp;"
             case "<": result += "&lt;"
             case ">": result += "&gt;"
             case "\"": result += "&quot;"
             case "'": result += "&#39;"
-            default: result.append(character)
+            default: result.unicodeScalars.append(scalar)
             }
         }
         return result
