@@ -32,6 +32,15 @@ struct DigestTests {
         #expect(RouteTable(routes: [route]).plans(for: event(.completed), kindOf: { kinds[$0] }, isChat: { _ in true }).map(\.target) == ["ops", "hook"])
     }
 
+    /// The planner turns a moved `patch.scheduled` into a reschedule notice inside the store; the
+    /// summary plan then settles back to the target's own lane, sent at once.
+    @Test func aRescheduleNeverWaitsInASummary() {
+        let plan = DeliveryPlan(target: DigestLane.target(for: "ops"), targetKind: "slack", displayTimeZone: "UTC", digestWait: 30)
+        #expect(plan.settled(for: event(.scheduled)) == plan)
+        let settled = plan.settled(for: event(.scheduled, notice: .rescheduled))
+        #expect(settled.target == "ops" && settled.digestWait == nil)
+    }
+
     func context(_ reports: [(String, EventType)], announced: [String]? = nil) -> RenderContext {
         let snapshot = MaintenanceSnapshot(instances: reports.map { .init(instance: Instance(id: $0.0, name: "web-\($0.0)"), lastType: $0.1) })
         let followUp = announced.map { FollowUpState(announced: [EventType.completed.rawValue: $0]) }

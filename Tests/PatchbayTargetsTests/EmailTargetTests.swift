@@ -117,6 +117,14 @@ struct EmailTargetTests {
             == second.first { $0.0 == "Message-ID" }?.1)
     }
 
+    @Test func displayNamesWithSpecialsAreQuotedAndTargetsHaveTheirOwnThreads() throws {
+        #expect(EmailMessage.header(MailAddress("Ops, Team <ops@example.com>")!) == "\"Ops, Team\" <ops@example.com>")
+        #expect(EmailMessage.header(MailAddress("Patch Bot <bot@example.com>")!) == "Patch Bot <bot@example.com>")
+        #expect(EmailMessage.header(MailAddress("Équipe <ops@example.com>")!).hasPrefix("=?UTF-8?B?"))
+        let event = try EventValidator().validate(body: Fixtures.exampleEvent(.started))
+        #expect(EmailMessage.threadID(of: event, target: "a", domain: "example.com") != EmailMessage.threadID(of: event, target: "b", domain: "example.com"))
+    }
+
     @Test func smtpRepliesDecideTheOutcome() {
         let target = Self.target()
         func outcome(_ status: Int) -> DeliveryOutcome {

@@ -153,6 +153,16 @@ struct TemplateTests {
         #expect(merged["attachments"]?.first?["text"]?.stringValue == "Target text")
     }
 
+    /// A special character followed by a combining mark is one Character but still the special
+    /// scalar to the channel: it must be escaped all the same.
+    @Test func escapingWorksByScalarNotCharacter() {
+        let quote = "\"\u{301} onmouseover=x"
+        #expect(TemplateEscaping.html.escape(quote).hasPrefix("&quot;\u{301}"))
+        #expect(SlackEscaping.escape("<\u{301}!channel>") == "&lt;\u{301}!channel&gt;")
+        #expect(TeamsMarkdown.escape("*\u{301}bold*") == "\\*\u{301}bold\\*")
+        #expect(TeamsMarkdown.escape("a\r\nb\nc") == "a b c")
+    }
+
     @Test func unknownNamesAreFoundWithTheirLine() {
         let problems = TemplateCheck.problems(in: "{{title}}\n{{instnce.name}}\n{{#packages.first}}{{.}}{{name}}{{/packages.first}}\n{{instance.nmae}}")
         #expect(problems.map(\.line) == [2, 3, 4])

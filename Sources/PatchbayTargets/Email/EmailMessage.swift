@@ -13,7 +13,8 @@ struct EmailMessage {
     /// Plain text as it is, for the text part.
     static let plainMarkup = Markup(escape: { $0 }, emphasize: { $0 })
 
-    init(event: PatchEvent, context: RenderContext, from: MailAddress, to: [MailAddress], cc: [MailAddress], templates: MessageTemplates?) {
+    init(event: PatchEvent, context: RenderContext, target: String, from: MailAddress, to: [MailAddress], cc: [MailAddress],
+         templates: MessageTemplates?) {
         let plain = MessageText.content(for: event, context: context, markup: Self.plainMarkup, packageBudget: 20_000)
         let html = MessageText.content(for: event, context: context, markup: Self.htmlMarkup, packageBudget: 20_000)
         var subject = "\(plain.title): \(event.instance.map { "\($0.name ?? $0.id) (\(event.systemName))" } ?? event.systemName)"
@@ -27,7 +28,7 @@ struct EmailMessage {
                 textBody = Self.plainText(fromHTML: rendered)
             }
         }
-        let thread = Self.threadID(of: event, domain: from.domain)
+        let thread = Self.threadID(of: event, target: target, domain: from.domain)
         let isFirst = context.followUp?.objectID == nil
         let boundary = "patchbay-" + Data(context.deliveryID.utf8).sha256Hex.prefix(24)
         var headers = [
@@ -56,9 +57,10 @@ struct EmailMessage {
         text = lines.joined(separator: "\r\n") + "\r\n"
     }
 
-    /// The id of a maintenance's first message: the same for every delivery of the maintenance.
-    static func threadID(of event: PatchEvent, domain: String) -> String {
-        "<maintenance.\(Data(event.maintenanceKey.storageValue.utf8).sha256Hex.prefix(32))@\(domain)>"
+    /// The id of a maintenance's first message to one target: the same for every delivery of
+    /// the maintenance there, and another for another target (their messages differ).
+    static func threadID(of event: PatchEvent, target: String, domain: String) -> String {
+        "<maintenance.\(Data((event.maintenanceKey.storageValue + "\u{1F}" + target).utf8).sha256Hex.prefix(32))@\(domain)>"
     }
 
     static func part(boundary: String, type: String, content: String) -> [String] {
@@ -86,10 +88,16 @@ struct EmailMessage {
         return text
     }
 
-    /// `"Patchbay" <patchbay@example.com>`, the name encoded when it is not plain ASCII.
+    /// `Patch Bot <patchbay@example.com>`; a name with RFC 5322 specials (`Ops, Team`) is
+    /// quoted, one that is not plain ASCII is encoded.
     static func header(_ address: MailAddress) -> String {
         guard let name = address.name else { return address.address }
-        return "\(encodedWord(name)) <\(address.address)>"
+        let plain = name.unicodeScalars.allSatisfy { $0.value >= 0x20 && $0.value < 0x7F }
+        guard plain else { return "\(encodedWord(name)) <\(address.address)>" }
+        let atoms = name.allSatisfy { $0.isLetter || $0.isNumber || $0 == " " || "!#$%&'*+-/=?^_`{|}~".contains($0) }
+        if atoms { return "\(name) <\(address.address)>" }
+        let quoted = name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        return "\"\(quoted)\" <\(address.address)>"
     }
 
     /// Printable ASCII stays as it is; anything else (non-ASCII, control characters, a line

@@ -104,7 +104,7 @@ public struct EmailTarget: MessageTarget, TemplatedTarget {
     public var usesMaintenanceState: Bool { true }
 
     public func render(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> OutboundRequest {
-        let message = EmailMessage(event: event, context: context, from: from, to: to, cc: cc,
+        let message = EmailMessage(event: event, context: context, target: name, from: from, to: to, cc: cc,
                                    templates: MessageTemplates.preferring(context.routeTemplates, over: templates))
         return OutboundRequest(
             method: "SMTP", url: url, displayURL: OutboundRequest.displayForm(of: url.reveal()), headers: [],
@@ -117,7 +117,7 @@ public struct EmailTarget: MessageTarget, TemplatedTarget {
     /// After the first message of a maintenance went out, later ones reply to it.
     public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState? {
         guard context.followUp?.objectID == nil else { return nil }
-        return FollowUpState(objectID: EmailMessage.threadID(of: event, domain: from.domain), status: "sent")
+        return FollowUpState(objectID: EmailMessage.threadID(of: event, target: name, domain: from.domain), status: "sent")
     }
 
     /// SMTP reply codes (RFC 5321 4.2.1): 4yz may succeed if repeated, 5yz will not.

@@ -80,7 +80,10 @@ public struct WebhookTarget: MessageTarget, TemplatedTarget {
                 HTTPHeader("Content-Type", contentType),
                 HTTPHeader("webhook-id", context.deliveryID),
                 HTTPHeader("webhook-timestamp", String(timestamp)),
-                HTTPHeader("webhook-signature", StandardWebhooks.signature(id: context.deliveryID, timestamp: timestamp, body: body, key: key)),
+                // Shown as <redacted> in previews: a fresh signature would let whoever reads it
+                // send the receiver a request it accepts for the next few minutes.
+                HTTPHeader("webhook-signature", StandardWebhooks.signature(id: context.deliveryID, timestamp: timestamp, body: body, key: key),
+                           isSecret: true),
             ],
             body: body,
             destinations: allowPrivateNetworks ? .any : .publicOnly
