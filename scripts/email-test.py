@@ -44,6 +44,12 @@ class Handler:
         self.messages = []
         self.flaky_tries = 0
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("nobody@"):
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
         recipients = envelope.rcpt_tos
         with self.lock:
@@ -85,9 +91,10 @@ targets:
   changes: {{kind: email, url: "{url}", to: [changes@example.com], cc: [audit@example.com], {common}}}
   flaky: {{kind: email, url: "{url}", to: [flaky@example.com], {common}}}
   bounce: {{kind: email, url: "{url}", to: [bounce@example.com], {common}}}
+  partial: {{kind: email, url: "{url}", to: [partial@example.com, nobody@example.com], {common}}}
   secure: {{kind: email, url: "{url}", to: [secure@example.com], from: patchbay@example.com, retry: {{base: 1s, cap: 2s, jitter: 0}}}}
 routes:
-  - targets: [changes, flaky, bounce, secure]
+  - targets: [changes, flaky, bounce, partial, secure]
     reminders: []
     announceStart: false
 """)
@@ -112,7 +119,7 @@ routes:
         deadline = time.time() + 40
         while time.time() < deadline:
             states = {(d["target"], d["state"]) for d in deliveries(args.binary, workdir, config)}
-            if ("flaky", "pending") not in states and ("changes", "pending") not in states and \
+            if ("flaky", "pending") not in states and ("changes", "pending") not in states and ("partial", "pending") not in states and \
                sum(1 for d in deliveries(args.binary, workdir, config) if d["target"] == "flaky" and d["state"] == "delivered") == 2:
                 break
             time.sleep(0.5)
@@ -152,6 +159,10 @@ routes:
         bounce = by_target.get("bounce", [])
         check(len(bounce) == 2 and all(d["state"] == "dead" for d in bounce), f"550 is dead at once: {[d['state'] for d in bounce]}")
         check(all(d.get("attempts") == 1 for d in bounce), f"with one attempt: {[d.get('attempts') for d in bounce]}")
+        partial = by_target.get("partial", [])
+        check(len(partial) == 2 and all(d["state"] == "delivered" for d in partial) and
+              sum(1 for m in handler.messages if m[1] == ["partial@example.com"]) == 2,
+              f"a refused recipient does not stop the mail to the others: {[d['state'] for d in partial]}")
         secure = by_target.get("secure", [])
         check(not any("secure@example.com" in m[1] for m in handler.messages), "no mail without STARTTLS when it is required")
         check(all(d["state"] in ("pending", "in_flight", "dead") for d in secure) and len(secure) == 2,

@@ -58,7 +58,16 @@ static inline CURLcode patchbay_curl_set_read_callback(CURL *handle, patchbay_cu
 }
 
 static inline CURLcode patchbay_curl_set_mail_recipients(CURL *handle, struct curl_slist *recipients) {
-    return curl_easy_setopt(handle, CURLOPT_MAIL_RCPT, recipients);
+    CURLcode code = curl_easy_setopt(handle, CURLOPT_MAIL_RCPT, recipients);
+    if (code != CURLE_OK) return code;
+    // One refused recipient must not stop the mail to the others (the option is spelt with
+    // three Ls before libcurl 8.2; without it, libcurl aborts at the first refused RCPT).
+#if LIBCURL_VERSION_NUM >= 0x080200
+    curl_easy_setopt(handle, CURLOPT_MAIL_RCPT_ALLOWFAILS, 1L);
+#elif LIBCURL_VERSION_NUM >= 0x074500
+    curl_easy_setopt(handle, CURLOPT_MAIL_RCPT_ALLLOWFAILS, 1L);
+#endif
+    return CURLE_OK;
 }
 
 static inline CURLcode patchbay_curl_get_long(CURL *handle, CURLINFO info, long *value) {

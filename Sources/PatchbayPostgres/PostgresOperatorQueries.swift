@@ -110,8 +110,10 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
             clauses.append("d.state = $\(bindings.count)")
         }
         if let target = filter.target {
+            // A chat target's summaries (its `/digest` lane) are its deliveries too.
             bindings.append(target)
-            clauses.append("d.target = $\(bindings.count)")
+            bindings.append(DigestLane.target(for: target))
+            clauses.append("d.target IN ($\(bindings.count - 1), $\(bindings.count))")
         }
         if let app = filter.app {
             bindings.append(app)

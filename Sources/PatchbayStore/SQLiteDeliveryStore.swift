@@ -453,8 +453,9 @@ public final class SQLiteDeliveryStore: DeliveryStore {
             _ = arguments.append(contentsOf: [state.rawValue])
         }
         if let target = filter.target {
-            clauses.append("d.target = ?")
-            _ = arguments.append(contentsOf: [target])
+            // A chat target's summaries (its `/digest` lane) are its deliveries too.
+            clauses.append("d.target IN (?, ?)")
+            _ = arguments.append(contentsOf: [target, DigestLane.target(for: target)])
         }
         if let app = filter.app {
             clauses.append("e.app = ?")

@@ -144,6 +144,8 @@ struct StoreContractTests: StoreFixtures {
             #expect(due.first?.target == "ops/digest")
             // An event arriving while its summary is in flight starts the next one (a follow-up).
             #expect(try await digest(event(.completed, instance: "i-5"), at: 38) == 3)
+            let listed = try await store.list(DeliveryFilter(target: "ops", limit: 100)).map(\.target)
+            #expect(Set(listed) == ["ops", "ops/digest"], "filtering by a target lists its summaries too")
             let (_, snapshot) = try await store.maintenanceContext(for: event(.completed), target: "ops/digest")
             #expect(Set(snapshot.instances.map(\.instance.id)) == ["i-1", "i-2", "i-3", "i-4", "i-5"])
         }

@@ -28,6 +28,13 @@ struct DigestTests {
         #expect(plans(event(.failed)) == ["ops@0", "hook@0"], "failures are sent at once")
         #expect(plans(event(.scheduled, instance: nil)) == ["ops@0", "hook@0"], "maintenance-wide events are one message already")
         #expect(plans(event(.started, instance: nil, notice: .overrun)) == ["ops@0", "hook@0"])
+        // A target named by a per-instance route and a per-maintenance route gets one form only: the first route's.
+        var perInstance = Route(match: RouteMatch(), targets: ["ops"])
+        perInstance.chat = ChatGrouping()
+        #expect(RouteTable(routes: [perInstance, route]).plans(for: event(.completed), kindOf: { kinds[$0] }, isChat: { $0 == "slack" })
+            .map(\.target) == ["ops", "hook"])
+        #expect(RouteTable(routes: [route, perInstance]).plans(for: event(.completed), kindOf: { kinds[$0] }, isChat: { $0 == "slack" })
+            .map(\.target) == ["ops/digest", "hook"])
         route.chat = ChatGrouping()
         #expect(RouteTable(routes: [route]).plans(for: event(.completed), kindOf: { kinds[$0] }, isChat: { _ in true }).map(\.target) == ["ops", "hook"])
     }

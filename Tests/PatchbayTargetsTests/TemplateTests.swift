@@ -173,6 +173,8 @@ struct TemplateTests {
     @Test func namesResolveThroughSectionsAsMustacheDoes() {
         let template = """
             {{#instance}}{{name}} {{system}}{{/instance}}{{#maintenance}}{{completed}}{{#failedNames}}{{.}}{{^last()}},{{/last()}}{{/failedNames}}{{/maintenance}}
+            {{#packages.any
+            }}{{packages.count}}{{/packages.any}}{{#instance}}{{.name}}{{/instance}}
             {{#tagList}}{{key}}={{value}}{{/tagList}}{{tags.anything}}{{links.my-status}}{{count(packages.all)}}{{#previousWindow}}{{text}}{{/previousWindow}}
             """
         #expect(TemplateCheck.problems(in: template) == [])

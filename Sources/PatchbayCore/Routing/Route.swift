@@ -134,7 +134,8 @@ public struct RouteTable: Sendable {
                     target.name = DigestLane.target(for: target.name)
                     digestWait = route.chat.groupWait.seconds
                 }
-                if let existing = index[target.name] {
+                // One plan per target, summary or not: the first route naming it decides.
+                if let existing = index[target.name] ?? index[DigestLane.split(target.name).isDigest ? routeTarget.name : DigestLane.target(for: routeTarget.name)] {
                     for resource in target.resources where !plans[existing].resources.contains(resource) {
                         plans[existing].resources.append(resource)
                     }

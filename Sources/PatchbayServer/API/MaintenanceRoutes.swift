@@ -124,7 +124,8 @@ public struct MaintenanceDetailView: Encodable, Sendable {
             NoticeView(id: notice.id, notice: notice.label, due: Timestamp.rfc3339(notice.dueAt, in: zone), dueUTC: Timestamp.rfc3339(notice.dueAt),
                        state: notice.state.rawValue, reason: notice.reason, eventID: notice.eventID)
         }
-        vendorObjects = detail.vendorObjects
+        // A summary lane's state (which servers its summaries named) is not a vendor object.
+        vendorObjects = detail.vendorObjects.filter { !DigestLane.split($0.target).isDigest }
         deliveries = detail.deliveries
     }
 }

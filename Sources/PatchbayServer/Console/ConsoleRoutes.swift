@@ -39,8 +39,8 @@ struct ConsoleRoutes: Sendable {
         router.get("/console/sign-in") { request, _ in signInPage(request: request, error: nil, status: .ok) }
         router.post("/console/sign-in") { request, _ in try await signIn(request) }
         router.post("/console/sign-out") { request, _ in
-            let form = try await Form.read(request)
-            _ = try requireSession(request, form: form)
+            // Signing out needs no valid session: an expired one is cleared all the same.
+            _ = try await Form.read(request)
             var response = Response.redirect(to: "/console/sign-in", type: .normal)
             response.setCookie(sessionCookie(value: "", maxAge: 0))
             return response
@@ -209,7 +209,7 @@ struct ConsoleRoutes: Sendable {
             ["name": row.name.map { "\($0) (\(row.id))" } ?? row.id, "stage": row.stage, "packages": row.packages,
              "updated": Timestamp.rfc3339(row.updatedAt)]
         }
-        values["vendorObjects"] = detail.vendorObjects.map { object -> [String: Any] in
+        values["vendorObjects"] = detail.vendorObjects.filter { !DigestLane.split($0.target).isDigest }.map { object -> [String: Any] in
             var entry: [String: Any] = ["target": object.target, "status": object.status ?? "unknown"]
             if let id = object.objectID { entry["objectID"] = id }
             if let link = object.link { entry["link"] = link }

@@ -26,13 +26,13 @@ enum ConsoleViews {
         if !notices.isEmpty { row["notices"] = notices }
         if let detail {
             var targets: [[String: Any]] = []
-            for object in detail.vendorObjects {
+            for object in detail.vendorObjects where !DigestLane.split(object.target).isDigest {
                 var entry: [String: Any] = ["name": object.target, "state": object.status ?? "created"]
                 if let link = object.link { entry["link"] = link }
                 targets.append(entry)
             }
             // Chat and other per-event targets: how many messages went out, how many wait or died.
-            let known = Set(detail.vendorObjects.map(\.target))
+            let known = Set(detail.vendorObjects.map(\.target).filter { !DigestLane.split($0).isDigest })
             let byTarget = Dictionary(grouping: detail.deliveries, by: \.target)
             for (name, deliveries) in byTarget.sorted(by: { $0.key < $1.key }) where !known.contains(name) {
                 let sent = deliveries.filter { $0.state == "delivered" }.count

@@ -55,7 +55,7 @@ public enum TemplateCheck {
                 continue
             }
             let sigil = inner.first
-            let body = String(inner.dropFirst(sigil.map { "#^/!&>=%$<".contains($0) } == true ? 1 : 0)).trimmingCharacters(in: .whitespaces)
+            let body = String(inner.dropFirst(sigil.map { "#^/!&>=%$<".contains($0) } == true ? 1 : 0)).trimmingCharacters(in: .whitespacesAndNewlines)
             switch sigil {
             case "!":
                 continue
@@ -129,6 +129,10 @@ public enum TemplateCheck {
             return resolve(argument, in: stack, line: line, problems: &problems)
         }
         if name == "." { return "." }
+        // `{{.name}}` looks in the innermost section only.
+        if name.hasPrefix("."), let innermost = stack.last {
+            return resolve(String(name.dropFirst()), in: [innermost], line: line, problems: &problems)
+        }
         let parts = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         if parts.contains(where: \.isEmpty) {
             problems.append(Problem(line: line, message: "'\(name)' is not a valid name"))
