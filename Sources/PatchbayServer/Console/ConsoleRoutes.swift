@@ -19,6 +19,10 @@ struct ConsoleRoutes: Sendable {
     let wake: WakeSignal
     let keys: ConsoleKeys
     let clock: @Sendable () -> Date
+    /// Sign-in attempts are paced for the whole process (10 at once, then one a second): guessing
+    /// tokens gets slow, and an operator who mistypes a few times is not locked out.
+    let signInAttempts = Pacer()
+    static let signInPolicy = PacingPolicy(rate: 1, burst: 10)
 
     init(configuration: PatchbayConfiguration, parts: ApplicationParts, clock: @escaping @Sendable () -> Date = Date.init) {
         self.configuration = configuration
@@ -102,6 +106,12 @@ struct ConsoleRoutes: Sendable {
         // The sign-in form's CSRF token is bound to a nonce cookie set with the form.
         guard let nonce = request.cookies[ConsoleSession.signInCSRFCookie]?.value, keys.checkCSRF(form.value("csrf"), for: "sign-in:" + nonce) else {
             return signInPage(request: request, error: "The form expired; please sign in again.", status: .forbidden)
+        }
+        if case .later = signInAttempts.reserve(key: "console", policy: Self.signInPolicy, now: clock(), maxWait: .zero) {
+            // Checked before the token, so a guess beyond the pace learns nothing.
+            var response = signInPage(request: request, error: "Too many sign-in attempts; wait a few seconds and try again.", status: .tooManyRequests)
+            response.headers[.retryAfter] = "2"
+            return response
         }
         let token = form.value("token") ?? ""
         let role: ConsoleSession.Role? = ServerSettings.matches(token: token, tokens: settings.adminTokens) ? .admin
