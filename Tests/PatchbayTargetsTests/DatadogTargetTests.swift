@@ -78,6 +78,23 @@ struct DatadogTargetTests {
                   "moved-hostile-\(type.rawValue).json")
     }
 
+    /// A custom `text` template with hostile text in every value: every `@` a value brings is
+    /// made inert, so an event cannot page anyone through the downtime's message.
+    @Test(arguments: EventType.allCases)
+    func customTemplatesMatchGoldenAndPageNoOne(_ type: EventType) throws {
+        var target = Self.target
+        let diagnostics = ConfigDiagnostics()
+        target.templates = TargetRegistry.compileTemplates(TemplateSources(texts: ["text": "Patching {{system}}{{#instance}} on {{name}}{{/instance}} ({{window.text}})"],
+                                                                           keyPath: "targets.dd.templates"), for: DatadogTarget.self, diagnostics: diagnostics, reportUnusedKeys: true)
+        #expect(diagnostics.problems.isEmpty)
+        let step = try target.plan(Fixtures.hostileEvent(type), context: Self.context())
+        try check(step, "template-hostile-\(type.rawValue).json")
+        if let request = Self.request(of: step), let message = try Self.attributes(of: request)?["message"]?.stringValue {
+            #expect(!message.contains("@"), "no @ reaches Datadog from a value: \(message.prefix(80))")
+            #expect(message.hasPrefix("Patching App"))
+        }
+    }
+
     // MARK: Lifecycle
 
     @Test func oneDowntimeIsScheduledMovedAndCancelled() throws {

@@ -90,6 +90,25 @@ struct PagerDutyTargetTests {
         try check(try target.plan(Fixtures.hostileEvent(type), context: Self.context()), target: target, "hostile-\(type.rawValue).json")
     }
 
+    /// A custom `text` template with hostile text in every value: the description and the change
+    /// event's summary carry the values verbatim inside JSON strings, nothing breaks out.
+    @Test(arguments: EventType.allCases)
+    func customTemplatesMatchGoldenWithHostileText(_ type: EventType) throws {
+        var target = Self.withChangeEvents
+        let diagnostics = ConfigDiagnostics()
+        target.templates = TargetRegistry.compileTemplates(TemplateSources(texts: ["text": "{{title}}: {{system}}{{#instance}} / {{name}}{{/instance}}{{#reason}} ({{reason}}){{/reason}}"],
+                                                                           keyPath: "targets.pd.templates"), for: PagerDutyTarget.self, diagnostics: diagnostics, reportUnusedKeys: true)
+        #expect(diagnostics.problems.isEmpty)
+        let hostile = Fixtures.hostileEvent(type)
+        let first = try target.plan(hostile, context: Self.context())
+        try check(first, target: target, "template-hostile-\(type.rawValue).json")
+        let later = try target.plan(hostile, context: Self.context(followUp: Self.existing(hostile)))
+        try check(later, target: target, "template-hostile-change-\(type.rawValue).json")
+        if case .send(let request) = first, let text = try body(request)["maintenance_window"]?["description"]?.stringValue {
+            #expect(text.hasPrefix(MessageText.title(for: hostile) + ": " + hostile.systemName), "the values arrive as they were: \(text.prefix(80))")
+        }
+    }
+
     @Test(arguments: EventType.allCases)
     func laterEventsWithoutChangeEventsMatchGolden(_ type: EventType) throws {
         let target = Self.windowsOnly

@@ -11,7 +11,7 @@ import PatchbayCore
 /// tests) replaces that URL entirely, so when both are given `baseURL` wins and `site` is only
 /// checked. Route: `routes[].datadog: {target, scope: "env:production AND service:app1", monitorTags: [patching]}`;
 /// without monitor tags the downtime covers every monitor in the scope (`["*"]`, [DD4]).
-public struct DatadogTarget: DeliveryTarget, RegisteredTarget {
+public struct DatadogTarget: DeliveryTarget, TemplatedTarget {
     public static let kind = "datadog"
     public static let defaultSite = "datadoghq.com"
     /// The sites the API lives on, each served at `https://api.<site>` [DD1][DD2][DD5].
@@ -35,6 +35,10 @@ public struct DatadogTarget: DeliveryTarget, RegisteredTarget {
     public let apiKey: Secret
     public let appKey: Secret
     public let baseURL: URL
+    /// `text`: the downtime's message. Values have `@` made inert (`@name` notifies in Datadog).
+    public var templates: MessageTemplates?
+    public static let templateKeys: Set<String> = ["text"]
+    public static let templateEscaping = TemplateEscaping(name: "PATCHBAY_DATADOG") { DatadogTarget.inert($0) }
     public var kind: String { Self.kind }
     public var secrets: [Secret] { [apiKey, appKey] }
 
@@ -222,7 +226,8 @@ public struct DatadogTarget: DeliveryTarget, RegisteredTarget {
             scope: scope,
             monitorIdentifier: MonitorIdentifier(monitorTags: tags.isEmpty ? ["*"] : tags),
             schedule: schedule,
-            message: Self.message(for: event),
+            message: MessageTemplates.preferring(context.routeTemplates, over: templates)?
+                .render("text", TemplateValues.values(for: event, context: context)).flatMap { $0.isEmpty ? nil : $0 } ?? Self.message(for: event),
             displayTimezone: context.displayTimeZone.identifier)
         let body = try JSONEncoder.encodePayload(CreateRequest(data: .init(attributes: attributes)), kind: "Datadog")
         return .send(request("POST", url: downtimeURL, body: body))

@@ -10,7 +10,7 @@ import PatchbayCore
 /// One delivery sends one request, so the window is the main object: a `completed`/`failed`
 /// event sends its change event only when the window needs no change (in particular, an event that
 /// creates the window sends no change event).
-public struct PagerDutyTarget: DeliveryTarget, RegisteredTarget {
+public struct PagerDutyTarget: DeliveryTarget, TemplatedTarget {
     public static let kind = "pagerduty"
     public static let defaultBaseURL = URL(string: "https://api.pagerduty.com")!
     public static let defaultEventsURL = URL(string: "https://events.pagerduty.com")!
@@ -48,6 +48,11 @@ public struct PagerDutyTarget: DeliveryTarget, RegisteredTarget {
     public let eventsURL: URL
     /// The Events API v2 integration key; nil when change events are off.
     public let routingKey: Secret?
+    /// `text`: the window's description and the change event's summary. Plain text (sent inside
+    /// JSON strings), so values need no escaping; the change event cuts it to 1024 characters.
+    public var templates: MessageTemplates?
+    public static let templateKeys: Set<String> = ["text"]
+    public static let templateEscaping = TemplateEscaping(name: "PATCHBAY_PLAIN_TEXT") { $0 }
     public var kind: String { Self.kind }
     /// The routing key travels in the change event's body, not in a header: listing it here is
     /// what keeps it out of logs, response excerpts and the database.
@@ -232,9 +237,15 @@ public struct PagerDutyTarget: DeliveryTarget, RegisteredTarget {
         }
         let window = PagerDutyWindowBody.Window(
             startTime: Timestamp.clamped(event.window.start), endTime: Timestamp.clamped(event.window.end),
-            description: description(event), services: services.map { PagerDutyWindowBody.ServiceReference(id: $0) })
+            description: templated(event, context: context) ?? description(event), services: services.map { PagerDutyWindowBody.ServiceReference(id: $0) })
         let body = try JSONEncoder.encodePayload(PagerDutyWindowBody(maintenanceWindow: window), kind: "PagerDuty")
         return .send(restRequest(method, url: url, body: body))
+    }
+
+    /// The wording of `text` from the route's or the target's templates, when there is one.
+    private func templated(_ event: PatchEvent, context: RenderContext) -> String? {
+        MessageTemplates.preferring(context.routeTemplates, over: templates)?
+            .render("text", TemplateValues.values(for: event, context: context)).flatMap { $0.isEmpty ? nil : $0 }
     }
 
     private func description(_ event: PatchEvent) -> String {
@@ -263,7 +274,7 @@ public struct PagerDutyTarget: DeliveryTarget, RegisteredTarget {
     func changeEvent(for event: PatchEvent, context: RenderContext) throws(RenderError) -> DeliveryStep? {
         guard let routingKey, event.type == .completed || event.type == .failed else { return nil }
         let who = event.instance.map { instance in instance.name.flatMap { $0.isEmpty ? nil : $0 } ?? instance.id }
-        let summary = who.map { "\(MessageText.title(for: event)): \($0) (\(event.systemName))" }
+        let summary = templated(event, context: context) ?? who.map { "\(MessageText.title(for: event)): \($0) (\(event.systemName))" }
             ?? "\(MessageText.title(for: event)): \(event.systemName)"
         let packages = Array(event.packages.prefix(Self.maxChangeEventPackages))
         let details = PagerDutyChangeEvent.Details(
