@@ -8,8 +8,10 @@ import Synchronization
 /// transfer, connections are reused across requests to the same host, redirects are never
 /// followed, and only http/https are allowed.
 public final class CurlTransport: HTTPTransport, @unchecked Sendable {
-    /// Longest response body kept: enough for an error message or a created object's id.
+    /// Longest response body kept by default: enough for an error message or a created object's id.
     public static let maxResponseBytes = 64 * 1024
+    /// This transport's limit (tests reading `/metrics` need more than a vendor answer).
+    public let responseLimit: Int
 
     private let multi: UnsafeMutableRawPointer
     private let inbox = Mutex<[Transfer]>([])
@@ -28,8 +30,10 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         curl_global_init(Int(CURL_GLOBAL_DEFAULT))
     }()
 
-    public init(redactor: Redactor, logger: Logger, userAgent: String = "Patchbay/1.0", maxHostConnections: Int = 8) {
+    public init(redactor: Redactor, logger: Logger, userAgent: String = "Patchbay/1.0", maxHostConnections: Int = 8,
+                responseLimit: Int = maxResponseBytes) {
         _ = Self.globalInit
+        self.responseLimit = max(1, responseLimit)
         multi = curl_multi_init()
         self.redactor = redactor
         self.logger = logger
@@ -68,7 +72,7 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         let box = TransferBox()
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                let transfer = Transfer(request: request, timeouts: timeouts, continuation: continuation)
+                let transfer = Transfer(request: request, timeouts: timeouts, responseLimit: responseLimit, continuation: continuation)
                 box.transfer.withLock { $0 = transfer }
                 if stopping.load(ordering: .acquiring) || Task.isCancelled {
                     transfer.finish(.failure(TransportFailure(kind: .other, message: "transfer cancelled", latency: .zero)))
@@ -147,14 +151,14 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         patchbay_curl_set_write_callback(easy, { data, size, count, context in
             let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
             let length = size * count
-            if let data, transfer.body.count < CurlTransport.maxResponseBytes {
-                let keep = min(length, CurlTransport.maxResponseBytes - transfer.body.count)
+            if let data, transfer.body.count < transfer.responseLimit {
+                let keep = min(length, transfer.responseLimit - transfer.body.count)
                 data.withMemoryRebound(to: UInt8.self, capacity: keep) { transfer.body.append($0, count: keep) }
             }
             // Once the kept bytes are in, stop reading: an endless body must not turn a delivered
             // answer into a timeout (and a duplicate send). curl ends the transfer with
             // CURLE_WRITE_ERROR, which `collectFinished` reads as "status known, body cut".
-            if transfer.body.count >= CurlTransport.maxResponseBytes {
+            if transfer.body.count >= transfer.responseLimit {
                 transfer.truncated = true
                 return 0
             }
@@ -311,7 +315,8 @@ private final class Transfer: @unchecked Sendable {
     let timeouts: TransportTimeouts
     private var continuation: CheckedContinuation<Result<TransportResponse, TransportFailure>, Never>?
     var body = Data()
-    /// The body reached `maxResponseBytes` and the rest was not read.
+    let responseLimit: Int
+    /// The body reached `responseLimit` and the rest was not read.
     var truncated = false
     /// The open-socket callback refused the resolved address.
     var refusedDestination = false
@@ -346,8 +351,9 @@ private final class Transfer: @unchecked Sendable {
     var startedAt = ContinuousClock.now
     let errorBuffer = UnsafeMutableRawPointer.allocate(byteCount: Int(CURL_ERROR_SIZE) + 1, alignment: 1)
 
-    init(request: OutboundRequest, timeouts: TransportTimeouts,
+    init(request: OutboundRequest, timeouts: TransportTimeouts, responseLimit: Int,
          continuation: CheckedContinuation<Result<TransportResponse, TransportFailure>, Never>) {
+        self.responseLimit = responseLimit
         self.request = request
         self.timeouts = timeouts
         self.continuation = continuation

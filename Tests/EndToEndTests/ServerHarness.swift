@@ -13,7 +13,9 @@ final class ServerHarness: @unchecked Sendable {
     private(set) var port = 0
     private var starts = 0
     static let adminToken = "e2e-admin-token-0123456789"
-    let client = CurlTransport(redactor: Redactor(secrets: []), logger: Logger(label: "e2e-client"))
+    /// Reads whole answers: `/metrics` holds a series per (kind, outcome, reason), well over a
+    /// vendor answer's 64 KiB.
+    let client = CurlTransport(redactor: Redactor(secrets: []), logger: Logger(label: "e2e-client"), responseLimit: 8 * 1024 * 1024)
 
     init(config: String, token: String = "e2e-token-0123456789abcdef") throws {
         directory = try TemporaryDirectory("e2e")
