@@ -156,7 +156,8 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
             // The row stays locked until commit: a second operator replaying at the same moment
             // waits here, then reads it pending and queues nothing.
             guard let row = try await Self.rows("""
-                SELECT state, attempts, maintenance_key, target FROM deliveries WHERE id = \(id) FOR UPDATE
+                SELECT d.state, d.attempts, d.maintenance_key, d.target, e.type FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                WHERE d.id = \(id) FOR UPDATE OF d
                 """, on: connection, logger: logger).first?.columns else { return .notFound }
             let state = try row.value("state", as: String.self)
             guard state != DeliveryState.pending.rawValue, state != DeliveryState.inFlight.rawValue else {
@@ -188,6 +189,16 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
                 FROM lane
                 WHERE id = \(id)
                 """, on: connection, logger: logger)
+            if DigestLane.split(target).isDigest {
+                // A replayed summary names its stage's servers again (see FollowUpState.forgettingStage).
+                let stage = try row.value("type", as: String.self)
+                if let json = try await Self.rows("SELECT state FROM followups WHERE maintenance_key = \(lane) AND target = \(target) FOR UPDATE",
+                                                  on: connection, logger: logger).first.map({ try $0.decode(String.self) }),
+                   let forgotten = FollowUpState.forgettingStage(stage, in: json) {
+                    try await Self.rows("UPDATE followups SET state = \(forgotten), updated_at = \(now) WHERE maintenance_key = \(lane) AND target = \(target)",
+                                        on: connection, logger: logger)
+                }
+            }
             try await announceWork(on: connection)
             return .replayed
         }

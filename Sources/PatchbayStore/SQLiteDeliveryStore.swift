@@ -489,7 +489,10 @@ public final class SQLiteDeliveryStore: DeliveryStore {
 
     public func replay(id: String, at now: Date, dryRun: Bool) async throws -> ReplayResult {
         try await committer.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT state, attempts FROM deliveries WHERE id = ?", arguments: [id]) else {
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT d.state, d.attempts, d.maintenance_key, d.target, e.type FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                WHERE d.id = ?
+                """, arguments: [id]) else {
                 return .notFound
             }
             let state: String = row["state"]
@@ -507,6 +510,15 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                                       replayed_at = ?, updated_at = ?, last_reason = 'replay_requested'
                 WHERE id = ?
                 """, arguments: [seconds, seconds, seconds, id])
+            let target: String = row["target"]
+            if DigestLane.split(target).isDigest {
+                let key: String = row["maintenance_key"]
+                if let json = try String.fetchOne(db, sql: "SELECT state FROM followups WHERE maintenance_key = ? AND target = ?", arguments: [key, target]),
+                   let forgotten = FollowUpState.forgettingStage(row["type"], in: json) {
+                    try db.execute(sql: "UPDATE followups SET state = ?, updated_at = ? WHERE maintenance_key = ? AND target = ?",
+                                   arguments: [forgotten, seconds, key, target])
+                }
+            }
             return .replayed
         }
     }

@@ -151,6 +151,27 @@ struct StoreContractTests: StoreFixtures {
         }
     }
 
+    /// Replaying a summary forgets which servers its stage's summaries named, so the replay
+    /// names them again instead of being skipped as "nothing new"; other stages keep theirs.
+    @Test(arguments: StoreBackend.available)
+    func aReplayedSummaryNamesItsServersAgain(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let store = under.store
+            var submission = submission(event(.completed), targets: [])
+            submission.deliveries = [DeliveryPlan(target: "ops/digest", targetKind: "slack", displayTimeZone: "UTC", digestWait: 1)]
+            _ = try await store.accept(submission)
+            let claim = try #require(try await store.claimDue(now: t0.addingTimeInterval(2), limit: 1, lease: .seconds(30)).first)
+            let named = FollowUpState(announced: ["patch.completed": ["i-1"], "patch.started": ["i-1"]])
+            #expect(try await store.complete(claim, attempt: attempt(claim), transition: .delivered, followUp: named, at: t0.addingTimeInterval(2)))
+            #expect(try await store.maintenanceContext(for: event(.completed), target: "ops/digest").0?.announced?["patch.completed"] == ["i-1"])
+
+            #expect(try await store.replay(id: claim.id, at: t0.addingTimeInterval(3), dryRun: false) == .replayed)
+            let after = try await store.maintenanceContext(for: event(.completed), target: "ops/digest").0
+            #expect(after?.announced?["patch.completed"] == nil, "the replayed stage is forgotten")
+            #expect(after?.announced?["patch.started"] == ["i-1"], "other stages are kept")
+        }
+    }
+
     /// A link one target's vendor returned (Statuspage's shortlink) reaches every target's
     /// templates, by target name; each target still gets its own follow-up state.
     @Test(arguments: StoreBackend.available)

@@ -27,6 +27,16 @@ public struct FollowUpState: Sendable, Hashable, Codable {
 }
 
 extension FollowUpState {
+    /// The stored state of a summary lane after an operator replays one of its summaries: the
+    /// servers of that stage are forgotten, so the replay names them all again instead of being
+    /// skipped as "nothing new". nil when nothing changes.
+    public static func forgettingStage(_ stage: String, in json: String) -> String? {
+        guard var state = try? JSONDecoder.patchbay().decode(FollowUpState.self, from: Data(json.utf8)),
+              state.announced?[stage] != nil else { return nil }
+        state.announced?[stage] = nil
+        return (try? JSONEncoder.patchbay().encode(state)).map { String(decoding: $0, as: UTF8.self) }
+    }
+
     /// What a store read for (maintenance, target): `target`'s own state, and `snapshot` with the
     /// links every target of the maintenance left. `states` are (target, stored JSON) rows.
     public static func decode(_ states: [(target: String, json: String)], for target: String,
