@@ -125,6 +125,13 @@ struct EmailTargetTests {
         #expect(EmailMessage.threadID(of: event, target: "a", domain: "example.com") != EmailMessage.threadID(of: event, target: "b", domain: "example.com"))
     }
 
+    @Test func longRecipientListsAreFoldedOneAddressPerLine() {
+        let many = (1...40).map { MailAddress("Team Member \($0) <member\($0)@example.com>")! }
+        let header = "To: " + EmailMessage.addressList(many)
+        #expect(header.components(separatedBy: "\r\n").allSatisfy { $0.count <= 78 })
+        #expect(header.components(separatedBy: "\r\n").count == 40)
+    }
+
     @Test func smtpRepliesDecideTheOutcome() {
         let target = Self.target()
         func outcome(_ status: Int) -> DeliveryOutcome {

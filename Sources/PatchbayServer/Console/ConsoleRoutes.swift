@@ -197,8 +197,10 @@ struct ConsoleRoutes: Sendable {
         let days = 14
         let summaries = try await maintenances.maintenances(since: now.addingTimeInterval(-Double(days) * 86_400), limit: 100)
         var groups: [(String, [[String: Any]])] = [("Running", []), ("Upcoming", []), ("Recent", [])]
-        for summary in summaries {
-            let detail = try await maintenances.maintenance(id: summary.id)
+        for (index, summary) in summaries.enumerated() {
+            // Per-target states need each maintenance's detail: read for the first 30 only, so a
+            // page that refreshes every 30 s stays cheap; the rest show their counts.
+            let detail = index < Self.detailedMaintenances ? try await maintenances.maintenance(id: summary.id) : nil
             let row = ConsoleViews.maintenanceRow(summary, detail: detail, kinds: configuration.targets.mapValues(\.kind))
             let index = summary.status == .cancelled || summary.window.end < now ? 2 : summary.window.start > now ? 1 : 0
             groups[index].1.append(row)
@@ -236,6 +238,7 @@ struct ConsoleRoutes: Sendable {
     }
 
     static let pageSize = 50
+    static let detailedMaintenances = 30
 
     func deliveriesPage(_ session: ConsoleSession, request: Request) async throws -> Response {
         let query = request.uri.queryParameters

@@ -34,9 +34,9 @@ struct EmailMessage {
         var headers = [
             "Date: \(Self.date(context.now))",
             "From: \(Self.header(from))",
-            "To: \(to.map(Self.header).joined(separator: ", "))",
+            "To: \(Self.addressList(to))",
         ]
-        if !cc.isEmpty { headers.append("Cc: \(cc.map(Self.header).joined(separator: ", "))") }
+        if !cc.isEmpty { headers.append("Cc: \(Self.addressList(cc))") }
         headers.append("Subject: \(Self.encodedWord(subject))")
         // Stable per delivery: a retried send carries the same id, so the receiver can tell.
         headers.append("Message-ID: \(isFirst ? thread : "<\(context.deliveryID).\(thread.dropFirst())")")
@@ -86,6 +86,12 @@ struct EmailMessage {
             text = text.replacingOccurrences(of: entity, with: character)
         }
         return text
+    }
+
+    /// Addresses separated by `,` and folded onto lines of their own, so a long list never makes a
+    /// line longer than RFC 5322's 998 characters.
+    static func addressList(_ addresses: [MailAddress]) -> String {
+        addresses.map(header).joined(separator: ",\r\n ")
     }
 
     /// `Patch Bot <patchbay@example.com>`; a name with RFC 5322 specials (`Ops, Team`) is
