@@ -134,15 +134,15 @@ public struct RouteTable: Sendable {
                     target.name = DigestLane.target(for: target.name)
                     digestWait = route.chat.groupWait.seconds
                 }
-                // One plan per target, summary or not: the first route naming it decides.
-                if let existing = index[target.name] ?? index[DigestLane.split(target.name).isDigest ? routeTarget.name : DigestLane.target(for: routeTarget.name)] {
+                // One plan per configured target, summary or not: the first route naming it decides.
+                if let existing = index[routeTarget.name] {
                     for resource in target.resources where !plans[existing].resources.contains(resource) {
                         plans[existing].resources.append(resource)
                     }
                     continue
                 }
                 guard let kind = kindOf(routeTarget.name) else { continue }
-                index[target.name] = plans.count
+                index[routeTarget.name] = plans.count
                 plans.append(DeliveryPlan(target: target.name, targetKind: kind, displayTimeZone: zone, resources: target.resources,
                                           digestWait: digestWait))
             }

@@ -83,18 +83,10 @@ struct SlackPayload: Encodable, Equatable {
 public enum SlackEscaping {
     /// By Unicode scalar: a `<` followed by a combining mark is one Character that is not `<`.
     @Sendable public static func escape(_ text: String) -> String {
-        var result = ""
-        result.reserveCapacity(text.utf8.count)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "&": result += "&amp;"
-            case "<": result += "&lt;"
-            case ">": result += "&gt;"
-            default: result.unicodeScalars.append(scalar)
-            }
-        }
-        return result
+        TemplateEscaping.replacing(entities, in: text)
     }
+
+    static let entities: [Unicode.Scalar: String] = ["&": "&amp;", "<": "&lt;", ">": "&gt;"]
 
     public static let markup = Markup(escape: escape, emphasize: { "*\($0)*" })
 }

@@ -52,25 +52,22 @@ public struct TemplateEscaping: Sendable {
     }
 
     /// A mail header's text: one line, whatever the value holds (RFC 2047 encoding comes later).
-    public static let headerLine = TemplateEscaping(name: "PATCHBAY_HEADER") { text in
-        String(text.map { $0.isNewline || $0 == "\t" ? " " : $0 })
-    }
+    public static let headerLine = TemplateEscaping(name: "PATCHBAY_HEADER") { replacing(lineBreaks, in: $0) }
+    static let lineBreaks: [Unicode.Scalar: String] = ["\n": " ", "\r": " ", "\t": " ", "\u{0B}": " ", "\u{0C}": " ",
+                                                      "\u{85}": " ", "\u{2028}": " ", "\u{2029}": " "]
 
-    /// HTML text and attribute values.
-    /// By Unicode scalar, not Character: `"` followed by a combining mark is one Character that
-    /// is not `"`, and would otherwise pass unescaped and end an attribute.
-    public static let html = TemplateEscaping(name: "PATCHBAY_HTML") { text in
+    /// HTML text and attribute values. By Unicode scalar, not Character: `"` followed by a
+    /// combining mark is one Character that is not `"`, and would otherwise end an attribute.
+    public static let html = TemplateEscaping(name: "PATCHBAY_HTML") { replacing(htmlEntities, in: $0) }
+    static let htmlEntities: [Unicode.Scalar: String] = ["&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;", "'": "&#39;"]
+
+    /// `text` with each scalar found in `table` replaced, the others kept. Working by Unicode
+    /// scalar is what makes an escaper hold against combining marks.
+    public static func replacing(_ table: [Unicode.Scalar: String], in text: String) -> String {
         var result = ""
         result.reserveCapacity(text.utf8.count)
         for scalar in text.unicodeScalars {
-            switch scalar {
-            case "&": result += "&amp;"
-            case "<": result += "&lt;"
-            case ">": result += "&gt;"
-            case "\"": result += "&quot;"
-            case "'": result += "&#39;"
-            default: result.unicodeScalars.append(scalar)
-            }
+            if let replacement = table[scalar] { result += replacement } else { result.unicodeScalars.append(scalar) }
         }
         return result
     }
