@@ -7,11 +7,43 @@ import Synchronization
 /// HTTP client for outbound delivery over the libcurl multi interface: one thread drives every
 /// transfer, connections are reused across requests to the same host, redirects are never
 /// followed, and only http/https are allowed.
-public final class CurlTransport: HTTPTransport, @unchecked Sendable {
+///
+/// A thin handle over `CurlMultiLoop`: the loop's thread holds the loop strongly, so the loop
+/// outlives every callback it runs; dropping the last handle stops the thread and waits for it.
+/// (The loop once lived in this class with an unretained reference from its thread; the thread's
+/// last release could then land after `deinit` returned, and the runtime aborted with "deallocated
+/// with non-zero retain count".)
+public final class CurlTransport: HTTPTransport, Sendable {
     /// Longest response body kept by default: enough for an error message or a created object's id.
     public static let maxResponseBytes = 64 * 1024
     /// This transport's limit (tests reading `/metrics` need more than a vendor answer).
-    public let responseLimit: Int
+    public var responseLimit: Int { loop.responseLimit }
+    /// Connections opened so far; far fewer than requests when connections are reused.
+    public var newConnections: Int { loop.newConnections }
+
+    private let loop: CurlMultiLoop
+
+    public init(redactor: Redactor, logger: Logger, userAgent: String = "Patchbay/1.0", maxHostConnections: Int = 8,
+                responseLimit: Int = maxResponseBytes) {
+        loop = CurlMultiLoop(redactor: redactor, logger: logger, userAgent: userAgent,
+                             maxHostConnections: maxHostConnections, responseLimit: responseLimit)
+    }
+
+    /// Stops the transfer thread; transfers still running fail with a transport error.
+    public func shutdown() { loop.shutdown() }
+
+    deinit { loop.shutdown() }
+
+    /// Cancelling the calling task aborts the transfer (shutdown past its grace period).
+    public func send(_ request: OutboundRequest, timeouts: TransportTimeouts) async -> Result<TransportResponse, TransportFailure> {
+        await loop.send(request, timeouts: timeouts)
+    }
+}
+
+/// The multi handle and the thread that drives it. Only that thread touches `active` and the
+/// easy handles; other threads hand work over through `inbox` and `cancellations` and wake it.
+final class CurlMultiLoop: @unchecked Sendable {
+    let responseLimit: Int
 
     private let multi: UnsafeMutableRawPointer
     private let inbox = Mutex<[Transfer]>([])
@@ -19,19 +51,16 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     private let redactor: Redactor
     private let logger: Logger
     private let userAgent: String
-    private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
     private let connectionsOpened = Atomic<Int>(0)
 
-    /// Connections opened so far; far fewer than requests when connections are reused.
-    public var newConnections: Int { connectionsOpened.load(ordering: .relaxed) }
+    var newConnections: Int { connectionsOpened.load(ordering: .relaxed) }
 
     private static let globalInit: Void = {
         curl_global_init(Int(CURL_GLOBAL_DEFAULT))
     }()
 
-    public init(redactor: Redactor, logger: Logger, userAgent: String = "Patchbay/1.0", maxHostConnections: Int = 8,
-                responseLimit: Int = maxResponseBytes) {
+    init(redactor: Redactor, logger: Logger, userAgent: String, maxHostConnections: Int, responseLimit: Int) {
         _ = Self.globalInit
         self.responseLimit = max(1, responseLimit)
         multi = curl_multi_init()
@@ -39,36 +68,27 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
         self.logger = logger
         self.userAgent = userAgent
         patchbay_curl_multi_set_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, maxHostConnections)
-        // The loop holds no strong reference (dropping the transport shuts it down), and not a
-        // checked `unowned` one either: a transport released at once (a test that never sends)
-        // could start its thread after `deinit` began, and a checked load then traps. `deinit`
-        // waits for the loop to end, so the unretained reference stays valid while it runs; `init`
-        // waits until the thread runs.
-        let ready = DispatchSemaphore(value: 0)
-        let thread = Thread { [unowned(unsafe) self] in
-            ready.signal()
+        // The thread keeps the loop alive until `runLoop` returns (after `shutdown`); the thread
+        // object is not stored here, which would make a cycle.
+        let thread = Thread { [self] in
             self.runLoop()
         }
         thread.name = "patchbay-curl"
-        self.thread = thread
         thread.start()
-        ready.wait()
     }
 
-    /// Stops the transfer thread; transfers still running fail with a transport error.
-    public func shutdown() {
+    /// Idempotent; returns once the thread has failed every transfer still running.
+    func shutdown() {
         guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
         curl_multi_wakeup(multi)
         finished.wait()
     }
 
     deinit {
-        shutdown()
         curl_multi_cleanup(multi)
     }
 
-    /// Cancelling the calling task aborts the transfer (shutdown past its grace period).
-    public func send(_ request: OutboundRequest, timeouts: TransportTimeouts) async -> Result<TransportResponse, TransportFailure> {
+    func send(_ request: OutboundRequest, timeouts: TransportTimeouts) async -> Result<TransportResponse, TransportFailure> {
         let box = TransferBox()
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in

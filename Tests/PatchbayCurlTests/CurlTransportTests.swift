@@ -174,6 +174,28 @@ struct CurlTransportTests {
         }
     }
 
+    /// CI once aborted with "deallocated with non-zero retain count": the transfer thread released
+    /// its reference after `deinit` had returned. Dropping many transports at once, some after a
+    /// transfer, some right away and from several tasks, must never abort the process.
+    @Test func transportsDroppedAtOnceNeverOutliveTheirThread() async throws {
+        try await withSink { sink in
+            let url = "\(sink.baseURL)/slack/T/B/X"
+            let statuses = await withTaskGroup(of: Int.self) { group in
+                for index in 0..<200 {
+                    group.addTask {
+                        let transport = CurlTransport(redactor: Redactor(secrets: []), logger: Logger(label: "test"))
+                        guard index.isMultiple(of: 4) else { return 0 }
+                        let result = await transport.send(request(url), timeouts: timeouts)
+                        return (try? result.get().status) ?? -1
+                    }
+                }
+                return await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses.count == 200)
+            #expect(statuses.filter { $0 == 200 }.count == 50)
+        }
+    }
+
     @Test func destinationPolicyRanges() {
         let policy = DestinationPolicy.publicOnly
         func v4(_ text: String) -> UInt32 { text.split(separator: ".").reduce(0) { $0 << 8 | UInt32($1)! } }
