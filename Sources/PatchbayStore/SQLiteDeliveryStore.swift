@@ -98,7 +98,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                             deliveries: [DeliveryPlan], receivedAt: Date) throws {
         let received = receivedAt.timeIntervalSince1970
         let maintenanceKey = event.maintenanceKey.storageValue
-        try db.execute(
+        try db.executeCached(
             sql: """
                 INSERT INTO events (id, idempotency_key, body_sha256, type, app, environment, maintenance_key, payload, delivery_count, received_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -111,14 +111,14 @@ public final class SQLiteDeliveryStore: DeliveryStore {
             var due = received
             if let wait = plan.digestWait {
                 // A summary of this (maintenance, target, stage) still waiting takes this event in.
-                let waiting = try Bool.fetchOne(db, sql: """
+                let waiting = try Bool.fetchOne(cached: db, sql: """
                     SELECT EXISTS (SELECT 1 FROM deliveries d JOIN events e ON e.seq = d.event_seq
                                    WHERE d.maintenance_key = ? AND d.target = ? AND d.state = 'pending' AND e.type = ?)
                     """, arguments: [maintenanceKey, plan.target, event.type.rawValue]) ?? false
                 if waiting { continue }
                 due = received + wait
             }
-            try db.execute(
+            try db.executeCached(
                 sql: """
                     INSERT INTO deliveries (id, event_seq, target, target_kind, maintenance_key, display_timezone, state,
                                             next_attempt_at, created_at, updated_at, resources)
@@ -130,7 +130,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         }
         if let instance = event.instance {
             // Keep each instance's furthest stage: a late `started` must not hide its `completed`.
-            try db.execute(sql: """
+            try db.executeCached(sql: """
                 INSERT INTO maintenance_instances (maintenance_key, instance_id, instance_name, last_type, stage_rank, packages, updated_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (maintenance_key, instance_id) DO UPDATE SET
@@ -154,13 +154,13 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         return try await committer.write { db in
             if let earlier = try Self.earlierAnswer(db, key: idempotencyKey, digest: digest) { return earlier }
             let received = receivedAt.timeIntervalSince1970
-            try db.execute(sql: """
+            try db.executeCached(sql: """
                 INSERT INTO events (id, idempotency_key, body_sha256, type, app, environment, maintenance_key, payload, delivery_count, received_at)
                 VALUES (?, ?, ?, ?, ?, 'relay', ?, ?, ?, ?)
                 """, arguments: [eventID, idempotencyKey, digest, RelayedMessage.eventType, message.source, lane, payload, deliveries.count, received])
             let eventSeq = db.lastInsertedRowID
             for plan in deliveries {
-                try db.execute(sql: """
+                try db.executeCached(sql: """
                     INSERT INTO deliveries (id, event_seq, target, target_kind, maintenance_key, display_timezone, state,
                                             next_attempt_at, created_at, updated_at)
                     VALUES (?, ?, ?, ?, ?, 'UTC', 'pending', ?, ?, ?)
@@ -173,7 +173,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
     /// The answer to an earlier request with the same idempotency key: the same one for the same
     /// body, a conflict for another.
     static func earlierAnswer(_ db: Database, key: String, digest: String) throws -> AcceptResult? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT id, body_sha256, delivery_count FROM events WHERE idempotency_key = ?", arguments: [key]) else {
+        guard let row = try Row.fetchOne(cached: db, sql: "SELECT id, body_sha256, delivery_count FROM events WHERE idempotency_key = ?", arguments: [key]) else {
             return nil
         }
         let existing = AcceptedEvent(id: row["id"], deliveries: row["delivery_count"])
@@ -209,7 +209,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
             // deliveries are walked in due order (deliveries_due) and each is kept only if its
             // lane holds nothing unfinished before it (one probe of deliveries_unfinished_lane),
             // so a claim costs what it takes rather than a pass over every unfinished lane.
-            let due = try Row.fetchAll(db, sql: """
+            let due = try Row.fetchAll(cached: db, sql: """
                 SELECT \(Self.claimColumns)
                 FROM deliveries d INDEXED BY deliveries_due
                 JOIN events e ON e.seq = d.event_seq
@@ -228,7 +228,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
     /// Leases one selected delivery, inside the write transaction.
     static func lease(_ db: Database, row: Row, leaseUntil: Double, now: Double) throws -> ClaimRow {
         let token = Identifier.make("lease")
-        try db.execute(sql: """
+        try db.executeCached(sql: """
             UPDATE deliveries SET state = 'in_flight', next_attempt_at = ?, lease_token = ?, attempts = attempts + 1, updated_at = ?
             WHERE seq = ?
             """, arguments: [leaseUntil, token, now, row["seq"] as Int64])
@@ -266,12 +266,12 @@ public final class SQLiteDeliveryStore: DeliveryStore {
             let undecodable = undecodable
             try await committer.write { db in
                 for row in undecodable {
-                    try db.execute(sql: """
+                    try db.executeCached(sql: """
                         INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
                         VALUES (?, ?, ?, 0, NULL, 'dead', ?, ?)
                         """, arguments: [row.id, row.attempt, nowSeconds, DeliveryReason.undecodable.rawValue,
                                          "the stored event cannot be read back: \(row.error)"])
-                    try db.execute(sql: """
+                    try db.executeCached(sql: """
                         UPDATE deliveries SET state = 'dead', lease_token = NULL, next_attempt_at = ?, updated_at = ?, last_reason = ?
                         WHERE id = ?
                         """, arguments: [nowSeconds, nowSeconds, DeliveryReason.undecodable.rawValue, row.id])
@@ -288,11 +288,13 @@ public final class SQLiteDeliveryStore: DeliveryStore {
     }
 
     static func encodeList(_ list: [String]) -> String {
-        (try? String(decoding: JSONEncoder().encode(list), as: UTF8.self)) ?? "[]"
+        // Most deliveries have no route resources: skip a JSONEncoder per insert.
+        guard !list.isEmpty else { return "[]" }
+        return (try? String(decoding: JSONEncoder().encode(list), as: UTF8.self)) ?? "[]"
     }
 
     static func decodeList(_ text: String?) -> [String] {
-        guard let text else { return [] }
+        guard let text, text != "[]" else { return [] }
         return (try? JSONDecoder().decode([String].self, from: Data(text.utf8))) ?? []
     }
 
@@ -308,12 +310,12 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         case .expired: (.expired, nowSeconds)
         }
         let (stillOurs, next) = try await committer.write { db -> (Bool, ClaimRow?) in
-            try db.execute(sql: """
+            try db.executeCached(sql: """
                 INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [attempt.deliveryID, attempt.number, attempt.startedAt.timeIntervalSince1970, attempt.latencyMilliseconds,
                                  attempt.statusCode, attempt.outcome, attempt.reason, attempt.responseExcerpt])
-            try db.execute(sql: """
+            try db.executeCached(sql: """
                 UPDATE deliveries SET state = ?, next_attempt_at = ?, lease_token = NULL, updated_at = ?, last_reason = ?,
                                       throttles = throttles + ?
                 WHERE id = ? AND lease_token = ? AND state = 'in_flight'
@@ -321,14 +323,14 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                                  throttled ? 1 : 0, claim.id, claim.leaseToken])
             guard db.changesCount == 1 else { return (false, nil) }
             if let followUpJSON {
-                try db.execute(sql: """
+                try db.executeCached(sql: """
                     INSERT INTO followups (maintenance_key, target, state, updated_at) VALUES (?, ?, ?, ?)
                     ON CONFLICT (maintenance_key, target) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
                     """, arguments: [maintenanceKey, claim.target, followUpJSON, nowSeconds])
             }
             guard let lease, transition.isFinal else { return (true, nil) }
             // The lane's new head, if it is due: the same worker goes on with it.
-            guard let head = try Row.fetchOne(db, sql: """
+            guard let head = try Row.fetchOne(cached: db, sql: """
                 SELECT \(Self.claimColumns), d.state, d.next_attempt_at
                 FROM deliveries d INDEXED BY deliveries_unfinished_lane
                 JOIN events e ON e.seq = d.event_seq
@@ -347,7 +349,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
     public func maintenanceContext(for event: PatchEvent, target: String) async throws -> (FollowUpState?, MaintenanceSnapshot) {
         let key = event.maintenanceKey.storageValue
         let (states, snapshot) = try await pool.read { db -> ([(String, String)], MaintenanceSnapshot) in
-            let rows = try Row.fetchAll(db, sql: "SELECT target, state FROM followups WHERE maintenance_key = ?", arguments: [key])
+            let rows = try Row.fetchAll(cached: db, sql: "SELECT target, state FROM followups WHERE maintenance_key = ?", arguments: [key])
             return (rows.map { ($0["target"], $0["state"]) }, try Self.snapshot(db, key: key))
         }
         return try FollowUpState.decode(states, for: target, into: snapshot)
@@ -375,7 +377,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
     /// Returns how many were released.
     public func releaseLeasesOfPreviousProcess(at now: Date) async throws -> Int {
         try await committer.write { db in
-            try db.execute(sql: """
+            try db.executeCached(sql: """
                 UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_token = NULL, updated_at = ?
                 WHERE state = 'in_flight'
                 """, arguments: [now.timeIntervalSince1970, now.timeIntervalSince1970])
@@ -385,7 +387,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
 
     public func release(_ claim: ClaimedDelivery, until: Date, at now: Date) async throws -> Bool {
         try await committer.write { db in
-            try db.execute(sql: """
+            try db.executeCached(sql: """
                 UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_token = NULL, attempts = attempts - 1, updated_at = ?
                 WHERE id = ? AND lease_token = ? AND state = 'in_flight'
                 """, arguments: [until.timeIntervalSince1970, now.timeIntervalSince1970, claim.id, claim.leaseToken])

@@ -8,7 +8,7 @@ extension SQLiteDeliveryStore: MaintenanceStore {
     // MARK: Reading and writing rows
 
     static func maintenanceRecord(_ db: Database, key: String) throws -> MaintenanceRecord? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM maintenances WHERE maintenance_key = ?", arguments: [key]) else { return nil }
+        guard let row = try Row.fetchOne(cached: db, sql: "SELECT * FROM maintenances WHERE maintenance_key = ?", arguments: [key]) else { return nil }
         return record(row)
     }
 
@@ -29,7 +29,7 @@ extension SQLiteDeliveryStore: MaintenanceStore {
         let seconds = now.timeIntervalSince1970
         if change.recordChanged {
             let tags = String(decoding: (try? JSONEncoder().encode(record.tags)) ?? Data("{}".utf8), as: UTF8.self)
-            try db.execute(sql: """
+            try db.executeCached(sql: """
                 INSERT INTO maintenances (maintenance_key, id, app, environment, window_key, window_id, window_start, window_end,
                                           window_timezone, status, display_timezone, tags, created_at, updated_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -41,12 +41,12 @@ extension SQLiteDeliveryStore: MaintenanceStore {
                                  record.status.rawValue, record.displayTimeZone, tags, record.createdAt.timeIntervalSince1970, seconds])
         }
         if let reason = change.dropPlanned {
-            try db.execute(sql: """
+            try db.executeCached(sql: """
                 UPDATE planned_notices SET state = 'dropped', reason = ?, updated_at = ? WHERE maintenance_key = ? AND state = 'planned'
                 """, arguments: [reason, seconds, key])
         }
         for notice in change.notices {
-            try db.execute(sql: """
+            try db.executeCached(sql: """
                 INSERT INTO planned_notices (id, maintenance_key, kind, lead_seconds, due_at, state, reason, event_id, updated_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [notice.id, key, notice.kind.rawValue, notice.leadSeconds, notice.dueAt.timeIntervalSince1970,

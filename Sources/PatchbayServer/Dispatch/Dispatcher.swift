@@ -92,24 +92,63 @@ public struct Dispatcher: Service, CustomStringConvertible {
         }
     }
 
-    /// One attempt at one delivery; returns the lane's next delivery when the store leased it to us.
+    /// One attempt at one delivery, as a pipeline of small stages (after Alertmanager's notify):
+    /// plan (target, expiry, rendering), pace, send and classify, record. Each stage either hands
+    /// the next one what it needs or ends the attempt. Returns the lane's next delivery when the
+    /// store leased it to this worker while recording.
     func attempt(_ claim: ClaimedDelivery) async -> ClaimedDelivery? {
-        var logger = self.logger
-        logger[metadataKey: "delivery.id"] = "\(claim.id)"
-        logger[metadataKey: "target.name"] = "\(claim.target)"
-        logger[metadataKey: "target.kind"] = "\(claim.targetKind)"
-        logger[metadataKey: "event.type"] = "\(claim.event.type.rawValue)"
-        logger[metadataKey: "attempt"] = "\(claim.attempt)"
-        var attempt = Attempt(claim: claim, logger: logger, startedAt: clock())
+        var attempt = Attempt(claim: claim, logger: AttemptLogger(base: logger, claim: claim), startedAt: clock())
+        let planned: PlannedSend
+        switch await plan(claim, startedAt: attempt.startedAt, logger: attempt.logger) {
+        case .send(let ready): planned = ready
+        case .end(let ending): return await record(&attempt, ending)
+        case .leaveLeased: return nil
+        }
+        guard await paceOrRequeue(planned, claim: claim, logger: attempt.logger) else { return nil }
+        let ending = await sendAndClassify(planned, attempt: &attempt)
+        return await record(&attempt, ending)
+    }
 
+    // MARK: Stages
+
+    /// What the plan stage hands on: a rendered request for a known target.
+    struct PlannedSend {
+        let targetName: String
+        let target: any DeliveryTarget
+        let policy: TargetPolicy
+        let request: OutboundRequest
+        let context: RenderContext
+    }
+
+    /// How an attempt ends, for the record stage.
+    struct Ending {
+        var outcome: DeliveryOutcome
+        var detail: String?
+        var policy = RetryPolicy()
+        var followUp: FollowUpState? = nil
+        /// Set when the stage decides the transition itself (an expired event), not the retry policy.
+        var transition: DeliveryTransition? = nil
+    }
+
+    enum PlanResult {
+        case send(PlannedSend)
+        case end(Ending)
+        /// The maintenance state could not be read: nothing is recorded, the lease expires and the
+        /// delivery is claimed again.
+        case leaveLeased
+    }
+
+    /// Plan: the target still configured, the event still worth sending, the request rendered
+    /// (with the maintenance's state and the route's wording when the target needs them).
+    func plan(_ claim: ClaimedDelivery, startedAt: Date, logger: AttemptLogger) async -> PlanResult {
         let (targetName, isDigest) = DigestLane.split(claim.target)
         guard let target = targets[targetName] else {
-            return await finish(&attempt, outcome: .permanent(reason: ResponseRule.Reason.unknownTarget),
-                         detail: "target '\(claim.target)' is no longer in the configuration")
+            return .end(Ending(outcome: .permanent(reason: ResponseRule.Reason.unknownTarget),
+                               detail: "target '\(claim.target)' is no longer in the configuration"))
         }
         let policy = policies[targetName] ?? TargetPolicy()
-        if let reason = Expiry.reason(for: claim.event, queuedAt: claim.createdAt, now: attempt.startedAt) {
-            return await finish(&attempt, outcome: .delivered(reason: ResponseRule.Reason.expired), detail: reason, transition: .expired)
+        if let reason = Expiry.reason(for: claim.event, queuedAt: claim.createdAt, now: startedAt) {
+            return .end(Ending(outcome: .delivered(reason: ResponseRule.Reason.expired), detail: reason, transition: .expired))
         }
         let context: RenderContext
         do {
@@ -119,58 +158,60 @@ public struct Dispatcher: Service, CustomStringConvertible {
                 ? try await store.maintenanceContext(for: claim.event, target: claim.target)
                 : (nil, MaintenanceSnapshot.empty)
             context = RenderContext(displayTimeZone: TimeZone(identifier: claim.displayTimeZone) ?? TimeZone(identifier: "UTC")!,
-                                    deliveryID: claim.id, now: attempt.startedAt, followUp: followUp, maintenance: maintenance,
+                                    deliveryID: claim.id, now: startedAt, followUp: followUp, maintenance: maintenance,
                                     resources: claim.resources, routeTemplates: routeTemplates, isDigest: isDigest)
         } catch {
-            // The lease expires and the delivery is claimed again.
             logger.error("could not read the maintenance state; will retry", metadata: ["error": "\(redactor.redact(String(describing: error)))"])
-            return nil
+            return .leaveLeased
         }
-        let request: OutboundRequest
         do {
-            let step: DeliveryStep
-            if let message = claim.relayed {
-                step = try target.relay(message, context: context)
-            } else {
-                step = try target.plan(claim.event, context: context)
-            }
+            let step = try claim.relayed.map { try target.relay($0, context: context) } ?? target.plan(claim.event, context: context)
             switch step {
             case .skip(let reason):
-                return await finish(&attempt, outcome: .delivered(reason: ResponseRule.Reason.nothingToSend), detail: reason)
+                return .end(Ending(outcome: .delivered(reason: ResponseRule.Reason.nothingToSend), detail: reason))
             case .refuse(let reason):
-                return await finish(&attempt, outcome: .permanent(reason: ResponseRule.Reason.refusedByVendorRules), detail: reason)
-            case .send(let built):
-                request = built
+                return .end(Ending(outcome: .permanent(reason: ResponseRule.Reason.refusedByVendorRules), detail: reason))
+            case .send(let request):
+                return .send(PlannedSend(targetName: targetName, target: target, policy: policy, request: request, context: context))
             }
         } catch {
-            return await finish(&attempt, outcome: .permanent(reason: ResponseRule.Reason.renderFailed), detail: String(describing: error))
+            return .end(Ending(outcome: .permanent(reason: ResponseRule.Reason.renderFailed), detail: String(describing: error)))
         }
+    }
 
+    /// Pace: waits for the target's pacing slot when it comes soon; otherwise puts the delivery
+    /// back in the queue until the slot (not an attempt: nothing is recorded). False when requeued.
+    func paceOrRequeue(_ planned: PlannedSend, claim: ClaimedDelivery, logger: AttemptLogger) async -> Bool {
         let decision: PacingDecision
         do {
-            decision = try await pace(key: target.pacingKey, policy: policy.pacing)
+            decision = try await pace(key: planned.target.pacingKey, policy: planned.policy.pacing)
         } catch {
             // A shared budget that cannot be read fails closed: the delivery waits a moment
             // rather than risk going over the vendor's limit.
             logger.error("could not take a pacing slot; trying again shortly", metadata: ["error": "\(redactor.redact(String(describing: error)))"])
             decision = .later(at: clock().addingTimeInterval(1))
         }
-        if case .later(let at) = decision {
-            do {
-                _ = try await store.release(claim, until: at, at: clock())
-                logger.debug("paced: back in the queue", metadata: ["until": "\(Timestamp.rfc3339(at))"])
-            } catch {
-                logger.error("could not put a paced delivery back; its lease will expire", metadata: ["error": "\(redactor.redact(String(describing: error)))"])
-            }
-            return nil
+        guard case .later(let at) = decision else { return true }
+        do {
+            _ = try await store.release(claim, until: at, at: clock())
+            logger.debug("paced: back in the queue", metadata: ["until": "\(Timestamp.rfc3339(at))"])
+        } catch {
+            logger.error("could not put a paced delivery back; its lease will expire", metadata: ["error": "\(redactor.redact(String(describing: error)))"])
         }
+        return false
+    }
 
+    /// Send and classify: one request through the transport, its answer classified by the
+    /// target's rules, a vendor's pause applied to the shared budget, the follow-up state taken
+    /// from a delivered answer.
+    func sendAndClassify(_ planned: PlannedSend, attempt: inout Attempt) async -> Ending {
+        let target = planned.target, pacing = planned.policy.pacing
         attempt.startedAt = clock()
-        let result = await transport.send(request, timeouts: settings.timeouts)
+        let result = await transport.send(planned.request, timeouts: settings.timeouts)
         var outcome = target.classify(result)
         if case .retry(let after?, let reason) = outcome, after > settings.maxPause {
-            logger.warning("the vendor asked for a longer pause than delivery.maxPause; using maxPause",
-                           metadata: ["asked_seconds": "\(Int(min(after.seconds, 1e12)))", "max_pause_seconds": "\(Int(settings.maxPause.seconds))"])
+            attempt.logger.warning("the vendor asked for a longer pause than delivery.maxPause; using maxPause",
+                                   metadata: ["asked_seconds": "\(Int(min(after.seconds, 1e12)))", "max_pause_seconds": "\(Int(settings.maxPause.seconds))"])
             outcome = .retry(after: settings.maxPause, reason: reason)
         }
         switch result {
@@ -178,17 +219,18 @@ public struct Dispatcher: Service, CustomStringConvertible {
             attempt.status = response.status
             attempt.latency = response.latency
             if let pause = target.pause(after: response) {
-                await pauseTarget(targetName, key: target.pacingKey, policy: policy.pacing, for: min(pause, settings.maxPause))
+                await pauseTarget(planned.targetName, key: target.pacingKey, policy: pacing, for: min(pause, settings.maxPause))
             }
             if case .retry(let after, let reason) = outcome, reason.isRateLimit {
-                let quiet = after ?? .milliseconds(Int64(2000 / policy.pacing.rate))
-                await pauseTarget(targetName, key: target.pacingKey, policy: policy.pacing, for: quiet)
+                let quiet = after ?? .milliseconds(Int64(2000 / pacing.rate))
+                await pauseTarget(planned.targetName, key: target.pacingKey, policy: pacing, for: quiet)
             }
-            let followUp = outcome.label == "delivered" ? target.followUp(after: response, to: request, event: claim.event, context: context) : nil
-            return await finish(&attempt, outcome: outcome, detail: excerpt(of: response.body), policy: policy.retry, followUp: followUp)
+            let followUp = outcome.label == "delivered"
+                ? target.followUp(after: response, to: planned.request, event: attempt.claim.event, context: planned.context) : nil
+            return Ending(outcome: outcome, detail: excerpt(of: response.body), policy: planned.policy.retry, followUp: followUp)
         case .failure(let failure):
             attempt.latency = failure.latency
-            return await finish(&attempt, outcome: outcome, detail: failure.message, policy: policy.retry)
+            return Ending(outcome: outcome, detail: failure.message, policy: planned.policy.retry)
         }
     }
 
@@ -220,14 +262,17 @@ public struct Dispatcher: Service, CustomStringConvertible {
 
     struct Attempt {
         let claim: ClaimedDelivery
-        let logger: Logger
+        let logger: AttemptLogger
         var startedAt: Date
         var status: Int?
         var latency: Duration = .zero
     }
 
-    private func finish(_ attempt: inout Attempt, outcome: DeliveryOutcome, detail: String?, policy: RetryPolicy = RetryPolicy(),
-                        followUp: FollowUpState? = nil, transition explicit: DeliveryTransition? = nil) async -> ClaimedDelivery? {
+    /// Record: the retry policy turns the outcome into a transition; the attempt, the new state
+    /// and any follow-up state are committed together, and the lane's next delivery, when due, is
+    /// leased to this worker in the same transaction.
+    func record(_ attempt: inout Attempt, _ ending: Ending) async -> ClaimedDelivery? {
+        let (outcome, detail, policy, followUp, explicit) = (ending.outcome, ending.detail, ending.policy, ending.followUp, ending.transition)
         let claim = attempt.claim
         let logger = attempt.logger
         let now = clock()
@@ -289,6 +334,37 @@ public struct Dispatcher: Service, CustomStringConvertible {
         guard !body.isEmpty else { return nil }
         let text = String(decoding: body.prefix(512), as: UTF8.self)
         return body.count > 512 ? text + "…" : text
+    }
+}
+
+/// The dispatcher's logger with the delivery's metadata, attached only when a line is written:
+/// at thousands of deliveries a second, five metadata strings per attempt for lines that are
+/// mostly debug (off by default) cost more than the lines themselves.
+struct AttemptLogger {
+    let base: Logger
+    let claim: ClaimedDelivery
+
+    func debug(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:]) {
+        log(.debug, message(), metadata: metadata())
+    }
+    func notice(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:]) {
+        log(.notice, message(), metadata: metadata())
+    }
+    func warning(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:]) {
+        log(.warning, message(), metadata: metadata())
+    }
+    func error(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:]) {
+        log(.error, message(), metadata: metadata())
+    }
+
+    func log(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata) {
+        guard base.logLevel <= level else { return }
+        var all: Logger.Metadata = [
+            "delivery.id": "\(claim.id)", "target.name": "\(claim.target)", "target.kind": "\(claim.targetKind)",
+            "event.type": "\(claim.event.type.rawValue)", "attempt": "\(claim.attempt)",
+        ]
+        all.merge(metadata()) { _, line in line }
+        base.log(level: level, message(), metadata: all)
     }
 }
 

@@ -1,0 +1,177 @@
+import Foundation
+import Logging
+import PatchbayCore
+import PatchbayTestSupport
+import Synchronization
+import Testing
+@testable import PatchbayServer
+@testable import PatchbayStore
+
+/// The dispatcher's stages one at a time (plan, pace, send and classify, record), against a real
+/// SQLite store and a transport that answers what each test scripts.
+@Suite("Dispatcher stages")
+struct DispatcherStagesTests {
+    static let secret = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+    static let yaml = """
+        server: {tokens: ["test-token-0123456789abcdef"]}
+        targets:
+          hook: {kind: webhook, url: "http://127.0.0.1:9/hook", secret: "\(secret)", allowPrivateNetworks: true}
+          slow: {kind: webhook, url: "http://127.0.0.1:9/slow", secret: "\(secret)", allowPrivateNetworks: true, rate: {perSecond: 1, burst: 1}}
+        routes:
+          - match: {app: App1}
+            targets: [hook]
+        """
+    let t0 = Date(timeIntervalSince1970: 1_900_000_000)
+
+    /// Answers every request with the next scripted result and keeps what it was sent.
+    final class ScriptedTransport: HTTPTransport {
+        let answers: Mutex<[Result<TransportResponse, TransportFailure>]>
+        let sent = Mutex<[OutboundRequest]>([])
+        init(_ answers: [Result<TransportResponse, TransportFailure>]) { self.answers = Mutex(answers) }
+        func send(_ request: OutboundRequest, timeouts: TransportTimeouts) async -> Result<TransportResponse, TransportFailure> {
+            sent.withLock { $0.append(request) }
+            return answers.withLock { $0.isEmpty ? .failure(TransportFailure(kind: .other, message: "no answer scripted", latency: .zero)) : $0.removeFirst() }
+        }
+    }
+
+    static func answer(_ status: Int, _ headers: [HTTPHeader] = [], body: String = "") -> Result<TransportResponse, TransportFailure> {
+        .success(TransportResponse(status: status, headers: headers, body: Data(body.utf8), latency: .milliseconds(4)))
+    }
+
+    func with(_ transport: ScriptedTransport, settings: DispatcherSettings = DispatcherSettings(maxPause: .seconds(60)),
+              pacer: Pacer = Pacer(), dropTargets: Set<String> = [],
+              _ body: (Dispatcher, SQLiteDeliveryStore) async throws -> Void) async throws {
+        let directory = try TemporaryDirectory("stages")
+        defer { directory.remove() }
+        let configuration = try PatchbayConfiguration.parse(yaml: Self.yaml, environment: [:])
+        let store = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
+        let dispatcher = Dispatcher(store: store, targets: configuration.targets.filter { !dropTargets.contains($0.key) },
+                                    policies: configuration.policies, transport: transport, settings: settings,
+                                    redactor: Redactor(secrets: []), wake: WakeSignal(), pacer: pacer, metrics: PatchbayMetrics(),
+                                    logger: Logger(label: "test"), clock: { [t0] in t0 })
+        try await body(dispatcher, store)
+    }
+
+    /// Queues one event per instance for `target`, all in one maintenance (one lane).
+    func queue(_ store: SQLiteDeliveryStore, target: String = "hook", instances: [String] = ["i-1"]) async throws {
+        for instance in instances {
+            let event = PatchEvent(type: .started, app: "App1", environment: "Production", instance: Instance(id: instance),
+                                   window: MaintenanceWindow(id: "mw-1", start: t0.addingTimeInterval(60), end: t0.addingTimeInterval(960)))
+            _ = try await store.accept(EventSubmission(eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: instance, event: event,
+                                                       receivedAt: t0, deliveries: [DeliveryPlan(target: target, targetKind: "webhook", displayTimeZone: "UTC")]))
+        }
+    }
+
+    func claim(_ store: SQLiteDeliveryStore) async throws -> ClaimedDelivery {
+        try #require(try await store.claimDue(now: t0, limit: 1, lease: .seconds(60)).first)
+    }
+
+    @Test func planEndsAnAttemptForATargetNoLongerConfigured() async throws {
+        try await with(ScriptedTransport([]), dropTargets: ["hook"]) { dispatcher, store in
+            try await queue(store)
+            let claim = try await claim(store)
+            guard case .end(let ending) = await dispatcher.plan(claim, startedAt: t0, logger: AttemptLogger(base: Logger(label: "t"), claim: claim)) else {
+                Issue.record("expected the attempt to end")
+                return
+            }
+            #expect(ending.outcome.reason == .unknownTarget)
+            #expect(ending.outcome.label == "permanent")
+        }
+    }
+
+    @Test func planRendersTheRequestForItsTarget() async throws {
+        try await with(ScriptedTransport([])) { dispatcher, store in
+            try await queue(store)
+            let claim = try await claim(store)
+            guard case .send(let planned) = await dispatcher.plan(claim, startedAt: t0, logger: AttemptLogger(base: Logger(label: "t"), claim: claim)) else {
+                Issue.record("expected a request to send")
+                return
+            }
+            #expect(planned.targetName == "hook")
+            #expect(planned.request.method == "POST")
+            #expect(String(decoding: planned.request.body, as: UTF8.self).contains("i-1"))
+        }
+    }
+
+    @Test func sendAndClassifyCutsAVendorsLongPauseToMaxPauseAndPausesTheTarget() async throws {
+        let pacer = Pacer()
+        let transport = ScriptedTransport([Self.answer(429, [HTTPHeader("Retry-After", "999999")])])
+        try await with(transport, pacer: pacer) { dispatcher, store in
+            try await queue(store)
+            let claim = try await claim(store)
+            guard case .send(let planned) = await dispatcher.plan(claim, startedAt: t0, logger: AttemptLogger(base: Logger(label: "t"), claim: claim)) else {
+                Issue.record("expected a request to send")
+                return
+            }
+            var attempt = Dispatcher.Attempt(claim: claim, logger: AttemptLogger(base: Logger(label: "t"), claim: claim), startedAt: t0)
+            let ending = await dispatcher.sendAndClassify(planned, attempt: &attempt)
+            guard case .retry(let after, let reason) = ending.outcome else {
+                Issue.record("expected a retry, got \(ending.outcome)")
+                return
+            }
+            #expect(after == .seconds(60), "cut to delivery.maxPause")
+            #expect(reason.isRateLimit)
+            #expect(attempt.status == 429)
+            let decision = pacer.reserve(key: planned.target.pacingKey, policy: planned.policy.pacing, now: t0.addingTimeInterval(30), maxWait: .zero)
+            guard case .later(let at) = decision else {
+                Issue.record("the target should be paused, got \(decision)")
+                return
+            }
+            #expect(at >= t0.addingTimeInterval(59) && at <= t0.addingTimeInterval(61))
+        }
+    }
+
+    @Test func sendAndClassifyKeepsATransportFailureAsARetryWithItsMessage() async throws {
+        let failure = TransportFailure(kind: .timeout, message: "timed out after 10 s", latency: .seconds(10))
+        try await with(ScriptedTransport([.failure(failure)])) { dispatcher, store in
+            try await queue(store)
+            let claim = try await claim(store)
+            guard case .send(let planned) = await dispatcher.plan(claim, startedAt: t0, logger: AttemptLogger(base: Logger(label: "t"), claim: claim)) else {
+                Issue.record("expected a request to send")
+                return
+            }
+            var attempt = Dispatcher.Attempt(claim: claim, logger: AttemptLogger(base: Logger(label: "t"), claim: claim), startedAt: t0)
+            let ending = await dispatcher.sendAndClassify(planned, attempt: &attempt)
+            #expect(ending.outcome.label == "retry")
+            #expect(ending.detail == "timed out after 10 s")
+            #expect(attempt.latency == .seconds(10))
+            #expect(attempt.status == nil)
+        }
+    }
+
+    @Test func paceRequeuesWhenTheSlotIsFarAndTheDeliveryWaitsInTheStore() async throws {
+        let pacer = Pacer()
+        try await with(ScriptedTransport([]), pacer: pacer) { dispatcher, store in
+            try await queue(store, target: "slow")
+            let claim = try await claim(store)
+            guard case .send(let planned) = await dispatcher.plan(claim, startedAt: t0, logger: AttemptLogger(base: Logger(label: "t"), claim: claim)) else {
+                Issue.record("expected a request to send")
+                return
+            }
+            // The vendor asked for quiet until t0 + 30 s: the slot is far beyond maxPacingWait.
+            pacer.block(key: planned.target.pacingKey, policy: planned.policy.pacing, until: t0.addingTimeInterval(30))
+            let goes = await dispatcher.paceOrRequeue(planned, claim: claim, logger: AttemptLogger(base: Logger(label: "t"), claim: claim))
+            #expect(!goes)
+            #expect(try await store.counts()[.pending] == 1)
+            #expect(try await store.claimDue(now: t0.addingTimeInterval(10), limit: 1, lease: .seconds(60)).isEmpty, "not due before the pause ends")
+            #expect(try await store.claimDue(now: t0.addingTimeInterval(31), limit: 1, lease: .seconds(60)).count == 1)
+        }
+    }
+
+    @Test func recordCommitsTheResultAndHandsOverTheLanesNextDelivery() async throws {
+        try await with(ScriptedTransport([])) { dispatcher, store in
+            try await queue(store, instances: ["i-1", "i-2"])
+            let claim = try await claim(store)
+            var attempt = Dispatcher.Attempt(claim: claim, logger: AttemptLogger(base: Logger(label: "t"), claim: claim), startedAt: t0)
+            attempt.status = 200
+            let next = await dispatcher.record(&attempt, Dispatcher.Ending(outcome: .delivered(reason: .delivered), detail: "ok"))
+            #expect(next?.event.instance?.id == "i-2", "the lane's next delivery is leased to the same worker")
+            let counts = try await store.counts()
+            #expect(counts[.delivered] == 1)
+            #expect(counts[.inFlight] == 1)
+            let attempts = try await store.attempts(deliveryID: claim.id)
+            #expect(attempts.map(\.outcome) == ["delivered"])
+            #expect(attempts.first?.statusCode == 200)
+        }
+    }
+}
