@@ -66,6 +66,16 @@ struct DispatcherStagesTests {
         try #require(try await store.claimDue(now: t0, limit: 1, lease: .seconds(60)).first)
     }
 
+    /// The plan stage's request, or the test fails.
+    func send(_ dispatcher: Dispatcher, _ claim: ClaimedDelivery) async throws -> Dispatcher.PlannedSend {
+        guard case .send(let planned) = await dispatcher.plan(claim, startedAt: t0, logger: AttemptLogger(base: Logger(label: "t"), claim: claim)) else {
+            throw PlanDidNotSend()
+        }
+        return planned
+    }
+
+    struct PlanDidNotSend: Error {}
+
     @Test func planEndsAnAttemptForATargetNoLongerConfigured() async throws {
         try await with(ScriptedTransport([]), dropTargets: ["hook"]) { dispatcher, store in
             try await queue(store)
@@ -83,10 +93,7 @@ struct DispatcherStagesTests {
         try await with(ScriptedTransport([])) { dispatcher, store in
             try await queue(store)
             let claim = try await claim(store)
-            guard case .send(let planned) = await dispatcher.plan(claim, startedAt: t0, logger: AttemptLogger(base: Logger(label: "t"), claim: claim)) else {
-                Issue.record("expected a request to send")
-                return
-            }
+            let planned = try await send(dispatcher, claim)
             #expect(planned.targetName == "hook")
             #expect(planned.request.method == "POST")
             #expect(String(decoding: planned.request.body, as: UTF8.self).contains("i-1"))
@@ -99,10 +106,7 @@ struct DispatcherStagesTests {
         try await with(transport, pacer: pacer) { dispatcher, store in
             try await queue(store)
             let claim = try await claim(store)
-            guard case .send(let planned) = await dispatcher.plan(claim, startedAt: t0, logger: AttemptLogger(base: Logger(label: "t"), claim: claim)) else {
-                Issue.record("expected a request to send")
-                return
-            }
+            let planned = try await send(dispatcher, claim)
             var attempt = Dispatcher.Attempt(claim: claim, logger: AttemptLogger(base: Logger(label: "t"), claim: claim), startedAt: t0)
             let ending = await dispatcher.sendAndClassify(planned, attempt: &attempt)
             guard case .retry(let after, let reason) = ending.outcome else {
@@ -126,10 +130,7 @@ struct DispatcherStagesTests {
         try await with(ScriptedTransport([.failure(failure)])) { dispatcher, store in
             try await queue(store)
             let claim = try await claim(store)
-            guard case .send(let planned) = await dispatcher.plan(claim, startedAt: t0, logger: AttemptLogger(base: Logger(label: "t"), claim: claim)) else {
-                Issue.record("expected a request to send")
-                return
-            }
+            let planned = try await send(dispatcher, claim)
             var attempt = Dispatcher.Attempt(claim: claim, logger: AttemptLogger(base: Logger(label: "t"), claim: claim), startedAt: t0)
             let ending = await dispatcher.sendAndClassify(planned, attempt: &attempt)
             #expect(ending.outcome.label == "retry")
@@ -144,10 +145,7 @@ struct DispatcherStagesTests {
         try await with(ScriptedTransport([]), pacer: pacer) { dispatcher, store in
             try await queue(store, target: "slow")
             let claim = try await claim(store)
-            guard case .send(let planned) = await dispatcher.plan(claim, startedAt: t0, logger: AttemptLogger(base: Logger(label: "t"), claim: claim)) else {
-                Issue.record("expected a request to send")
-                return
-            }
+            let planned = try await send(dispatcher, claim)
             // The vendor asked for quiet until t0 + 30 s: the slot is far beyond maxPacingWait.
             pacer.block(key: planned.target.pacingKey, policy: planned.policy.pacing, until: t0.addingTimeInterval(30))
             let goes = await dispatcher.paceOrRequeue(planned, claim: claim, logger: AttemptLogger(base: Logger(label: "t"), claim: claim))
