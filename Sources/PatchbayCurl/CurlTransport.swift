@@ -202,8 +202,7 @@ final class CurlMultiLoop: @unchecked Sendable {
             let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
             let length = size * count
             if let data {
-                let line = String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
-                transfer.receiveHeaderLine(line)
+                transfer.receiveHeaderLine(UnsafeRawBufferPointer(start: data, count: length))
             }
             return length
         }, context)
@@ -385,21 +384,48 @@ private final class Transfer: @unchecked Sendable {
         if let headerList { curl_slist_free_all(headerList) }
     }
 
-    func receiveHeaderLine(_ line: String) {
-        // A new status line starts a new response (after a 100 Continue): keep only the last one's headers.
-        if line.hasPrefix("HTTP/") {
+    /// One header line as libcurl hands it over (CRLF included).
+    func receiveHeaderLine(_ line: UnsafeRawBufferPointer) {
+        switch HeaderLine.parse(line) {
+        case .status:
+            // A new status line starts a new response (after a 100 Continue): keep only the last one's headers.
             responseHeaders.removeAll()
-            return
+        case .field(let header):
+            headerBytes += line.count
+            if headerBytes <= Self.maxHeaderBytes { responseHeaders.append(header) }
+        case .other:
+            headerBytes += line.count
         }
-        headerBytes += line.utf8.count
-        guard headerBytes <= Self.maxHeaderBytes, let colon = line.firstIndex(of: ":") else { return }
-        let name = line[..<colon].trimmingCharacters(in: .whitespaces)
-        let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
-        responseHeaders.append(HTTPHeader(name, value))
     }
 
     func finish(_ result: Result<TransportResponse, TransportFailure>) {
         continuation?.resume(returning: result)
         continuation = nil
+    }
+}
+
+/// A response header line, parsed as bytes: Foundation's `trimmingCharacters` here was 5 % of the
+/// delivery profile.
+enum HeaderLine: Equatable {
+    /// `HTTP/1.1 200 OK`: a response (perhaps after a 100 Continue) begins.
+    case status
+    case field(HTTPHeader)
+    /// The blank line that ends the headers, or a line without a colon.
+    case other
+
+    static func parse(_ line: UnsafeRawBufferPointer) -> HeaderLine {
+        if line.starts(with: "HTTP/".utf8) { return .status }
+        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return .other }
+        let name = trimmingWhitespace(line[..<colon]), value = trimmingWhitespace(line[(colon + 1)...])
+        return .field(HTTPHeader(String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+    }
+
+    /// Without HTTP's optional whitespace (space, tab) and the line's CR LF at either end.
+    static func trimmingWhitespace(_ bytes: Slice<UnsafeRawBufferPointer>) -> Slice<UnsafeRawBufferPointer> {
+        func isWhitespace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A }
+        var start = bytes.startIndex, end = bytes.endIndex
+        while start < end, isWhitespace(bytes[start]) { start += 1 }
+        while end > start, isWhitespace(bytes[end - 1]) { end -= 1 }
+        return bytes[start..<end]
     }
 }

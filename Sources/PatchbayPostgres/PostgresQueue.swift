@@ -213,14 +213,15 @@ extension PostgresStore: IntakeStore, DispatchStore {
             let id: String = try columns.value("id")
             let attempt: Int = try columns.value("attempts")
             do {
-                let (event, relayed) = try Self.decodePayload(try columns.value("payload"), type: try columns.value("event_type"),
+                let payload: String = try columns.value("payload")
+                let (event, relayed) = try Self.decodePayload(payload, type: try columns.value("event_type"),
                                                               eventID: try columns.value("event_id"), receivedAt: try columns.value("received_at"))
                 let claim = ClaimedDelivery(
                     id: id, eventID: try columns.value("event_id"), target: try columns.value("target"), targetKind: try columns.value("target_kind"),
                     displayTimeZone: try columns.value("display_timezone"), attempt: attempt, event: event,
                     createdAt: try columns.value("created_at"), leaseToken: token,
                     resources: Self.decodeList(try columns.value("resources", as: String.self)), throttles: try columns.value("throttles"),
-                    relayed: relayed
+                    relayed: relayed, encodedEvent: relayed == nil ? Data(payload.utf8) : nil
                 )
                 claims.append((try columns.value("due_at"), try columns.value("seq"), claim))
             } catch {

@@ -259,7 +259,8 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                 id: row.id, eventID: row.eventID, target: row.target, targetKind: row.targetKind,
                 displayTimeZone: row.displayTimeZone, attempt: row.attempt, event: event,
                 createdAt: Date(timeIntervalSince1970: row.createdAt), leaseToken: row.token,
-                resources: Self.decodeList(row.resources), throttles: row.throttles, relayed: relayed
+                resources: Self.decodeList(row.resources), throttles: row.throttles, relayed: relayed,
+                encodedEvent: relayed == nil ? Data(row.payload.utf8) : nil
             )
         }
         if !undecodable.isEmpty {

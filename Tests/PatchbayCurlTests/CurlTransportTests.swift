@@ -196,6 +196,17 @@ struct CurlTransportTests {
         }
     }
 
+    @Test func headerLinesAreSplitAndTrimmedAsBytes() {
+        func parse(_ text: String) -> HeaderLine { Array(text.utf8).withUnsafeBytes { HeaderLine.parse($0) } }
+        #expect(parse("HTTP/1.1 429 Too Many Requests\r\n") == .status)
+        #expect(parse("Retry-After: 30\r\n") == .field(HTTPHeader("Retry-After", "30")))
+        #expect(parse("X-Odd \t:\t  spaced: value \t\r\n") == .field(HTTPHeader("X-Odd", "spaced: value")))
+        #expect(parse("X-Empty:\r\n") == .field(HTTPHeader("X-Empty", "")))
+        #expect(parse("X-Ünïcødé: é\r\n") == .field(HTTPHeader("X-Ünïcødé", "é")))
+        #expect(parse("\r\n") == .other)
+        #expect(parse("no colon here\r\n") == .other)
+    }
+
     @Test func destinationPolicyRanges() {
         let policy = DestinationPolicy.publicOnly
         func v4(_ text: String) -> UInt32 { text.split(separator: ".").reduce(0) { $0 << 8 | UInt32($1)! } }

@@ -100,6 +100,9 @@ struct StoreContractTests: StoreFixtures {
             let claims = try await store.claimDue(now: t0, limit: 10, lease: .seconds(30))
             #expect(claims.map(\.target).sorted() == ["ops-slack", "team-slack"])
             #expect(claims.allSatisfy { $0.attempt == 1 && $0.eventID == accepted.id && $0.event.app == "App1" })
+            // Webhook bodies are these stored bytes: they must be what encoding the event makes.
+            let encoded = try JSONEncoder.patchbay().encode(claims[0].event)
+            #expect(claims.allSatisfy { $0.encodedEvent == encoded })
             #expect(try await store.claimDue(now: t0, limit: 10, lease: .seconds(30)).isEmpty, "a leased delivery is not claimed twice")
 
             #expect(try await store.complete(claims[0], attempt: attempt(claims[0]), transition: .delivered, followUp: nil, at: t0))
@@ -385,6 +388,7 @@ struct StoreContractTests: StoreFixtures {
             guard case .replayed = again else { Issue.record("a repeated relay id was not answered from the first: \(again)"); return }
             let first = try await store.claimDue(now: t0, limit: 10, lease: .seconds(30))
             #expect(first.map { $0.relayed?.body } == [bodies[0]] as [Data?], "one lane per source: the second waits")
+            #expect(first.allSatisfy { $0.encodedEvent == nil }, "a passthrough sends the relayed body, not an event")
             _ = try await store.complete(first[0], attempt: attempt(first[0]), transition: .delivered, followUp: nil, at: t0)
             let second = try await store.claimDue(now: t0, limit: 10, lease: .seconds(30))
             #expect(second.map { $0.relayed?.body } == [bodies[1]] as [Data?])

@@ -127,6 +127,23 @@ struct TemplateTests {
         #expect(request.headers.contains { $0.name == "webhook-signature" })
     }
 
+    /// Without a body template, a webhook sends the event as the store holds it (the claim's
+    /// encoded event), the same bytes encoding it would make; a body template still wins.
+    @Test func aWebhookSendsTheStoredEventBytesUnlessATemplateSaysOtherwise() throws {
+        var target = WebhookTarget(name: "hook", url: Secret("https://hooks.example.invalid/x"),
+                                   secret: Secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
+        let event = Self.event(.completed)
+        var context = Self.context()
+        let encoded = try target.render(event, context: context).body
+        #expect(encoded == (try JSONEncoder.patchbay().encode(event)))
+        context.encodedEvent = Data(#"{"stored":"as accepted"}"#.utf8)
+        let stored = try target.render(event, context: context)
+        #expect(stored.body == context.encodedEvent)
+        #expect(stored.headers.contains { $0.name == "webhook-signature" }, "the stored bytes are what is signed")
+        target.templates = try Self.compiled(Self.webhookSources, kind: WebhookTarget.self)
+        #expect(try target.render(event, context: context).body != context.encodedEvent)
+    }
+
     @Test func defaultWordingIsUntouchedWithoutTemplates() throws {
         let plain = SlackTarget(name: "ops", url: Secret("http://127.0.0.1:9/slack/T/B/x"))
         var templated = plain

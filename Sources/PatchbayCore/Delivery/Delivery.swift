@@ -116,11 +116,15 @@ public struct ClaimedDelivery: Sendable {
     public var throttles: Int
     /// Set for a passthrough delivery: the body to send unchanged (`event` is then a placeholder).
     public var relayed: RelayedMessage?
+    /// `event` as the store holds it, in Patchbay's stable JSON encoding (sorted keys): a target
+    /// sending the event as JSON sends these bytes instead of encoding it again per attempt.
+    public var encodedEvent: Data?
 
     public init(id: String, eventID: String, target: String, targetKind: String, displayTimeZone: String, attempt: Int,
                 event: PatchEvent, createdAt: Date, leaseToken: String, resources: [String] = [], throttles: Int = 0,
-                relayed: RelayedMessage? = nil) {
+                relayed: RelayedMessage? = nil, encodedEvent: Data? = nil) {
         self.relayed = relayed
+        self.encodedEvent = encodedEvent
         self.resources = resources
         self.throttles = throttles
         self.id = id

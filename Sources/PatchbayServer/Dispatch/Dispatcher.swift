@@ -159,7 +159,8 @@ public struct Dispatcher: Service, CustomStringConvertible {
                 : (nil, MaintenanceSnapshot.empty)
             context = RenderContext(displayTimeZone: TimeZone(identifier: claim.displayTimeZone) ?? TimeZone(identifier: "UTC")!,
                                     deliveryID: claim.id, now: startedAt, followUp: followUp, maintenance: maintenance,
-                                    resources: claim.resources, routeTemplates: routeTemplates, isDigest: isDigest)
+                                    resources: claim.resources, routeTemplates: routeTemplates, isDigest: isDigest,
+                                    encodedEvent: claim.encodedEvent)
         } catch {
             logger.error("could not read the maintenance state; will retry", metadata: ["error": "\(redactor.redact(String(describing: error)))"])
             return .leaveLeased

@@ -19,10 +19,14 @@ public struct RenderContext: Sendable {
     /// A summary of the maintenance's stage (`chat.mode: per-maintenance`) instead of one
     /// server's message; `followUp` then holds which servers earlier summaries named.
     public var isDigest: Bool
+    /// The event as stored (`ClaimedDelivery.encodedEvent`), when the caller has it: the same
+    /// bytes `JSONEncoder.patchbay()` makes of the event, without the cost of encoding.
+    public var encodedEvent: Data?
 
     public init(displayTimeZone: TimeZone, deliveryID: String, now: Date, followUp: FollowUpState? = nil,
                 maintenance: MaintenanceSnapshot = .empty, resources: [String] = [], routeTemplates: MessageTemplates? = nil,
-                isDigest: Bool = false) {
+                isDigest: Bool = false, encodedEvent: Data? = nil) {
+        self.encodedEvent = encodedEvent
         self.routeTemplates = routeTemplates
         self.isDigest = isDigest
         self.displayTimeZone = displayTimeZone

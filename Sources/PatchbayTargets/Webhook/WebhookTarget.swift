@@ -25,11 +25,17 @@ public struct WebhookTarget: MessageTarget, TemplatedTarget {
     public var kind: String { Self.kind }
     public var secrets: [Secret] { [url, secret] }
 
+    /// Worked out once: parsing the URL and decoding the key per request showed in the profile.
+    private let displayURL: String
+    private let signingKey: SymmetricKey?
+
     public init(name: String, url: Secret, secret: Secret, allowPrivateNetworks: Bool = false) {
         self.name = name
         self.url = url
         self.secret = secret
         self.allowPrivateNetworks = allowPrivateNetworks
+        displayURL = OutboundRequest.displayForm(of: url.reveal())
+        signingKey = StandardWebhooks.key(fromSecret: secret.reveal())
     }
 
     /// Reads `targets.<name>`: `{kind: webhook, url: ..., secret: whsec_...}`.
@@ -55,7 +61,9 @@ public struct WebhookTarget: MessageTarget, TemplatedTarget {
             if let problem = Self.jsonProblem(body) { throw RenderError("the body template \(problem)") }
             return try signed(data, contentType: "application/json", context: context)
         }
-        return try signed(try JSONEncoder.encodePayload(event, kind: "webhook"), contentType: "application/json", context: context)
+        let body: Data
+        if let stored = context.encodedEvent { body = stored } else { body = try JSONEncoder.encodePayload(event, kind: "webhook") }
+        return try signed(body, contentType: "application/json", context: context)
     }
 
     /// Why a rendered body is not a JSON document, or nil when it is one.
@@ -72,10 +80,10 @@ public struct WebhookTarget: MessageTarget, TemplatedTarget {
     }
 
     private func signed(_ body: Data, contentType: String, context: RenderContext) throws(RenderError) -> OutboundRequest {
-        guard let key = StandardWebhooks.key(fromSecret: secret.reveal()) else { throw RenderError("the webhook secret is not valid base64") }
+        guard let key = signingKey else { throw RenderError("the webhook secret is not valid base64") }
         let timestamp = Int64(context.now.timeIntervalSince1970)
         return OutboundRequest(
-            method: "POST", url: url, displayURL: OutboundRequest.displayForm(of: url.reveal()),
+            method: "POST", url: url, displayURL: displayURL,
             headers: [
                 HTTPHeader("Content-Type", contentType),
                 HTTPHeader("webhook-id", context.deliveryID),
