@@ -276,6 +276,7 @@ extension PostgresStore: IntakeStore, DispatchStore {
                 RETURNING maintenance_key
                 """, on: connection, logger: logger)
             guard let laneKey = try updated.first?.decode(String.self) else { return (false, []) }
+            if case .retry(let at) = transition { try await holdLaneBehind(claim.id, until: at, on: connection) }
             if let followUpJSON {
                 try await Self.rows("""
                     INSERT INTO followups (maintenance_key, target, state, updated_at) VALUES (\(maintenanceKey), \(claim.target), \(followUpJSON), \(now))
@@ -320,12 +321,26 @@ extension PostgresStore: IntakeStore, DispatchStore {
 
     public func release(_ claim: ClaimedDelivery, until: Date, at now: Date) async throws -> Bool {
         try await transaction { [self] connection in
-            try await Self.rows("""
+            let released = try await Self.rows("""
                 UPDATE deliveries SET state = 'pending', next_attempt_at = \(until), lease_token = NULL, leased_by = NULL,
                                       attempts = attempts - 1, updated_at = \(now)
                 WHERE id = \(claim.id) AND lease_token = \(claim.leaseToken) AND state = 'in_flight'
                 RETURNING seq
                 """, on: connection, logger: logger).count == 1
+            if released { try await holdLaneBehind(claim.id, until: until, on: connection) }
+            return released
         }
+    }
+
+    /// A lane's head put back until `until` (a retry, a vendor's pause) holds the rest of its lane
+    /// until then as well: they could not go before it anyway, and left due, every claim walked
+    /// past them. Only ever moved later, so a summary waiting out its groupWait keeps it.
+    func holdLaneBehind(_ deliveryID: String, until: Date, on connection: PostgresConnection) async throws {
+        try await Self.rows("""
+            UPDATE deliveries later SET next_attempt_at = \(until)
+            FROM deliveries head
+            WHERE head.id = \(deliveryID) AND later.maintenance_key = head.maintenance_key AND later.target = head.target
+              AND later.state = 'pending' AND later.lane_seq > head.lane_seq AND later.next_attempt_at < \(until)
+            """, on: connection, logger: logger)
     }
 }

@@ -298,6 +298,34 @@ struct StoreContractTests: StoreFixtures {
         }
     }
 
+    /// A head put back (a retry, a vendor's pause) holds the rest of its lane until the same time,
+    /// so claims never walk past them; a later head time never brings them earlier again.
+    @Test(arguments: StoreBackend.available)
+    func aHeadPutBackHoldsItsLaneUntilThen(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let store = under.store
+            for type in [EventType.scheduled, .started, .completed] { _ = try await store.accept(submission(event(type))) }
+            _ = try await store.accept(submission(event(.started, window: "mw-other")))
+            let head = try #require(try await store.claimDue(now: t0, limit: 1, lease: .seconds(30)).first)
+            #expect(head.event.type == .scheduled)
+            _ = try await store.completeAndLeaseNext(head, attempt: attempt(head, outcome: "retry"), transition: .retry(at: t0.addingTimeInterval(60)),
+                                                     followUp: nil, throttled: false, at: t0, lease: .seconds(30))
+            let other = try await store.list(DeliveryFilter(state: .pending)).filter { $0.eventType == "patch.started" }
+            #expect(Set(other.map(\.nextAttemptAt)) == [t0.addingTimeInterval(60), t0], "the other maintenance's lane is not held")
+            let held = try await store.list(DeliveryFilter(state: .pending)).filter { $0.eventType == "patch.completed" }.map(\.nextAttemptAt)
+            #expect(held == [t0.addingTimeInterval(60)])
+
+            let again = try #require(try await store.claimDue(now: t0.addingTimeInterval(60), limit: 10, lease: .seconds(30)).first { $0.id == head.id })
+            #expect(try await store.release(again, until: t0.addingTimeInterval(90), at: t0.addingTimeInterval(60)))
+            let paused = try await store.list(DeliveryFilter(state: .pending)).filter { $0.eventType == "patch.completed" }.map(\.nextAttemptAt)
+            #expect(paused == [t0.addingTimeInterval(90)], "a pacing release holds the lane too")
+            let third = try #require(try await store.claimDue(now: t0.addingTimeInterval(90), limit: 10, lease: .seconds(30)).first { $0.id == head.id })
+            #expect(try await store.release(third, until: t0.addingTimeInterval(70), at: t0.addingTimeInterval(90)))
+            let kept = try await store.list(DeliveryFilter(state: .pending)).filter { $0.eventType == "patch.completed" }.map(\.nextAttemptAt)
+            #expect(kept == [t0.addingTimeInterval(90)], "never moved earlier")
+        }
+    }
+
     /// Eight claimers at once over 40 lanes of 5: no two deliveries of one lane are ever leased
     /// together, and each lane goes in order.
     @Test(arguments: StoreBackend.available)
