@@ -189,5 +189,13 @@ enum PostgresMigrations {
             """,
             "CREATE TABLE readiness_probe (id integer PRIMARY KEY CHECK (id = 1), checked_at timestamptz NOT NULL)",
         ]),
+        // The claim walks due deliveries `ORDER BY next_attempt_at, seq`. With next_attempt_at
+        // alone in the index, rows sharing a due time (a lane held behind its paused head, leases
+        // released at start, a burst accepted in one millisecond) were sorted on every claim:
+        // 1M due at one time drained at ~10/s. With seq in the index the walk is already in order.
+        Migration(version: 4, name: "due index ordered as the claim walks it", statements: [
+            "CREATE INDEX deliveries_due_order ON deliveries (next_attempt_at, seq) WHERE state IN ('pending', 'in_flight')",
+            "DROP INDEX deliveries_due",
+        ]),
     ]
 }
