@@ -17,7 +17,8 @@ extension SQLiteDeliveryStore: MaintenanceStore {
         let window = MaintenanceWindow(id: row["window_id"], start: Date(timeIntervalSince1970: row["window_start"]),
                                        end: Date(timeIntervalSince1970: row["window_end"]), timezone: row["window_timezone"])
         let tagsJSON: String = row["tags"]
-        let tags = (try? JSONDecoder().decode([String: String].self, from: Data(tagsJSON.utf8))) ?? [:]
+        // Most maintenances have no tags: skip a JSONDecoder per intake lookup.
+        let tags = tagsJSON == "{}" ? [:] : (try? JSONDecoder().decode([String: String].self, from: Data(tagsJSON.utf8))) ?? [:]
         return MaintenanceRecord(key: key, window: window, status: MaintenanceRecord.Status(rawValue: row["status"]) ?? .active,
                                  displayTimeZone: row["display_timezone"], tags: tags,
                                  createdAt: Date(timeIntervalSince1970: row["created_at"]), updatedAt: Date(timeIntervalSince1970: row["updated_at"]))

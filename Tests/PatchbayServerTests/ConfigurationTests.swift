@@ -38,6 +38,10 @@ struct ConfigurationTests {
             """
         let configuration = try PatchbayConfiguration.parse(yaml: yaml, environment: ["TOKEN": Self.canary, "HOOK": "https://hooks.example.invalid/\(Self.canary)"])
         #expect(configuration.server.isAuthorized("Bearer \(Self.canary)"))
+        #expect(configuration.server.isAuthorized("bearer \t \(Self.canary)  "), "scheme is case-insensitive; spaces and tabs around the token")
+        #expect(!configuration.server.isAuthorized("Bearer \(Self.canary)x"))
+        #expect(!configuration.server.isAuthorized("Bearer "))
+        #expect(!configuration.server.isAuthorized("Basic \(Self.canary)"))
         #expect(configuration.redactor.redact("x \(Self.canary) y") == "x <redacted> y")
     }
 

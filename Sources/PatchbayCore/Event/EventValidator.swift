@@ -250,7 +250,8 @@ public struct EventValidator: Sendable {
             problems.append(FieldProblem(field: field, message: "expected a string, got \(value.typeName)"))
             return nil
         }
-        if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+        // Character.isWhitespace, not Foundation's trimming (which showed in the intake profile).
+        if text.allSatisfy(\.isWhitespace) {
             problems.append(FieldProblem(field: field, message: "must not be empty"))
             return nil
         }
