@@ -776,7 +776,9 @@ def build_description(binary):
     except OSError:
         commit = "no git"
     built = datetime.datetime.fromtimestamp(os.path.getmtime(binary), datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return f"{version or 'patchbay'} (release, {commit}, binary built {built})"
+    parts = pathlib.Path(binary).parts
+    kind = "debug" if "debug" in parts else "release" if "release" in parts else "build type unknown"
+    return f"{version or 'patchbay'} ({kind}, {commit}, binary built {built})"
 
 
 # ---------------------------------------------------------------------------------------------------
