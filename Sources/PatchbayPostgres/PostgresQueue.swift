@@ -264,12 +264,15 @@ extension PostgresStore: IntakeStore, DispatchStore {
         }
         let token = Identifier.make("lease")
         let (stillOurs, next) = try await transaction { [self] connection -> (Bool, [PostgresRow]) in
-            try await Self.rows("""
-                INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
-                VALUES (\(attempt.deliveryID), \(attempt.number), \(attempt.startedAt), \(attempt.latencyMilliseconds), \(attempt.statusCode),
-                        \(attempt.outcome), \(attempt.reason), \(attempt.responseExcerpt))
-                """, on: connection, logger: logger)
+            // The attempt and the delivery's new state in one statement: each statement is a round
+            // trip, and round trips are what PostgreSQL delivery spends its time on. A WITH that
+            // writes runs to completion even though the UPDATE does not read it.
             let updated = try await Self.rows("""
+                WITH attempt AS (
+                    INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
+                    VALUES (\(attempt.deliveryID), \(attempt.number), \(attempt.startedAt), \(attempt.latencyMilliseconds),
+                            \(attempt.statusCode), \(attempt.outcome), \(attempt.reason), \(attempt.responseExcerpt))
+                )
                 UPDATE deliveries SET state = \(state.rawValue), next_attempt_at = \(nextAttempt), lease_token = NULL, leased_by = NULL,
                                       updated_at = \(now), last_reason = \(attempt.reason), throttles = throttles + \(throttled ? 1 : 0)
                 WHERE id = \(claim.id) AND lease_token = \(claim.leaseToken) AND state = 'in_flight'
