@@ -73,8 +73,6 @@ public struct Dispatcher: Service, CustomStringConvertible {
                     }
                 }
                 if claimed.count == free && free > 0 { continue }
-                // A send finished or an event arrived meanwhile: look again without setting up a wait.
-                if wake.consumeNotification() { continue }
                 await cancelWhenGracefulShutdown {
                     await wake.wait(timeout: settings.pollInterval)
                 }

@@ -24,19 +24,8 @@ public final class WakeSignal: Sendable {
         waiter?.resume()
     }
 
-    /// True, and cleared, when notified since the last wait. Under load a notification is nearly
-    /// always waiting: taking it here skips the task group, two child tasks and a timer that
-    /// `wait` would set up only to return at once (thousands of times a second).
-    public func consumeNotification() -> Bool {
-        state.withLock { state in
-            defer { state.pending = false }
-            return state.pending
-        }
-    }
-
     /// Returns when notified (or already notified since the last wait), after `timeout`, or on cancellation.
     public func wait(timeout: Duration) async {
-        if consumeNotification() { return }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.waitForNotification() }
             group.addTask { try? await Task.sleep(for: timeout) }
