@@ -94,11 +94,18 @@ final class CurlMultiLoop: @unchecked Sendable {
             await withCheckedContinuation { continuation in
                 let transfer = Transfer(request: request, timeouts: timeouts, responseLimit: responseLimit, continuation: continuation)
                 box.transfer.withLock { $0 = transfer }
-                if stopping.load(ordering: .acquiring) || Task.isCancelled {
+                // `stopping` is read under the inbox's lock: the thread empties the inbox under it
+                // once it has seen `stopping`, so a transfer is either failed here or by the
+                // thread, never left waiting in an inbox no one reads.
+                let queued = inbox.withLock { inbox -> Bool in
+                    guard !stopping.load(ordering: .acquiring), !Task.isCancelled else { return false }
+                    inbox.append(transfer)
+                    return true
+                }
+                guard queued else {
                     transfer.finish(.failure(TransportFailure(kind: .other, message: "transfer cancelled", latency: .zero)))
                     return
                 }
-                inbox.withLock { $0.append(transfer) }
                 curl_multi_wakeup(multi)
             }
         } onCancel: {

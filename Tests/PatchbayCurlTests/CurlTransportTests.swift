@@ -196,6 +196,26 @@ struct CurlTransportTests {
         }
     }
 
+    /// Sends racing a shutdown all return: each is either sent, or failed by `send` or by the
+    /// thread, never left in an inbox the stopped thread no longer reads.
+    @Test(.timeLimit(.minutes(1)))
+    func sendsRacingAShutdownAllReturn() async throws {
+        try await withSink { sink in
+            let url = "\(sink.baseURL)/slack/T/B/X"
+            for _ in 0..<5 {
+                let transport = CurlTransport(redactor: Redactor(secrets: []), logger: Logger(label: "test"))
+                let finished = await withTaskGroup(of: Bool.self) { group in
+                    for _ in 0..<100 {
+                        group.addTask { _ = await transport.send(request(url), timeouts: timeouts); return true }
+                    }
+                    group.addTask { transport.shutdown(); return false }
+                    return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+                }
+                #expect(finished == 100)
+            }
+        }
+    }
+
     @Test func headerLinesAreSplitAndTrimmedAsBytes() {
         func parse(_ text: String) -> HeaderLine { Array(text.utf8).withUnsafeBytes { HeaderLine.parse($0) } }
         #expect(parse("HTTP/1.1 429 Too Many Requests\r\n") == .status)

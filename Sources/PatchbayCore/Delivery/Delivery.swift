@@ -118,6 +118,8 @@ public struct ClaimedDelivery: Sendable {
     public var relayed: RelayedMessage?
     /// `event` as the store holds it, in Patchbay's stable JSON encoding (sorted keys): a target
     /// sending the event as JSON sends these bytes instead of encoding it again per attempt.
+    /// Code that changes `event` must set this to nil (or to the new encoding), or a webhook would
+    /// send the old bytes.
     public var encodedEvent: Data?
 
     public init(id: String, eventID: String, target: String, targetKind: String, displayTimeZone: String, attempt: Int,

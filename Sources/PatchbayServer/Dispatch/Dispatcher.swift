@@ -345,27 +345,33 @@ struct AttemptLogger {
     let base: Logger
     let claim: ClaimedDelivery
 
-    func debug(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:]) {
-        log(.debug, message(), metadata: metadata())
+    func debug(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:],
+               file: String = #fileID, function: String = #function, line: UInt = #line) {
+        log(.debug, message(), metadata: metadata(), file: file, function: function, line: line)
     }
-    func notice(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:]) {
-        log(.notice, message(), metadata: metadata())
+    func notice(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:],
+               file: String = #fileID, function: String = #function, line: UInt = #line) {
+        log(.notice, message(), metadata: metadata(), file: file, function: function, line: line)
     }
-    func warning(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:]) {
-        log(.warning, message(), metadata: metadata())
+    func warning(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:],
+               file: String = #fileID, function: String = #function, line: UInt = #line) {
+        log(.warning, message(), metadata: metadata(), file: file, function: function, line: line)
     }
-    func error(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:]) {
-        log(.error, message(), metadata: metadata())
+    func error(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:],
+               file: String = #fileID, function: String = #function, line: UInt = #line) {
+        log(.error, message(), metadata: metadata(), file: file, function: function, line: line)
     }
 
-    func log(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata) {
+    /// Passes the caller's source location on, so a line points at the stage that wrote it.
+    func log(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata,
+             file: String, function: String, line: UInt) {
         guard base.logLevel <= level else { return }
         var all: Logger.Metadata = [
             "delivery.id": "\(claim.id)", "target.name": "\(claim.target)", "target.kind": "\(claim.targetKind)",
             "event.type": "\(claim.event.type.rawValue)", "attempt": "\(claim.attempt)",
         ]
         all.merge(metadata()) { _, line in line }
-        base.log(level: level, message(), metadata: all)
+        base.log(level: level, message(), metadata: all, file: file, function: function, line: line)
     }
 }
 
