@@ -59,7 +59,7 @@ import threading
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "scripts"))
-from patchbay_harness import ROOT, Server, free_port, store_section  # noqa: E402
+from patchbay_harness import ROOT, Server, free_port, post_event, store_section  # noqa: E402
 
 TOKEN = "bench-token-0123456789abcdef"
 SECRET = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
@@ -627,8 +627,11 @@ def measure_cloned_backlog(ctx, store, name, due, lanes, paused=0, paused_lanes=
     started = time.monotonic()
     pb.start(concurrency=1)
     try:
-        post_event(pb, {"type": "patch.started", "app": "Seed", "environment": "Production", "instance": {"id": "i-0"},
-                        "window": {"id": "mw-seed", "start": "2030-01-01T00:30:00Z", "end": "2030-01-01T00:45:00Z"}})
+        seed = {"type": "patch.started", "app": "Seed", "environment": "Production", "instance": {"id": "i-0"},
+                "window": {"id": "mw-seed", "start": "2030-01-01T00:30:00Z", "end": "2030-01-01T00:45:00Z"}}
+        status = post_event(pb.port, TOKEN, json.dumps(seed).encode(), key=f"seed-{name}")
+        if status != 202:
+            raise Failed(f"the seed event was answered {status}")
         base = ctx.nginx.log.count()
         deadline = time.monotonic() + 30
         while ctx.nginx.log.count() < base + 1 and time.monotonic() < deadline:
@@ -652,15 +655,6 @@ def measure_cloned_backlog(ctx, store, name, due, lanes, paused=0, paused_lanes=
         pb.stop()
     drain.update(pending=due, accepted=1, fill_seconds=fill_seconds, rounds=0, sql_seconds=sql_seconds, paused=paused)
     return drain
-
-
-def post_event(pb, event):
-    import urllib.request
-    request = urllib.request.Request(f"http://127.0.0.1:{pb.port}/v1/events", data=json.dumps(event).encode(), method="POST",
-                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        if response.status != 202:
-            raise Failed(f"the seed event was answered {response.status}")
 
 
 def measure_end_to_end(ctx, store):

@@ -22,7 +22,7 @@ extension PostgresStore {
         let window = MaintenanceWindow(id: try row.value("window_id", as: String?.self), start: try row.value("window_start", as: Date.self),
                                        end: try row.value("window_end", as: Date.self), timezone: try row.value("window_timezone", as: String?.self))
         let tagsJSON = try row.value("tags", as: String.self)
-        let tags = (try? JSONDecoder().decode([String: String].self, from: Data(tagsJSON.utf8))) ?? [:]
+        let tags = StoredJSON.decodeTags(tagsJSON)
         let status = MaintenanceRecord.Status(rawValue: try row.value("status", as: String.self)) ?? .active
         return MaintenanceRecord(key: key, window: window, status: status, displayTimeZone: try row.value("display_timezone", as: String.self),
                                  tags: tags, createdAt: try row.value("created_at", as: Date.self), updatedAt: try row.value("updated_at", as: Date.self))
@@ -34,7 +34,7 @@ extension PostgresStore {
         let record = change.record
         let key = record.key.storageValue
         if change.recordChanged {
-            let tags = String(decoding: (try? JSONEncoder().encode(record.tags)) ?? Data("{}".utf8), as: UTF8.self)
+            let tags = StoredJSON.encode(record.tags)
             try await Self.rows("""
                 INSERT INTO maintenances (maintenance_key, id, app, environment, window_key, window_id, window_start, window_end,
                                           window_timezone, status, display_timezone, tags, created_at, updated_at)
@@ -81,7 +81,7 @@ extension PostgresStore {
             guard let type = EventType(rawValue: try columns.value("last_type", as: String.self)) else { return nil }
             let instance = Instance(id: try columns.value("instance_id", as: String.self), name: try columns.value("instance_name", as: String?.self))
             return MaintenanceSnapshot.InstanceReport(instance: instance, lastType: type,
-                                                      packages: Self.decodeList(try columns.value("packages", as: String.self)))
+                                                      packages: StoredJSON.decodeList(try columns.value("packages", as: String.self)))
         }
         return MaintenanceSnapshot(instances: reports)
     }
@@ -178,7 +178,7 @@ extension PostgresStore {
                 return MaintenanceDetail.InstanceRow(
                     id: try columns.value("instance_id", as: String.self), name: try columns.value("instance_name", as: String?.self),
                     stage: try columns.value("last_type", as: String.self),
-                    packages: Self.decodeList(try columns.value("packages", as: String.self)).count,
+                    packages: StoredJSON.decodeList(try columns.value("packages", as: String.self)).count,
                     updatedAt: try columns.value("updated_at", as: Date.self)
                 )
             }

@@ -38,14 +38,7 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
         return (try decoder.decode(PatchEvent.self, from: Data(payload.utf8)), nil)
     }
 
-    static func encodeList(_ list: [String]) -> String {
-        (try? String(decoding: JSONEncoder().encode(list), as: UTF8.self)) ?? "[]"
-    }
 
-    static func decodeList(_ text: String?) -> [String] {
-        guard let text else { return [] }
-        return (try? JSONDecoder().decode([String].self, from: Data(text.utf8))) ?? []
-    }
 
     /// The `n` column of a one-row `SELECT COUNT(*) AS n …`.
     static func fetchCount(_ query: PostgresQuery, on connection: PostgresConnection, logger: Logger) async throws -> Int {
@@ -148,7 +141,7 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
         }
         guard let (summary, payload, zone, resources, attempts) = found else { return nil }
         let (event, _) = try Self.decodePayload(payload, type: summary.eventType, eventID: summary.eventID, receivedAt: summary.createdAt)
-        return DeliveryDetail(summary: summary, event: event, displayTimeZone: zone, resources: Self.decodeList(resources), attempts: attempts)
+        return DeliveryDetail(summary: summary, event: event, displayTimeZone: zone, resources: StoredJSON.decodeList(resources), attempts: attempts)
     }
 
     public func replay(id: String, at now: Date, dryRun: Bool) async throws -> ReplayResult {

@@ -94,7 +94,7 @@ extension PostgresStore: IntakeStore, DispatchStore {
             try await Self.rows("""
                 INSERT INTO maintenance_instances AS m (maintenance_key, instance_id, instance_name, last_type, stage_rank, packages, updated_at)
                 VALUES (\(maintenanceKey), \(instance.id), \(instance.name), \(event.type.rawValue), \(event.type.stageRank),
-                        \(Self.encodeList(event.packages)), \(receivedAt))
+                        \(StoredJSON.encode(event.packages)), \(receivedAt))
                 ON CONFLICT (maintenance_key, instance_id) DO UPDATE SET
                     instance_name = COALESCE(EXCLUDED.instance_name, m.instance_name),
                     last_type = EXCLUDED.last_type,
@@ -133,7 +133,7 @@ extension PostgresStore: IntakeStore, DispatchStore {
             INSERT INTO deliveries (id, event_seq, target, target_kind, maintenance_key, lane_seq, display_timezone, state,
                                     next_attempt_at, created_at, updated_at, resources)
             SELECT \(Identifier.make("dlv")), \(eventSeq), \(plan.target), \(plan.targetKind), \(lane), lane.last_seq,
-                   \(plan.displayTimeZone), 'pending', \(due ?? time), \(time), \(time), \(Self.encodeList(plan.resources))
+                   \(plan.displayTimeZone), 'pending', \(due ?? time), \(time), \(time), \(StoredJSON.encode(plan.resources))
             FROM lane
             """, on: connection, logger: logger)
     }
@@ -220,7 +220,7 @@ extension PostgresStore: IntakeStore, DispatchStore {
                     id: id, eventID: try columns.value("event_id"), target: try columns.value("target"), targetKind: try columns.value("target_kind"),
                     displayTimeZone: try columns.value("display_timezone"), attempt: attempt, event: event,
                     createdAt: try columns.value("created_at"), leaseToken: token,
-                    resources: Self.decodeList(try columns.value("resources", as: String.self)), throttles: try columns.value("throttles"),
+                    resources: StoredJSON.decodeList(try columns.value("resources", as: String.self)), throttles: try columns.value("throttles"),
                     relayed: relayed, encodedEvent: relayed == nil ? Data(payload.utf8) : nil
                 )
                 claims.append((try columns.value("due_at"), try columns.value("seq"), claim))

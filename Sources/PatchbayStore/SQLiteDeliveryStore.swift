@@ -125,7 +125,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                     VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)
                     """,
                 arguments: [Identifier.make("dlv"), eventSeq, plan.target, plan.targetKind, maintenanceKey,
-                            plan.displayTimeZone, due, received, received, Self.encodeList(plan.resources)]
+                            plan.displayTimeZone, due, received, received, StoredJSON.encode(plan.resources)]
             )
         }
         if let instance = event.instance {
@@ -141,7 +141,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                     updated_at = excluded.updated_at
                 WHERE excluded.stage_rank >= stage_rank
                 """, arguments: [maintenanceKey, instance.id, instance.name, event.type.rawValue,
-                                 event.type.stageRank, Self.encodeList(event.packages), received])
+                                 event.type.stageRank, StoredJSON.encode(event.packages), received])
         }
     }
 
@@ -259,7 +259,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                 id: row.id, eventID: row.eventID, target: row.target, targetKind: row.targetKind,
                 displayTimeZone: row.displayTimeZone, attempt: row.attempt, event: event,
                 createdAt: Date(timeIntervalSince1970: row.createdAt), leaseToken: row.token,
-                resources: Self.decodeList(row.resources), throttles: row.throttles, relayed: relayed,
+                resources: StoredJSON.decodeList(row.resources), throttles: row.throttles, relayed: relayed,
                 encodedEvent: relayed == nil ? Data(row.payload.utf8) : nil
             )
         }
@@ -288,16 +288,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         var eventType: String, receivedAt: Double
     }
 
-    static func encodeList(_ list: [String]) -> String {
-        // Most deliveries have no route resources: skip a JSONEncoder per insert.
-        guard !list.isEmpty else { return "[]" }
-        return (try? String(decoding: JSONEncoder().encode(list), as: UTF8.self)) ?? "[]"
-    }
 
-    static func decodeList(_ text: String?) -> [String] {
-        guard let text, text != "[]" else { return [] }
-        return (try? JSONDecoder().decode([String].self, from: Data(text.utf8))) ?? []
-    }
 
     public func completeAndLeaseNext(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
                                       throttled: Bool, at now: Date, lease: Duration?) async throws -> (stillOurs: Bool, next: ClaimedDelivery?) {
@@ -505,7 +496,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         guard let (summary, payload, zone, resources, attempts) = found else { return nil }
         let (event, _) = try Self.decodePayload(payload, type: summary.eventType, eventID: summary.eventID,
                                                 receivedAt: summary.createdAt.timeIntervalSince1970)
-        return DeliveryDetail(summary: summary, event: event, displayTimeZone: zone, resources: Self.decodeList(resources), attempts: attempts)
+        return DeliveryDetail(summary: summary, event: event, displayTimeZone: zone, resources: StoredJSON.decodeList(resources), attempts: attempts)
     }
 
     public func replay(id: String, at now: Date, dryRun: Bool) async throws -> ReplayResult {

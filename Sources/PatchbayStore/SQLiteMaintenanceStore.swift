@@ -17,8 +17,7 @@ extension SQLiteDeliveryStore: MaintenanceStore {
         let window = MaintenanceWindow(id: row["window_id"], start: Date(timeIntervalSince1970: row["window_start"]),
                                        end: Date(timeIntervalSince1970: row["window_end"]), timezone: row["window_timezone"])
         let tagsJSON: String = row["tags"]
-        // Most maintenances have no tags: skip a JSONDecoder per intake lookup.
-        let tags = tagsJSON == "{}" ? [:] : (try? JSONDecoder().decode([String: String].self, from: Data(tagsJSON.utf8))) ?? [:]
+        let tags = StoredJSON.decodeTags(tagsJSON)
         return MaintenanceRecord(key: key, window: window, status: MaintenanceRecord.Status(rawValue: row["status"]) ?? .active,
                                  displayTimeZone: row["display_timezone"], tags: tags,
                                  createdAt: Date(timeIntervalSince1970: row["created_at"]), updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
@@ -29,7 +28,7 @@ extension SQLiteDeliveryStore: MaintenanceStore {
         let key = record.key.storageValue
         let seconds = now.timeIntervalSince1970
         if change.recordChanged {
-            let tags = String(decoding: (try? JSONEncoder().encode(record.tags)) ?? Data("{}".utf8), as: UTF8.self)
+            let tags = StoredJSON.encode(record.tags)
             try db.executeCached(sql: """
                 INSERT INTO maintenances (maintenance_key, id, app, environment, window_key, window_id, window_start, window_end,
                                           window_timezone, status, display_timezone, tags, created_at, updated_at)
@@ -68,7 +67,7 @@ extension SQLiteDeliveryStore: MaintenanceStore {
             """, arguments: [key]).compactMap { row -> MaintenanceSnapshot.InstanceReport? in
             guard let type = EventType(rawValue: row["last_type"]) else { return nil }
             return .init(instance: Instance(id: row["instance_id"], name: row["instance_name"]), lastType: type,
-                         packages: decodeList(row["packages"]))
+                         packages: StoredJSON.decodeList(row["packages"]))
         }
         return MaintenanceSnapshot(instances: reports)
     }
@@ -156,7 +155,7 @@ extension SQLiteDeliveryStore: MaintenanceStore {
                 SELECT instance_id, instance_name, last_type, packages, updated_at FROM maintenance_instances WHERE maintenance_key = ? ORDER BY rowid
                 """, arguments: [key]).map { row in
                 MaintenanceDetail.InstanceRow(id: row["instance_id"], name: row["instance_name"], stage: row["last_type"],
-                                              packages: Self.decodeList(row["packages"]).count, updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
+                                              packages: StoredJSON.decodeList(row["packages"]).count, updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
             }
             let notices = try Row.fetchAll(db, sql: "SELECT * FROM planned_notices WHERE maintenance_key = ? ORDER BY due_at, seq",
                                            arguments: [key]).compactMap(Self.notice)
