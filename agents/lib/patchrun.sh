@@ -5,7 +5,8 @@
 #   PATCHBAY_DPKG_LOG           dpkg log (default /var/log/dpkg.log; its .1 rotation is read too)
 #   PATCHBAY_PATCH_STATES_FILE  Patch Manager's state file (for "reboot pending")
 #
-# pb_report reads PB_URL_PARAM, PB_TOKEN_PARAM (Parameter Store names) and PB_DEADLINE.
+# pb_report reads PB_URL_PARAM, PB_TOKEN_PARAM (Parameter Store names) and PB_DEADLINE;
+# pb_reported reads PB_STRICT.
 
 # pb_now_epoch: seconds since 1970.
 pb_now_epoch() {
@@ -115,4 +116,25 @@ pb_report() {
             --window-start "$(pb_read "$pb_state" window-start)" --window-end "$(pb_read "$pb_state" window-end)" \
             --idempotency-key "$pb_key" --deadline "${PB_DEADLINE:-300}" "$@"
     )
+}
+
+# pb_reported WHAT RC: the exit status of a report step whose report (pb_report) ended with RC.
+# A report that did not get through is logged; it fails the step only when PB_STRICT is true,
+# so a Patchbay outage, a refusal or a wrong token never fails patching by default.
+pb_reported() {
+    case $2 in
+        0) return 0 ;;
+        1) pb_why="Patchbay unreachable or busy until the ${PB_DEADLINE:-300}s deadline" ;;
+        2) pb_why="no aws CLI, Parameter Store unreadable, or a local error" ;;
+        3) pb_why="refused by Patchbay: wrong token or an invalid event" ;;
+        4) pb_why="no app or environment: no App/Environment tag readable and the parameters empty" ;;
+        *) pb_why="patchbay-report exit $2" ;;
+    esac
+    echo "patchbay: $1 was not reported ($pb_why)" >&2
+    if [ "${PB_STRICT:-false}" = true ]; then
+        echo "patchbay: ReportStrict=true: this step fails (exit $2)" >&2
+        return "$2"
+    fi
+    echo "patchbay: the command's result does not depend on it (ReportStrict=false)" >&2
+    return 0
 }

@@ -513,6 +513,47 @@ def derived_idempotency_key(ctx):
     expect(len(long_key) <= 200 and re.fullmatch(r"[A-Za-z0-9._:@/+=,_-]+", long_key), long_key)
 
 
+def cut(value, limit):
+    """What Patchbay takes for a value over its limit: the first limit-1 characters and an ellipsis."""
+    return value if len(value) <= limit else value[:limit - 1] + "\u2026"
+
+
+# EC2 tag values hold 256 characters; Patchbay takes 200 (EventValidator.maxNameLength) and 500 in a
+# package. Multi-byte characters show that the cut counts characters, not bytes.
+LONG_APP = "App-\u00c4" + "\u00e4" * 251                  # 256 characters, 2-byte
+LONG_ENV = "\u74b0\u5883" * 128                             # 256 characters, 3-byte
+LONG_NAME = "\U0001f642" * 10 + "web-" + "n" * 242          # 256 characters, 4-byte emoji first
+
+
+@test()
+def long_values_are_cut_by_character(ctx):
+    window = "mw-" + "w" * 297
+    instance = "i-" + "x" * 298
+    exactly = "\u00e9" * 200  # 200 characters, 400 bytes: taken as it is
+    packages = ["p" * 600, "\u00e9" * 501, "\u00e9" * 500, "p" * 599 + "q"]
+    start = time.time() + 600
+    args = ["--type", "completed", "--app", LONG_APP, "--environment", LONG_ENV, "--instance-id", instance,
+            "--instance-name", LONG_NAME, "--window-id", window, "--window-start", iso(start), "--window-end", iso(start + 60)]
+    for package in packages:
+        args += ["--package", package]
+    body, result = dry_run_json(ctx, *args)
+    for got, value, what in ((body["app"], LONG_APP, "app"), (body["environment"], LONG_ENV, "environment"),
+                             (body["instance"]["id"], instance, "instance.id"), (body["instance"]["name"], LONG_NAME, "instance.name"),
+                             (body["window"]["id"], window, "window.id")):
+        expect(got == cut(value, 200) and len(got) == 200, f"{what}: {len(got)} characters, {got[-5:]!r} (want the first 199 and \u2026)")
+    # "p"*600 and "p"*599+"q" cut to the same name, which is sent once.
+    expect(body["packages"] == [cut(packages[0], 500), cut(packages[1], 500), packages[2]],
+           f"packages: {[len(p) for p in body['packages']]}")
+    for option in ("--app", "--environment", "--instance-id", "--instance-name", "--window-id"):
+        expect(f"warning: {option} is longer than Patchbay's 200 characters" in result.stderr, f"no warning for {option}: {result.stderr}")
+    expect("2 package names longer than Patchbay's 500 characters" in result.stderr, result.stderr)
+    body, result = dry_run_json(ctx, *event_args(name=exactly, app=exactly))
+    expect(body["app"] == exactly and body["instance"]["name"] == exactly and "warning" not in result.stderr,
+           f"a 200-character (400-byte) value was changed: {len(body['app'])} {result.stderr}")
+    result = report(ctx, *event_args(), "--timezone", "A" * 65, "--dry-run", token=None)
+    expect(result.returncode == 2 and "--timezone" in result.stderr, f"65-character zone: {result.returncode} {result.stderr}")
+
+
 # ---------------------------------------------------------------------------------------------
 # HTTP behaviour against a scripted mock (no binary needed)
 # ---------------------------------------------------------------------------------------------
@@ -783,10 +824,11 @@ class Agent:
     """Runs the document's shell steps like the SSM agent: {{ }} interpolation, SSM_<name> for
     ENV_VAR parameters (new agents), SSM_COMMAND_ID, AWS_SSM_INSTANCE_ID, the orchestration dir."""
 
-    def __init__(self, ctx, command_id, params, env_vars=True, command_id_env=True, url=None):
+    def __init__(self, ctx, command_id, params, env_vars=True, command_id_env=True, url=None, env=None):
         self.ctx, self.command_id = ctx, command_id
         self.params = dict(document_defaults(), **params)
         self.env_vars, self.command_id_env, self.url = env_vars, command_id_env, url
+        self.env = dict(env or {})  # overrides, e.g. FAKE_TOKEN_VALUE for a wrong token
         self.state_root = ctx.tmp / "state"
 
     def run(self, name):
@@ -807,6 +849,7 @@ class Agent:
             for key, spec in document()["parameters"].items():
                 if spec.get("interpolationType") == "ENV_VAR":
                     extra[f"SSM_{key}"] = self.params[key]
+        extra.update(self.env)
         return run(["sh", "-c", script], env=self.ctx.env(**extra), cwd=workdir, timeout=120)
 
 
@@ -874,6 +917,134 @@ def document_failure_reports_failed_with_fallbacks(ctx):
     expect(event["environment"] == "Staging", event["environment"])
     expect(event["window"].get("id") == f"ssm-{agent.command_id}", f"default window id: {event['window']}")
     expect("AWS-RunPatchBaseline (Operation=Install) failed" in event.get("details", {}).get("reason", ""), event.get("details"))
+
+
+DEAD_URL = "http://127.0.0.1:9"  # the discard port: nothing listens, connections are refused
+
+
+@test()
+def document_agent_outage_never_fails_the_command(ctx):
+    """The fault suite's "agent outage": the steps run against a dead URL exit 0 and name the failure."""
+    ctx.aws_log.write_text("")
+    agent = Agent(ctx, "0a0a0a0a-dead-4000-8000-000000000001", {"ReportDeadlineSeconds": "2"}, url=DEAD_URL)
+    result = agent.run("reportStarted")
+    expect(result.returncode == 0, f"reportStarted exit {result.returncode}:\n{result.stderr}")
+    for text in ("gave up after", "127.0.0.1:9", "patch.started was not reported"):
+        expect(text in result.stderr, f"reportStarted log lacks {text!r}:\n{result.stderr}")
+    result = agent.run("rebootIfNeeded")  # patching goes on: the packages are listed, the reboot is asked for
+    expect(result.returncode == 194, f"rebootIfNeeded exit {result.returncode}: {result.stdout}{result.stderr}")
+    expect(agent.run("rebootIfNeeded").returncode == 0, "the re-run after the reboot failed")
+    result = agent.run("reportResult")
+    expect(result.returncode == 0, f"reportResult exit {result.returncode} (an outage failed the command):\n{result.stderr}")
+    for text in ("gave up after", "127.0.0.1:9", "patch.completed was not reported (Patchbay unreachable", "ReportStrict=false"):
+        expect(text in result.stderr, f"reportResult log lacks {text!r}:\n{result.stderr}")
+
+    # The patch step failed (rebootIfNeeded skipped): patch.failed cannot be sent either; the step
+    # still exits 0, because the failed patch step fails the command on its own.
+    failed = Agent(ctx, "0a0a0a0a-dead-4000-8000-000000000002", {"ReportDeadlineSeconds": "1"}, url=DEAD_URL)
+    expect(failed.run("reportStarted").returncode == 0, "reportStarted failed")
+    result = failed.run("reportResult")
+    expect(result.returncode == 0 and "patch.failed was not reported" in result.stderr and "patch step did not succeed" in result.stderr,
+           f"reportResult after a failed patch: exit {result.returncode}:\n{result.stderr}")
+
+    # ReportStrict=true brings the failing steps back (here through {{ }}, as on an older agent).
+    strict = Agent(ctx, "0a0a0a0a-dead-4000-8000-000000000003", {"ReportDeadlineSeconds": "1", "ReportStrict": "true"},
+                   env_vars=False, url=DEAD_URL)
+    result = strict.run("reportStarted")
+    expect(result.returncode == 1 and "ReportStrict=true" in result.stderr, f"strict reportStarted: exit {result.returncode}\n{result.stderr}")
+    expect(strict.run("rebootIfNeeded").returncode == 194, "strict: rebootIfNeeded did not run the patch follow-up")
+    expect(strict.run("rebootIfNeeded").returncode == 0, "strict: the re-run after the reboot failed")
+    result = strict.run("reportResult")
+    expect(result.returncode == 1 and "patch.completed was not reported" in result.stderr, f"strict reportResult: exit {result.returncode}")
+
+
+@test()
+def document_refusals_and_unreadable_parameters_never_fail_the_command(ctx):
+    patchbay, proxy, recorder = ctx.server()
+    fast = {"ReportDeadlineSeconds": "2"}
+    # A wrong token: the real server answers 401.
+    agent = Agent(ctx, "0b0b0b0b-0401-4000-8000-000000000001", fast, url=proxy.url,
+                  env={"FAKE_TOKEN_VALUE": "wrong-token-0123456789abcdef"})
+    for step, event in (("reportStarted", "patch.started"), ("reportResult", "patch.failed")):
+        result = agent.run(step)
+        expect(result.returncode == 0, f"wrong token: {step} exit {result.returncode}:\n{result.stderr}")
+        expect("HTTP 401 unauthorized" in result.stderr and f"{event} was not reported" in result.stderr,
+               f"wrong token: {step} log:\n{result.stderr}")
+        expect("wrong-token" not in result.stdout + result.stderr, "the token was printed")
+    # Patchbay answers 500 until the deadline, then 400 invalid_event.
+    agent = Agent(ctx, "0b0b0b0b-0500-4000-8000-000000000002", fast, url=proxy.url)
+    proxy.reset([{"status": 500, "body": {"error": "internal"}}] * 50)
+    result = agent.run("reportStarted")
+    expect(result.returncode == 0 and "HTTP 500" in result.stderr and "gave up after" in result.stderr,
+           f"500s: exit {result.returncode}:\n{result.stderr}")
+    expect(agent.run("rebootIfNeeded").returncode == 194, "500s: patching did not go on")
+    proxy.reset([{"status": 400, "body": {"error": "invalid_event", "message": "app: is longer than 200 characters"}}])
+    result = agent.run("reportResult")
+    expect(result.returncode == 0 and "HTTP 400 invalid_event: app: is longer" in result.stderr,
+           f"400: exit {result.returncode}:\n{result.stderr}")
+    # Parameter Store unreadable (no such parameter, or no ssm:GetParameter / kms:Decrypt).
+    agent = Agent(ctx, "0b0b0b0b-0254-4000-8000-000000000003", fast, url=proxy.url, env={"FAKE_TOKEN_NAME": "/not/this/one"})
+    for step in ("reportStarted", "reportResult"):
+        result = agent.run(step)
+        expect(result.returncode == 0 and "cannot read Parameter Store parameter /patchbay/token" in result.stderr,
+               f"unreadable token parameter: {step} exit {result.returncode}:\n{result.stderr}")
+    # ReportStrict=true: the refusal fails the step again (exit 3, as patchbay-report's).
+    agent = Agent(ctx, "0b0b0b0b-0401-4000-8000-000000000004", dict(fast, ReportStrict="true"), url=proxy.url,
+                  env={"FAKE_TOKEN_VALUE": "wrong-token-0123456789abcdef"})
+    expect(agent.run("reportStarted").returncode == 3, "strict: a 401 did not fail reportStarted")
+    result = agent.run("reportResult")
+    expect(result.returncode == 3 and "ReportStrict=true" in result.stderr, f"strict reportResult: exit {result.returncode}")
+
+
+@test()
+def document_without_app_or_environment_still_patches(ctx):
+    saved = dict(ctx.imds.tags)
+    ctx.imds.tags = {"Name": "web-untagged"}  # tags readable, but no App or Environment; parameters empty
+    ctx.aws_log.write_text("")
+    try:
+        agent = Agent(ctx, "0c0c0c0c-0000-4000-8000-000000000001", {"ReportDeadlineSeconds": "2"}, url=DEAD_URL)
+        result = agent.run("reportStarted")
+        expect(result.returncode == 0 and "no app or environment" in result.stderr, f"reportStarted: {result.returncode}\n{result.stderr}")
+        result = agent.run("rebootIfNeeded")
+        expect(result.returncode == 194 and "2 packages installed" in result.stdout, f"rebootIfNeeded: {result.returncode} {result.stdout}")
+        expect(agent.run("rebootIfNeeded").returncode == 0, "the re-run after the reboot failed")
+        result = agent.run("reportResult")
+        expect(result.returncode == 0, f"reportResult exit {result.returncode} (an untagged instance failed the command):\n{result.stderr}")
+        expect("no app or environment; not reporting" in result.stderr, result.stderr)
+        expect("get-parameter" not in ctx.aws_log.read_text(), "Parameter Store was read with nothing to report")
+        # The patch step failed on an untagged instance: still nothing to report, still exit 0.
+        agent = Agent(ctx, "0c0c0c0c-0000-4000-8000-000000000002", {"RebootOption": "NoReboot"}, url=DEAD_URL)
+        expect(agent.run("reportStarted").returncode == 0, "reportStarted failed")
+        result = agent.run("reportResult")
+        expect(result.returncode == 0 and "not reporting" in result.stderr, f"after a failed patch: {result.returncode}\n{result.stderr}")
+    finally:
+        ctx.imds.tags = saved
+
+
+@test()
+def document_long_tags_are_cut_and_accepted(ctx):
+    patchbay, proxy, recorder = ctx.server()
+    saved = dict(ctx.imds.tags)
+    ctx.imds.tags = {"App": LONG_APP, "Environment": LONG_ENV, "Name": LONG_NAME}
+    try:
+        agent = Agent(ctx, "0d0d0d0d-0256-4000-8000-000000000001", {"ReportDeadlineSeconds": "30"}, url=proxy.url)
+        for step in ("reportStarted", "reportResult"):
+            result = agent.run(step)
+            expect(result.returncode == 0 and "accepted" in result.stdout, f"{step}: exit {result.returncode}\n{result.stdout}{result.stderr}")
+            expect("warning: --app is longer than Patchbay's 200 characters" in result.stderr, f"{step}: no warning:\n{result.stderr}")
+    finally:
+        ctx.imds.tags = saved
+    events = recorder.wait_for(lambda e: e.get("app") == cut(LONG_APP, 200), count=2)
+    expect([e["type"] for e in events] == ["patch.started", "patch.failed"], [e["type"] for e in events])
+    for event in events:
+        expect(event["environment"] == cut(LONG_ENV, 200) and event["instance"]["name"] == cut(LONG_NAME, 200),
+               f"{event['type']}: {event['environment'][-3:]!r} {event['instance']}")
+    # patchbay-report on its own, straight to the server.
+    result = report(ctx, *event_args(instance="i-0long", name=LONG_NAME, app=LONG_APP), url=patchbay.url)
+    expect(result.returncode == 0, f"exit {result.returncode}: {result.stderr}")
+    events = recorder.wait_for(lambda e: e.get("instance", {}).get("id") == "i-0long")
+    expect(events and events[0]["instance"]["name"] == cut(LONG_NAME, 200) and events[0]["app"] == cut(LONG_APP, 200),
+           f"arrived as {events and events[0]['instance']}")
 
 
 # --- patchbay-report against the real server --------------------------------------------------
