@@ -79,6 +79,11 @@ public struct SinkRequest: Sendable, Codable {
 /// - `POST /googlechat/v1/spaces/<space>/messages`: Google Chat incoming webhook (cardsV2, threads).
 /// - `/pagerduty/maintenance_windows[/<id>]`, `/pagerduty/v2/change/enqueue`: PagerDuty REST and Events v2.
 /// - `/datadog/api/v2/downtime[/<id>]`: Datadog downtimes (POST, PATCH, DELETE).
+///
+/// Each emulation refuses, with the vendor's status and error shape, what the vendor's own API
+/// description refuses (shared/reference/vendor-specs/, cited beside each rule; `Shape` in
+/// Emulation/SpecShape.swift): wrong methods, missing required headers, missing members, wrong
+/// JSON types, values outside enums, lengths and sizes over the documented limits.
 public final class Sink: Sendable {
     private struct State {
         var requests: [SinkRequest] = []
@@ -164,7 +169,7 @@ public final class Sink: Sendable {
         if path.hasPrefix("/hang"), let seconds = request.uri.queryParameters.get("seconds", as: Double.self) {
             try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
         }
-        var answer = route(method: request.method.rawValue, path: path, body: body, headers: request.headers)
+        var answer = route(method: request.method.rawValue, path: path, query: request.uri.query, body: body, headers: request.headers)
         let scripted = state.withLock { state -> ScriptedResponse? in
             guard var queue = state.scripts[path], !queue.isEmpty else { return nil }
             let next = queue.removeFirst()
@@ -261,13 +266,23 @@ public final class Sink: Sendable {
         var headers: [(String, String)] = []
     }
 
-    private func route(method: String, path: String, body: String, headers: HTTPFields) -> Answer {
+    /// The vendor's answer to one request, without HTTP, scripts, delays or the record: for tests of
+    /// the emulations. Header names are case-insensitive; invalid ones are left out.
+    func emulate(_ method: String, _ path: String, query: String? = nil, body: String = "", headers: [String: String] = [:]) -> Answer {
+        var fields = HTTPFields()
+        for (name, value) in headers {
+            if let fieldName = HTTPField.Name(name) { fields.append(HTTPField(name: fieldName, value: value)) }
+        }
+        return route(method: method, path: path, query: query, body: body, headers: fields)
+    }
+
+    private func route(method: String, path: String, query: String?, body: String, headers: HTTPFields) -> Answer {
         let parts = path.split(separator: "/").map(String.init)
         guard let first = parts.first else { return Answer(vendor: "unknown", status: 404, body: #"{"message":"not found"}"#) }
         switch first {
-        case "slack": return SlackEmulation.answer(method: method, body: body)
-        case "teams": return TeamsEmulation.workflows(method: method, body: body)
-        case "teams-connector": return TeamsEmulation.connector(method: method, body: body)
+        case "slack": return SlackEmulation.answer(method: method, body: body, headers: headers)
+        case "teams": return TeamsEmulation.workflows(method: method, body: body, headers: headers)
+        case "teams-connector": return TeamsEmulation.connector(method: method, body: body, headers: headers)
         case "statuspage":
             return state.withLock { StatuspageEmulation.answer(method: method, parts: Array(parts.dropFirst()), body: body, headers: headers, incidents: &$0.incidents) }
         case "webhook":
@@ -293,9 +308,15 @@ public final class Sink: Sendable {
                                         windows: &state.windows, nextID: &state.nextWindowID)
             }
         case "discord":
-            return state.withLock { DiscordEmulation.answer(method: method, parts: Array(parts.dropFirst()), body: body, nextID: &$0.nextChatMessageID) }
+            return state.withLock { state in
+                DiscordEmulation.answer(method: method, parts: Array(parts.dropFirst()), query: query, body: body, headers: headers,
+                                        nextID: &state.nextChatMessageID)
+            }
         case "googlechat":
-            return state.withLock { GoogleChatEmulation.answer(method: method, parts: Array(parts.dropFirst()), body: body, nextID: &$0.nextChatMessageID) }
+            return state.withLock { state in
+                GoogleChatEmulation.answer(method: method, parts: Array(parts.dropFirst()), query: query, body: body, headers: headers,
+                                           nextID: &state.nextChatMessageID)
+            }
         case "pagerduty":
             return state.withLock { state in
                 PagerDutyEmulation.answer(method: method, parts: Array(parts.dropFirst()), body: body, headers: headers,

@@ -5,6 +5,11 @@ import PatchbayCore
 /// Datadog downtimes API v2 under `/datadog/api/v2/downtime[/<id>]`: POST schedules (200, not
 /// 201), PATCH moves (200), DELETE cancels (204); `{"errors":[...]}` bodies and X-RateLimit
 /// headers as documented (channels.md section 3, [DD1]-[DD7]).
+///
+/// Rules from vendor-specs/datadog/openapi-v2.yaml: paths `/api/v2/downtime` (post) and
+/// `/api/v2/downtime/{downtime_id}` (patch, delete), requestBody `application/json`, security
+/// `apiKeyAuth` + `appKeyAuth`; bodies `#/components/schemas/DowntimeCreateRequest` and
+/// `DowntimeUpdateRequest` with the `Downtime*` schemas they refer to.
 enum DatadogEmulation {
     static let apiKeyField = HTTPField.Name("DD-API-KEY")!
     static let applicationKeyField = HTTPField.Name("DD-APPLICATION-KEY")!
@@ -15,6 +20,22 @@ enum DatadogEmulation {
         ("X-RateLimit-Limit", "1000"), ("X-RateLimit-Period", "60"), ("X-RateLimit-Remaining", "999"),
         ("X-RateLimit-Reset", "60"), ("X-RateLimit-Name", "downtime"),
     ]
+
+    /// `DowntimeCreateRequestAttributes` / `DowntimeUpdateRequestAttributes` members other than
+    /// `scope`, `monitor_identifier` and `schedule`, which `scopeProblem`, `identifierProblem` and
+    /// `scheduleProblem` check: `DowntimeDisplayTimezone` and `DowntimeMessage` (nullable
+    /// strings), `DowntimeMuteFirstRecoveryNotification`, `DowntimeNotifyEndStates` (items
+    /// `DowntimeNotifyEndStateTypes`), `DowntimeNotifyEndTypes` (items `DowntimeNotifyEndStateActions`).
+    static let attributeShape: Shape = .members([
+        "display_timezone": .nullable(.plainText),
+        "message": .nullable(.plainText),
+        "mute_first_recovery_notification": .boolean,
+        "notify_end_states": .list(.oneOf(["alert", "no data", "warn"])),
+        "notify_end_types": .list(.oneOf(["canceled", "expired"])),
+        "scope": .plainText,
+        "monitor_identifier": .anyObject,
+        "schedule": .anyObject,
+    ])
 
     static func answer(method: String, parts: [String], body: String, headers: HTTPFields,
                        downtimes: inout [String: [String: JSONValue]], nextID: inout Int) -> Sink.Answer {
@@ -33,6 +54,10 @@ enum DatadogEmulation {
         else {
             return errors(403, "Forbidden")
         }
+        // The requestBody of POST and PATCH is application/json only.
+        if method == "POST" || method == "PATCH", !SpecCheck.isJSON(headers) {
+            return errors(400, "Content-Type must be application/json")
+        }
         let json = try? JSONValue.parse(Data(body.utf8))
         let data = json?["data"]
         let attributes: [String: JSONValue]? = {
@@ -44,6 +69,9 @@ enum DatadogEmulation {
         case ("POST", 3):
             guard let attributes else { return errors(400, "Invalid JSON: data.attributes is required") }
             guard data?["type"]?.stringValue == "downtime" else { return errors(400, "data.type must be downtime") }
+            if let problem = SpecCheck.problem(.object(attributes), attributeShape, at: [.key("data"), .key("attributes")]) {
+                return errors(400, problem.description)
+            }
             if let problem = scopeProblem(attributes["scope"]) ?? identifierProblem(attributes["monitor_identifier"]) {
                 return errors(400, problem)
             }
@@ -63,6 +91,11 @@ enum DatadogEmulation {
             // The id travels in the body as well as the path, and both must agree [DD4].
             guard data?["id"]?.stringValue == id else { return errors(400, "data.id must match the downtime id in the path") }
             guard let attributes else { return errors(400, "Invalid JSON: data.attributes is required") }
+            // DowntimeUpdateRequestData: `required: [id, type, attributes]`, type `DowntimeResourceType`.
+            guard data?["type"]?.stringValue == "downtime" else { return errors(400, "data.type must be downtime") }
+            if let problem = SpecCheck.problem(.object(attributes), attributeShape, at: [.key("data"), .key("attributes")]) {
+                return errors(400, problem.description)
+            }
             if let scope = attributes["scope"], let problem = scopeProblem(scope) { return errors(400, problem) }
             if let identifier = attributes["monitor_identifier"], let problem = identifierProblem(identifier) { return errors(400, problem) }
             if let schedule = attributes["schedule"], let problem = scheduleProblem(schedule) { return errors(400, problem) }
@@ -106,22 +139,34 @@ enum DatadogEmulation {
     /// One-time schedules: ISO 8601 with a zero UTC offset [DD4]. A missing start means now, as
     /// in the API; a missing end would mute for ever, which the sink refuses on purpose so a
     /// Patchbay that forgot the end shows up in tests.
+    ///
+    /// `DowntimeScheduleOneTimeCreateUpdateRequest` is `additionalProperties: false` with nullable
+    /// `start` and `end` ("Must include a UTC offset of zero"); `Z` and `+00:00` both say so.
     static func scheduleProblem(_ schedule: JSONValue) -> String? {
         guard case .object(let fields) = schedule else { return "schedule must be an object" }
         if fields["recurrences"] != nil { return "the sink emulates one-time schedules only" }
+        for key in fields.keys.sorted() where key != "start" && key != "end" {
+            return "schedule.\(key) is not a member of a one-time schedule (start, end)"
+        }
         var start: Date?
-        if let value = fields["start"] {
-            guard let text = value.stringValue, text.hasSuffix("Z"), let date = Timestamp.parseRFC3339(text) else {
+        if let value = fields["start"], value != .null {
+            guard let text = value.stringValue, hasZeroOffset(text), let date = Timestamp.parseRFC3339(text) else {
                 return "schedule.start must be an ISO 8601 date-time with a zero UTC offset (ending in Z)"
             }
             start = date
         }
-        guard let value = fields["end"] else { return "schedule.end is required by the sink (an endless downtime is never meant)" }
-        guard let text = value.stringValue, text.hasSuffix("Z"), let end = Timestamp.parseRFC3339(text) else {
+        guard let value = fields["end"], value != .null else {
+            return "schedule.end is required by the sink (an endless downtime is never meant)"
+        }
+        guard let text = value.stringValue, hasZeroOffset(text), let end = Timestamp.parseRFC3339(text) else {
             return "schedule.end must be an ISO 8601 date-time with a zero UTC offset (ending in Z)"
         }
         if let start, end <= start { return "schedule.end must be after schedule.start" }
         return nil
+    }
+
+    static func hasZeroOffset(_ text: String) -> Bool {
+        text.hasSuffix("Z") || text.hasSuffix("z") || text.hasSuffix("+00:00") || text.hasSuffix("-00:00")
     }
 
     /// `scheduled`, `active` or `ended`, as `data.attributes.status` reports it [DD2][DD4].

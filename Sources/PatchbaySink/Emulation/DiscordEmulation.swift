@@ -1,10 +1,20 @@
 import Foundation
+import HTTPTypes
 import PatchbayCore
 
 /// Discord execute-webhook under `/discord/api/webhooks/<id>/<token>` (or `/discord/api/v10/…`),
 /// with Discord's error shapes: a plain `{"message", "code"}`, or code 50035 "Invalid Form Body"
 /// with the offending field under `errors` [DC1][DC2]. A post is answered as with `?wait=true`:
 /// 200 and the message object with its id.
+///
+/// Types, enums and the limits the text checks below do not cover are from
+/// vendor-specs/discord/openapi.json: `paths./webhooks/{webhook_id}/{webhook_token}.post`
+/// (query `wait`, `thread_id`, `with_components`; requestBody) and
+/// `#/components/schemas/IncomingWebhookRequestPartial`, `RichEmbed`, `RichEmbedField`,
+/// `RichEmbedFooter`, `RichEmbedAuthor`, `RichEmbedImage`, `RichEmbedThumbnail`,
+/// `MessageAllowedMentionsRequest`, `AllowedMentionTypes`, `SnowflakeType`. The requestBody also
+/// takes form and multipart bodies; the sink reads JSON only, and a body sent without a JSON
+/// Content-Type is read as no message at all.
 enum DiscordEmulation {
     /// Embed limits [DC1][DC2].
     static let maxContent = 2000
@@ -18,7 +28,69 @@ enum DiscordEmulation {
     static let maxAuthorName = 256
     static let maxEmbedTotal = 6000
 
-    static func answer(method: String, parts: [String], body: String, nextID: inout Int) -> Sink.Answer {
+    /// `RichEmbedImage` and `RichEmbedThumbnail` (the same members).
+    static let embedImage: Shape = .members([
+        "url": .nullable(.text(max: 2048, format: .uri)),
+        "width": .nullable(.anyInteger),
+        "height": .nullable(.anyInteger),
+        "placeholder": .nullable(.text(max: 64)),
+        "placeholder_version": .nullable(.integer(min: 0, max: 2_147_483_647)),
+        "is_animated": .nullable(.boolean),
+        "description": .nullable(.text(max: 4096)),
+    ])
+
+    /// `RichEmbed`. The lengths of title, description, footer text, author name and field texts
+    /// are checked by `limitProblem`, which trims first as Discord does.
+    static let embed: Shape = .members([
+        "type": .nullable(.text(max: 152_133)),
+        "url": .nullable(.text(max: 2048, format: .uri)),
+        "title": .nullable(.plainText),
+        // An integer, 0...0xFFFFFF.
+        "color": .nullable(.integer(min: 0, max: 16_777_215)),
+        "timestamp": .nullable(.text(format: .dateTime)),
+        "description": .nullable(.plainText),
+        "author": .nullable(.members([
+            "name": .nullable(.plainText),
+            "url": .nullable(.text(max: 2048, format: .uri)),
+            "icon_url": .nullable(.text(max: 2048, format: .uri)),
+        ])),
+        "image": .nullable(embedImage),
+        "thumbnail": .nullable(embedImage),
+        "footer": .nullable(.members([
+            "text": .nullable(.plainText),
+            "icon_url": .nullable(.text(max: 2048, format: .uri)),
+        ])),
+        // `RichEmbedField`: name and value required.
+        "fields": .nullable(.list(.members(["name": .plainText, "value": .plainText, "inline": .nullable(.boolean)],
+                                           required: ["name", "value"]))),
+        "provider": .nullable(.anyObject),
+        "video": .nullable(.anyObject),
+    ])
+
+    /// `IncomingWebhookRequestPartial`. `content` length and the number of embeds are checked by
+    /// `limitProblem`; components, attachments and polls are checked for their type only.
+    static let message: Shape = .members([
+        "content": .nullable(.plainText),
+        "embeds": .nullable(.list(embed)),
+        "allowed_mentions": .nullable(.members([
+            "parse": .nullable(.list(.nullable(.oneOf(["users", "roles", "everyone"])), max: 1521)),
+            "users": .nullable(.list(.nullable(.text(format: .snowflake)), max: 100)),
+            "roles": .nullable(.list(.nullable(.text(format: .snowflake)), max: 100)),
+            "replied_user": .nullable(.boolean),
+        ])),
+        "components": .nullable(.list(.anyObject, max: 40)),
+        "attachments": .nullable(.list(.anyObject, max: 10)),
+        "poll": .nullable(.anyObject),
+        "tts": .nullable(.boolean),
+        "flags": .nullable(.anyInteger),
+        "username": .nullable(.text(min: 1, max: 80)),
+        "avatar_url": .nullable(.text(max: 2048, format: .uri)),
+        "thread_name": .nullable(.text(min: 0, max: 100)),
+        "applied_tags": .nullable(.list(.text(format: .snowflake), max: 5)),
+    ])
+
+    static func answer(method: String, parts: [String], query: String? = nil, body: String, headers: HTTPFields = HTTPFields(),
+                       nextID: inout Int) -> Sink.Answer {
         func error(_ status: Int, _ message: String, code: Int) -> Sink.Answer {
             .init(vendor: "discord", status: status, body: json(.object(["message": .string(message), "code": .number(Double(code))])))
         }
@@ -32,8 +104,15 @@ enum DiscordEmulation {
         }
         let webhookID = rest[1]
         guard method == "POST" else { return error(405, "405: Method Not Allowed", code: 0) }
+        if let problem = queryProblem(SpecCheck.queryFields(query)) {
+            return .init(vendor: "discord", status: 400, body: json(invalidFormBody(problem)))
+        }
+        guard SpecCheck.isJSON(headers) else { return error(400, "Cannot send an empty message", code: 50006) }
         guard let parsed = try? JSONValue.parse(Data(body.utf8)), case .object(let message) = parsed else {
             return error(400, "The request body contains invalid JSON.", code: 50109)
+        }
+        if let problem = SpecCheck.problem(parsed, Self.message) ?? mentionsProblem(message["allowed_mentions"]) {
+            return .init(vendor: "discord", status: 400, body: json(invalidFormBody(problem)))
         }
         let content = message["content"]?.stringValue ?? ""
         let embeds: [JSONValue] = {
@@ -44,7 +123,8 @@ enum DiscordEmulation {
             if case .array(let items)? = message["components"] { return !items.isEmpty }
             return false
         }()
-        guard !trimmed(content).isEmpty || !embeds.isEmpty || hasComponents || message["poll"] != nil else {
+        let hasPoll = message["poll"].map { $0 != .null } ?? false
+        guard !trimmed(content).isEmpty || !embeds.isEmpty || hasComponents || hasPoll else {
             return error(400, "Cannot send an empty message", code: 50006)
         }
         if let problem = limitProblem(content: content, embeds: embeds) {
@@ -129,7 +209,61 @@ enum DiscordEmulation {
         return nil
     }
 
-    static func trimmed(_ text: String) -> String { text.trimmingCharacters(in: .whitespacesAndNewlines) }
+    /// `wait` and `with_components` are booleans, `thread_id` a snowflake (the operation's
+    /// `parameters`).
+    static func queryProblem(_ query: [String: String]) -> SpecProblem? {
+        for name in ["wait", "with_components"] {
+            if let value = query[name], !["true", "false", "1", "0"].contains(value.lowercased()) {
+                return SpecProblem(path: [.key(name)], code: .type, message: "Must be either true or false.")
+            }
+        }
+        if let thread = query["thread_id"], !SpecCheck.matches(thread, .snowflake) {
+            return SpecProblem(path: [.key("thread_id")], code: .format, message: "Value \"\(thread)\" is not snowflake.")
+        }
+        return nil
+    }
+
+    /// `parse` and explicit `users` / `roles` lists are mutually exclusive ([DC2],
+    /// allowed-mentions object; from the docs, not the spec).
+    static func mentionsProblem(_ mentions: JSONValue?) -> SpecProblem? {
+        guard case .array(let parse)? = mentions?["parse"] else { return nil }
+        for kind in ["users", "roles"] {
+            guard parse.contains(.string(kind)), case .array(let listed)? = mentions?[kind], !listed.isEmpty else { continue }
+            return SpecProblem(path: [.key("allowed_mentions"), .key(kind)], code: .enumeration,
+                               message: "parse:[\"\(kind)\"] and \(kind): [ids] are mutually exclusive.")
+        }
+        return nil
+    }
+
+    /// `{"code": 50035, "message": "Invalid Form Body", "errors": {"embeds": {"0": {"color": {"_errors": [...]}}}}}`,
+    /// nested along the problem's path as Discord nests it [DC2]. BASE_TYPE_REQUIRED and
+    /// BASE_TYPE_MAX_LENGTH are Discord's codes; the others are named in its style, not from a capture.
+    static func invalidFormBody(_ problem: SpecProblem) -> JSONValue {
+        let code = switch problem.code {
+        case .required: "BASE_TYPE_REQUIRED"
+        case .tooLong, .tooMany: "BASE_TYPE_MAX_LENGTH"
+        case .tooShort, .tooFew: "BASE_TYPE_MIN_LENGTH"
+        case .enumeration: "BASE_TYPE_CHOICES"
+        case .range: "NUMBER_TYPE_OUT_OF_RANGE"
+        case .format: "BASE_TYPE_INVALID_FORMAT"
+        case .type, .unknownField: "BASE_TYPE_BAD_TYPE"
+        }
+        var nested: JSONValue = .object(["_errors": .array([.object([
+            "code": .string(code), "message": .string(problem.message),
+        ])])])
+        for item in problem.path.reversed() { nested = .object([item.text: nested]) }
+        return .object(["code": .number(50035), "message": .string("Invalid Form Body"), "errors": nested])
+    }
+
+    /// Whitespace as Discord trims it: a zero-width space (U+200B) is not whitespace there, and is
+    /// the usual way to send a field that looks empty (Foundation's set on Linux counts it).
+    static let discordWhitespace: CharacterSet = {
+        var set = CharacterSet.whitespacesAndNewlines
+        set.remove(charactersIn: "\u{200B}\u{200C}\u{200D}\u{FEFF}")
+        return set
+    }()
+
+    static func trimmed(_ text: String) -> String { text.trimmingCharacters(in: discordWhitespace) }
 
     static func length(_ text: String) -> Int { trimmed(text).unicodeScalars.count }
 
