@@ -220,6 +220,42 @@ struct VendorTargetTests {
         }
         #expect(reason.hasPrefix("window_already_started"))
     }
+
+    /// Pingdom takes only a future `from` ("only future allowed", PUT /maintenance/{id} in its
+    /// API 3.1 description): a window that has begun is extended by its `to` alone, and one that
+    /// has not begun never moves to a start in the past.
+    @Test func pingdomExtendsAStartedWindowByItsEndAlone() throws {
+        let first = try event(.scheduled, instance: nil)
+        let response = TransportResponse(status: 200, headers: [], body: Data(#"{"maintenance":{"id":777}}"#.utf8), latency: .zero)
+        guard case .send(let created) = try pingdom.plan(first, context: Self.context()) else {
+            Issue.record("the first event must create the window")
+            return
+        }
+        let state = pingdom.followUp(after: response, to: created, event: first, context: Self.context())
+        var overrun = try event(.scheduled, instance: nil)
+        overrun.notice = .overrun
+        overrun.window.end = overrun.window.end.addingTimeInterval(1800)
+        var running = Self.context(followUp: state)
+        running.now = first.window.start.addingTimeInterval(600)
+        guard case .send(let put) = try pingdom.plan(overrun, context: running) else {
+            Issue.record("an overrun extends the window")
+            return
+        }
+        let body = try JSONDecoder().decode(JSONValue.self, from: put.body)
+        #expect(body["from"] == nil, "a started window keeps its start: \(String(decoding: put.body, as: UTF8.self))")
+        #expect(body["to"] == .number(overrun.window.end.timeIntervalSince1970))
+        // Not begun yet, rescheduled to start a moment ago: the new start is the next second.
+        var moved = try event(.scheduled, instance: nil)
+        moved.window.start = first.window.start.addingTimeInterval(-7200)
+        var before = Self.context(followUp: state)
+        before.now = first.window.start.addingTimeInterval(-3600)
+        guard case .send(let early) = try pingdom.plan(moved, context: before) else {
+            Issue.record("a moved window is PUT")
+            return
+        }
+        let from = try JSONDecoder().decode(JSONValue.self, from: early.body)["from"]
+        #expect(from == .number(before.now.timeIntervalSince1970.rounded(.down) + 1))
+    }
 }
 
 /// Window times given in local time reach Statuspage as UTC and Pingdom as UNIX seconds.

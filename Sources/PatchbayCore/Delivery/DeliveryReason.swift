@@ -24,6 +24,9 @@ public enum DeliveryReason: String, Sendable, Hashable, Codable, CaseIterable {
     /// The stored event cannot be read back (written by a newer version, or damaged): dead at
     /// once instead of being leased again forever.
     case undecodable = "undecodable_event"
+    /// The vendor answered with an object id that is not of the form it uses (a broken or
+    /// hostile endpoint): the id is not kept, and never goes into a request path.
+    case vendorIDRefused = "vendor_id_refused"
 
     /// A rate limit is the vendor being busy, not a failure: it does not use up the retry budget.
     public var isRateLimit: Bool { self == .rateLimited }

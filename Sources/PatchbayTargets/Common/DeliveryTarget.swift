@@ -71,6 +71,10 @@ public protocol DeliveryTarget: Sendable {
     /// Whether `plan` reads `context.followUp` and `context.maintenance`. Chat targets do not, so
     /// the dispatcher spares them the store read.
     var usesMaintenanceState: Bool { get }
+    /// Whether `plan` lists the maintenance's updated packages for this event
+    /// (`context.maintenance.packagesUpdated`): the store then reads every server's package list,
+    /// which no other send pays for.
+    func showsUpdatedPackages(for event: PatchEvent) -> Bool
     /// Targets with the same key share one rate budget (Statuspage limits per API key).
     var pacingKey: String { get }
     /// A relayed body to pass through unchanged; only webhook targets take them.
@@ -89,6 +93,8 @@ extension DeliveryTarget {
     }
 
     public var usesMaintenanceState: Bool { false }
+
+    public func showsUpdatedPackages(for event: PatchEvent) -> Bool { false }
 
     public var pacingKey: String { "\(kind):\(name)" }
 

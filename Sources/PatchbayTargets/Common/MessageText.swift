@@ -15,6 +15,17 @@ public struct MessageContent: Sendable, Equatable {
     /// Whether the Instance Name and App Name facts fit side by side.
     public var shortFactTitles: Set<String> { ["App Name", "Instance Name"] }
 
+    /// The sentence and every fact cut to `limit` characters (with "…"): the last resort of a
+    /// renderer whose message is still over its vendor's size with the package list cut short
+    /// (a template's long output), so the message still goes, shortened, instead of being refused.
+    public func cut(to limit: Int) -> MessageContent {
+        var content = self
+        content.text = MessageText.cut(text, to: limit)
+        content.fallback = MessageText.cut(fallback, to: limit)
+        content.facts = facts.map { ($0.title, MessageText.cut($0.value, to: limit)) }
+        return content
+    }
+
     public static func == (lhs: MessageContent, rhs: MessageContent) -> Bool {
         lhs.title == rhs.title && lhs.color == rhs.color && lhs.text == rhs.text && lhs.fallback == rhs.fallback
             && lhs.facts.map(\.title) == rhs.facts.map(\.title) && lhs.facts.map(\.value) == rhs.facts.map(\.value)
@@ -131,7 +142,7 @@ public enum MessageText {
     /// The instances an overrun notice names (`details.overdue`).
     public static func overdueNames(_ event: PatchEvent) -> [String] {
         guard case .array(let names)? = event.details["overdue"] else { return [] }
-        return names.compactMap(\.stringValue)
+        return listed(names.compactMap(\.stringValue))
     }
 
     public static func title(for type: EventType) -> String {
@@ -155,12 +166,31 @@ public enum MessageText {
         }
     }
 
-    /// The failure reason an agent may put in `details.reason` or `details.error`.
+    /// The failure reason an agent may put in `details.reason` or `details.error`, cut to
+    /// `maxReason` characters with a visible "…": a log excerpt pasted as the reason must not make
+    /// the failure notice too large for the vendor (review F13), and the first lines say what failed.
     public static func failureReason(_ event: PatchEvent) -> String? {
         for key in ["reason", "error", "message"] {
-            if let text = event.details[key]?.stringValue, !text.isEmpty { return text }
+            if let text = event.details[key]?.stringValue, !text.isEmpty { return cut(text, to: maxReason) }
         }
         return nil
+    }
+
+    /// Characters of a failure reason any message carries.
+    public static let maxReason = 1000
+    /// Servers a message names in one list (failed, not finished); the rest are counted.
+    public static let maxNamesListed = 50
+
+    /// `text` cut to `limit` characters, the last one "…" when anything was cut.
+    public static func cut(_ text: String, to limit: Int) -> String {
+        guard text.count > limit else { return text }
+        return String(text.prefix(max(0, limit - 1))) + "…"
+    }
+
+    /// The first `maxNamesListed` names, then "and N more".
+    public static func listed(_ names: [String]) -> [String] {
+        guard names.count > maxNamesListed else { return names }
+        return Array(names.prefix(maxNamesListed)) + ["and \(names.count - maxNamesListed) more"]
     }
 
     /// `Fri 2026-12-04 00:30–00:45 PST (08:30–08:45 UTC)`: the route's zone first, then UTC.

@@ -199,14 +199,14 @@ public struct DatadogTarget: DeliveryTarget, TemplatedTarget {
             }
             // A 404 here (someone deleted the downtime in Datadog) stays a permanent failure under
             // the shared rule: classify() cannot tell a DELETE from a PATCH, and the operator should see it.
-            return .send(request("DELETE", url: "\(downtimeURL)/\(downtimeID)", body: Data()))
+            return .send(request("DELETE", url: "\(downtimeURL)/\(VendorID.pathSegment(downtimeID))", body: Data()))
         }
         guard moves else { return .skip(reason: "the downtime already covers this event") }
         guard let schedule = downtimeSchedule(event.window, now: context.now) else {
             return .skip(reason: "the new window ended at \(Timestamp.rfc3339(event.window.end)); a downtime for it would mute nothing")
         }
         let update = UpdateRequest(data: .init(id: downtimeID, attributes: .init(schedule: schedule)))
-        return .send(request("PATCH", url: "\(downtimeURL)/\(downtimeID)", body: try JSONEncoder.encodePayload(update, kind: "Datadog")))
+        return .send(request("PATCH", url: "\(downtimeURL)/\(VendorID.pathSegment(downtimeID))", body: try JSONEncoder.encodePayload(update, kind: "Datadog")))
     }
 
     private func create(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> DeliveryStep {

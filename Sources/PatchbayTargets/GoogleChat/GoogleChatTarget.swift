@@ -66,20 +66,22 @@ public struct GoogleChatTarget: MessageTarget, TemplatedTarget {
     }
 
     public func render(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> OutboundRequest {
-        // Shrink the package list until the whole message fits.
+        // Shrink the package list until the whole message fits, then every other part (a long
+        // template output): the message goes shortened rather than not at all.
         var budget = 20_000
+        var fieldLimit = Int.max
         var body = Data()
         while true {
             var content = MessageText.content(for: event, context: context, markup: GoogleChatText.markup, packageBudget: budget)
             content.apply(MessageTemplates.preferring(context.routeTemplates, over: templates), event: event, context: context)
+            if fieldLimit < Int.max { content = content.cut(to: fieldLimit) }
             let message = GoogleChatMessage(content: content, system: event.systemName, threadKey: Self.threadKey(for: event))
             body = try JSONEncoder.encodePayload(message, kind: "Google Chat")
             if body.count <= Self.maxPayloadBytes { break }
-            guard budget >= 500 else {
-                // Only templates or names far beyond any real message get here; Google would refuse it.
-                throw RenderError("the Google Chat message is \(body.count) bytes even with the package list cut short; Google Chat takes at most 32,000")
+            guard fieldLimit > 50 else {
+                throw RenderError("the Google Chat message is \(body.count) bytes even with every part cut short; Google Chat takes at most 32,000")
             }
-            budget /= 2
+            if budget >= 500 { budget /= 2 } else { fieldLimit = fieldLimit == Int.max ? 4000 : fieldLimit / 2 }
         }
         return OutboundRequest(
             method: "POST", url: requestURL, displayURL: OutboundRequest.displayForm(of: url.reveal()),

@@ -207,7 +207,7 @@ public struct PagerDutyTarget: DeliveryTarget, TemplatedTarget {
             }
             return try windowRequest("POST", url: windowsURL, event: event, context: context)
         }
-        let windowURL = "\(windowsURL)/\(windowID.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? windowID)"
+        let windowURL = "\(windowsURL)/\(VendorID.pathSegment(windowID))"
         if event.type == .cancelled {
             // DELETE removes a future window and ends a running one at once; a finished one
             // answers 405, which `classify` counts as done [PD1].

@@ -59,7 +59,9 @@ public struct PingdomTarget: DeliveryTarget, RegisteredTarget {
 
     struct Window: Encodable {
         var description: String?
-        var from: Int64
+        /// Left out of an update once the window has begun: Pingdom takes only a future `from`
+        /// ("only future allowed", vendor-specs/pingdom/API_3.1.yaml, PUT /maintenance/{id}).
+        var from: Int64?
         var to: Int64
         var uptimeids: String?
     }
@@ -82,7 +84,7 @@ public struct PingdomTarget: DeliveryTarget, RegisteredTarget {
                 // Pingdom refuses to delete a window that has begun; retrying would never succeed.
                 return .refuse(reason: "window_already_started: Pingdom deletes only future windows; window \(windowID) began at \(Timestamp.rfc3339(start))")
             }
-            return .send(request("DELETE", url: "\(maintenanceURL)/\(windowID)", body: Data()))
+            return .send(request("DELETE", url: "\(maintenanceURL)/\(VendorID.pathSegment(windowID))", body: Data()))
         }
         // Only an announcement (a reschedule) or an overrun notice moves the window: agents'
         // started/completed events may carry their own idea of the window, which must not shrink
@@ -94,8 +96,12 @@ public struct PingdomTarget: DeliveryTarget, RegisteredTarget {
         if event.window.end <= context.now {
             return .skip(reason: "the new window ended at \(Timestamp.rfc3339(event.window.end)); Pingdom takes future windows only")
         }
-        let window = Window(description: nil, from: from, to: to, uptimeids: nil)
-        return .send(request("PUT", url: "\(maintenanceURL)/\(windowID)", body: try JSONEncoder.encodePayload(window, kind: "Pingdom")))
+        // A window that has begun keeps its start; only its end moves (an overrun, a reschedule
+        // of its end). One that has not begun moves whole, never to a start in the past.
+        let now = Int64(context.now.timeIntervalSince1970)
+        let started = state.windowStart.map { $0 <= context.now } ?? false
+        let window = Window(description: nil, from: started ? nil : max(from, now + 1), to: to, uptimeids: nil)
+        return .send(request("PUT", url: "\(maintenanceURL)/\(VendorID.pathSegment(windowID))", body: try JSONEncoder.encodePayload(window, kind: "Pingdom")))
     }
 
     private func description(_ event: PatchEvent) -> String {

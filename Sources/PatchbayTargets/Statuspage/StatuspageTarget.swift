@@ -62,10 +62,14 @@ public struct StatuspageTarget: DeliveryTarget, RegisteredTarget {
 
     public func plan(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> DeliveryStep {
         let state = context.followUp
-        guard let incidentID = state?.objectID, state?.status != "deleted" else {
+        guard let storedID = state?.objectID, state?.status != "deleted" else {
             if state?.status == "deleted" { return .skip(reason: "the incident was deleted") }
             return try create(event, context: context)
         }
+        guard Self.isIncidentID(storedID) else {
+            return .refuse(reason: "vendor_id_refused: the stored incident id is not a Statuspage incident id; it is never put in a request path")
+        }
+        let incidentID = VendorID.pathSegment(storedID)
         let current = state?.status
         let windowChanged = state?.windowStart != event.window.start || state?.windowEnd != event.window.end
         var fields = IncidentFields()
@@ -165,6 +169,24 @@ public struct StatuspageTarget: DeliveryTarget, RegisteredTarget {
 
     public var usesMaintenanceState: Bool { true }
 
+    /// The final "completed" update lists the packages every server updated.
+    public func showsUpdatedPackages(for event: PatchEvent) -> Bool { event.type == .completed }
+
+    /// Statuspage incident ids are short strings of letters and digits (`p31zjtct2jer`).
+    static func isIncidentID(_ id: String) -> Bool { VendorID.isValid(id) }
+
+    /// A 2xx whose incident id is not of Statuspage's form is refused (dead, logged with this
+    /// reason), never kept: later requests would carry the API key to wherever it points.
+    public func classify(_ result: Result<TransportResponse, TransportFailure>) -> DeliveryOutcome {
+        let outcome = ResponseRule.classify(result)
+        if case .delivered = outcome, case .success(let response) = result,
+           let returned = try? JSONDecoder().decode(JSONValue.self, from: response.body), let id = returned["id"],
+           id.stringValue.map(Self.isIncidentID) != true {
+            return .permanent(reason: ResponseRule.Reason.vendorIDRefused)
+        }
+        return outcome
+    }
+
     public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState? {
         var state = context.followUp ?? FollowUpState()
         if request.method == "DELETE" {
@@ -173,7 +195,7 @@ public struct StatuspageTarget: DeliveryTarget, RegisteredTarget {
         }
         let sent = try? JSONDecoder().decode(JSONValue.self, from: request.body)
         let returned = try? JSONDecoder().decode(JSONValue.self, from: response.body)
-        if request.method == "POST", let id = returned?["id"]?.stringValue {
+        if request.method == "POST", let id = returned?["id"]?.stringValue, Self.isIncidentID(id) {
             state.objectID = id
         }
         // The public page of the incident, for templates' `links.<target>`.
@@ -250,13 +272,13 @@ enum StatuspageText {
             ? "Patching is complete."
             : "Patching is complete: \(done) of \(total) instance\(total == 1 ? "" : "s") finished successfully."
         if !snapshot.failed.isEmpty {
-            text += " Failed: " + snapshot.failed.map { $0.instance.name ?? $0.instance.id }.joined(separator: ", ") + "."
+            text += " Failed: " + MessageText.listed(snapshot.failed.map { $0.instance.name ?? $0.instance.id }).joined(separator: ", ") + "."
         }
         let packages = snapshot.packagesUpdated
-        if !packages.isEmpty {
+        if !packages.isEmpty, text.count < maxBody - 200 {
             text += "\n\nUpdated packages:\n" + MessageText.packageList(packages, budget: maxBody - text.count - 100)
         }
-        return text
+        return String(text.prefix(maxBody))
     }
 
     static let utc = TimeZone(identifier: "UTC")!

@@ -50,18 +50,21 @@ public struct TeamsTarget: MessageTarget, TemplatedTarget {
     }
 
     public func render(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> OutboundRequest {
-        // Shrink the package list until the whole message fits.
+        // Shrink the package list until the whole message fits, then every other part: a card
+        // over Teams' size is refused, and the failure notices are the ones with long texts.
         var budget = 20_000
+        var fieldLimit = Int.max
         var body = Data()
         while true {
             var content = MessageText.content(for: event, context: context, markup: TeamsMarkdown.markup, packageBudget: budget)
             content.apply(MessageTemplates.preferring(context.routeTemplates, over: templates), event: event, context: context)
+            if fieldLimit < Int.max { content = content.cut(to: fieldLimit) }
             body = switch format {
             case .adaptive: try JSONEncoder.encodePayload(AdaptiveCardMessage(content: content), kind: "Teams")
             case .messagecard: try JSONEncoder.encodePayload(MessageCard(content: content, system: event.systemName), kind: "Teams")
             }
-            if body.count <= Self.maxPayloadBytes || budget < 500 { break }
-            budget /= 2
+            if body.count <= Self.maxPayloadBytes || fieldLimit <= 50 { break }
+            if budget >= 500 { budget /= 2 } else { fieldLimit = fieldLimit == Int.max ? 4000 : fieldLimit / 2 }
         }
         return OutboundRequest(
             method: "POST", url: url, displayURL: OutboundRequest.displayForm(of: url.reveal()),
