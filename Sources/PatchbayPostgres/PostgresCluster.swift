@@ -16,10 +16,12 @@ extension PostgresStore: MaintenanceStore {
         let encoder = JSONEncoder.patchbay()
         return try await transaction { [self] connection -> [FiredNotice] in
             // SKIP LOCKED: instances firing at the same tick take disjoint notices; the notice id as
-            // idempotency key is the backstop, so a notice can only ever become one event.
+            // idempotency key is the backstop, so a notice can only ever become one event. Due by
+            // the caller's clock and by the database's: an instance whose clock runs ahead never
+            // fires a notice early.
             let rows = try await Self.rows("""
                 SELECT n.* FROM planned_notices n
-                WHERE n.state = 'planned' AND n.due_at <= \(now)
+                WHERE n.state = 'planned' AND n.due_at <= \(now) AND n.due_at <= statement_timestamp()
                 ORDER BY n.due_at, n.seq LIMIT \(limit)
                 FOR UPDATE SKIP LOCKED
                 """, on: connection, logger: logger)
@@ -96,11 +98,13 @@ extension PostgresStore: MaintenanceStore {
 
     // MARK: Liveness
 
-    /// Registers this process in `instances`; `serve` calls it before claiming anything.
+    /// Registers this process in `instances`; `serve` calls it before claiming anything. Also
+    /// takes the first measure of the database's clock (`clusterNow`).
     public func joinCluster(version: String) async throws {
         let host = ProcessInfo.processInfo.hostName
         let pid = Int(ProcessInfo.processInfo.processIdentifier)
         try await transaction { [self] connection in
+            try await measureClock(on: connection)
             try await Self.rows("""
                 INSERT INTO instances (id, host, pid, version, started_at, heartbeat_at)
                 VALUES (\(instanceID), \(host), \(pid), \(version), clock_timestamp(), clock_timestamp())
@@ -108,42 +112,75 @@ extension PostgresStore: MaintenanceStore {
         }
     }
 
-    /// Renews this instance's heartbeat (the database's clock: instances' clocks need not agree).
-    public func heartbeat() async throws {
-        try await transaction { [self] connection in
-            let updated = try await Self.rows("UPDATE instances SET heartbeat_at = clock_timestamp() WHERE id = \(instanceID) RETURNING id",
-                                              on: connection, logger: logger)
-            if updated.isEmpty {
-                // Another instance took us for dead (a long pause) and removed the row: come back.
-                try await Self.rows("""
-                    INSERT INTO instances (id, host, pid, version, started_at, heartbeat_at)
-                    VALUES (\(instanceID), \(ProcessInfo.processInfo.hostName), \(Int(ProcessInfo.processInfo.processIdentifier)),
-                            \(PatchbayVersion.current), clock_timestamp(), clock_timestamp())
-                    """, on: connection, logger: logger)
-            }
+    /// Renews this instance's heartbeat on a pooled connection (tests; `serve` beats on a
+    /// connection of its own, `heartbeat(on:)`). Returns how long this instance had been silent.
+    @discardableResult
+    public func heartbeat() async throws -> Duration {
+        try await read { [self] connection in try await heartbeat(on: connection) }
+    }
+
+    /// Renews this instance's heartbeat (the database's clock: instances' clocks need not agree),
+    /// measures the clock offset, and returns how long this instance itself had been silent, by
+    /// the database's clock: the time since its previous beat, or since the database started if
+    /// that is later (a restart). A long silence means this instance could not reach the
+    /// database either, so it must not judge the others (`releaseLeasesOfSilentInstances`).
+    public func heartbeat(on connection: PostgresConnection) async throws -> Duration {
+        try await measureClock(on: connection)
+        let previous = try await Self.rows("""
+            UPDATE instances i SET heartbeat_at = clock_timestamp()
+            FROM (SELECT heartbeat_at FROM instances WHERE id = \(instanceID)) old
+            WHERE i.id = \(instanceID)
+            RETURNING EXTRACT(EPOCH FROM (clock_timestamp() - GREATEST(old.heartbeat_at, pg_postmaster_start_time())))::float8
+            """, on: connection, logger: logger)
+        if let silent = try previous.first?.decode(Double.self) {
+            return .milliseconds(Int64(max(0, silent) * 1000))
         }
+        // Another instance took us for dead and removed the row: come back. Our own silence is
+        // unknown, so it counts as long (no judging the others on this beat).
+        try await Self.rows("""
+            INSERT INTO instances (id, host, pid, version, started_at, heartbeat_at)
+            VALUES (\(instanceID), \(ProcessInfo.processInfo.hostName), \(Int(ProcessInfo.processInfo.processIdentifier)),
+                    \(PatchbayVersion.current), clock_timestamp(), clock_timestamp())
+            ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at
+            """, on: connection, logger: logger)
+        return .seconds(3600)
     }
 
     /// Deliveries leased by instances silent for longer than `silence` are due again at once, and
-    /// those instances are forgotten. A lease's token still fences the old holder: if it was only
-    /// slow, its late result is refused (`complete` returns false).
-    public func releaseLeasesOfSilentInstances(silence: Duration, now: Date) async throws -> Int {
-        let milliseconds = Int64(silence.milliseconds)
-        return try await transaction { [self] connection -> Int in
-            let silent = try await Self.rows("""
-                SELECT id FROM instances WHERE heartbeat_at < clock_timestamp() - make_interval(secs => \(Double(milliseconds) / 1000))
-                FOR UPDATE SKIP LOCKED
-                """, on: connection, logger: logger).map { try $0.decode(String.self) }
-            guard !silent.isEmpty else { return 0 }
-            let released = try await Self.rows("""
-                UPDATE deliveries SET state = 'pending', next_attempt_at = \(now), lease_token = NULL, leased_by = NULL, updated_at = \(now)
-                WHERE state = 'in_flight' AND leased_by = ANY(\(silent))
-                RETURNING seq
-                """, on: connection, logger: logger).count
-            try await Self.rows("DELETE FROM instances WHERE id = ANY(\(silent))", on: connection, logger: logger)
-            if released > 0 { try await announceWork(on: connection) }
-            return released
+    /// those instances are forgotten. Silence is judged on the database's clock and counted from
+    /// the database's start at the latest, so a restart of the database is nobody's death. An
+    /// observer that was itself silent for more than half of `silence` (`ownSilence`, from
+    /// `heartbeat`) judges nobody: a stall of the database froze every heartbeat, its own
+    /// included, and the others are as alive as it is. A lease's token still fences the old
+    /// holder: if it was only slow, its late result is refused (`complete` says so).
+    public func releaseLeasesOfSilentInstances(silence: Duration, ownSilence: Duration, now: Date) async throws -> Int {
+        try await transaction { [self] connection in
+            try await releaseLeasesOfSilentInstances(silence: silence, ownSilence: ownSilence, now: now, on: connection, inTransaction: true)
         }
+    }
+
+    /// As above, on the heartbeat's own connection (one statement, so no transaction is needed).
+    public func releaseLeasesOfSilentInstances(silence: Duration, ownSilence: Duration, now: Date, on connection: PostgresConnection,
+                                               inTransaction: Bool = false) async throws -> Int {
+        guard ownSilence * 2 <= silence else { return 0 }
+        let seconds = Double(Int64(silence.milliseconds)) / 1000
+        let released = try await Self.rows("""
+            WITH silent AS (
+                SELECT id FROM instances
+                WHERE id <> \(instanceID)
+                  AND GREATEST(heartbeat_at, pg_postmaster_start_time()) < clock_timestamp() - make_interval(secs => \(seconds))
+                FOR UPDATE SKIP LOCKED
+            ), released AS (
+                UPDATE deliveries SET state = 'pending', next_attempt_at = \(now), lease_token = NULL, leased_by = NULL, updated_at = \(now)
+                WHERE state = 'in_flight' AND leased_by IN (SELECT id FROM silent)
+                RETURNING 1
+            ), forgotten AS (
+                DELETE FROM instances WHERE id IN (SELECT id FROM silent)
+            )
+            SELECT COUNT(*)::bigint FROM released
+            """, on: connection, logger: logger).first.map { try $0.decode(Int64.self) } ?? 0
+        if released > 0 { try await announceWork(on: connection) }
+        return Int(released)
     }
 
     /// A graceful stop: nothing is leased any more (the dispatcher finished), so the row goes.
@@ -174,7 +211,7 @@ public struct SharedPacingBudget: PacingBudget {
 
     public func reserve(key: String, policy: PacingPolicy, now: Date, maxWait: Duration) async throws -> PacingDecision {
         guard policy.rate <= Self.sharedRateLimit else { return try await local.reserve(key: key, policy: policy, now: now, maxWait: maxWait) }
-        return try await store.gcra(key: key, column: "next_slot", policy: policy, maxWait: maxWait.seconds, processNow: now)
+        return try await store.gcra(key: key, column: "next_slot", policy: Self.guarded(policy), maxWait: maxWait.seconds, processNow: now)
     }
 
     /// Sends admitted by different instances reach the vendor after different delays (a busy
@@ -185,11 +222,18 @@ public struct SharedPacingBudget: PacingBudget {
         min(0.25, max(0.025, policy.interval / 10))
     }
 
+    /// The policy both budgets run at: reservations and admissions at one rate (before, sends were
+    /// admitted a guard slower than slots were reserved, and workers piled up waiting to be
+    /// admitted, holding dispatcher slots and leases: review F8).
+    static func guarded(_ policy: PacingPolicy) -> PacingPolicy {
+        var guarded = policy
+        guarded.rate = 1 / (policy.interval + sendGuard(for: policy))
+        return guarded
+    }
+
     public func admit(key: String, policy: PacingPolicy, now: Date) async throws -> Duration {
         guard policy.rate <= Self.sharedRateLimit else { return try await local.admit(key: key, policy: policy, now: now) }
-        var guarded = policy
-        guarded.rate = 1 / (policy.interval + Self.sendGuard(for: policy))
-        switch try await store.gcra(key: key, column: "next_send", policy: guarded, maxWait: 0, processNow: now) {
+        switch try await store.gcra(key: key, column: "next_send", policy: Self.guarded(policy), maxWait: 0, processNow: now) {
         case .go: return .zero
         case .later(let at): return .milliseconds(Int64((max(0, at.timeIntervalSince(now)) * 1000).rounded(.up)))
         }

@@ -72,18 +72,25 @@ extension PostgresStore {
 
     /// Where the maintenance's instances stand, in the order they first reported (reported_seq is
     /// taken by the first insert and kept by later updates, like SQLite's rowid).
-    static func snapshot(on connection: PostgresConnection, logger: Logger, key: String) async throws -> MaintenanceSnapshot {
+    /// Names and stages; the package lists only with `packages` and once every instance has
+    /// reported an outcome (see `DispatchStore.maintenanceContext`).
+    static func snapshot(on connection: PostgresConnection, logger: Logger, key: String, packages: Bool = false) async throws -> MaintenanceSnapshot {
         let reports = try await Self.rows("""
-            SELECT instance_id, instance_name, last_type, packages FROM maintenance_instances
+            SELECT instance_id, instance_name, last_type FROM maintenance_instances
             WHERE maintenance_key = \(key) ORDER BY reported_seq
             """, on: connection, logger: logger).compactMap { row -> MaintenanceSnapshot.InstanceReport? in
-            let columns = row.columns
-            guard let type = EventType(rawValue: try columns.value("last_type", as: String.self)) else { return nil }
-            let instance = Instance(id: try columns.value("instance_id", as: String.self), name: try columns.value("instance_name", as: String?.self))
-            return MaintenanceSnapshot.InstanceReport(instance: instance, lastType: type,
-                                                      packages: StoredJSON.decodeList(try columns.value("packages", as: String.self)))
+            let (id, name, stage) = try row.decode((String, String?, String).self)
+            guard let type = EventType(rawValue: stage) else { return nil }
+            return MaintenanceSnapshot.InstanceReport(instance: Instance(id: id, name: name), lastType: type)
         }
-        return MaintenanceSnapshot(instances: reports)
+        var snapshot = MaintenanceSnapshot(instances: reports)
+        if packages, snapshot.unfinished.isEmpty {
+            let lists = try await Self.rows("""
+                SELECT packages FROM maintenance_instances WHERE maintenance_key = \(key) AND packages <> '[]' ORDER BY reported_seq
+                """, on: connection, logger: logger).map { StoredJSON.decodeList(try $0.decode(String.self)) }
+            snapshot.packagesUpdated = MaintenanceSnapshot.union(lists)
+        }
+        return snapshot
     }
 
     // MARK: Operators' view
@@ -160,7 +167,7 @@ extension PostgresStore {
         }
     }
 
-    public func maintenance(id: String) async throws -> MaintenanceDetail? {
+    public func maintenance(id: String, page: MaintenanceDetail.Page) async throws -> MaintenanceDetail? {
         // A window id finds its occurrences (`mw-0123@2025-…`): the prefix's wildcards escaped.
         let occurrences = Self.likePrefix(id) + "@%"
         return try await read { [self] connection -> MaintenanceDetail? in
@@ -170,17 +177,17 @@ extension PostgresStore {
                 """, on: connection, logger: logger).first?.columns else { return nil }
             let record = try Self.record(row)
             let key = record.key.storageValue
-            let instances = try await Self.rows("""
-                SELECT instance_id, instance_name, last_type, packages, updated_at FROM maintenance_instances
-                WHERE maintenance_key = \(key) ORDER BY reported_seq
-                """, on: connection, logger: logger).map { row -> MaintenanceDetail.InstanceRow in
-                let columns = row.columns
-                return MaintenanceDetail.InstanceRow(
-                    id: try columns.value("instance_id", as: String.self), name: try columns.value("instance_name", as: String?.self),
-                    stage: try columns.value("last_type", as: String.self),
-                    packages: StoredJSON.decodeList(try columns.value("packages", as: String.self)).count,
-                    updatedAt: try columns.value("updated_at", as: Date.self)
-                )
+            // One page of servers; the package lists are counted by the database, not decoded here.
+            var instances: [MaintenanceDetail.InstanceRow] = []
+            if let server = page.servers {
+                instances = try await Self.rows("""
+                    SELECT instance_id, instance_name, last_type, json_array_length(packages::json), updated_at FROM maintenance_instances
+                    WHERE maintenance_key = \(key) ORDER BY reported_seq
+                    LIMIT \(MaintenanceDetail.Page.serversPerPage) OFFSET \(server * MaintenanceDetail.Page.serversPerPage)
+                    """, on: connection, logger: logger).map { row -> MaintenanceDetail.InstanceRow in
+                    let (id, name, stage, packages, updated) = try row.decode((String, String?, String, Int?, Date).self)
+                    return MaintenanceDetail.InstanceRow(id: id, name: name, stage: stage, packages: packages ?? 0, updatedAt: updated)
+                }
             }
             let notices = try await Self.rows("SELECT * FROM planned_notices WHERE maintenance_key = \(key) ORDER BY due_at, seq",
                                               on: connection, logger: logger).compactMap { try Self.notice($0.columns) }
@@ -192,12 +199,24 @@ extension PostgresStore {
                 guard let state = try? decoder.decode(FollowUpState.self, from: Data(json.utf8)) else { return nil }
                 return MaintenanceDetail.VendorObject(target: try columns.value("target", as: String.self), state: state)
             }
-            let deliveries = try await Self.rows("""
-                SELECT \(unescaped: Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq
-                WHERE d.maintenance_key = \(key) ORDER BY d.seq
-                """, on: connection, logger: logger).map { try Self.summary($0.columns) }
+            var deliveries: [DeliverySummary] = []
+            if let number = page.deliveries {
+                deliveries = try await Self.rows("""
+                    SELECT \(unescaped: Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                    WHERE d.maintenance_key = \(key) ORDER BY d.seq DESC
+                    LIMIT \(MaintenanceDetail.Page.deliveriesPerPage) OFFSET \(number * MaintenanceDetail.Page.deliveriesPerPage)
+                    """, on: connection, logger: logger).map { try Self.summary($0.columns) }
+            }
+            var byTarget: [String: [String: Int]] = [:]
+            for row in try await Self.rows("""
+                SELECT target, state, COUNT(*)::bigint FROM deliveries WHERE maintenance_key = \(key) GROUP BY target, state
+                """, on: connection, logger: logger) {
+                let (target, state, count) = try row.decode((String, String, Int64).self)
+                byTarget[target, default: [:]][state] = Int(count)
+            }
             let summary = try await Self.maintenanceSummary(on: connection, logger: logger, record)
-            return MaintenanceDetail(summary: summary, instances: instances, notices: notices, vendorObjects: vendorObjects, deliveries: deliveries)
+            return MaintenanceDetail(summary: summary, instances: instances, notices: notices, vendorObjects: vendorObjects, deliveries: deliveries,
+                                     deliveriesByTarget: byTarget, page: page)
         }
     }
 

@@ -15,6 +15,18 @@ enum PostgresMigrations {
         let name: String
         /// One statement per element: postgres-nio runs one statement per query.
         let statements: [String]
+        /// Indexes on tables that may already be large, built or dropped `CONCURRENTLY`, outside
+        /// any transaction, after the transactional part: writes go on meanwhile, and no timeout
+        /// cuts a long build short. Ensured on every start (a build cut short by a crash leaves an
+        /// invalid index, which is dropped and built again), so they are idempotent.
+        var concurrently: [IndexChange] = []
+    }
+
+    enum IndexChange: Sendable, Equatable {
+        /// `CREATE INDEX CONCURRENTLY <name> <definition>` unless a valid index of that name exists.
+        case create(name: String, definition: String)
+        /// `DROP INDEX CONCURRENTLY IF EXISTS <name>`.
+        case drop(name: String)
     }
 
     static let all: [Migration] = [
@@ -193,9 +205,17 @@ enum PostgresMigrations {
         // alone in the index, rows sharing a due time (a lane held behind its paused head, leases
         // released at start, a burst accepted in one millisecond) were sorted on every claim:
         // 1M due at one time drained at ~10/s. With seq in the index the walk is already in order.
-        Migration(version: 4, name: "due index ordered as the claim walks it", statements: [
-            "CREATE INDEX deliveries_due_order ON deliveries (next_attempt_at, seq) WHERE state IN ('pending', 'in_flight')",
-            "DROP INDEX deliveries_due",
+        // Built concurrently (review F11): on a table of millions of delivered rows a plain
+        // CREATE INDEX inside the migration's transaction blocked every write for the build and
+        // could outlast the statement timeout, and then no instance of the new version started.
+        Migration(version: 4, name: "due index ordered as the claim walks it", statements: [], concurrently: [
+            .create(name: "deliveries_due_order", definition: "ON deliveries (next_attempt_at, seq) WHERE state IN ('pending', 'in_flight')"),
+            .drop(name: "deliveries_due"),
+        ]),
+        Migration(version: 5, name: "console sessions signed out", statements: [
+            // A signed-out session's id until the session would have expired: its copied cookie
+            // is refused by every instance meanwhile.
+            "CREATE TABLE console_revocations (session_id text PRIMARY KEY, expires_at timestamptz NOT NULL)",
         ]),
     ]
 }

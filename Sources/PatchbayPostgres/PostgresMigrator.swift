@@ -21,9 +21,11 @@ extension PostgresStore {
         if let schema = settings.schema, schema.range(of: "^[a-z_][a-z0-9_]{0,62}$", options: .regularExpression) == nil {
             throw StoreError.permanent("the schema name must be a lower-case SQL identifier")
         }
-        return try await transaction { [self] connection -> MigrationReport in
-            // Statements may wait for the lock, never forever.
+        let report = try await transaction { [self] connection -> MigrationReport in
+            // Statements may wait for the lock, never forever; none is cut short by the pool's
+            // statement timeout (a migration on a large table takes what it takes).
             try await Self.rows("SET LOCAL lock_timeout = '60s'", on: connection, logger: logger)
+            try await Self.rows("SET LOCAL statement_timeout = 0", on: connection, logger: logger)
             try await Self.rows("SELECT pg_advisory_xact_lock(\(Self.migrationLockKey))", on: connection, logger: logger)
             if let schema = settings.schema {
                 // Validated as a plain identifier when the configuration was read.
@@ -53,5 +55,49 @@ extension PostgresStore {
             }
             return report
         }
+        try await ensureConcurrentIndexes(PostgresMigrations.all.flatMap(\.concurrently))
+        return report
+    }
+
+    /// Builds or drops the migrations' concurrent indexes that are not as they should be, on a
+    /// connection of its own with no statement timeout, one instance at a time (a session
+    /// advisory lock). Writes are not blocked meanwhile.
+    func ensureConcurrentIndexes(_ changes: [PostgresMigrations.IndexChange]) async throws {
+        guard !changes.isEmpty else { return }
+        let connection = try await connectOwnConnection(statementTimeout: 0)
+        do {
+            // Tried, never waited for in a statement: a statement waiting for the lock would hold a
+            // snapshot that the other instance's CREATE INDEX CONCURRENTLY waits out, and the two
+            // would wait for each other.
+            while try await Self.rows("SELECT pg_try_advisory_lock(\(Self.migrationLockKey + 1))", on: connection, logger: logger)
+                .first?.decode(Bool.self) != true {
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            for change in changes {
+                switch change {
+                case .create(let name, let definition):
+                    let valid = try await Self.rows("""
+                        SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                        JOIN pg_namespace n ON n.oid = c.relnamespace
+                        WHERE c.relname = \(name) AND n.nspname = current_schema()
+                        """, on: connection, logger: logger).first.map { try $0.decode(Bool.self) }
+                    if valid == true { continue }
+                    if valid == false {
+                        logger.notice("dropping an index a build left unfinished, to build it again", metadata: ["index": "\(name)"])
+                        try await Self.rows(PostgresQuery(unsafeSQL: "DROP INDEX CONCURRENTLY IF EXISTS \(name)"), on: connection, logger: logger)
+                    }
+                    logger.notice("building an index concurrently (writes go on meanwhile)", metadata: ["index": "\(name)"])
+                    try await Self.rows(PostgresQuery(unsafeSQL: "CREATE INDEX CONCURRENTLY IF NOT EXISTS \(name) \(definition)"),
+                                        on: connection, logger: logger)
+                case .drop(let name):
+                    try await Self.rows(PostgresQuery(unsafeSQL: "DROP INDEX CONCURRENTLY IF EXISTS \(name)"), on: connection, logger: logger)
+                }
+            }
+            _ = try? await Self.rows("SELECT pg_advisory_unlock(\(Self.migrationLockKey + 1))", on: connection, logger: logger)
+        } catch {
+            try? await connection.close()
+            throw Self.storeError(error)
+        }
+        try? await connection.close()
     }
 }

@@ -8,9 +8,10 @@ import PatchbayCore
 extension PostgresStore: OperatorStore, RelayInboxStore {
     // MARK: Rows
 
+    /// What a listing reads: never the event's payload, which only `detail` needs (review F3).
     static let summaryColumns = """
         d.id, e.id AS event_id, e.type, e.app, e.environment, d.target, d.target_kind, d.state, d.attempts,
-        d.next_attempt_at, d.created_at, d.updated_at, d.last_reason, d.display_timezone, d.resources, e.payload
+        d.next_attempt_at, d.created_at, d.updated_at, d.last_reason, d.display_timezone, d.resources
         """
 
     /// A row of `summaryColumns`, selected `FROM deliveries d JOIN events e ON e.seq = d.event_seq`.
@@ -117,9 +118,10 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
             clauses.append("d.updated_at >= $\(bindings.count)")
         }
         bindings.append(filter.limit)
+        bindings.append(filter.offset)
         let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
         let query = PostgresQuery(
-            unsafeSQL: "SELECT \(Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq \(whereClause) ORDER BY d.seq DESC LIMIT $\(bindings.count)",
+            unsafeSQL: "SELECT \(Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq \(whereClause) ORDER BY d.seq DESC LIMIT $\(bindings.count - 1) OFFSET $\(bindings.count)",
             binds: bindings
         )
         return try await read { [self] connection -> [DeliverySummary] in
@@ -127,10 +129,38 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
         }
     }
 
+    /// `state IN (…)` lets the (state, updated_at) index serve the time range.
+    public func countsByTarget(since: Date) async throws -> [String: [String: Int]] {
+        try await read { [self] connection in
+            var counts: [String: [String: Int]] = [:]
+            for row in try await Self.rows("""
+                SELECT target, state, COUNT(*)::bigint FROM deliveries
+                WHERE state IN ('pending', 'in_flight', 'delivered', 'dead', 'expired') AND updated_at >= \(since)
+                GROUP BY target, state
+                """, on: connection, logger: logger) {
+                let (target, state, count) = try row.decode((String, String, Int64).self)
+                counts[target, default: [:]][state] = Int(count)
+            }
+            return counts
+        }
+    }
+
+    public func lastFailure(targets: [String], since: Date) async throws -> DeliverySummary? {
+        guard !targets.isEmpty else { return nil }
+        return try await read { [self] connection in
+            try await Self.rows("""
+                SELECT \(unescaped: Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                WHERE d.target = ANY(\(targets)) AND d.state IN ('pending', 'in_flight', 'dead', 'expired') AND d.updated_at >= \(since)
+                  AND d.last_reason IS NOT NULL
+                ORDER BY d.updated_at DESC LIMIT 1
+                """, on: connection, logger: logger).first.map { try Self.summary($0.columns) }
+        }
+    }
+
     public func detail(id: String) async throws -> DeliveryDetail? {
         let found = try await read { [self] connection -> (DeliverySummary, String, String, String, [AttemptRecord])? in
             guard let row = try await Self.rows("""
-                SELECT \(unescaped: Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id = \(id)
+                SELECT \(unescaped: Self.summaryColumns), e.payload FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id = \(id)
                 """, on: connection, logger: logger).first?.columns else { return nil }
             let summary = try Self.summary(row)
             let payload = try row.value("payload", as: String.self)
@@ -210,6 +240,22 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
     }
 
     // MARK: Relay inbox
+
+    public func revokeSession(_ id: String, expires: Date, at now: Date) async throws {
+        try await transaction { [self] connection in
+            try await Self.rows("DELETE FROM console_revocations WHERE expires_at < \(now)", on: connection, logger: logger)
+            try await Self.rows("""
+                INSERT INTO console_revocations (session_id, expires_at) VALUES (\(id), \(expires))
+                ON CONFLICT (session_id) DO NOTHING
+                """, on: connection, logger: logger)
+        }
+    }
+
+    public func isSessionRevoked(_ id: String) async throws -> Bool {
+        try await read { [self] connection in
+            try await !Self.rows("SELECT 1 FROM console_revocations WHERE session_id = \(id)", on: connection, logger: logger).isEmpty
+        }
+    }
 
     public func recordUnmapped(source: String, dedupeID: String?, reason: String, body: String, at now: Date) async throws {
         try await transaction { [self] connection in

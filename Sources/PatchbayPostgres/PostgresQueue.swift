@@ -173,11 +173,14 @@ extension PostgresStore: IntakeStore, DispatchStore {
             // kept only if its lane holds nothing unfinished before it (one index probe), so a
             // claim costs what it takes, not a pass over every unfinished lane. SKIP LOCKED passes
             // over heads another instance is claiming right now; the state test is checked again
-            // on the locked row, so a head another instance just leased is never taken twice.
+            // on the locked row, so a head another instance just leased is never taken twice. A
+            // lease has run out only when the caller's clock and the database's both say so: an
+            // instance whose clock runs ahead never takes a lease another instance still holds.
             try await Self.rows("""
                 WITH picked AS (
                     SELECT d.seq, d.next_attempt_at AS due_at FROM deliveries d
                     WHERE d.state IN ('pending', 'in_flight') AND d.next_attempt_at <= \(now)
+                      AND (d.state = 'pending' OR d.next_attempt_at <= statement_timestamp())
                       AND NOT EXISTS (SELECT 1 FROM deliveries earlier
                                       WHERE earlier.maintenance_key = d.maintenance_key AND earlier.target = d.target
                                         AND earlier.state IN ('pending', 'in_flight') AND earlier.lane_seq < d.lane_seq)
@@ -252,9 +255,8 @@ extension PostgresStore: IntakeStore, DispatchStore {
         return claims.sorted { ($0.0, $0.1) < ($1.0, $1.1) }.map(\.2)
     }
 
-    public func completeAndLeaseNext(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
-                                      throttled: Bool, at now: Date, lease: Duration?) async throws -> (stillOurs: Bool, next: ClaimedDelivery?) {
-        let followUpJSON = try followUp.map { String(decoding: try JSONEncoder.patchbay().encode($0), as: UTF8.self) }
+    public func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpUpdate?,
+                         throttled: Bool, at now: Date, lease: Duration?) async throws -> Completion {
         let maintenanceKey = claim.event.maintenanceKey.storageValue
         let (state, nextAttempt): (DeliveryState, Date) = switch transition {
         case .delivered: (.delivered, now)
@@ -263,7 +265,7 @@ extension PostgresStore: IntakeStore, DispatchStore {
         case .expired: (.expired, now)
         }
         let token = Identifier.make("lease")
-        let (stillOurs, next) = try await transaction { [self] connection -> (Bool, [PostgresRow]) in
+        let (stillOurs, extra, next) = try await transaction { [self] connection -> (Bool, FollowUpState?, [PostgresRow]) in
             // The attempt and the delivery's new state in one statement: each statement is a round
             // trip, and round trips are what PostgreSQL delivery spends its time on. A WITH that
             // writes runs to completion even though the UPDATE does not read it.
@@ -278,17 +280,17 @@ extension PostgresStore: IntakeStore, DispatchStore {
                 WHERE id = \(claim.id) AND lease_token = \(claim.leaseToken) AND state = 'in_flight'
                 RETURNING maintenance_key
                 """, on: connection, logger: logger)
-            guard let laneKey = try updated.first?.decode(String.self) else { return (false, []) }
-            if case .retry(let at) = transition { try await holdLaneBehind(claim.id, until: at, on: connection) }
-            if let followUpJSON {
-                try await Self.rows("""
-                    INSERT INTO followups (maintenance_key, target, state, updated_at) VALUES (\(maintenanceKey), \(claim.target), \(followUpJSON), \(now))
-                    ON CONFLICT (maintenance_key, target) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
-                    """, on: connection, logger: logger)
+            let laneKey = try updated.first?.decode(String.self)
+            var extra: FollowUpState?
+            if let followUp {
+                extra = try await settleFollowUp(followUp, maintenanceKey: maintenanceKey, target: claim.target, leaseHeld: laneKey != nil,
+                                                 now: now, on: connection)
             }
+            guard let laneKey else { return (false, extra, []) }
+            if case .retry(let at) = transition { try await holdLaneBehind(claim.id, until: at, on: connection) }
             guard let lease, transition.isFinal else {
                 if state != .pending { try await announceWork(on: connection) }
-                return (true, [])
+                return (true, extra, [])
             }
             // The lane's new head, if it is due, goes to this worker at once. No other instance
             // can take it meanwhile: until this transaction commits, the delivery just finished
@@ -306,18 +308,41 @@ extension PostgresStore: IntakeStore, DispatchStore {
                 WHERE d.seq = head.seq AND head.state = 'pending' AND head.due_at <= \(now) AND e.seq = d.event_seq
                 RETURNING \(unescaped: Self.claimReturning), head.due_at
                 """, on: connection, logger: logger)
-            return (true, next)
+            return (true, extra, next)
         }
-        guard !next.isEmpty else { return (stillOurs, nil) }
-        return (stillOurs, try await claims(from: next, token: token, now: now).first)
+        guard !next.isEmpty else { return Completion(stillOurs: stillOurs, extraObject: extra) }
+        return Completion(stillOurs: stillOurs, next: try await claims(from: next, token: token, now: now).first, extraObject: extra)
     }
 
-    public func maintenanceContext(for event: PatchEvent, target: String) async throws -> (FollowUpState?, MaintenanceSnapshot) {
+    /// Writes (or not) a send's follow-up state as `FollowUpResolution` decides, under a lock of
+    /// its own per (maintenance, target): two workers whose leases overlapped (a stall, a lost
+    /// lease) settle one after the other, so the first object recorded wins. No other code takes
+    /// this lock, so it cannot wait in a circle with intake's locks. Returns an extra object.
+    func settleFollowUp(_ update: FollowUpUpdate, maintenanceKey: String, target: String, leaseHeld: Bool, now: Date,
+                        on connection: PostgresConnection) async throws -> FollowUpState? {
+        try await Self.lock("followup:" + maintenanceKey + "\u{1F}" + target, on: connection, logger: logger)
+        let stored = try await Self.rows("SELECT state FROM followups WHERE maintenance_key = \(maintenanceKey) AND target = \(target)",
+                                         on: connection, logger: logger).first.map { try StoredJSON.followUp(try $0.decode(String.self)) }
+        switch FollowUpResolution.of(update, stored: stored, leaseHeld: leaseHeld) {
+        case .store(let state):
+            try await Self.rows("""
+                INSERT INTO followups (maintenance_key, target, state, updated_at) VALUES (\(maintenanceKey), \(target), \(try StoredJSON.encode(state)), \(now))
+                ON CONFLICT (maintenance_key, target) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
+                """, on: connection, logger: logger)
+            return nil
+        case .extra(let state):
+            return state
+        case .nothing:
+            return nil
+        }
+    }
+
+    public func maintenanceContext(for event: PatchEvent, target: String, packages: Bool) async throws -> (FollowUpState?, MaintenanceSnapshot) {
         let key = event.maintenanceKey.storageValue
         let (states, snapshot) = try await read { [self] connection -> ([(String, String)], MaintenanceSnapshot) in
             let states = try await Self.rows("SELECT target, state FROM followups WHERE maintenance_key = \(key)",
                                              on: connection, logger: logger).map { try $0.decode((String, String).self) }
-            return (states, try await Self.snapshot(on: connection, logger: logger, key: key))
+            return (states, try await Self.snapshot(on: connection, logger: logger, key: key, packages: packages))
         }
         return try FollowUpState.decode(states, for: target, into: snapshot)
     }

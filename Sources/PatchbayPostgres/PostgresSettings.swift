@@ -30,6 +30,9 @@ public struct PostgresSettings: Sendable {
     /// How long a request waits for a pooled connection before failing as transient (intake
     /// answers 503 with Retry-After).
     public var acquireTimeout: Duration = .seconds(5)
+    /// A pooled connection's statements are cancelled by the server after this long, so a stuck
+    /// query never holds a connection. Migrations and index builds run without it.
+    public var statementTimeout: Duration = .seconds(30)
 
     public init(host: String, port: Int = 5432, username: String, password: Secret? = nil, database: String,
                 sslMode: SSLMode = .prefer, poolSize: Int = 16, schema: String? = nil) {
@@ -86,6 +89,30 @@ public struct PostgresSettings: Sendable {
     public var redactedURL: String {
         "postgres://\(username)@\(host):\(port)/\(database)" + (sslMode == .prefer ? "" : "?sslmode=\(sslMode.rawValue)")
             + (schema.map { " (schema \($0))" } ?? "")
+    }
+
+    /// Set on every connection: the application name, the schema, a statement timeout (ms; 0
+    /// for none, as migrations need).
+    func startupParameters(statementTimeout: Int) -> [(String, String)] {
+        var startup = [("application_name", "patchbay"), ("statement_timeout", String(statementTimeout))]
+        if let schema { startup.append(("search_path", schema)) }
+        return startup
+    }
+
+    /// The same TLS choice for a connection of its own (the heartbeat's), outside the pool.
+    func connectionTLS() throws -> PostgresConnection.Configuration.TLS {
+        switch sslMode {
+        case .disable: return .disable
+        case .prefer: return .prefer(try NIOSSLContext(configuration: Self.unverified()))
+        case .require: return .require(try NIOSSLContext(configuration: Self.unverified()))
+        case .verifyFull: return .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+        }
+    }
+
+    private static func unverified() -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateVerification = .none
+        return configuration
     }
 
     func tls() throws -> PostgresClient.Configuration.TLS {

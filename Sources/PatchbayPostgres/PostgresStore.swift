@@ -22,8 +22,14 @@ public final class PostgresStore: Sendable {
     let intakeCommitter: PostgresGroupCommitter
     /// When this process last sent a wake-up notification (see `announceWork`).
     let lastNotify = Mutex<ContinuousClock.Instant?>(nil)
+    /// How far the database's clock is ahead of this process's, in seconds, as last measured
+    /// (`measureClock`): `clusterNow` is this process's clock moved onto the database's.
+    let clockOffset = Mutex<Double>(0)
+    /// This process's clock; tests give one that is off.
+    let localClock: @Sendable () -> Date
 
-    public init(settings: PostgresSettings, logger: Logger) throws {
+    public init(settings: PostgresSettings, logger: Logger, localClock: @escaping @Sendable () -> Date = Date.init) throws {
+        self.localClock = localClock
         self.settings = settings
         self.logger = logger
         instanceID = Identifier.make("inst")
@@ -39,10 +45,43 @@ public final class PostgresStore: Sendable {
         configuration.options.connectTimeout = .seconds(5)
         // A statement that runs longer than this is cancelled by the server (and its transaction
         // rolled back), so a connection is never held by a stuck query.
-        var startup = [("application_name", "patchbay"), ("statement_timeout", "30000")]
-        if let schema = settings.schema { startup.append(("search_path", schema)) }
-        configuration.options.additionalStartupParameters = startup
+        configuration.options.additionalStartupParameters = settings.startupParameters(statementTimeout: Int(settings.statementTimeout.milliseconds))
         client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+    }
+
+    /// The one clock of the cluster: this process's clock moved by the offset to the database's
+    /// last measured. Every time an instance writes or compares (due times, leases, retries,
+    /// notices) comes from here, so an instance whose own clock is minutes off still agrees with
+    /// the others. The claim and the notice firing also check the database's own clock.
+    public func clusterNow() -> Date {
+        localClock().addingTimeInterval(clockOffset.withLock { $0 })
+    }
+
+    /// Reads the database's clock on `connection` and keeps the offset to this process's (the
+    /// local time taken halfway through the round trip).
+    func measureClock(on connection: PostgresConnection) async throws {
+        let before = localClock()
+        guard let row = try await Self.rows("SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8", on: connection, logger: logger).first else { return }
+        let after = localClock()
+        let database = try row.decode(Double.self)
+        let local = (before.timeIntervalSince1970 + after.timeIntervalSince1970) / 2
+        clockOffset.withLock { $0 = database - local }
+    }
+
+    /// A connection of its own, outside the pool, for the cluster heartbeat: a pool starved by
+    /// intake or stalled reads never delays a heartbeat. Statements on it end within
+    /// `statementTimeout` milliseconds (0: never, for index builds).
+    public func connectOwnConnection(statementTimeout: Int = 10_000) async throws -> PostgresConnection {
+        var configuration = PostgresConnection.Configuration(host: settings.host, port: settings.port, username: settings.username,
+                                                             password: settings.password?.reveal(), database: settings.database,
+                                                             tls: try settings.connectionTLS())
+        configuration.options.connectTimeout = .seconds(5)
+        configuration.options.additionalStartupParameters = settings.startupParameters(statementTimeout: statementTimeout)
+        do {
+            return try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+        } catch {
+            throw Self.storeError(error)
+        }
     }
 
     /// Runs the pool for as long as `body` runs (`serve`, tests).

@@ -175,6 +175,13 @@ enum Migrations {
                 CREATE INDEX relay_unmapped_received ON relay_unmapped(received_at);
                 """)
         }
+        migrator.registerMigration("v9: console sessions signed out") { db in
+            try db.execute(sql: """
+                -- A signed-out session's id until the session would have expired: its copied cookie
+                -- is refused meanwhile.
+                CREATE TABLE console_revocations (session_id TEXT PRIMARY KEY, expires_at REAL NOT NULL);
+                """)
+        }
         return migrator
     }
 }

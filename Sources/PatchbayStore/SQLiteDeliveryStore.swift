@@ -290,9 +290,8 @@ public final class SQLiteDeliveryStore: DeliveryStore {
 
 
 
-    public func completeAndLeaseNext(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
-                                      throttled: Bool, at now: Date, lease: Duration?) async throws -> (stillOurs: Bool, next: ClaimedDelivery?) {
-        let followUpJSON = try followUp.map { String(decoding: try JSONEncoder.patchbay().encode($0), as: UTF8.self) }
+    public func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpUpdate?,
+                         throttled: Bool, at now: Date, lease: Duration?) async throws -> Completion {
         let maintenanceKey = claim.event.maintenanceKey.storageValue
         let nowSeconds = now.timeIntervalSince1970
         let (state, nextAttempt): (DeliveryState, Double) = switch transition {
@@ -301,7 +300,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         case .dead: (.dead, nowSeconds)
         case .expired: (.expired, nowSeconds)
         }
-        let (stillOurs, next) = try await committer.write { db -> (Bool, ClaimRow?) in
+        let (stillOurs, extra, next) = try await committer.write { db -> (Bool, FollowUpState?, ClaimRow?) in
             try db.executeCached(sql: """
                 INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -313,15 +312,26 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                 WHERE id = ? AND lease_token = ? AND state = 'in_flight'
                 """, arguments: [state.rawValue, nextAttempt, nowSeconds, attempt.reason,
                                  throttled ? 1 : 0, claim.id, claim.leaseToken])
-            guard db.changesCount == 1 else { return (false, nil) }
-            if case .retry(let at) = transition { try Self.holdLaneBehind(db, deliveryID: claim.id, until: at.timeIntervalSince1970) }
-            if let followUpJSON {
-                try db.executeCached(sql: """
-                    INSERT INTO followups (maintenance_key, target, state, updated_at) VALUES (?, ?, ?, ?)
-                    ON CONFLICT (maintenance_key, target) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
-                    """, arguments: [maintenanceKey, claim.target, followUpJSON, nowSeconds])
+            let stillOurs = db.changesCount == 1
+            var extra: FollowUpState?
+            if let followUp {
+                let stored = try String.fetchOne(db, sql: "SELECT state FROM followups WHERE maintenance_key = ? AND target = ?",
+                                                 arguments: [maintenanceKey, claim.target])
+                switch FollowUpResolution.of(followUp, stored: try stored.map(StoredJSON.followUp), leaseHeld: stillOurs) {
+                case .store(let state):
+                    try db.executeCached(sql: """
+                        INSERT INTO followups (maintenance_key, target, state, updated_at) VALUES (?, ?, ?, ?)
+                        ON CONFLICT (maintenance_key, target) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
+                        """, arguments: [maintenanceKey, claim.target, try StoredJSON.encode(state), nowSeconds])
+                case .extra(let state):
+                    extra = state
+                case .nothing:
+                    break
+                }
             }
-            guard let lease, transition.isFinal else { return (true, nil) }
+            guard stillOurs else { return (false, extra, nil) }
+            if case .retry(let at) = transition { try Self.holdLaneBehind(db, deliveryID: claim.id, until: at.timeIntervalSince1970) }
+            guard let lease, transition.isFinal else { return (true, extra, nil) }
             // The lane's new head, if it is due: the same worker goes on with it.
             guard let head = try Row.fetchOne(cached: db, sql: """
                 SELECT \(Self.claimColumns), d.state, d.next_attempt_at
@@ -332,18 +342,18 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                 ORDER BY d.seq LIMIT 1
                 """, arguments: [claim.id, claim.target]),
                   (head["state"] as String) == DeliveryState.pending.rawValue, (head["next_attempt_at"] as Double) <= nowSeconds
-            else { return (true, nil) }
-            return (true, try Self.lease(db, row: head, leaseUntil: nowSeconds + lease.seconds, now: nowSeconds))
+            else { return (true, extra, nil) }
+            return (true, extra, try Self.lease(db, row: head, leaseUntil: nowSeconds + lease.seconds, now: nowSeconds))
         }
-        guard let next else { return (stillOurs, nil) }
-        return (stillOurs, try await claims(from: [next], now: nowSeconds).first)
+        guard let next else { return Completion(stillOurs: stillOurs, extraObject: extra) }
+        return Completion(stillOurs: stillOurs, next: try await claims(from: [next], now: nowSeconds).first, extraObject: extra)
     }
 
-    public func maintenanceContext(for event: PatchEvent, target: String) async throws -> (FollowUpState?, MaintenanceSnapshot) {
+    public func maintenanceContext(for event: PatchEvent, target: String, packages: Bool) async throws -> (FollowUpState?, MaintenanceSnapshot) {
         let key = event.maintenanceKey.storageValue
         let (states, snapshot) = try await pool.read { db -> ([(String, String)], MaintenanceSnapshot) in
             let rows = try Row.fetchAll(cached: db, sql: "SELECT target, state FROM followups WHERE maintenance_key = ?", arguments: [key])
-            return (rows.map { ($0["target"], $0["state"]) }, try Self.snapshot(db, key: key))
+            return (rows.map { ($0["target"], $0["state"]) }, try Self.snapshot(db, key: key, packages: packages))
         }
         return try FollowUpState.decode(states, for: target, into: snapshot)
     }
@@ -441,9 +451,11 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         }
     }
 
+    /// What a listing reads: never the event's payload (up to the body limit, with every
+    /// package name), which only `detail` needs (review F3).
     static let summaryColumns = """
         d.id, e.id AS event_id, e.type, e.app, e.environment, d.target, d.target_kind, d.state, d.attempts,
-        d.next_attempt_at, d.created_at, d.updated_at, d.last_reason, d.display_timezone, d.resources, e.payload
+        d.next_attempt_at, d.created_at, d.updated_at, d.last_reason, d.display_timezone, d.resources
         """
 
     static func summary(_ row: Row) -> DeliverySummary {
@@ -477,18 +489,47 @@ public final class SQLiteDeliveryStore: DeliveryStore {
             clauses.append("d.updated_at >= ?")
             _ = arguments.append(contentsOf: [since.timeIntervalSince1970])
         }
-        _ = arguments.append(contentsOf: [filter.limit])
+        _ = arguments.append(contentsOf: [filter.limit, filter.offset])
         let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
-        let sql = "SELECT \(Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq \(whereClause) ORDER BY d.seq DESC LIMIT ?"
+        let sql = "SELECT \(Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq \(whereClause) ORDER BY d.seq DESC LIMIT ? OFFSET ?"
         let finalArguments = arguments
         return try await pool.read { db in
             try Row.fetchAll(db, sql: sql, arguments: finalArguments).map(Self.summary)
         }
     }
 
+    /// `state IN (…)` lets the (state, updated_at) index serve the time range.
+    public func countsByTarget(since: Date) async throws -> [String: [String: Int]] {
+        try await pool.read { db in
+            var counts: [String: [String: Int]] = [:]
+            for row in try Row.fetchAll(db, sql: """
+                SELECT target, state, COUNT(*) AS n FROM deliveries
+                WHERE state IN ('pending', 'in_flight', 'delivered', 'dead', 'expired') AND updated_at >= ?
+                GROUP BY target, state
+                """, arguments: [since.timeIntervalSince1970]) {
+                counts[row["target"], default: [:]][row["state"]] = row["n"]
+            }
+            return counts
+        }
+    }
+
+    public func lastFailure(targets: [String], since: Date) async throws -> DeliverySummary? {
+        guard !targets.isEmpty else { return nil }
+        let marks = Array(repeating: "?", count: targets.count).joined(separator: ", ")
+        let arguments = StatementArguments(targets) + [since.timeIntervalSince1970]
+        return try await pool.read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT \(Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                WHERE d.target IN (\(marks)) AND d.state IN ('pending', 'in_flight', 'dead', 'expired') AND d.updated_at >= ?
+                  AND d.last_reason IS NOT NULL
+                ORDER BY d.updated_at DESC LIMIT 1
+                """, arguments: arguments).map(Self.summary)
+        }
+    }
+
     public func detail(id: String) async throws -> DeliveryDetail? {
         let found = try await pool.read { db -> (DeliverySummary, String, String, String, [AttemptRecord])? in
-            guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id = ?",
+            guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.summaryColumns), e.payload FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id = ?",
                                              arguments: [id]) else { return nil }
             let payload: String = row["payload"]
             return (Self.summary(row), payload, row["display_timezone"], row["resources"], try Self.attempts(db, deliveryID: id))
@@ -548,6 +589,20 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                 UnmappedMessage(source: row["source"], reason: row["reason"], body: row["body"],
                                 receivedAt: Date(timeIntervalSince1970: row["received_at"]))
             }
+        }
+    }
+
+    public func revokeSession(_ id: String, expires: Date, at now: Date) async throws {
+        try await committer.write { db in
+            try db.execute(sql: "DELETE FROM console_revocations WHERE expires_at < ?", arguments: [now.timeIntervalSince1970])
+            try db.execute(sql: "INSERT OR REPLACE INTO console_revocations (session_id, expires_at) VALUES (?, ?)",
+                           arguments: [id, expires.timeIntervalSince1970])
+        }
+    }
+
+    public func isSessionRevoked(_ id: String) async throws -> Bool {
+        try await pool.read { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM console_revocations WHERE session_id = ?)", arguments: [id]) ?? false
         }
     }
 

@@ -60,16 +60,24 @@ extension SQLiteDeliveryStore: MaintenanceStore {
                              state: state, reason: row["reason"], eventID: row["event_id"], updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
     }
 
-    static func snapshot(_ db: Database, key: String) throws -> MaintenanceSnapshot {
-        let reports = try Row.fetchAll(db, sql: """
-            SELECT instance_id, instance_name, last_type, packages FROM maintenance_instances
+    /// Names and stages; the package lists only with `packages` and once every instance has
+    /// reported an outcome (see `DispatchStore.maintenanceContext`).
+    static func snapshot(_ db: Database, key: String, packages: Bool = false) throws -> MaintenanceSnapshot {
+        let reports = try Row.fetchAll(cached: db, sql: """
+            SELECT instance_id, instance_name, last_type FROM maintenance_instances
             WHERE maintenance_key = ? ORDER BY rowid
             """, arguments: [key]).compactMap { row -> MaintenanceSnapshot.InstanceReport? in
             guard let type = EventType(rawValue: row["last_type"]) else { return nil }
-            return .init(instance: Instance(id: row["instance_id"], name: row["instance_name"]), lastType: type,
-                         packages: StoredJSON.decodeList(row["packages"]))
+            return .init(instance: Instance(id: row["instance_id"], name: row["instance_name"]), lastType: type)
         }
-        return MaintenanceSnapshot(instances: reports)
+        var snapshot = MaintenanceSnapshot(instances: reports)
+        if packages, snapshot.unfinished.isEmpty {
+            let lists = try String.fetchAll(db, sql: """
+                SELECT packages FROM maintenance_instances WHERE maintenance_key = ? AND packages <> '[]' ORDER BY rowid
+                """, arguments: [key])
+            snapshot.packagesUpdated = MaintenanceSnapshot.union(lists.map(StoredJSON.decodeList))
+        }
+        return snapshot
     }
 
     // MARK: Firing
@@ -143,7 +151,7 @@ extension SQLiteDeliveryStore: MaintenanceStore {
         )
     }
 
-    public func maintenance(id: String) async throws -> MaintenanceDetail? {
+    public func maintenance(id: String, page: MaintenanceDetail.Page) async throws -> MaintenanceDetail? {
         try await pool.read { db -> MaintenanceDetail? in
             guard let row = try Row.fetchOne(db, sql: """
                 SELECT * FROM maintenances WHERE id = ? OR window_key = ? OR window_key LIKE ? ESCAPE '\\'
@@ -151,12 +159,16 @@ extension SQLiteDeliveryStore: MaintenanceStore {
                 """, arguments: [id, id, Self.likePrefix(id) + "@%", id, id]) else { return nil }
             let record = Self.record(row)
             let key = record.key.storageValue
-            let instances = try Row.fetchAll(db, sql: """
-                SELECT instance_id, instance_name, last_type, packages, updated_at FROM maintenance_instances WHERE maintenance_key = ? ORDER BY rowid
-                """, arguments: [key]).map { row in
-                MaintenanceDetail.InstanceRow(id: row["instance_id"], name: row["instance_name"], stage: row["last_type"],
-                                              packages: StoredJSON.decodeList(row["packages"]).count, updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
-            }
+            // One page of servers; the package lists are counted by SQLite, not decoded here.
+            let instances = try page.servers.map { server in
+                try Row.fetchAll(db, sql: """
+                    SELECT instance_id, instance_name, last_type, json_array_length(packages) AS packages, updated_at FROM maintenance_instances
+                    WHERE maintenance_key = ? ORDER BY rowid LIMIT ? OFFSET ?
+                    """, arguments: [key, MaintenanceDetail.Page.serversPerPage, server * MaintenanceDetail.Page.serversPerPage]).map { row in
+                    MaintenanceDetail.InstanceRow(id: row["instance_id"], name: row["instance_name"], stage: row["last_type"],
+                                                  packages: row["packages"] ?? 0, updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
+                }
+            } ?? []
             let notices = try Row.fetchAll(db, sql: "SELECT * FROM planned_notices WHERE maintenance_key = ? ORDER BY due_at, seq",
                                            arguments: [key]).compactMap(Self.notice)
             let decoder = JSONDecoder.patchbay()
@@ -166,11 +178,20 @@ extension SQLiteDeliveryStore: MaintenanceStore {
                 guard let state = try? decoder.decode(FollowUpState.self, from: Data(json.utf8)) else { return nil }
                 return MaintenanceDetail.VendorObject(target: row["target"], state: state)
             }
-            let deliveries = try Row.fetchAll(db, sql: """
-                SELECT \(Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.maintenance_key = ? ORDER BY d.seq
-                """, arguments: [key]).map(Self.summary)
+            let deliveries = try page.deliveries.map { number in
+                try Row.fetchAll(db, sql: """
+                    SELECT \(Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.maintenance_key = ?
+                    ORDER BY d.seq DESC LIMIT ? OFFSET ?
+                    """, arguments: [key, MaintenanceDetail.Page.deliveriesPerPage, number * MaintenanceDetail.Page.deliveriesPerPage]).map(Self.summary)
+            } ?? []
+            var byTarget: [String: [String: Int]] = [:]
+            for row in try Row.fetchAll(db, sql: """
+                SELECT target, state, COUNT(*) AS n FROM deliveries WHERE maintenance_key = ? GROUP BY target, state
+                """, arguments: [key]) {
+                byTarget[row["target"], default: [:]][row["state"]] = row["n"]
+            }
             return MaintenanceDetail(summary: try Self.maintenanceSummary(db, record), instances: instances, notices: notices,
-                                     vendorObjects: vendorObjects, deliveries: deliveries)
+                                     vendorObjects: vendorObjects, deliveries: deliveries, deliveriesByTarget: byTarget, page: page)
         }
     }
 

@@ -84,15 +84,19 @@ struct Serve: AsyncParsableCommand {
         let metrics = PatchbayMetrics()
         let redactor = configuration.redactor
         let transport = CurlTransport(redactor: redactor, logger: logger)
-        let parts = ApplicationParts(store: store, gate: IntakeGate(drainDelay: configuration.server.drainDelay), metrics: metrics,
+        var parts = ApplicationParts(store: store, gate: IntakeGate(drainDelay: configuration.server.drainDelay), metrics: metrics,
                                      exposition: { registry.emitToString() }, transport: transport)
+        // One clock for every part: on PostgreSQL the cluster's (this process's clock moved onto
+        // the database's), so an instance whose clock is off agrees with the others.
+        let clock = opened.clock
+        parts.clock = clock
         let dispatcher = Dispatcher(store: store, targets: configuration.targets, policies: configuration.policies, transport: transport,
                                     settings: configuration.delivery, redactor: redactor, wake: parts.wake, pacer: opened.pacingBudget(),
-                                    metrics: metrics, logger: logger, routeTemplates: configuration.routeTemplates)
+                                    metrics: metrics, logger: logger, routeTemplates: configuration.routeTemplates, clock: clock)
         let intake = EventIntake(store: store, routes: configuration.routes, targets: configuration.targets, wake: parts.wake, metrics: metrics,
-                                 schedules: configuration.schedules)
+                                 schedules: configuration.schedules, clock: clock)
         let scheduler = Scheduler(store: store, intake: intake, routes: configuration.routes, targets: configuration.targets,
-                                  schedules: configuration.schedules, wake: parts.wake, logger: logger)
+                                  schedules: configuration.schedules, wake: parts.wake, logger: logger, clock: clock)
         let host = configuration.server.host
         let storePath = opened.location
         let app = buildApplication(configuration: configuration, parts: parts, logger: logger) { port in
@@ -113,7 +117,9 @@ struct Serve: AsyncParsableCommand {
         }
         services.append(.init(service: dispatcher))
         services.append(.init(service: scheduler))
-        services.append(.init(service: Pruner(policy: configuration.store.retention, interval: configuration.store.pruneInterval, logger: logger) {
+        services.append(.init(service: QueueGauges(store: store, metrics: metrics, logger: logger, clock: clock)))
+        services.append(.init(service: Pruner(policy: configuration.store.retention, interval: configuration.store.pruneInterval, logger: logger,
+                                                 clock: clock) {
             try await store.prune(policy: $0, now: $1, dryRun: false)
         }))
         services.append(.init(service: app))

@@ -59,3 +59,29 @@ struct DeliveryPolicyTests {
         }
     }
 }
+
+/// How a send's follow-up state meets the stored one (review F6): decided once for both stores.
+@Suite("Follow-up resolution")
+struct FollowUpResolutionTests {
+    let created = FollowUpUpdate(state: FollowUpState(objectID: "inc-2", status: "scheduled"), plannedObjectID: nil)
+    let update = FollowUpUpdate(state: FollowUpState(objectID: "inc-1", status: "in_progress"), plannedObjectID: "inc-1")
+
+    @Test func aCreatedObjectIsKeptWhenTheMaintenanceHasNone() {
+        #expect(FollowUpResolution.of(created, stored: nil, leaseHeld: true) == .store(created.state))
+        #expect(FollowUpResolution.of(created, stored: nil, leaseHeld: false) == .store(created.state), "even after the lease ran out")
+        #expect(FollowUpResolution.of(created, stored: FollowUpState(announced: ["patch.completed": ["i-1"]]), leaseHeld: false) == .store(created.state))
+    }
+
+    @Test func aSecondObjectIsExtra() {
+        let stored = FollowUpState(objectID: "inc-1", status: "scheduled")
+        #expect(FollowUpResolution.of(created, stored: stored, leaseHeld: true) == .extra(created.state))
+        #expect(FollowUpResolution.of(created, stored: stored, leaseHeld: false) == .extra(created.state))
+        #expect(FollowUpResolution.of(created, stored: created.state, leaseHeld: false) == .store(created.state), "the same object again is no extra")
+    }
+
+    @Test func anUpdateIsWrittenOnlyUnderTheLease() {
+        let stored = FollowUpState(objectID: "inc-1", status: "scheduled")
+        #expect(FollowUpResolution.of(update, stored: stored, leaseHeld: true) == .store(update.state))
+        #expect(FollowUpResolution.of(update, stored: stored, leaseHeld: false) == .nothing)
+    }
+}

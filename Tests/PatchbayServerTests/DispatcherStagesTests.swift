@@ -6,6 +6,8 @@ import Synchronization
 import Testing
 @testable import PatchbayServer
 @testable import PatchbayStore
+import GRDB
+import PatchbayTargets
 
 /// The dispatcher's stages one at a time (plan, pace, send and classify, record), against a real
 /// SQLite store and a transport that answers what each test scripts.
@@ -163,7 +165,7 @@ struct DispatcherStagesTests {
             var attempt = Dispatcher.Attempt(claim: claim, logger: AttemptLogger(base: Logger(label: "t"), claim: claim), startedAt: t0)
             attempt.status = 200
             let next = await dispatcher.record(&attempt, Dispatcher.Ending(outcome: .delivered(reason: .delivered), detail: "ok"))
-            #expect(next?.event.instance?.id == "i-2", "the lane's next delivery is leased to the same worker")
+            #expect(next?.0.event.instance?.id == "i-2", "the lane's next delivery is leased to the same worker")
             let counts = try await store.counts()
             #expect(counts[.delivered] == 1)
             #expect(counts[.inFlight] == 1)
@@ -171,5 +173,85 @@ struct DispatcherStagesTests {
             #expect(attempts.map(\.outcome) == ["delivered"])
             #expect(attempts.first?.statusCode == 200)
         }
+    }
+
+    /// A send's result is never lost (review F6): when recording the attempt fails (here SQLite's
+    /// writer is held by another connection past the busy timeout, as a backup or a `sqlite3`
+    /// shell would), the record is tried again while the lease lasts, and the delivery is not
+    /// left to be sent a second time when its lease runs out.
+    @Test func recordTriesAgainWhileTheStoreIsBusy() async throws {
+        let directory = try TemporaryDirectory("busy")
+        defer { directory.remove() }
+        let transport = ScriptedTransport([Self.answer(200)])
+        let configuration = try PatchbayConfiguration.parse(yaml: Self.yaml, environment: [:])
+        let store = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: directory.path("q.db"), busyTimeout: .milliseconds(100)),
+                                            logger: Logger(label: "test"))
+        let dispatcher = Dispatcher(store: store, targets: configuration.targets, policies: configuration.policies, transport: transport,
+                                    settings: DispatcherSettings(lease: .seconds(60)), redactor: Redactor(secrets: []), wake: WakeSignal(),
+                                    metrics: PatchbayMetrics(), logger: Logger(label: "test"), clock: { [t0] in t0 })
+        try await queue(store)
+        let claim = try await claim(store)
+        // Another connection takes the writer and keeps it for a second, ten busy timeouts.
+        let other = try DatabaseQueue(path: directory.path("q.db"))
+        let holding = AsyncStream<Void>.makeStream()
+        let holder = Thread {
+            try? other.writeWithoutTransaction { db in
+                try db.execute(sql: "BEGIN IMMEDIATE")
+                holding.continuation.yield()
+                Thread.sleep(forTimeInterval: 1)
+                try db.execute(sql: "COMMIT")
+            }
+        }
+        holder.start()
+        for await _ in holding.stream { break }
+        _ = await dispatcher.attempt(claim, leasedAt: .now)
+        #expect(transport.sent.withLock { $0.count } == 1, "sent once")
+        #expect(try await store.counts() == [.delivered: 1], "the result was recorded once the writer was free")
+        #expect(try await store.attempts(deliveryID: claim.id).map(\.outcome) == ["delivered"])
+    }
+
+    /// Two sends of one maintenance whose leases overlapped each created a Statuspage incident:
+    /// the first recorded is the maintenance's, and the other is closed at once through the
+    /// target's own cancel path, never left open on the public page (review F6).
+    @Test func anExtraVendorObjectIsClosedThroughTheCancelPath() async throws {
+        let directory = try TemporaryDirectory("extra")
+        defer { directory.remove() }
+        let transport = ScriptedTransport([
+            Self.answer(201, body: #"{"id":"incretry","status":"scheduled"}"#),
+            Self.answer(200, body: #"{"id":"incretry","status":"completed"}"#),
+        ])
+        let statuspage = StatuspageTarget(name: "status", page: "page1", apiKey: Secret("key-0123456789abcdef"),
+                                          baseURL: URL(string: "http://127.0.0.1:9/statuspage")!)
+        let store = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
+        let dispatcher = Dispatcher(store: store, targets: ["status": statuspage], policies: ["status": StatuspageTarget.defaultPolicy],
+                                    transport: transport, settings: DispatcherSettings(), redactor: Redactor(secrets: []), wake: WakeSignal(),
+                                    metrics: PatchbayMetrics(), logger: Logger(label: "test"), clock: { [t0] in t0 })
+        let event = PatchEvent(type: .scheduled, app: "App1", environment: "Production",
+                               window: MaintenanceWindow(id: "mw-1", start: t0.addingTimeInterval(3600), end: t0.addingTimeInterval(7200)))
+        _ = try await store.accept(EventSubmission(eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: "d", event: event, receivedAt: t0,
+                                                   deliveries: [DeliveryPlan(target: "status", targetKind: "statuspage", displayTimeZone: "UTC")]))
+        let slow = try #require(try await store.claimDue(now: t0, limit: 1, lease: .seconds(60)).first)
+        let retry = try #require(try await store.claimDue(now: t0.addingTimeInterval(61), limit: 1, lease: .seconds(60)).first)
+        let logger = AttemptLogger(base: Logger(label: "t"), claim: retry)
+        guard case .send(let planned) = await dispatcher.plan(retry, startedAt: t0, logger: logger) else {
+            Issue.record("the retry must plan a create")
+            return
+        }
+        #expect(planned.request.method == "POST")
+        // Meanwhile the slow send's record lands: its incident is the maintenance's.
+        _ = try await store.complete(slow, attempt: AttemptRecord(deliveryID: slow.id, number: 1, startedAt: t0, latencyMilliseconds: 6000,
+                                                                  statusCode: 201, outcome: "delivered", reason: "delivered", responseExcerpt: nil),
+                                     transition: .delivered, followUp: FollowUpUpdate(state: FollowUpState(objectID: "incslow", status: "scheduled"),
+                                                                                      plannedObjectID: nil),
+                                     throttled: false, at: t0, lease: nil)
+        var attempt = Dispatcher.Attempt(claim: retry, logger: logger, startedAt: t0)
+        let ending = await dispatcher.sendAndClassify(planned, attempt: &attempt)
+        _ = await dispatcher.record(&attempt, ending)
+        let sent = transport.sent.withLock { $0 }
+        #expect(sent.count == 2)
+        #expect(sent.last?.method == "PATCH" && sent.last?.displayURL.hasSuffix("/incidents/incretry") == true, "the extra incident is closed")
+        let closing = try JSONDecoder().decode(JSONValue.self, from: sent.last?.body ?? Data())
+        #expect(closing["incident"]?["status"]?.stringValue == "completed")
+        #expect(try await store.maintenanceContext(for: event, target: "status").0?.objectID == "incslow", "the first recorded stays")
     }
 }

@@ -44,4 +44,31 @@ struct PacerTests {
         #expect(pacer.admit(key: "k", policy: policy, now: late.addingTimeInterval(0.1)) == .zero)
         #expect(pacer.admit(key: "other", policy: policy, now: late) == .zero)
     }
+
+    /// The table keeps a key only while it holds something back: many short-lived keys (sign-in
+    /// sources) do not grow it for ever, and it never passes its bound.
+    @Test func theTableIsBounded() {
+        let pacer = Pacer(maxKeys: 2000)
+        let policy = PacingPolicy(rate: 1, burst: 10)
+        for index in 0..<5000 {
+            _ = pacer.reserve(key: "source-\(index)", policy: policy, now: t0, maxWait: .zero)
+        }
+        #expect(pacer.keyCount <= 2000, "\(pacer.keyCount) keys")
+        // Later, once every budget has recharged, new keys sweep the old ones away.
+        for index in 0..<1100 {
+            _ = pacer.reserve(key: "later-\(index)", policy: policy, now: t0.addingTimeInterval(3600), maxWait: .zero)
+        }
+        #expect(pacer.keyCount <= 1100, "\(pacer.keyCount) keys")
+    }
+
+    /// A key paced out reports until when, and the question takes nothing.
+    @Test func pausedUntilTakesNothing() {
+        let pacer = Pacer()
+        let policy = PacingPolicy(rate: 1, burst: 2)
+        #expect(pacer.pausedUntil(key: "k", policy: policy, now: t0) == nil)
+        _ = pacer.reserve(key: "k", policy: policy, now: t0, maxWait: .zero)
+        _ = pacer.reserve(key: "k", policy: policy, now: t0, maxWait: .zero)
+        #expect(pacer.pausedUntil(key: "k", policy: policy, now: t0) == t0.addingTimeInterval(1))
+        #expect(pacer.pausedUntil(key: "k", policy: policy, now: t0.addingTimeInterval(1)) == nil)
+    }
 }

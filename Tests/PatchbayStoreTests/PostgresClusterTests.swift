@@ -11,7 +11,9 @@ import Testing
 /// instances; scripts/cluster-test.py does the same with real processes.
 @Suite("PostgreSQL store: settings and cluster")
 struct PostgresClusterTests {
-    let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+    /// In the past: the store checks leases and notices against the database's clock as well
+    /// as the caller's, so times the tests drive must not be ahead of the real one.
+    let t0 = Date(timeIntervalSince1970: 1_700_000_000)
 
     @Test func urlsAreParsedAndErrorsNeverRepeatThePassword() throws {
         let settings = try PostgresSettings(url: "postgres://pat%40chbay:s3cr%2Ft@db.internal:6543/queue?sslmode=verify-full", poolSize: 4)
@@ -120,14 +122,15 @@ struct PostgresClusterTests {
             #expect(claims.count == 1)
             #expect(try await alive.claimDue(now: t0, limit: 10, lease: .seconds(600)).isEmpty, "leased by the other instance")
             // Both are alive: nothing is released.
-            #expect(try await alive.releaseLeasesOfSilentInstances(silence: .seconds(5), now: t0) == 0)
+            #expect(try await alive.releaseLeasesOfSilentInstances(silence: .seconds(5), ownSilence: try await alive.heartbeat(), now: t0) == 0)
             // The first goes silent (its heartbeat stops), as after kill -9.
             try await alive.transaction { connection in
                 _ = try await PostgresStore.rows("UPDATE instances SET heartbeat_at = clock_timestamp() - interval '6 seconds' WHERE id = \(dead.instanceID)",
                                                  on: connection, logger: Logger(label: "test"))
             }
-            try await alive.heartbeat()
-            #expect(try await alive.releaseLeasesOfSilentInstances(silence: .seconds(5), now: t0) == 1)
+            let ownSilence = try await alive.heartbeat()
+            #expect(ownSilence < .seconds(2))
+            #expect(try await alive.releaseLeasesOfSilentInstances(silence: .seconds(5), ownSilence: ownSilence, now: t0) == 1)
             let taken = try await alive.claimDue(now: t0, limit: 10, lease: .seconds(600))
             #expect(taken.map(\.id) == claims.map(\.id), "due again at once, not after the 600 s lease")
             let late = AttemptRecord(deliveryID: claims[0].id, number: 1, startedAt: t0, latencyMilliseconds: 1, statusCode: 200,
@@ -185,6 +188,203 @@ struct PostgresClusterTests {
             #expect(try await a.counts()[.pending] == 20 + ids.count)
             try await PostgresTestServer.drop(a)
         }
+    }
+
+    /// A stall of the database froze every heartbeat, the observer's own included: the first
+    /// instance back must not take the others for dead and release their sends in flight
+    /// (review F7). Its own silence, measured by its heartbeat, says it was cut off too.
+    @Test(.enabled(if: StoreBackend.postgresURL != nil, "needs PATCHBAY_TEST_POSTGRES_URL"))
+    func aStallOfTheDatabaseIsNoInstancesDeath() async throws {
+        let schema = "t_stall_" + UUID().uuidString.prefix(8).lowercased()
+        let first = try PostgresTestServer.store(schema: schema, poolSize: 2)
+        let second = try PostgresTestServer.store(schema: schema, poolSize: 2)
+        try await withRunning([first, second]) {
+            try await first.migrate()
+            try await first.joinCluster(version: "test")
+            try await second.joinCluster(version: "test")
+            _ = try await second.accept(EventSubmission(eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: "d", event: event(),
+                                                        receivedAt: t0, deliveries: [DeliveryPlan(target: "ops", targetKind: "slack", displayTimeZone: "UTC")]))
+            let claims = try await second.claimDue(now: t0, limit: 10, lease: .seconds(600))
+            #expect(claims.count == 1)
+            // As after a 12 s pause of the database: every heartbeat is 12 s old.
+            try await first.transaction { connection in
+                _ = try await PostgresStore.rows("UPDATE instances SET heartbeat_at = clock_timestamp() - interval '12 seconds'",
+                                                 on: connection, logger: Logger(label: "test"))
+            }
+            let ownSilence = try await first.heartbeat()
+            #expect(ownSilence >= .seconds(11), "the observer knows it was silent itself: \(ownSilence)")
+            #expect(try await first.releaseLeasesOfSilentInstances(silence: .seconds(10), ownSilence: ownSilence, now: t0) == 0,
+                    "nobody is judged on a beat after a silence of one's own")
+            // On its next beat the others have beaten too (they were only waiting for the database).
+            try await second.heartbeat()
+            let next = try await first.heartbeat()
+            #expect(try await first.releaseLeasesOfSilentInstances(silence: .seconds(10), ownSilence: next, now: t0) == 0)
+            let late = AttemptRecord(deliveryID: claims[0].id, number: 1, startedAt: t0, latencyMilliseconds: 1, statusCode: 200,
+                                     outcome: "delivered", reason: "delivered", responseExcerpt: nil)
+            #expect(try await second.complete(claims[0], attempt: late, transition: .delivered, followUp: nil, at: t0),
+                    "the send in flight kept its lease")
+            try await PostgresTestServer.drop(first)
+        }
+    }
+
+    /// One clock per cluster (review F12): an instance whose own clock runs two minutes ahead
+    /// neither takes a lease another instance still holds, nor fires a notice early, and its
+    /// cluster clock reads the database's time.
+    @Test(.enabled(if: StoreBackend.postgresURL != nil, "needs PATCHBAY_TEST_POSTGRES_URL"))
+    func anInstanceWhoseClockRunsAheadStealsNoLeaseAndFiresNoNoticeEarly() async throws {
+        let schema = "t_skew_" + UUID().uuidString.prefix(8).lowercased()
+        let honest = try PostgresTestServer.store(schema: schema, poolSize: 2)
+        guard let url = StoreBackend.postgresURL else { return }
+        let ahead = try PostgresStore(settings: PostgresSettings(url: url, poolSize: 2, schema: schema), logger: Logger(label: "test"),
+                                      localClock: { Date().addingTimeInterval(120) })
+        try await withRunning([honest, ahead]) {
+            try await honest.migrate()
+            try await honest.joinCluster(version: "test")
+            try await ahead.joinCluster(version: "test")
+            #expect(abs(ahead.clusterNow().timeIntervalSinceNow) < 2, "the cluster clock is the database's, not the skewed one")
+            let now = Date()
+            _ = try await honest.accept(EventSubmission(eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: "d", event: event(),
+                                                        receivedAt: now, deliveries: [DeliveryPlan(target: "ops", targetKind: "slack", displayTimeZone: "UTC")]))
+            #expect(try await honest.claimDue(now: now, limit: 10, lease: .seconds(60)).count == 1)
+            // The skewed instance's own clock says the 60 s lease ran out a minute ago.
+            #expect(try await ahead.claimDue(now: now.addingTimeInterval(120), limit: 10, lease: .seconds(60)).isEmpty,
+                    "a lease is not taken while the database's clock says it holds")
+            // A notice due in a minute is not fired by the instance that thinks it is due.
+            let planning = MaintenancePlanning(settings: NoticeSettings(reminders: [.seconds(3600)]), displayTimeZone: "UTC")
+            let start = now.addingTimeInterval(3660)
+            _ = try await honest.accept(EventSubmission(
+                eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: "n", event: PatchEvent(type: .scheduled, app: "App1", environment: "Production",
+                    window: MaintenanceWindow(id: "mw-skew", start: start, end: start.addingTimeInterval(600))),
+                receivedAt: now, deliveries: [], planning: planning))
+            let fired = try await ahead.fireDueNotices(now: now.addingTimeInterval(120), limit: 10) { _ in .skip(reason: "test") }
+            #expect(fired.isEmpty, "the reminder is due in a minute by the database's clock: \(fired.map(\.notice.label))")
+            try await PostgresTestServer.drop(honest)
+        }
+    }
+
+    /// Reservations and admissions run at one rate, so a worker that slept for its slot is let
+    /// through at once instead of waiting in a queue that grows by the difference of the two
+    /// rates (review F8: a guard slower per send, 25 ms at 20/s, until workers held every
+    /// dispatcher slot and outlived their leases). Workers here wake at their slots one after
+    /// another; before, the thirtieth waited 0.7 s to be admitted.
+    @Test(.enabled(if: StoreBackend.postgresURL != nil, "needs PATCHBAY_TEST_POSTGRES_URL"))
+    func admissionsKeepPaceWithReservations() async throws {
+        let schema = "t_admit_" + UUID().uuidString.prefix(8).lowercased()
+        let store = try PostgresTestServer.store(schema: schema, poolSize: 2)
+        try await withRunning([store]) {
+            try await store.migrate()
+            let budget = SharedPacingBudget(store: store, local: NoLocalBudget())
+            let policy = PacingPolicy(rate: 20, burst: 1)
+            var waits: [Duration] = []
+            for _ in 0..<30 {
+                guard case .go(let wait) = try await budget.reserve(key: "chat:k", policy: policy, now: Date(), maxWait: .seconds(10)) else {
+                    Issue.record("no slot within 10 s")
+                    return
+                }
+                try await Task.sleep(for: wait)
+                var admitted = Duration.zero
+                var extra = try await budget.admit(key: "chat:k", policy: policy, now: Date())
+                while extra > .zero {
+                    admitted += extra
+                    try await Task.sleep(for: extra)
+                    extra = try await budget.admit(key: "chat:k", policy: policy, now: Date())
+                }
+                waits.append(admitted)
+            }
+            let late = waits.suffix(10)
+            #expect(late.allSatisfy { $0 < .milliseconds(100) }, "admission waits do not grow with the queue: last ten \(Array(late))")
+            try await PostgresTestServer.drop(store)
+        }
+    }
+
+    /// An upgrade cannot brick a cluster (review F11): a migration's large index is built
+    /// concurrently, without the pool's statement timeout, while writes go on. On a table of 1M
+    /// deliveries, a plain CREATE INDEX in the migration's transaction held off every write for
+    /// the build, and with the statement timeout below the build's time no instance started.
+    @Test(.enabled(if: StoreBackend.postgresURL != nil, "needs PATCHBAY_TEST_POSTGRES_URL"))
+    func migratingALargeTableBlocksNoWriteAndHasNoTimeout() async throws {
+        let schema = "t_big_" + UUID().uuidString.prefix(8).lowercased()
+        guard let url = StoreBackend.postgresURL else { return }
+        var settings = try PostgresSettings(url: url, poolSize: 4, schema: schema)
+        // Far below the index build on 1M rows: the migration must not run under it.
+        settings.statementTimeout = .milliseconds(300)
+        let store = try PostgresStore(settings: settings, logger: Logger(label: "test"))
+        try await withRunning([store]) {
+            // The schema as version 3 left it, with a large deliveries table.
+            try await store.transaction { connection in
+                let logger = Logger(label: "test")
+                _ = try await PostgresStore.rows("SET LOCAL statement_timeout = 0", on: connection, logger: logger)
+                _ = try await PostgresStore.rows(PostgresQuery(unsafeSQL: "CREATE SCHEMA \(schema)"), on: connection, logger: logger)
+                _ = try await PostgresStore.rows(PostgresQuery(unsafeSQL: "SET LOCAL search_path TO \(schema)"), on: connection, logger: logger)
+                _ = try await PostgresStore.rows("""
+                    CREATE TABLE patchbay_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
+                    """, on: connection, logger: logger)
+                for migration in PostgresMigrations.all where migration.version <= 3 {
+                    for statement in migration.statements {
+                        _ = try await PostgresStore.rows(PostgresQuery(unsafeSQL: statement), on: connection, logger: logger)
+                    }
+                    _ = try await PostgresStore.rows("INSERT INTO patchbay_migrations (version, name) VALUES (\(migration.version), \(migration.name))",
+                                                     on: connection, logger: logger)
+                }
+                _ = try await PostgresStore.rows("""
+                    INSERT INTO events (id, body_sha256, type, app, environment, maintenance_key, payload, delivery_count, received_at)
+                    VALUES ('evt_seed', 'x', 'patch.completed', 'A', 'E', 'k', '{}', 0, now())
+                    """, on: connection, logger: logger)
+                _ = try await PostgresStore.rows("""
+                    INSERT INTO deliveries (id, event_seq, target, target_kind, maintenance_key, lane_seq, display_timezone, state,
+                                            next_attempt_at, created_at, updated_at)
+                    SELECT 'dlv_seed_' || g, (SELECT seq FROM events WHERE id = 'evt_seed'), 't', 'webhook', 'k' || g, 1, 'UTC',
+                           CASE WHEN g % 100 = 0 THEN 'pending' ELSE 'delivered' END, now(), now(), now()
+                    FROM generate_series(1, 1000000) g
+                    """, on: connection, logger: logger)
+            }
+            // A writer beside the migration: each insert must get through in well under the build.
+            let writes = Task { () -> [Duration] in
+                var latencies: [Duration] = []
+                var index = 0
+                while !Task.isCancelled && index < 10_000 {
+                    index += 1
+                    let number = index
+                    let started = ContinuousClock.now
+                    try await store.transaction { connection in
+                        _ = try await PostgresStore.rows("SET LOCAL lock_timeout = '2s'", on: connection, logger: Logger(label: "test"))
+                        _ = try await PostgresStore.rows("""
+                            INSERT INTO deliveries (id, event_seq, target, target_kind, maintenance_key, lane_seq, display_timezone, state,
+                                                    next_attempt_at, created_at, updated_at)
+                            VALUES (\("dlv_live_\(number)"), (SELECT seq FROM events WHERE id = 'evt_seed'), 't', 'webhook', 'live', \(number), 'UTC',
+                                    'pending', now(), now(), now())
+                            """, on: connection, logger: Logger(label: "test"))
+                    }
+                    latencies.append(ContinuousClock.now - started)
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
+                return latencies
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            let started = ContinuousClock.now
+            let report = try await store.migrate()
+            let took = ContinuousClock.now - started
+            writes.cancel()
+            let latencies = try await writes.value
+            #expect(report.current == PostgresMigrations.all.last?.version)
+            let valid = try await store.read { connection in
+                try await PostgresStore.rows("""
+                    SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE c.relname = 'deliveries_due_order' AND n.nspname = \(schema)
+                    """, on: connection, logger: Logger(label: "test")).first?.decode(Bool.self)
+            }
+            #expect(valid == true, "the due index was built and is valid")
+            #expect(!latencies.isEmpty)
+            #expect((latencies.max() ?? .zero) < .seconds(1), "no write waited for the build (\(took) long): slowest \(latencies.max() ?? .zero)")
+            // Run again: nothing to do, nothing fails.
+            _ = try await store.migrate()
+            try await PostgresTestServer.drop(store)
+        }
+    }
+
+    func event() -> PatchEvent {
+        PatchEvent(type: .started, app: "App1", environment: "Production", instance: Instance(id: "i-1"),
+                   window: MaintenanceWindow(id: "mw-1", start: t0, end: t0.addingTimeInterval(900)))
     }
 
     /// Runs every store's pool while `body` runs.

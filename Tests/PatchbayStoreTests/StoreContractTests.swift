@@ -87,7 +87,7 @@ enum PostgresTestServer {
 
 @Suite("Store contract (SQLite and PostgreSQL)")
 struct StoreContractTests: StoreFixtures {
-    let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+    let t0 = Date(timeIntervalSince1970: 1_700_000_000)
 
     @Test(arguments: StoreBackend.available)
     func acceptedEventsAreClaimedOnceAndCompleted(_ backend: StoreBackend) async throws {
@@ -225,6 +225,40 @@ struct StoreContractTests: StoreFixtures {
             #expect(accepted.count == 1)
             #expect(results.filter { $0 == .replayed(accepted.first ?? AcceptedEvent(id: "", deliveries: 0)) }.count == 19)
             #expect(try await store.counts() == [.pending: 1])
+        }
+    }
+
+    /// A send whose lease ran out still gives the maintenance the vendor object it created, when
+    /// the maintenance has none yet: forgetting it made the retry create a second public
+    /// Statuspage incident (review F6).
+    @Test(arguments: StoreBackend.available)
+    func anObjectCreatedByALostLeaseIsKept(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let store = under.store
+            _ = try await store.accept(submission(event(.scheduled), targets: ["status"]))
+            let slow = try #require(try await store.claimDue(now: t0, limit: 1, lease: .seconds(30)).first)
+            let retry = try #require(try await store.claimDue(now: t0.addingTimeInterval(31), limit: 1, lease: .seconds(30)).first)
+            #expect(retry.id == slow.id, "the lease ran out and the delivery was claimed again")
+            let created = FollowUpUpdate(state: FollowUpState(objectID: "inc-slow", status: "scheduled"), plannedObjectID: nil)
+            let late = try await store.complete(slow, attempt: attempt(slow), transition: .delivered, followUp: created, throttled: false,
+                                                at: t0.addingTimeInterval(32), lease: nil)
+            #expect(!late.stillOurs && late.extraObject == nil)
+            #expect(try await store.maintenanceContext(for: slow.event, target: "status").0?.objectID == "inc-slow",
+                    "the object the vendor returned is the maintenance's")
+            // The new holder planned before it knew: its own object is the extra one, to close.
+            let second = FollowUpUpdate(state: FollowUpState(objectID: "inc-retry", status: "scheduled"), plannedObjectID: nil)
+            let done = try await store.complete(retry, attempt: attempt(retry), transition: .delivered, followUp: second, throttled: false,
+                                                at: t0.addingTimeInterval(33), lease: nil)
+            #expect(done.stillOurs)
+            #expect(done.extraObject?.objectID == "inc-retry")
+            #expect(try await store.maintenanceContext(for: slow.event, target: "status").0?.objectID == "inc-slow", "the first recorded wins")
+            // An update (not a creation) from a lost lease writes nothing; from a held one, it does.
+            _ = try await store.accept(submission(event(.started), targets: ["status"]))
+            let update = try #require(try await store.claimDue(now: t0.addingTimeInterval(40), limit: 1, lease: .seconds(30)).first)
+            let progressed = FollowUpUpdate(state: FollowUpState(objectID: "inc-slow", status: "in_progress"), plannedObjectID: "inc-slow")
+            #expect(try await store.complete(update, attempt: attempt(update), transition: .delivered, followUp: progressed, throttled: false,
+                                             at: t0.addingTimeInterval(41), lease: nil).stillOurs)
+            #expect(try await store.maintenanceContext(for: slow.event, target: "status").0?.status == "in_progress")
         }
     }
 

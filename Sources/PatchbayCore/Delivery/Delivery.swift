@@ -243,27 +243,39 @@ public protocol DispatchStore: Sendable {
     /// maintenance and target is unfinished, so each target sees a maintenance's events in order,
     /// and no two deliveries of one lane are ever leased at once (also across instances).
     func claimDue(now: Date, limit: Int, lease: Duration) async throws -> [ClaimedDelivery]
-    /// Records the attempt and moves the delivery on, if the lease is still ours, saving the
-    /// vendor's follow-up state in the same transaction. `stillOurs` is false when the lease was
-    /// lost (it expired and another worker took the delivery); then nothing but the attempt is
-    /// written. `throttled` (the vendor answered with a rate limit, `DeliveryReason.isRateLimit`)
-    /// is counted apart: it does not use up the retry budget.
+    /// Records the attempt and moves the delivery on, if the lease is still ours. The attempt is
+    /// recorded either way. The follow-up state is settled in the same transaction by
+    /// `FollowUpResolution.of` against the stored one: a vendor object the send created is kept
+    /// even when the lease was lost (unless the maintenance already has another, which comes back
+    /// as `extraObject` for the caller to close). `throttled` (the vendor answered with a rate
+    /// limit, `DeliveryReason.isRateLimit`) is counted apart: it does not use up the retry budget.
     ///
     /// With a `lease`, when the delivery is finished (delivered, dead or expired) and the next
     /// delivery of its lane is due, the same transaction leases that one to the same worker: a
     /// lane's deliveries then follow each other without a claim in between. `next` is nil when
     /// there is no lease, the lease was lost, the delivery goes on (a retry), or nothing is due.
-    func completeAndLeaseNext(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
-                              throttled: Bool, at now: Date, lease: Duration?) async throws -> (stillOurs: Bool, next: ClaimedDelivery?)
-    /// The follow-up state of (maintenance, target) and where the maintenance's instances stand.
-    func maintenanceContext(for event: PatchEvent, target: String) async throws -> (FollowUpState?, MaintenanceSnapshot)
+    func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpUpdate?,
+                  throttled: Bool, at now: Date, lease: Duration?) async throws -> Completion
+    /// The follow-up state of (maintenance, target) and where the maintenance's instances stand:
+    /// their names and stages, never their package lists, unless `packages` is set and every
+    /// instance has reported an outcome (the one time a message lists the maintenance's updated
+    /// packages: Statuspage's completion). A send costs what the maintenance's size costs, not
+    /// its size times every server's package list (review F4).
+    func maintenanceContext(for event: PatchEvent, target: String, packages: Bool) async throws -> (FollowUpState?, MaintenanceSnapshot)
     /// Puts a claimed delivery back without counting an attempt (it waited for its pacing slot).
     func release(_ claim: ClaimedDelivery, until: Date, at now: Date) async throws -> Bool
 }
 
 /// Operators' view, shared by the CLI, the admin API, `/metrics` and `/readyz`.
 public protocol OperatorStore: Sendable {
+    /// Newest first, without the events' payloads.
     func list(_ filter: DeliveryFilter) async throws -> [DeliverySummary]
+    /// Deliveries updated since `since`, by target and state, counted by the store: what the
+    /// console's targets page shows, without loading a row per delivery.
+    func countsByTarget(since: Date) async throws -> [String: [String: Int]]
+    /// The most recent delivery of `targets` updated since `since` that is not delivered and has
+    /// a reason (the targets page's "last error").
+    func lastFailure(targets: [String], since: Date) async throws -> DeliverySummary?
     func detail(id: String) async throws -> DeliveryDetail?
     /// Every recorded attempt of one delivery, oldest first.
     func attempts(deliveryID: String) async throws -> [AttemptRecord]
@@ -278,6 +290,11 @@ public protocol OperatorStore: Sendable {
     func checkWritable() async throws
     /// Deletes (or, with `dryRun`, counts) finished work older than the policy allows.
     func prune(policy: RetentionPolicy, now: Date, dryRun: Bool) async throws -> PruneReport
+    /// Ends a console session on every instance sharing the store (sign-out): kept until the
+    /// session would have expired anyway, when it is forgotten.
+    func revokeSession(_ id: String, expires: Date, at now: Date) async throws
+    /// Whether a console session was signed out.
+    func isSessionRevoked(_ id: String) async throws -> Bool
 }
 
 /// Relayed messages that map to no app and environment, kept for an operator to look at.
@@ -308,7 +325,39 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     }
 }
 
+/// What recording an attempt did.
+public struct Completion: Sendable {
+    /// The lease was still this worker's: the delivery moved on.
+    public var stillOurs: Bool
+    /// The lane's next delivery, leased to the same worker.
+    public var next: ClaimedDelivery?
+    /// A vendor object this send created that the maintenance already has another of: the
+    /// caller closes it through the target's cancel path (`FollowUpResolution.extra`).
+    public var extraObject: FollowUpState?
+
+    public init(stillOurs: Bool, next: ClaimedDelivery? = nil, extraObject: FollowUpState? = nil) {
+        self.stillOurs = stillOurs
+        self.next = next
+        self.extraObject = extraObject
+    }
+}
+
 extension DispatchStore {
+    /// Without package lists.
+    public func maintenanceContext(for event: PatchEvent, target: String) async throws -> (FollowUpState?, MaintenanceSnapshot) {
+        try await maintenanceContext(for: event, target: target, packages: false)
+    }
+
+    /// Records the result, leasing the lane's next delivery when due; `followUp` is state the
+    /// send planned with (an update, not a created object).
+    public func completeAndLeaseNext(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
+                                     throttled: Bool, at now: Date, lease: Duration?) async throws -> (stillOurs: Bool, next: ClaimedDelivery?) {
+        let result = try await complete(claim, attempt: attempt, transition: transition,
+                                        followUp: followUp.map { FollowUpUpdate(state: $0, plannedObjectID: $0.objectID) },
+                                        throttled: throttled, at: now, lease: lease)
+        return (result.stillOurs, result.next)
+    }
+
     /// Records the result without leasing anything next; true while the lease was still ours.
     public func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
                          throttled: Bool, at now: Date) async throws -> Bool {
@@ -343,13 +392,16 @@ public struct DeliveryFilter: Sendable, Hashable {
     /// Only deliveries updated at or after this time.
     public var since: Date?
     public var limit: Int
+    /// Rows to skip, newest first (paging).
+    public var offset: Int
 
-    public init(state: DeliveryState? = nil, target: String? = nil, app: String? = nil, since: Date? = nil, limit: Int = 100) {
+    public init(state: DeliveryState? = nil, target: String? = nil, app: String? = nil, since: Date? = nil, limit: Int = 100, offset: Int = 0) {
         self.state = state
         self.target = target
         self.app = app
         self.since = since
         self.limit = limit
+        self.offset = offset
     }
 }
 

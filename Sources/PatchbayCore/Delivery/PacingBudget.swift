@@ -17,7 +17,9 @@ public protocol PacingBudget: Sendable {
     func reserve(key: String, policy: PacingPolicy, now: Date, maxWait: Duration) async throws -> PacingDecision
     /// Called right before a send that holds a slot: how much longer to wait so that sends really
     /// go out no faster than the rate (workers that slept for their slot can wake late together).
-    /// Zero means go now, and the send is counted.
+    /// Zero means go now, and the send is counted at this moment. Admissions run at the same rate
+    /// as reservations, so they never fall behind them: a worker waits here for the jitter of its
+    /// wake-up, not in a queue that grows (the dispatcher bounds the wait all the same).
     func admit(key: String, policy: PacingPolicy, now: Date) async throws -> Duration
     /// No request for `key` before `until` (a `Retry-After`, an exhausted vendor budget).
     func block(key: String, policy: PacingPolicy, until: Date) async throws

@@ -26,3 +26,14 @@ public enum StoredJSON {
         return (try? JSONDecoder().decode([String: String].self, from: Data(text.utf8))) ?? [:]
     }
 }
+
+extension StoredJSON {
+    /// A (maintenance, target)'s follow-up state as both stores keep it.
+    public static func encode(_ state: FollowUpState) throws -> String {
+        String(decoding: try JSONEncoder.patchbay().encode(state), as: UTF8.self)
+    }
+
+    public static func followUp(_ text: String) throws -> FollowUpState {
+        try JSONDecoder.patchbay().decode(FollowUpState.self, from: Data(text.utf8))
+    }
+}

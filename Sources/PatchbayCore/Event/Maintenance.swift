@@ -53,6 +53,51 @@ extension FollowUpState {
     }
 }
 
+/// A send's follow-up state on its way to the store, with the object id the target planned
+/// with: when the two differ, the send created a vendor object (an incident, a window, a downtime).
+public struct FollowUpUpdate: Sendable, Hashable {
+    public var state: FollowUpState
+    /// `context.followUp?.objectID` when the request was planned.
+    public var plannedObjectID: String?
+
+    public init(state: FollowUpState, plannedObjectID: String?) {
+        self.state = state
+        self.plannedObjectID = plannedObjectID
+    }
+
+    /// The send created a vendor object (it planned with none, or with another).
+    public var createdObject: Bool {
+        guard let id = state.objectID else { return false }
+        return id != plannedObjectID
+    }
+}
+
+/// What the store does with a send's follow-up state. Decided once, here, for every backend, in
+/// the transaction that records the attempt (the stored state read under its lock).
+public enum FollowUpResolution: Sendable, Hashable {
+    /// Write this state for (maintenance, target).
+    case store(FollowUpState)
+    /// Keep the stored state: this send's object is an extra one (another send, whose lease or
+    /// record overlapped this one's, already gave the maintenance its object). The caller closes
+    /// it through the target's own cancel path.
+    case extra(FollowUpState)
+    /// Nothing to write.
+    case nothing
+
+    /// - A created object is kept whether or not the lease was still held: it exists at the
+    ///   vendor, and forgetting it would make the next send create another. The first object
+    ///   recorded for a maintenance and target wins; a different one recorded later is extra.
+    /// - Any other state (a status change, a summary's named servers) is written only while the
+    ///   lease is held: after a lost lease, the new holder sends that step again.
+    public static func of(_ update: FollowUpUpdate, stored: FollowUpState?, leaseHeld: Bool) -> FollowUpResolution {
+        if update.createdObject {
+            if let storedID = stored?.objectID, storedID != update.state.objectID { return .extra(update.state) }
+            return .store(update.state)
+        }
+        return leaseHeld ? .store(update.state) : .nothing
+    }
+}
+
 /// Where each instance of a maintenance stands, as reported so far.
 public struct MaintenanceSnapshot: Sendable, Hashable {
     public struct InstanceReport: Sendable, Hashable {
@@ -72,10 +117,21 @@ public struct MaintenanceSnapshot: Sendable, Hashable {
     /// Links the vendors returned for this maintenance, by target name (a Statuspage incident's
     /// shortlink), for templates. Filled from every target's follow-up state.
     public var links: [String: String]
+    /// Every package updated on any instance, once each, in first-seen order. Stores fill it only
+    /// when asked (`DispatchStore.maintenanceContext(packages:)`); their instances carry none.
+    public var packagesUpdated: [String]
 
-    public init(instances: [InstanceReport], links: [String: String] = [:]) {
+    /// `packagesUpdated` defaults to the union of the instances' own lists.
+    public init(instances: [InstanceReport], links: [String: String] = [:], packagesUpdated: [String]? = nil) {
         self.instances = instances
         self.links = links
+        self.packagesUpdated = packagesUpdated ?? Self.union(instances.map(\.packages))
+    }
+
+    /// Each package once, in first-seen order.
+    public static func union(_ lists: [[String]]) -> [String] {
+        var seen = Set<String>()
+        return lists.flatMap { $0 }.filter { seen.insert($0).inserted }
     }
 
     public static let empty = MaintenanceSnapshot(instances: [])
@@ -87,11 +143,6 @@ public struct MaintenanceSnapshot: Sendable, Hashable {
         instances.filter { $0.lastType != .completed && $0.lastType != .failed && $0.lastType != .cancelled }
     }
 
-    /// Every package updated on any instance, once each, in first-seen order.
-    public var packagesUpdated: [String] {
-        var seen = Set<String>()
-        return instances.flatMap(\.packages).filter { seen.insert($0).inserted }
-    }
 }
 
 extension EventType {

@@ -115,20 +115,55 @@ public struct MaintenanceDetail: Sendable, Codable {
         public var link: String?
     }
 
+    /// Which part of a maintenance's servers and deliveries a detail holds. A maintenance of a
+    /// thousand servers has thousands of deliveries: a page is bounded whatever its size (review
+    /// F3), and the totals are in `summary` and `deliveriesByTarget`.
+    public struct Page: Sendable, Hashable, Codable {
+        /// Zero-based page of deliveries, newest first; nil for none.
+        public var deliveries: Int?
+        /// Zero-based page of servers, in the order they first reported; nil for none.
+        public var servers: Int?
+
+        public init(deliveries: Int?, servers: Int?) {
+            self.deliveries = deliveries.map { min(max($0, 0), Self.lastPage) }
+            self.servers = servers.map { min(max($0, 0), Self.lastPage) }
+        }
+
+        public static let deliveriesPerPage = 50
+        public static let serversPerPage = 100
+        /// The furthest page served: a hard cap on what any request can make the store skip.
+        public static let lastPage = 1000
+        public static let first = Page(deliveries: 0, servers: 0)
+        /// Counts, notices and vendor objects only (the console's list of maintenances).
+        public static let overview = Page(deliveries: nil, servers: nil)
+    }
+
     public var summary: MaintenanceSummary
+    /// One page of servers (`page.servers`).
     public var instances: [InstanceRow]
     public var notices: [PlannedNotice]
     public var vendorObjects: [VendorObject]
+    /// One page of deliveries, newest first (`page.deliveries`).
     public var deliveries: [DeliverySummary]
+    /// Deliveries by target and state, all of them.
+    public var deliveriesByTarget: [String: [String: Int]]
+    public var page: Page
 
     public init(summary: MaintenanceSummary, instances: [InstanceRow], notices: [PlannedNotice], vendorObjects: [VendorObject],
-                deliveries: [DeliverySummary]) {
+                deliveries: [DeliverySummary], deliveriesByTarget: [String: [String: Int]] = [:], page: Page = .first) {
         self.summary = summary
         self.instances = instances
         self.notices = notices
         self.vendorObjects = vendorObjects
         self.deliveries = deliveries
+        self.deliveriesByTarget = deliveriesByTarget
+        self.page = page
     }
+
+    /// Servers reported in all (every page).
+    public var instanceCount: Int { summary.instances.values.reduce(0, +) }
+    /// Deliveries in all (every page).
+    public var deliveryCount: Int { summary.deliveries.values.reduce(0, +) }
 }
 
 extension MaintenanceDetail.VendorObject {
@@ -154,8 +189,16 @@ public protocol MaintenanceStore: Sendable {
     /// Maintenances whose window ends at or after `since` (all when nil), latest window first.
     func maintenances(since: Date?, limit: Int) async throws -> [MaintenanceSummary]
     /// By id (`mnt_…`) or window id (a schedule's `mw-0123` finds its latest occurrence,
-    /// `mw-0123@…`); the newest when several apps share a window id; nil when unknown.
-    func maintenance(id: String) async throws -> MaintenanceDetail?
+    /// `mw-0123@…`); the newest when several apps share a window id; nil when unknown. Holds one
+    /// page of its servers and deliveries, never every one of them.
+    func maintenance(id: String, page: MaintenanceDetail.Page) async throws -> MaintenanceDetail?
     /// The event accepted under an idempotency key (schedules use it to announce each occurrence once).
     func eventID(idempotencyKey: String) async throws -> String?
+}
+
+extension MaintenanceStore {
+    /// The first page of servers and deliveries.
+    public func maintenance(id: String) async throws -> MaintenanceDetail? {
+        try await maintenance(id: id, page: .first)
+    }
 }

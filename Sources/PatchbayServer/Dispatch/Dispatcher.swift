@@ -56,6 +56,8 @@ public struct Dispatcher: Service, CustomStringConvertible {
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 let free = slots.free
                 var claimed: [ClaimedDelivery] = []
+                // Taken before the claim: the lease runs from a moment no later than the store's.
+                let leasedAt = ContinuousClock.now
                 if free > 0 {
                     do {
                         claimed = try await store.claimDue(now: clock(), limit: free, lease: settings.lease)
@@ -67,7 +69,7 @@ public struct Dispatcher: Service, CustomStringConvertible {
                     slots.take()
                     // Not cancelled by graceful shutdown: a send in flight finishes and is recorded.
                     group.addTask {
-                        await self.deliver(claim)
+                        await self.deliver(claim, leasedAt: leasedAt)
                         slots.release()
                         self.wake.notify()
                     }
@@ -85,19 +87,19 @@ public struct Dispatcher: Service, CustomStringConvertible {
     /// Delivers a claimed delivery, then the deliveries of its lane that the store leases to this
     /// worker as each one finishes (a lane's events follow each other without a claim between).
     /// Never throws: every result, expected or not, is recorded.
-    func deliver(_ claim: ClaimedDelivery) async {
-        var next: ClaimedDelivery? = claim
-        while let current = next {
-            next = await attempt(current)
+    func deliver(_ claim: ClaimedDelivery, leasedAt: ContinuousClock.Instant = .now) async {
+        var next: (ClaimedDelivery, ContinuousClock.Instant)? = (claim, leasedAt)
+        while let (current, leasedAt) = next {
+            next = await attempt(current, leasedAt: leasedAt)
         }
     }
 
     /// One attempt at one delivery, as a pipeline of small stages (after Alertmanager's notify):
     /// plan (target, expiry, rendering), pace, send and classify, record. Each stage either hands
     /// the next one what it needs or ends the attempt. Returns the lane's next delivery when the
-    /// store leased it to this worker while recording.
-    func attempt(_ claim: ClaimedDelivery) async -> ClaimedDelivery? {
-        var attempt = Attempt(claim: claim, logger: AttemptLogger(base: logger, claim: claim), startedAt: clock())
+    /// store leased it to this worker while recording, with when its lease began.
+    func attempt(_ claim: ClaimedDelivery, leasedAt: ContinuousClock.Instant = .now) async -> (ClaimedDelivery, ContinuousClock.Instant)? {
+        var attempt = Attempt(claim: claim, logger: AttemptLogger(base: logger, claim: claim), startedAt: clock(), leasedAt: leasedAt)
         let planned: PlannedSend
         switch await plan(claim, startedAt: attempt.startedAt, logger: attempt.logger) {
         case .send(let ready): planned = ready
@@ -126,6 +128,11 @@ public struct Dispatcher: Service, CustomStringConvertible {
         var detail: String?
         var policy = RetryPolicy()
         var followUp: FollowUpState? = nil
+        /// The object id the target planned with (`context.followUp?.objectID`): a follow-up
+        /// naming another one means the send created a vendor object.
+        var plannedObjectID: String? = nil
+        /// What the send was planned with, to close an extra vendor object by the same path.
+        var planned: PlannedSend? = nil
         /// Set when the stage decides the transition itself (an expired event), not the retry policy.
         var transition: DeliveryTransition? = nil
     }
@@ -155,7 +162,7 @@ public struct Dispatcher: Service, CustomStringConvertible {
             let routeTemplates = claim.relayed == nil && !self.routeTemplates.isEmpty
                 ? self.routeTemplates.templates(for: claim.event, target: targetName) : nil
             let (followUp, maintenance) = claim.relayed == nil && (target.usesMaintenanceState || routeTemplates != nil || isDigest)
-                ? try await store.maintenanceContext(for: claim.event, target: claim.target)
+                ? try await store.maintenanceContext(for: claim.event, target: claim.target, packages: target.showsUpdatedPackages(for: claim.event))
                 : (nil, MaintenanceSnapshot.empty)
             context = RenderContext(displayTimeZone: TimeZone(identifier: claim.displayTimeZone) ?? TimeZone(identifier: "UTC")!,
                                     deliveryID: claim.id, now: startedAt, followUp: followUp, maintenance: maintenance,
@@ -228,21 +235,28 @@ public struct Dispatcher: Service, CustomStringConvertible {
             }
             let followUp = outcome.label == "delivered"
                 ? target.followUp(after: response, to: planned.request, event: attempt.claim.event, context: planned.context) : nil
-            return Ending(outcome: outcome, detail: excerpt(of: response.body), policy: planned.policy.retry, followUp: followUp)
+            return Ending(outcome: outcome, detail: excerpt(of: response.body), policy: planned.policy.retry, followUp: followUp,
+                          plannedObjectID: planned.context.followUp?.objectID, planned: planned)
         case .failure(let failure):
             attempt.latency = failure.latency
             return Ending(outcome: outcome, detail: failure.message, policy: planned.policy.retry)
         }
     }
 
-    /// Waits for the key's pacing slot when it comes within `maxPacingWait`; `.later` otherwise.
+    /// Waits for the key's pacing slot when it comes within `maxPacingWait`, then for the send's
+    /// own moment (`admit`); `.later` when either is further off. A worker never holds its
+    /// dispatcher slot (and lease) in a wait of unknown length: past `maxPacingWait` of admission
+    /// waits it gives its delivery back to the queue (review F8).
     private func pace(key: String, policy: PacingPolicy) async throws -> PacingDecision {
         let decision = try await pacer.reserve(key: key, policy: policy, now: clock(), maxWait: Self.maxPacingWait)
         guard case .go(let wait) = decision else { return decision }
         if wait > .zero { try? await Task.sleep(for: wait) }
         // Slots are kept as sends, not as wake-ups: late sleepers are spaced again.
+        var waited = Duration.zero
         var extra = try await pacer.admit(key: key, policy: policy, now: clock())
         while extra > .zero {
+            waited += extra
+            if waited > Self.maxPacingWait { return .later(at: clock().addingTimeInterval(extra.seconds)) }
             try? await Task.sleep(for: extra)
             extra = try await pacer.admit(key: key, policy: policy, now: clock())
         }
@@ -267,12 +281,14 @@ public struct Dispatcher: Service, CustomStringConvertible {
         var startedAt: Date
         var status: Int?
         var latency: Duration = .zero
+        /// When the claim that leased this delivery began (this process's monotonic clock).
+        var leasedAt: ContinuousClock.Instant = .now
     }
 
     /// Record: the retry policy turns the outcome into a transition; the attempt, the new state
     /// and any follow-up state are committed together, and the lane's next delivery, when due, is
     /// leased to this worker in the same transaction.
-    func record(_ attempt: inout Attempt, _ ending: Ending) async -> ClaimedDelivery? {
+    func record(_ attempt: inout Attempt, _ ending: Ending) async -> (ClaimedDelivery, ContinuousClock.Instant)? {
         let (outcome, detail, policy, followUp, explicit) = (ending.outcome, ending.detail, ending.policy, ending.followUp, ending.transition)
         let claim = attempt.claim
         let logger = attempt.logger
@@ -313,21 +329,113 @@ public struct Dispatcher: Service, CustomStringConvertible {
             deliveryID: claim.id, number: claim.attempt, startedAt: attempt.startedAt, latencyMilliseconds: attempt.latency.milliseconds,
             statusCode: attempt.status, outcome: final, reason: outcome.reason.rawValue, responseExcerpt: detail.map(redactor.redact)
         )
-        do {
-            // While stopping, take nothing new: the lane's next delivery stays queued.
-            let lease = Task.isShuttingDownGracefully ? nil : settings.lease
-            let (stillOurs, next) = try await store.completeAndLeaseNext(claim, attempt: record, transition: transition, followUp: followUp,
-                                                                         throttled: throttled, at: now, lease: lease)
-            if !stillOurs {
-                logger.warning("lease expired before the result was recorded; another worker owns this delivery now")
-            }
-            return next
-        } catch {
-            // The lease will expire and the delivery will be claimed again: at-least-once.
-            logger.error("could not record the attempt; the delivery will be retried when its lease expires",
-                         metadata: ["error": "\(redactor.redact(String(describing: error)))"])
-            return nil
+        // While stopping, take nothing new: the lane's next delivery stays queued.
+        let lease = Task.isShuttingDownGracefully ? nil : settings.lease
+        let update = followUp.map { FollowUpUpdate(state: $0, plannedObjectID: ending.plannedObjectID) }
+        let recordStarted = ContinuousClock.now
+        guard let completion = await recordWithRetries(claim, record: record, transition: transition, update: update, throttled: throttled,
+                                                       now: now, lease: lease, leasedAt: attempt.leasedAt, logger: logger) else { return nil }
+        if !completion.stillOurs {
+            logger.warning("lease expired before the result was recorded; another worker owns this delivery now",
+                           metadata: update?.createdObject == true ? ["vendor.object": "\(update?.state.objectID ?? "")"] : [:])
         }
+        if let extra = completion.extraObject, let planned = ending.planned {
+            await closeExtraObject(extra, planned: planned, claim: claim, logger: logger)
+        }
+        return completion.next.map { ($0, recordStarted) }
+    }
+
+    /// The longest the record stage keeps trying once the lease has run out, for a send that
+    /// created a vendor object: the object is kept even after the lease (`FollowUpResolution`),
+    /// so the store gets every chance to learn it before anything creates a second one.
+    static let maxObjectRecordTime: Duration = .seconds(600)
+
+    /// Records the attempt, trying again with backoff when the store fails (SQLite busy past its
+    /// timeout, a PostgreSQL restart or failover, no pooled connection in time): the send has
+    /// happened, and a result not recorded would have it sent again when the lease runs out.
+    /// Tries while the lease has time left; beyond it only for a send that created a vendor
+    /// object. Nil when every try failed (the lease then runs out and the delivery goes again).
+    func recordWithRetries(_ claim: ClaimedDelivery, record: AttemptRecord, transition: DeliveryTransition, update: FollowUpUpdate?,
+                           throttled: Bool, now: Date, lease: Duration?, leasedAt: ContinuousClock.Instant,
+                           logger: AttemptLogger) async -> Completion? {
+        // Stop a little before the lease ends: a record landing after it only adds history.
+        let leaseEnds = leasedAt + settings.lease - min(.seconds(2), settings.lease / 10)
+        let objectDeadline = ContinuousClock.now + Self.maxObjectRecordTime
+        var delay = Duration.milliseconds(50)
+        var tries = 0
+        while true {
+            tries += 1
+            do {
+                let completion = try await store.complete(claim, attempt: record, transition: transition, followUp: update,
+                                                          throttled: throttled, at: now, lease: lease)
+                if tries > 1 { logger.notice("recorded the attempt after the store failed", metadata: ["tries": "\(tries)"]) }
+                return completion
+            } catch {
+                let clock = ContinuousClock.now
+                let keepTrying = !Task.isCancelled && (clock < leaseEnds || (update?.createdObject == true && clock < objectDeadline))
+                var metadata: Logger.Metadata = ["error": "\(redactor.redact(String(describing: error)))", "tries": "\(tries)"]
+                if let update, update.createdObject { metadata["vendor.object"] = "\(update.state.objectID ?? "")" }
+                guard keepTrying else {
+                    if update?.createdObject == true {
+                        logger.error("could not record a vendor object this send created; if a second one appears for this maintenance, close this one by hand",
+                                     metadata: metadata)
+                    } else {
+                        logger.error("could not record the attempt; the delivery will be retried when its lease expires", metadata: metadata)
+                    }
+                    return nil
+                }
+                if tries == 1 { logger.warning("could not record the attempt; trying again while the lease lasts", metadata: metadata) }
+                let jittered = delay.seconds * (0.5 + random())
+                try? await Task.sleep(for: .milliseconds(Int64(jittered * 1000)))
+                delay = min(delay * 2, .seconds(2))
+            }
+        }
+    }
+
+    /// Closes a vendor object the maintenance does not need through the target's own cancel
+    /// path: a send created it while another send, whose lease overlapped (a database stall, a
+    /// lost lease), gave the maintenance its object first. Never two open objects for one
+    /// maintenance and target; the log names the object either way.
+    func closeExtraObject(_ extra: FollowUpState, planned: PlannedSend, claim: ClaimedDelivery, logger: AttemptLogger) async {
+        var cancel = claim.event
+        cancel.type = .cancelled
+        cancel.notice = nil
+        cancel.details = ["reason": .string("Duplicate notice: this maintenance is tracked in another \(planned.target.kind) object.")]
+        var context = planned.context
+        context.followUp = extra
+        context.encodedEvent = nil
+        let metadata: Logger.Metadata = ["vendor.object": "\(extra.objectID ?? "")"]
+        let step: DeliveryStep
+        do {
+            step = try planned.target.plan(cancel, context: context)
+        } catch {
+            logger.error("an extra vendor object could not be closed (its cancellation did not render); close it by hand",
+                         metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            return
+        }
+        guard case .send(let request) = step else {
+            let reason: String = switch step {
+            case .skip(let reason), .refuse(let reason): reason
+            case .send: ""
+            }
+            logger.error("an extra vendor object cannot be closed by the target's cancel path; close it by hand",
+                         metadata: metadata.merging(["reason": "\(reason)"]) { $1 })
+            return
+        }
+        for attempt in 1...5 {
+            if let wait = try? await pacer.reserve(key: planned.target.pacingKey, policy: planned.policy.pacing, now: clock(),
+                                                   maxWait: .seconds(30)), case .go(let after) = wait, after > .zero {
+                try? await Task.sleep(for: after)
+            }
+            let result = await transport.send(request, timeouts: settings.timeouts)
+            if case .delivered = planned.target.classify(result) {
+                logger.warning("closed an extra vendor object through the target's cancel path (a send whose lease overlapped another created it)",
+                               metadata: metadata)
+                return
+            }
+            if attempt < 5 { try? await Task.sleep(for: .seconds(Double(attempt * attempt))) }
+        }
+        logger.error("an extra vendor object could not be closed after 5 tries; close it by hand", metadata: metadata)
     }
 
     /// The first 512 bytes of a response, as text.

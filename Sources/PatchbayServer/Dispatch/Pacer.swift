@@ -10,38 +10,70 @@ public final class Pacer: PacingBudget {
     /// The theoretical arrival time of the next request per key (GCRA's TAT).
     private let nextFree = Mutex<[String: Date]>([:])
 
-    public init() {}
+    /// Keys kept at most: past it, recharged keys go first, then the half closest to recharged.
+    let maxKeys: Int
+
+    public init(maxKeys: Int = 100_000) {
+        self.maxKeys = maxKeys
+    }
 
     public func reserve(key: String, policy: PacingPolicy, now: Date, maxWait: Duration) -> Decision {
-        let interval = 1 / policy.rate
-        let tolerance = interval * Double(max(policy.burst - 1, 0))
-        return nextFree.withLock { table in
+        Self.take(key: key, policy: policy, now: now, maxWait: maxWait, in: nextFree, maxKeys: maxKeys)
+    }
+
+    /// When `key` may go again, if not now; takes nothing.
+    public func pausedUntil(key: String, policy: PacingPolicy, now: Date) -> Date? {
+        nextFree.withLock { table in
+            guard let arrival = table[key] else { return nil }
+            let earliest = arrival.addingTimeInterval(-policy.tolerance)
+            return earliest > now ? earliest : nil
+        }
+    }
+
+    /// GCRA: the key's next slot when it comes within `maxWait` (then taken), or when it comes.
+    /// A key whose arrival time has passed is as good as absent: such keys are dropped now and
+    /// then, so a table of many short-lived keys stays small.
+    private static func take(key: String, policy: PacingPolicy, now: Date, maxWait: Duration, in table: borrowing Mutex<[String: Date]>,
+                             maxKeys: Int = .max) -> Decision {
+        let interval = policy.interval
+        let tolerance = policy.tolerance
+        return table.withLock { table in
+            if table.count >= Self.pruneAt, table[key] == nil {
+                table = table.filter { $0.value > now }
+                if table.count >= maxKeys {
+                    // Still full of live keys (many sources at once): forget the half nearest to
+                    // recharged. Memory stays bounded; a forgotten key starts with a fresh budget.
+                    let keep = table.sorted { $0.value > $1.value }.prefix(maxKeys / 2)
+                    table = Dictionary(uniqueKeysWithValues: keep.map { ($0.key, $0.value) })
+                }
+            }
             let arrival = max(table[key] ?? now, now)
             let earliest = arrival.addingTimeInterval(-tolerance)
             let wait = max(0, earliest.timeIntervalSince(now))
             guard wait <= maxWait.seconds else { return .later(at: earliest) }
             table[key] = arrival.addingTimeInterval(interval)
-            return .go(after: .milliseconds(Int64(wait * 1000)))
+            // To the millisecond: a Date holds about a tenth of a microsecond of noise at today's epoch.
+            return .go(after: .milliseconds(Int64((wait * 1000).rounded())))
         }
     }
+
+    /// Table size at which recharged keys are dropped.
+    static let pruneAt = 1024
+
+    /// Keys held now (tests of the bound).
+    var keyCount: Int { nextFree.withLock { $0.count } }
 
     /// The sends actually started, per key (GCRA on the moments workers really send).
     private let sent = Mutex<[String: Date]>([:])
 
     /// Called right before a send that holds a slot: how much longer to wait so that sends really
-    /// go out no faster than the rate. Workers that slept for their slot can wake late together
-    /// (a busy machine); this spaces them again instead of letting them burst. Zero means go now,
-    /// and the send is counted.
+    /// go out no faster than the rate (GCRA on the moments workers really send, at the same rate
+    /// as `reserve`). Workers that slept for their slots and woke late together (a busy machine)
+    /// are spaced again instead of bursting. Zero means go now, and the send is counted.
     public func admit(key: String, policy: PacingPolicy, now: Date) -> Duration {
-        let interval = 1 / policy.rate
-        let tolerance = interval * Double(max(policy.burst - 1, 0))
-        return sent.withLock { table in
-            let arrival = max(table[key] ?? now, now)
-            let earliest = arrival.addingTimeInterval(-tolerance)
-            let wait = earliest.timeIntervalSince(now)
-            guard wait <= 0 else { return .milliseconds(Int64((wait * 1000).rounded(.up))) }
-            table[key] = arrival.addingTimeInterval(interval)
-            return .zero
+        switch Self.take(key: key, policy: policy, now: now, maxWait: .zero, in: sent, maxKeys: maxKeys) {
+        case .go: return .zero
+        case .later(let at): return .milliseconds(Int64((at.timeIntervalSince(now) * 1000).rounded(.up)))
         }
     }
 

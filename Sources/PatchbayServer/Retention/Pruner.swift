@@ -12,8 +12,11 @@ public struct Pruner: Service, CustomStringConvertible {
     let policy: RetentionPolicy
     let interval: Duration
     let logger: Logger
+    let clock: @Sendable () -> Date
 
-    public init(policy: RetentionPolicy, interval: Duration, logger: Logger, prune: @escaping Prune) {
+    public init(policy: RetentionPolicy, interval: Duration, logger: Logger, clock: @escaping @Sendable () -> Date = Date.init,
+                prune: @escaping Prune) {
+        self.clock = clock
         self.prune = prune
         self.policy = policy
         self.interval = interval
@@ -31,7 +34,7 @@ public struct Pruner: Service, CustomStringConvertible {
             guard !Task.isShuttingDownGracefully, !Task.isCancelled else { break }
             wait = interval
             do {
-                let report = try await prune(policy, Date())
+                let report = try await prune(policy, clock())
                 if report.total > 0 {
                     logger.info("pruned finished work past its retention", metadata: [
                         "deliveries": "\(report.deliveries)", "attempts": "\(report.attempts)", "events": "\(report.events)",

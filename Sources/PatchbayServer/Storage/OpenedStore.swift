@@ -105,6 +105,16 @@ public struct OpenedStore: Sendable {
         }
     }
 
+    /// The clock every part of `serve` reads: this process's for SQLite (one server per file);
+    /// for PostgreSQL this process's moved onto the database's (`PostgresStore.clusterNow`), so
+    /// instances whose clocks disagree still agree on due times, leases and notices.
+    public var clock: @Sendable () -> Date {
+        switch backend {
+        case .sqlite: Date.init
+        case .postgres(let store): { store.clusterNow() }
+        }
+    }
+
     /// The vendor budgets the dispatcher paces by: in memory for SQLite; shared by the cluster for
     /// PostgreSQL, so a rate or a `Retry-After` holds for every instance.
     public func pacingBudget() -> any PacingBudget {
@@ -119,54 +129,7 @@ public struct OpenedStore: Sendable {
     public func clusterServices(wake: WakeSignal, logger: Logger) -> [any Service] {
         switch backend {
         case .sqlite: []
-        case .postgres(let store): [ClusterMembership(store: store, wake: wake, logger: logger)]
-        }
-    }
-}
-
-/// Keeps this instance alive in the cluster's eyes and watches the others: a heartbeat every
-/// second, and the leases of instances silent for `silence` released at once, so a `kill -9`d
-/// instance holds its maintenances for seconds, not for the whole lease. Also turns `NOTIFY`s into
-/// dispatcher wake-ups. Stopped last (after the dispatcher), it then leaves the cluster.
-public struct ClusterMembership: Service, CustomStringConvertible {
-    let store: PostgresStore
-    let wake: WakeSignal
-    let logger: Logger
-    let beat: Duration
-    let silence: Duration
-
-    public init(store: PostgresStore, wake: WakeSignal, logger: Logger, beat: Duration = .seconds(1), silence: Duration = .seconds(5)) {
-        self.store = store
-        self.wake = wake
-        self.logger = logger
-        self.beat = beat
-        self.silence = silence
-    }
-
-    public var description: String { "ClusterMembership(instance: \(store.instanceID))" }
-
-    public func run() async throws {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { [wake, store] in await store.listenForWork { wake.notify() } }
-            while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                do {
-                    try await store.heartbeat()
-                    let released = try await store.releaseLeasesOfSilentInstances(silence: silence, now: Date())
-                    if released > 0 {
-                        logger.notice("released deliveries leased by an instance that stopped answering", metadata: ["deliveries": "\(released)"])
-                        wake.notify()
-                    }
-                } catch {
-                    logger.error("heartbeat failed; will try again", metadata: ["error": "\(error)"])
-                }
-                await cancelWhenGracefulShutdown { try? await Task.sleep(for: beat) }
-            }
-            group.cancelAll()
-        }
-        do {
-            try await store.leaveCluster()
-        } catch {
-            logger.warning("could not leave the cluster cleanly; the others will release this instance's leases", metadata: ["error": "\(error)"])
+        case .postgres(let store): [ClusterMembership(store: store, onWork: { wake.notify() }, logger: logger)]
         }
     }
 }
