@@ -23,6 +23,11 @@ public struct ApplicationParts: Sendable {
     public var maintenances: (any MaintenanceStore)?
     /// Paces `POST /v1/events` per token when `server.rateLimit` is set.
     public var intakeLimiter = Pacer()
+    /// The clock intake, replays and the console read (`OpenedStore.clock`: the cluster's clock
+    /// on PostgreSQL).
+    public var clock: @Sendable () -> Date = Date.init
+    /// `/readyz`'s shared write check.
+    public var readiness: ReadinessProbe
 
     public init(store: any DeliveryStore, wake: WakeSignal = WakeSignal(), gate: IntakeGate = IntakeGate(drainDelay: .zero),
                 metrics: PatchbayMetrics = PatchbayMetrics(), exposition: (@Sendable () -> String)? = nil,
@@ -30,6 +35,7 @@ public struct ApplicationParts: Sendable {
         self.transport = transport
         self.store = store
         self.maintenances = store as? any MaintenanceStore
+        self.readiness = ReadinessProbe(store: store)
         self.wake = wake
         self.gate = gate
         self.metrics = metrics
@@ -44,11 +50,14 @@ public func buildApplication(
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let server = configuration.server
-    // Slowloris and header floods: idle connections are closed (a connection that never finishes
-    // its headers is idle), headers are bounded, and so is the number of connections.
-    let headTimeout = TimeAmount.milliseconds(Int64(server.readTimeout.milliseconds))
+    // Slowloris and header floods: every request's head and body must arrive within
+    // server.readTimeout (RequestReadDeadline), idle connections are closed, headers are bounded,
+    // and so is the number of connections.
+    let readTimeout = TimeAmount.milliseconds(Int64(server.readTimeout.milliseconds))
+    // When every slot is taken, connections stalled mid-request are closed to make room.
+    let shedder = StalledReaderShedder(capacity: server.maxConnections, logger: logger)
     let http1 = HTTP1Channel.Configuration(
-        additionalChannelHandlers: [RequestHeadDeadline(timeout: headTimeout)],
+        additionalChannelHandlers: [RequestReadDeadline(timeout: readTimeout, shedder: shedder)],
         idleTimeout: TimeAmount.milliseconds(Int64(server.idleTimeout.milliseconds)),
         httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 200)
     )
@@ -58,7 +67,7 @@ public func buildApplication(
         configuration: .init(
             address: .hostname(server.host, port: server.port),
             serverName: "Patchbay",
-            availableConnectionsDelegate: MaximumAvailableConnections(server.maxConnections, logger: logger)
+            availableConnectionsDelegate: shedder.connectionLimit
         ),
         onServerRunning: { channel in
             await onServerRunning(channel.localAddress?.port ?? configuration.server.port)
@@ -67,20 +76,20 @@ public func buildApplication(
     )
 }
 
-public func buildRouter(configuration: PatchbayConfiguration, parts: ApplicationParts) -> Router<BasicRequestContext> {
-    let router = Router()
+public func buildRouter(configuration: PatchbayConfiguration, parts: ApplicationParts) -> Router<PatchbayRequestContext> {
+    let router = Router(context: PatchbayRequestContext.self)
     router.add(middleware: UnexpectedErrorMiddleware())
     router.add(middleware: DrainingMiddleware(gate: parts.gate, metrics: parts.metrics))
     let intake = EventIntake(store: parts.store, routes: configuration.routes, targets: configuration.targets, wake: parts.wake,
-                             metrics: parts.metrics, schedules: configuration.schedules)
-    HealthRoutes(store: parts.store, gate: parts.gate, metrics: parts.metrics, exposition: parts.exposition).register(on: router)
+                             metrics: parts.metrics, schedules: configuration.schedules, clock: parts.clock)
+    HealthRoutes(readiness: parts.readiness, gate: parts.gate, exposition: parts.exposition).register(on: router)
     EventRoutes(intake: intake, settings: configuration.server, metrics: parts.metrics, limiter: parts.intakeLimiter).register(on: router)
-    DeliveryRoutes(store: parts.store, settings: configuration.server, wake: parts.wake).register(on: router)
+    DeliveryRoutes(store: parts.store, settings: configuration.server, wake: parts.wake, clock: parts.clock).register(on: router)
     if let maintenances = parts.maintenances {
         MaintenanceRoutes(store: maintenances, settings: configuration.server).register(on: router)
     }
     if configuration.server.consoleEnabled {
-        ConsoleRoutes(configuration: configuration, parts: parts).register(on: router)
+        ConsoleRoutes(configuration: configuration, parts: parts, clock: parts.clock).register(on: router)
     }
     var verifiers: [String: SNSVerifier] = [:]
     if let transport = parts.transport {

@@ -112,8 +112,16 @@ struct OperationsEndToEndTests {
             #expect(after.contains(#"patchbay_delivery_attempts_total{target_kind="slack",outcome="delivered",reason="delivered"} 1"#))
             #expect(after.contains(#"patchbay_delivery_attempts_total{target_kind="slack",outcome="dead",reason="client_error"} 1"#))
             #expect(after.contains(#"patchbay_requests_rejected_total{reason="unauthorized"} 1"#))
-            #expect(after.contains(#"patchbay_deliveries{state="dead"} 1"#))
             #expect(after.contains("patchbay_send_duration_seconds_bucket"))
+            // The queue gauges are refreshed by one background task every few seconds, never
+            // read from the store per scrape (/metrics is open to anyone who reaches the port).
+            var gauges = after
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !gauges.contains(#"patchbay_deliveries{state="dead"} 1"#), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(250))
+                gauges = try await harness.admin("GET", "/metrics").text
+            }
+            #expect(gauges.contains(#"patchbay_deliveries{state="dead"} 1"#))
 
             // The admin API: the same view as the CLI.
             let list = try await harness.admin("GET", "/v1/deliveries?state=dead")

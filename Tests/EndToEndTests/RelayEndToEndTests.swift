@@ -217,6 +217,11 @@ struct RelayEndToEndTests {
             #expect(try await post(tampered).0 == 401)
             let wrongTopic = try signer.notification(message: message, topic: "arn:aws:sns:us-east-1:123456789012:other", certURL: certURL)
             #expect(try await post(wrongTopic).0 == 403)
+            // A topic this source does not take is refused before any certificate is fetched.
+            let strangerCert = "\(sink.baseURL)/sns/SimpleNotificationService-stranger.pem"
+            let stranger = try signer.notification(message: message, topic: "arn:aws:sns:us-east-1:123456789012:other", certURL: strangerCert)
+            #expect(try await post(stranger).0 == 403)
+            #expect(sink.sink.requests.filter { $0.path.hasSuffix("stranger.pem") }.isEmpty, "no fetch for a topic not configured")
             let foreign = try signer.notification(message: message, topic: Self.topic, certURL: "https://evil.example/sns/cert.pem")
             #expect(try await post(foreign).0 == 403)
 

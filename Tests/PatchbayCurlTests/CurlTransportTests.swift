@@ -244,4 +244,22 @@ struct CurlTransportTests {
         #expect(policy.allows(ipv6: [0x26, 0x06, 0x47, 0x00] + Array(repeating: 0, count: 11) + [1]), "2606:4700::1")
         #expect(DestinationPolicy.any.allows(ipv4: v4("127.0.0.1")))
     }
+
+    /// Forms that wrap an IPv4 address (a translator, a tunnel) are held to the IPv4 rules, and
+    /// the deprecated ranges that still route somewhere private are refused (review F16).
+    @Test func destinationPolicyKnowsTheWrappedForms() {
+        let policy = DestinationPolicy.publicOnly
+        func v6(_ text: String) -> [UInt8] {
+            var address = in6_addr()
+            precondition(inet_pton(AF_INET6, text, &address) == 1, text)
+            return withUnsafeBytes(of: &address) { Array($0) }
+        }
+        for refused in ["64:ff9b::a00:5", "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "64:ff9b:1::8.8.8.8", "::10.0.0.5", "::8.8.8.8",
+                        "2002:0a00:0005::1", "2002:c0a8:0101::", "2001:0:4136:e378:8000:63bf:3fff:fdd2", "fec0::1", "feff::1", "100::1"] {
+            #expect(!policy.allows(ipv6: v6(refused)), "\(refused)")
+        }
+        for allowed in ["64:ff9b::808:808", "2002:0808:0808::1", "2001:db9::1", "2606:4700::1111", "2a00:1450:4001:80b::200e"] {
+            #expect(policy.allows(ipv6: v6(allowed)), "\(allowed)")
+        }
+    }
 }

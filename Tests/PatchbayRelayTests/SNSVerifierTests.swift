@@ -25,7 +25,7 @@ struct CertificateServer: HTTPTransport {
 @Suite("SNS signatures")
 struct SNSVerifierTests {
     static let topic = "arn:aws:sns:us-east-1:123456789012:patching"
-    static let certURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem"
+    static let certURL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-bb750dd426d95ee9390147a5624348ee.pem"
 
     func message(_ fields: [String: String]) throws -> SNSMessage {
         try SNSMessage(json: .object(fields.mapValues(JSONValue.string)))
@@ -91,7 +91,7 @@ struct SNSVerifierTests {
         let signer = try TestSNSSigner()
         let server = CertificateServer(pem: signer.certificatePEM)
         let pattern = #"^https://sns\.us-east-1\.amazonaws\.com/.*\.pem$"#
-        let verifier = try SNSVerifier(certificateURLPattern: pattern, transport: server)
+        let verifier = try SNSVerifier(certificateURLPattern: pattern, transport: server, fetchBurst: 1000)
         for variant in ["https://sns.us-east-1.amazonaws.com/x/../SimpleNotificationService-test.pem",
                         "https://sns.us-east-1.amazonaws.com/./SimpleNotificationService-test.pem",
                         "https://sns.us-east-1.amazonaws.com/%2E%2E/SimpleNotificationService-test.pem",
@@ -123,6 +123,52 @@ struct SNSVerifierTests {
         clock.now = clock.now.addingTimeInterval(SNSVerifier.failureMemory + 1)
         await #expect(throws: RelayRejection.self) { try await strict.verify(try message(failed)) }
         #expect(failing.fetches.value == 2)
+    }
+}
+
+extension SNSVerifierTests {
+    /// Certificate fetches cannot be driven from outside (review F17): forged messages on a
+    /// configured topic, each naming a new certificate URL on an SNS host, cost a handful of
+    /// fetches at most, and the genuine certificate stays cached throughout.
+    @Test func forgedCertificateURLsCannotDriveFetchesOrFlushTheCache() async throws {
+        let signer = try TestSNSSigner()
+        let server = CertificateServer(pem: signer.certificatePEM)
+        let clock = TestClock()
+        let verifier = try SNSVerifier(transport: server, clock: { clock.now })
+        let genuine = try signer.notification(message: "{}", topic: Self.topic, certURL: Self.certURL)
+        try await verifier.verify(try message(genuine))
+        #expect(server.fetches.value == 1)
+        // Not AWS's file form: refused before any fetch.
+        for path in ["x1.pem", "cert.pem", "SimpleNotificationService-zz.pem", "SimpleNotificationService-0123456789abcdef.pem.txt"] {
+            let forged = try signer.notification(message: "{}", topic: Self.topic, certURL: "https://sns.us-east-1.amazonaws.com/\(path)")
+            await #expect(throws: RelayRejection.self) { try await verifier.verify(try message(forged)) }
+        }
+        #expect(server.fetches.value == 1, "no fetch for a URL that is not a certificate's")
+        // Forty forged URLs of the right form: the fetch budget lets a few through, then 503s.
+        var limited = 0
+        for index in 0..<40 {
+            let url = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-\(String(format: "%032x", index + 1)).pem"
+            let forged = try signer.notification(message: "{}", topic: Self.topic, certURL: url)
+            do {
+                try await verifier.verify(try message(forged))
+            } catch let rejection as RelayRejection {
+                if rejection.code == "certificate_fetch_limited" { limited += 1 }
+            } catch {
+                Issue.record("\(error)")
+            }
+        }
+        // The genuine fetch took one of the burst.
+        #expect(server.fetches.value == SNSVerifier.fetchBurst, "\(server.fetches.value) fetches")
+        #expect(limited == 40 - (SNSVerifier.fetchBurst - 1))
+        #expect(verifier.holdsCertificate(at: Self.certURL), "the genuine certificate was not pushed out")
+        try await verifier.verify(try message(genuine))
+        #expect(server.fetches.value == SNSVerifier.fetchBurst, "and is not fetched again")
+        // The budget refills: one more fetch after the interval.
+        clock.now = clock.now.addingTimeInterval(SNSVerifier.fetchInterval)
+        let later = try signer.notification(message: "{}", topic: Self.topic,
+                                            certURL: "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-\(String(repeating: "e", count: 32)).pem")
+        try await verifier.verify(try message(later))
+        #expect(server.fetches.value == SNSVerifier.fetchBurst + 1)
     }
 }
 

@@ -152,16 +152,29 @@ public enum DestinationPolicy: Sendable, Hashable {
         }
     }
 
+    /// IPv6, with the forms that wrap an IPv4 address held to the IPv4 rules: a private IPv4
+    /// address must not be reachable through a translator or a tunnel either.
     public func allows(ipv6 bytes: [UInt8]) -> Bool {
         guard self == .publicOnly else { return true }
         guard bytes.count == 16 else { return false }
-        if bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xFF, bytes[11] == 0xFF {
-            // ::ffff:a.b.c.d, an IPv4 address in IPv6 clothing.
-            return allows(ipv4: UInt32(bytes[12]) << 24 | UInt32(bytes[13]) << 16 | UInt32(bytes[14]) << 8 | UInt32(bytes[15]))
+        func ipv4(at index: Int) -> UInt32 {
+            UInt32(bytes[index]) << 24 | UInt32(bytes[index + 1]) << 16 | UInt32(bytes[index + 2]) << 8 | UInt32(bytes[index + 3])
         }
-        if bytes[0..<15].allSatisfy({ $0 == 0 }) { return false }          // :: and ::1
+        func zeros(_ range: Range<Int>) -> Bool { bytes[range].allSatisfy { $0 == 0 } }
+        if zeros(0..<10), bytes[10] == 0xFF, bytes[11] == 0xFF {
+            return allows(ipv4: ipv4(at: 12))                               // ::ffff:a.b.c.d, IPv4-mapped
+        }
+        if zeros(0..<12) { return false }                                   // ::, ::1 and ::a.b.c.d (IPv4-compatible, deprecated)
+        if bytes[0..<4] == [0x00, 0x64, 0xFF, 0x9B] {
+            if zeros(4..<12) { return allows(ipv4: ipv4(at: 12)) }          // 64:ff9b::/96, NAT64 (RFC 6052)
+            if bytes[4] == 0, bytes[5] == 1 { return false }                // 64:ff9b:1::/48, local-use NAT64 (RFC 8215)
+        }
+        if bytes[0] == 0x20, bytes[1] == 0x02 { return allows(ipv4: ipv4(at: 2)) }            // 2002::/16, 6to4 (RFC 3056)
+        if bytes[0] == 0x20, bytes[1] == 0x01, bytes[2] == 0, bytes[3] == 0 { return false }  // 2001::/32, Teredo (RFC 4380)
+        if bytes[0] == 0x01, zeros(1..<8) { return false }                  // 100::/64, discard-only (RFC 6666)
         if bytes[0] & 0xFE == 0xFC { return false }                         // fc00::/7 unique local
         if bytes[0] == 0xFE, bytes[1] & 0xC0 == 0x80 { return false }       // fe80::/10 link local
+        if bytes[0] == 0xFE, bytes[1] & 0xC0 == 0xC0 { return false }       // fec0::/10 site local (deprecated, still routed in places)
         if bytes[0] == 0xFF { return false }                                // multicast
         return true
     }

@@ -6,17 +6,30 @@ import Synchronization
 import X509
 
 /// Verifies SNS signatures (SignatureVersion 1: SHA1withRSA, 2: SHA256withRSA) with the
-/// certificate at `SigningCertURL`, which must match AWS's host pattern (or one the source config
-/// trusts instead, as the tests do on loopback). Certificates are fetched once per URL.
+/// certificate at `SigningCertURL`, which must match AWS's host and file-name pattern (or one the
+/// source config trusts instead, as the tests do on loopback). Certificates are fetched once per
+/// URL.
+///
+/// The requests that lead to a fetch are unauthenticated (the signature is checked with what
+/// the fetch returns), so fetching cannot be driven from outside (review F17): only URLs of AWS's
+/// certificate file form are fetched, fetches of certificates not yet known are rate-limited for
+/// the whole process, and failed fetches are remembered apart from the certificates, so forged
+/// URLs never push a real certificate out of the cache.
 public final class SNSVerifier: Sendable {
-    /// AWS's own validators pin the certificate URL to this.
-    public static let awsCertificateURLPattern = #"^https://sns\.[a-zA-Z0-9\-]{3,}\.amazonaws\.com(\.cn)?/[^?#]*\.pem$"#
+    /// AWS's certificate URLs: an SNS regional host and `SimpleNotificationService-<hex>.pem`.
+    public static let awsCertificateURLPattern =
+        #"^https://sns\.[a-zA-Z0-9\-]{3,}\.amazonaws\.com(\.cn)?/SimpleNotificationService-[0-9a-f]{8,64}\.pem$"#
 
     /// Certificates kept at most (AWS rotates a handful per region); least recently used go first.
     public static let cacheLimit = 32
+    /// Failed fetches remembered at most, in a table of their own; oldest go first.
+    public static let failureLimit = 64
     /// A failed fetch is remembered this long, so forged messages cannot make Patchbay fetch again
     /// and again.
     public static let failureMemory: TimeInterval = 60
+    /// Fetches of certificates not yet known: this many at once, then one per `fetchInterval`.
+    public static let fetchBurst = 5
+    public static let fetchInterval: TimeInterval = 10
 
     private let pattern: NSRegularExpression
     private let transport: any HTTPTransport
@@ -26,13 +39,20 @@ public final class SNSVerifier: Sendable {
     private let cache = Mutex(CertificateCache())
     /// Fetches made, for tests and the metrics of a curious operator.
     public var fetches: Int { cache.withLock { $0.fetches } }
+    /// Whether the certificate at `url` is cached (tests).
+    func holdsCertificate(at url: String) -> Bool { Self.canonical(url).map { key in cache.withLock { $0.holds(key) } } ?? false }
+    let fetchBurst: Int
+    let fetchInterval: TimeInterval
 
     public init(certificateURLPattern: String = awsCertificateURLPattern, transport: any HTTPTransport,
-                destinations: DestinationPolicy = .publicOnly, clock: @escaping @Sendable () -> Date = Date.init) throws {
+                destinations: DestinationPolicy = .publicOnly, clock: @escaping @Sendable () -> Date = Date.init,
+                fetchBurst: Int = SNSVerifier.fetchBurst, fetchInterval: TimeInterval = SNSVerifier.fetchInterval) throws {
         pattern = try NSRegularExpression(pattern: certificateURLPattern)
         self.destinations = destinations
         self.transport = transport
         self.clock = clock
+        self.fetchBurst = fetchBurst
+        self.fetchInterval = fetchInterval
     }
 
     /// Whether `url` may be fetched: the certificate URL, and the SubscribeURL of a confirmation
@@ -106,18 +126,22 @@ public final class SNSVerifier: Sendable {
         case .missing:
             break
         }
+        guard cache.withLock({ $0.takeFetch(now: now, burst: fetchBurst, interval: fetchInterval) }) else {
+            // SNS retries a 503 with backoff: a genuine new certificate still arrives, later.
+            throw RelayRejection(503, "certificate_fetch_limited", "too many unknown SNS signing certificates at once; retry later")
+        }
         let request = OutboundRequest(method: "GET", url: Secret(key), displayURL: key, headers: [], body: Data(), destinations: destinations)
         let result = await transport.send(request, timeouts: TransportTimeouts(connect: .seconds(3), total: .seconds(5)))
         guard case .success(let response) = result, response.status == 200 else {
             // Transient as far as SNS is concerned: 503 makes it retry.
             let rejection = RelayRejection(503, "certificate_unavailable", "could not fetch the SNS signing certificate; retry later")
-            cache.withLock { $0.remember(key, .failed(rejection), now: now, limit: Self.cacheLimit) }
+            cache.withLock { $0.remember(key, .failed(rejection), now: now, limit: Self.failureLimit) }
             throw rejection
         }
         let pem = String(decoding: response.body, as: UTF8.self)
         guard let certificate = try? Certificate(pemEncoded: pem), let publicKey = _RSA.Signing.PublicKey(certificate.publicKey) else {
             let rejection = RelayRejection(403, "untrusted_certificate", "SigningCertURL: not an RSA certificate")
-            cache.withLock { $0.remember(key, .failed(rejection), now: now, limit: Self.cacheLimit) }
+            cache.withLock { $0.remember(key, .failed(rejection), now: now, limit: Self.failureLimit) }
             throw rejection
         }
         cache.withLock { $0.remember(key, .key(publicKey), now: now, limit: Self.cacheLimit) }
@@ -125,7 +149,8 @@ public final class SNSVerifier: Sendable {
     }
 }
 
-/// Certificates by canonical URL, least recently used first out; failures expire.
+/// Certificates by canonical URL, least recently used first out; failed fetches in a table of
+/// their own, oldest first out, each forgotten after `SNSVerifier.failureMemory`.
 struct CertificateCache {
     enum Entry {
         case key(_RSA.Signing.PublicKey)
@@ -138,35 +163,50 @@ struct CertificateCache {
         case missing
     }
 
-    private var entries: [String: (entry: Entry, storedAt: Date)] = [:]
-    /// Keys from least to most recently used.
+    private var keys: [String: _RSA.Signing.PublicKey] = [:]
+    /// Certificate URLs from least to most recently used.
     private var order: [String] = []
+    private var failures: [String: (rejection: RelayRejection, at: Date)] = [:]
     private(set) var fetches = 0
+    /// The fetch budget's theoretical arrival time (GCRA).
+    private var nextFetch = Date.distantPast
 
-    var count: Int { entries.count }
+    var count: Int { keys.count }
+    var failureCount: Int { failures.count }
+    func holds(_ key: String) -> Bool { keys[key] != nil }
 
     mutating func lookup(_ key: String, now: Date) -> Lookup {
-        guard let found = entries[key] else { return .missing }
-        switch found.entry {
-        case .key(let publicKey):
+        if let publicKey = keys[key] {
             touch(key)
             return .key(publicKey)
-        case .failed(let rejection):
-            guard now.timeIntervalSince(found.storedAt) < SNSVerifier.failureMemory else {
-                entries[key] = nil
-                order.removeAll { $0 == key }
-                return .missing
-            }
-            return .failed(rejection)
         }
+        guard let failure = failures[key] else { return .missing }
+        guard now.timeIntervalSince(failure.at) < SNSVerifier.failureMemory else {
+            failures[key] = nil
+            return .missing
+        }
+        return .failed(failure.rejection)
+    }
+
+    /// Takes a fetch from the budget: `burst` at once, then one per `interval`.
+    mutating func takeFetch(now: Date, burst: Int, interval: TimeInterval) -> Bool {
+        let arrival = max(nextFetch, now)
+        guard arrival.addingTimeInterval(-interval * Double(max(burst - 1, 0))) <= now else { return false }
+        nextFetch = arrival.addingTimeInterval(interval)
+        return true
     }
 
     mutating func remember(_ key: String, _ entry: Entry, now: Date, limit: Int) {
         fetches += 1
-        entries[key] = (entry, now)
-        touch(key)
-        while order.count > limit {
-            entries[order.removeFirst()] = nil
+        switch entry {
+        case .key(let publicKey):
+            failures[key] = nil
+            keys[key] = publicKey
+            touch(key)
+            while order.count > limit { keys[order.removeFirst()] = nil }
+        case .failed(let rejection):
+            failures[key] = (rejection, now)
+            if failures.count > limit, let oldest = failures.min(by: { $0.value.at < $1.value.at })?.key { failures[oldest] = nil }
         }
     }
 

@@ -8,14 +8,15 @@ struct DeliveryRoutes {
     let store: any DeliveryStore
     let settings: ServerSettings
     let wake: WakeSignal
+    var clock: @Sendable () -> Date = Date.init
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<PatchbayRequestContext>) {
         router.get("/v1/deliveries") { request, _ in
             try authorize(request)
             let filter = try DeliveryQuery.filter(
                 state: request.uri.queryParameters.get("state"), target: request.uri.queryParameters.get("target"),
                 app: request.uri.queryParameters.get("app"), since: request.uri.queryParameters.get("since"),
-                limit: request.uri.queryParameters.get("limit"), now: Date()
+                limit: request.uri.queryParameters.get("limit"), offset: request.uri.queryParameters.get("offset"), now: clock()
             )
             return JSONResponse.make(status: .ok, body: try await store.list(filter))
         }
@@ -31,7 +32,7 @@ struct DeliveryRoutes {
             try authorize(request)
             let id = try context.parameters.require("id")
             let dryRun = request.uri.queryParameters.get("dryRun") == "true"
-            let result = try await store.replay(id: id, at: Date(), dryRun: dryRun)
+            let result = try await store.replay(id: id, at: clock(), dryRun: dryRun)
             if result == .replayed { wake.notify() }
             let status: HTTPResponse.Status = switch result {
             case .notFound: .notFound
@@ -66,7 +67,8 @@ enum AdminAuthorization {
 
 /// Turns operator input (CLI flags, query parameters) into a store filter, with errors that name the parameter.
 public enum DeliveryQuery {
-    public static func filter(state: String?, target: String?, app: String?, since: String?, limit: String?, now: Date) throws -> DeliveryFilter {
+    public static func filter(state: String?, target: String?, app: String?, since: String?, limit: String?, offset: String? = nil,
+                              now: Date) throws -> DeliveryFilter {
         var filter = DeliveryFilter(target: target, app: app)
         if let state {
             guard let parsed = DeliveryState(rawValue: state) else {
@@ -86,6 +88,12 @@ public enum DeliveryQuery {
                 throw APIError(.badRequest, code: "invalid_parameter", message: "limit: expected a whole number from 1 to 10000")
             }
             filter.limit = value
+        }
+        if let offset {
+            guard let value = Int(offset), (0...100_000).contains(value) else {
+                throw APIError(.badRequest, code: "invalid_parameter", message: "offset: expected a whole number from 0 to 100000")
+            }
+            filter.offset = value
         }
         return filter
     }

@@ -15,20 +15,22 @@ struct EventRoutes {
 
     static let maxIdempotencyKeyLength = 200
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<PatchbayRequestContext>) {
         router.post("/v1/events") { request, context in
             try await accept(request, context: context)
         }
     }
 
-    func accept(_ request: Request, context: BasicRequestContext) async throws -> Response {
-        guard settings.isAuthorized(request.headers[.authorization]) else {
+    func accept(_ request: Request, context: PatchbayRequestContext) async throws -> Response {
+        guard let sender = settings.matchedToken(request.headers[.authorization]) else {
             metrics.requestRejected(.unauthorized)
             throw APIError.unauthorized
         }
-        if let rate = settings.rateLimit, let presented = request.headers[.authorization] {
-            // Keyed by a digest of the token, so the table never holds a credential.
-            let key = Data(presented.utf8).sha256Hex
+        if let rate = settings.rateLimit {
+            // Keyed by which configured token matched, never by the header as sent: the same
+            // token spelled `bearer` or with more spaces is the same sender. The table holds one
+            // key per token, so it cannot grow with what senders make up.
+            let key = "token:\(sender)"
             if case .later(let at) = limiter.reserve(key: key, policy: rate, now: Date(), maxWait: .zero) {
                 metrics.requestRejected(.rateLimited)
                 let wait = max(1, Int(at.timeIntervalSinceNow.rounded(.up)))
@@ -51,11 +53,11 @@ struct EventRoutes {
         }
         let buffer: ByteBuffer
         do {
-            buffer = try await RequestBody.collect(request, upTo: settings.maxBodyBytes, within: settings.readTimeout)
+            buffer = try await RequestBody.collect(request, upTo: settings.maxBodyBytes)
         } catch .tooLarge {
             metrics.requestRejected(.bodyTooLarge)
             throw APIError.bodyTooLarge(limit: settings.maxBodyBytes)
-        } catch .timedOut {
+        } catch .cutShort {
             metrics.requestRejected(.invalidHeader)
             throw RequestBody.timeoutError(settings.readTimeout)
         }

@@ -8,7 +8,7 @@ struct MaintenanceRoutes {
     let store: any MaintenanceStore
     let settings: ServerSettings
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<PatchbayRequestContext>) {
         router.get("/v1/maintenances") { request, _ in
             try AdminAuthorization.check(request, settings: settings)
             let query = try MaintenanceQuery(since: request.uri.queryParameters.get("since"), limit: request.uri.queryParameters.get("limit"),
@@ -19,7 +19,16 @@ struct MaintenanceRoutes {
         router.get("/v1/maintenances/:id") { request, context in
             try AdminAuthorization.check(request, settings: settings)
             let id = try context.parameters.require("id")
-            guard let detail = try await store.maintenance(id: id) else {
+            func page(_ name: String) throws -> Int {
+                guard let text = request.uri.queryParameters.get(name) else { return 0 }
+                guard let value = Int(text), (1...(MaintenanceDetail.Page.lastPage + 1)).contains(value) else {
+                    throw APIError(.badRequest, code: "invalid_parameter",
+                                   message: "\(name): expected a page number from 1 to \(MaintenanceDetail.Page.lastPage + 1)")
+                }
+                return value - 1
+            }
+            let pages = MaintenanceDetail.Page(deliveries: try page("deliveries"), servers: try page("servers"))
+            guard let detail = try await store.maintenance(id: id, page: pages) else {
                 throw APIError(.notFound, code: "not_found", message: "id: no maintenance \(id) (use its mnt_ id or its window id)")
             }
             return JSONResponse.make(status: .ok, body: MaintenanceDetailView(detail))

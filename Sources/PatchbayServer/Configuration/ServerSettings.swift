@@ -31,6 +31,9 @@ public struct ServerSettings: Sendable {
     public var consoleSessionTTL: Duration = .seconds(8 * 3600)
     /// The server is reached over TLS through a proxy: session cookies are marked `Secure`.
     public var behindTLS = false
+    /// Proxies whose `X-Forwarded-For` names the client (addresses or CIDR blocks): sign-in
+    /// attempts are paced per client behind them, not per proxy.
+    public var trustedProxies: [IPRange] = []
 
     /// The console is on when anyone may sign in to it.
     public var consoleEnabled: Bool { !adminTokens.isEmpty || !viewerTokens.isEmpty }
@@ -51,7 +54,8 @@ public struct ServerSettings: Sendable {
             return
         }
         section.allowOnly(["listen", "tokens", "adminTokens", "maxBodyBytes", "maxRelayBytes", "drainDelay", "idleTimeout", "readTimeout",
-                           "maxConnections", "rateLimit", "viewerTokens", "consoleKey", "consoleSessionTTL", "behindTLS"])
+                           "maxConnections", "rateLimit", "viewerTokens", "consoleKey", "consoleSessionTTL", "behindTLS",
+                           "trustedProxies"])
         var host = "127.0.0.1"
         var port = 8080
         if let listen = section.string("listen") {
@@ -80,6 +84,13 @@ public struct ServerSettings: Sendable {
         consoleKey = section.secret("consoleKey", required: false, minimumLength: 32)
         consoleSessionTTL = section.duration("consoleSessionTTL", default: consoleSessionTTL, range: .seconds(60)...(.seconds(7 * 86_400)))
         behindTLS = section.bool("behindTLS", default: false)
+        for item in section.list("trustedProxies", required: false) ?? [] {
+            guard case .scalar(let text) = item.value, let range = IPRange(text) else {
+                item.report("expected an IP address or a CIDR block like 10.0.0.0/8 or fd00::/8")
+                continue
+            }
+            trustedProxies.append(range)
+        }
     }
 
     private static func tokens(_ section: ConfigSection, _ key: String, required: Bool) -> [Secret] {
@@ -128,6 +139,15 @@ public struct ServerSettings: Sendable {
         Self.matches(authorization, tokens: tokens)
     }
 
+    /// Which of `server.tokens` the `Authorization` header carries (its place in the list), or
+    /// nil: the sender's identity for the rate limit, whatever the header's spelling.
+    public func matchedToken(_ authorization: String?) -> Int? {
+        guard let presented = Self.bearerToken(authorization) else { return nil }
+        var matched: Int?
+        for (index, token) in tokens.enumerated() where token.constantTimeEquals(presented) { matched = index }
+        return matched
+    }
+
     /// A presented token (the console's sign-in form) against each token, in constant time.
     static func matches(token presented: String, tokens: [Secret]) -> Bool {
         var matched = false
@@ -135,15 +155,20 @@ public struct ServerSettings: Sendable {
         return matched
     }
 
-    /// `Bearer <token>` against each token, in constant time.
-    static func matches(_ authorization: String?, tokens: [Secret]) -> Bool {
-        guard let authorization, authorization.count > 7, authorization.prefix(7).lowercased() == "bearer " else { return false }
-        // Spaces and tabs around the token (header values hold no line breaks); trimmed by hand:
-        // Foundation's trimming showed in the intake profile.
+    /// The token of `Bearer <token>`: any case of the scheme, spaces and tabs around the token
+    /// (header values hold no line breaks), trimmed by hand: Foundation's trimming showed in the
+    /// intake profile.
+    static func bearerToken(_ authorization: String?) -> String? {
+        guard let authorization, authorization.count > 7, authorization.prefix(7).lowercased() == "bearer " else { return nil }
         var token = authorization.dropFirst(7)
         while let first = token.first, first == " " || first == "\t" { token.removeFirst() }
         while let last = token.last, last == " " || last == "\t" { token.removeLast() }
-        let presented = String(token)
+        return token.isEmpty ? nil : String(token)
+    }
+
+    /// `Bearer <token>` against each token, in constant time.
+    static func matches(_ authorization: String?, tokens: [Secret]) -> Bool {
+        guard let presented = bearerToken(authorization) else { return false }
         // Check every token, without stopping at a match, so timing says nothing about which matched.
         var matched = false
         for token in tokens where token.constantTimeEquals(presented) { matched = true }

@@ -19,9 +19,11 @@ struct ConsoleRoutes: Sendable {
     let wake: WakeSignal
     let keys: ConsoleKeys
     let clock: @Sendable () -> Date
-    /// Sign-in attempts are paced for the whole process (10 at once, then one a second): guessing
-    /// tokens gets slow, and an operator who mistypes a few times is not locked out.
-    let signInAttempts = Pacer()
+    /// Failed sign-ins are paced per client address (10 at once, then one a second): guessing gets
+    /// slow for the guesser alone, and an operator who mistypes a few times, or who signs in from
+    /// another address during a guessing flood, is not locked out (review F2). The table is
+    /// bounded (`Pacer.maxKeys`).
+    let signInFailures = Pacer(maxKeys: 10_000)
     static let signInPolicy = PacingPolicy(rate: 1, burst: 10)
 
     init(configuration: PatchbayConfiguration, parts: ApplicationParts, clock: @escaping @Sendable () -> Date = Date.init) {
@@ -37,22 +39,18 @@ struct ConsoleRoutes: Sendable {
 
     var settings: ServerSettings { configuration.server }
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<PatchbayRequestContext>) {
         router.get("/console/assets/console.css") { _, _ in asset(ConsoleAssets.css, type: "text/css; charset=utf-8") }
         router.get("/console/assets/console.js") { _, _ in asset(ConsoleAssets.javascript, type: "text/javascript; charset=utf-8") }
         router.get("/console/sign-in") { request, _ in signInPage(request: request, error: nil, status: .ok) }
-        router.post("/console/sign-in") { request, _ in try await signIn(request) }
-        router.post("/console/sign-out") { request, _ in
-            // Signing out needs no valid session: an expired one is cleared all the same.
-            _ = try await Form.read(request)
-            var response = Response.redirect(to: "/console/sign-in", type: .normal)
-            response.setCookie(sessionCookie(value: "", maxAge: 0))
-            return response
+        router.post("/console/sign-in") { request, context in
+            try await signIn(request, source: ClientAddress.of(request, peer: context.remoteAddress, trustedProxies: settings.trustedProxies))
         }
+        router.post("/console/sign-out") { request, _ in try await signOut(request) }
         router.get("/console") { request, _ in try await page(request) { session in try await maintenancesPage(session) } }
         router.get("/console/maintenances/:id") { request, context in
             let id = try context.parameters.require("id")
-            return try await page(request) { session in try await maintenancePage(session, id: id) }
+            return try await page(request) { session in try await maintenancePage(session, id: id, request: request) }
         }
         router.get("/console/deliveries") { request, _ in try await page(request) { session in try await deliveriesPage(session, request: request) } }
         router.get("/console/deliveries/:id") { request, context in
@@ -61,33 +59,51 @@ struct ConsoleRoutes: Sendable {
         }
         router.post("/console/deliveries/replay") { request, _ in
             let form = try await Form.read(request)
-            let session = try requireSession(request, form: form, change: true)
+            let session = try await requireSession(request, form: form, change: true)
             return try await replay(session, form: form)
         }
         router.get("/console/targets") { request, _ in try await page(request) { session in try await targetsPage(session) } }
         router.post("/console/targets/:name/test") { request, context in
             let name = try context.parameters.require("name")
             let form = try await Form.read(request)
-            let session = try requireSession(request, form: form, change: true)
+            let session = try await requireSession(request, form: form, change: true)
             return try await testMessage(session, target: name, confirmed: form.value("confirm") == "1")
         }
     }
 
     // MARK: Sessions
 
-    /// The request's session, if its cookie is intact, unexpired, and the token that signed in
-    /// is still one of its role's.
-    func session(of request: Request) -> ConsoleSession? {
+    /// The request's session, if its cookie is intact, unexpired, the token that signed in is
+    /// still one of its role's, and it was not signed out (the store keeps sign-outs, so a copied
+    /// cookie is refused on every instance: review F15).
+    func session(of request: Request) async throws -> ConsoleSession? {
         guard let session = keys.session(from: request.cookies[ConsoleSession.cookieName]?.value, now: clock()) else { return nil }
         let tokens = session.role == .admin ? settings.adminTokens : settings.viewerTokens
         guard tokens.contains(where: { ConsoleKeys.constantTimeEqual(keys.fingerprint(of: $0), session.tokenFingerprint) }) else { return nil }
+        guard try await !store.isSessionRevoked(session.id) else { return nil }
         return session
+    }
+
+    /// Ends the session on every instance and clears its cookie. A session that is still valid
+    /// needs its CSRF token (no forged cross-site sign-out); one that is not has nothing to end,
+    /// and its cookie is cleared all the same.
+    func signOut(_ request: Request) async throws -> Response {
+        let form = try await Form.read(request)
+        if let session = try await session(of: request) {
+            guard keys.checkCSRF(form.value("csrf"), for: session.id) else {
+                throw HTTPError(.forbidden, message: "signing out needs the form's CSRF token; use the Sign out button")
+            }
+            try await store.revokeSession(session.id, expires: session.expires, at: clock())
+        }
+        var response = Response.redirect(to: "/console/sign-in", type: .normal)
+        response.setCookie(sessionCookie(value: "", maxAge: 0))
+        return response
     }
 
     /// A form post needs a live session and the CSRF token of that session; changing anything
     /// needs an admin. Anything else is 403, never a redirect that a forged form could follow.
-    func requireSession(_ request: Request, form: Form, change: Bool = false) throws -> ConsoleSession {
-        guard let session = session(of: request), keys.checkCSRF(form.value("csrf"), for: session.id) else {
+    func requireSession(_ request: Request, form: Form, change: Bool = false) async throws -> ConsoleSession {
+        guard let session = try await session(of: request), keys.checkCSRF(form.value("csrf"), for: session.id) else {
             throw HTTPError(.forbidden, message: "the console form is missing a valid session or CSRF token; sign in again")
         }
         if change && !session.role.canChange {
@@ -101,13 +117,13 @@ struct ConsoleRoutes: Sendable {
                sameSite: .strict)
     }
 
-    func signIn(_ request: Request) async throws -> Response {
+    func signIn(_ request: Request, source: String) async throws -> Response {
         let form = try await Form.read(request)
         // The sign-in form's CSRF token is bound to a nonce cookie set with the form.
         guard let nonce = request.cookies[ConsoleSession.signInCSRFCookie]?.value, keys.checkCSRF(form.value("csrf"), for: "sign-in:" + nonce) else {
             return signInPage(request: request, error: "The form expired; please sign in again.", status: .forbidden)
         }
-        if case .later = signInAttempts.reserve(key: "console", policy: Self.signInPolicy, now: clock(), maxWait: .zero) {
+        if signInFailures.pausedUntil(key: source, policy: Self.signInPolicy, now: clock()) != nil {
             // Checked before the token, so a guess beyond the pace learns nothing.
             var response = signInPage(request: request, error: "Too many sign-in attempts; wait a few seconds and try again.", status: .tooManyRequests)
             response.headers[.retryAfter] = "2"
@@ -117,6 +133,7 @@ struct ConsoleRoutes: Sendable {
         let role: ConsoleSession.Role? = ServerSettings.matches(token: token, tokens: settings.adminTokens) ? .admin
             : ServerSettings.matches(token: token, tokens: settings.viewerTokens) ? .viewer : nil
         guard let role, !token.isEmpty else {
+            _ = signInFailures.reserve(key: source, policy: Self.signInPolicy, now: clock(), maxWait: .zero)
             return signInPage(request: request, error: "That is not an admin or viewer token of this server.", status: .unauthorized)
         }
         let ttl = settings.consoleSessionTTL
@@ -141,7 +158,7 @@ struct ConsoleRoutes: Sendable {
 
     /// A page for a signed-in operator; without a session, the sign-in form.
     func page(_ request: Request, _ build: (ConsoleSession) async throws -> Response) async throws -> Response {
-        guard let session = session(of: request) else { return Response.redirect(to: "/console/sign-in", type: .normal) }
+        guard let session = try await session(of: request) else { return Response.redirect(to: "/console/sign-in", type: .normal) }
         return try await build(session)
     }
 
@@ -200,7 +217,7 @@ struct ConsoleRoutes: Sendable {
         for (index, summary) in summaries.enumerated() {
             // Per-target states need each maintenance's detail: read for the first 30 only, so a
             // page that refreshes every 30 s stays cheap; the rest show their counts.
-            let detail = index < Self.detailedMaintenances ? try await maintenances.maintenance(id: summary.id) : nil
+            let detail = index < Self.detailedMaintenances ? try await maintenances.maintenance(id: summary.id, page: .overview) : nil
             let row = ConsoleViews.maintenanceRow(summary, detail: detail, kinds: configuration.targets.mapValues(\.kind))
             let index = summary.status == .cancelled || summary.window.end < now ? 2 : summary.window.start > now ? 1 : 0
             groups[index].1.append(row)
@@ -209,8 +226,14 @@ struct ConsoleRoutes: Sendable {
         return render("maintenances", title: "Maintenances", values: ["groups": shown, "days": days], session: session, refresh: 30)
     }
 
-    func maintenancePage(_ session: ConsoleSession, id: String) async throws -> Response {
-        guard let maintenances, let detail = try await maintenances.maintenance(id: id) else {
+    /// One page of the maintenance's servers (`?servers=N`) and deliveries (`?deliveries=N`),
+    /// 1-based: a maintenance of a thousand servers renders as fast as one of ten (review F3).
+    func maintenancePage(_ session: ConsoleSession, id: String, request: Request) async throws -> Response {
+        let query = request.uri.queryParameters
+        func number(_ name: String) -> Int { query.get(name).flatMap(Int.init).map { min(max($0, 1), MaintenanceDetail.Page.lastPage + 1) } ?? 1 }
+        let (deliveryPage, serverPage) = (number("deliveries"), number("servers"))
+        guard let maintenances,
+              let detail = try await maintenances.maintenance(id: id, page: MaintenanceDetail.Page(deliveries: deliveryPage - 1, servers: serverPage - 1)) else {
             return message(session, heading: "Not found", text: "No maintenance \(id).", status: .notFound)
         }
         var values = ConsoleViews.maintenanceRow(detail.summary, detail: detail, kinds: configuration.targets.mapValues(\.kind))
@@ -234,6 +257,20 @@ struct ConsoleRoutes: Sendable {
             return entry
         }
         values["deliveries"] = detail.deliveries.map(ConsoleViews.deliveryRow)
+        func link(deliveries: Int, servers: Int) -> String {
+            "/console/maintenances/\(detail.summary.id)?servers=\(servers)&deliveries=\(deliveries)"
+        }
+        let perServers = MaintenanceDetail.Page.serversPerPage, perDeliveries = MaintenanceDetail.Page.deliveriesPerPage
+        values["serversShown"] = "\(detail.instances.isEmpty ? 0 : (serverPage - 1) * perServers + 1)–\((serverPage - 1) * perServers + detail.instances.count) of \(detail.instanceCount)"
+        values["deliveriesShown"] = "\(detail.deliveries.isEmpty ? 0 : (deliveryPage - 1) * perDeliveries + 1)–\((deliveryPage - 1) * perDeliveries + detail.deliveries.count) of \(detail.deliveryCount)"
+        if serverPage > 1 { values["previousServers"] = link(deliveries: deliveryPage, servers: serverPage - 1) }
+        if serverPage * perServers < detail.instanceCount, serverPage <= MaintenanceDetail.Page.lastPage {
+            values["nextServers"] = link(deliveries: deliveryPage, servers: serverPage + 1)
+        }
+        if deliveryPage > 1 { values["previousDeliveries"] = link(deliveries: deliveryPage - 1, servers: serverPage) }
+        if deliveryPage * perDeliveries < detail.deliveryCount, deliveryPage <= MaintenanceDetail.Page.lastPage {
+            values["nextDeliveries"] = link(deliveries: deliveryPage + 1, servers: serverPage)
+        }
         return render("maintenance", title: detail.summary.app + " - " + detail.summary.environment, values: values, session: session, refresh: 30)
     }
 
@@ -251,9 +288,11 @@ struct ConsoleRoutes: Sendable {
         } catch let error as APIError {
             return message(session, heading: "Bad filter", text: error.body.message, status: .badRequest)
         }
-        filter.limit = pageNumber * Self.pageSize + 1
+        // One page and one row to tell whether another follows; no payloads (review F3).
+        filter.limit = Self.pageSize + 1
+        filter.offset = (pageNumber - 1) * Self.pageSize
         let rows = try await store.list(filter)
-        let pageRows = Array(rows.dropFirst((pageNumber - 1) * Self.pageSize).prefix(Self.pageSize))
+        let pageRows = Array(rows.prefix(Self.pageSize))
         func link(_ page: Int) -> String {
             var items = [URLQueryItem(name: "page", value: String(page))]
             for name in ["state", "target", "app", "since"] { if let value = parameter(name) { items.append(URLQueryItem(name: name, value: value)) } }
@@ -268,7 +307,7 @@ struct ConsoleRoutes: Sendable {
             "target": parameter("target") ?? "", "app": parameter("app") ?? "", "since": parameter("since") ?? "",
         ]
         if pageNumber > 1 { values["previous"] = link(pageNumber - 1) }
-        if rows.count > pageNumber * Self.pageSize { values["next"] = link(pageNumber + 1) }
+        if rows.count > Self.pageSize, pageNumber < 200 { values["next"] = link(pageNumber + 1) }
         let replayed = parameter("replayed").flatMap(Int.init)
         return render("deliveries", title: "Deliveries", values: values, session: session,
                       flash: replayed.map { "\($0) \($0 == 1 ? "delivery" : "deliveries") replayed" })
@@ -289,7 +328,7 @@ struct ConsoleRoutes: Sendable {
              "detail": configuration.redactor.redact(attempt.reason + (attempt.responseExcerpt.map { ": " + String($0.prefix(200)) } ?? ""))]
         }
         if let maintenances, detail.summary.eventType != RelayedMessage.eventType,
-           let found = try await maintenances.maintenance(id: detail.event.window.id ?? Timestamp.rfc3339(detail.event.window.start)) {
+           let found = try await maintenances.maintenance(id: detail.event.window.id ?? Timestamp.rfc3339(detail.event.window.start), page: .overview) {
             values["maintenanceID"] = found.summary.id
         }
         let replayed = request.uri.queryParameters.get("replayed") != nil
@@ -333,27 +372,33 @@ struct ConsoleRoutes: Sendable {
                                                                "replayable": replayable], session: session)
     }
 
+    /// The last hour per target, counted by the store (review F3: it listed up to 10,000 rows
+    /// with their payloads on every refresh).
     func targetsPage(_ session: ConsoleSession) async throws -> Response {
         let now = clock()
-        let recent = try await store.list(DeliveryFilter(since: now.addingTimeInterval(-3600), limit: 10_000))
-        let rows = configuration.targetNames.compactMap { name -> [String: Any]? in
-            guard let target = configuration.targets[name] else { return nil }
-            let mine = recent.filter { DigestLane.split($0.target).target == name }
-            let delivered = mine.filter { $0.state == DeliveryState.delivered.rawValue }.count
-            let dead = mine.filter { $0.state == DeliveryState.dead.rawValue }.count
+        let since = now.addingTimeInterval(-3600)
+        let counts = try await store.countsByTarget(since: since)
+        var rows: [[String: Any]] = []
+        for name in configuration.targetNames {
+            guard let target = configuration.targets[name] else { continue }
+            let lanes = [name, DigestLane.target(for: name)]
+            let states = lanes.compactMap { counts[$0] }.reduce(into: [String: Int]()) { $0.merge($1, uniquingKeysWith: +) }
+            let delivered = states[DeliveryState.delivered.rawValue] ?? 0
+            let dead = states[DeliveryState.dead.rawValue] ?? 0
+            let total = states.values.reduce(0, +)
             let finished = delivered + dead
             var row: [String: Any] = [
                 "name": name, "kind": target.kind, "testable": TargetRegistry.traits(of: target.kind)?.keepsMaintenanceObject != true,
                 "rate": finished == 0 ? "no finished deliveries" : String(format: "%.0f%% delivered", 100 * Double(delivered) / Double(finished)),
-                "counts": "\(delivered) delivered, \(dead) dead, \(mine.count - finished) waiting",
+                "counts": "\(delivered) delivered, \(dead) dead, \(total - finished) waiting",
                 "pacing": ConsoleViews.pacing(configuration.policies[name]?.pacing),
                 "paused": metrics.pausedUntil(name).flatMap { $0 > now ? Timestamp.rfc3339($0) : nil } ?? "—",
             ]
-            if let failing = mine.filter({ $0.state != DeliveryState.delivered.rawValue && $0.lastReason != nil }).max(by: { $0.updatedAt < $1.updatedAt }) {
+            if total > delivered, let failing = try await store.lastFailure(targets: lanes, since: since) {
                 row["lastError"] = failing.lastReason
                 row["lastErrorAt"] = Timestamp.rfc3339(failing.updatedAt)
             }
-            return row
+            rows.append(row)
         }
         return render("targets", title: "Targets", values: ["targets": rows], session: session, refresh: 30)
     }
@@ -401,8 +446,20 @@ struct ConsoleRoutes: Sendable {
 struct Form: Sendable {
     var pairs: [(String, String)]
 
+    /// Bounded in size here, and in time by the server's read deadline (`RequestReadDeadline`).
     static func read(_ request: Request) async throws -> Form {
-        let buffer = try await request.body.collect(upTo: 256 * 1024)
+        // A form announced larger than any console form is refused before a byte is read.
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBytes {
+            throw HTTPError(.contentTooLarge, message: "the form is larger than \(maxBytes / 1024) KiB")
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await RequestBody.collect(request, upTo: maxBytes)
+        } catch .tooLarge {
+            throw HTTPError(.contentTooLarge, message: "the form is larger than \(maxBytes / 1024) KiB")
+        } catch .cutShort {
+            throw HTTPError(.requestTimeout, message: "the form did not arrive in time")
+        }
         let text = String(buffer: buffer)
         var pairs: [(String, String)] = []
         for item in text.split(separator: "&") {
@@ -414,6 +471,9 @@ struct Form: Sendable {
         }
         return Form(pairs: pairs)
     }
+
+    /// The largest console form: a replay of 200 selected deliveries is about 8 KiB.
+    static let maxBytes = 64 * 1024
 
     func value(_ key: String) -> String? { pairs.first { $0.0 == key }?.1 }
     func values(_ key: String) -> [String] { pairs.filter { $0.0 == key }.map(\.1) }

@@ -100,10 +100,12 @@ enum ConsoleTemplates {
             <h2>Timeline</h2>
             {{{timeline}}}
             <h2>Servers</h2>
+            <p class="muted">{{serversShown}}</p>
             <div class="table-scroll"><table>
               <thead><tr><th scope="col">Server</th><th scope="col">Stage</th><th scope="col">Packages</th><th scope="col" class="optional">Updated (UTC)</th></tr></thead>
               <tbody>{{#instances}}<tr><td>{{name}}</td><td>{{stage}}</td><td>{{packages}}</td><td class="optional">{{updated}}</td></tr>{{/instances}}</tbody>
             </table></div>
+            <nav aria-label="Server pages">{{#previousServers}}<a id="previous-servers" href="{{previousServers}}">Earlier servers</a> {{/previousServers}}{{#nextServers}}<a id="next-servers" href="{{nextServers}}">More servers</a>{{/nextServers}}</nav>
             <h2>Vendor objects</h2>
             {{#vendorObjects}}<div class="card">{{target}}: {{status}} {{#objectID}}<span class="muted">({{objectID}})</span>{{/objectID}} {{#link}}<a href="{{link}}" rel="noreferrer">{{link}}</a>{{/link}}</div>{{/vendorObjects}}
             {{^vendorObjects}}<p class="muted">None yet.</p>{{/vendorObjects}}
@@ -113,7 +115,9 @@ enum ConsoleTemplates {
               <tbody>{{#notices}}<tr><td>{{notice}}</td><td>{{due}}<span class="utc">{{dueUTC}}</span></td><td>{{state}} {{#reason}}<span class="muted">{{reason}}</span>{{/reason}}</td></tr>{{/notices}}</tbody>
             </table></div>
             <h2>Deliveries</h2>
+            <p class="muted">{{deliveriesShown}}, newest first</p>
             {{> delivery-table}}
+            <nav aria-label="Delivery pages">{{#previousDeliveries}}<a id="newer-deliveries" href="{{previousDeliveries}}">Newer</a> {{/previousDeliveries}}{{#nextDeliveries}}<a id="older-deliveries" href="{{nextDeliveries}}">Older</a>{{/nextDeliveries}}</nav>
             """,
         "delivery-table": """
             <div class="table-scroll"><table>

@@ -31,12 +31,12 @@ enum ConsoleViews {
                 if let link = object.link { entry["link"] = link }
                 targets.append(entry)
             }
-            // Chat and other per-event targets: how many messages went out, how many wait or died.
+            // Chat and other per-event targets: how many messages went out, how many wait or died
+            // (counted by the store, every delivery, not only the page the detail holds).
             let known = Set(detail.vendorObjects.map(\.target).filter { !DigestLane.split($0).isDigest })
-            let byTarget = Dictionary(grouping: detail.deliveries, by: \.target)
-            for (name, deliveries) in byTarget.sorted(by: { $0.key < $1.key }) where !known.contains(name) {
-                let sent = deliveries.filter { $0.state == "delivered" }.count
-                let dead = deliveries.filter { $0.state == "dead" }.count
+            for (name, states) in detail.deliveriesByTarget.sorted(by: { $0.key < $1.key }) where !known.contains(name) {
+                let sent = states["delivered"] ?? 0
+                let dead = states["dead"] ?? 0
                 targets.append(["name": name, "state": "\(sent) sent" + (dead > 0 ? ", \(dead) dead" : "")])
             }
             row["targets"] = targets

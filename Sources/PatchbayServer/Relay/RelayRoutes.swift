@@ -20,7 +20,7 @@ struct RelayRoutes {
     var clock: @Sendable () -> Date = Date.init
     var readTimeout: Duration = .seconds(30)
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<PatchbayRequestContext>) {
         router.post("/v1/relay/:source") { request, context in
             let name = try context.parameters.require("source")
             do {
@@ -60,10 +60,10 @@ struct RelayRoutes {
         }
         let buffer: ByteBuffer
         do {
-            buffer = try await RequestBody.collect(request, upTo: limit, within: readTimeout)
+            buffer = try await RequestBody.collect(request, upTo: limit)
         } catch .tooLarge {
             throw RelayRejection(413, "body_too_large", "body: larger than the \(limit)-byte limit of this source")
-        } catch .timedOut {
+        } catch .cutShort {
             throw RelayRejection(408, "body_timeout", "body: not received within \(Int(readTimeout.seconds)) s (server.readTimeout)")
         }
         let body = Data(buffer.readableBytesView)
