@@ -9,7 +9,8 @@ Statuspage target per app and an unpaced webhook target. Then checks, at the sin
   order its events were accepted; each maintenance's Statuspage lane began with its create and
   never overlapped;
 - Statuspage requests per API key (one page per key) were at most 1 per second, cluster-wide;
-- with --kill: the SIGKILLed instance's leases were released within 10 s by the survivor.
+- with --kill: the SIGKILLed instance's leases were released within 15 s by the survivor (its silence
+  must pass 10 s, twice the pool's acquire timeout, so that a database stall is no instance's death).
 
     scripts/with-postgres scripts/cluster-test.py                       # 5000 events, 500 maintenances
     scripts/with-postgres scripts/cluster-test.py --kill
@@ -254,8 +255,8 @@ routes:
     ]
     if args.kill:
         released = killed["released"] - killed["at"] if "released" in killed else None
-        checks.append((f"the killed instance's leases released within 10 s ({'never' if released is None else f'{released:.1f} s'})",
-                       released is not None and released <= 10))
+        checks.append((f"the killed instance's leases released within 15 s ({'never' if released is None else f'{released:.1f} s'})",
+                       released is not None and released <= 15))
         checks.append((f"duplicates no more than the killed instance's sends in flight ({duplicates} ≤ 16)", duplicates <= 16))
     else:
         checks.append((f"no duplicates ({duplicates})", duplicates == 0))
