@@ -118,8 +118,9 @@ public struct DatadogTarget: DeliveryTarget, TemplatedTarget {
     // MARK: Payloads [DD4][DD6]
 
     struct Schedule: Encodable, Sendable {
-        /// ISO 8601 with a zero UTC offset (`...Z`): the API takes no other offset [DD4].
-        var start: String
+        /// ISO 8601 with a zero UTC offset (`...Z`): the API takes no other offset [DD4]. Left out
+        /// of the update of a downtime that has begun: only what changes is sent.
+        var start: String?
         var end: String
     }
 
@@ -202,9 +203,13 @@ public struct DatadogTarget: DeliveryTarget, TemplatedTarget {
             return .send(request("DELETE", url: "\(downtimeURL)/\(VendorID.pathSegment(downtimeID))", body: Data()))
         }
         guard moves else { return .skip(reason: "the downtime already covers this event") }
-        guard let schedule = downtimeSchedule(event.window, now: context.now) else {
+        guard var schedule = downtimeSchedule(event.window, now: context.now) else {
             return .skip(reason: "the new window ended at \(Timestamp.rfc3339(event.window.end)); a downtime for it would mute nothing")
         }
+        // A downtime that has begun keeps its start; only its end moves (an overrun). The
+        // update schema's `start` means "when it starts" (vendor-specs/datadog/openapi-v2.yaml,
+        // DowntimeScheduleOneTimeCreateUpdateRequest): sending "now" would restart it.
+        if let begun = state.windowStart, begun <= context.now { schedule.start = nil }
         let update = UpdateRequest(data: .init(id: downtimeID, attributes: .init(schedule: schedule)))
         return .send(request("PATCH", url: "\(downtimeURL)/\(VendorID.pathSegment(downtimeID))", body: try JSONEncoder.encodePayload(update, kind: "Datadog")))
     }
