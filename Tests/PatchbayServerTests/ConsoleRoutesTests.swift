@@ -114,6 +114,32 @@ struct ConsoleRoutesTests {
         }
     }
 
+    /// A maintenance's page holds one page of its servers and deliveries, with links to the
+    /// others (review F3: it loaded and drew every one of them, each delivery with its payload).
+    @Test func aLargeMaintenancesPageIsPaged() async throws {
+        try await withConsole { console in
+            for index in 4...130 {
+                let body = #"{"type":"patch.completed","app":"App1","environment":"Production","instance":{"id":"i-\#(index)","name":"web-\#(index)"},"window":{"id":"mw-console","start":"2026-12-04T08:30:00Z","end":"2026-12-04T09:00:00Z"}}"#
+                try await console.client.execute(uri: "/v1/events", method: .post,
+                                                 headers: [.authorization: "Bearer \(Self.agent)", .contentType: "application/json"],
+                                                 body: ByteBuffer(string: body)) { #expect($0.status == .accepted) }
+            }
+            let cookie = console.cookie(.viewer)
+            let first = try await console.get("/console/maintenances/\(console.maintenanceID)", cookie: cookie)
+            #expect(first.status == 200)
+            #expect(first.body.contains("1–100 of 130"), "one page of servers")
+            #expect(first.body.contains("1–50 of 130"), "one page of deliveries")
+            #expect(first.body.components(separatedBy: "class=\"delivery\"").count - 1 == 50)
+            #expect(first.body.contains("id=\"next-servers\"") && first.body.contains("id=\"older-deliveries\""))
+            let second = try await console.get("/console/maintenances/\(console.maintenanceID)?servers=2&deliveries=3", cookie: cookie)
+            #expect(second.body.contains("101–130 of 130") && second.body.contains("101–130 of 130"))
+            #expect(!second.body.contains("id=\"next-servers\"") && second.body.contains("id=\"previous-servers\""))
+            #expect(second.body.contains("web-130") && !second.body.contains("web-99 "))
+            // Far past the end, or nonsense: an empty page, never an error or an unbounded read.
+            #expect(try await console.get("/console/maintenances/\(console.maintenanceID)?servers=99999&deliveries=-4", cookie: cookie).status == 200)
+        }
+    }
+
     @Test(arguments: [ConsoleSession.Role.admin, .viewer])
     func everyPageRendersForBothRolesWithAStrictPolicy(_ role: ConsoleSession.Role) async throws {
         try await withConsole { console in

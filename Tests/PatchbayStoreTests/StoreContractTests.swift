@@ -262,6 +262,31 @@ struct StoreContractTests: StoreFixtures {
         }
     }
 
+    /// A send reads the maintenance's names and stages, never every server's package list; the
+    /// lists are read only when asked and the maintenance is finished (review F4: every send of a
+    /// 1,000-server maintenance decoded 1,000 lists).
+    @Test(arguments: StoreBackend.available)
+    func snapshotsCarryNoPackageListsUnlessAskedWhenFinished(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let store = under.store
+            for (index, type) in [EventType.completed, .completed, .started].enumerated() {
+                var report = event(type, instance: "i-\(index)")
+                report.packages = type == .completed ? ["pkg-\(index)-a", "shared-1"] : []
+                _ = try await store.accept(submission(report, digest: "p\(index)"))
+            }
+            let plain = try await store.maintenanceContext(for: event(), target: "ops-slack").1
+            #expect(plain.instances.count == 3 && plain.instances.allSatisfy { $0.packages.isEmpty })
+            #expect(plain.packagesUpdated.isEmpty)
+            let unfinished = try await store.maintenanceContext(for: event(), target: "ops-slack", packages: true).1
+            #expect(unfinished.packagesUpdated.isEmpty, "one server is still running: no final text needs the lists yet")
+            var last = event(.completed, instance: "i-2")
+            last.packages = ["pkg-2-a"]
+            _ = try await store.accept(submission(last, digest: "p-last"))
+            let finished = try await store.maintenanceContext(for: event(), target: "ops-slack", packages: true).1
+            #expect(finished.packagesUpdated == ["pkg-0-a", "shared-1", "pkg-1-a", "pkg-2-a"])
+        }
+    }
+
     @Test(arguments: StoreBackend.available)
     func expiredLeaseIsClaimedAgainAndTheOldWorkerCannotOverwrite(_ backend: StoreBackend) async throws {
         try await StoreUnderTest.with(backend) { under in

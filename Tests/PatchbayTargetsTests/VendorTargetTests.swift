@@ -181,7 +181,30 @@ struct VendorTargetTests {
         #expect(delete.method == "DELETE" && delete.displayURL == "https://api.statuspage.io/v1/pages/pg1/incidents/p31zjtct2jer")
     }
 
-    // MARK: Pingdom lifecycle
+    /// Vendor ids are data, not paths (review F14): an incident id not of Statuspage's form is
+    /// refused when it comes back and never put in a request path; a kept id is one segment.
+    @Test func statuspageIdsAreDataNotPaths() throws {
+        let target = StatuspageTarget(name: "s", page: "page1", apiKey: Secret("key-0123456789"))
+        let hostile = TransportResponse(status: 201, headers: [], body: Data(#"{"id":"../../otherpage/incidents/victim"}"#.utf8), latency: .zero)
+        #expect(target.classify(.success(hostile)) == .permanent(reason: .vendorIDRefused))
+        guard case .send(let created) = try target.plan(try event(.scheduled, instance: nil), context: Self.context()) else {
+            Issue.record("the first event creates the incident")
+            return
+        }
+        #expect(target.followUp(after: hostile, to: created, event: try event(.scheduled, instance: nil), context: Self.context())?.objectID == nil)
+        let good = TransportResponse(status: 201, headers: [], body: Data(#"{"id":"p31zjtct2jer"}"#.utf8), latency: .zero)
+        #expect(target.classify(.success(good)).label == "delivered")
+        // A stored id from before this check is refused, not sent.
+        let stored = FollowUpState(objectID: "../x", status: "scheduled")
+        guard case .refuse(let reason) = try target.plan(try event(.started), context: Self.context(followUp: stored)) else {
+            Issue.record("a stored id of another form must not reach a path")
+            return
+        }
+        #expect(reason.hasPrefix("vendor_id_refused"))
+        #expect(VendorID.pathSegment("a/../b?c#d") == "a%2F..%2Fb%3Fc%23d")
+    }
+
+    // MARK: Pingdom lifecycle    // MARK: Pingdom lifecycle
 
     let pingdom = PingdomTarget(name: "p", token: Secret("tok-0123456789"))
 
