@@ -253,7 +253,63 @@ def check_f1(servers, check, control=False, content_length=200000):
           f"open for min/median/max {spread}; {dict(hows)}")
 
 
+def check_f1_answered(servers, check):
+    """45 connections ask POST /v1/events without a token, with a one-byte body they send only
+    after the 401, then keep the connection idle (keep-alive): each must still get a deadline for
+    its next request (readTimeout), and while they fill maxConnections, /healthz must get a slot
+    within 1 s (they are stalled, so they are shed)."""
+    read_timeout, max_connections, clients = 5.0, 40, 45
+    server, problem = servers.start("f1-answered", ["readTimeout: 5s", f"maxConnections: {max_connections}"])
+    if server is None:
+        check(False, f"F1 (answered, then idle): the server refused its config: {problem}")
+        return
+    port = server.port
+    head = b"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1\r\n\r\n"
+    socks = []
+    for _ in range(clients):
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=3)
+            sock.sendall(head)
+            socks.append(sock)
+        except OSError:
+            break
+    answered = 0
+    for sock in socks:
+        try:
+            sock.settimeout(0.5)
+            if sock.recv(4096).startswith(b"HTTP/1.1 401"):
+                answered += 1
+            sock.sendall(b"x")
+        except OSError:
+            pass
+    t0 = time.monotonic()
+    slow = []
+    for index in range(16):
+        time.sleep(max(0.0, t0 + 0.5 * index - time.monotonic()))
+        answer = http_request(port, "GET", "/healthz", timeout=8)
+        if answer.status != 200 or answer.seconds >= 1.0:
+            slow.append(f"t={time.monotonic() - t0:.1f}s {answer!r}")
+    time.sleep(max(0.0, t0 + read_timeout + 3 - time.monotonic()))
+    still_open = 0
+    for sock in socks:
+        try:
+            sock.settimeout(0.2)
+            data = sock.recv(4096)
+            if data:
+                still_open += 1
+        except socket.timeout:
+            still_open += 1
+        except OSError:
+            pass
+        finally:
+            sock.close()
+    check(not slow, f"F1 (answered, then idle): GET /healthz every 0.5 s for 8 s beside {len(socks)} connections that got their 401 "
+                    f"({answered}) and went idle, each 200 within 1 s" + ("" if not slow else ": " + ", ".join(slow[:6])))
+    check(still_open == 0, f"F1 (answered, then idle): every idle connection closed by readTimeout + 3 s: {still_open} still open")
+
+
 # ------------------------------------------------------------------------------------------------
+# F2: sign-in pacing per client address# ------------------------------------------------------------------------------------------------
 # F2: sign-in pacing per client address
 
 
@@ -630,6 +686,7 @@ def main():
                 check_f1(servers, check, control=args.f1_control)
                 if not args.f1_control:
                     check_f1(servers, check, content_length=2000)
+                    check_f1_answered(servers, check)
             elif name == "f2":
                 check_f2(servers, check)
             elif name == "f5":

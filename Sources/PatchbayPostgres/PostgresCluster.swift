@@ -148,21 +148,18 @@ extension PostgresStore: MaintenanceStore {
 
     /// Deliveries leased by instances silent for longer than `silence` are due again at once, and
     /// those instances are forgotten. Silence is judged on the database's clock and counted from
-    /// the database's start at the latest, so a restart of the database is nobody's death. An
-    /// observer that was itself silent for more than half of `silence` (`ownSilence`, from
-    /// `heartbeat`) judges nobody: a stall of the database froze every heartbeat, its own
-    /// included, and the others are as alive as it is. A lease's token still fences the old
-    /// holder: if it was only slow, its late result is refused (`complete` says so).
-    public func releaseLeasesOfSilentInstances(silence: Duration, ownSilence: Duration, now: Date) async throws -> Int {
+    /// the database's start at the latest, so a restart of the database is nobody's death. The
+    /// caller judges only while its own beats have gone through for a whole `silence`
+    /// (`ObserverContinuity`). A lease's token still fences the old holder: if it was only slow,
+    /// its late result is refused (`complete` says so).
+    public func releaseLeasesOfSilentInstances(silence: Duration, now: Date) async throws -> Int {
         try await transaction { [self] connection in
-            try await releaseLeasesOfSilentInstances(silence: silence, ownSilence: ownSilence, now: now, on: connection, inTransaction: true)
+            try await releaseLeasesOfSilentInstances(silence: silence, now: now, on: connection)
         }
     }
 
-    /// As above, on the heartbeat's own connection (one statement, so no transaction is needed).
-    public func releaseLeasesOfSilentInstances(silence: Duration, ownSilence: Duration, now: Date, on connection: PostgresConnection,
-                                               inTransaction: Bool = false) async throws -> Int {
-        guard ownSilence * 2 <= silence else { return 0 }
+    /// As above, in one statement on the given connection (the heartbeat's own).
+    public func releaseLeasesOfSilentInstances(silence: Duration, now: Date, on connection: PostgresConnection) async throws -> Int {
         let seconds = Double(Int64(silence.milliseconds)) / 1000
         let released = try await Self.rows("""
             WITH silent AS (
@@ -276,7 +273,8 @@ extension PostgresStore {
 
     /// No reservation for `key` before `until` (plus the burst tolerance, as in memory).
     func blockBudget(key: String, policy: PacingPolicy, until: Date) async throws {
-        let seconds = max(0, until.timeIntervalSinceNow) + policy.tolerance
+        // `until` is on the cluster's clock (the dispatcher's), not this process's.
+        let seconds = max(0, until.timeIntervalSince(clusterNow())) + policy.tolerance
         try await transaction { [self] connection in
             try await Self.rows("""
                 INSERT INTO pacing_budgets AS b (key, next_slot, next_send)

@@ -24,7 +24,7 @@ public final class PostgresStore: Sendable {
     let lastNotify = Mutex<ContinuousClock.Instant?>(nil)
     /// How far the database's clock is ahead of this process's, in seconds, as last measured
     /// (`measureClock`): `clusterNow` is this process's clock moved onto the database's.
-    let clockOffset = Mutex<Double>(0)
+    let clockOffset = Mutex<(seconds: Double, measured: Bool)>((0, false))
     /// This process's clock; tests give one that is off.
     let localClock: @Sendable () -> Date
 
@@ -54,19 +54,28 @@ public final class PostgresStore: Sendable {
     /// notices) comes from here, so an instance whose own clock is minutes off still agrees with
     /// the others. The claim and the notice firing also check the database's own clock.
     public func clusterNow() -> Date {
-        localClock().addingTimeInterval(clockOffset.withLock { $0 })
+        localClock().addingTimeInterval(clockOffset.withLock { $0.seconds })
     }
 
     /// Reads the database's clock on `connection` and keeps the offset to this process's (the
-    /// local time taken halfway through the round trip).
+    /// local time taken halfway through the round trip). A reading whose round trip took longer
+    /// than `maxClockRoundTrip` (a stall, a busy server) is too uncertain and is dropped, once an
+    /// offset is known.
     func measureClock(on connection: PostgresConnection) async throws {
         let before = localClock()
+        let started = ContinuousClock.now
         guard let row = try await Self.rows("SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8", on: connection, logger: logger).first else { return }
+        let roundTrip = ContinuousClock.now - started
         let after = localClock()
         let database = try row.decode(Double.self)
         let local = (before.timeIntervalSince1970 + after.timeIntervalSince1970) / 2
-        clockOffset.withLock { $0 = database - local }
+        clockOffset.withLock { offset in
+            guard offset.measured == false || roundTrip <= Self.maxClockRoundTrip else { return }
+            offset = (database - local, true)
+        }
     }
+
+    static let maxClockRoundTrip: Duration = .milliseconds(250)
 
     /// A connection of its own, outside the pool, for the cluster heartbeat: a pool starved by
     /// intake or stalled reads never delays a heartbeat. Statements on it end within

@@ -79,6 +79,18 @@ struct FollowUpResolutionTests {
         #expect(FollowUpResolution.of(created, stored: created.state, leaseHeld: false) == .store(created.state), "the same object again is no extra")
     }
 
+    /// A kind that replaces its object on purpose (a Datadog downtime that ended is replaced by a
+    /// new one for an overrun) planned against the stored one: the new one is the maintenance's.
+    @Test func aReplacementOfThePlannedObjectIsKept() {
+        let stored = FollowUpState(objectID: "dt-1", status: "scheduled")
+        let replacement = FollowUpUpdate(state: FollowUpState(objectID: "dt-2", status: "scheduled"), plannedObjectID: "dt-1")
+        #expect(FollowUpResolution.of(replacement, stored: stored, leaseHeld: true) == .store(replacement.state))
+        #expect(FollowUpResolution.of(replacement, stored: stored, leaseHeld: false) == .store(replacement.state))
+        // ... unless another send already replaced it too: then this one is extra.
+        let other = FollowUpState(objectID: "dt-3", status: "scheduled")
+        #expect(FollowUpResolution.of(replacement, stored: other, leaseHeld: false) == .extra(replacement.state))
+    }
+
     @Test func anUpdateIsWrittenOnlyUnderTheLease() {
         let stored = FollowUpState(objectID: "inc-1", status: "scheduled")
         #expect(FollowUpResolution.of(update, stored: stored, leaseHeld: true) == .store(update.state))

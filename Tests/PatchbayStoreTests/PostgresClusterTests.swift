@@ -122,15 +122,14 @@ struct PostgresClusterTests {
             #expect(claims.count == 1)
             #expect(try await alive.claimDue(now: t0, limit: 10, lease: .seconds(600)).isEmpty, "leased by the other instance")
             // Both are alive: nothing is released.
-            #expect(try await alive.releaseLeasesOfSilentInstances(silence: .seconds(5), ownSilence: try await alive.heartbeat(), now: t0) == 0)
+            #expect(try await alive.releaseLeasesOfSilentInstances(silence: .seconds(5), now: t0) == 0)
             // The first goes silent (its heartbeat stops), as after kill -9.
             try await alive.transaction { connection in
                 _ = try await PostgresStore.rows("UPDATE instances SET heartbeat_at = clock_timestamp() - interval '6 seconds' WHERE id = \(dead.instanceID)",
                                                  on: connection, logger: Logger(label: "test"))
             }
-            let ownSilence = try await alive.heartbeat()
-            #expect(ownSilence < .seconds(2))
-            #expect(try await alive.releaseLeasesOfSilentInstances(silence: .seconds(5), ownSilence: ownSilence, now: t0) == 1)
+            #expect(try await alive.heartbeat() < .seconds(2))
+            #expect(try await alive.releaseLeasesOfSilentInstances(silence: .seconds(5), now: t0) == 1)
             let taken = try await alive.claimDue(now: t0, limit: 10, lease: .seconds(600))
             #expect(taken.map(\.id) == claims.map(\.id), "due again at once, not after the 600 s lease")
             let late = AttemptRecord(deliveryID: claims[0].id, number: 1, startedAt: t0, latencyMilliseconds: 1, statusCode: 200,
@@ -213,18 +212,43 @@ struct PostgresClusterTests {
             }
             let ownSilence = try await first.heartbeat()
             #expect(ownSilence >= .seconds(11), "the observer knows it was silent itself: \(ownSilence)")
-            #expect(try await first.releaseLeasesOfSilentInstances(silence: .seconds(10), ownSilence: ownSilence, now: t0) == 0,
-                    "nobody is judged on a beat after a silence of one's own")
-            // On its next beat the others have beaten too (they were only waiting for the database).
+            // The observer was silent itself: it judges nobody until it has beaten for a whole
+            // silence, by when the others have beaten too (they were only waiting for the database).
+            var continuity = ObserverContinuity(beat: .seconds(1), silence: .seconds(10))
+            let back = ContinuousClock.now
+            continuity.beat(ownSilence: .seconds(3600), at: back - .seconds(60))
+            continuity.beat(ownSilence: ownSilence, at: back)
+            #expect(!continuity.mayJudge(at: back + .seconds(1)), "nobody is judged after a silence of one's own")
+            #expect(!continuity.mayJudge(at: back + .seconds(9)))
             try await second.heartbeat()
-            let next = try await first.heartbeat()
-            #expect(try await first.releaseLeasesOfSilentInstances(silence: .seconds(10), ownSilence: next, now: t0) == 0)
+            continuity.beat(ownSilence: try await first.heartbeat(), at: back + .seconds(10))
+            #expect(continuity.mayJudge(at: back + .seconds(10)))
+            #expect(try await first.releaseLeasesOfSilentInstances(silence: .seconds(10), now: t0) == 0, "the other beat again: it is alive")
             let late = AttemptRecord(deliveryID: claims[0].id, number: 1, startedAt: t0, latencyMilliseconds: 1, statusCode: 200,
                                      outcome: "delivered", reason: "delivered", responseExcerpt: nil)
             #expect(try await second.complete(claims[0], attempt: late, transition: .delivered, followUp: nil, at: t0),
                     "the send in flight kept its lease")
             try await PostgresTestServer.drop(first)
         }
+    }
+
+    /// An observer judges the others only after beating without a gap for a whole silence: a
+    /// failover or a partition of its own must not make it release the others' sends in flight.
+    @Test func anObserverJudgesOnlyAfterAWholeSilenceOfItsOwnBeats() {
+        var continuity = ObserverContinuity(beat: .seconds(1), silence: .seconds(10))
+        let t = ContinuousClock.now
+        #expect(!continuity.mayJudge(at: t), "not before a first beat")
+        continuity.beat(ownSilence: .seconds(1), at: t)
+        #expect(!continuity.mayJudge(at: t + .seconds(9)))
+        continuity.beat(ownSilence: .seconds(1), at: t + .seconds(9))
+        #expect(continuity.mayJudge(at: t + .seconds(10)))
+        // A failed beat, or a beat after a silence of its own (a partition): ten seconds again.
+        continuity.failed()
+        #expect(!continuity.mayJudge(at: t + .seconds(11)))
+        continuity.beat(ownSilence: .seconds(1), at: t + .seconds(12))
+        continuity.beat(ownSilence: .seconds(30), at: t + .seconds(21))
+        #expect(!continuity.mayJudge(at: t + .seconds(22)), "a 30 s silence of its own starts the count again")
+        #expect(continuity.mayJudge(at: t + .seconds(31)))
     }
 
     /// One clock per cluster (review F12): an instance whose own clock runs two minutes ahead

@@ -85,13 +85,17 @@ public enum FollowUpResolution: Sendable, Hashable {
     case nothing
 
     /// - A created object is kept whether or not the lease was still held: it exists at the
-    ///   vendor, and forgetting it would make the next send create another. The first object
-    ///   recorded for a maintenance and target wins; a different one recorded later is extra.
+    ///   vendor, and forgetting it would make the next send create another. It replaces the
+    ///   object it was planned against (a Datadog downtime that had ended is replaced by a new
+    ///   one); but when the store meanwhile holds another object, one this send did not know,
+    ///   another send got the maintenance its object first, and this one is extra.
     /// - Any other state (a status change, a summary's named servers) is written only while the
     ///   lease is held: after a lost lease, the new holder sends that step again.
     public static func of(_ update: FollowUpUpdate, stored: FollowUpState?, leaseHeld: Bool) -> FollowUpResolution {
         if update.createdObject {
-            if let storedID = stored?.objectID, storedID != update.state.objectID { return .extra(update.state) }
+            if let storedID = stored?.objectID, storedID != update.state.objectID, storedID != update.plannedObjectID {
+                return .extra(update.state)
+            }
             return .store(update.state)
         }
         return leaseHeld ? .store(update.state) : .nothing

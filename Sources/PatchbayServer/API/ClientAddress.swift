@@ -17,12 +17,25 @@ enum ClientAddress {
                 .map { $0.trimmingCharacters(in: .whitespaces) }
             // Bounded: a header of a million entries is read from the right, at most 32 of them.
             for entry in forwarded.reversed().prefix(32) {
-                guard let bytes = IPRange.bytes(of: entry) else { break }
+                guard let bytes = IPRange.bytes(of: withoutPort(entry)) else {
+                    // Not an address (a proxy writing something else): the entry itself is the
+                    // source, so clients behind the proxy never share the proxy's budget.
+                    return "forwarded:" + String(entry.prefix(64))
+                }
                 source = bytes
                 if !trustedProxies.contains(where: { $0.contains(bytes) }) { break }
             }
         }
         return key(source)
+    }
+
+    /// `1.2.3.4:5678` → `1.2.3.4`, `[2001:db8::1]:443` → `2001:db8::1` (some proxies add ports).
+    static func withoutPort(_ entry: String) -> String {
+        if entry.hasPrefix("["), let close = entry.firstIndex(of: "]") {
+            return String(entry[entry.index(after: entry.startIndex)..<close])
+        }
+        if entry.filter({ $0 == ":" }).count == 1, let colon = entry.firstIndex(of: ":") { return String(entry[..<colon]) }
+        return entry
     }
 
     /// IPv4 whole; IPv6 by its /64.

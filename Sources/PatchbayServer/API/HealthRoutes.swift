@@ -72,7 +72,8 @@ public final class ReadinessProbe: Sendable {
         }
         let ready = await check.value
         state.withLock { state in
-            if state.running != nil {
+            // Only the check that ended: a newer one may be running already.
+            if state.running == check {
                 state.last = ready ? (ContinuousClock.now, ready) : nil
                 state.running = nil
             }

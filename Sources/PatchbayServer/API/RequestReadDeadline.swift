@@ -62,7 +62,14 @@ final class RequestReadDeadline: ChannelDuplexHandler, RemovableChannelHandler {
             readingRequest = false
             deadline?.cancel()
             deadline = nil
-            shedder?.doneReading(id)
+            if outstanding == 0 {
+                // Answered before its body ended (a 401 that read nothing): the answer is out,
+                // so the next request's head has `timeout` from now.
+                arm(context)
+                shedder?.reading(id, channel: context.channel)
+            } else {
+                shedder?.doneReading(id)
+            }
         }
         context.fireChannelRead(data)
     }

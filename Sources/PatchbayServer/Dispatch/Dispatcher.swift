@@ -331,18 +331,28 @@ public struct Dispatcher: Service, CustomStringConvertible {
         )
         // While stopping, take nothing new: the lane's next delivery stays queued.
         let lease = Task.isShuttingDownGracefully ? nil : settings.lease
-        let update = followUp.map { FollowUpUpdate(state: $0, plannedObjectID: ending.plannedObjectID) }
-        let recordStarted = ContinuousClock.now
-        guard let completion = await recordWithRetries(claim, record: record, transition: transition, update: update, throttled: throttled,
-                                                       now: now, lease: lease, leasedAt: attempt.leasedAt, logger: logger) else { return nil }
+        // Only kinds that keep one vendor object per maintenance create objects; for the others
+        // (an e-mail thread id, a summary's named servers) the state is never "a new object".
+        let keepsObject = ending.planned.map { TargetRegistry.traits(of: $0.target.kind)?.keepsMaintenanceObject == true } ?? false
+        let update = followUp.map { FollowUpUpdate(state: $0, plannedObjectID: keepsObject ? ending.plannedObjectID : $0.objectID) }
+        guard let (completion, recordedAt) = await recordWithRetries(claim, record: record, transition: transition, update: update,
+                                                                     throttled: throttled, lease: lease, leasedAt: attempt.leasedAt,
+                                                                     logger: logger) else { return nil }
         if !completion.stillOurs {
             logger.warning("lease expired before the result was recorded; another worker owns this delivery now",
                            metadata: update?.createdObject == true ? ["vendor.object": "\(update?.state.objectID ?? "")"] : [:])
         }
+        var next = completion.next
         if let extra = completion.extraObject, let planned = ending.planned {
+            // Closing may take a while (pacing, retries): the lane's next delivery goes back to
+            // the queue rather than wait out its lease behind it.
+            if let held = next {
+                _ = try? await store.release(held, until: clock(), at: clock())
+                next = nil
+            }
             await closeExtraObject(extra, planned: planned, claim: claim, logger: logger)
         }
-        return completion.next.map { ($0, recordStarted) }
+        return next.map { ($0, recordedAt) }
     }
 
     /// The longest the record stage keeps trying once the lease has run out, for a send that
@@ -354,10 +364,12 @@ public struct Dispatcher: Service, CustomStringConvertible {
     /// timeout, a PostgreSQL restart or failover, no pooled connection in time): the send has
     /// happened, and a result not recorded would have it sent again when the lease runs out.
     /// Tries while the lease has time left; beyond it only for a send that created a vendor
-    /// object. Nil when every try failed (the lease then runs out and the delivery goes again).
+    /// object. Each try is stamped with its own time, so the lane's next delivery, leased by the
+    /// try that succeeds, gets a whole lease from then (returned beside the completion). Nil when
+    /// every try failed (the lease then runs out and the delivery goes again).
     func recordWithRetries(_ claim: ClaimedDelivery, record: AttemptRecord, transition: DeliveryTransition, update: FollowUpUpdate?,
-                           throttled: Bool, now: Date, lease: Duration?, leasedAt: ContinuousClock.Instant,
-                           logger: AttemptLogger) async -> Completion? {
+                           throttled: Bool, lease: Duration?, leasedAt: ContinuousClock.Instant,
+                           logger: AttemptLogger) async -> (Completion, ContinuousClock.Instant)? {
         // Stop a little before the lease ends: a record landing after it only adds history.
         let leaseEnds = leasedAt + settings.lease - min(.seconds(2), settings.lease / 10)
         let objectDeadline = ContinuousClock.now + Self.maxObjectRecordTime
@@ -365,11 +377,12 @@ public struct Dispatcher: Service, CustomStringConvertible {
         var tries = 0
         while true {
             tries += 1
+            let started = ContinuousClock.now
             do {
                 let completion = try await store.complete(claim, attempt: record, transition: transition, followUp: update,
-                                                          throttled: throttled, at: now, lease: lease)
+                                                          throttled: throttled, at: clock(), lease: lease)
                 if tries > 1 { logger.notice("recorded the attempt after the store failed", metadata: ["tries": "\(tries)"]) }
-                return completion
+                return (completion, started)
             } catch {
                 let clock = ContinuousClock.now
                 let keepTrying = !Task.isCancelled && (clock < leaseEnds || (update?.createdObject == true && clock < objectDeadline))
@@ -423,9 +436,11 @@ public struct Dispatcher: Service, CustomStringConvertible {
             return
         }
         for attempt in 1...5 {
-            if let wait = try? await pacer.reserve(key: planned.target.pacingKey, policy: planned.policy.pacing, now: clock(),
-                                                   maxWait: .seconds(30)), case .go(let after) = wait, after > .zero {
-                try? await Task.sleep(for: after)
+            // Paced like any send to the vendor: its budget is shared with the other deliveries.
+            for _ in 0..<10 {
+                guard case .later(let at) = (try? await pace(key: planned.target.pacingKey, policy: planned.policy.pacing)) ?? .later(at: clock().addingTimeInterval(1))
+                else { break }
+                try? await Task.sleep(for: .seconds(min(max(at.timeIntervalSince(clock()), 0.05), 30)))
             }
             let result = await transport.send(request, timeouts: settings.timeouts)
             if case .delivered = planned.target.classify(result) {
