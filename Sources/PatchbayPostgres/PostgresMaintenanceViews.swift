@@ -72,23 +72,66 @@ extension PostgresStore {
 
     /// Where the maintenance's instances stand, in the order they first reported (reported_seq is
     /// taken by the first insert and kept by later updates, like SQLite's rowid).
-    /// Names and stages; the package lists only with `packages` and once every instance has
-    /// reported an outcome (see `DispatchStore.maintenanceContext`).
-    static func snapshot(on connection: PostgresConnection, logger: Logger, key: String, packages: Bool = false) async throws -> MaintenanceSnapshot {
-        let reports = try await Self.rows("""
-            SELECT instance_id, instance_name, last_type FROM maintenance_instances
-            WHERE maintenance_key = \(key) ORDER BY reported_seq
-            """, on: connection, logger: logger).compactMap { row -> MaintenanceSnapshot.InstanceReport? in
-            let (id, name, stage) = try row.decode((String, String?, String).self)
-            guard let type = EventType(rawValue: stage) else { return nil }
-            return MaintenanceSnapshot.InstanceReport(instance: Instance(id: id, name: name), lastType: type)
+    /// Where the maintenance's instances stand, as deep as `depth` says (see
+    /// `MaintenanceSnapshot.Depth`), in the order they first reported (reported_seq is taken by
+    /// the first insert and kept by later updates, like SQLite's rowid).
+    static func snapshot(on connection: PostgresConnection, logger: Logger, key: String,
+                         depth: MaintenanceSnapshot.Depth = .everyInstance) async throws -> MaintenanceSnapshot {
+        guard depth != .everyInstance else {
+            let reports = try await Self.rows("""
+                SELECT instance_id, instance_name, last_type FROM maintenance_instances
+                WHERE maintenance_key = \(key) ORDER BY reported_seq
+                """, on: connection, logger: logger).compactMap { row -> MaintenanceSnapshot.InstanceReport? in
+                let (id, name, stage) = try row.decode((String, String?, String).self)
+                guard let type = EventType(rawValue: stage) else { return nil }
+                return MaintenanceSnapshot.InstanceReport(instance: Instance(id: id, name: name), lastType: type)
+            }
+            return MaintenanceSnapshot(instances: reports)
         }
-        var snapshot = MaintenanceSnapshot(instances: reports)
-        if packages, snapshot.unfinished.isEmpty {
-            let lists = try await Self.rows("""
-                SELECT packages FROM maintenance_instances WHERE maintenance_key = \(key) AND packages <> '[]' ORDER BY reported_seq
-                """, on: connection, logger: logger).map { StoredJSON.decodeList(try $0.decode(String.self)) }
-            snapshot.packagesUpdated = MaintenanceSnapshot.union(lists)
+        // Counts and the first names of each stage in one round trip: the database walks the
+        // maintenance's rows, this process decodes a bounded few.
+        var counts: [EventType: Int] = [:]
+        var named: [MaintenanceSnapshot.InstanceReport] = []
+        for row in try await Self.rows("""
+            SELECT instance_id, instance_name, last_type, rank, n FROM (
+                SELECT instance_id, instance_name, last_type, reported_seq,
+                       ROW_NUMBER() OVER (PARTITION BY last_type ORDER BY reported_seq) AS rank,
+                       COUNT(*) OVER (PARTITION BY last_type) AS n
+                FROM maintenance_instances WHERE maintenance_key = \(key)) stages
+            WHERE rank <= \(MaintenanceSnapshot.namesPerStage) ORDER BY reported_seq
+            """, on: connection, logger: logger) {
+            let (id, name, stage, _, count) = try row.decode((String, String?, String, Int64, Int64).self)
+            guard let type = EventType(rawValue: stage) else { continue }
+            counts[type] = Int(count)
+            named.append(MaintenanceSnapshot.InstanceReport(instance: Instance(id: id, name: name), lastType: type))
+        }
+        var snapshot = MaintenanceSnapshot(instances: named, stageCounts: counts)
+        if depth == .withPackages, snapshot.unfinishedCount == 0 {
+            // A few servers' lists at a time until the list is full: a fleet updates the same
+            // packages, so the first list or two usually fill it.
+            var seen = Set<String>()
+            var packages: [String] = []
+            var offset = 0
+            var batch = 1
+            scan: while true {
+                let lists = try await Self.rows("""
+                    SELECT packages FROM maintenance_instances WHERE maintenance_key = \(key) AND packages <> '[]'
+                    ORDER BY reported_seq LIMIT \(batch) OFFSET \(offset)
+                    """, on: connection, logger: logger).map { StoredJSON.decodeList(try $0.decode(String.self)) }
+                for list in lists {
+                    for package in list where seen.insert(package).inserted {
+                        guard packages.count < MaintenanceSnapshot.packageLimit else {
+                            snapshot.morePackages = true
+                            break scan
+                        }
+                        packages.append(package)
+                    }
+                }
+                guard lists.count == batch else { break }
+                offset += batch
+                batch = min(batch * 4, 64)
+            }
+            snapshot.packagesUpdated = packages
         }
         return snapshot
     }
@@ -180,10 +223,14 @@ extension PostgresStore {
             // One page of servers; the package lists are counted by the database, not decoded here.
             var instances: [MaintenanceDetail.InstanceRow] = []
             if let server = page.servers {
+                // The page is chosen first, then only its rows' package lists are counted: counted
+                // in the same query as the sort, every server's list was read (0.5 s at 1,000 x 2,000).
                 instances = try await Self.rows("""
-                    SELECT instance_id, instance_name, last_type, json_array_length(packages::json), updated_at FROM maintenance_instances
-                    WHERE maintenance_key = \(key) ORDER BY reported_seq
-                    LIMIT \(MaintenanceDetail.Page.serversPerPage) OFFSET \(server * MaintenanceDetail.Page.serversPerPage)
+                    SELECT instance_id, instance_name, last_type, json_array_length(packages::json), updated_at FROM (
+                        SELECT instance_id, instance_name, last_type, packages, updated_at, reported_seq FROM maintenance_instances
+                        WHERE maintenance_key = \(key) ORDER BY reported_seq
+                        LIMIT \(MaintenanceDetail.Page.serversPerPage) OFFSET \(server * MaintenanceDetail.Page.serversPerPage)
+                    ) page ORDER BY reported_seq
                     """, on: connection, logger: logger).map { row -> MaintenanceDetail.InstanceRow in
                     let (id, name, stage, packages, updated) = try row.decode((String, String?, String, Int?, Date).self)
                     return MaintenanceDetail.InstanceRow(id: id, name: name, stage: stage, packages: packages ?? 0, updatedAt: updated)

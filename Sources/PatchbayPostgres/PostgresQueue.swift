@@ -337,12 +337,12 @@ extension PostgresStore: IntakeStore, DispatchStore {
         }
     }
 
-    public func maintenanceContext(for event: PatchEvent, target: String, packages: Bool) async throws -> (FollowUpState?, MaintenanceSnapshot) {
+    public func maintenanceContext(for event: PatchEvent, target: String, depth: MaintenanceSnapshot.Depth) async throws -> (FollowUpState?, MaintenanceSnapshot) {
         let key = event.maintenanceKey.storageValue
         let (states, snapshot) = try await read { [self] connection -> ([(String, String)], MaintenanceSnapshot) in
             let states = try await Self.rows("SELECT target, state FROM followups WHERE maintenance_key = \(key)",
                                              on: connection, logger: logger).map { try $0.decode((String, String).self) }
-            return (states, try await Self.snapshot(on: connection, logger: logger, key: key, packages: packages))
+            return (states, try await Self.snapshot(on: connection, logger: logger, key: key, depth: depth))
         }
         return try FollowUpState.decode(states, for: target, into: snapshot)
     }

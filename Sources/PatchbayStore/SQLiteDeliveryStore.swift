@@ -349,11 +349,11 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         return Completion(stillOurs: stillOurs, next: try await claims(from: [next], now: nowSeconds).first, extraObject: extra)
     }
 
-    public func maintenanceContext(for event: PatchEvent, target: String, packages: Bool) async throws -> (FollowUpState?, MaintenanceSnapshot) {
+    public func maintenanceContext(for event: PatchEvent, target: String, depth: MaintenanceSnapshot.Depth) async throws -> (FollowUpState?, MaintenanceSnapshot) {
         let key = event.maintenanceKey.storageValue
         let (states, snapshot) = try await pool.read { db -> ([(String, String)], MaintenanceSnapshot) in
             let rows = try Row.fetchAll(cached: db, sql: "SELECT target, state FROM followups WHERE maintenance_key = ?", arguments: [key])
-            return (rows.map { ($0["target"], $0["state"]) }, try Self.snapshot(db, key: key, packages: packages))
+            return (rows.map { ($0["target"], $0["state"]) }, try Self.snapshot(db, key: key, depth: depth))
         }
         return try FollowUpState.decode(states, for: target, into: snapshot)
     }

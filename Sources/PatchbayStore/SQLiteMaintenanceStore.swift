@@ -60,22 +60,50 @@ extension SQLiteDeliveryStore: MaintenanceStore {
                              state: state, reason: row["reason"], eventID: row["event_id"], updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
     }
 
-    /// Names and stages; the package lists only with `packages` and once every instance has
-    /// reported an outcome (see `DispatchStore.maintenanceContext`).
-    static func snapshot(_ db: Database, key: String, packages: Bool = false) throws -> MaintenanceSnapshot {
-        let reports = try Row.fetchAll(cached: db, sql: """
-            SELECT instance_id, instance_name, last_type FROM maintenance_instances
-            WHERE maintenance_key = ? ORDER BY rowid
-            """, arguments: [key]).compactMap { row -> MaintenanceSnapshot.InstanceReport? in
+    /// Where the maintenance's instances stand, as deep as `depth` says (see
+    /// `MaintenanceSnapshot.Depth`).
+    static func snapshot(_ db: Database, key: String, depth: MaintenanceSnapshot.Depth = .everyInstance) throws -> MaintenanceSnapshot {
+        func report(_ row: Row) -> MaintenanceSnapshot.InstanceReport? {
             guard let type = EventType(rawValue: row["last_type"]) else { return nil }
             return .init(instance: Instance(id: row["instance_id"], name: row["instance_name"]), lastType: type)
         }
-        var snapshot = MaintenanceSnapshot(instances: reports)
-        if packages, snapshot.unfinished.isEmpty {
-            let lists = try String.fetchAll(db, sql: """
+        guard depth != .everyInstance else {
+            return MaintenanceSnapshot(instances: try Row.fetchAll(cached: db, sql: """
+                SELECT instance_id, instance_name, last_type FROM maintenance_instances WHERE maintenance_key = ? ORDER BY rowid
+                """, arguments: [key]).compactMap(report))
+        }
+        var counts: [EventType: Int] = [:]
+        for row in try Row.fetchAll(cached: db, sql: """
+            SELECT last_type, COUNT(*) AS n FROM maintenance_instances WHERE maintenance_key = ? GROUP BY last_type
+            """, arguments: [key]) {
+            if let type = EventType(rawValue: row["last_type"]) { counts[type] = row["n"] }
+        }
+        let named = try Row.fetchAll(cached: db, sql: """
+            SELECT instance_id, instance_name, last_type FROM (
+                SELECT instance_id, instance_name, last_type, rowid AS position,
+                       ROW_NUMBER() OVER (PARTITION BY last_type ORDER BY rowid) AS rank
+                FROM maintenance_instances WHERE maintenance_key = ?)
+            WHERE rank <= ? ORDER BY position
+            """, arguments: [key, MaintenanceSnapshot.namesPerStage]).compactMap(report)
+        var snapshot = MaintenanceSnapshot(instances: named, stageCounts: counts)
+        if depth == .withPackages, snapshot.unfinishedCount == 0 {
+            // Server by server until the list is full: a fleet updates the same packages, so the
+            // first list or two usually fill it.
+            var seen = Set<String>()
+            var packages: [String] = []
+            let lists = try String.fetchCursor(db, sql: """
                 SELECT packages FROM maintenance_instances WHERE maintenance_key = ? AND packages <> '[]' ORDER BY rowid
                 """, arguments: [key])
-            snapshot.packagesUpdated = MaintenanceSnapshot.union(lists.map(StoredJSON.decodeList))
+            scan: while let list = try lists.next() {
+                for package in StoredJSON.decodeList(list) where seen.insert(package).inserted {
+                    guard packages.count < MaintenanceSnapshot.packageLimit else {
+                        snapshot.morePackages = true
+                        break scan
+                    }
+                    packages.append(package)
+                }
+            }
+            snapshot.packagesUpdated = packages
         }
         return snapshot
     }
@@ -162,8 +190,10 @@ extension SQLiteDeliveryStore: MaintenanceStore {
             // One page of servers; the package lists are counted by SQLite, not decoded here.
             let instances = try page.servers.map { server in
                 try Row.fetchAll(db, sql: """
-                    SELECT instance_id, instance_name, last_type, json_array_length(packages) AS packages, updated_at FROM maintenance_instances
-                    WHERE maintenance_key = ? ORDER BY rowid LIMIT ? OFFSET ?
+                    SELECT instance_id, instance_name, last_type, json_array_length(packages) AS packages, updated_at FROM (
+                        SELECT instance_id, instance_name, last_type, packages, updated_at, rowid AS position FROM maintenance_instances
+                        WHERE maintenance_key = ? ORDER BY rowid LIMIT ? OFFSET ?
+                    ) ORDER BY position
                     """, arguments: [key, MaintenanceDetail.Page.serversPerPage, server * MaintenanceDetail.Page.serversPerPage]).map { row in
                     MaintenanceDetail.InstanceRow(id: row["instance_id"], name: row["instance_name"], stage: row["last_type"],
                                                   packages: row["packages"] ?? 0, updatedAt: Date(timeIntervalSince1970: row["updated_at"]))

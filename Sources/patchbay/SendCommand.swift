@@ -12,15 +12,24 @@ struct Send: AsyncParsableCommand {
             accepted (202). The token comes from --token or the PATCHBAY_TOKEN environment variable; \
             prefer the variable, since command lines are visible to other users.
 
-            From a file:   patchbay send examples/events/patch.completed.json
+            From a file:   patchbay send Schemas/examples/patch.completed.json
             From flags:    patchbay send --type patch.started --app App1 --environment Production \\
                              --instance-id i-0abc123 --window-start 2026-12-04T00:30:00 \\
                              --window-end 2026-12-04T00:45:00 --timezone America/Los_Angeles
+            An example:    patchbay send --example completed
+                           (the README's example event, in a window around now: it works on any date)
             """
     )
 
     @Argument(help: ArgumentHelp("Event JSON file; '-' reads standard input. Leave out to build the event from flags.", valueName: "event.json"))
     var file: String?
+
+    @Option(help: ArgumentHelp("""
+        Send the README's example event of this type (scheduled, reminder, started, completed, failed, cancelled) \
+        for App1 - Production, in a window that began ten minutes ago at most and lasts 40 minutes, \
+        with a window id that stays the same for ten minutes: several types in a row make one maintenance.
+        """, valueName: "type"))
+    var example: String?
 
     @Option(help: "Patchbay base URL.")
     var url: String = "http://127.0.0.1:8080"
@@ -48,7 +57,12 @@ struct Send: AsyncParsableCommand {
     var timeout: Int = 30
 
     func validate() throws {
-        if file == nil {
+        if let example {
+            guard file == nil, type == nil else { throw ValidationError("--example: give either an example, an event file, or flags") }
+            guard Self.eventType(example) != nil else {
+                throw ValidationError("--example: expected one of \(EventType.allCases.map { $0.rawValue.replacingOccurrences(of: "patch.", with: "") }.joined(separator: ", ")), got '\(example)'")
+            }
+        } else if file == nil {
             var missing: [String] = []
             if type == nil { missing.append("--type") }
             if app == nil { missing.append("--app") }
@@ -88,7 +102,48 @@ struct Send: AsyncParsableCommand {
         }
     }
 
+    static func eventType(_ text: String) -> EventType? {
+        EventType(rawValue: text.hasPrefix("patch.") ? text : "patch." + text)
+    }
+
+    /// The README's example event (Schemas/examples) of `type`, in a window around `now`: it began
+    /// at the last ten-minute mark before the last one and lasts 40 minutes, so on any date it is
+    /// under way (a Pingdom window can still be opened for it) and names the same maintenance for
+    /// ten minutes.
+    static func example(_ type: EventType, now: Date) -> JSONValue {
+        let start = Date(timeIntervalSince1970: (now.timeIntervalSince1970 / 600).rounded(.down) * 600 - 600)
+        let end = start.addingTimeInterval(2400)
+        let compact = Timestamp.rfc3339(start).replacingOccurrences(of: "-", with: "").replacingOccurrences(of: ":", with: "")
+        var event: [String: JSONValue] = [
+            "type": .string(type.rawValue), "app": .string("App1"), "environment": .string("Production"),
+            "window": .object(["id": .string("mw-example-" + compact), "start": .string(Timestamp.rfc3339(start)),
+                               "end": .string(Timestamp.rfc3339(end)), "timezone": .string("America/Los_Angeles")]),
+            "occurredAt": .string(Timestamp.rfc3339(now)),
+        ]
+        switch type {
+        case .started, .completed, .failed:
+            event["instance"] = .object(["id": .string("i-0abc123"), "name": .string("web-1")])
+        case .scheduled, .reminder, .cancelled:
+            break
+        }
+        switch type {
+        case .completed:
+            event["packages"] = .array(["openssl-3.0.8-1.amzn2023.0.14.x86_64", "kernel-6.1.115-126.197.amzn2023.x86_64",
+                                        "curl-8.5.0-1.amzn2023.0.4.x86_64"].map(JSONValue.string))
+        case .failed:
+            event["details"] = .object(["reason": .string("yum exited with status 1: cannot download repomd.xml")])
+        case .cancelled:
+            event["details"] = .object(["reason": .string("change freeze")])
+        case .scheduled, .reminder, .started:
+            break
+        }
+        return .object(event)
+    }
+
     private func eventBody() throws -> Data {
+        if let example, let type = Self.eventType(example) {
+            return try JSONEncoder.patchbay().encode(Self.example(type, now: Date()))
+        }
         if let file {
             let data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: file)
             guard let data else {

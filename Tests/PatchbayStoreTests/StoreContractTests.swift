@@ -262,11 +262,11 @@ struct StoreContractTests: StoreFixtures {
         }
     }
 
-    /// A send reads the maintenance's names and stages, never every server's package list; the
-    /// lists are read only when asked and the maintenance is finished (review F4: every send of a
-    /// 1,000-server maintenance decoded 1,000 lists).
+    /// A send reads the maintenance's counts and a few names, never every server's package list;
+    /// the lists are read only for a final update of a finished maintenance, and only until the
+    /// list is full (review F4: every send of a 1,000-server maintenance decoded 1,000 lists).
     @Test(arguments: StoreBackend.available)
-    func snapshotsCarryNoPackageListsUnlessAskedWhenFinished(_ backend: StoreBackend) async throws {
+    func snapshotsAreAsDeepAsTheSendNeeds(_ backend: StoreBackend) async throws {
         try await StoreUnderTest.with(backend) { under in
             let store = under.store
             for (index, type) in [EventType.completed, .completed, .started].enumerated() {
@@ -274,16 +274,73 @@ struct StoreContractTests: StoreFixtures {
                 report.packages = type == .completed ? ["pkg-\(index)-a", "shared-1"] : []
                 _ = try await store.accept(submission(report, digest: "p\(index)"))
             }
-            let plain = try await store.maintenanceContext(for: event(), target: "ops-slack").1
-            #expect(plain.instances.count == 3 && plain.instances.allSatisfy { $0.packages.isEmpty })
-            #expect(plain.packagesUpdated.isEmpty)
-            let unfinished = try await store.maintenanceContext(for: event(), target: "ops-slack", packages: true).1
+            let every = try await store.maintenanceContext(for: event(), target: "ops-slack", depth: .everyInstance).1
+            #expect(every.instances.count == 3 && every.instances.allSatisfy { $0.packages.isEmpty })
+            #expect(every.packagesUpdated.isEmpty && every.stageCounts == nil)
+            let unfinished = try await store.maintenanceContext(for: event(), target: "ops-slack", depth: .withPackages).1
             #expect(unfinished.packagesUpdated.isEmpty, "one server is still running: no final text needs the lists yet")
             var last = event(.completed, instance: "i-2")
             last.packages = ["pkg-2-a"]
             _ = try await store.accept(submission(last, digest: "p-last"))
-            let finished = try await store.maintenanceContext(for: event(), target: "ops-slack", packages: true).1
+            let finished = try await store.maintenanceContext(for: event(), target: "ops-slack", depth: .withPackages).1
             #expect(finished.packagesUpdated == ["pkg-0-a", "shared-1", "pkg-1-a", "pkg-2-a"])
+            #expect(!finished.morePackages)
+            // Counted: exact counts, and at most namesPerStage names of each stage.
+            for index in 3..<(MaintenanceSnapshot.namesPerStage + 10) {
+                _ = try await store.accept(submission(event(.failed, instance: "f-\(index)"), digest: "f\(index)"))
+            }
+            let counted = try await store.maintenanceContext(for: event(), target: "ops-slack", depth: .counted).1
+            #expect(counted.completedCount == 3)
+            #expect(counted.failedCount == MaintenanceSnapshot.namesPerStage + 7)
+            #expect(counted.instanceCount == MaintenanceSnapshot.namesPerStage + 10)
+            #expect(counted.failed.count == MaintenanceSnapshot.namesPerStage, "the first of the stage by name")
+            #expect(counted.failed.first?.instance.id == "f-3")
+            #expect(counted.completed.map(\.instance.id) == ["i-0", "i-1", "i-2"])
+            #expect(counted.unfinishedCount == 0 && counted.packagesUpdated.isEmpty)
+        }
+    }
+
+    /// The package list of a final update stops at `packageLimit` distinct packages, and says
+    /// there were more, whatever the fleet reported.
+    @Test(arguments: StoreBackend.available)
+    func aFinalUpdatesPackageListIsBounded(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let store = under.store
+            for index in 0..<3 {
+                var report = event(.completed, instance: "i-\(index)")
+                report.packages = (0..<600).map { "pkg-\(index)-\($0)" }
+                _ = try await store.accept(submission(report, digest: "big\(index)"))
+            }
+            let finished = try await store.maintenanceContext(for: event(), target: "ops-slack", depth: .withPackages).1
+            #expect(finished.packagesUpdated.count == MaintenanceSnapshot.packageLimit)
+            #expect(finished.packagesUpdated.first == "pkg-0-0" && finished.morePackages)
+        }
+    }
+
+    /// A maintenance's detail holds one page of servers and deliveries (newest first), counts
+    /// by target and state over all of them, and package counts without reading the lists here.
+    @Test(arguments: StoreBackend.available)
+    func aMaintenancesDetailIsPaged(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let store = under.store
+            for index in 0..<5 {
+                var report = event(.completed, instance: "i-\(index)")
+                report.packages = (0...index).map { "pkg-\($0)" }
+                var planned = submission(report, digest: "d\(index)", targets: ["ops-slack", "team-slack"])
+                planned.planning = MaintenancePlanning(settings: nil, displayTimeZone: "UTC")
+                _ = try await store.accept(planned)
+            }
+            let maintenance = try #require(try await store.maintenances(since: nil, limit: 1).first)
+            let first = try #require(try await store.maintenance(id: maintenance.id, page: .first))
+            #expect(first.instances.map(\.id) == ["i-0", "i-1", "i-2", "i-3", "i-4"])
+            #expect(first.instances.map(\.packages) == [1, 2, 3, 4, 5])
+            #expect(first.deliveries.count == 10 && first.deliveries.first?.eventID != first.deliveries.last?.eventID)
+            #expect(first.deliveriesByTarget == ["ops-slack": ["pending": 5], "team-slack": ["pending": 5]])
+            #expect(first.instanceCount == 5 && first.deliveryCount == 10)
+            let past = try #require(try await store.maintenance(id: maintenance.id, page: MaintenanceDetail.Page(deliveries: 1, servers: 1)))
+            #expect(past.instances.isEmpty && past.deliveries.isEmpty && past.deliveryCount == 10)
+            let overview = try #require(try await store.maintenance(id: maintenance.id, page: .overview))
+            #expect(overview.instances.isEmpty && overview.deliveries.isEmpty && overview.deliveriesByTarget["ops-slack"]?["pending"] == 5)
         }
     }
 

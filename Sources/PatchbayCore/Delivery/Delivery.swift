@@ -256,12 +256,11 @@ public protocol DispatchStore: Sendable {
     /// there is no lease, the lease was lost, the delivery goes on (a retry), or nothing is due.
     func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpUpdate?,
                   throttled: Bool, at now: Date, lease: Duration?) async throws -> Completion
-    /// The follow-up state of (maintenance, target) and where the maintenance's instances stand:
-    /// their names and stages, never their package lists, unless `packages` is set and every
-    /// instance has reported an outcome (the one time a message lists the maintenance's updated
-    /// packages: Statuspage's completion). A send costs what the maintenance's size costs, not
-    /// its size times every server's package list (review F4).
-    func maintenanceContext(for event: PatchEvent, target: String, packages: Bool) async throws -> (FollowUpState?, MaintenanceSnapshot)
+    /// The follow-up state of (maintenance, target) and where the maintenance's instances stand,
+    /// as deep as `depth` says: counts and a bounded sample of names for a message about one
+    /// server, every name for a summary, a bounded package list for a final update. A send of a
+    /// 1,000-server maintenance costs about what one of a 10-server maintenance does (review F4).
+    func maintenanceContext(for event: PatchEvent, target: String, depth: MaintenanceSnapshot.Depth) async throws -> (FollowUpState?, MaintenanceSnapshot)
     /// Puts a claimed delivery back without counting an attempt (it waited for its pacing slot).
     func release(_ claim: ClaimedDelivery, until: Date, at now: Date) async throws -> Bool
 }
@@ -343,9 +342,9 @@ public struct Completion: Sendable {
 }
 
 extension DispatchStore {
-    /// Without package lists.
+    /// Every server by name, no package lists.
     public func maintenanceContext(for event: PatchEvent, target: String) async throws -> (FollowUpState?, MaintenanceSnapshot) {
-        try await maintenanceContext(for: event, target: target, packages: false)
+        try await maintenanceContext(for: event, target: target, depth: .everyInstance)
     }
 
     /// Records the result, leasing the lane's next delivery when due; `followUp` is state the

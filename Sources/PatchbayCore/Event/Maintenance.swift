@@ -117,18 +117,45 @@ public struct MaintenanceSnapshot: Sendable, Hashable {
         }
     }
 
+    /// How much of a maintenance a store reads for a send (review F4: every send of a
+    /// 1,000-server maintenance read and decoded every server's package list).
+    public enum Depth: Sendable, Hashable {
+        /// Counts by stage, and the first `namesPerStage` servers of each stage by name: what a
+        /// message about one server says of the others. What most sends read.
+        case counted
+        /// Every server by name (a summary names the servers no earlier one named).
+        case everyInstance
+        /// As `counted`, and the packages the servers updated, up to `packageLimit` of them, once
+        /// every server has reported an outcome (Statuspage's final update lists them).
+        case withPackages
+    }
+
+    /// Servers of each stage a `counted` snapshot names.
+    public static let namesPerStage = 50
+    /// Distinct packages a snapshot holds at most; `morePackages` says whether there were more.
+    public static let packageLimit = 1000
+
+    /// The servers this snapshot names: all of them, or the first `namesPerStage` of each stage
+    /// (`stageCounts` then has the whole count).
     public var instances: [InstanceReport]
+    /// Servers by furthest stage, all of them; nil when `instances` holds every server.
+    public var stageCounts: [EventType: Int]?
     /// Links the vendors returned for this maintenance, by target name (a Statuspage incident's
     /// shortlink), for templates. Filled from every target's follow-up state.
     public var links: [String: String]
-    /// Every package updated on any instance, once each, in first-seen order. Stores fill it only
-    /// when asked (`DispatchStore.maintenanceContext(packages:)`); their instances carry none.
+    /// Packages updated on any instance, once each, in first-seen order, at most `packageLimit`.
+    /// Stores fill it only when asked (`Depth.withPackages`); their instances carry none.
     public var packagesUpdated: [String]
+    /// More packages were updated than `packagesUpdated` holds.
+    public var morePackages: Bool
 
     /// `packagesUpdated` defaults to the union of the instances' own lists.
-    public init(instances: [InstanceReport], links: [String: String] = [:], packagesUpdated: [String]? = nil) {
+    public init(instances: [InstanceReport], links: [String: String] = [:], packagesUpdated: [String]? = nil,
+                stageCounts: [EventType: Int]? = nil, morePackages: Bool = false) {
         self.instances = instances
         self.links = links
+        self.stageCounts = stageCounts
+        self.morePackages = morePackages
         self.packagesUpdated = packagesUpdated ?? Self.union(instances.map(\.packages))
     }
 
@@ -140,16 +167,31 @@ public struct MaintenanceSnapshot: Sendable, Hashable {
 
     public static let empty = MaintenanceSnapshot(instances: [])
 
+    /// Named servers at each outcome (all of them, or the first of each stage: see `instances`).
     public var completed: [InstanceReport] { instances.filter { $0.lastType == .completed } }
     public var failed: [InstanceReport] { instances.filter { $0.lastType == .failed } }
-    /// Instances still expected to report an outcome.
+    /// Named servers still expected to report an outcome.
     public var unfinished: [InstanceReport] {
-        instances.filter { $0.lastType != .completed && $0.lastType != .failed && $0.lastType != .cancelled }
+        instances.filter { !$0.lastType.isOutcome }
+    }
+
+    /// Every server that reported, counted.
+    public var instanceCount: Int { stageCounts.map { $0.values.reduce(0, +) } ?? instances.count }
+    /// Servers whose furthest report is `stage`, counted.
+    public func count(_ stage: EventType) -> Int { stageCounts?[stage] ?? instances.filter { $0.lastType == stage }.count }
+    public var completedCount: Int { count(.completed) }
+    public var failedCount: Int { count(.failed) }
+    /// Servers still expected to report an outcome, counted.
+    public var unfinishedCount: Int {
+        stageCounts.map { counts in counts.filter { !$0.key.isOutcome }.values.reduce(0, +) } ?? unfinished.count
     }
 
 }
 
 extension EventType {
+    /// Completed, failed or cancelled: the server has reported how its run ended.
+    public var isOutcome: Bool { self == .completed || self == .failed || self == .cancelled }
+
     /// Lifecycle order: a late `started` must not hide an instance's `completed`.
     public var stageRank: Int {
         switch self {

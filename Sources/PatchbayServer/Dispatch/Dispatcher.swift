@@ -162,7 +162,8 @@ public struct Dispatcher: Service, CustomStringConvertible {
             let routeTemplates = claim.relayed == nil && !self.routeTemplates.isEmpty
                 ? self.routeTemplates.templates(for: claim.event, target: targetName) : nil
             let (followUp, maintenance) = claim.relayed == nil && (target.usesMaintenanceState || routeTemplates != nil || isDigest)
-                ? try await store.maintenanceContext(for: claim.event, target: claim.target, packages: target.showsUpdatedPackages(for: claim.event))
+                ? try await store.maintenanceContext(for: claim.event, target: claim.target,
+                                                     depth: Self.snapshotDepth(target: target, event: claim.event, isDigest: isDigest))
                 : (nil, MaintenanceSnapshot.empty)
             context = RenderContext(displayTimeZone: TimeZone(identifier: claim.displayTimeZone) ?? TimeZone(identifier: "UTC")!,
                                     deliveryID: claim.id, now: startedAt, followUp: followUp, maintenance: maintenance,
@@ -185,6 +186,13 @@ public struct Dispatcher: Service, CustomStringConvertible {
         } catch {
             return .end(Ending(outcome: .permanent(reason: ResponseRule.Reason.renderFailed), detail: String(describing: error)))
         }
+    }
+
+    /// How much of the maintenance a send reads: a summary names servers, a final Statuspage
+    /// update lists packages, any other send needs counts and a few names.
+    static func snapshotDepth(target: any DeliveryTarget, event: PatchEvent, isDigest: Bool) -> MaintenanceSnapshot.Depth {
+        if isDigest { return .everyInstance }
+        return target.showsUpdatedPackages(for: event) ? .withPackages : .counted
     }
 
     /// Pace: waits for the target's pacing slot when it comes soon; otherwise puts the delivery

@@ -72,7 +72,7 @@ public protocol DeliveryTarget: Sendable {
     /// the dispatcher spares them the store read.
     var usesMaintenanceState: Bool { get }
     /// Whether `plan` lists the maintenance's updated packages for this event
-    /// (`context.maintenance.packagesUpdated`): the store then reads every server's package list,
+    /// (`context.maintenance.packagesUpdated`): the store then reads servers' package lists,
     /// which no other send pays for.
     func showsUpdatedPackages(for event: PatchEvent) -> Bool
     /// Targets with the same key share one rate budget (Statuspage limits per API key).

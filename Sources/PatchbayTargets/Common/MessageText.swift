@@ -245,22 +245,33 @@ public enum MessageText {
     }
 
     /// Keeps a long package list readable and under vendor size limits: the first entries that fit
-    /// in `budget` characters, then `… and 143 more`.
+    /// in `budget` characters, then `… and 143 more`. `total` is how many there are when the list
+    /// holds only the first of them (a count), `uncounted` when even that is not known.
     public static func packageList(_ packages: [String], budget: Int, separator: String = "\n",
-                                   escape: (String) -> String = { $0 }) -> String {
+                                   escape: (String) -> String = { $0 }, total: Int? = nil, uncounted: Bool = false) -> String {
+        let total = max(total ?? packages.count, packages.count)
+        func rest(_ shown: Int) -> String { uncounted ? "… and more" : "… and \(total - shown) more" }
         var lines: [String] = []
         var used = 0
         for (index, package) in packages.enumerated() {
             let line = escape(package)
-            let remaining = packages.count - index - 1
-            let tail = remaining > 0 ? separator.count + 24 : 0
+            let remaining = total - index - 1
+            let tail = remaining > 0 || uncounted ? separator.count + 24 : 0
             if used + line.count + separator.count + tail > budget, index > 0 || line.count > budget {
-                lines.append("… and \(packages.count - index) more")
+                lines.append(rest(index))
                 return lines.joined(separator: separator)
             }
             lines.append(line)
             used += line.count + separator.count
         }
+        if total > packages.count || uncounted { lines.append(rest(packages.count)) }
         return lines.joined(separator: separator)
+    }
+
+    /// Servers' names for a list: the named ones (the first of their stage), then "and N more"
+    /// when the count says there are more.
+    public static func names(_ reports: [MaintenanceSnapshot.InstanceReport], count: Int) -> [String] {
+        let shown = reports.prefix(maxNamesListed).map { $0.instance.name ?? $0.instance.id }
+        return count > shown.count ? shown + ["and \(count - shown.count) more"] : shown
     }
 }

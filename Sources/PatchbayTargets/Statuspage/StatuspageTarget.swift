@@ -95,7 +95,7 @@ public struct StatuspageTarget: DeliveryTarget, RegisteredTarget {
             fields.components = componentStates(context.resources, "under_maintenance")
         case .completed:
             guard current != "completed" else { return .skip(reason: "the incident is already completed") }
-            let unfinished = context.maintenance.unfinished.count
+            let unfinished = context.maintenance.unfinishedCount
             guard unfinished == 0 else {
                 return .skip(reason: "waiting for \(unfinished) more instance\(unfinished == 1 ? "" : "s") to finish")
             }
@@ -137,7 +137,7 @@ public struct StatuspageTarget: DeliveryTarget, RegisteredTarget {
             fields.body = event.type == .started ? StatuspageText.started(event) : StatuspageText.failed(event)
         case .completed:
             // Events arrived out of order or the scheduled one was never sent: record it anyway.
-            guard context.maintenance.unfinished.isEmpty else {
+            guard context.maintenance.unfinishedCount == 0 else {
                 fields.status = "in_progress"
                 fields.body = StatuspageText.started(event)
                 break
@@ -266,17 +266,17 @@ enum StatuspageText {
     }
 
     static func completed(_ snapshot: MaintenanceSnapshot) -> String {
-        let total = snapshot.instances.count
-        let done = snapshot.completed.count
+        let total = snapshot.instanceCount
+        let done = snapshot.completedCount
         var text = total == 0
             ? "Patching is complete."
             : "Patching is complete: \(done) of \(total) instance\(total == 1 ? "" : "s") finished successfully."
-        if !snapshot.failed.isEmpty {
-            text += " Failed: " + MessageText.listed(snapshot.failed.map { $0.instance.name ?? $0.instance.id }).joined(separator: ", ") + "."
+        if snapshot.failedCount > 0 {
+            text += " Failed: " + MessageText.names(snapshot.failed, count: snapshot.failedCount).joined(separator: ", ") + "."
         }
         let packages = snapshot.packagesUpdated
         if !packages.isEmpty, text.count < maxBody - 200 {
-            text += "\n\nUpdated packages:\n" + MessageText.packageList(packages, budget: maxBody - text.count - 100)
+            text += "\n\nUpdated packages:\n" + MessageText.packageList(packages, budget: maxBody - text.count - 100, uncounted: snapshot.morePackages)
         }
         return String(text.prefix(maxBody))
     }

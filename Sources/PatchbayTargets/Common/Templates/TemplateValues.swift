@@ -68,24 +68,23 @@ public enum TemplateValues {
         ]
     }
 
+    /// Counts are exact; a name list holds the first servers of its stage (at most
+    /// `MessageText.maxNamesListed`, then "and N more").
     static func maintenance(_ snapshot: MaintenanceSnapshot, event: PatchEvent) -> [String: Any] {
-        func names(_ reports: [MaintenanceSnapshot.InstanceReport]) -> [String] {
-            reports.map { $0.instance.name ?? $0.instance.id }
-        }
         let started = snapshot.instances.filter { $0.lastType == .started }
         return [
             "id": event.window.id ?? Timestamp.rfc3339(event.window.start),
-            "instances": snapshot.instances.count,
-            "started": started.count,
-            "completed": snapshot.completed.count,
-            "failed": snapshot.failed.count,
-            "unfinished": snapshot.unfinished.count,
-            "startedNames": names(started),
-            "completedNames": names(snapshot.completed),
-            "failedNames": names(snapshot.failed),
-            "unfinishedNames": names(snapshot.unfinished),
-            "anyFailed": !snapshot.failed.isEmpty,
-            "allFinished": !snapshot.instances.isEmpty && snapshot.unfinished.isEmpty,
+            "instances": snapshot.instanceCount,
+            "started": snapshot.count(.started),
+            "completed": snapshot.completedCount,
+            "failed": snapshot.failedCount,
+            "unfinished": snapshot.unfinishedCount,
+            "startedNames": MessageText.names(started, count: snapshot.count(.started)),
+            "completedNames": MessageText.names(snapshot.completed, count: snapshot.completedCount),
+            "failedNames": MessageText.names(snapshot.failed, count: snapshot.failedCount),
+            "unfinishedNames": MessageText.names(snapshot.unfinished, count: snapshot.unfinishedCount),
+            "anyFailed": snapshot.failedCount > 0,
+            "allFinished": snapshot.instanceCount > 0 && snapshot.unfinishedCount == 0,
         ]
     }
 
