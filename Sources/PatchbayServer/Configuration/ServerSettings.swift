@@ -119,7 +119,7 @@ public struct ServerSettings: Sendable {
     }
 
     /// Tokens printed in the README and the example configuration: anyone can read them.
-    public static let exampleTokens = ["dev-token-0123456789abcdef"]
+    public static let exampleTokens = ["dev-token-0123456789abcdef", "dev-admin-token-0123456789abcdef"]
 
     /// Whether `host` is a loopback address, reachable from this machine only.
     public static func isLoopback(_ host: String) -> Bool {
