@@ -282,7 +282,7 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
     /// wait at most one batch for a row lock.
     static let pruneBatch = 500
 
-    public func prune(policy: RetentionPolicy, now: Date, dryRun: Bool) async throws -> PruneReport {
+    public func prune(policy: RetentionPolicy, now: Date, dryRun: Bool, progress: StoreProgress?) async throws -> PruneReport {
         let deliveryCutoffs: [(DeliveryState, Date)] = [
             (.delivered, now.addingTimeInterval(-policy.delivered.seconds)), (.expired, now.addingTimeInterval(-policy.expired.seconds)),
             (.dead, now.addingTimeInterval(-policy.dead.seconds)),
@@ -344,6 +344,7 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
                 }
                 report.deliveries += deliveries
                 report.attempts += attempts
+                progress?(report.total, nil)
                 if deliveries < Self.pruneBatch { break }
                 await Task.yield()
             }

@@ -22,7 +22,8 @@ extension PostgresStore {
     /// source's delivery order, and `lanes` is set to each lane's last number. A delivery in
     /// flight in the source is copied pending, due at `now`, its lease cleared (its attempt count
     /// is kept, as when a dead process's lease is released).
-    public func importTransfer(_ transfer: StoreTransfer, now: Date) async throws -> TransferCounts {
+    /// `progress` hears rows copied of all after each batch.
+    public func importTransfer(_ transfer: StoreTransfer, now: Date, progress: StoreProgress? = nil) async throws -> TransferCounts {
         let deliveries = transfer.deliveries.sorted { $0.seq < $1.seq }
         // Each lane numbered from 1 in the source's delivery order.
         var laneSeqs: [Int64] = []
@@ -47,7 +48,14 @@ extension PostgresStore {
         let lanePlaces = laneSeqs
         let requeuedCount = requeued
 
+        let totalRows = transfer.events.count + transfer.deliveries.count + transfer.attempts.count + transfer.maintenanceInstances.count
+            + transfer.followUps.count + transfer.maintenances.count + transfer.plannedNotices.count + transfer.unmapped.count
         return try await transaction { [self] connection -> TransferCounts in
+            var copied = 0
+            func copiedBatch(_ rows: Int) {
+                copied += rows
+                progress?(copied, totalRows)
+            }
             try await Self.rows("SET LOCAL lock_timeout = '60s'", on: connection, logger: logger)
             // Intake (and the notice scheduler) insert events: they wait here until the copy commits,
             // so the check below stays true while it runs. Readers are not held up.
@@ -63,6 +71,7 @@ extension PostgresStore {
             var eventSeqs: [Int64: Int64] = [:]
             eventSeqs.reserveCapacity(events.count)
             for batch in Self.batches(events) {
+                copiedBatch(batch.count)
                 let ids: [String] = batch.map { $0.id }
                 let keys: [String] = batch.map { $0.idempotencyKey ?? "" }
                 let hasKeys: [Bool] = batch.map { $0.idempotencyKey != nil }
@@ -111,6 +120,7 @@ extension PostgresStore {
             let inFlight = DeliveryState.inFlight.rawValue
             for range in Self.ranges(deliveries.count) {
                 let batch = deliveries[range]
+                copiedBatch(batch.count)
                 let ids: [String] = batch.map { $0.id }
                 let eventRefs: [Int64] = Array(mappedEventSeqs[range])
                 let targets: [String] = batch.map { $0.target }
@@ -164,6 +174,7 @@ extension PostgresStore {
             }
 
             for batch in Self.batches(transfer.attempts) {
+                copiedBatch(batch.count)
                 let deliveryIDs: [String] = batch.map { $0.deliveryID }
                 let numbers: [Int64] = batch.map { Int64($0.number) }
                 let started: [Date] = batch.map { $0.startedAt }
@@ -189,6 +200,7 @@ extension PostgresStore {
 
             // In the order instances first reported: reported_seq keeps it, as SQLite's rowid did.
             for batch in Self.batches(transfer.maintenanceInstances) {
+                copiedBatch(batch.count)
                 let laneKeys: [String] = batch.map { $0.maintenanceKey }
                 let instances: [String] = batch.map { $0.instanceID }
                 let names: [String] = batch.map { $0.instanceName ?? "" }
@@ -209,6 +221,7 @@ extension PostgresStore {
             }
 
             for batch in Self.batches(transfer.followUps) {
+                copiedBatch(batch.count)
                 let laneKeys: [String] = batch.map { $0.maintenanceKey }
                 let targets: [String] = batch.map { $0.target }
                 let states: [String] = batch.map { $0.state }
@@ -222,6 +235,7 @@ extension PostgresStore {
             }
 
             for batch in Self.batches(transfer.maintenances) {
+                copiedBatch(batch.count)
                 let keys: [String] = batch.map { $0.maintenanceKey }
                 let ids: [String] = batch.map { $0.id }
                 let apps: [String] = batch.map { $0.app }
@@ -254,6 +268,7 @@ extension PostgresStore {
             }
 
             for batch in Self.batches(notices) {
+                copiedBatch(batch.count)
                 let ids: [String] = batch.map { $0.id }
                 let keys: [String] = batch.map { $0.maintenanceKey }
                 let kinds: [String] = batch.map { $0.kind }
@@ -280,6 +295,7 @@ extension PostgresStore {
             }
 
             for batch in Self.batches(transfer.unmapped) {
+                copiedBatch(batch.count)
                 let sources: [String] = batch.map { $0.source }
                 let dedupeIDs: [String] = batch.map { $0.dedupeID ?? "" }
                 let hasDedupeIDs: [Bool] = batch.map { $0.dedupeID != nil }

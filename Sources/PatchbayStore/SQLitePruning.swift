@@ -8,7 +8,7 @@ extension SQLiteDeliveryStore {
     /// Rows deleted per write.
     static let pruneBatch = 500
 
-    public func prune(policy: RetentionPolicy, now: Date, dryRun: Bool) async throws -> PruneReport {
+    public func prune(policy: RetentionPolicy, now: Date, dryRun: Bool, progress: StoreProgress?) async throws -> PruneReport {
         var report = PruneReport()
         let seconds = now.timeIntervalSince1970
         let deliveryCutoffs: [(DeliveryState, Double)] = [
@@ -61,6 +61,7 @@ extension SQLiteDeliveryStore {
                 }
                 report.deliveries += deliveries
                 report.attempts += attempts
+                progress?(report.total, nil)
                 if deliveries < Self.pruneBatch { break }
                 await Task.yield()
             }
@@ -85,6 +86,7 @@ extension SQLiteDeliveryStore {
                 return db.changesCount
             }
             report.maintenances += removed
+            progress?(report.total, nil)
             if removed < Self.pruneBatch { break }
             await Task.yield()
         }

@@ -169,32 +169,6 @@ struct Replay: AsyncParsableCommand {
     }
 }
 
-/// A one-line progress bar on standard error, drawn only when it is a terminal.
-final class ProgressBar {
-    let total: Int
-    let label: String
-    private var done = 0
-    let isInteractive = isatty(STDERR_FILENO) == 1
-
-    init(total: Int, label: String) {
-        self.total = total
-        self.label = label
-    }
-
-    func advance() {
-        done += 1
-        guard isInteractive, total > 20 else { return }
-        let width = 30
-        let filled = width * done / max(total, 1)
-        let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-        FileHandle.standardError.write(Data("\r\(label) [\(bar)] \(done)/\(total)".utf8))
-    }
-
-    func finish() {
-        if isInteractive, total > 20 { FileHandle.standardError.write(Data("\n".utf8)) }
-    }
-}
-
 func printTable(header: [String], rows: [[String]], indent: String = "") {
     // Cells hold names from outside: control characters are shown escaped, never sent to the terminal.
     let rows = rows.map { $0.map(LogText.escape) }

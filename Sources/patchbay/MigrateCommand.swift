@@ -180,7 +180,9 @@ struct Migrate: AsyncParsableCommand {
                 } catch {
                     throw CopyFailure(description: "cannot prepare the PostgreSQL store: \(error)")
                 }
-                return try await store.importTransfer(transfer, now: Date())
+                let progress = StoreProgressLine(label: "copying", unit: "rows")
+                defer { progress.finish() }
+                return try await store.importTransfer(transfer, now: Date(), progress: progress.report)
             }
         } catch {
             printError("nothing was copied: \(error)")

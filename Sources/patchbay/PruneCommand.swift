@@ -26,7 +26,9 @@ struct Prune: AsyncParsableCommand {
         let store = try await openStore(configuration)
         let sqlite = store as? SQLiteDeliveryStore
         let before = sqlite?.fileSizes()
-        let report = try await store.prune(policy: configuration.store.retention, now: Date(), dryRun: dryRun)
+        let progress = StoreProgressLine(label: "pruning", unit: "rows deleted")
+        let report = try await store.prune(policy: configuration.store.retention, now: Date(), dryRun: dryRun, progress: dryRun ? nil : progress.report)
+        progress.finish()
         let after = sqlite?.fileSizes()
         if json {
             printLine(String(decoding: try JSONEncoder.patchbay().encode(report), as: UTF8.self))

@@ -287,8 +287,9 @@ public protocol OperatorStore: Sendable {
     func oldestDueAge(now: Date) async throws -> Duration
     /// Confirms the store accepts writes (for readiness checks).
     func checkWritable() async throws
-    /// Deletes (or, with `dryRun`, counts) finished work older than the policy allows.
-    func prune(policy: RetentionPolicy, now: Date, dryRun: Bool) async throws -> PruneReport
+    /// Deletes (or, with `dryRun`, counts) finished work older than the policy allows, telling
+    /// `progress` what was deleted so far after each batch.
+    func prune(policy: RetentionPolicy, now: Date, dryRun: Bool, progress: StoreProgress?) async throws -> PruneReport
     /// Ends a console session on every instance sharing the store (sign-out): kept until the
     /// session would have expired anyway, when it is forgotten.
     func revokeSession(_ id: String, expires: Date, at now: Date) async throws
@@ -338,6 +339,16 @@ public struct Completion: Sendable {
         self.stillOurs = stillOurs
         self.next = next
         self.extraObject = extraObject
+    }
+}
+
+/// Progress of long store work (a prune, a copy), for a terminal: `done` of `total` (nil when not
+/// known beforehand) after each batch. Called from the store's tasks.
+public typealias StoreProgress = @Sendable (_ done: Int, _ total: Int?) -> Void
+
+extension OperatorStore {
+    public func prune(policy: RetentionPolicy, now: Date, dryRun: Bool) async throws -> PruneReport {
+        try await prune(policy: policy, now: now, dryRun: dryRun, progress: nil)
     }
 }
 
