@@ -2,7 +2,9 @@
 ports, waiting for a log line, a `patchbay serve` child that can be SIGKILLed and restarted, the
 sink, and a store section for SQLite or a fresh PostgreSQL schema. For the hostile-client test and
 benchmark also: a config check, one HTTP request from a chosen loopback source address
-(`http_request`), and a console client that keeps its cookies and signs in (`ConsoleClient`)."""
+(`http_request`), and a console client that keeps its cookies and signs in (`ConsoleClient`). For the
+fault test: a throwaway PostgreSQL server the test owns (`PostgresServer`: pause, resume, restart),
+sink scripting (`Sink.script`), and a `serve` child under a wrapper command such as faketime."""
 import os
 import pathlib
 import re
@@ -62,14 +64,28 @@ class Sink:
             return []
         return [json.loads(line) for line in pathlib.Path(self.record).read_text().splitlines() if line.strip()]
 
+    def script(self, path, responses):
+        """The next requests to `path` get these answers in order (`POST /_sink/script`): each a
+        dict with status, body, delayMs, hang, reset, retryAfter, headers."""
+        import json
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/_sink/script", method="POST",
+                                         data=json.dumps({"path": path, "responses": responses}).encode())
+        with urllib.request.urlopen(request, timeout=5) as response:
+            if response.status != 200:
+                raise SystemExit(f"sink script for {path}: HTTP {response.status}")
+
     def stop(self):
         self.process.terminate()
         self.process.wait()
 
 
 class Server:
-    def __init__(self, binary, workdir, config, port, name="serve"):
+    def __init__(self, binary, workdir, config, port, name="serve", wrapper=None, env=None):
+        """`wrapper`: a command the server runs under (e.g. ["faketime", "-f", "+120s"]); the
+        wrapper and the server then get a process group of their own, and signals go to the group
+        (a wrapper that forks would not pass them on). `env`: variables added to the environment."""
         self.binary, self.workdir, self.config, self.port, self.name = binary, workdir, config, port, name
+        self.wrapper, self.env = list(wrapper or []), dict(env or {})
         self.process, self.starts = None, 0
 
     def start(self):
@@ -78,9 +94,10 @@ class Server:
         self.starts += 1
         self.log = os.path.join(self.workdir, f"{self.name}-{self.starts}.log")
         with open(self.log, "w") as out:
-            self.process = subprocess.Popen([self.binary, "serve", "--config", self.config, "--listen", f"127.0.0.1:{self.port}",
-                                             "--log-level", "notice"],
-                                            cwd=self.workdir, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.process = subprocess.Popen(self.wrapper + [self.binary, "serve", "--config", self.config, "--listen", f"127.0.0.1:{self.port}",
+                                                            "--log-level", "notice"],
+                                            cwd=self.workdir, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            env={**os.environ, **self.env} if self.env else None, start_new_session=bool(self.wrapper))
         deadline = time.time() + 60
         if self.port == 0:
             while time.time() < deadline:
@@ -101,9 +118,30 @@ class Server:
                 time.sleep(0.05)
         raise SystemExit("patchbay did not come up")
 
+    def _signal(self, signum):
+        if self.wrapper:
+            try:
+                os.killpg(self.process.pid, signum)  # the group this server's Popen created
+            except ProcessLookupError:
+                pass
+        else:
+            self.process.send_signal(signum)
+
+    def _group_gone(self, timeout):
+        """With a wrapper: waits until every process of the group has exited."""
+        deadline = time.time() + timeout
+        while self.wrapper and time.time() < deadline:
+            try:
+                os.killpg(self.process.pid, 0)
+            except ProcessLookupError:
+                return True
+            time.sleep(0.05)
+        return not self.wrapper
+
     def kill(self):
-        self.process.send_signal(signal.SIGKILL)
+        self._signal(signal.SIGKILL)
         self.process.wait()
+        self._group_gone(10)
 
     def alive(self):
         return self.process is not None and self.process.poll() is None
@@ -125,11 +163,17 @@ class Server:
     def stop(self):
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGTERM)
+        self._signal(signal.SIGTERM)
+        began = time.time()
         try:
             self.process.wait(timeout=30)
+            if self._group_gone(30 - (time.time() - began)):
+                return
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            pass
+        self._signal(signal.SIGKILL)
+        self.process.wait()
+        self._group_gone(10)
 
 
 def config_problem(binary, config, workdir):
@@ -268,3 +312,124 @@ class Checks:
             print(f"{name}: {len(self.failures)} check(s) failed; logs in {workdir}")
             raise SystemExit(1)
         print(f"{name}: all checks passed")
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL server that the test owns, started as scripts/with-postgres starts one
+    (Debian's binaries under /usr/lib/postgresql/<version>/bin, run as the postgres user when we are
+    root, trust auth, fsync off, loopback only): the test knows its data directory and postmaster,
+    so it can pause it (SIGSTOP of the postmaster and its children), resume, restart and stop it
+    under a running Patchbay. `url(database)` is a URL for `store_section`."""
+
+    def __init__(self, port=None):
+        self.bin = self.binaries()
+        if self.bin is None:
+            raise SystemExit("PostgreSQL: no server binaries under /usr/lib/postgresql/*/bin (apt-get install postgresql)")
+        import tempfile
+        self.port = port or free_port()
+        self.base = tempfile.mkdtemp(prefix="patchbay-pg-")
+        self.data = os.path.join(self.base, "data")
+        self.paused = []
+
+    @staticmethod
+    def binaries():
+        """The newest /usr/lib/postgresql/<version>/bin holding initdb, or None."""
+        found = [p for p in pathlib.Path("/usr/lib/postgresql").glob("*/bin") if (p / "initdb").exists()]
+        found.sort(key=lambda p: [int(part) if part.isdigit() else 0 for part in p.parent.name.split(".")])
+        return str(found[-1]) if found else None
+
+    def _as_pg(self, args, **options):
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        options.setdefault("capture_output", True)
+        options.setdefault("text", True)
+        options.setdefault("timeout", 120)
+        return subprocess.run(prefix + args, **options)
+
+    def _check(self, result, what):
+        if result.returncode != 0:
+            raise SystemExit(f"PostgreSQL {what} failed: {result.stdout}{result.stderr}")
+
+    def start(self):
+        if os.geteuid() == 0:
+            subprocess.run(["chown", "postgres:", self.base], check=True)
+        os.chmod(self.base, 0o700)
+        self._check(self._as_pg([f"{self.bin}/initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-N"]), "initdb")
+        self.up()
+        self.create_database("patchbay_test")
+        return self
+
+    def up(self):
+        """Starts the server (again, after `down`) on the same port and data directory."""
+        self.pg_ctl("-o", f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
+                          "-c full_page_writes=off -c max_connections=300", "start")
+
+    def down(self, mode="fast"):
+        """`pg_ctl stop -m fast`: connections are closed, nothing is accepted until `up`."""
+        self.pg_ctl("-m", mode, "stop")
+
+    def url(self, database="patchbay_test"):
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}?sslmode=disable"
+
+    def sql(self, statement, database="postgres", timeout=30):
+        """Runs SQL with psql over the unix socket; returns its output (unaligned, tuples only)."""
+        result = subprocess.run([f"{self.bin}/psql", "-h", self.base, "-p", str(self.port), "-U", "postgres", "-d", database,
+                                 "-v", "ON_ERROR_STOP=1", "-Atc", statement], capture_output=True, text=True, timeout=timeout)
+        self._check(result, f"SQL {statement[:60]!r}")
+        return result.stdout.strip()
+
+    def create_database(self, name):
+        self.sql(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def postmaster_pid(self):
+        return int(pathlib.Path(self.data, "postmaster.pid").read_text().split("\n", 1)[0])
+
+    def pids(self):
+        """The postmaster and its children (backends, checkpointer, walwriter, ...)."""
+        postmaster = self.postmaster_pid()
+        children = []
+        for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if fields[1] == str(postmaster):  # after the command: state, then the parent's pid
+                children.append(int(stat.parent.name))
+        return [postmaster] + sorted(children)
+
+    def pause(self):
+        """SIGSTOP of the postmaster and every child: connections stay open, nothing answers."""
+        self.paused = self.pids()
+        for pid in self.paused:
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self):
+        for pid in self.paused:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        self.paused = []
+
+    def pg_ctl(self, *args):
+        """pg_ctl on this server; the server's output goes to its log (a pipe would keep pg_ctl waiting)."""
+        self._check(self._as_pg([f"{self.bin}/pg_ctl", "-D", self.data, "-l", os.path.join(self.base, "server.log"), "-w", "-t", "60",
+                                 *args]), f"pg_ctl {' '.join(args)}")
+
+    def restart(self, mode="fast"):
+        """`pg_ctl restart -m fast`: the options of the first start are kept (postmaster.opts)."""
+        self.pg_ctl("-m", mode, "restart")
+
+    def log_text(self):
+        try:
+            return pathlib.Path(self.base, "server.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self):
+        """Stops the server (immediately) and removes its files."""
+        import shutil
+        self.resume()
+        if os.path.exists(os.path.join(self.data, "postmaster.pid")):
+            self._as_pg([f"{self.bin}/pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop"])
+        shutil.rmtree(self.base, ignore_errors=True)

@@ -54,7 +54,7 @@ public struct ClusterMembership: Service, CustomStringConvertible {
                         own = try await store.connectOwnConnection()
                         connection = own
                     }
-                    let ownSilence = try await Self.within(silence / 2) { [store] in try await store.heartbeat(on: own) }
+                    let ownSilence = try await Self.within(silence / 2, closing: own) { [store] in try await store.heartbeat(on: own) }
                     continuity.beat(ownSilence: ownSilence, at: .now)
                     if failing {
                         logger.notice("heartbeat back; judging no other instance until this one has beaten for the whole silence",
@@ -62,7 +62,7 @@ public struct ClusterMembership: Service, CustomStringConvertible {
                     }
                     failing = false
                     guard continuity.mayJudge(at: .now) else { continue }
-                    let released = try await Self.within(silence / 2) { [store, silence] in
+                    let released = try await Self.within(silence / 2, closing: own) { [store, silence] in
                         try await store.releaseLeasesOfSilentInstances(silence: silence, now: store.clusterNow(), on: own)
                     }
                     if released > 0 {
@@ -94,13 +94,16 @@ public struct ClusterMembership: Service, CustomStringConvertible {
         var description: String { "the database did not answer the heartbeat in time" }
     }
 
-    /// `body`'s value, or `TimedOut` after `limit` (the connection is then closed by the caller,
-    /// which ends a query stuck on a half-open connection after a failover).
-    static func within<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    /// `body`'s value, or `TimedOut` after `limit`. The connection is closed then: that fails the
+    /// query stuck on it (a half-open connection after a failover answers nothing), which a task
+    /// cancellation alone would not end.
+    static func within<T: Sendable>(_ limit: Duration, closing connection: PostgresConnection,
+                                    _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await body() }
             group.addTask {
                 try await Task.sleep(for: limit)
+                try? await connection.close()
                 return nil
             }
             defer { group.cancelAll() }

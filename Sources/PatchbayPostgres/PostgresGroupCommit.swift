@@ -65,7 +65,11 @@ final class PostgresGroupCommitter: Sendable {
                 let results = try await store.transaction { connection -> [Result<any Sendable, StoreError>] in
                     var results: [Result<any Sendable, StoreError>] = []
                     for job in ordered {
-                        results.append(await Self.runInSavepoint(job, on: connection, logger: logger))
+                        let result = await Self.runInSavepoint(job, on: connection, logger: logger)
+                        // The connection failed (not the write): the transaction is lost, and the
+                        // batch with it; nothing more is sent on that connection.
+                        if case .failure(let error) = result, connection.isClosed { throw error }
+                        results.append(result)
                     }
                     return results
                 }

@@ -119,8 +119,13 @@ public final class PostgresStore: Sendable {
     /// Runs one statement and collects its rows. Rows are always drained: postgres-nio reports an
     /// error raised after the row description (a unique violation in `UPDATE … RETURNING`, say)
     /// only through the row sequence, and an undrained one would let a transaction commit nothing.
+    ///
+    /// A statement is never sent on a connection already closed (the server restarted, failed
+    /// over or ended the backend): postgres-nio 1.33 writes it to the dead channel and its answer
+    /// never comes, so the caller (an intake request, a send's record) would wait for ever.
     @discardableResult
     static func rows(_ query: PostgresQuery, on connection: PostgresConnection, logger: Logger) async throws -> [PostgresRow] {
+        guard !connection.isClosed else { throw StoreError.transient("the connection to PostgreSQL was closed") }
         var rows: [PostgresRow] = []
         for try await row in try await connection.query(query, logger: logger) { rows.append(row) }
         return rows

@@ -23,6 +23,8 @@ public struct Dispatcher: Service, CustomStringConvertible {
     let random: @Sendable () -> Double
     /// The routes' own wording; it wins over each target's.
     let routeTemplates: RouteTemplates
+    /// When paced deliveries put back to the queue fall due again, per pacing key.
+    let requeueSpacing = RequeueSpacing()
 
     /// Longest a worker waits for its pacing slot; a longer wait puts the delivery back in the queue.
     static let maxPacingWait: Duration = .seconds(1)
@@ -208,9 +210,13 @@ public struct Dispatcher: Service, CustomStringConvertible {
             decision = .later(at: clock().addingTimeInterval(1))
         }
         guard case .later(let at) = decision else { return true }
+        // Spread over the key's coming slots: put back to the same next slot, a backlog of a
+        // paced vendor fell due all at once every slot, and its claims and put-backs took the
+        // workers the other targets needed (fault-test.py, slow paced vendor).
+        let until = requeueSpacing.slot(for: planned.target.pacingKey, notBefore: at, interval: planned.policy.pacing.interval)
         do {
-            _ = try await store.release(claim, until: at, at: clock())
-            logger.debug("paced: back in the queue", metadata: ["until": "\(Timestamp.rfc3339(at))"])
+            _ = try await store.release(claim, until: until, at: clock())
+            logger.debug("paced: back in the queue", metadata: ["until": "\(Timestamp.rfc3339(until))"])
         } catch {
             logger.error("could not put a paced delivery back; its lease will expire", metadata: ["error": "\(redactor.redact(String(describing: error)))"])
         }
@@ -517,4 +523,22 @@ final class SlotCounter: Sendable {
     var free: Int { used_.withLock { limit - $0 } }
     func take() { used_.withLock { $0 += 1 } }
     func release() { used_.withLock { $0 -= 1 } }
+}
+
+/// Where deliveries put back for their pacing slot wait: each at a slot of its own, one
+/// interval after the last put back for the same key, rather than all at the next free slot
+/// (then every slot, the whole backlog of a paced vendor fell due, was claimed and put back).
+/// Per process: with several instances the keys' backlogs interleave, which the shared budget
+/// paces all the same.
+final class RequeueSpacing: Sendable {
+    private let last = Mutex<[String: Date]>([:])
+
+    func slot(for key: String, notBefore earliest: Date, interval: Double) -> Date {
+        last.withLock { table in
+            if table.count > 4096 { table = table.filter { $0.value > earliest } }
+            let slot = max(earliest, (table[key] ?? .distantPast).addingTimeInterval(interval))
+            table[key] = slot
+            return slot
+        }
+    }
 }
