@@ -88,19 +88,22 @@ extension PostgresStore {
             }
             return MaintenanceSnapshot(instances: reports)
         }
-        // Counts and the first names of each stage in one round trip: the database walks the
-        // maintenance's rows, this process decodes a bounded few.
+        // Counts and the first names of each stage in one round trip, both from the
+        // (maintenance, stage, order) index: a send of a maintenance of a thousand servers reads
+        // about what one of ten does.
         var counts: [EventType: Int] = [:]
         var named: [MaintenanceSnapshot.InstanceReport] = []
         for row in try await Self.rows("""
-            SELECT instance_id, instance_name, last_type, rank, n FROM (
-                SELECT instance_id, instance_name, last_type, reported_seq,
-                       ROW_NUMBER() OVER (PARTITION BY last_type ORDER BY reported_seq) AS rank,
-                       COUNT(*) OVER (PARTITION BY last_type) AS n
-                FROM maintenance_instances WHERE maintenance_key = \(key)) stages
-            WHERE rank <= \(MaintenanceSnapshot.namesPerStage) ORDER BY reported_seq
+            SELECT stages.last_type, stages.n, first.instance_id, first.instance_name
+            FROM (SELECT last_type, COUNT(*) AS n FROM maintenance_instances WHERE maintenance_key = \(key) GROUP BY last_type) stages
+            CROSS JOIN LATERAL (
+                SELECT instance_id, instance_name, reported_seq FROM maintenance_instances m
+                WHERE m.maintenance_key = \(key) AND m.last_type = stages.last_type
+                ORDER BY m.reported_seq LIMIT \(MaintenanceSnapshot.namesPerStage)
+            ) first
+            ORDER BY first.reported_seq
             """, on: connection, logger: logger) {
-            let (id, name, stage, _, count) = try row.decode((String, String?, String, Int64, Int64).self)
+            let (stage, count, id, name) = try row.decode((String, Int64, String, String?).self)
             guard let type = EventType(rawValue: stage) else { continue }
             counts[type] = Int(count)
             named.append(MaintenanceSnapshot.InstanceReport(instance: Instance(id: id, name: name), lastType: type))
@@ -108,15 +111,19 @@ extension PostgresStore {
         var snapshot = MaintenanceSnapshot(instances: named, stageCounts: counts)
         if depth == .withPackages, snapshot.unfinishedCount == 0 {
             // A few servers' lists at a time until the list is full: a fleet updates the same
-            // packages, so the first list or two usually fill it.
+            // packages, so the first list or two usually fill it. The page of rows is chosen on
+            // the index before any list is read.
             var seen = Set<String>()
             var packages: [String] = []
             var offset = 0
             var batch = 1
             scan: while true {
                 let lists = try await Self.rows("""
-                    SELECT packages FROM maintenance_instances WHERE maintenance_key = \(key) AND packages <> '[]'
-                    ORDER BY reported_seq LIMIT \(batch) OFFSET \(offset)
+                    SELECT m.packages FROM (
+                        SELECT instance_id, reported_seq FROM maintenance_instances WHERE maintenance_key = \(key)
+                        ORDER BY reported_seq LIMIT \(batch) OFFSET \(offset)
+                    ) page JOIN maintenance_instances m ON m.maintenance_key = \(key) AND m.instance_id = page.instance_id
+                    ORDER BY page.reported_seq
                     """, on: connection, logger: logger).map { StoredJSON.decodeList(try $0.decode(String.self)) }
                 for list in lists {
                     for package in list where seen.insert(package).inserted {

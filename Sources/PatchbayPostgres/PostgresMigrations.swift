@@ -217,5 +217,11 @@ enum PostgresMigrations {
             // is refused by every instance meanwhile.
             "CREATE TABLE console_revocations (session_id text PRIMARY KEY, expires_at timestamptz NOT NULL)",
         ]),
+        // A send reads counts by stage and the first servers of each stage (review F4): this index
+        // answers both without reading the servers' rows. Built concurrently: the table holds every
+        // server of every maintenance kept.
+        Migration(version: 6, name: "a maintenance's servers by stage", statements: [], concurrently: [
+            .create(name: "maintenance_instances_stage", definition: "ON maintenance_instances (maintenance_key, last_type, reported_seq)"),
+        ]),
     ]
 }

@@ -182,6 +182,13 @@ enum Migrations {
                 CREATE TABLE console_revocations (session_id TEXT PRIMARY KEY, expires_at REAL NOT NULL);
                 """)
         }
+        migrator.registerMigration("v10: a maintenance's servers by stage") { db in
+            try db.execute(sql: """
+                -- A send reads counts by stage and the first servers of each stage (review F4): this
+                -- index answers both without reading any server's row, package list included.
+                CREATE INDEX maintenance_instances_stage ON maintenance_instances(maintenance_key, last_type);
+                """)
+        }
         return migrator
     }
 }

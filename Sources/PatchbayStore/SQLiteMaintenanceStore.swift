@@ -72,29 +72,36 @@ extension SQLiteDeliveryStore: MaintenanceStore {
                 SELECT instance_id, instance_name, last_type FROM maintenance_instances WHERE maintenance_key = ? ORDER BY rowid
                 """, arguments: [key]).compactMap(report))
         }
+        // Counts and the first servers of each stage from the (maintenance, stage) index: a send
+        // of a maintenance of a thousand servers reads about what one of ten does.
         var counts: [EventType: Int] = [:]
         for row in try Row.fetchAll(cached: db, sql: """
-            SELECT last_type, COUNT(*) AS n FROM maintenance_instances WHERE maintenance_key = ? GROUP BY last_type
+            SELECT last_type, COUNT(*) AS n FROM maintenance_instances INDEXED BY maintenance_instances_stage
+            WHERE maintenance_key = ? GROUP BY last_type
             """, arguments: [key]) {
             if let type = EventType(rawValue: row["last_type"]) { counts[type] = row["n"] }
         }
-        let named = try Row.fetchAll(cached: db, sql: """
-            SELECT instance_id, instance_name, last_type FROM (
-                SELECT instance_id, instance_name, last_type, rowid AS position,
-                       ROW_NUMBER() OVER (PARTITION BY last_type ORDER BY rowid) AS rank
-                FROM maintenance_instances WHERE maintenance_key = ?)
-            WHERE rank <= ? ORDER BY position
-            """, arguments: [key, MaintenanceSnapshot.namesPerStage]).compactMap(report)
-        var snapshot = MaintenanceSnapshot(instances: named, stageCounts: counts)
+        var named: [(position: Int64, report: MaintenanceSnapshot.InstanceReport)] = []
+        for stage in counts.keys {
+            for row in try Row.fetchAll(cached: db, sql: """
+                SELECT rowid AS position, instance_id, instance_name, last_type FROM maintenance_instances INDEXED BY maintenance_instances_stage
+                WHERE maintenance_key = ? AND last_type = ? ORDER BY rowid LIMIT ?
+                """, arguments: [key, stage.rawValue, MaintenanceSnapshot.namesPerStage]) {
+                if let report = report(row) { named.append((row["position"], report)) }
+            }
+        }
+        var snapshot = MaintenanceSnapshot(instances: named.sorted { $0.position < $1.position }.map(\.report), stageCounts: counts)
         if depth == .withPackages, snapshot.unfinishedCount == 0 {
             // Server by server until the list is full: a fleet updates the same packages, so the
-            // first list or two usually fill it.
+            // first list or two usually fill it. The rows are found by the index and read one at
+            // a time: ordering the lists themselves read every one of them (100 MB at 1,000 x 2,000).
             var seen = Set<String>()
             var packages: [String] = []
-            let lists = try String.fetchCursor(db, sql: """
-                SELECT packages FROM maintenance_instances WHERE maintenance_key = ? AND packages <> '[]' ORDER BY rowid
+            let positions = try Int64.fetchAll(db, sql: """
+                SELECT rowid FROM maintenance_instances INDEXED BY maintenance_instances_stage WHERE maintenance_key = ? ORDER BY rowid
                 """, arguments: [key])
-            scan: while let list = try lists.next() {
+            scan: for position in positions {
+                let list = try String.fetchOne(db, sql: "SELECT packages FROM maintenance_instances WHERE rowid = ?", arguments: [position])
                 for package in StoredJSON.decodeList(list) where seen.insert(package).inserted {
                     guard packages.count < MaintenanceSnapshot.packageLimit else {
                         snapshot.morePackages = true
