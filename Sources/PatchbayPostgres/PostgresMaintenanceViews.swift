@@ -111,21 +111,26 @@ extension PostgresStore {
         var snapshot = MaintenanceSnapshot(instances: named, stageCounts: counts)
         if depth == .withPackages, snapshot.unfinishedCount == 0 {
             // A few servers' lists at a time until the list is full: a fleet updates the same
-            // packages, so the first list or two usually fill it. The page of rows is chosen on
-            // the index before any list is read.
+            // packages, so the first list or two usually fill it. Each page starts after the last
+            // server read (not at an offset, which rescans the rows before it and shifts when a
+            // server reports in between), and is chosen before any list is read.
             var seen = Set<String>()
             var packages: [String] = []
-            var offset = 0
+            var after = Int64.min
             var batch = 1
             scan: while true {
-                let lists = try await Self.rows("""
-                    SELECT m.packages FROM (
-                        SELECT instance_id, reported_seq FROM maintenance_instances WHERE maintenance_key = \(key)
-                        ORDER BY reported_seq LIMIT \(batch) OFFSET \(offset)
+                let page = try await Self.rows("""
+                    SELECT page.reported_seq, m.packages FROM (
+                        SELECT instance_id, reported_seq FROM maintenance_instances
+                        WHERE maintenance_key = \(key) AND reported_seq > \(after)
+                        ORDER BY reported_seq LIMIT \(batch)
                     ) page JOIN maintenance_instances m ON m.maintenance_key = \(key) AND m.instance_id = page.instance_id
                     ORDER BY page.reported_seq
-                    """, on: connection, logger: logger).map { StoredJSON.decodeList(try $0.decode(String.self)) }
-                for list in lists {
+                    """, on: connection, logger: logger).map { row -> (Int64, [String]) in
+                    let (position, list) = try row.decode((Int64, String).self)
+                    return (position, StoredJSON.decodeList(list))
+                }
+                for (_, list) in page {
                     for package in list where seen.insert(package).inserted {
                         guard packages.count < MaintenanceSnapshot.packageLimit else {
                             snapshot.morePackages = true
@@ -134,8 +139,8 @@ extension PostgresStore {
                         packages.append(package)
                     }
                 }
-                guard lists.count == batch else { break }
-                offset += batch
+                guard page.count == batch, let last = page.last?.0 else { break }
+                after = last
                 batch = min(batch * 4, 64)
             }
             snapshot.packagesUpdated = packages

@@ -100,8 +100,9 @@ extension SQLiteDeliveryStore: MaintenanceStore {
             let positions = try Int64.fetchAll(db, sql: """
                 SELECT rowid FROM maintenance_instances INDEXED BY maintenance_instances_stage WHERE maintenance_key = ? ORDER BY rowid
                 """, arguments: [key])
+            let listAt = try db.cachedStatement(sql: "SELECT packages FROM maintenance_instances WHERE rowid = ?")
             scan: for position in positions {
-                let list = try String.fetchOne(db, sql: "SELECT packages FROM maintenance_instances WHERE rowid = ?", arguments: [position])
+                let list = try String.fetchOne(listAt, arguments: [position])
                 for package in StoredJSON.decodeList(list) where seen.insert(package).inserted {
                     guard packages.count < MaintenanceSnapshot.packageLimit else {
                         snapshot.morePackages = true

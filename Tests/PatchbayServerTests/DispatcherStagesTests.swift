@@ -254,4 +254,43 @@ struct DispatcherStagesTests {
         #expect(closing["incident"]?["status"]?.stringValue == "completed")
         #expect(try await store.maintenanceContext(for: event, target: "status").0?.objectID == "incslow", "the first recorded stays")
     }
+
+    /// Only the send that lists the updated packages reads every server's list: once the incident
+    /// is completed, the completions still queued behind it (one per server) read counts only
+    /// (review of F4: a backlog of 1,000 completions each decoded 1,000 lists to skip).
+    @Test func onlyTheSendThatListsPackagesReadsThem() async throws {
+        let directory = try TemporaryDirectory("packages")
+        defer { directory.remove() }
+        let statuspage = StatuspageTarget(name: "status", page: "page1", apiKey: Secret("key-0123456789abcdef"),
+                                          baseURL: URL(string: "http://127.0.0.1:9/statuspage")!)
+        let store = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
+        let window = MaintenanceWindow(id: "mw-1", start: t0.addingTimeInterval(-600), end: t0.addingTimeInterval(1800))
+        var events: [PatchEvent] = []
+        for (instance, package) in [("i-1", "openssl"), ("i-2", "bash")] {
+            var event = PatchEvent(type: .completed, app: "App1", environment: "Production", instance: Instance(id: instance), window: window)
+            event.packages = [package]
+            events.append(event)
+            _ = try await store.accept(EventSubmission(eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: instance, event: event,
+                                                       receivedAt: t0, deliveries: [DeliveryPlan(target: "status", targetKind: "statuspage",
+                                                                                                 displayTimeZone: "UTC")]))
+        }
+        let final = try await Dispatcher.readMaintenance(for: events[1], lane: "status", target: statuspage, isDigest: false, store: store)
+        #expect(final.1.packagesUpdated == ["openssl", "bash"], "every server has finished and the incident is open: the final update lists them")
+
+        let first = try #require(try await store.claimDue(now: t0, limit: 1, lease: .seconds(60)).first)
+        _ = try await store.complete(first, attempt: AttemptRecord(deliveryID: first.id, number: 1, startedAt: t0, latencyMilliseconds: 5,
+                                                                   statusCode: 200, outcome: "delivered", reason: "delivered", responseExcerpt: nil),
+                                     transition: .delivered, followUp: FollowUpUpdate(state: FollowUpState(objectID: "inc1", status: "completed"),
+                                                                                      plannedObjectID: nil),
+                                     throttled: false, at: t0, lease: nil)
+        let behind = try await Dispatcher.readMaintenance(for: events[1], lane: "status", target: statuspage, isDigest: false, store: store)
+        #expect(behind.0?.status == "completed")
+        #expect(behind.1.packagesUpdated.isEmpty, "the incident is completed: this send skips, so it reads no lists")
+        #expect(behind.1.completedCount == 2)
+        guard case .skip = try statuspage.plan(events[1], context: RenderContext(displayTimeZone: TimeZone(identifier: "UTC")!, deliveryID: "d",
+                                                                                  now: t0, followUp: behind.0, maintenance: behind.1)) else {
+            Issue.record("a completion behind a completed incident must skip")
+            return
+        }
+    }
 }

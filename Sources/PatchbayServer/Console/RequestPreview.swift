@@ -37,8 +37,8 @@ public enum RequestPreview {
         let (name, isDigest) = DigestLane.split(summary.target)
         guard let target = configuration.targets[name] else { return "target '\(name)' is no longer in the configuration" }
         if summary.eventType == RelayedMessage.eventType { return "a relayed body, passed through to \(name) unchanged and signed" }
-        let state = try? await store.maintenanceContext(for: detail.event, target: summary.target,
-                                                         depth: Dispatcher.snapshotDepth(target: target, event: detail.event, isDigest: isDigest))
+        let state = try? await Dispatcher.readMaintenance(for: detail.event, lane: summary.target, target: target, isDigest: isDigest,
+                                                          store: store)
         let context = RenderContext(displayTimeZone: TimeZone(identifier: detail.displayTimeZone) ?? TimeZone(identifier: "UTC")!,
                                     deliveryID: summary.id, now: now, followUp: state?.0, maintenance: state?.1 ?? .empty,
                                     resources: detail.resources,

@@ -164,8 +164,7 @@ public struct Dispatcher: Service, CustomStringConvertible {
             let routeTemplates = claim.relayed == nil && !self.routeTemplates.isEmpty
                 ? self.routeTemplates.templates(for: claim.event, target: targetName) : nil
             let (followUp, maintenance) = claim.relayed == nil && (target.usesMaintenanceState || routeTemplates != nil || isDigest)
-                ? try await store.maintenanceContext(for: claim.event, target: claim.target,
-                                                     depth: Self.snapshotDepth(target: target, event: claim.event, isDigest: isDigest))
+                ? try await Self.readMaintenance(for: claim.event, lane: claim.target, target: target, isDigest: isDigest, store: store)
                 : (nil, MaintenanceSnapshot.empty)
             context = RenderContext(displayTimeZone: TimeZone(identifier: claim.displayTimeZone) ?? TimeZone(identifier: "UTC")!,
                                     deliveryID: claim.id, now: startedAt, followUp: followUp, maintenance: maintenance,
@@ -190,11 +189,15 @@ public struct Dispatcher: Service, CustomStringConvertible {
         }
     }
 
-    /// How much of the maintenance a send reads: a summary names servers, a final Statuspage
-    /// update lists packages, any other send needs counts and a few names.
-    static func snapshotDepth(target: any DeliveryTarget, event: PatchEvent, isDigest: Bool) -> MaintenanceSnapshot.Depth {
-        if isDigest { return .everyInstance }
-        return target.showsUpdatedPackages(for: event) ? .withPackages : .counted
+    /// The maintenance as deep as this send needs: a summary names every server; other sends
+    /// read counts and a few names, and only the send that will list the updated packages reads
+    /// the maintenance again with them (a backlog of completions that skip reads no lists).
+    static func readMaintenance(for event: PatchEvent, lane: String, target: any DeliveryTarget, isDigest: Bool,
+                                store: any DeliveryStore) async throws -> (FollowUpState?, MaintenanceSnapshot) {
+        if isDigest { return try await store.maintenanceContext(for: event, target: lane, depth: .everyInstance) }
+        let counted = try await store.maintenanceContext(for: event, target: lane, depth: .counted)
+        guard target.showsUpdatedPackages(for: event, followUp: counted.0, maintenance: counted.1) else { return counted }
+        return try await store.maintenanceContext(for: event, target: lane, depth: .withPackages)
     }
 
     /// Pace: waits for the target's pacing slot when it comes soon; otherwise puts the delivery

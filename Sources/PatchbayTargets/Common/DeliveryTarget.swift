@@ -71,10 +71,12 @@ public protocol DeliveryTarget: Sendable {
     /// Whether `plan` reads `context.followUp` and `context.maintenance`. Chat targets do not, so
     /// the dispatcher spares them the store read.
     var usesMaintenanceState: Bool { get }
-    /// Whether `plan` lists the maintenance's updated packages for this event
-    /// (`context.maintenance.packagesUpdated`): the store then reads servers' package lists,
-    /// which no other send pays for.
-    func showsUpdatedPackages(for event: PatchEvent) -> Bool
+    /// Whether `plan` will list the maintenance's updated packages for this event
+    /// (`context.maintenance.packagesUpdated`), judged on a counted read of the maintenance: the
+    /// dispatcher then reads again with the servers' package lists, which no other send pays for.
+    /// Only the send that will actually list them should say yes: a backlog of sends that skip
+    /// would each read every list.
+    func showsUpdatedPackages(for event: PatchEvent, followUp: FollowUpState?, maintenance: MaintenanceSnapshot) -> Bool
     /// Targets with the same key share one rate budget (Statuspage limits per API key).
     var pacingKey: String { get }
     /// A relayed body to pass through unchanged; only webhook targets take them.
@@ -94,7 +96,9 @@ extension DeliveryTarget {
 
     public var usesMaintenanceState: Bool { false }
 
-    public func showsUpdatedPackages(for event: PatchEvent) -> Bool { false }
+    public func showsUpdatedPackages(for event: PatchEvent, followUp: FollowUpState?, maintenance: MaintenanceSnapshot) -> Bool {
+        false
+    }
 
     public var pacingKey: String { "\(kind):\(name)" }
 

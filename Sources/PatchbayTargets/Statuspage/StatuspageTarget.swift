@@ -169,8 +169,11 @@ public struct StatuspageTarget: DeliveryTarget, RegisteredTarget {
 
     public var usesMaintenanceState: Bool { true }
 
-    /// The final "completed" update lists the packages every server updated.
-    public func showsUpdatedPackages(for event: PatchEvent) -> Bool { event.type == .completed }
+    /// The final "completed" update lists the packages every server updated: a completion once
+    /// every server has an outcome, to an incident not yet completed (see `plan`).
+    public func showsUpdatedPackages(for event: PatchEvent, followUp: FollowUpState?, maintenance: MaintenanceSnapshot) -> Bool {
+        event.type == .completed && followUp?.status != "completed" && maintenance.unfinishedCount == 0
+    }
 
     /// Statuspage incident ids are short strings of letters and digits (`p31zjtct2jer`).
     static func isIncidentID(_ id: String) -> Bool { VendorID.isValid(id) }
