@@ -25,7 +25,8 @@ final class StoreProgressLine: Sendable {
     func draw(done: Int, total: Int?) {
         let now = ContinuousClock.now
         let due = lastDrawn.withLock { last -> Bool in
-            if let last, now - last < .milliseconds(100) { return false }
+            // The last count is always drawn, so the line never ends on an older one.
+            if let last, now - last < .milliseconds(100), done != total { return false }
             last = now
             return true
         }

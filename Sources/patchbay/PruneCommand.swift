@@ -27,8 +27,11 @@ struct Prune: AsyncParsableCommand {
         let sqlite = store as? SQLiteDeliveryStore
         let before = sqlite?.fileSizes()
         let progress = StoreProgressLine(label: "pruning", unit: "rows deleted")
-        let report = try await store.prune(policy: configuration.store.retention, now: Date(), dryRun: dryRun, progress: dryRun ? nil : progress.report)
-        progress.finish()
+        let report = try await {
+            // Ends the progress line before anything else is printed, an error included.
+            defer { progress.finish() }
+            return try await store.prune(policy: configuration.store.retention, now: Date(), dryRun: dryRun, progress: dryRun ? nil : progress.report)
+        }()
         let after = sqlite?.fileSizes()
         if json {
             printLine(String(decoding: try JSONEncoder.patchbay().encode(report), as: UTF8.self))

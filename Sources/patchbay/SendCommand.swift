@@ -26,8 +26,9 @@ struct Send: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("""
         Send the README's example event of this type (scheduled, reminder, started, completed, failed, cancelled) \
-        for App1 - Production, in a window that began ten minutes ago at most and lasts 40 minutes, \
-        with a window id that stays the same for ten minutes: several types in a row make one maintenance.
+        for App1 - Production, in a window that began 10 to 20 minutes ago and lasts 40 minutes, \
+        with a window id that stays the same until the next ten-minute mark of the clock: several types \
+        sent in a row make one maintenance (unless a ten-minute mark falls between them).
         """, valueName: "type"))
     var example: String?
 
@@ -58,7 +59,17 @@ struct Send: AsyncParsableCommand {
 
     func validate() throws {
         if let example {
-            guard file == nil, type == nil else { throw ValidationError("--example: give either an example, an event file, or flags") }
+            let eventFlags: [(String, Bool)] = [
+                ("--type", type != nil), ("--app", app != nil), ("--environment", environment != nil),
+                ("--instance-id", instanceId != nil), ("--instance-name", instanceName != nil), ("--window-id", windowId != nil),
+                ("--window-start", windowStart != nil), ("--window-end", windowEnd != nil), ("--timezone", timezone != nil),
+                ("--package", !packages.isEmpty), ("--reason", reason != nil),
+            ]
+            let ignored = eventFlags.filter(\.1).map(\.0)
+            guard file == nil, ignored.isEmpty else {
+                throw ValidationError("--example: give either an example, an event file, or flags"
+                                      + (ignored.isEmpty ? "" : " (\(ignored.joined(separator: ", ")) would be ignored)"))
+            }
             guard Self.eventType(example) != nil else {
                 throw ValidationError("--example: expected one of \(EventType.allCases.map { $0.rawValue.replacingOccurrences(of: "patch.", with: "") }.joined(separator: ", ")), got '\(example)'")
             }

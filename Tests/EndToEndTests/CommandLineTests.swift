@@ -86,6 +86,18 @@ struct CommandLineTests {
         #expect(missing.stderr.contains("cannot read configuration file"))
     }
 
+    /// `send --example` builds the whole event: a flag beside it would be silently dropped, so it
+    /// is refused, naming the flags, before anything is sent.
+    @Test func anExampleRefusesTheFlagsItWouldIgnore() async throws {
+        let directory = try TemporaryDirectory("example-flags")
+        defer { directory.remove() }
+        let mixed = try await ChildProcess.run(["send", "--url", "http://127.0.0.1:9", "--example", "completed", "--app", "Billing",
+                                                "--package", "openssl"], directory: directory, name: "example-mixed")
+        #expect(mixed.status != 0)
+        #expect(mixed.stderr.contains("--example: give either an example, an event file, or flags (--app, --package would be ignored)"),
+                "\(mixed.stderr)")
+    }
+
     /// Operators' basics: the version, a default configuration path, and no serving of the
     /// README's public token beyond loopback.
     @Test func versionDefaultConfigAndExampleTokens() async throws {
