@@ -21,6 +21,7 @@ import pathlib
 import pty
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -113,9 +114,26 @@ def quick_start(binary, check, clock, label):
         check(signed.status in (302, 303) and console.status == 200,
               f"{label}: the demo's admin token signs in: {signed!r}, then GET /console {console!r}")
     finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
+        stop(server, check, label, graceful=clock is None)
     return workdir, config
+
+
+def stop(server, check, label, graceful):
+    """Stops the server's whole process group and waits until none of it is left. Under faketime
+    the server is a child of the faketime process, and libfaketime's interposed calls keep it from
+    ever seeing SIGTERM (it stays up, orphaned): that run is stopped with SIGKILL. The run on
+    today's clock must stop on SIGTERM, as systemd stops it."""
+    os.killpg(server.pid, signal.SIGTERM if graceful else signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        server.poll()
+        try:
+            os.killpg(server.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.killpg(server.pid, signal.SIGKILL)
+    check(False, f"{label}: the server stopped within 30 s of {'SIGTERM' if graceful else 'SIGKILL'}")
 
 
 def progress(binary, check, workdir, config):
