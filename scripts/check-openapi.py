@@ -5,7 +5,7 @@
   console's HTML pages under /console, which are not an API) is an operation
   of the spec (Hummingbird's `:param` and `{param}` read as OpenAPI's `{param}`), and every
   operation of the spec is such a route;
-- error codes: every `APIError(.<status>, code: "<code>")` thrown in Sources/PatchbayServer and
+- error codes: every `APIError(.<status>, code: "<code>")` (or `self.init(…)` in APIError) in Sources/PatchbayServer and
   every `RelayRejection(<status>, "<code>")` in Sources/PatchbayRelay is documented as an `error`
   value of some operation's response with that status;
 - the spec's external `$ref`s (./patch-event.schema.json) resolve to JSON Schemas, and the spec
@@ -206,7 +206,9 @@ for directory in (server_dir, relay_dir):
     for path in sorted(directory.rglob("*.swift")):
         text = swift_text(path)
         where = path.name
-        for match in re.finditer(r"\bAPIError\(\s*\.(\w+)\s*,\s*code:\s*\"([a-z_]+)\"", text):
+        # `APIError(.status, code: "…")` anywhere, and `self.init(.status, code: "…")` in the
+        # initializers that turn IntakeError and QueryProblem into answers.
+        for match in re.finditer(r"\b(?:APIError|self\.init)\(\s*\.(\w+)\s*,\s*code:\s*\"([a-z_]+)\"", text):
             status = STATUS_NAMES.get(match.group(1))
             if status is None:
                 failures.append(f"{where}: APIError status .{match.group(1)} is unknown to this check; add it to STATUS_NAMES")

@@ -11,7 +11,8 @@ import ServiceLifecycle
 /// What the HTTP application needs besides the configuration. Kept apart from `main` so tests can
 /// drive the routes with HummingbirdTesting.
 public struct ApplicationParts: Sendable {
-    public var store: any DeliveryStore
+    /// Every role of the store; each route group takes the one it uses.
+    public var store: any PatchbayStore
     public var wake: WakeSignal
     public var gate: IntakeGate
     public var metrics: PatchbayMetrics
@@ -19,8 +20,8 @@ public struct ApplicationParts: Sendable {
     public var exposition: (@Sendable () -> String)?
     /// Fetches SNS certificates and confirms subscriptions; nil disables `sns` sources.
     public var transport: (any HTTPTransport)?
-    /// Maintenances and planned notices for the admin API; the store's own when it keeps them.
-    public var maintenances: (any MaintenanceStore)?
+    /// The serve command's intake, shared with its scheduler; nil builds one from the configuration.
+    public var intake: EventIntake?
     /// Paces `POST /v1/events` per token when `server.rateLimit` is set.
     public var intakeLimiter = Pacer()
     /// The clock intake, replays and the console read (`OpenedStore.clock`: the cluster's clock
@@ -29,12 +30,11 @@ public struct ApplicationParts: Sendable {
     /// `/readyz`'s shared write check.
     public var readiness: ReadinessProbe
 
-    public init(store: any DeliveryStore, wake: WakeSignal = WakeSignal(), gate: IntakeGate = IntakeGate(drainDelay: .zero),
+    public init(store: any PatchbayStore, wake: WakeSignal = WakeSignal(), gate: IntakeGate = IntakeGate(drainDelay: .zero),
                 metrics: PatchbayMetrics = PatchbayMetrics(), exposition: (@Sendable () -> String)? = nil,
                 transport: (any HTTPTransport)? = nil) {
         self.transport = transport
         self.store = store
-        self.maintenances = store as? any MaintenanceStore
         self.readiness = ReadinessProbe(store: store)
         self.wake = wake
         self.gate = gate
@@ -80,14 +80,12 @@ public func buildRouter(configuration: PatchbayConfiguration, parts: Application
     let router = Router(context: PatchbayRequestContext.self)
     router.add(middleware: UnexpectedErrorMiddleware())
     router.add(middleware: DrainingMiddleware(gate: parts.gate, metrics: parts.metrics))
-    let intake = EventIntake(store: parts.store, routes: configuration.routes, targets: configuration.targets, wake: parts.wake,
-                             metrics: parts.metrics, schedules: configuration.schedules, clock: parts.clock)
+    let intake = parts.intake ?? EventIntake(configuration: configuration, store: parts.store, wake: parts.wake, metrics: parts.metrics,
+                                             clock: parts.clock)
     HealthRoutes(readiness: parts.readiness, gate: parts.gate, exposition: parts.exposition).register(on: router)
     EventRoutes(intake: intake, settings: configuration.server, metrics: parts.metrics, limiter: parts.intakeLimiter).register(on: router)
     DeliveryRoutes(store: parts.store, settings: configuration.server, wake: parts.wake, clock: parts.clock).register(on: router)
-    if let maintenances = parts.maintenances {
-        MaintenanceRoutes(store: maintenances, settings: configuration.server).register(on: router)
-    }
+    MaintenanceRoutes(store: parts.store, settings: configuration.server).register(on: router)
     if configuration.server.consoleEnabled {
         ConsoleRoutes(configuration: configuration, parts: parts, clock: parts.clock).register(on: router)
     }

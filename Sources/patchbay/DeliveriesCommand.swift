@@ -9,7 +9,7 @@ import PatchbayTargets
 /// Opens the store named in the configuration, as the server does; SQLite's WAL and busy timeout,
 /// or PostgreSQL's own concurrency, let this run beside live servers. A command is one short
 /// process: PostgreSQL's connection pool runs in the background until the process exits.
-func openStore(_ configuration: PatchbayConfiguration) async throws -> any DeliveryStore & MaintenanceStore {
+func openStore(_ configuration: PatchbayConfiguration) async throws -> any PatchbayStore {
     do {
         let opened = try OpenedStore.open(configuration, logger: Logger(label: "patchbay.cli"))
         try await opened.start()
@@ -35,8 +35,8 @@ struct FilterOptions: ParsableArguments {
     func filter() throws -> DeliveryFilter {
         do {
             return try DeliveryQuery.filter(state: state, target: target, app: app, since: since, limit: String(limit), now: Date())
-        } catch let error as APIError {
-            throw ValidationError("--" + error.body.message)
+        } catch {
+            throw ValidationError("--\(error)")
         }
     }
 }

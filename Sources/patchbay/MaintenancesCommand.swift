@@ -26,8 +26,8 @@ struct Maintenances: AsyncParsableCommand {
             let query: MaintenanceQuery
             do {
                 query = try MaintenanceQuery(since: since, limit: String(limit), now: Date())
-            } catch let error as APIError {
-                throw ValidationError("--" + error.body.message)
+            } catch {
+                throw ValidationError("--\(error)")
             }
             let store = try await openStore(try config.load())
             let rows = try await store.maintenances(since: query.since, limit: query.limit).map(MaintenanceView.init)

@@ -93,8 +93,8 @@ struct Serve: AsyncParsableCommand {
         let dispatcher = Dispatcher(store: store, targets: configuration.targets, policies: configuration.policies, transport: transport,
                                     settings: configuration.delivery, redactor: redactor, wake: parts.wake, pacer: opened.pacingBudget(),
                                     metrics: metrics, logger: logger, routeTemplates: configuration.routeTemplates, clock: clock)
-        let intake = EventIntake(store: store, routes: configuration.routes, targets: configuration.targets, wake: parts.wake, metrics: metrics,
-                                 schedules: configuration.schedules, clock: clock)
+        let intake = EventIntake(configuration: configuration, store: store, wake: parts.wake, metrics: metrics, clock: clock)
+        parts.intake = intake
         let scheduler = Scheduler(store: store, intake: intake, routes: configuration.routes, targets: configuration.targets,
                                   schedules: configuration.schedules, wake: parts.wake, logger: logger, clock: clock)
         let host = configuration.server.host

@@ -274,7 +274,8 @@ struct DispatcherStagesTests {
                                                        receivedAt: t0, deliveries: [DeliveryPlan(target: "status", targetKind: "statuspage",
                                                                                                  displayTimeZone: "UTC")]))
         }
-        let final = try await Dispatcher.readMaintenance(for: events[1], lane: "status", target: statuspage, isDigest: false, store: store)
+        let planner = DeliveryPlanner(targets: ["status": statuspage], routeTemplates: .none, store: store)
+        let final = try await planner.readMaintenance(for: events[1], lane: DeliveryPlanner.Lane("status"), target: statuspage)
         #expect(final.1.packagesUpdated == ["openssl", "bash"], "every server has finished and the incident is open: the final update lists them")
 
         let first = try #require(try await store.claimDue(now: t0, limit: 1, lease: .seconds(60)).first)
@@ -283,7 +284,7 @@ struct DispatcherStagesTests {
                                      transition: .delivered, followUp: FollowUpUpdate(state: FollowUpState(objectID: "inc1", status: "completed"),
                                                                                       plannedObjectID: nil),
                                      throttled: false, at: t0, lease: nil)
-        let behind = try await Dispatcher.readMaintenance(for: events[1], lane: "status", target: statuspage, isDigest: false, store: store)
+        let behind = try await planner.readMaintenance(for: events[1], lane: DeliveryPlanner.Lane("status"), target: statuspage)
         #expect(behind.0?.status == "completed")
         #expect(behind.1.packagesUpdated.isEmpty, "the incident is completed: this send skips, so it reads no lists")
         #expect(behind.1.completedCount == 2)

@@ -227,6 +227,12 @@ public struct DeliverySummary: Sendable, Hashable, Codable {
 ///   worth retrying, permanent ones are not.
 public typealias DeliveryStore = IntakeStore & DispatchStore & OperatorStore & RelayInboxStore
 
+/// Every role of the store, the queue's and the maintenance clock's: what both backends are, and
+/// what `serve` and the CLI open. Each consumer takes only the role it uses (the dispatcher a
+/// `DispatchStore`, intake an `IntakeStore`, …), so a test or a new backend sees the few
+/// requirements that matter to it.
+public typealias PatchbayStore = DeliveryStore & MaintenanceStore
+
 /// Intake: events and relayed bodies, committed with their deliveries before the 202.
 public protocol IntakeStore: Sendable {
     /// Commits the event and all its deliveries in one transaction before returning.

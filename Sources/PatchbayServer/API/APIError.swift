@@ -51,6 +51,29 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         APIError(.contentTooLarge, code: "body_too_large", message: "body: larger than the \(limit)-byte limit (server.maxBodyBytes)")
     }
 
+    /// Intake's refusals as the events API and the relay answer them.
+    init(_ error: IntakeError) {
+        switch error {
+        case .invalidEvent(let problem):
+            self = .invalid(problem)
+        case .invalidRelayedEvent(let problem):
+            self.init(.unprocessableContent, code: "invalid_event", message: "the relayed message does not make a valid event: \(problem)",
+                      problems: problem.problems)
+        case .idempotencyConflict(let existing):
+            self.init(.conflict, code: "idempotency_conflict",
+                      message: "Idempotency-Key: already used for event \(existing) with a different body; use a new key for a new event")
+        case .duplicateMessage(let existing):
+            self.init(.conflict, code: "duplicate", message: "this message id was already received as event \(existing), with another body")
+        case .storeUnavailable:
+            self = .storeUnavailable
+        }
+    }
+
+    /// Operator input a query parser refused (`since`, `limit`, …): a 400 naming the parameter.
+    init(_ problem: QueryProblem) {
+        self.init(.badRequest, code: "invalid_parameter", message: problem.description)
+    }
+
     static func invalid(_ error: EventValidationError) -> APIError {
         APIError(.badRequest, code: "invalid_event", message: error.description, problems: error.problems)
     }

@@ -62,7 +62,13 @@ struct EventRoutes {
             throw RequestBody.timeoutError(settings.readTimeout)
         }
         let body = Data(buffer.readableBytesView)
-        switch try await intake.accept(body: body, idempotencyKey: key, logger: context.logger) {
+        let outcome: EventIntake.Outcome
+        do throws(IntakeError) {
+            outcome = try await intake.accept(body: body, idempotencyKey: key, logger: context.logger)
+        } catch {
+            throw APIError(error)
+        }
+        switch outcome {
         case .accepted(let accepted):
             return JSONResponse.make(status: .accepted, body: accepted)
         case .replayed(let accepted):

@@ -11,8 +11,13 @@ struct MaintenanceRoutes {
     func register(on router: Router<PatchbayRequestContext>) {
         router.get("/v1/maintenances") { request, _ in
             try AdminAuthorization.check(request, settings: settings)
-            let query = try MaintenanceQuery(since: request.uri.queryParameters.get("since"), limit: request.uri.queryParameters.get("limit"),
+            let query: MaintenanceQuery
+            do throws(QueryProblem) {
+                query = try MaintenanceQuery(since: request.uri.queryParameters.get("since"), limit: request.uri.queryParameters.get("limit"),
                                              now: Date())
+            } catch {
+                throw APIError(error)
+            }
             let rows = try await store.maintenances(since: query.since, limit: query.limit)
             return JSONResponse.make(status: .ok, body: rows.map(MaintenanceView.init))
         }
@@ -22,8 +27,7 @@ struct MaintenanceRoutes {
             func page(_ name: String) throws -> Int {
                 guard let text = request.uri.queryParameters.get(name) else { return 0 }
                 guard let value = Int(text), (1...(MaintenanceDetail.Page.lastPage + 1)).contains(value) else {
-                    throw APIError(.badRequest, code: "invalid_parameter",
-                                   message: "\(name): expected a page number from 1 to \(MaintenanceDetail.Page.lastPage + 1)")
+                    throw APIError(QueryProblem(parameter: name, message: "expected a page number from 1 to \(MaintenanceDetail.Page.lastPage + 1)"))
                 }
                 return value - 1
             }
@@ -32,30 +36,6 @@ struct MaintenanceRoutes {
                 throw APIError(.notFound, code: "not_found", message: "id: no maintenance \(id) (use its mnt_ id or its window id)")
             }
             return JSONResponse.make(status: .ok, body: MaintenanceDetailView(detail))
-        }
-    }
-}
-
-/// Operator input for the maintenance listing, with errors that name the parameter.
-public struct MaintenanceQuery: Sendable {
-    /// Only maintenances whose window ends at or after this instant.
-    public var since: Date?
-    public var limit: Int
-
-    public init(since: String?, limit: String?, now: Date) throws {
-        self.since = nil
-        self.limit = 50
-        if let since {
-            guard let duration = ConfigSection.parseDuration(since), duration <= .seconds(100 * 365 * 86_400) else {
-                throw APIError(.badRequest, code: "invalid_parameter", message: "since: expected a duration like 30m, 2h or 7d, got '\(since)'")
-            }
-            self.since = now.addingTimeInterval(-duration.seconds)
-        }
-        if let limit {
-            guard let value = Int(limit), (1...1000).contains(value) else {
-                throw APIError(.badRequest, code: "invalid_parameter", message: "limit: expected a whole number from 1 to 1000")
-            }
-            self.limit = value
         }
     }
 }

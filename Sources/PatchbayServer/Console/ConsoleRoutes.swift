@@ -12,8 +12,9 @@ import PatchbayTargets
 /// session; a missing or expired session sends a page to the sign-in form and a form post to 403.
 struct ConsoleRoutes: Sendable {
     let configuration: PatchbayConfiguration
-    let store: any DeliveryStore
-    let maintenances: (any MaintenanceStore)?
+    /// Deliveries, sessions, and the dispatcher's maintenance reads for the request previews.
+    let store: any OperatorStore & DispatchStore
+    let maintenances: any MaintenanceStore
     let metrics: PatchbayMetrics
     let transport: (any HTTPTransport)?
     let wake: WakeSignal
@@ -29,7 +30,7 @@ struct ConsoleRoutes: Sendable {
     init(configuration: PatchbayConfiguration, parts: ApplicationParts, clock: @escaping @Sendable () -> Date = Date.init) {
         self.configuration = configuration
         store = parts.store
-        maintenances = parts.maintenances
+        maintenances = parts.store
         metrics = parts.metrics
         transport = parts.transport
         wake = parts.wake
@@ -207,9 +208,6 @@ struct ConsoleRoutes: Sendable {
     // MARK: Pages
 
     func maintenancesPage(_ session: ConsoleSession) async throws -> Response {
-        guard let maintenances else {
-            return message(session, heading: "Maintenances", text: "This store keeps no maintenances.", status: .ok)
-        }
         let now = clock()
         let days = 14
         let summaries = try await maintenances.maintenances(since: now.addingTimeInterval(-Double(days) * 86_400), limit: 100)
@@ -232,8 +230,7 @@ struct ConsoleRoutes: Sendable {
         let query = request.uri.queryParameters
         func number(_ name: String) -> Int { query.get(name).flatMap(Int.init).map { min(max($0, 1), MaintenanceDetail.Page.lastPage + 1) } ?? 1 }
         let (deliveryPage, serverPage) = (number("deliveries"), number("servers"))
-        guard let maintenances,
-              let detail = try await maintenances.maintenance(id: id, page: MaintenanceDetail.Page(deliveries: deliveryPage - 1, servers: serverPage - 1)) else {
+        guard let detail = try await maintenances.maintenance(id: id, page: MaintenanceDetail.Page(deliveries: deliveryPage - 1, servers: serverPage - 1)) else {
             return message(session, heading: "Not found", text: "No maintenance \(id).", status: .notFound)
         }
         var values = ConsoleViews.maintenanceRow(detail.summary, detail: detail, kinds: configuration.targets.mapValues(\.kind))
@@ -282,11 +279,11 @@ struct ConsoleRoutes: Sendable {
         func parameter(_ name: String) -> String? { query.get(name).flatMap { $0.isEmpty ? nil : $0 } }
         let pageNumber = parameter("page").flatMap(Int.init).map { min(max($0, 1), 200) } ?? 1
         var filter: DeliveryFilter
-        do {
+        do throws(QueryProblem) {
             filter = try DeliveryQuery.filter(state: parameter("state"), target: parameter("target"), app: parameter("app"),
                                               since: parameter("since"), limit: nil, now: clock())
-        } catch let error as APIError {
-            return message(session, heading: "Bad filter", text: error.body.message, status: .badRequest)
+        } catch {
+            return message(session, heading: "Bad filter", text: error.description, status: .badRequest)
         }
         // One page and one row to tell whether another follows; no payloads (review F3).
         filter.limit = Self.pageSize + 1
@@ -327,7 +324,7 @@ struct ConsoleRoutes: Sendable {
              "status": attempt.statusCode.map(String.init) ?? "-", "latency": String(format: "%.0f ms", attempt.latencyMilliseconds),
              "detail": configuration.redactor.redact(attempt.reason + (attempt.responseExcerpt.map { ": " + String($0.prefix(200)) } ?? ""))]
         }
-        if let maintenances, detail.summary.eventType != RelayedMessage.eventType,
+        if detail.summary.eventType != RelayedMessage.eventType,
            let found = try await maintenances.maintenance(id: detail.event.window.id ?? Timestamp.rfc3339(detail.event.window.start), page: .overview) {
             values["maintenanceID"] = found.summary.id
         }

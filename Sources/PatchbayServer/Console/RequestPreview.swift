@@ -31,18 +31,19 @@ public enum RequestPreview {
 
     /// The stored delivery `detail` rendered by its target as configured now, with the
     /// maintenance state the dispatcher would read.
-    public static func describe(_ detail: DeliveryDetail, configuration: PatchbayConfiguration, store: any DeliveryStore,
+    public static func describe(_ detail: DeliveryDetail, configuration: PatchbayConfiguration, store: any DispatchStore,
                                 now: Date = Date()) async -> String {
         let summary = detail.summary
-        let (name, isDigest) = DigestLane.split(summary.target)
+        let lane = DeliveryPlanner.Lane(summary.target)
+        let name = lane.targetName
         guard let target = configuration.targets[name] else { return "target '\(name)' is no longer in the configuration" }
         if summary.eventType == RelayedMessage.eventType { return "a relayed body, passed through to \(name) unchanged and signed" }
-        let state = try? await Dispatcher.readMaintenance(for: detail.event, lane: summary.target, target: target, isDigest: isDigest,
-                                                          store: store)
-        let context = RenderContext(displayTimeZone: TimeZone(identifier: detail.displayTimeZone) ?? TimeZone(identifier: "UTC")!,
-                                    deliveryID: summary.id, now: now, followUp: state?.0, maintenance: state?.1 ?? .empty,
-                                    resources: detail.resources,
-                                    routeTemplates: configuration.routeTemplates.templates(for: detail.event, target: name), isDigest: isDigest)
+        let planner = DeliveryPlanner(targets: configuration.targets, routeTemplates: configuration.routeTemplates, store: store)
+        let send = DeliveryPlanner.Send(event: detail.event, lane: lane, target: target, relayed: false, displayTimeZone: detail.displayTimeZone,
+                                        deliveryID: summary.id, now: now, resources: detail.resources)
+        // A maintenance state that cannot be read now still leaves a preview, rendered without it.
+        let context: RenderContext
+        do { context = try await planner.context(for: send) } catch { context = planner.context(for: send, state: (nil, .empty)) }
         return describe({ () throws(RenderError) in try target.plan(detail.event, context: context) }, redactor: configuration.redactor)
     }
 

@@ -9,7 +9,7 @@ import Synchronization
 /// the transport and records the attempt. One `Service` in the ServiceGroup: on graceful shutdown
 /// it stops claiming and lets sends in flight finish; whatever is left stays due in the store.
 public struct Dispatcher: Service, CustomStringConvertible {
-    let store: any DeliveryStore
+    let store: any DispatchStore
     let targets: [String: any DeliveryTarget]
     let policies: [String: TargetPolicy]
     let transport: any HTTPTransport
@@ -21,15 +21,15 @@ public struct Dispatcher: Service, CustomStringConvertible {
     let logger: Logger
     let clock: @Sendable () -> Date
     let random: @Sendable () -> Double
-    /// The routes' own wording; it wins over each target's.
-    let routeTemplates: RouteTemplates
+    /// The plan stage's reads and rendering context, shared with the request previews.
+    let planner: DeliveryPlanner
     /// When paced deliveries put back to the queue fall due again, per pacing key.
     let requeueSpacing = RequeueSpacing()
 
     /// Longest a worker waits for its pacing slot; a longer wait puts the delivery back in the queue.
     static let maxPacingWait: Duration = .seconds(1)
 
-    public init(store: any DeliveryStore, targets: [String: any DeliveryTarget], policies: [String: TargetPolicy],
+    public init(store: any DispatchStore, targets: [String: any DeliveryTarget], policies: [String: TargetPolicy],
                 transport: any HTTPTransport, settings: DispatcherSettings, redactor: Redactor, wake: WakeSignal,
                 pacer: any PacingBudget = Pacer(), metrics: PatchbayMetrics, logger: Logger, routeTemplates: RouteTemplates = .none,
                 clock: @escaping @Sendable () -> Date = Date.init, random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
@@ -45,7 +45,7 @@ public struct Dispatcher: Service, CustomStringConvertible {
         self.logger = logger
         self.clock = clock
         self.random = random
-        self.routeTemplates = routeTemplates
+        self.planner = DeliveryPlanner(targets: targets, routeTemplates: routeTemplates, store: store)
     }
 
     /// ServiceLifecycle logs services by description; the default would dump every field.
@@ -150,7 +150,8 @@ public struct Dispatcher: Service, CustomStringConvertible {
     /// Plan: the target still configured, the event still worth sending, the request rendered
     /// (with the maintenance's state and the route's wording when the target needs them).
     func plan(_ claim: ClaimedDelivery, startedAt: Date, logger: AttemptLogger) async -> PlanResult {
-        let (targetName, isDigest) = DigestLane.split(claim.target)
+        let lane = DeliveryPlanner.Lane(claim.target)
+        let targetName = lane.targetName
         guard let target = targets[targetName] else {
             return .end(Ending(outcome: .permanent(reason: ResponseRule.Reason.unknownTarget),
                                detail: "target '\(claim.target)' is no longer in the configuration"))
@@ -161,15 +162,9 @@ public struct Dispatcher: Service, CustomStringConvertible {
         }
         let context: RenderContext
         do {
-            let routeTemplates = claim.relayed == nil && !self.routeTemplates.isEmpty
-                ? self.routeTemplates.templates(for: claim.event, target: targetName) : nil
-            let (followUp, maintenance) = claim.relayed == nil && (target.usesMaintenanceState || routeTemplates != nil || isDigest)
-                ? try await Self.readMaintenance(for: claim.event, lane: claim.target, target: target, isDigest: isDigest, store: store)
-                : (nil, MaintenanceSnapshot.empty)
-            context = RenderContext(displayTimeZone: TimeZone(identifier: claim.displayTimeZone) ?? TimeZone(identifier: "UTC")!,
-                                    deliveryID: claim.id, now: startedAt, followUp: followUp, maintenance: maintenance,
-                                    resources: claim.resources, routeTemplates: routeTemplates, isDigest: isDigest,
-                                    encodedEvent: claim.encodedEvent)
+            context = try await planner.context(for: DeliveryPlanner.Send(
+                event: claim.event, lane: lane, target: target, relayed: claim.relayed != nil, displayTimeZone: claim.displayTimeZone,
+                deliveryID: claim.id, now: startedAt, resources: claim.resources, encodedEvent: claim.encodedEvent))
         } catch {
             logger.error("could not read the maintenance state; will retry", metadata: ["error": "\(redactor.redact(String(describing: error)))"])
             return .leaveLeased
@@ -187,17 +182,6 @@ public struct Dispatcher: Service, CustomStringConvertible {
         } catch {
             return .end(Ending(outcome: .permanent(reason: ResponseRule.Reason.renderFailed), detail: String(describing: error)))
         }
-    }
-
-    /// The maintenance as deep as this send needs: a summary names every server; other sends
-    /// read counts and a few names, and only the send that will list the updated packages reads
-    /// the maintenance again with them (a backlog of completions that skip reads no lists).
-    static func readMaintenance(for event: PatchEvent, lane: String, target: any DeliveryTarget, isDigest: Bool,
-                                store: any DeliveryStore) async throws -> (FollowUpState?, MaintenanceSnapshot) {
-        if isDigest { return try await store.maintenanceContext(for: event, target: lane, depth: .everyInstance) }
-        let counted = try await store.maintenanceContext(for: event, target: lane, depth: .counted)
-        guard target.showsUpdatedPackages(for: event, followUp: counted.0, maintenance: counted.1) else { return counted }
-        return try await store.maintenanceContext(for: event, target: lane, depth: .withPackages)
     }
 
     /// Pace: waits for the target's pacing slot when it comes soon; otherwise puts the delivery

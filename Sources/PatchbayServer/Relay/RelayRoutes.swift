@@ -14,7 +14,7 @@ struct RelayRoutes {
     let snsVerifiers: [String: SNSVerifier]
     let awsMapper: AWSEventMapper
     let intake: EventIntake
-    let store: any DeliveryStore
+    let store: any RelayInboxStore
     let maxBodyBytes: Int
     let metrics: PatchbayMetrics
     var clock: @Sendable () -> Date = Date.init
@@ -31,6 +31,10 @@ struct RelayRoutes {
                 // SNS drops a message answered with a 4xx; a 503 asks for a retry, with Retry-After.
                 throw APIError(HTTPResponse.Status(code: rejection.status), code: rejection.code, message: rejection.message,
                                headers: rejection.status == 503 ? [.retryAfter: "5"] : [:])
+            } catch let error as IntakeError {
+                let answer = APIError(error)
+                metrics.relayRejected(answer.body.error)
+                throw answer
             } catch let error as APIError {
                 metrics.relayRejected(error.body.error)
                 throw error

@@ -2,7 +2,6 @@ import Foundation
 import Logging
 import PatchbayCore
 import PatchbayTargets
-import HTTPTypes
 import ServiceLifecycle
 import Synchronization
 
@@ -91,7 +90,7 @@ public struct Scheduler: Service, CustomStringConvertible {
                     break
                 }
                 settled.insert(key)
-            } catch let error as APIError where error.status == .conflict {
+            } catch IntakeError.idempotencyConflict {
                 // Announced before with another window (the entry's duration or zone was edited):
                 // the maintenance keeps the window it was announced with.
                 logger.warning("schedule occurrence was announced before with another window; keeping that one",

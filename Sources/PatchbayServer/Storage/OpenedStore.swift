@@ -17,22 +17,8 @@ public struct OpenedStore: Sendable {
     /// Where the queue is, for logs and messages (never a password).
     public let location: String
 
-    public var queue: any DeliveryStore {
-        switch backend {
-        case .sqlite(let store): store
-        case .postgres(let store): store
-        }
-    }
-
-    /// Both roles at once, for the CLI.
-    public var store: any DeliveryStore & MaintenanceStore {
-        switch backend {
-        case .sqlite(let store): store
-        case .postgres(let store): store
-        }
-    }
-
-    public var maintenances: any MaintenanceStore {
+    /// Every role; `serve` and the CLI hand each part the role it uses.
+    public var store: any PatchbayStore {
         switch backend {
         case .sqlite(let store): store
         case .postgres(let store): store
