@@ -17,6 +17,22 @@ public struct QueryProblem: Error, Sendable, Equatable, CustomStringConvertible 
 
     /// `since: expected a duration like 30m, 2h or 7d, got 'x'`.
     public var description: String { "\(parameter): \(message)" }
+
+    /// `since` (`30m`, `2h`, `7d`) as the instant that long before `now`.
+    static func since(_ text: String, now: Date, atMost limit: Duration? = nil) throws(QueryProblem) -> Date {
+        guard let duration = ConfigSection.parseDuration(text), limit.map({ duration <= $0 }) ?? true else {
+            throw QueryProblem(parameter: "since", message: "expected a duration like 30m, 2h or 7d, got '\(text)'")
+        }
+        return now.addingTimeInterval(-duration.seconds)
+    }
+
+    /// A whole number in `range`.
+    static func number(_ text: String, parameter: String, in range: ClosedRange<Int>) throws(QueryProblem) -> Int {
+        guard let value = Int(text), range.contains(value) else {
+            throw QueryProblem(parameter: parameter, message: "expected a whole number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
+    }
 }
 
 /// Turns operator input (CLI flags, query parameters) into a store filter, with errors that name the parameter.
@@ -30,24 +46,9 @@ public enum DeliveryQuery {
             }
             filter.state = parsed
         }
-        if let since {
-            guard let duration = ConfigSection.parseDuration(since) else {
-                throw QueryProblem(parameter: "since", message: "expected a duration like 30m, 2h or 7d, got '\(since)'")
-            }
-            filter.since = now.addingTimeInterval(-duration.seconds)
-        }
-        if let limit {
-            guard let value = Int(limit), (1...10_000).contains(value) else {
-                throw QueryProblem(parameter: "limit", message: "expected a whole number from 1 to 10000")
-            }
-            filter.limit = value
-        }
-        if let offset {
-            guard let value = Int(offset), (0...100_000).contains(value) else {
-                throw QueryProblem(parameter: "offset", message: "expected a whole number from 0 to 100000")
-            }
-            filter.offset = value
-        }
+        if let since { filter.since = try QueryProblem.since(since, now: now) }
+        if let limit { filter.limit = try QueryProblem.number(limit, parameter: "limit", in: 1...10_000) }
+        if let offset { filter.offset = try QueryProblem.number(offset, parameter: "offset", in: 0...100_000) }
         return filter
     }
 }
@@ -61,17 +62,7 @@ public struct MaintenanceQuery: Sendable {
     public init(since: String?, limit: String?, now: Date) throws(QueryProblem) {
         self.since = nil
         self.limit = 50
-        if let since {
-            guard let duration = ConfigSection.parseDuration(since), duration <= .seconds(100 * 365 * 86_400) else {
-                throw QueryProblem(parameter: "since", message: "expected a duration like 30m, 2h or 7d, got '\(since)'")
-            }
-            self.since = now.addingTimeInterval(-duration.seconds)
-        }
-        if let limit {
-            guard let value = Int(limit), (1...1000).contains(value) else {
-                throw QueryProblem(parameter: "limit", message: "expected a whole number from 1 to 1000")
-            }
-            self.limit = value
-        }
+        if let since { self.since = try QueryProblem.since(since, now: now, atMost: .seconds(100 * 365 * 86_400)) }
+        if let limit { self.limit = try QueryProblem.number(limit, parameter: "limit", in: 1...1000) }
     }
 }
