@@ -29,17 +29,6 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
         )
     }
 
-    /// The event a stored payload holds, or the placeholder of a relayed message.
-    static func decodePayload(_ payload: String, type: String, eventID: String, receivedAt: Date) throws -> (PatchEvent, RelayedMessage?) {
-        let decoder = JSONDecoder.patchbay()
-        if type == RelayedMessage.eventType {
-            let message = try decoder.decode(RelayedMessage.self, from: Data(payload.utf8))
-            return (message.placeholderEvent(eventID: eventID, receivedAt: receivedAt), message)
-        }
-        return (try decoder.decode(PatchEvent.self, from: Data(payload.utf8)), nil)
-    }
-
-
 
     /// The `n` column of a one-row `SELECT COUNT(*) AS n …`.
     static func fetchCount(_ query: PostgresQuery, on connection: PostgresConnection, logger: Logger) async throws -> Int {
@@ -170,7 +159,7 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
             return (summary, payload, zone, resources, attempts)
         }
         guard let (summary, payload, zone, resources, attempts) = found else { return nil }
-        let (event, _) = try Self.decodePayload(payload, type: summary.eventType, eventID: summary.eventID, receivedAt: summary.createdAt)
+        let (event, _) = try StoredPayload.decode(payload, type: summary.eventType, eventID: summary.eventID, receivedAt: summary.createdAt)
         return DeliveryDetail(summary: summary, event: event, displayTimeZone: zone, resources: StoredJSON.decodeList(resources), attempts: attempts)
     }
 

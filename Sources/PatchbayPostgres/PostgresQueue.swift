@@ -205,54 +205,51 @@ extension PostgresStore: IntakeStore, DispatchStore {
         e.id AS event_id, e.payload, e.type AS event_type, e.received_at
         """
 
-    /// Leased rows as claims, oldest due first. A row whose event cannot be decoded is made dead
-    /// with its reason, never leased again: it would otherwise be claimed forever and hold up
-    /// every later delivery of its lane.
+    /// Leased rows as claims (`ClaimTriage`), oldest due first; the undecodable ones are made dead here.
     func claims(from rows: [PostgresRow], token: String, now: Date) async throws -> [ClaimedDelivery] {
-        var claims: [(Date, Int64, ClaimedDelivery)] = []
-        var undecodable: [(id: String, attempt: Int, error: String)] = []
+        var stored: [(dueAt: Date, seq: Int64, claim: StoredClaim)] = []
+        var unreadable: [ClaimTriage.Undecodable] = []
         for row in rows {
             let columns = row.columns
             let id: String = try columns.value("id")
             let attempt: Int = try columns.value("attempts")
             do {
-                let payload: String = try columns.value("payload")
-                let (event, relayed) = try Self.decodePayload(payload, type: try columns.value("event_type"),
-                                                              eventID: try columns.value("event_id"), receivedAt: try columns.value("received_at"))
-                let claim = ClaimedDelivery(
-                    id: id, eventID: try columns.value("event_id"), target: try columns.value("target"), targetKind: try columns.value("target_kind"),
-                    displayTimeZone: try columns.value("display_timezone"), attempt: attempt, event: event,
-                    createdAt: try columns.value("created_at"), leaseToken: token,
-                    resources: StoredJSON.decodeList(try columns.value("resources", as: String.self)), throttles: try columns.value("throttles"),
-                    relayed: relayed, encodedEvent: relayed == nil ? Data(payload.utf8) : nil
-                )
-                claims.append((try columns.value("due_at"), try columns.value("seq"), claim))
+                stored.append((try columns.value("due_at"), try columns.value("seq"), StoredClaim(
+                    id: id, eventID: try columns.value("event_id"), target: try columns.value("target"),
+                    targetKind: try columns.value("target_kind"), displayTimeZone: try columns.value("display_timezone"),
+                    attempt: attempt, createdAt: try columns.value("created_at"), leaseToken: token,
+                    resources: try columns.value("resources", as: String.self), throttles: try columns.value("throttles"),
+                    payload: try columns.value("payload"), eventType: try columns.value("event_type"),
+                    receivedAt: try columns.value("received_at")
+                )))
             } catch {
-                logger.error("stored event cannot be decoded; the delivery is dead", metadata: ["delivery.id": "\(id)"])
-                undecodable.append((id, attempt, String(describing: error).prefix(300).description))
-            }
-        }
-        if !undecodable.isEmpty {
-            let undecodable = undecodable
-            // Dead with its reason, never leased again: a row that cannot be read would otherwise be
-            // claimed forever and hold up every later delivery of its lane.
-            try await transaction { [self] connection in
-                for row in undecodable {
-                    try await Self.rows("""
-                        INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
-                        VALUES (\(row.id), \(row.attempt), \(now), 0, NULL, 'dead', \(DeliveryReason.undecodable.rawValue),
-                                \("the stored event cannot be read back: \(row.error)"))
-                        """, on: connection, logger: logger)
-                    try await Self.rows("""
-                        UPDATE deliveries SET state = 'dead', lease_token = NULL, leased_by = NULL, next_attempt_at = \(now),
-                                              updated_at = \(now), last_reason = \(DeliveryReason.undecodable.rawValue)
-                        WHERE id = \(row.id)
-                        """, on: connection, logger: logger)
-                }
+                unreadable.append(ClaimTriage.Undecodable(deliveryID: id, attempt: attempt, error: error))
             }
         }
         // RETURNING has no order: oldest due first, as SQLite hands them out.
-        return claims.sorted { ($0.0, $0.1) < ($1.0, $1.1) }.map(\.2)
+        stored.sort { ($0.dueAt, $0.seq) < ($1.dueAt, $1.seq) }
+        var triage = ClaimTriage(stored.map(\.claim))
+        triage.undecodable += unreadable
+        guard !triage.undecodable.isEmpty else { return triage.claims }
+        let undecodable = triage.undecodable
+        for row in undecodable {
+            logger.error("stored event cannot be decoded; the delivery is dead", metadata: ["delivery.id": "\(row.deliveryID)"])
+        }
+        try await transaction { [self] connection in
+            for row in undecodable {
+                try await Self.rows("""
+                    INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
+                    VALUES (\(row.deliveryID), \(row.attempt), \(now), 0, NULL, 'dead', \(DeliveryReason.undecodable.rawValue),
+                            \(row.explanation))
+                    """, on: connection, logger: logger)
+                try await Self.rows("""
+                    UPDATE deliveries SET state = 'dead', lease_token = NULL, leased_by = NULL, next_attempt_at = \(now),
+                                          updated_at = \(now), last_reason = \(DeliveryReason.undecodable.rawValue)
+                    WHERE id = \(row.deliveryID)
+                    """, on: connection, logger: logger)
+            }
+        }
+        return triage.claims
     }
 
     public func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpUpdate?,

@@ -181,16 +181,6 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         return stored == digest ? .replayed(existing) : .conflict(existingEventID: existing.id)
     }
 
-    /// The event a stored payload holds, or the placeholder of a relayed message.
-    static func decodePayload(_ payload: String, type: String, eventID: String, receivedAt: Double) throws -> (PatchEvent, RelayedMessage?) {
-        let decoder = JSONDecoder.patchbay()
-        if type == RelayedMessage.eventType {
-            let message = try decoder.decode(RelayedMessage.self, from: Data(payload.utf8))
-            return (message.placeholderEvent(eventID: eventID, receivedAt: Date(timeIntervalSince1970: receivedAt)), message)
-        }
-        return (try decoder.decode(PatchEvent.self, from: Data(payload.utf8)), nil)
-    }
-
     // MARK: Dispatch
 
     /// What a claim reads of a delivery and its event.
@@ -203,7 +193,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
     public func claimDue(now: Date, limit: Int, lease: Duration) async throws -> [ClaimedDelivery] {
         let nowSeconds = now.timeIntervalSince1970
         let leaseUntil = nowSeconds + lease.seconds
-        let rows = try await committer.write { db -> [ClaimRow] in
+        let rows = try await committer.write { db -> [StoredClaim] in
             // Only the oldest unfinished delivery of each (maintenance, target) lane may go: the
             // others wait for it, so each target sees a maintenance's events in order. Due
             // deliveries are walked in due order (deliveries_due) and each is kept only if its
@@ -226,66 +216,41 @@ public final class SQLiteDeliveryStore: DeliveryStore {
     }
 
     /// Leases one selected delivery, inside the write transaction.
-    static func lease(_ db: Database, row: Row, leaseUntil: Double, now: Double) throws -> ClaimRow {
+    static func lease(_ db: Database, row: Row, leaseUntil: Double, now: Double) throws -> StoredClaim {
         let token = Identifier.make("lease")
         try db.executeCached(sql: """
             UPDATE deliveries SET state = 'in_flight', next_attempt_at = ?, lease_token = ?, attempts = attempts + 1, updated_at = ?
             WHERE seq = ?
             """, arguments: [leaseUntil, token, now, row["seq"] as Int64])
-        return ClaimRow(
+        return StoredClaim(
             id: row["id"], eventID: row["event_id"], target: row["target"], targetKind: row["target_kind"],
             displayTimeZone: row["display_timezone"], attempt: (row["attempts"] as Int) + 1,
-            createdAt: row["created_at"], payload: row["payload"], token: token, resources: row["resources"],
-            throttles: row["throttles"], eventType: row["event_type"], receivedAt: row["received_at"]
+            createdAt: Date(timeIntervalSince1970: row["created_at"]), leaseToken: token, resources: row["resources"],
+            throttles: row["throttles"], payload: row["payload"], eventType: row["event_type"],
+            receivedAt: Date(timeIntervalSince1970: row["received_at"])
         )
     }
 
-    /// The leased rows as claims. A row whose event cannot be decoded is made dead with its
-    /// reason, never leased again: it would otherwise be claimed forever and hold up every later
-    /// delivery of its lane.
-    func claims(from rows: [ClaimRow], now nowSeconds: Double) async throws -> [ClaimedDelivery] {
-        var undecodable: [(id: String, attempt: Int, error: String)] = []
-        let claims = rows.compactMap { row -> ClaimedDelivery? in
-            let decoded: (PatchEvent, RelayedMessage?)
-            do {
-                decoded = try Self.decodePayload(row.payload, type: row.eventType, eventID: row.eventID, receivedAt: row.receivedAt)
-            } catch {
-                logger.error("stored event cannot be decoded; the delivery is dead", metadata: ["delivery.id": "\(row.id)"])
-                undecodable.append((row.id, row.attempt, String(describing: error).prefix(300).description))
-                return nil
-            }
-            let (event, relayed) = decoded
-            return ClaimedDelivery(
-                id: row.id, eventID: row.eventID, target: row.target, targetKind: row.targetKind,
-                displayTimeZone: row.displayTimeZone, attempt: row.attempt, event: event,
-                createdAt: Date(timeIntervalSince1970: row.createdAt), leaseToken: row.token,
-                resources: StoredJSON.decodeList(row.resources), throttles: row.throttles, relayed: relayed,
-                encodedEvent: relayed == nil ? Data(row.payload.utf8) : nil
-            )
+    /// The leased rows as claims (`ClaimTriage`); the undecodable ones are made dead here.
+    func claims(from rows: [StoredClaim], now nowSeconds: Double) async throws -> [ClaimedDelivery] {
+        let triage = ClaimTriage(rows)
+        guard !triage.undecodable.isEmpty else { return triage.claims }
+        for row in triage.undecodable {
+            logger.error("stored event cannot be decoded; the delivery is dead", metadata: ["delivery.id": "\(row.deliveryID)"])
         }
-        if !undecodable.isEmpty {
-            let undecodable = undecodable
-            try await committer.write { db in
-                for row in undecodable {
-                    try db.executeCached(sql: """
-                        INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
-                        VALUES (?, ?, ?, 0, NULL, 'dead', ?, ?)
-                        """, arguments: [row.id, row.attempt, nowSeconds, DeliveryReason.undecodable.rawValue,
-                                         "the stored event cannot be read back: \(row.error)"])
-                    try db.executeCached(sql: """
-                        UPDATE deliveries SET state = 'dead', lease_token = NULL, next_attempt_at = ?, updated_at = ?, last_reason = ?
-                        WHERE id = ?
-                        """, arguments: [nowSeconds, nowSeconds, DeliveryReason.undecodable.rawValue, row.id])
-                }
+        try await committer.write { db in
+            for row in triage.undecodable {
+                try db.executeCached(sql: """
+                    INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
+                    VALUES (?, ?, ?, 0, NULL, 'dead', ?, ?)
+                    """, arguments: [row.deliveryID, row.attempt, nowSeconds, DeliveryReason.undecodable.rawValue, row.explanation])
+                try db.executeCached(sql: """
+                    UPDATE deliveries SET state = 'dead', lease_token = NULL, next_attempt_at = ?, updated_at = ?, last_reason = ?
+                    WHERE id = ?
+                    """, arguments: [nowSeconds, nowSeconds, DeliveryReason.undecodable.rawValue, row.deliveryID])
             }
         }
-        return claims
-    }
-
-    struct ClaimRow: Sendable {
-        var id: String, eventID: String, target: String, targetKind: String, displayTimeZone: String
-        var attempt: Int, createdAt: Double, payload: String, token: String, resources: String, throttles: Int
-        var eventType: String, receivedAt: Double
+        return triage.claims
     }
 
 
@@ -300,7 +265,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         case .dead: (.dead, nowSeconds)
         case .expired: (.expired, nowSeconds)
         }
-        let (stillOurs, extra, next) = try await committer.write { db -> (Bool, FollowUpState?, ClaimRow?) in
+        let (stillOurs, extra, next) = try await committer.write { db -> (Bool, FollowUpState?, StoredClaim?) in
             try db.executeCached(sql: """
                 INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -535,8 +500,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
             return (Self.summary(row), payload, row["display_timezone"], row["resources"], try Self.attempts(db, deliveryID: id))
         }
         guard let (summary, payload, zone, resources, attempts) = found else { return nil }
-        let (event, _) = try Self.decodePayload(payload, type: summary.eventType, eventID: summary.eventID,
-                                                receivedAt: summary.createdAt.timeIntervalSince1970)
+        let (event, _) = try StoredPayload.decode(payload, type: summary.eventType, eventID: summary.eventID, receivedAt: summary.createdAt)
         return DeliveryDetail(summary: summary, event: event, displayTimeZone: zone, resources: StoredJSON.decodeList(resources), attempts: attempts)
     }
 
