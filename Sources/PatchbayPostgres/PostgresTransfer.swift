@@ -72,40 +72,7 @@ extension PostgresStore {
             eventSeqs.reserveCapacity(events.count)
             for batch in Self.batches(events) {
                 copiedBatch(batch.count)
-                let ids: [String] = batch.map { $0.id }
-                let keys: [String] = batch.map { $0.idempotencyKey ?? "" }
-                let hasKeys: [Bool] = batch.map { $0.idempotencyKey != nil }
-                let digests: [String] = batch.map { $0.bodySHA256 }
-                let types: [String] = batch.map { $0.type }
-                let apps: [String] = batch.map { $0.app }
-                let environments: [String] = batch.map { $0.environment }
-                let laneKeys: [String] = batch.map { $0.maintenanceKey }
-                let payloads: [String] = batch.map { $0.payload }
-                let deliveryCounts: [Int64] = batch.map { Int64($0.deliveryCount) }
-                let received: [Date] = batch.map { $0.receivedAt }
-                let returned = try await Self.rows("""
-                    INSERT INTO events (id, idempotency_key, body_sha256, type, app, environment, maintenance_key, payload, delivery_count, received_at)
-                    SELECT u.c_id, CASE WHEN u.c_has_key THEN u.c_key END, u.c_digest, u.c_type, u.c_app, u.c_environment, u.c_lane,
-                           u.c_payload, u.c_count::integer, u.c_received
-                    FROM unnest(\(ids)::text[], \(keys)::text[], \(hasKeys)::boolean[], \(digests)::text[], \(types)::text[],
-                                \(apps)::text[], \(environments)::text[], \(laneKeys)::text[], \(payloads)::text[],
-                                \(deliveryCounts)::bigint[], \(received)::timestamptz[])
-                         WITH ORDINALITY AS u(c_id, c_key, c_has_key, c_digest, c_type, c_app, c_environment, c_lane, c_payload, c_count,
-                                              c_received, c_ord)
-                    ORDER BY u.c_ord
-                    RETURNING id, seq
-                    """, on: connection, logger: logger)
-                var seqByID: [String: Int64] = [:]
-                for row in returned {
-                    let columns = row.columns
-                    seqByID[try columns.value("id", as: String.self)] = try columns.value("seq", as: Int64.self)
-                }
-                for event in batch {
-                    guard let seq = seqByID[event.id] else {
-                        throw StoreError.permanent("an event was not written (source seq \(event.seq))")
-                    }
-                    eventSeqs[event.seq] = seq
-                }
+                for (source, seq) in try await Self.insertEvents(batch, on: connection, logger: logger) { eventSeqs[source] = seq }
             }
 
             // Deliveries, each in its lane's order; in flight becomes pending, due now, lease cleared.
@@ -117,199 +84,46 @@ extension PostgresStore {
                 }
                 mappedEventSeqs.append(seq)
             }
-            let inFlight = DeliveryState.inFlight.rawValue
             for range in Self.ranges(deliveries.count) {
-                let batch = deliveries[range]
-                copiedBatch(batch.count)
-                let ids: [String] = batch.map { $0.id }
-                let eventRefs: [Int64] = Array(mappedEventSeqs[range])
-                let targets: [String] = batch.map { $0.target }
-                let kinds: [String] = batch.map { $0.targetKind }
-                let laneKeys: [String] = batch.map { $0.maintenanceKey }
-                let places: [Int64] = Array(lanePlaces[range])
-                let zones: [String] = batch.map { $0.displayTimeZone }
-                let states: [String] = batch.map { $0.state == inFlight ? DeliveryState.pending.rawValue : $0.state }
-                let attempts: [Int64] = batch.map { Int64($0.attempts) }
-                let nextAttempts: [Date] = batch.map { $0.state == inFlight ? now : $0.nextAttemptAt }
-                let created: [Date] = batch.map { $0.createdAt }
-                let updated: [Date] = batch.map { $0.state == inFlight ? now : $0.updatedAt }
-                let reasons: [String] = batch.map { $0.lastReason ?? "" }
-                let hasReasons: [Bool] = batch.map { $0.lastReason != nil }
-                let resources: [String] = batch.map { $0.resources }
-                let throttles: [Int64] = batch.map { Int64($0.throttles) }
-                let replays: [Int64] = batch.map { Int64($0.replays) }
-                let replayed: [Date] = batch.map { $0.replayedAt ?? Date(timeIntervalSince1970: 0) }
-                let hasReplayed: [Bool] = batch.map { $0.replayedAt != nil }
-                try await Self.rows("""
-                    INSERT INTO deliveries (id, event_seq, target, target_kind, maintenance_key, lane_seq, display_timezone, state, attempts,
-                                            next_attempt_at, lease_token, leased_by, created_at, updated_at, last_reason, resources,
-                                            throttles, replays, replayed_at)
-                    SELECT u.c_id, u.c_event, u.c_target, u.c_kind, u.c_lane, u.c_lane_seq, u.c_zone, u.c_state, u.c_attempts::integer,
-                           u.c_next, NULL, NULL, u.c_created, u.c_updated, CASE WHEN u.c_has_reason THEN u.c_reason END, u.c_resources,
-                           u.c_throttles::integer, u.c_replays::integer, CASE WHEN u.c_has_replayed THEN u.c_replayed END
-                    FROM unnest(\(ids)::text[], \(eventRefs)::bigint[], \(targets)::text[], \(kinds)::text[], \(laneKeys)::text[],
-                                \(places)::bigint[], \(zones)::text[], \(states)::text[], \(attempts)::bigint[], \(nextAttempts)::timestamptz[],
-                                \(created)::timestamptz[], \(updated)::timestamptz[], \(reasons)::text[], \(hasReasons)::boolean[],
-                                \(resources)::text[], \(throttles)::bigint[], \(replays)::bigint[], \(replayed)::timestamptz[],
-                                \(hasReplayed)::boolean[])
-                         WITH ORDINALITY AS u(c_id, c_event, c_target, c_kind, c_lane, c_lane_seq, c_zone, c_state, c_attempts, c_next,
-                                              c_created, c_updated, c_reason, c_has_reason, c_resources, c_throttles, c_replays,
-                                              c_replayed, c_has_replayed, c_ord)
-                    ORDER BY u.c_ord
-                    """, on: connection, logger: logger)
+                copiedBatch(range.count)
+                try await Self.insertDeliveries(deliveries[range], eventSeqs: mappedEventSeqs[range], lanePlaces: lanePlaces[range], now: now,
+                                                on: connection, logger: logger)
             }
 
             // Each lane's last number, so the next delivery intake adds goes behind the copied ones.
             for range in Self.ranges(laneRows.count) {
-                let batch = laneRows[range]
-                let laneKeys: [String] = batch.map { $0.lane.maintenanceKey }
-                let targets: [String] = batch.map { $0.lane.target }
-                let lasts: [Int64] = batch.map { $0.last }
-                try await Self.rows("""
-                    INSERT INTO lanes AS l (maintenance_key, target, last_seq)
-                    SELECT u.c_lane, u.c_target, u.c_last
-                    FROM unnest(\(laneKeys)::text[], \(targets)::text[], \(lasts)::bigint[]) AS u(c_lane, c_target, c_last)
-                    ON CONFLICT (maintenance_key, target) DO UPDATE SET last_seq = GREATEST(l.last_seq, EXCLUDED.last_seq)
-                    """, on: connection, logger: logger)
+                try await Self.insertLanes(laneRows[range], on: connection, logger: logger)
             }
 
             for batch in Self.batches(transfer.attempts) {
                 copiedBatch(batch.count)
-                let deliveryIDs: [String] = batch.map { $0.deliveryID }
-                let numbers: [Int64] = batch.map { Int64($0.number) }
-                let started: [Date] = batch.map { $0.startedAt }
-                let latencies: [Double] = batch.map { $0.latencyMilliseconds }
-                let statuses: [Int64] = batch.map { Int64($0.statusCode ?? 0) }
-                let hasStatuses: [Bool] = batch.map { $0.statusCode != nil }
-                let outcomes: [String] = batch.map { $0.outcome }
-                let reasons: [String] = batch.map { $0.reason }
-                let excerpts: [String] = batch.map { $0.responseExcerpt ?? "" }
-                let hasExcerpts: [Bool] = batch.map { $0.responseExcerpt != nil }
-                try await Self.rows("""
-                    INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
-                    SELECT u.c_delivery, u.c_number::integer, u.c_started, u.c_latency, CASE WHEN u.c_has_status THEN u.c_status::integer END,
-                           u.c_outcome, u.c_reason, CASE WHEN u.c_has_excerpt THEN u.c_excerpt END
-                    FROM unnest(\(deliveryIDs)::text[], \(numbers)::bigint[], \(started)::timestamptz[], \(latencies)::float8[],
-                                \(statuses)::bigint[], \(hasStatuses)::boolean[], \(outcomes)::text[], \(reasons)::text[],
-                                \(excerpts)::text[], \(hasExcerpts)::boolean[])
-                         WITH ORDINALITY AS u(c_delivery, c_number, c_started, c_latency, c_status, c_has_status, c_outcome, c_reason,
-                                              c_excerpt, c_has_excerpt, c_ord)
-                    ORDER BY u.c_ord
-                    """, on: connection, logger: logger)
+                try await Self.insertAttempts(batch, on: connection, logger: logger)
             }
 
             // In the order instances first reported: reported_seq keeps it, as SQLite's rowid did.
             for batch in Self.batches(transfer.maintenanceInstances) {
                 copiedBatch(batch.count)
-                let laneKeys: [String] = batch.map { $0.maintenanceKey }
-                let instances: [String] = batch.map { $0.instanceID }
-                let names: [String] = batch.map { $0.instanceName ?? "" }
-                let hasNames: [Bool] = batch.map { $0.instanceName != nil }
-                let types: [String] = batch.map { $0.lastType }
-                let ranks: [Int64] = batch.map { Int64($0.stageRank) }
-                let packages: [String] = batch.map { $0.packages }
-                let updated: [Date] = batch.map { $0.updatedAt }
-                try await Self.rows("""
-                    INSERT INTO maintenance_instances (maintenance_key, instance_id, instance_name, last_type, stage_rank, packages, updated_at)
-                    SELECT u.c_lane, u.c_instance, CASE WHEN u.c_has_name THEN u.c_name END, u.c_type, u.c_rank::integer, u.c_packages,
-                           u.c_updated
-                    FROM unnest(\(laneKeys)::text[], \(instances)::text[], \(names)::text[], \(hasNames)::boolean[], \(types)::text[],
-                                \(ranks)::bigint[], \(packages)::text[], \(updated)::timestamptz[])
-                         WITH ORDINALITY AS u(c_lane, c_instance, c_name, c_has_name, c_type, c_rank, c_packages, c_updated, c_ord)
-                    ORDER BY u.c_ord
-                    """, on: connection, logger: logger)
+                try await Self.insertMaintenanceInstances(batch, on: connection, logger: logger)
             }
 
             for batch in Self.batches(transfer.followUps) {
                 copiedBatch(batch.count)
-                let laneKeys: [String] = batch.map { $0.maintenanceKey }
-                let targets: [String] = batch.map { $0.target }
-                let states: [String] = batch.map { $0.state }
-                let updated: [Date] = batch.map { $0.updatedAt }
-                try await Self.rows("""
-                    INSERT INTO followups (maintenance_key, target, state, updated_at)
-                    SELECT u.c_lane, u.c_target, u.c_state, u.c_updated
-                    FROM unnest(\(laneKeys)::text[], \(targets)::text[], \(states)::text[], \(updated)::timestamptz[])
-                         AS u(c_lane, c_target, c_state, c_updated)
-                    """, on: connection, logger: logger)
+                try await Self.insertFollowUps(batch, on: connection, logger: logger)
             }
 
             for batch in Self.batches(transfer.maintenances) {
                 copiedBatch(batch.count)
-                let keys: [String] = batch.map { $0.maintenanceKey }
-                let ids: [String] = batch.map { $0.id }
-                let apps: [String] = batch.map { $0.app }
-                let environments: [String] = batch.map { $0.environment }
-                let windowKeys: [String] = batch.map { $0.windowKey }
-                let windowIDs: [String] = batch.map { $0.windowID ?? "" }
-                let hasWindowIDs: [Bool] = batch.map { $0.windowID != nil }
-                let starts: [Date] = batch.map { $0.windowStart }
-                let ends: [Date] = batch.map { $0.windowEnd }
-                let windowZones: [String] = batch.map { $0.windowTimeZone ?? "" }
-                let hasWindowZones: [Bool] = batch.map { $0.windowTimeZone != nil }
-                let statuses: [String] = batch.map { $0.status }
-                let displayZones: [String] = batch.map { $0.displayTimeZone }
-                let tags: [String] = batch.map { $0.tags }
-                let created: [Date] = batch.map { $0.createdAt }
-                let updated: [Date] = batch.map { $0.updatedAt }
-                try await Self.rows("""
-                    INSERT INTO maintenances (maintenance_key, id, app, environment, window_key, window_id, window_start, window_end,
-                                              window_timezone, status, display_timezone, tags, created_at, updated_at)
-                    SELECT u.c_key, u.c_id, u.c_app, u.c_environment, u.c_window_key, CASE WHEN u.c_has_window_id THEN u.c_window_id END,
-                           u.c_start, u.c_end, CASE WHEN u.c_has_zone THEN u.c_zone END, u.c_status, u.c_display_zone, u.c_tags,
-                           u.c_created, u.c_updated
-                    FROM unnest(\(keys)::text[], \(ids)::text[], \(apps)::text[], \(environments)::text[], \(windowKeys)::text[],
-                                \(windowIDs)::text[], \(hasWindowIDs)::boolean[], \(starts)::timestamptz[], \(ends)::timestamptz[],
-                                \(windowZones)::text[], \(hasWindowZones)::boolean[], \(statuses)::text[], \(displayZones)::text[],
-                                \(tags)::text[], \(created)::timestamptz[], \(updated)::timestamptz[])
-                         AS u(c_key, c_id, c_app, c_environment, c_window_key, c_window_id, c_has_window_id, c_start, c_end, c_zone,
-                              c_has_zone, c_status, c_display_zone, c_tags, c_created, c_updated)
-                    """, on: connection, logger: logger)
+                try await Self.insertMaintenances(batch, on: connection, logger: logger)
             }
 
             for batch in Self.batches(notices) {
                 copiedBatch(batch.count)
-                let ids: [String] = batch.map { $0.id }
-                let keys: [String] = batch.map { $0.maintenanceKey }
-                let kinds: [String] = batch.map { $0.kind }
-                let leads: [Int64] = batch.map { Int64($0.leadSeconds ?? 0) }
-                let hasLeads: [Bool] = batch.map { $0.leadSeconds != nil }
-                let dues: [Date] = batch.map { $0.dueAt }
-                let states: [String] = batch.map { $0.state }
-                let reasons: [String] = batch.map { $0.reason ?? "" }
-                let hasReasons: [Bool] = batch.map { $0.reason != nil }
-                let eventIDs: [String] = batch.map { $0.eventID ?? "" }
-                let hasEventIDs: [Bool] = batch.map { $0.eventID != nil }
-                let updated: [Date] = batch.map { $0.updatedAt }
-                try await Self.rows("""
-                    INSERT INTO planned_notices (id, maintenance_key, kind, lead_seconds, due_at, state, reason, event_id, updated_at)
-                    SELECT u.c_id, u.c_key, u.c_kind, CASE WHEN u.c_has_lead THEN u.c_lead::integer END, u.c_due, u.c_state,
-                           CASE WHEN u.c_has_reason THEN u.c_reason END, CASE WHEN u.c_has_event THEN u.c_event END, u.c_updated
-                    FROM unnest(\(ids)::text[], \(keys)::text[], \(kinds)::text[], \(leads)::bigint[], \(hasLeads)::boolean[],
-                                \(dues)::timestamptz[], \(states)::text[], \(reasons)::text[], \(hasReasons)::boolean[],
-                                \(eventIDs)::text[], \(hasEventIDs)::boolean[], \(updated)::timestamptz[])
-                         WITH ORDINALITY AS u(c_id, c_key, c_kind, c_lead, c_has_lead, c_due, c_state, c_reason, c_has_reason, c_event,
-                                              c_has_event, c_updated, c_ord)
-                    ORDER BY u.c_ord
-                    """, on: connection, logger: logger)
+                try await Self.insertPlannedNotices(batch, on: connection, logger: logger)
             }
 
             for batch in Self.batches(transfer.unmapped) {
                 copiedBatch(batch.count)
-                let sources: [String] = batch.map { $0.source }
-                let dedupeIDs: [String] = batch.map { $0.dedupeID ?? "" }
-                let hasDedupeIDs: [Bool] = batch.map { $0.dedupeID != nil }
-                let reasons: [String] = batch.map { $0.reason }
-                let bodies: [String] = batch.map { $0.body }
-                let received: [Date] = batch.map { $0.receivedAt }
-                try await Self.rows("""
-                    INSERT INTO relay_unmapped (source, dedupe_id, reason, body, received_at)
-                    SELECT u.c_source, CASE WHEN u.c_has_dedupe THEN u.c_dedupe END, u.c_reason, u.c_body, u.c_received
-                    FROM unnest(\(sources)::text[], \(dedupeIDs)::text[], \(hasDedupeIDs)::boolean[], \(reasons)::text[],
-                                \(bodies)::text[], \(received)::timestamptz[])
-                         WITH ORDINALITY AS u(c_source, c_dedupe, c_has_dedupe, c_reason, c_body, c_received, c_ord)
-                    ORDER BY u.c_ord
-                    """, on: connection, logger: logger)
+                try await Self.insertUnmapped(batch, on: connection, logger: logger)
             }
 
             // Running instances (if any) pick the copied work up at once.
@@ -328,6 +142,234 @@ extension PostgresStore {
             counts.unmapped = transfer.unmapped.count
             return counts
         }
+    }
+
+    // MARK: One table at a time, one batch per statement
+
+    static func insertLanes(_ batch: ArraySlice<(lane: TransferLane, last: Int64)>, on connection: PostgresConnection,
+                            logger: Logger) async throws {
+        let laneKeys: [String] = batch.map { $0.lane.maintenanceKey }
+        let targets: [String] = batch.map { $0.lane.target }
+        let lasts: [Int64] = batch.map { $0.last }
+        try await Self.rows("""
+            INSERT INTO lanes AS l (maintenance_key, target, last_seq)
+            SELECT u.c_lane, u.c_target, u.c_last
+            FROM unnest(\(laneKeys)::text[], \(targets)::text[], \(lasts)::bigint[]) AS u(c_lane, c_target, c_last)
+            ON CONFLICT (maintenance_key, target) DO UPDATE SET last_seq = GREATEST(l.last_seq, EXCLUDED.last_seq)
+            """, on: connection, logger: logger)
+    }
+
+    /// Returns each event's (source seq, new seq).
+    static func insertEvents(_ batch: ArraySlice<StoreTransfer.EventRow>, on connection: PostgresConnection,
+                             logger: Logger) async throws -> [(Int64, Int64)] {
+        let ids: [String] = batch.map { $0.id }
+        let keys: [String] = batch.map { $0.idempotencyKey ?? "" }
+        let hasKeys: [Bool] = batch.map { $0.idempotencyKey != nil }
+        let digests: [String] = batch.map { $0.bodySHA256 }
+        let types: [String] = batch.map { $0.type }
+        let apps: [String] = batch.map { $0.app }
+        let environments: [String] = batch.map { $0.environment }
+        let laneKeys: [String] = batch.map { $0.maintenanceKey }
+        let payloads: [String] = batch.map { $0.payload }
+        let deliveryCounts: [Int64] = batch.map { Int64($0.deliveryCount) }
+        let received: [Date] = batch.map { $0.receivedAt }
+        let returned = try await Self.rows("""
+            INSERT INTO events (id, idempotency_key, body_sha256, type, app, environment, maintenance_key, payload, delivery_count, received_at)
+            SELECT u.c_id, CASE WHEN u.c_has_key THEN u.c_key END, u.c_digest, u.c_type, u.c_app, u.c_environment, u.c_lane,
+                   u.c_payload, u.c_count::integer, u.c_received
+            FROM unnest(\(ids)::text[], \(keys)::text[], \(hasKeys)::boolean[], \(digests)::text[], \(types)::text[],
+                        \(apps)::text[], \(environments)::text[], \(laneKeys)::text[], \(payloads)::text[],
+                        \(deliveryCounts)::bigint[], \(received)::timestamptz[])
+                 WITH ORDINALITY AS u(c_id, c_key, c_has_key, c_digest, c_type, c_app, c_environment, c_lane, c_payload, c_count,
+                                      c_received, c_ord)
+            ORDER BY u.c_ord
+            RETURNING id, seq
+            """, on: connection, logger: logger)
+        var seqByID: [String: Int64] = [:]
+        for row in returned {
+            let columns = row.columns
+            seqByID[try columns.value("id", as: String.self)] = try columns.value("seq", as: Int64.self)
+        }
+        return try batch.map { event in
+            guard let seq = seqByID[event.id] else {
+                throw StoreError.permanent("an event was not written (source seq \(event.seq))")
+            }
+            return (event.seq, seq)
+        }
+    }
+
+    /// In flight in the source becomes pending, due `now`, its lease cleared.
+    static func insertDeliveries(_ batch: ArraySlice<StoreTransfer.DeliveryRow>, eventSeqs: ArraySlice<Int64>, lanePlaces: ArraySlice<Int64>,
+                                 now: Date, on connection: PostgresConnection, logger: Logger) async throws {
+        let inFlight = DeliveryState.inFlight.rawValue
+        let ids: [String] = batch.map { $0.id }
+        let eventRefs: [Int64] = Array(eventSeqs)
+        let targets: [String] = batch.map { $0.target }
+        let kinds: [String] = batch.map { $0.targetKind }
+        let laneKeys: [String] = batch.map { $0.maintenanceKey }
+        let places: [Int64] = Array(lanePlaces)
+        let zones: [String] = batch.map { $0.displayTimeZone }
+        let states: [String] = batch.map { $0.state == inFlight ? DeliveryState.pending.rawValue : $0.state }
+        let attempts: [Int64] = batch.map { Int64($0.attempts) }
+        let nextAttempts: [Date] = batch.map { $0.state == inFlight ? now : $0.nextAttemptAt }
+        let created: [Date] = batch.map { $0.createdAt }
+        let updated: [Date] = batch.map { $0.state == inFlight ? now : $0.updatedAt }
+        let reasons: [String] = batch.map { $0.lastReason ?? "" }
+        let hasReasons: [Bool] = batch.map { $0.lastReason != nil }
+        let resources: [String] = batch.map { $0.resources }
+        let throttles: [Int64] = batch.map { Int64($0.throttles) }
+        let replays: [Int64] = batch.map { Int64($0.replays) }
+        let replayed: [Date] = batch.map { $0.replayedAt ?? Date(timeIntervalSince1970: 0) }
+        let hasReplayed: [Bool] = batch.map { $0.replayedAt != nil }
+        try await Self.rows("""
+            INSERT INTO deliveries (id, event_seq, target, target_kind, maintenance_key, lane_seq, display_timezone, state, attempts,
+                                    next_attempt_at, lease_token, leased_by, created_at, updated_at, last_reason, resources,
+                                    throttles, replays, replayed_at)
+            SELECT u.c_id, u.c_event, u.c_target, u.c_kind, u.c_lane, u.c_lane_seq, u.c_zone, u.c_state, u.c_attempts::integer,
+                   u.c_next, NULL, NULL, u.c_created, u.c_updated, CASE WHEN u.c_has_reason THEN u.c_reason END, u.c_resources,
+                   u.c_throttles::integer, u.c_replays::integer, CASE WHEN u.c_has_replayed THEN u.c_replayed END
+            FROM unnest(\(ids)::text[], \(eventRefs)::bigint[], \(targets)::text[], \(kinds)::text[], \(laneKeys)::text[],
+                        \(places)::bigint[], \(zones)::text[], \(states)::text[], \(attempts)::bigint[], \(nextAttempts)::timestamptz[],
+                        \(created)::timestamptz[], \(updated)::timestamptz[], \(reasons)::text[], \(hasReasons)::boolean[],
+                        \(resources)::text[], \(throttles)::bigint[], \(replays)::bigint[], \(replayed)::timestamptz[],
+                        \(hasReplayed)::boolean[])
+                 WITH ORDINALITY AS u(c_id, c_event, c_target, c_kind, c_lane, c_lane_seq, c_zone, c_state, c_attempts, c_next,
+                                      c_created, c_updated, c_reason, c_has_reason, c_resources, c_throttles, c_replays,
+                                      c_replayed, c_has_replayed, c_ord)
+            ORDER BY u.c_ord
+            """, on: connection, logger: logger)
+    }
+
+    static func insertAttempts(_ batch: ArraySlice<StoreTransfer.AttemptRow>, on connection: PostgresConnection, logger: Logger) async throws {
+        let deliveryIDs: [String] = batch.map { $0.deliveryID }
+        let numbers: [Int64] = batch.map { Int64($0.number) }
+        let started: [Date] = batch.map { $0.startedAt }
+        let latencies: [Double] = batch.map { $0.latencyMilliseconds }
+        let statuses: [Int64] = batch.map { Int64($0.statusCode ?? 0) }
+        let hasStatuses: [Bool] = batch.map { $0.statusCode != nil }
+        let outcomes: [String] = batch.map { $0.outcome }
+        let reasons: [String] = batch.map { $0.reason }
+        let excerpts: [String] = batch.map { $0.responseExcerpt ?? "" }
+        let hasExcerpts: [Bool] = batch.map { $0.responseExcerpt != nil }
+        try await Self.rows("""
+            INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
+            SELECT u.c_delivery, u.c_number::integer, u.c_started, u.c_latency, CASE WHEN u.c_has_status THEN u.c_status::integer END,
+                   u.c_outcome, u.c_reason, CASE WHEN u.c_has_excerpt THEN u.c_excerpt END
+            FROM unnest(\(deliveryIDs)::text[], \(numbers)::bigint[], \(started)::timestamptz[], \(latencies)::float8[],
+                        \(statuses)::bigint[], \(hasStatuses)::boolean[], \(outcomes)::text[], \(reasons)::text[],
+                        \(excerpts)::text[], \(hasExcerpts)::boolean[])
+                 WITH ORDINALITY AS u(c_delivery, c_number, c_started, c_latency, c_status, c_has_status, c_outcome, c_reason,
+                                      c_excerpt, c_has_excerpt, c_ord)
+            ORDER BY u.c_ord
+            """, on: connection, logger: logger)
+    }
+
+    static func insertMaintenanceInstances(_ batch: ArraySlice<StoreTransfer.InstanceRow>, on connection: PostgresConnection, logger: Logger) async throws {
+        let laneKeys: [String] = batch.map { $0.maintenanceKey }
+        let instances: [String] = batch.map { $0.instanceID }
+        let names: [String] = batch.map { $0.instanceName ?? "" }
+        let hasNames: [Bool] = batch.map { $0.instanceName != nil }
+        let types: [String] = batch.map { $0.lastType }
+        let ranks: [Int64] = batch.map { Int64($0.stageRank) }
+        let packages: [String] = batch.map { $0.packages }
+        let updated: [Date] = batch.map { $0.updatedAt }
+        try await Self.rows("""
+            INSERT INTO maintenance_instances (maintenance_key, instance_id, instance_name, last_type, stage_rank, packages, updated_at)
+            SELECT u.c_lane, u.c_instance, CASE WHEN u.c_has_name THEN u.c_name END, u.c_type, u.c_rank::integer, u.c_packages,
+                   u.c_updated
+            FROM unnest(\(laneKeys)::text[], \(instances)::text[], \(names)::text[], \(hasNames)::boolean[], \(types)::text[],
+                        \(ranks)::bigint[], \(packages)::text[], \(updated)::timestamptz[])
+                 WITH ORDINALITY AS u(c_lane, c_instance, c_name, c_has_name, c_type, c_rank, c_packages, c_updated, c_ord)
+            ORDER BY u.c_ord
+            """, on: connection, logger: logger)
+    }
+
+    static func insertFollowUps(_ batch: ArraySlice<StoreTransfer.FollowUpRow>, on connection: PostgresConnection, logger: Logger) async throws {
+        let laneKeys: [String] = batch.map { $0.maintenanceKey }
+        let targets: [String] = batch.map { $0.target }
+        let states: [String] = batch.map { $0.state }
+        let updated: [Date] = batch.map { $0.updatedAt }
+        try await Self.rows("""
+            INSERT INTO followups (maintenance_key, target, state, updated_at)
+            SELECT u.c_lane, u.c_target, u.c_state, u.c_updated
+            FROM unnest(\(laneKeys)::text[], \(targets)::text[], \(states)::text[], \(updated)::timestamptz[])
+                 AS u(c_lane, c_target, c_state, c_updated)
+            """, on: connection, logger: logger)
+    }
+
+    static func insertMaintenances(_ batch: ArraySlice<StoreTransfer.MaintenanceRow>, on connection: PostgresConnection, logger: Logger) async throws {
+        let keys: [String] = batch.map { $0.maintenanceKey }
+        let ids: [String] = batch.map { $0.id }
+        let apps: [String] = batch.map { $0.app }
+        let environments: [String] = batch.map { $0.environment }
+        let windowKeys: [String] = batch.map { $0.windowKey }
+        let windowIDs: [String] = batch.map { $0.windowID ?? "" }
+        let hasWindowIDs: [Bool] = batch.map { $0.windowID != nil }
+        let starts: [Date] = batch.map { $0.windowStart }
+        let ends: [Date] = batch.map { $0.windowEnd }
+        let windowZones: [String] = batch.map { $0.windowTimeZone ?? "" }
+        let hasWindowZones: [Bool] = batch.map { $0.windowTimeZone != nil }
+        let statuses: [String] = batch.map { $0.status }
+        let displayZones: [String] = batch.map { $0.displayTimeZone }
+        let tags: [String] = batch.map { $0.tags }
+        let created: [Date] = batch.map { $0.createdAt }
+        let updated: [Date] = batch.map { $0.updatedAt }
+        try await Self.rows("""
+            INSERT INTO maintenances (maintenance_key, id, app, environment, window_key, window_id, window_start, window_end,
+                                      window_timezone, status, display_timezone, tags, created_at, updated_at)
+            SELECT u.c_key, u.c_id, u.c_app, u.c_environment, u.c_window_key, CASE WHEN u.c_has_window_id THEN u.c_window_id END,
+                   u.c_start, u.c_end, CASE WHEN u.c_has_zone THEN u.c_zone END, u.c_status, u.c_display_zone, u.c_tags,
+                   u.c_created, u.c_updated
+            FROM unnest(\(keys)::text[], \(ids)::text[], \(apps)::text[], \(environments)::text[], \(windowKeys)::text[],
+                        \(windowIDs)::text[], \(hasWindowIDs)::boolean[], \(starts)::timestamptz[], \(ends)::timestamptz[],
+                        \(windowZones)::text[], \(hasWindowZones)::boolean[], \(statuses)::text[], \(displayZones)::text[],
+                        \(tags)::text[], \(created)::timestamptz[], \(updated)::timestamptz[])
+                 AS u(c_key, c_id, c_app, c_environment, c_window_key, c_window_id, c_has_window_id, c_start, c_end, c_zone,
+                      c_has_zone, c_status, c_display_zone, c_tags, c_created, c_updated)
+            """, on: connection, logger: logger)
+    }
+
+    static func insertPlannedNotices(_ batch: ArraySlice<StoreTransfer.NoticeRow>, on connection: PostgresConnection, logger: Logger) async throws {
+        let ids: [String] = batch.map { $0.id }
+        let keys: [String] = batch.map { $0.maintenanceKey }
+        let kinds: [String] = batch.map { $0.kind }
+        let leads: [Int64] = batch.map { Int64($0.leadSeconds ?? 0) }
+        let hasLeads: [Bool] = batch.map { $0.leadSeconds != nil }
+        let dues: [Date] = batch.map { $0.dueAt }
+        let states: [String] = batch.map { $0.state }
+        let reasons: [String] = batch.map { $0.reason ?? "" }
+        let hasReasons: [Bool] = batch.map { $0.reason != nil }
+        let eventIDs: [String] = batch.map { $0.eventID ?? "" }
+        let hasEventIDs: [Bool] = batch.map { $0.eventID != nil }
+        let updated: [Date] = batch.map { $0.updatedAt }
+        try await Self.rows("""
+            INSERT INTO planned_notices (id, maintenance_key, kind, lead_seconds, due_at, state, reason, event_id, updated_at)
+            SELECT u.c_id, u.c_key, u.c_kind, CASE WHEN u.c_has_lead THEN u.c_lead::integer END, u.c_due, u.c_state,
+                   CASE WHEN u.c_has_reason THEN u.c_reason END, CASE WHEN u.c_has_event THEN u.c_event END, u.c_updated
+            FROM unnest(\(ids)::text[], \(keys)::text[], \(kinds)::text[], \(leads)::bigint[], \(hasLeads)::boolean[],
+                        \(dues)::timestamptz[], \(states)::text[], \(reasons)::text[], \(hasReasons)::boolean[],
+                        \(eventIDs)::text[], \(hasEventIDs)::boolean[], \(updated)::timestamptz[])
+                 WITH ORDINALITY AS u(c_id, c_key, c_kind, c_lead, c_has_lead, c_due, c_state, c_reason, c_has_reason, c_event,
+                                      c_has_event, c_updated, c_ord)
+            ORDER BY u.c_ord
+            """, on: connection, logger: logger)
+    }
+
+    static func insertUnmapped(_ batch: ArraySlice<StoreTransfer.UnmappedRow>, on connection: PostgresConnection, logger: Logger) async throws {
+        let sources: [String] = batch.map { $0.source }
+        let dedupeIDs: [String] = batch.map { $0.dedupeID ?? "" }
+        let hasDedupeIDs: [Bool] = batch.map { $0.dedupeID != nil }
+        let reasons: [String] = batch.map { $0.reason }
+        let bodies: [String] = batch.map { $0.body }
+        let received: [Date] = batch.map { $0.receivedAt }
+        try await Self.rows("""
+            INSERT INTO relay_unmapped (source, dedupe_id, reason, body, received_at)
+            SELECT u.c_source, CASE WHEN u.c_has_dedupe THEN u.c_dedupe END, u.c_reason, u.c_body, u.c_received
+            FROM unnest(\(sources)::text[], \(dedupeIDs)::text[], \(hasDedupeIDs)::boolean[], \(reasons)::text[],
+                        \(bodies)::text[], \(received)::timestamptz[])
+                 WITH ORDINALITY AS u(c_source, c_dedupe, c_has_dedupe, c_reason, c_body, c_received, c_ord)
+            ORDER BY u.c_ord
+            """, on: connection, logger: logger)
     }
 
     /// Whether the store holds an event, a delivery or a maintenance, so that `importTransfer`
