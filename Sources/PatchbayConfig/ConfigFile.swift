@@ -72,9 +72,10 @@ public enum ConfigFile {
             if scalar.style == .plain, node.null != nil { return .null }
             return .scalar(substitute(scalar.string, path: path, environment: environment, diagnostics: diagnostics))
         case .sequence(let sequence):
-            return .list(sequence.enumerated().map { index, item in
-                convert(item, path: "\(path)[\(index)]", environment: environment, diagnostics: diagnostics)
-            })
+            return .list(
+                sequence.enumerated().map { index, item in
+                    convert(item, path: "\(path)[\(index)]", environment: environment, diagnostics: diagnostics)
+                })
         case .mapping(let mapping):
             var entries: [(key: String, value: ConfigValue)] = []
             var seen = Set<String>()

@@ -23,10 +23,13 @@ public final class CurlTransport: HTTPTransport, Sendable {
 
     private let loop: CurlMultiLoop
 
-    public init(redactor: Redactor, logger: Logger, userAgent: String = "Patchbay/1.0", maxHostConnections: Int = 8,
-                responseLimit: Int = maxResponseBytes) {
-        loop = CurlMultiLoop(redactor: redactor, logger: logger, userAgent: userAgent,
-                             maxHostConnections: maxHostConnections, responseLimit: responseLimit)
+    public init(
+        redactor: Redactor, logger: Logger, userAgent: String = "Patchbay/1.0", maxHostConnections: Int = 8,
+        responseLimit: Int = maxResponseBytes
+    ) {
+        loop = CurlMultiLoop(
+            redactor: redactor, logger: logger, userAgent: userAgent,
+            maxHostConnections: maxHostConnections, responseLimit: responseLimit)
     }
 
     /// Stops the transfer thread; transfers still running fail with a transport error.
@@ -128,10 +131,16 @@ final class CurlMultiLoop: @unchecked Sendable {
     private func runLoop() {
         var running: Int32 = 0
         while !stopping.load(ordering: .acquiring) {
-            for transfer in inbox.withLock({ inbox in defer { inbox.removeAll() }; return inbox }) {
+            for transfer in inbox.withLock({ inbox in
+                defer { inbox.removeAll() }
+                return inbox
+            }) {
                 start(transfer)
             }
-            for id in cancellations.withLock({ list in defer { list.removeAll() }; return list }) {
+            for id in cancellations.withLock({ list in
+                defer { list.removeAll() }
+                return list
+            }) {
                 cancel(id)
             }
             curl_multi_perform(multi, &running)
@@ -145,7 +154,10 @@ final class CurlMultiLoop: @unchecked Sendable {
             transfer.finish(.failure(failure))
         }
         active.removeAll()
-        for transfer in inbox.withLock({ inbox in defer { inbox.removeAll() }; return inbox }) {
+        for transfer in inbox.withLock({ inbox in
+            defer { inbox.removeAll() }
+            return inbox
+        }) {
             transfer.finish(.failure(failure))
         }
         finished.signal()
@@ -175,44 +187,50 @@ final class CurlMultiLoop: @unchecked Sendable {
         patchbay_curl_set_string(easy, CURLOPT_USERAGENT, userAgent)
         patchbay_curl_set_pointer(easy, CURLOPT_PRIVATE, context)
         patchbay_curl_set_pointer(easy, CURLOPT_ERRORBUFFER, transfer.errorBuffer)
-        patchbay_curl_set_write_callback(easy, { data, size, count, context in
-            let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
-            let length = size * count
-            if let data, transfer.body.count < transfer.responseLimit {
-                let keep = min(length, transfer.responseLimit - transfer.body.count)
-                data.withMemoryRebound(to: UInt8.self, capacity: keep) { transfer.body.append($0, count: keep) }
-            }
-            // Once the kept bytes are in, stop reading: an endless body must not turn a delivered
-            // answer into a timeout (and a duplicate send). curl ends the transfer with
-            // CURLE_WRITE_ERROR, which `collectFinished` reads as "status known, body cut".
-            if transfer.body.count >= transfer.responseLimit {
-                transfer.truncated = true
-                return 0
-            }
-            return length
-        }, context)
+        patchbay_curl_set_write_callback(
+            easy,
+            { data, size, count, context in
+                let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+                let length = size * count
+                if let data, transfer.body.count < transfer.responseLimit {
+                    let keep = min(length, transfer.responseLimit - transfer.body.count)
+                    data.withMemoryRebound(to: UInt8.self, capacity: keep) { transfer.body.append($0, count: keep) }
+                }
+                // Once the kept bytes are in, stop reading: an endless body must not turn a delivered
+                // answer into a timeout (and a duplicate send). curl ends the transfer with
+                // CURLE_WRITE_ERROR, which `collectFinished` reads as "status known, body cut".
+                if transfer.body.count >= transfer.responseLimit {
+                    transfer.truncated = true
+                    return 0
+                }
+                return length
+            }, context)
         if request.destinations != .any {
             // No proxy from the environment (the callback would only see the proxy's address),
             // and no pooled connection another policy opened (the callback would not run at all).
             patchbay_curl_set_string(easy, CURLOPT_PROXY, "")
             patchbay_curl_set_long(easy, CURLOPT_FRESH_CONNECT, 1)
-            patchbay_curl_set_opensocket_callback(easy, { context, _, address in
-                let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
-                guard let address, transfer.allows(address) else {
-                    transfer.refusedDestination = true
-                    return CURL_SOCKET_BAD
-                }
-                return socket(address.pointee.family, address.pointee.socktype, address.pointee.protocol)
-            }, context)
+            patchbay_curl_set_opensocket_callback(
+                easy,
+                { context, _, address in
+                    let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+                    guard let address, transfer.allows(address) else {
+                        transfer.refusedDestination = true
+                        return CURL_SOCKET_BAD
+                    }
+                    return socket(address.pointee.family, address.pointee.socktype, address.pointee.protocol)
+                }, context)
         }
-        patchbay_curl_set_header_callback(easy, { data, size, count, context in
-            let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
-            let length = size * count
-            if let data {
-                transfer.receiveHeaderLine(UnsafeRawBufferPointer(start: data, count: length))
-            }
-            return length
-        }, context)
+        patchbay_curl_set_header_callback(
+            easy,
+            { data, size, count, context in
+                let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+                let length = size * count
+                if let data {
+                    transfer.receiveHeaderLine(UnsafeRawBufferPointer(start: data, count: length))
+                }
+                return length
+            }, context)
 
         if let mail = request.mail {
             startMail(easy, mail, transfer: transfer, context: context)
@@ -260,17 +278,19 @@ final class CurlMultiLoop: @unchecked Sendable {
         if let password = mail.password { patchbay_curl_set_string(easy, CURLOPT_PASSWORD, password.reveal()) }
         patchbay_curl_set_long(easy, CURLOPT_UPLOAD, 1)
         patchbay_curl_set_off_t(easy, CURLOPT_INFILESIZE_LARGE, curl_off_t(transfer.request.body.count))
-        patchbay_curl_set_read_callback(easy, { buffer, size, count, context in
-            let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
-            let body = transfer.request.body
-            let length = min(size * count, body.count - transfer.uploaded)
-            guard length > 0, let buffer else { return 0 }
-            body.withUnsafeBytes { bytes in
-                UnsafeMutableRawPointer(buffer).copyMemory(from: bytes.baseAddress!.advanced(by: transfer.uploaded), byteCount: length)
-            }
-            transfer.uploaded += length
-            return length
-        }, context)
+        patchbay_curl_set_read_callback(
+            easy,
+            { buffer, size, count, context in
+                let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+                let body = transfer.request.body
+                let length = min(size * count, body.count - transfer.uploaded)
+                guard length > 0, let buffer else { return 0 }
+                body.withUnsafeBytes { bytes in
+                    UnsafeMutableRawPointer(buffer).copyMemory(from: bytes.baseAddress!.advanced(by: transfer.uploaded), byteCount: length)
+                }
+                transfer.uploaded += length
+                return length
+            }, context)
         transfer.startedAt = ContinuousClock.now
         active[easy] = transfer
         curl_multi_add_handle(multi, easy)
@@ -320,15 +340,18 @@ final class CurlMultiLoop: @unchecked Sendable {
 
     private func failure(for code: CURLcode, transfer: Transfer, latency: Duration) -> TransportFailure {
         if transfer.refusedDestination {
-            return TransportFailure(kind: .refused, message: "the destination resolves to a loopback, private, link-local or multicast address, " +
-                                    "which this target may not reach (allowPrivateNetworks: true allows it)", latency: latency)
+            return TransportFailure(
+                kind: .refused,
+                message: "the destination resolves to a loopback, private, link-local or multicast address, "
+                    + "which this target may not reach (allowPrivateNetworks: true allows it)", latency: latency)
         }
-        let kind: TransportFailure.Kind = switch code {
-        case CURLE_OPERATION_TIMEDOUT: .timeout
-        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: .connect
-        case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM: .tls
-        default: .other
-        }
+        let kind: TransportFailure.Kind =
+            switch code {
+            case CURLE_OPERATION_TIMEDOUT: .timeout
+            case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: .connect
+            case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM: .tls
+            default: .other
+            }
         let detail = String(cString: transfer.errorBuffer.assumingMemoryBound(to: CChar.self))
         let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
         return TransportFailure(kind: kind, message: redactor.redact(text), latency: latency)
@@ -377,8 +400,10 @@ private final class Transfer: @unchecked Sendable {
     var startedAt = ContinuousClock.now
     let errorBuffer = UnsafeMutableRawPointer.allocate(byteCount: Int(CURL_ERROR_SIZE) + 1, alignment: 1)
 
-    init(request: OutboundRequest, timeouts: TransportTimeouts, responseLimit: Int,
-         continuation: CheckedContinuation<Result<TransportResponse, TransportFailure>, Never>) {
+    init(
+        request: OutboundRequest, timeouts: TransportTimeouts, responseLimit: Int,
+        continuation: CheckedContinuation<Result<TransportResponse, TransportFailure>, Never>
+    ) {
         self.responseLimit = responseLimit
         self.request = request
         self.timeouts = timeouts
@@ -423,14 +448,16 @@ enum HeaderLine: Equatable {
     static func parse(_ line: UnsafeRawBufferPointer) -> HeaderLine {
         if line.starts(with: "HTTP/".utf8) { return .status }
         guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return .other }
-        let name = trimmingWhitespace(line[..<colon]), value = trimmingWhitespace(line[(colon + 1)...])
+        let name = trimmingWhitespace(line[..<colon])
+        let value = trimmingWhitespace(line[(colon + 1)...])
         return .field(HTTPHeader(String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
     }
 
     /// Without HTTP's optional whitespace (space, tab) and the line's CR LF at either end.
     static func trimmingWhitespace(_ bytes: Slice<UnsafeRawBufferPointer>) -> Slice<UnsafeRawBufferPointer> {
         func isWhitespace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A }
-        var start = bytes.startIndex, end = bytes.endIndex
+        var start = bytes.startIndex
+        var end = bytes.endIndex
         while start < end, isWhitespace(bytes[start]) { start += 1 }
         while end > start, isWhitespace(bytes[end - 1]) { end -= 1 }
         return bytes[start..<end]

@@ -23,7 +23,8 @@ public struct ClusterMembership: Service, CustomStringConvertible {
     let beat: Duration
     let silence: Duration
 
-    public init(store: PostgresStore, onWork: @escaping @Sendable () -> Void, logger: Logger, beat: Duration = .seconds(1), silence: Duration? = nil) {
+    public init(store: PostgresStore, onWork: @escaping @Sendable () -> Void, logger: Logger, beat: Duration = .seconds(1), silence: Duration? = nil)
+    {
         self.store = store
         self.onWork = onWork
         self.logger = logger
@@ -57,8 +58,9 @@ public struct ClusterMembership: Service, CustomStringConvertible {
                     let ownSilence = try await Self.within(silence / 2, closing: own) { [store] in try await store.heartbeat(on: own) }
                     continuity.beat(ownSilence: ownSilence, at: .now)
                     if failing {
-                        logger.notice("heartbeat back; judging no other instance until this one has beaten for the whole silence",
-                                      metadata: ["silent_ms": "\(Int(ownSilence.milliseconds))", "silence_s": "\(Int(silence.seconds))"])
+                        logger.notice(
+                            "heartbeat back; judging no other instance until this one has beaten for the whole silence",
+                            metadata: ["silent_ms": "\(Int(ownSilence.milliseconds))", "silence_s": "\(Int(silence.seconds))"])
                     }
                     failing = false
                     guard continuity.mayJudge(at: .now) else { continue }
@@ -97,8 +99,10 @@ public struct ClusterMembership: Service, CustomStringConvertible {
     /// `body`'s value, or `TimedOut` after `limit`. The connection is closed then: that fails the
     /// query stuck on it (a half-open connection after a failover answers nothing), which a task
     /// cancellation alone would not end.
-    static func within<T: Sendable>(_ limit: Duration, closing connection: PostgresConnection,
-                                    _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    static func within<T: Sendable>(
+        _ limit: Duration, closing connection: PostgresConnection,
+        _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
         try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await body() }
             group.addTask {

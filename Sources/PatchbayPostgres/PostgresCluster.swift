@@ -1,7 +1,7 @@
 import Foundation
 import Logging
-import PostgresNIO
 import PatchbayCore
+import PostgresNIO
 import Synchronization
 
 /// What several instances on one database share: the maintenance clock, liveness, wake-ups and
@@ -19,7 +19,8 @@ extension PostgresStore: MaintenanceStore {
             // idempotency key is the backstop, so a notice can only ever become one event. Due by
             // the caller's clock and by the database's: an instance whose clock runs ahead never
             // fires a notice early.
-            let rows = try await Self.rows("""
+            let rows = try await Self.rows(
+                """
                 SELECT n.* FROM planned_notices n
                 WHERE n.state = 'planned' AND n.due_at <= \(now) AND n.due_at <= statement_timestamp()
                 ORDER BY n.due_at, n.seq LIMIT \(limit)
@@ -40,16 +41,19 @@ extension PostgresStore: MaintenanceStore {
                 let dueNotice = DueNotice(notice: notice, record: record, snapshot: try await Self.snapshot(on: connection, logger: logger, key: key))
                 switch decide(dueNotice) {
                 case .skip(let reason):
-                    try await Self.rows("UPDATE planned_notices SET state = 'skipped', reason = \(reason), updated_at = \(now) WHERE id = \(notice.id)",
-                                        on: connection, logger: logger)
+                    try await Self.rows(
+                        "UPDATE planned_notices SET state = 'skipped', reason = \(reason), updated_at = \(now) WHERE id = \(notice.id)",
+                        on: connection, logger: logger)
                     fired.append(FiredNotice(notice: notice, maintenance: record.key, eventID: nil, deliveries: 0))
                 case .send(let event, let plans):
                     let eventID = Identifier.make("evt")
                     let data = try encoder.encode(event)
-                    try await insertEvent(on: connection, id: eventID, idempotencyKey: "notice:\(notice.id)", digest: data.sha256Hex, event: event,
-                                          payload: String(decoding: data, as: UTF8.self), deliveries: plans, receivedAt: now)
+                    try await insertEvent(
+                        on: connection, id: eventID, idempotencyKey: "notice:\(notice.id)", digest: data.sha256Hex, event: event,
+                        payload: String(decoding: data, as: UTF8.self), deliveries: plans, receivedAt: now)
                     let reason: String? = plans.isEmpty ? "no target of the route takes this notice" : nil
-                    try await Self.rows("""
+                    try await Self.rows(
+                        """
                         UPDATE planned_notices SET state = 'sent', event_id = \(eventID), reason = \(reason), updated_at = \(now) WHERE id = \(notice.id)
                         """, on: connection, logger: logger)
                     fired.append(FiredNotice(notice: notice, maintenance: record.key, eventID: eventID, deliveries: plans.count))
@@ -89,8 +93,9 @@ extension PostgresStore: MaintenanceStore {
                 }
             } catch {
                 if Task.isCancelled { return }
-                logger.warning("lost the LISTEN connection; relying on polling until it is back",
-                               metadata: ["error": "\(Self.storeError(error))"])
+                logger.warning(
+                    "lost the LISTEN connection; relying on polling until it is back",
+                    metadata: ["error": "\(Self.storeError(error))"])
             }
             try? await Task.sleep(for: .seconds(1))
         }
@@ -105,7 +110,8 @@ extension PostgresStore: MaintenanceStore {
         let pid = Int(ProcessInfo.processInfo.processIdentifier)
         try await transaction { [self] connection in
             try await measureClock(on: connection)
-            try await Self.rows("""
+            try await Self.rows(
+                """
                 INSERT INTO instances (id, host, pid, version, started_at, heartbeat_at)
                 VALUES (\(instanceID), \(host), \(pid), \(version), clock_timestamp(), clock_timestamp())
                 """, on: connection, logger: logger)
@@ -126,7 +132,8 @@ extension PostgresStore: MaintenanceStore {
     /// database either, so it must not judge the others (`releaseLeasesOfSilentInstances`).
     public func heartbeat(on connection: PostgresConnection) async throws -> Duration {
         try await measureClock(on: connection)
-        let previous = try await Self.rows("""
+        let previous = try await Self.rows(
+            """
             UPDATE instances i SET heartbeat_at = clock_timestamp()
             FROM (SELECT heartbeat_at FROM instances WHERE id = \(instanceID)) old
             WHERE i.id = \(instanceID)
@@ -137,7 +144,8 @@ extension PostgresStore: MaintenanceStore {
         }
         // Another instance took us for dead and removed the row: come back. Our own silence is
         // unknown, so it counts as long (no judging the others on this beat).
-        try await Self.rows("""
+        try await Self.rows(
+            """
             INSERT INTO instances (id, host, pid, version, started_at, heartbeat_at)
             VALUES (\(instanceID), \(ProcessInfo.processInfo.hostName), \(Int(ProcessInfo.processInfo.processIdentifier)),
                     \(PatchbayVersion.current), clock_timestamp(), clock_timestamp())
@@ -161,21 +169,24 @@ extension PostgresStore: MaintenanceStore {
     /// As above, in one statement on the given connection (the heartbeat's own).
     public func releaseLeasesOfSilentInstances(silence: Duration, now: Date, on connection: PostgresConnection) async throws -> Int {
         let seconds = Double(Int64(silence.milliseconds)) / 1000
-        let released = try await Self.rows("""
-            WITH silent AS (
-                SELECT id FROM instances
-                WHERE id <> \(instanceID)
-                  AND GREATEST(heartbeat_at, pg_postmaster_start_time()) < clock_timestamp() - make_interval(secs => \(seconds))
-                FOR UPDATE SKIP LOCKED
-            ), released AS (
-                UPDATE deliveries SET state = 'pending', next_attempt_at = \(now), lease_token = NULL, leased_by = NULL, updated_at = \(now)
-                WHERE state = 'in_flight' AND leased_by IN (SELECT id FROM silent)
-                RETURNING 1
-            ), forgotten AS (
-                DELETE FROM instances WHERE id IN (SELECT id FROM silent)
-            )
-            SELECT COUNT(*)::bigint FROM released
-            """, on: connection, logger: logger).first.map { try $0.decode(Int64.self) } ?? 0
+        let released =
+            try await Self.rows(
+                """
+                WITH silent AS (
+                    SELECT id FROM instances
+                    WHERE id <> \(instanceID)
+                      AND GREATEST(heartbeat_at, pg_postmaster_start_time()) < clock_timestamp() - make_interval(secs => \(seconds))
+                    FOR UPDATE SKIP LOCKED
+                ), released AS (
+                    UPDATE deliveries SET state = 'pending', next_attempt_at = \(now), lease_token = NULL, leased_by = NULL, updated_at = \(now)
+                    WHERE state = 'in_flight' AND leased_by IN (SELECT id FROM silent)
+                    RETURNING 1
+                ), forgotten AS (
+                    DELETE FROM instances WHERE id IN (SELECT id FROM silent)
+                )
+                SELECT COUNT(*)::bigint FROM released
+                """, on: connection, logger: logger
+            ).first.map { try $0.decode(Int64.self) } ?? 0
         if released > 0 { try await announceWork(on: connection) }
         return Int(released)
     }
@@ -183,7 +194,8 @@ extension PostgresStore: MaintenanceStore {
     /// A graceful stop: nothing is leased any more (the dispatcher finished), so the row goes.
     public func leaveCluster() async throws {
         try await transaction { [self] connection in
-            try await Self.rows("""
+            try await Self.rows(
+                """
                 UPDATE deliveries SET state = 'pending', lease_token = NULL, leased_by = NULL WHERE state = 'in_flight' AND leased_by = \(instanceID)
                 """, on: connection, logger: logger)
             try await Self.rows("DELETE FROM instances WHERE id = \(instanceID)", on: connection, logger: logger)
@@ -251,19 +263,25 @@ extension PostgresStore {
         let tolerance = policy.tolerance
         let column = column == "next_send" ? "next_send" : "next_slot"
         return try await transaction { [self] connection -> PacingDecision in
-            try await Self.rows("""
+            try await Self.rows(
+                """
                 INSERT INTO pacing_budgets (key, next_slot, next_send) VALUES (\(key), clock_timestamp(), clock_timestamp())
                 ON CONFLICT (key) DO NOTHING
                 """, on: connection, logger: logger)
-            guard let row = try await Self.rows("""
-                SELECT EXTRACT(EPOCH FROM (GREATEST(\(unescaped: column), clock_timestamp()) - clock_timestamp()))::float8 AS ahead
-                FROM pacing_budgets WHERE key = \(key) FOR UPDATE
-                """, on: connection, logger: logger).first else { throw StoreError.transient("pacing budget row vanished") }
+            guard
+                let row = try await Self.rows(
+                    """
+                    SELECT EXTRACT(EPOCH FROM (GREATEST(\(unescaped: column), clock_timestamp()) - clock_timestamp()))::float8 AS ahead
+                    FROM pacing_budgets WHERE key = \(key) FOR UPDATE
+                    """, on: connection, logger: logger
+                ).first
+            else { throw StoreError.transient("pacing budget row vanished") }
             // `ahead`: how far the budget's next arrival time is from now.
             let ahead = try row.decode(Double.self)
             let wait = max(0, ahead - tolerance)
             guard wait <= maxWait else { return .later(at: processNow.addingTimeInterval(wait)) }
-            try await Self.rows("""
+            try await Self.rows(
+                """
                 UPDATE pacing_budgets SET \(unescaped: column) = GREATEST(\(unescaped: column), clock_timestamp()) + make_interval(secs => \(interval))
                 WHERE key = \(key)
                 """, on: connection, logger: logger)
@@ -276,7 +294,8 @@ extension PostgresStore {
         // `until` is on the cluster's clock (the dispatcher's), not this process's.
         let seconds = max(0, until.timeIntervalSince(clusterNow())) + policy.tolerance
         try await transaction { [self] connection in
-            try await Self.rows("""
+            try await Self.rows(
+                """
                 INSERT INTO pacing_budgets AS b (key, next_slot, next_send)
                 VALUES (\(key), clock_timestamp() + make_interval(secs => \(seconds)), clock_timestamp())
                 ON CONFLICT (key) DO UPDATE SET next_slot = GREATEST(b.next_slot, EXCLUDED.next_slot)

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
-import PostgresNIO
 import PatchbayCore
+import PostgresNIO
 import Synchronization
 
 /// Lets concurrent intake writes share PostgreSQL transactions, as the SQLite group committer
@@ -34,7 +34,8 @@ final class PostgresGroupCommitter: Sendable {
         self.maxConcurrentBatches = max(1, maxConcurrentBatches)
     }
 
-    func write<T: Sendable>(order: String, store: PostgresStore, _ work: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    func write<T: Sendable>(order: String, store: PostgresStore, _ work: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T
+    {
         let value = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<any Sendable, any Error>) in
             let job = Job(order: order, work: { try await work($0) }, continuation: continuation)
             let startFlushing = state.withLock { state -> Bool in

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
-import PostgresNIO
 import PatchbayCore
+import PostgresNIO
 
 /// Maintenances and planned notices on PostgreSQL: the rows planning writes (inside the intake
 /// transaction, under the maintenance's lock) and what operators read. Firing is in
@@ -17,15 +17,18 @@ extension PostgresStore {
     }
 
     static func record(_ row: PostgresRandomAccessRow) throws -> MaintenanceRecord {
-        let key = MaintenanceKey(app: try row.value("app", as: String.self), environment: try row.value("environment", as: String.self),
-                                 window: try row.value("window_key", as: String.self))
-        let window = MaintenanceWindow(id: try row.value("window_id", as: String?.self), start: try row.value("window_start", as: Date.self),
-                                       end: try row.value("window_end", as: Date.self), timezone: try row.value("window_timezone", as: String?.self))
+        let key = MaintenanceKey(
+            app: try row.value("app", as: String.self), environment: try row.value("environment", as: String.self),
+            window: try row.value("window_key", as: String.self))
+        let window = MaintenanceWindow(
+            id: try row.value("window_id", as: String?.self), start: try row.value("window_start", as: Date.self),
+            end: try row.value("window_end", as: Date.self), timezone: try row.value("window_timezone", as: String?.self))
         let tagsJSON = try row.value("tags", as: String.self)
         let tags = StoredJSON.decodeTags(tagsJSON)
         let status = MaintenanceRecord.Status(rawValue: try row.value("status", as: String.self)) ?? .active
-        return MaintenanceRecord(key: key, window: window, status: status, displayTimeZone: try row.value("display_timezone", as: String.self),
-                                 tags: tags, createdAt: try row.value("created_at", as: Date.self), updatedAt: try row.value("updated_at", as: Date.self))
+        return MaintenanceRecord(
+            key: key, window: window, status: status, displayTimeZone: try row.value("display_timezone", as: String.self),
+            tags: tags, createdAt: try row.value("created_at", as: Date.self), updatedAt: try row.value("updated_at", as: Date.self))
     }
 
     /// Writes what `MaintenancePlanner.apply` decided. The caller holds the maintenance's lock, so
@@ -35,7 +38,8 @@ extension PostgresStore {
         let key = record.key.storageValue
         if change.recordChanged {
             let tags = StoredJSON.encode(record.tags)
-            try await Self.rows("""
+            try await Self.rows(
+                """
                 INSERT INTO maintenances (maintenance_key, id, app, environment, window_key, window_id, window_start, window_end,
                                           window_timezone, status, display_timezone, tags, created_at, updated_at)
                 VALUES (\(key), \(record.id), \(record.key.app), \(record.key.environment), \(record.key.window), \(record.window.id),
@@ -47,13 +51,15 @@ extension PostgresStore {
                 """, on: connection, logger: logger)
         }
         if let reason = change.dropPlanned {
-            try await Self.rows("""
+            try await Self.rows(
+                """
                 UPDATE planned_notices SET state = 'dropped', reason = \(reason), updated_at = \(now)
                 WHERE maintenance_key = \(key) AND state = 'planned'
                 """, on: connection, logger: logger)
         }
         for notice in change.notices {
-            try await Self.rows("""
+            try await Self.rows(
+                """
                 INSERT INTO planned_notices (id, maintenance_key, kind, lead_seconds, due_at, state, reason, event_id, updated_at)
                 VALUES (\(notice.id), \(key), \(notice.kind.rawValue), \(notice.leadSeconds), \(notice.dueAt),
                         \(notice.state.rawValue), \(notice.reason), \(notice.eventID), \(notice.updatedAt))
@@ -64,10 +70,12 @@ extension PostgresStore {
     /// A `planned_notices` row; nil when its kind or state is not one this version knows.
     static func notice(_ row: PostgresRandomAccessRow) throws -> PlannedNotice? {
         guard let kind = NoticeKind(rawValue: try row.value("kind", as: String.self)),
-              let state = NoticeState(rawValue: try row.value("state", as: String.self)) else { return nil }
-        return PlannedNotice(id: try row.value("id", as: String.self), kind: kind, leadSeconds: try row.value("lead_seconds", as: Int?.self),
-                             dueAt: try row.value("due_at", as: Date.self), state: state, reason: try row.value("reason", as: String?.self),
-                             eventID: try row.value("event_id", as: String?.self), updatedAt: try row.value("updated_at", as: Date.self))
+            let state = NoticeState(rawValue: try row.value("state", as: String.self))
+        else { return nil }
+        return PlannedNotice(
+            id: try row.value("id", as: String.self), kind: kind, leadSeconds: try row.value("lead_seconds", as: Int?.self),
+            dueAt: try row.value("due_at", as: Date.self), state: state, reason: try row.value("reason", as: String?.self),
+            eventID: try row.value("event_id", as: String?.self), updatedAt: try row.value("updated_at", as: Date.self))
     }
 
     /// Where the maintenance's instances stand, in the order they first reported (reported_seq is
@@ -75,13 +83,17 @@ extension PostgresStore {
     /// Where the maintenance's instances stand, as deep as `depth` says (see
     /// `MaintenanceSnapshot.Depth`), in the order they first reported (reported_seq is taken by
     /// the first insert and kept by later updates, like SQLite's rowid).
-    static func snapshot(on connection: PostgresConnection, logger: Logger, key: String,
-                         depth: MaintenanceSnapshot.Depth = .everyInstance) async throws -> MaintenanceSnapshot {
+    static func snapshot(
+        on connection: PostgresConnection, logger: Logger, key: String,
+        depth: MaintenanceSnapshot.Depth = .everyInstance
+    ) async throws -> MaintenanceSnapshot {
         guard depth != .everyInstance else {
-            let reports = try await Self.rows("""
+            let reports = try await Self.rows(
+                """
                 SELECT instance_id, instance_name, last_type FROM maintenance_instances
                 WHERE maintenance_key = \(key) ORDER BY reported_seq
-                """, on: connection, logger: logger).compactMap { row -> MaintenanceSnapshot.InstanceReport? in
+                """, on: connection, logger: logger
+            ).compactMap { row -> MaintenanceSnapshot.InstanceReport? in
                 let (id, name, stage) = try row.decode((String, String?, String).self)
                 guard let type = EventType(rawValue: stage) else { return nil }
                 return MaintenanceSnapshot.InstanceReport(instance: Instance(id: id, name: name), lastType: type)
@@ -93,7 +105,8 @@ extension PostgresStore {
         // about what one of ten does.
         var counts: [EventType: Int] = [:]
         var named: [MaintenanceSnapshot.InstanceReport] = []
-        for row in try await Self.rows("""
+        for row in try await Self.rows(
+            """
             SELECT stages.last_type, stages.n, first.instance_id, first.instance_name
             FROM (SELECT last_type, COUNT(*) AS n FROM maintenance_instances WHERE maintenance_key = \(key) GROUP BY last_type) stages
             CROSS JOIN LATERAL (
@@ -102,7 +115,8 @@ extension PostgresStore {
                 ORDER BY m.reported_seq LIMIT \(MaintenanceSnapshot.namesPerStage)
             ) first
             ORDER BY first.reported_seq
-            """, on: connection, logger: logger) {
+            """, on: connection, logger: logger)
+        {
             let (stage, count, id, name) = try row.decode((String, Int64, String, String?).self)
             guard let type = EventType(rawValue: stage) else { continue }
             counts[type] = Int(count)
@@ -119,14 +133,16 @@ extension PostgresStore {
             var after = Int64.min
             var batch = 1
             scan: while true {
-                let page = try await Self.rows("""
+                let page = try await Self.rows(
+                    """
                     SELECT page.reported_seq, m.packages FROM (
                         SELECT instance_id, reported_seq FROM maintenance_instances
                         WHERE maintenance_key = \(key) AND reported_seq > \(after)
                         ORDER BY reported_seq LIMIT \(batch)
                     ) page JOIN maintenance_instances m ON m.maintenance_key = \(key) AND m.instance_id = page.instance_id
                     ORDER BY page.reported_seq
-                    """, on: connection, logger: logger).map { row -> (Int64, [String]) in
+                    """, on: connection, logger: logger
+                ).map { row -> (Int64, [String]) in
                     let (position, list) = try row.decode((Int64, String).self)
                     return (position, StoredJSON.decodeList(list))
                 }
@@ -152,8 +168,12 @@ extension PostgresStore {
 
     public func nextNoticeDue() async throws -> Date? {
         try await read { [self] connection -> Date? in
-            guard let row = try await Self.rows("SELECT MIN(due_at) AS due FROM planned_notices WHERE state = 'planned'",
-                                                on: connection, logger: logger).first else { return nil }
+            guard
+                let row = try await Self.rows(
+                    "SELECT MIN(due_at) AS due FROM planned_notices WHERE state = 'planned'",
+                    on: connection, logger: logger
+                ).first
+            else { return nil }
             return try row.columns.value("due", as: Date?.self)
         }
     }
@@ -162,19 +182,22 @@ extension PostgresStore {
         try await read { [self] connection -> [MaintenanceSummary] in
             let rows: [PostgresRow]
             if let since {
-                rows = try await Self.rows("""
+                rows = try await Self.rows(
+                    """
                     SELECT * FROM maintenances WHERE window_end >= \(since) ORDER BY window_start DESC, created_at DESC LIMIT \(limit)
                     """, on: connection, logger: logger)
             } else {
-                rows = try await Self.rows("SELECT * FROM maintenances ORDER BY window_start DESC, created_at DESC LIMIT \(limit)",
-                                           on: connection, logger: logger)
+                rows = try await Self.rows(
+                    "SELECT * FROM maintenances ORDER BY window_start DESC, created_at DESC LIMIT \(limit)",
+                    on: connection, logger: logger)
             }
             let records = try rows.map { try Self.record($0.columns) }
             return try await Self.maintenanceSummaries(on: connection, logger: logger, records)
         }
     }
 
-    static func maintenanceSummary(on connection: PostgresConnection, logger: Logger, _ record: MaintenanceRecord) async throws -> MaintenanceSummary {
+    static func maintenanceSummary(on connection: PostgresConnection, logger: Logger, _ record: MaintenanceRecord) async throws -> MaintenanceSummary
+    {
         guard let summary = try await Self.maintenanceSummaries(on: connection, logger: logger, [record]).first else {
             throw StoreError.permanent("no summary for maintenance \(record.id)")
         }
@@ -183,7 +206,9 @@ extension PostgresStore {
 
     /// The summaries of several maintenances, in their order, with three grouped queries in all
     /// (not three per maintenance: each is a round trip here, where SQLite's were calls in process).
-    static func maintenanceSummaries(on connection: PostgresConnection, logger: Logger, _ records: [MaintenanceRecord]) async throws -> [MaintenanceSummary] {
+    static func maintenanceSummaries(
+        on connection: PostgresConnection, logger: Logger, _ records: [MaintenanceRecord]
+    ) async throws -> [MaintenanceSummary] {
         guard !records.isEmpty else { return [] }
         let keys = records.map(\.key.storageValue)
         /// Counts by maintenance key, then by `k`.
@@ -197,15 +222,18 @@ extension PostgresStore {
             }
             return result
         }
-        let instances = try await counts("""
+        let instances = try await counts(
+            """
             SELECT maintenance_key AS mkey, last_type AS k, COUNT(*) AS n FROM maintenance_instances
             WHERE maintenance_key = ANY(\(keys)) GROUP BY maintenance_key, last_type
             """)
-        let notices = try await counts("""
+        let notices = try await counts(
+            """
             SELECT maintenance_key AS mkey, state AS k, COUNT(*) AS n FROM planned_notices
             WHERE maintenance_key = ANY(\(keys)) GROUP BY maintenance_key, state
             """)
-        let deliveries = try await counts("""
+        let deliveries = try await counts(
+            """
             SELECT maintenance_key AS mkey, state AS k, COUNT(*) AS n FROM deliveries
             WHERE maintenance_key = ANY(\(keys)) GROUP BY maintenance_key, state
             """)
@@ -226,10 +254,14 @@ extension PostgresStore {
         // A window id finds its occurrences (`mw-0123@2025-…`): the prefix's wildcards escaped.
         let occurrences = Self.likePrefix(id) + "@%"
         return try await read { [self] connection -> MaintenanceDetail? in
-            guard let row = try await Self.rows("""
-                SELECT * FROM maintenances WHERE id = \(id) OR window_key = \(id) OR window_key LIKE \(occurrences) ESCAPE '\\'
-                ORDER BY (id = \(id)) DESC, (window_key = \(id)) DESC, window_start DESC LIMIT 1
-                """, on: connection, logger: logger).first?.columns else { return nil }
+            guard
+                let row = try await Self.rows(
+                    """
+                    SELECT * FROM maintenances WHERE id = \(id) OR window_key = \(id) OR window_key LIKE \(occurrences) ESCAPE '\\'
+                    ORDER BY (id = \(id)) DESC, (window_key = \(id)) DESC, window_start DESC LIMIT 1
+                    """, on: connection, logger: logger
+                ).first?.columns
+            else { return nil }
             let record = try Self.record(row)
             let key = record.key.storageValue
             // One page of servers; the package lists are counted by the database, not decoded here.
@@ -237,22 +269,28 @@ extension PostgresStore {
             if let server = page.servers {
                 // The page is chosen first, then only its rows' package lists are counted: counted
                 // in the same query as the sort, every server's list was read (0.5 s at 1,000 x 2,000).
-                instances = try await Self.rows("""
+                instances = try await Self.rows(
+                    """
                     SELECT instance_id, instance_name, last_type, json_array_length(packages::json), updated_at FROM (
                         SELECT instance_id, instance_name, last_type, packages, updated_at, reported_seq FROM maintenance_instances
                         WHERE maintenance_key = \(key) ORDER BY reported_seq
                         LIMIT \(MaintenanceDetail.Page.serversPerPage) OFFSET \(server * MaintenanceDetail.Page.serversPerPage)
                     ) page ORDER BY reported_seq
-                    """, on: connection, logger: logger).map { row -> MaintenanceDetail.InstanceRow in
+                    """, on: connection, logger: logger
+                ).map { row -> MaintenanceDetail.InstanceRow in
                     let (id, name, stage, packages, updated) = try row.decode((String, String?, String, Int?, Date).self)
                     return MaintenanceDetail.InstanceRow(id: id, name: name, stage: stage, packages: packages ?? 0, updatedAt: updated)
                 }
             }
-            let notices = try await Self.rows("SELECT * FROM planned_notices WHERE maintenance_key = \(key) ORDER BY due_at, seq",
-                                              on: connection, logger: logger).compactMap { try Self.notice($0.columns) }
+            let notices = try await Self.rows(
+                "SELECT * FROM planned_notices WHERE maintenance_key = \(key) ORDER BY due_at, seq",
+                on: connection, logger: logger
+            ).compactMap { try Self.notice($0.columns) }
             let decoder = JSONDecoder.patchbay()
-            let vendorObjects = try await Self.rows("SELECT target, state FROM followups WHERE maintenance_key = \(key) ORDER BY target",
-                                                    on: connection, logger: logger).compactMap { row -> MaintenanceDetail.VendorObject? in
+            let vendorObjects = try await Self.rows(
+                "SELECT target, state FROM followups WHERE maintenance_key = \(key) ORDER BY target",
+                on: connection, logger: logger
+            ).compactMap { row -> MaintenanceDetail.VendorObject? in
                 let columns = row.columns
                 let json = try columns.value("state", as: String.self)
                 guard let state = try? decoder.decode(FollowUpState.self, from: Data(json.utf8)) else { return nil }
@@ -260,22 +298,27 @@ extension PostgresStore {
             }
             var deliveries: [DeliverySummary] = []
             if let number = page.deliveries {
-                deliveries = try await Self.rows("""
+                deliveries = try await Self.rows(
+                    """
                     SELECT \(unescaped: Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq
                     WHERE d.maintenance_key = \(key) ORDER BY d.seq DESC
                     LIMIT \(MaintenanceDetail.Page.deliveriesPerPage) OFFSET \(number * MaintenanceDetail.Page.deliveriesPerPage)
-                    """, on: connection, logger: logger).map { try Self.summary($0.columns) }
+                    """, on: connection, logger: logger
+                ).map { try Self.summary($0.columns) }
             }
             var byTarget: [String: [String: Int]] = [:]
-            for row in try await Self.rows("""
+            for row in try await Self.rows(
+                """
                 SELECT target, state, COUNT(*)::bigint FROM deliveries WHERE maintenance_key = \(key) GROUP BY target, state
-                """, on: connection, logger: logger) {
+                """, on: connection, logger: logger)
+            {
                 let (target, state, count) = try row.decode((String, String, Int64).self)
                 byTarget[target, default: [:]][state] = Int(count)
             }
             let summary = try await Self.maintenanceSummary(on: connection, logger: logger, record)
-            return MaintenanceDetail(summary: summary, instances: instances, notices: notices, vendorObjects: vendorObjects, deliveries: deliveries,
-                                     deliveriesByTarget: byTarget, page: page)
+            return MaintenanceDetail(
+                summary: summary, instances: instances, notices: notices, vendorObjects: vendorObjects, deliveries: deliveries,
+                deliveriesByTarget: byTarget, page: page)
         }
     }
 
@@ -286,8 +329,12 @@ extension PostgresStore {
 
     public func eventID(idempotencyKey: String) async throws -> String? {
         try await read { [self] connection -> String? in
-            guard let row = try await Self.rows("SELECT id FROM events WHERE idempotency_key = \(idempotencyKey)",
-                                                on: connection, logger: logger).first else { return nil }
+            guard
+                let row = try await Self.rows(
+                    "SELECT id FROM events WHERE idempotency_key = \(idempotencyKey)",
+                    on: connection, logger: logger
+                ).first
+            else { return nil }
             return try row.columns.value("id", as: String.self)
         }
     }

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
-import PostgresNIO
 import PatchbayCore
+import PostgresNIO
 
 extension PostgresStore {
     /// Any 64-bit number shared by every Patchbay instance of a database; other programs' keys
@@ -32,24 +32,28 @@ extension PostgresStore {
                 try await Self.rows("CREATE SCHEMA IF NOT EXISTS \(unescaped: schema)", on: connection, logger: logger)
                 try await Self.rows("SET LOCAL search_path TO \(unescaped: schema)", on: connection, logger: logger)
             }
-            try await Self.rows("""
+            try await Self.rows(
+                """
                 CREATE TABLE IF NOT EXISTS patchbay_migrations (
                     version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now()
                 )
                 """, on: connection, logger: logger)
-            let applied = Set(try await Self.rows("SELECT version FROM patchbay_migrations", on: connection, logger: logger)
-                .map { try $0.decode(Int.self) })
+            let applied = Set(
+                try await Self.rows("SELECT version FROM patchbay_migrations", on: connection, logger: logger)
+                    .map { try $0.decode(Int.self) })
             let known = PostgresMigrations.all.map(\.version)
             if let newest = applied.max(), newest > (known.max() ?? 0) {
-                throw StoreError.permanent("the database was migrated by a newer Patchbay (schema version \(newest); this binary knows up to \(known.max() ?? 0))")
+                throw StoreError.permanent(
+                    "the database was migrated by a newer Patchbay (schema version \(newest); this binary knows up to \(known.max() ?? 0))")
             }
             var report = MigrationReport(applied: [], current: applied.max() ?? 0)
             for migration in PostgresMigrations.all where !applied.contains(migration.version) {
                 for statement in migration.statements {
                     try await Self.rows(PostgresQuery(unsafeSQL: statement), on: connection, logger: logger)
                 }
-                try await Self.rows("INSERT INTO patchbay_migrations (version, name) VALUES (\(migration.version), \(migration.name))",
-                                    on: connection, logger: logger)
+                try await Self.rows(
+                    "INSERT INTO patchbay_migrations (version, name) VALUES (\(migration.version), \(migration.name))",
+                    on: connection, logger: logger)
                 report.applied.append("v\(migration.version): \(migration.name)")
                 report.current = migration.version
             }
@@ -70,25 +74,29 @@ extension PostgresStore {
             // snapshot that the other instance's CREATE INDEX CONCURRENTLY waits out, and the two
             // would wait for each other.
             while try await Self.rows("SELECT pg_try_advisory_lock(\(Self.migrationLockKey + 1))", on: connection, logger: logger)
-                .first?.decode(Bool.self) != true {
+                .first?.decode(Bool.self) != true
+            {
                 try await Task.sleep(for: .milliseconds(500))
             }
             for change in changes {
                 switch change {
                 case .create(let name, let definition):
-                    let valid = try await Self.rows("""
+                    let valid = try await Self.rows(
+                        """
                         SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
                         JOIN pg_namespace n ON n.oid = c.relnamespace
                         WHERE c.relname = \(name) AND n.nspname = current_schema()
-                        """, on: connection, logger: logger).first.map { try $0.decode(Bool.self) }
+                        """, on: connection, logger: logger
+                    ).first.map { try $0.decode(Bool.self) }
                     if valid == true { continue }
                     if valid == false {
                         logger.notice("dropping an index a build left unfinished, to build it again", metadata: ["index": "\(name)"])
                         try await Self.rows(PostgresQuery(unsafeSQL: "DROP INDEX CONCURRENTLY IF EXISTS \(name)"), on: connection, logger: logger)
                     }
                     logger.notice("building an index concurrently (writes go on meanwhile)", metadata: ["index": "\(name)"])
-                    try await Self.rows(PostgresQuery(unsafeSQL: "CREATE INDEX CONCURRENTLY IF NOT EXISTS \(name) \(definition)"),
-                                        on: connection, logger: logger)
+                    try await Self.rows(
+                        PostgresQuery(unsafeSQL: "CREATE INDEX CONCURRENTLY IF NOT EXISTS \(name) \(definition)"),
+                        on: connection, logger: logger)
                 case .drop(let name):
                     try await Self.rows(PostgresQuery(unsafeSQL: "DROP INDEX CONCURRENTLY IF EXISTS \(name)"), on: connection, logger: logger)
                 }

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
-import PostgresNIO
 import PatchbayCore
+import PostgresNIO
 
 /// Operators' view, retention and the relay inbox on PostgreSQL: the SQLite store's queries, with
 /// the locks several instances (and an operator's CLI beside them) need.
@@ -29,7 +29,6 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
         )
     }
 
-
     /// The `n` column of a one-row `SELECT COUNT(*) AS n …`.
     static func fetchCount(_ query: PostgresQuery, on connection: PostgresConnection, logger: Logger) async throws -> Int {
         guard let row = try await Self.rows(query, on: connection, logger: logger).first else { return 0 }
@@ -56,9 +55,13 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
 
     public func oldestDueAge(now: Date) async throws -> Duration {
         let oldest = try await read { [self] connection -> Date? in
-            guard let row = try await Self.rows("""
-                SELECT MIN(next_attempt_at) AS oldest FROM deliveries WHERE state = 'pending' AND next_attempt_at <= \(now)
-                """, on: connection, logger: logger).first else { return nil }
+            guard
+                let row = try await Self.rows(
+                    """
+                    SELECT MIN(next_attempt_at) AS oldest FROM deliveries WHERE state = 'pending' AND next_attempt_at <= \(now)
+                    """, on: connection, logger: logger
+                ).first
+            else { return nil }
             return try row.columns.value("oldest", as: Date?.self)
         }
         guard let oldest else { return .zero }
@@ -70,10 +73,12 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
     }
 
     static func attempts(on connection: PostgresConnection, logger: Logger, deliveryID: String) async throws -> [AttemptRecord] {
-        try await Self.rows("""
+        try await Self.rows(
+            """
             SELECT delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt
             FROM attempts WHERE delivery_id = \(deliveryID) ORDER BY id
-            """, on: connection, logger: logger).map { row -> AttemptRecord in
+            """, on: connection, logger: logger
+        ).map { row -> AttemptRecord in
             let columns = row.columns
             return AttemptRecord(
                 deliveryID: try columns.value("delivery_id", as: String.self), number: try columns.value("number", as: Int.self),
@@ -110,7 +115,8 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
         bindings.append(filter.offset)
         let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
         let query = PostgresQuery(
-            unsafeSQL: "SELECT \(Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq \(whereClause) ORDER BY d.seq DESC LIMIT $\(bindings.count - 1) OFFSET $\(bindings.count)",
+            unsafeSQL:
+                "SELECT \(Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq \(whereClause) ORDER BY d.seq DESC LIMIT $\(bindings.count - 1) OFFSET $\(bindings.count)",
             binds: bindings
         )
         return try await read { [self] connection -> [DeliverySummary] in
@@ -122,11 +128,13 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
     public func countsByTarget(since: Date) async throws -> [String: [String: Int]] {
         try await read { [self] connection in
             var counts: [String: [String: Int]] = [:]
-            for row in try await Self.rows("""
+            for row in try await Self.rows(
+                """
                 SELECT target, state, COUNT(*)::bigint FROM deliveries
                 WHERE state IN ('pending', 'in_flight', 'delivered', 'dead', 'expired') AND updated_at >= \(since)
                 GROUP BY target, state
-                """, on: connection, logger: logger) {
+                """, on: connection, logger: logger)
+            {
                 let (target, state, count) = try row.decode((String, String, Int64).self)
                 counts[target, default: [:]][state] = Int(count)
             }
@@ -137,20 +145,26 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
     public func lastFailure(targets: [String], since: Date) async throws -> DeliverySummary? {
         guard !targets.isEmpty else { return nil }
         return try await read { [self] connection in
-            try await Self.rows("""
+            try await Self.rows(
+                """
                 SELECT \(unescaped: Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq
                 WHERE d.target = ANY(\(targets)) AND d.state IN ('pending', 'in_flight', 'dead', 'expired') AND d.updated_at >= \(since)
                   AND d.last_reason IS NOT NULL
                 ORDER BY d.updated_at DESC LIMIT 1
-                """, on: connection, logger: logger).first.map { try Self.summary($0.columns) }
+                """, on: connection, logger: logger
+            ).first.map { try Self.summary($0.columns) }
         }
     }
 
     public func detail(id: String) async throws -> DeliveryDetail? {
         let found = try await read { [self] connection -> (DeliverySummary, String, String, String, [AttemptRecord])? in
-            guard let row = try await Self.rows("""
-                SELECT \(unescaped: Self.summaryColumns), e.payload FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id = \(id)
-                """, on: connection, logger: logger).first?.columns else { return nil }
+            guard
+                let row = try await Self.rows(
+                    """
+                    SELECT \(unescaped: Self.summaryColumns), e.payload FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id = \(id)
+                    """, on: connection, logger: logger
+                ).first?.columns
+            else { return nil }
             let summary = try Self.summary(row)
             let payload = try row.value("payload", as: String.self)
             let zone = try row.value("display_timezone", as: String.self)
@@ -167,10 +181,14 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
         try await transaction { [self] connection -> ReplayResult in
             // The row stays locked until commit: a second operator replaying at the same moment
             // waits here, then reads it pending and queues nothing.
-            guard let row = try await Self.rows("""
-                SELECT d.state, d.attempts, d.maintenance_key, d.target, e.type FROM deliveries d JOIN events e ON e.seq = d.event_seq
-                WHERE d.id = \(id) FOR UPDATE OF d
-                """, on: connection, logger: logger).first?.columns else { return .notFound }
+            guard
+                let row = try await Self.rows(
+                    """
+                    SELECT d.state, d.attempts, d.maintenance_key, d.target, e.type FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                    WHERE d.id = \(id) FOR UPDATE OF d
+                    """, on: connection, logger: logger
+                ).first?.columns
+            else { return .notFound }
             let state = try row.value("state", as: String.self)
             guard state != DeliveryState.pending.rawValue, state != DeliveryState.inFlight.rawValue else {
                 return .alreadyQueued(state: state)
@@ -179,7 +197,8 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
             let attempts = try row.value("attempts", as: Int.self)
             let lane = try row.value("maintenance_key", as: String.self)
             let target = try row.value("target", as: String.self)
-            try await Self.rows("""
+            try await Self.rows(
+                """
                 INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
                 VALUES (\(id), \(attempts), \(now), 0, NULL, 'replay', 'replay_requested',
                         \("replayed by an operator from state \(state); renders with the current configuration"))
@@ -189,7 +208,8 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
             // nothing in it is unfinished, and its numbering then starts over), and two unfinished
             // deliveries of one lane with the same number could both be taken for its head and
             // leased at once. So it goes behind whatever its lane has queued.
-            try await Self.rows("""
+            try await Self.rows(
+                """
                 WITH lane AS (
                     INSERT INTO lanes AS l (maintenance_key, target, last_seq) VALUES (\(lane), \(target), 1)
                     ON CONFLICT (maintenance_key, target) DO UPDATE SET last_seq = l.last_seq + 1
@@ -204,11 +224,15 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
             if DigestLane.split(target).isDigest {
                 // A replayed summary names its stage's servers again (see FollowUpState.forgettingStage).
                 let stage = try row.value("type", as: String.self)
-                if let json = try await Self.rows("SELECT state FROM followups WHERE maintenance_key = \(lane) AND target = \(target) FOR UPDATE",
-                                                  on: connection, logger: logger).first.map({ try $0.decode(String.self) }),
-                   let forgotten = FollowUpState.forgettingStage(stage, in: json) {
-                    try await Self.rows("UPDATE followups SET state = \(forgotten), updated_at = \(now) WHERE maintenance_key = \(lane) AND target = \(target)",
-                                        on: connection, logger: logger)
+                if let json = try await Self.rows(
+                    "SELECT state FROM followups WHERE maintenance_key = \(lane) AND target = \(target) FOR UPDATE",
+                    on: connection, logger: logger
+                ).first.map({ try $0.decode(String.self) }),
+                    let forgotten = FollowUpState.forgettingStage(stage, in: json)
+                {
+                    try await Self.rows(
+                        "UPDATE followups SET state = \(forgotten), updated_at = \(now) WHERE maintenance_key = \(lane) AND target = \(target)",
+                        on: connection, logger: logger)
                 }
             }
             try await announceWork(on: connection)
@@ -221,7 +245,8 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
         // read-only standby (a failover) fails here as intake would.
         let now = Date()
         try await transaction { [self] connection in
-            _ = try await Self.rows("""
+            _ = try await Self.rows(
+                """
                 INSERT INTO readiness_probe (id, checked_at) VALUES (1, \(now))
                 ON CONFLICT (id) DO UPDATE SET checked_at = EXCLUDED.checked_at
                 """, on: connection, logger: logger)
@@ -233,7 +258,8 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
     public func revokeSession(_ id: String, expires: Date, at now: Date) async throws {
         try await transaction { [self] connection in
             try await Self.rows("DELETE FROM console_revocations WHERE expires_at < \(now)", on: connection, logger: logger)
-            try await Self.rows("""
+            try await Self.rows(
+                """
                 INSERT INTO console_revocations (session_id, expires_at) VALUES (\(id), \(expires))
                 ON CONFLICT (session_id) DO NOTHING
                 """, on: connection, logger: logger)
@@ -248,7 +274,8 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
 
     public func recordUnmapped(source: String, dedupeID: String?, reason: String, body: String, at now: Date) async throws {
         try await transaction { [self] connection in
-            _ = try await Self.rows("""
+            _ = try await Self.rows(
+                """
                 INSERT INTO relay_unmapped (source, dedupe_id, reason, body, received_at) VALUES (\(source), \(dedupeID), \(reason), \(body), \(now))
                 """, on: connection, logger: logger)
         }
@@ -256,11 +283,14 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
 
     public func unmapped(limit: Int) async throws -> [UnmappedMessage] {
         try await read { [self] connection -> [UnmappedMessage] in
-            try await Self.rows("SELECT source, reason, body, received_at FROM relay_unmapped ORDER BY id DESC LIMIT \(limit)",
-                                on: connection, logger: logger).map { row -> UnmappedMessage in
+            try await Self.rows(
+                "SELECT source, reason, body, received_at FROM relay_unmapped ORDER BY id DESC LIMIT \(limit)",
+                on: connection, logger: logger
+            ).map { row -> UnmappedMessage in
                 let columns = row.columns
-                return UnmappedMessage(source: try columns.value("source", as: String.self), reason: try columns.value("reason", as: String.self),
-                                       body: try columns.value("body", as: String.self), receivedAt: try columns.value("received_at", as: Date.self))
+                return UnmappedMessage(
+                    source: try columns.value("source", as: String.self), reason: try columns.value("reason", as: String.self),
+                    body: try columns.value("body", as: String.self), receivedAt: try columns.value("received_at", as: Date.self))
             }
         }
     }
@@ -284,16 +314,19 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
             return try await read { [self] connection -> PruneReport in
                 var report = PruneReport()
                 for (state, cutoff) in deliveryCutoffs {
-                    report.deliveries += try await Self.fetchCount("""
+                    report.deliveries += try await Self.fetchCount(
+                        """
                         SELECT COUNT(*) AS n FROM deliveries WHERE state = \(state.rawValue) AND updated_at < \(cutoff)
                         """, on: connection, logger: logger)
-                    report.attempts += try await Self.fetchCount("""
+                    report.attempts += try await Self.fetchCount(
+                        """
                         SELECT COUNT(*) AS n FROM attempts
                         WHERE delivery_id IN (SELECT id FROM deliveries WHERE state = \(state.rawValue) AND updated_at < \(cutoff))
                         """, on: connection, logger: logger)
                 }
                 // Events whose deliveries are all due to go (or gone) and that are old enough.
-                report.events = try await Self.fetchCount("""
+                report.events = try await Self.fetchCount(
+                    """
                     SELECT COUNT(*) AS n FROM events e WHERE e.received_at < \(eventCutoff) AND NOT EXISTS (
                         SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND NOT (
                             (d.state = 'delivered' AND d.updated_at < \(deliveredCutoff)) OR (d.state = 'expired' AND d.updated_at < \(expiredCutoff))
@@ -301,14 +334,16 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
                     """, on: connection, logger: logger)
                 // Maintenances with no delivery left once the prunable ones are gone (a dead one
                 // still kept holds its maintenance, so a replay finds the vendor ids).
-                report.maintenances = try await Self.fetchCount("""
+                report.maintenances = try await Self.fetchCount(
+                    """
                     SELECT COUNT(*) AS n FROM maintenances m WHERE m.window_end < \(maintenanceCutoff) AND NOT EXISTS (
                         SELECT 1 FROM deliveries d WHERE d.maintenance_key = m.maintenance_key AND NOT (
                             (d.state = 'delivered' AND d.updated_at < \(deliveredCutoff)) OR (d.state = 'expired' AND d.updated_at < \(expiredCutoff))
                             OR (d.state = 'dead' AND d.updated_at < \(deadCutoff))))
                     """, on: connection, logger: logger)
-                report.unmapped = try await Self.fetchCount("SELECT COUNT(*) AS n FROM relay_unmapped WHERE received_at < \(unmappedCutoff)",
-                                                            on: connection, logger: logger)
+                report.unmapped = try await Self.fetchCount(
+                    "SELECT COUNT(*) AS n FROM relay_unmapped WHERE received_at < \(unmappedCutoff)",
+                    on: connection, logger: logger)
                 return report
             }
         }
@@ -318,15 +353,19 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
                 let (deliveries, attempts) = try await transaction { [self] connection -> (Int, Int) in
                     // Locked while they go; one an operator is replaying right now is passed over
                     // (SKIP LOCKED) and, once replayed, no longer qualifies.
-                    let ids = try await Self.rows("""
+                    let ids = try await Self.rows(
+                        """
                         SELECT id FROM deliveries WHERE state = \(state.rawValue) AND updated_at < \(cutoff)
                         LIMIT \(Self.pruneBatch) FOR UPDATE SKIP LOCKED
-                        """, on: connection, logger: logger).map { try $0.columns.value("id", as: String.self) }
+                        """, on: connection, logger: logger
+                    ).map { try $0.columns.value("id", as: String.self) }
                     guard !ids.isEmpty else { return (0, 0) }
-                    let attempts = try await Self.fetchCount("""
+                    let attempts = try await Self.fetchCount(
+                        """
                         WITH gone AS (DELETE FROM attempts WHERE delivery_id = ANY(\(ids)) RETURNING 1) SELECT COUNT(*) AS n FROM gone
                         """, on: connection, logger: logger)
-                    let deliveries = try await Self.fetchCount("""
+                    let deliveries = try await Self.fetchCount(
+                        """
                         WITH gone AS (DELETE FROM deliveries WHERE id = ANY(\(ids)) RETURNING 1) SELECT COUNT(*) AS n FROM gone
                         """, on: connection, logger: logger)
                     return (deliveries, attempts)
@@ -339,7 +378,8 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
             }
         }
         let lanes = try await pruneIdleLanes()
-        report.events = try await deleteInBatches("""
+        report.events = try await deleteInBatches(
+            """
             WITH gone AS (
                 DELETE FROM events WHERE seq IN (SELECT e.seq FROM events e WHERE e.received_at < \(eventCutoff)
                     AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq) LIMIT \(Self.pruneBatch))
@@ -347,7 +387,8 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
             SELECT COUNT(*) AS n FROM gone
             """)
         report.maintenances = try await pruneMaintenances(endedBefore: maintenanceCutoff)
-        report.unmapped = try await deleteInBatches("""
+        report.unmapped = try await deleteInBatches(
+            """
             WITH gone AS (
                 DELETE FROM relay_unmapped WHERE id IN (SELECT id FROM relay_unmapped WHERE received_at < \(unmappedCutoff) LIMIT \(Self.pruneBatch))
                 RETURNING 1)
@@ -358,7 +399,8 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
         // database's clock, so their age is measured with it, not with `now`. A paused instance
         // that comes back re-registers on its next heartbeat.
         let instances = try await transaction { [self] connection -> Int in
-            try await Self.fetchCount("""
+            try await Self.fetchCount(
+                """
                 WITH gone AS (DELETE FROM instances WHERE heartbeat_at < clock_timestamp() - interval '1 day' RETURNING 1)
                 SELECT COUNT(*) AS n FROM gone
                 """, on: connection, logger: logger)
@@ -379,7 +421,8 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
         while true {
             let (candidates, removed) = try await transaction { [self] connection -> (Int, Int) in
                 // SKIP LOCKED passes over lanes an intake is adding to right now.
-                let rows = try await Self.rows("""
+                let rows = try await Self.rows(
+                    """
                     SELECT l.maintenance_key, l.target FROM lanes l
                     WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.maintenance_key = l.maintenance_key AND d.target = l.target
                                         AND d.state IN ('pending', 'in_flight'))
@@ -397,7 +440,8 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
                 // that committed to one of these lanes after the first statement began (its
                 // snapshot missed the delivery) keeps the lane's row and its numbering. Later
                 // intakes wait for the row lock held here, and then create the row afresh.
-                let removed = try await Self.fetchCount("""
+                let removed = try await Self.fetchCount(
+                    """
                     WITH gone AS (
                         DELETE FROM lanes l USING unnest(\(keys)::text[], \(targets)::text[]) AS c(maintenance_key, target)
                         WHERE l.maintenance_key = c.maintenance_key AND l.target = c.target
@@ -421,26 +465,32 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
         var total = 0
         while true {
             let (candidates, removed) = try await transaction { [self] connection -> (Int, Int) in
-                let keys = try await Self.rows("""
+                let keys = try await Self.rows(
+                    """
                     SELECT m.maintenance_key FROM maintenances m WHERE m.window_end < \(cutoff) AND NOT EXISTS (
                         SELECT 1 FROM deliveries d WHERE d.maintenance_key = m.maintenance_key)
                     LIMIT \(Self.pruneBatch)
-                    """, on: connection, logger: logger).map { try $0.columns.value("maintenance_key", as: String.self) }
+                    """, on: connection, logger: logger
+                ).map { try $0.columns.value("maintenance_key", as: String.self) }
                 guard !keys.isEmpty else { return (0, 0) }
                 // The maintenance's lock, which intake and the notice scheduler hold while they
                 // write to it (see PostgresQueue), tried and never waited for: one busy now is
                 // left for the next prune. Held, it keeps a late event from adding a delivery
                 // between the check below and the deletes.
-                let locked = try await Self.rows("""
+                let locked = try await Self.rows(
+                    """
                     SELECT u.k FROM unnest(\(keys)::text[]) AS u(k) WHERE pg_try_advisory_xact_lock(hashtextextended('maintenance:' || u.k, 0))
-                    """, on: connection, logger: logger).map { try $0.columns.value("k", as: String.self) }
+                    """, on: connection, logger: logger
+                ).map { try $0.columns.value("k", as: String.self) }
                 guard !locked.isEmpty else { return (keys.count, 0) }
                 // Checked again by a new statement, which sees every commit up to the lock.
-                let gone = try await Self.rows("""
+                let gone = try await Self.rows(
+                    """
                     DELETE FROM maintenances m WHERE m.maintenance_key = ANY(\(locked))
                         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.maintenance_key = m.maintenance_key)
                     RETURNING m.maintenance_key
-                    """, on: connection, logger: logger).map { try $0.columns.value("maintenance_key", as: String.self) }
+                    """, on: connection, logger: logger
+                ).map { try $0.columns.value("maintenance_key", as: String.self) }
                 guard !gone.isEmpty else { return (keys.count, 0) }
                 // Due planned notices of these (rare: the scheduler fires them long before) may be
                 // locked by a scheduler waiting for this maintenance's lock; PostgreSQL breaks that

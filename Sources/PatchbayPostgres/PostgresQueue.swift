@@ -1,7 +1,7 @@
 import Foundation
 import Logging
-import PostgresNIO
 import PatchbayCore
+import PostgresNIO
 
 /// Intake and the dispatcher's side of the queue on PostgreSQL.
 ///
@@ -14,7 +14,8 @@ extension PostgresStore: IntakeStore, DispatchStore {
     public func accept(_ submission: EventSubmission) async throws -> AcceptResult {
         let encoded = try JSONEncoder.patchbay().encode(submission.event)
         let payload = String(decoding: encoded, as: UTF8.self)
-        let result = try await intakeCommitter.write(order: submission.event.maintenanceKey.storageValue, store: self) { [self] connection -> AcceptResult in
+        let result = try await intakeCommitter.write(order: submission.event.maintenanceKey.storageValue, store: self) {
+            [self] connection -> AcceptResult in
             if let key = submission.idempotencyKey {
                 // A repeat sent to another instance at the same moment waits here for the first to
                 // commit, then finds its answer: one event per key, cluster-wide.
@@ -30,17 +31,19 @@ extension PostgresStore: IntakeStore, DispatchStore {
             try await Self.lock("maintenance:" + maintenanceKey, on: connection, logger: logger)
             if let planning = submission.planning {
                 let existing = try await Self.maintenanceRecord(on: connection, logger: logger, key: maintenanceKey)
-                let change = MaintenancePlanner.apply(event, existing: existing, settings: planning.settings,
-                                                      displayTimeZone: planning.displayTimeZone, now: submission.receivedAt)
+                let change = MaintenancePlanner.apply(
+                    event, existing: existing, settings: planning.settings,
+                    displayTimeZone: planning.displayTimeZone, now: submission.receivedAt)
                 try await Self.applyChange(on: connection, logger: logger, change, now: submission.receivedAt)
                 if change.event != event {
                     event = change.event
                     storedPayload = String(decoding: try JSONEncoder.patchbay().encode(event), as: UTF8.self)
                 }
             }
-            try await insertEvent(on: connection, id: submission.eventID, idempotencyKey: submission.idempotencyKey,
-                                  digest: submission.bodyDigest, event: event, payload: storedPayload,
-                                  deliveries: submission.deliveries, receivedAt: submission.receivedAt)
+            try await insertEvent(
+                on: connection, id: submission.eventID, idempotencyKey: submission.idempotencyKey,
+                digest: submission.bodyDigest, event: event, payload: storedPayload,
+                deliveries: submission.deliveries, receivedAt: submission.receivedAt)
             return .accepted(AcceptedEvent(id: submission.eventID, deliveries: submission.deliveries.count))
         }
         return result
@@ -53,8 +56,12 @@ extension PostgresStore: IntakeStore, DispatchStore {
     }
 
     static func earlierAnswer(on connection: PostgresConnection, logger: Logger, key: String, digest: String) async throws -> AcceptResult? {
-        guard let row = try await rows("SELECT id, body_sha256, delivery_count FROM events WHERE idempotency_key = \(key)",
-                                       on: connection, logger: logger).first?.columns else { return nil }
+        guard
+            let row = try await rows(
+                "SELECT id, body_sha256, delivery_count FROM events WHERE idempotency_key = \(key)",
+                on: connection, logger: logger
+            ).first?.columns
+        else { return nil }
         let existing = AcceptedEvent(id: try row.value("id"), deliveries: try row.value("delivery_count", as: Int.self))
         let stored: String = try row.value("body_sha256")
         return stored == digest ? .replayed(existing) : .conflict(existingEventID: existing.id)
@@ -62,12 +69,15 @@ extension PostgresStore: IntakeStore, DispatchStore {
 
     /// Writes an event, its deliveries (each taking the next place in its lane) and its
     /// instance's stage. The caller holds the maintenance's lock. Shared by intake and the scheduler.
-    func insertEvent(on connection: PostgresConnection, id: String, idempotencyKey: String?, digest: String, event: PatchEvent,
-                     payload: String, deliveries: [DeliveryPlan], receivedAt: Date) async throws {
+    func insertEvent(
+        on connection: PostgresConnection, id: String, idempotencyKey: String?, digest: String, event: PatchEvent,
+        payload: String, deliveries: [DeliveryPlan], receivedAt: Date
+    ) async throws {
         let maintenanceKey = event.maintenanceKey.storageValue
-        let eventSeq = try await insertEventRow(on: connection, id: id, idempotencyKey: idempotencyKey, digest: digest,
-                                                type: event.type.rawValue, app: event.app, environment: event.environment,
-                                                lane: maintenanceKey, payload: payload, deliveries: deliveries.count, receivedAt: receivedAt)
+        let eventSeq = try await insertEventRow(
+            on: connection, id: id, idempotencyKey: idempotencyKey, digest: digest,
+            type: event.type.rawValue, app: event.app, environment: event.environment,
+            lane: maintenanceKey, payload: payload, deliveries: deliveries.count, receivedAt: receivedAt)
         for plan in deliveries.map({ $0.settled(for: event) }) {
             var due = receivedAt
             if let wait = plan.digestWait {
@@ -77,7 +87,8 @@ extension PostgresStore: IntakeStore, DispatchStore {
                 // summary until this event is committed (its claim skips locked rows), so the
                 // summary's snapshot always holds this server; a summary claimed first is no
                 // longer pending when the lock is granted, and this event starts the next one.
-                let waiting = try await Self.rows("""
+                let waiting = try await Self.rows(
+                    """
                     SELECT 1 FROM deliveries d JOIN events e ON e.seq = d.event_seq
                     WHERE d.maintenance_key = \(maintenanceKey) AND d.target = \(plan.target) AND d.state = 'pending'
                       AND e.type = \(event.type.rawValue)
@@ -91,7 +102,8 @@ extension PostgresStore: IntakeStore, DispatchStore {
         }
         if let instance = event.instance {
             // Keep each instance's furthest stage: a late `started` must not hide its `completed`.
-            try await Self.rows("""
+            try await Self.rows(
+                """
                 INSERT INTO maintenance_instances AS m (maintenance_key, instance_id, instance_name, last_type, stage_rank, packages, updated_at)
                 VALUES (\(maintenanceKey), \(instance.id), \(instance.name), \(event.type.rawValue), \(event.type.stageRank),
                         \(StoredJSON.encode(event.packages)), \(receivedAt))
@@ -107,10 +119,13 @@ extension PostgresStore: IntakeStore, DispatchStore {
         if !deliveries.isEmpty { try await announceWork(on: connection) }
     }
 
-    private func insertEventRow(on connection: PostgresConnection, id: String, idempotencyKey: String?, digest: String, type: String,
-                                app: String, environment: String, lane: String, payload: String, deliveries: Int,
-                                receivedAt: Date) async throws -> Int64 {
-        let rows = try await Self.rows("""
+    private func insertEventRow(
+        on connection: PostgresConnection, id: String, idempotencyKey: String?, digest: String, type: String,
+        app: String, environment: String, lane: String, payload: String, deliveries: Int,
+        receivedAt: Date
+    ) async throws -> Int64 {
+        let rows = try await Self.rows(
+            """
             INSERT INTO events (id, idempotency_key, body_sha256, type, app, environment, maintenance_key, payload, delivery_count, received_at)
             VALUES (\(id), \(idempotencyKey), \(digest), \(type), \(app), \(environment), \(lane), \(payload), \(deliveries), \(receivedAt))
             RETURNING seq
@@ -122,9 +137,12 @@ extension PostgresStore: IntakeStore, DispatchStore {
     /// The lane's row is locked until commit, so a lane's sequence numbers follow commit order even
     /// when two instances add to it at once (a bigserial alone would not: a number taken first
     /// can commit last, and a follower would be sent before it).
-    private func insertDelivery(on connection: PostgresConnection, eventSeq: Int64, plan: DeliveryPlan, lane: String, at time: Date,
-                                due: Date? = nil) async throws {
-        try await Self.rows("""
+    private func insertDelivery(
+        on connection: PostgresConnection, eventSeq: Int64, plan: DeliveryPlan, lane: String, at time: Date,
+        due: Date? = nil
+    ) async throws {
+        try await Self.rows(
+            """
             WITH lane AS (
                 INSERT INTO lanes AS l (maintenance_key, target, last_seq) VALUES (\(lane), \(plan.target), 1)
                 ON CONFLICT (maintenance_key, target) DO UPDATE SET last_seq = l.last_seq + 1
@@ -138,8 +156,10 @@ extension PostgresStore: IntakeStore, DispatchStore {
             """, on: connection, logger: logger)
     }
 
-    public func acceptRelayed(_ message: RelayedMessage, eventID: String, idempotencyKey: String, receivedAt: Date,
-                              deliveries: [DeliveryPlan]) async throws -> AcceptResult {
+    public func acceptRelayed(
+        _ message: RelayedMessage, eventID: String, idempotencyKey: String, receivedAt: Date,
+        deliveries: [DeliveryPlan]
+    ) async throws -> AcceptResult {
         let payload = String(decoding: try JSONEncoder.patchbay().encode(message), as: UTF8.self)
         let digest = message.body.sha256Hex
         // One ordering lane per source: each target sees the source's messages in arrival order.
@@ -148,13 +168,15 @@ extension PostgresStore: IntakeStore, DispatchStore {
             try await Self.lock("event-key:" + idempotencyKey, on: connection, logger: logger)
             if let earlier = try await Self.earlierAnswer(on: connection, logger: logger, key: idempotencyKey, digest: digest) { return earlier }
             try await Self.lock("maintenance:" + lane, on: connection, logger: logger)
-            let eventSeq = try await insertEventRow(on: connection, id: eventID, idempotencyKey: idempotencyKey, digest: digest,
-                                                    type: RelayedMessage.eventType, app: message.source, environment: "relay", lane: lane,
-                                                    payload: payload, deliveries: deliveries.count, receivedAt: receivedAt)
+            let eventSeq = try await insertEventRow(
+                on: connection, id: eventID, idempotencyKey: idempotencyKey, digest: digest,
+                type: RelayedMessage.eventType, app: message.source, environment: "relay", lane: lane,
+                payload: payload, deliveries: deliveries.count, receivedAt: receivedAt)
             for plan in deliveries {
-                try await insertDelivery(on: connection, eventSeq: eventSeq,
-                                         plan: DeliveryPlan(target: plan.target, targetKind: plan.targetKind, displayTimeZone: "UTC"),
-                                         lane: lane, at: receivedAt)
+                try await insertDelivery(
+                    on: connection, eventSeq: eventSeq,
+                    plan: DeliveryPlan(target: plan.target, targetKind: plan.targetKind, displayTimeZone: "UTC"),
+                    lane: lane, at: receivedAt)
             }
             if !deliveries.isEmpty { try await announceWork(on: connection) }
             return .accepted(AcceptedEvent(id: eventID, deliveries: deliveries.count))
@@ -176,7 +198,8 @@ extension PostgresStore: IntakeStore, DispatchStore {
             // on the locked row, so a head another instance just leased is never taken twice. A
             // lease has run out only when the caller's clock and the database's both say so: an
             // instance whose clock runs ahead never takes a lease another instance still holds.
-            try await Self.rows("""
+            try await Self.rows(
+                """
                 WITH picked AS (
                     SELECT d.seq, d.next_attempt_at AS due_at FROM deliveries d
                     WHERE d.state IN ('pending', 'in_flight') AND d.next_attempt_at <= \(now)
@@ -214,14 +237,18 @@ extension PostgresStore: IntakeStore, DispatchStore {
             let id: String = try columns.value("id")
             let attempt: Int = try columns.value("attempts")
             do {
-                stored.append((try columns.value("due_at"), try columns.value("seq"), StoredClaim(
-                    id: id, eventID: try columns.value("event_id"), target: try columns.value("target"),
-                    targetKind: try columns.value("target_kind"), displayTimeZone: try columns.value("display_timezone"),
-                    attempt: attempt, createdAt: try columns.value("created_at"), leaseToken: token,
-                    resources: try columns.value("resources", as: String.self), throttles: try columns.value("throttles"),
-                    payload: try columns.value("payload"), eventType: try columns.value("event_type"),
-                    receivedAt: try columns.value("received_at")
-                )))
+                stored.append(
+                    (
+                        try columns.value("due_at"), try columns.value("seq"),
+                        StoredClaim(
+                            id: id, eventID: try columns.value("event_id"), target: try columns.value("target"),
+                            targetKind: try columns.value("target_kind"), displayTimeZone: try columns.value("display_timezone"),
+                            attempt: attempt, createdAt: try columns.value("created_at"), leaseToken: token,
+                            resources: try columns.value("resources", as: String.self), throttles: try columns.value("throttles"),
+                            payload: try columns.value("payload"), eventType: try columns.value("event_type"),
+                            receivedAt: try columns.value("received_at")
+                        )
+                    ))
             } catch {
                 unreadable.append(ClaimTriage.Undecodable(deliveryID: id, attempt: attempt, error: error))
             }
@@ -237,12 +264,14 @@ extension PostgresStore: IntakeStore, DispatchStore {
         }
         try await transaction { [self] connection in
             for row in undecodable {
-                try await Self.rows("""
+                try await Self.rows(
+                    """
                     INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
                     VALUES (\(row.deliveryID), \(row.attempt), \(now), 0, NULL, 'dead', \(DeliveryReason.undecodable.rawValue),
                             \(row.explanation))
                     """, on: connection, logger: logger)
-                try await Self.rows("""
+                try await Self.rows(
+                    """
                     UPDATE deliveries SET state = 'dead', lease_token = NULL, leased_by = NULL, next_attempt_at = \(now),
                                           updated_at = \(now), last_reason = \(DeliveryReason.undecodable.rawValue)
                     WHERE id = \(row.deliveryID)
@@ -252,21 +281,25 @@ extension PostgresStore: IntakeStore, DispatchStore {
         return triage.claims
     }
 
-    public func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpUpdate?,
-                         throttled: Bool, at now: Date, lease: Duration?) async throws -> Completion {
+    public func complete(
+        _ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpUpdate?,
+        throttled: Bool, at now: Date, lease: Duration?
+    ) async throws -> Completion {
         let maintenanceKey = claim.event.maintenanceKey.storageValue
-        let (state, nextAttempt): (DeliveryState, Date) = switch transition {
-        case .delivered: (.delivered, now)
-        case .retry(let at): (.pending, at)
-        case .dead: (.dead, now)
-        case .expired: (.expired, now)
-        }
+        let (state, nextAttempt): (DeliveryState, Date) =
+            switch transition {
+            case .delivered: (.delivered, now)
+            case .retry(let at): (.pending, at)
+            case .dead: (.dead, now)
+            case .expired: (.expired, now)
+            }
         let token = Identifier.make("lease")
         let (stillOurs, extra, next) = try await transaction { [self] connection -> (Bool, FollowUpState?, [PostgresRow]) in
             // The attempt and the delivery's new state in one statement: each statement is a round
             // trip, and round trips are what PostgreSQL delivery spends its time on. A WITH that
             // writes runs to completion even though the UPDATE does not read it.
-            let updated = try await Self.rows("""
+            let updated = try await Self.rows(
+                """
                 WITH attempt AS (
                     INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
                     VALUES (\(attempt.deliveryID), \(attempt.number), \(attempt.startedAt), \(attempt.latencyMilliseconds),
@@ -280,8 +313,9 @@ extension PostgresStore: IntakeStore, DispatchStore {
             let laneKey = try updated.first?.decode(String.self)
             var extra: FollowUpState?
             if let followUp {
-                extra = try await settleFollowUp(followUp, maintenanceKey: maintenanceKey, target: claim.target, leaseHeld: laneKey != nil,
-                                                 now: now, on: connection)
+                extra = try await settleFollowUp(
+                    followUp, maintenanceKey: maintenanceKey, target: claim.target, leaseHeld: laneKey != nil,
+                    now: now, on: connection)
             }
             guard let laneKey else { return (false, extra, []) }
             if case .retry(let at) = transition { try await holdLaneBehind(claim.id, until: at, on: connection) }
@@ -292,7 +326,8 @@ extension PostgresStore: IntakeStore, DispatchStore {
             // The lane's new head, if it is due, goes to this worker at once. No other instance
             // can take it meanwhile: until this transaction commits, the delivery just finished
             // still stands before it in the lane.
-            let next = try await Self.rows("""
+            let next = try await Self.rows(
+                """
                 WITH head AS (
                     SELECT seq, state, next_attempt_at AS due_at FROM deliveries
                     WHERE maintenance_key = \(laneKey) AND target = \(claim.target) AND state IN ('pending', 'in_flight')
@@ -315,14 +350,19 @@ extension PostgresStore: IntakeStore, DispatchStore {
     /// its own per (maintenance, target): two workers whose leases overlapped (a stall, a lost
     /// lease) settle one after the other, so the first object recorded wins. No other code takes
     /// this lock, so it cannot wait in a circle with intake's locks. Returns an extra object.
-    func settleFollowUp(_ update: FollowUpUpdate, maintenanceKey: String, target: String, leaseHeld: Bool, now: Date,
-                        on connection: PostgresConnection) async throws -> FollowUpState? {
+    func settleFollowUp(
+        _ update: FollowUpUpdate, maintenanceKey: String, target: String, leaseHeld: Bool, now: Date,
+        on connection: PostgresConnection
+    ) async throws -> FollowUpState? {
         try await Self.lock("followup:" + maintenanceKey + "\u{1F}" + target, on: connection, logger: logger)
-        let stored = try await Self.rows("SELECT state FROM followups WHERE maintenance_key = \(maintenanceKey) AND target = \(target)",
-                                         on: connection, logger: logger).first.map { try StoredJSON.followUp(try $0.decode(String.self)) }
+        let stored = try await Self.rows(
+            "SELECT state FROM followups WHERE maintenance_key = \(maintenanceKey) AND target = \(target)",
+            on: connection, logger: logger
+        ).first.map { try StoredJSON.followUp(try $0.decode(String.self)) }
         switch FollowUpResolution.of(update, stored: stored, leaseHeld: leaseHeld) {
         case .store(let state):
-            try await Self.rows("""
+            try await Self.rows(
+                """
                 INSERT INTO followups (maintenance_key, target, state, updated_at) VALUES (\(maintenanceKey), \(target), \(try StoredJSON.encode(state)), \(now))
                 ON CONFLICT (maintenance_key, target) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
                 """, on: connection, logger: logger)
@@ -334,11 +374,15 @@ extension PostgresStore: IntakeStore, DispatchStore {
         }
     }
 
-    public func maintenanceContext(for event: PatchEvent, target: String, depth: MaintenanceSnapshot.Depth) async throws -> (FollowUpState?, MaintenanceSnapshot) {
+    public func maintenanceContext(
+        for event: PatchEvent, target: String, depth: MaintenanceSnapshot.Depth
+    ) async throws -> (FollowUpState?, MaintenanceSnapshot) {
         let key = event.maintenanceKey.storageValue
         let (states, snapshot) = try await read { [self] connection -> ([(String, String)], MaintenanceSnapshot) in
-            let states = try await Self.rows("SELECT target, state FROM followups WHERE maintenance_key = \(key)",
-                                             on: connection, logger: logger).map { try $0.decode((String, String).self) }
+            let states = try await Self.rows(
+                "SELECT target, state FROM followups WHERE maintenance_key = \(key)",
+                on: connection, logger: logger
+            ).map { try $0.decode((String, String).self) }
             return (states, try await Self.snapshot(on: connection, logger: logger, key: key, depth: depth))
         }
         return try FollowUpState.decode(states, for: target, into: snapshot)
@@ -346,12 +390,15 @@ extension PostgresStore: IntakeStore, DispatchStore {
 
     public func release(_ claim: ClaimedDelivery, until: Date, at now: Date) async throws -> Bool {
         try await transaction { [self] connection in
-            let released = try await Self.rows("""
-                UPDATE deliveries SET state = 'pending', next_attempt_at = \(until), lease_token = NULL, leased_by = NULL,
-                                      attempts = attempts - 1, updated_at = \(now)
-                WHERE id = \(claim.id) AND lease_token = \(claim.leaseToken) AND state = 'in_flight'
-                RETURNING seq
-                """, on: connection, logger: logger).count == 1
+            let released =
+                try await Self.rows(
+                    """
+                    UPDATE deliveries SET state = 'pending', next_attempt_at = \(until), lease_token = NULL, leased_by = NULL,
+                                          attempts = attempts - 1, updated_at = \(now)
+                    WHERE id = \(claim.id) AND lease_token = \(claim.leaseToken) AND state = 'in_flight'
+                    RETURNING seq
+                    """, on: connection, logger: logger
+                ).count == 1
             if released { try await holdLaneBehind(claim.id, until: until, on: connection) }
             return released
         }
@@ -361,7 +408,8 @@ extension PostgresStore: IntakeStore, DispatchStore {
     /// until then as well: they could not go before it anyway, and left due, every claim walked
     /// past them. Only ever moved later, so a summary waiting out its groupWait keeps it.
     func holdLaneBehind(_ deliveryID: String, until: Date, on connection: PostgresConnection) async throws {
-        try await Self.rows("""
+        try await Self.rows(
+            """
             UPDATE deliveries later SET next_attempt_at = \(until)
             FROM deliveries head
             WHERE head.id = \(deliveryID) AND later.maintenance_key = head.maintenance_key AND later.target = head.target

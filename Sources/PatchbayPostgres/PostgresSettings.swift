@@ -1,7 +1,7 @@
 import Foundation
 import NIOSSL
-import PostgresNIO
 import PatchbayCore
+import PostgresNIO
 
 /// `store: {postgres: {url: "postgres://user@host:5432/db?sslmode=require", poolSize: 8}}`.
 /// The password comes from the URL (write it as `${PATCHBAY_PG_PASSWORD}` in the file) or from
@@ -34,8 +34,10 @@ public struct PostgresSettings: Sendable {
     /// query never holds a connection. Migrations and index builds run without it.
     public var statementTimeout: Duration = .seconds(30)
 
-    public init(host: String, port: Int = 5432, username: String, password: Secret? = nil, database: String,
-                sslMode: SSLMode = .prefer, poolSize: Int = 16, schema: String? = nil) {
+    public init(
+        host: String, port: Int = 5432, username: String, password: Secret? = nil, database: String,
+        sslMode: SSLMode = .prefer, poolSize: Int = 16, schema: String? = nil
+    ) {
         self.host = host
         self.port = port
         self.username = username
@@ -54,7 +56,8 @@ public struct PostgresSettings: Sendable {
     /// the URL (it may hold a password).
     public init(url text: String, poolSize: Int = 16, schema: String? = nil) throws {
         guard let components = URLComponents(string: text), let scheme = components.scheme,
-              ["postgres", "postgresql"].contains(scheme.lowercased()) else {
+            ["postgres", "postgresql"].contains(scheme.lowercased())
+        else {
             throw URLError(description: "expected postgres://user@host:5432/database")
         }
         guard let host = components.host, !host.isEmpty else { throw URLError(description: "the URL names no host") }
@@ -68,8 +71,14 @@ public struct PostgresSettings: Sendable {
             switch item.name {
             case "sslmode":
                 let value = item.value ?? ""
-                if value == "allow" { mode = .prefer; continue }
-                if value == "verify-ca" { mode = .verifyFull; continue }
+                if value == "allow" {
+                    mode = .prefer
+                    continue
+                }
+                if value == "verify-ca" {
+                    mode = .verifyFull
+                    continue
+                }
                 guard let parsed = SSLMode(rawValue: value) else {
                     throw URLError(description: "sslmode must be one of disable, prefer, require, verify-full; got '\(value)'")
                 }
@@ -80,9 +89,10 @@ public struct PostgresSettings: Sendable {
                 throw URLError(description: "unsupported URL parameter '\(item.name)' (only sslmode is read)")
             }
         }
-        self.init(host: host, port: port, username: user.removingPercentEncoding ?? user,
-                  password: components.password.map { Secret($0.removingPercentEncoding ?? $0) },
-                  database: database.removingPercentEncoding ?? database, sslMode: mode, poolSize: poolSize, schema: schema)
+        self.init(
+            host: host, port: port, username: user.removingPercentEncoding ?? user,
+            password: components.password.map { Secret($0.removingPercentEncoding ?? $0) },
+            database: database.removingPercentEncoding ?? database, sslMode: mode, poolSize: poolSize, schema: schema)
     }
 
     /// Where the store is, for logs and `--help` output: never the password.

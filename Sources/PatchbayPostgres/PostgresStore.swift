@@ -1,8 +1,8 @@
 import Foundation
 import Logging
 import NIOSSL
-import PostgresNIO
 import PatchbayCore
+import PostgresNIO
 import Synchronization
 
 /// The queue on PostgreSQL, for several Patchbay instances sharing one database. Same contract as
@@ -64,7 +64,9 @@ public final class PostgresStore: Sendable {
     func measureClock(on connection: PostgresConnection) async throws {
         let before = localClock()
         let started = ContinuousClock.now
-        guard let row = try await Self.rows("SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8", on: connection, logger: logger).first else { return }
+        guard let row = try await Self.rows("SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8", on: connection, logger: logger).first else {
+            return
+        }
         let roundTrip = ContinuousClock.now - started
         let after = localClock()
         let database = try row.decode(Double.self)
@@ -81,9 +83,10 @@ public final class PostgresStore: Sendable {
     /// intake or stalled reads never delays a heartbeat. Statements on it end within
     /// `statementTimeout` milliseconds (0: never, for index builds).
     public func connectOwnConnection(statementTimeout: Int = 10_000) async throws -> PostgresConnection {
-        var configuration = PostgresConnection.Configuration(host: settings.host, port: settings.port, username: settings.username,
-                                                             password: settings.password?.reveal(), database: settings.database,
-                                                             tls: try settings.connectionTLS())
+        var configuration = PostgresConnection.Configuration(
+            host: settings.host, port: settings.port, username: settings.username,
+            password: settings.password?.reveal(), database: settings.database,
+            tls: try settings.connectionTLS())
         configuration.options.connectTimeout = .seconds(5)
         configuration.options.additionalStartupParameters = settings.startupParameters(statementTimeout: statementTimeout)
         do {

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
-import PostgresNIO
 import PatchbayCore
+import PostgresNIO
 
 /// Writing a whole queue read from another store (`patchbay migrate --from sqlite:PATH`) into this
 /// one, in one transaction: all of it or nothing.
@@ -40,7 +40,8 @@ extension PostgresStore {
             lanes[lane] = next
             laneSeqs.append(next)
         }
-        let laneRows: [(lane: TransferLane, last: Int64)] = lanes
+        let laneRows: [(lane: TransferLane, last: Int64)] =
+            lanes
             .map { (lane: $0.key, last: $0.value) }
             .sorted { ($0.lane.maintenanceKey, $0.lane.target) < ($1.lane.maintenanceKey, $1.lane.target) }
         let events = transfer.events.sorted { $0.seq < $1.seq }
@@ -48,7 +49,8 @@ extension PostgresStore {
         let lanePlaces = laneSeqs
         let requeuedCount = requeued
 
-        let totalRows = transfer.events.count + transfer.deliveries.count + transfer.attempts.count + transfer.maintenanceInstances.count
+        let totalRows =
+            transfer.events.count + transfer.deliveries.count + transfer.attempts.count + transfer.maintenanceInstances.count
             + transfer.followUps.count + transfer.maintenances.count + transfer.plannedNotices.count + transfer.unmapped.count
         return try await transaction { [self] connection -> TransferCounts in
             var copied = 0
@@ -61,7 +63,8 @@ extension PostgresStore {
             // so the check below stays true while it runs. Readers are not held up.
             try await Self.rows("LOCK TABLE events IN EXCLUSIVE MODE", on: connection, logger: logger)
             if try await Self.queueRowsExist(on: connection, logger: logger) {
-                throw StoreError.permanent("""
+                throw StoreError.permanent(
+                    """
                     the PostgreSQL store already holds events: a queue is copied only into an empty store, \
                     so that nothing is mixed with or copied over what it holds
                     """)
@@ -86,8 +89,9 @@ extension PostgresStore {
             }
             for range in Self.ranges(deliveries.count) {
                 copiedBatch(range.count)
-                try await Self.insertDeliveries(deliveries[range], eventSeqs: mappedEventSeqs[range], lanePlaces: lanePlaces[range], now: now,
-                                                on: connection, logger: logger)
+                try await Self.insertDeliveries(
+                    deliveries[range], eventSeqs: mappedEventSeqs[range], lanePlaces: lanePlaces[range], now: now,
+                    on: connection, logger: logger)
             }
 
             // Each lane's last number, so the next delivery intake adds goes behind the copied ones.
@@ -146,12 +150,15 @@ extension PostgresStore {
 
     // MARK: One table at a time, one batch per statement
 
-    static func insertLanes(_ batch: ArraySlice<(lane: TransferLane, last: Int64)>, on connection: PostgresConnection,
-                            logger: Logger) async throws {
+    static func insertLanes(
+        _ batch: ArraySlice<(lane: TransferLane, last: Int64)>, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws {
         let laneKeys: [String] = batch.map { $0.lane.maintenanceKey }
         let targets: [String] = batch.map { $0.lane.target }
         let lasts: [Int64] = batch.map { $0.last }
-        try await Self.rows("""
+        try await Self.rows(
+            """
             INSERT INTO lanes AS l (maintenance_key, target, last_seq)
             SELECT u.c_lane, u.c_target, u.c_last
             FROM unnest(\(laneKeys)::text[], \(targets)::text[], \(lasts)::bigint[]) AS u(c_lane, c_target, c_last)
@@ -160,8 +167,10 @@ extension PostgresStore {
     }
 
     /// Returns each event's (source seq, new seq).
-    static func insertEvents(_ batch: ArraySlice<StoreTransfer.EventRow>, on connection: PostgresConnection,
-                             logger: Logger) async throws -> [(Int64, Int64)] {
+    static func insertEvents(
+        _ batch: ArraySlice<StoreTransfer.EventRow>, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> [(Int64, Int64)] {
         let ids: [String] = batch.map { $0.id }
         let keys: [String] = batch.map { $0.idempotencyKey ?? "" }
         let hasKeys: [Bool] = batch.map { $0.idempotencyKey != nil }
@@ -173,7 +182,8 @@ extension PostgresStore {
         let payloads: [String] = batch.map { $0.payload }
         let deliveryCounts: [Int64] = batch.map { Int64($0.deliveryCount) }
         let received: [Date] = batch.map { $0.receivedAt }
-        let returned = try await Self.rows("""
+        let returned = try await Self.rows(
+            """
             INSERT INTO events (id, idempotency_key, body_sha256, type, app, environment, maintenance_key, payload, delivery_count, received_at)
             SELECT u.c_id, CASE WHEN u.c_has_key THEN u.c_key END, u.c_digest, u.c_type, u.c_app, u.c_environment, u.c_lane,
                    u.c_payload, u.c_count::integer, u.c_received
@@ -199,8 +209,10 @@ extension PostgresStore {
     }
 
     /// In flight in the source becomes pending, due `now`, its lease cleared.
-    static func insertDeliveries(_ batch: ArraySlice<StoreTransfer.DeliveryRow>, eventSeqs: ArraySlice<Int64>, lanePlaces: ArraySlice<Int64>,
-                                 now: Date, on connection: PostgresConnection, logger: Logger) async throws {
+    static func insertDeliveries(
+        _ batch: ArraySlice<StoreTransfer.DeliveryRow>, eventSeqs: ArraySlice<Int64>, lanePlaces: ArraySlice<Int64>,
+        now: Date, on connection: PostgresConnection, logger: Logger
+    ) async throws {
         let inFlight = DeliveryState.inFlight.rawValue
         let ids: [String] = batch.map { $0.id }
         let eventRefs: [Int64] = Array(eventSeqs)
@@ -221,7 +233,8 @@ extension PostgresStore {
         let replays: [Int64] = batch.map { Int64($0.replays) }
         let replayed: [Date] = batch.map { $0.replayedAt ?? Date(timeIntervalSince1970: 0) }
         let hasReplayed: [Bool] = batch.map { $0.replayedAt != nil }
-        try await Self.rows("""
+        try await Self.rows(
+            """
             INSERT INTO deliveries (id, event_seq, target, target_kind, maintenance_key, lane_seq, display_timezone, state, attempts,
                                     next_attempt_at, lease_token, leased_by, created_at, updated_at, last_reason, resources,
                                     throttles, replays, replayed_at)
@@ -251,7 +264,8 @@ extension PostgresStore {
         let reasons: [String] = batch.map { $0.reason }
         let excerpts: [String] = batch.map { $0.responseExcerpt ?? "" }
         let hasExcerpts: [Bool] = batch.map { $0.responseExcerpt != nil }
-        try await Self.rows("""
+        try await Self.rows(
+            """
             INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
             SELECT u.c_delivery, u.c_number::integer, u.c_started, u.c_latency, CASE WHEN u.c_has_status THEN u.c_status::integer END,
                    u.c_outcome, u.c_reason, CASE WHEN u.c_has_excerpt THEN u.c_excerpt END
@@ -264,7 +278,9 @@ extension PostgresStore {
             """, on: connection, logger: logger)
     }
 
-    static func insertMaintenanceInstances(_ batch: ArraySlice<StoreTransfer.InstanceRow>, on connection: PostgresConnection, logger: Logger) async throws {
+    static func insertMaintenanceInstances(
+        _ batch: ArraySlice<StoreTransfer.InstanceRow>, on connection: PostgresConnection, logger: Logger
+    ) async throws {
         let laneKeys: [String] = batch.map { $0.maintenanceKey }
         let instances: [String] = batch.map { $0.instanceID }
         let names: [String] = batch.map { $0.instanceName ?? "" }
@@ -273,7 +289,8 @@ extension PostgresStore {
         let ranks: [Int64] = batch.map { Int64($0.stageRank) }
         let packages: [String] = batch.map { $0.packages }
         let updated: [Date] = batch.map { $0.updatedAt }
-        try await Self.rows("""
+        try await Self.rows(
+            """
             INSERT INTO maintenance_instances (maintenance_key, instance_id, instance_name, last_type, stage_rank, packages, updated_at)
             SELECT u.c_lane, u.c_instance, CASE WHEN u.c_has_name THEN u.c_name END, u.c_type, u.c_rank::integer, u.c_packages,
                    u.c_updated
@@ -289,7 +306,8 @@ extension PostgresStore {
         let targets: [String] = batch.map { $0.target }
         let states: [String] = batch.map { $0.state }
         let updated: [Date] = batch.map { $0.updatedAt }
-        try await Self.rows("""
+        try await Self.rows(
+            """
             INSERT INTO followups (maintenance_key, target, state, updated_at)
             SELECT u.c_lane, u.c_target, u.c_state, u.c_updated
             FROM unnest(\(laneKeys)::text[], \(targets)::text[], \(states)::text[], \(updated)::timestamptz[])
@@ -297,7 +315,8 @@ extension PostgresStore {
             """, on: connection, logger: logger)
     }
 
-    static func insertMaintenances(_ batch: ArraySlice<StoreTransfer.MaintenanceRow>, on connection: PostgresConnection, logger: Logger) async throws {
+    static func insertMaintenances(_ batch: ArraySlice<StoreTransfer.MaintenanceRow>, on connection: PostgresConnection, logger: Logger) async throws
+    {
         let keys: [String] = batch.map { $0.maintenanceKey }
         let ids: [String] = batch.map { $0.id }
         let apps: [String] = batch.map { $0.app }
@@ -314,7 +333,8 @@ extension PostgresStore {
         let tags: [String] = batch.map { $0.tags }
         let created: [Date] = batch.map { $0.createdAt }
         let updated: [Date] = batch.map { $0.updatedAt }
-        try await Self.rows("""
+        try await Self.rows(
+            """
             INSERT INTO maintenances (maintenance_key, id, app, environment, window_key, window_id, window_start, window_end,
                                       window_timezone, status, display_timezone, tags, created_at, updated_at)
             SELECT u.c_key, u.c_id, u.c_app, u.c_environment, u.c_window_key, CASE WHEN u.c_has_window_id THEN u.c_window_id END,
@@ -342,7 +362,8 @@ extension PostgresStore {
         let eventIDs: [String] = batch.map { $0.eventID ?? "" }
         let hasEventIDs: [Bool] = batch.map { $0.eventID != nil }
         let updated: [Date] = batch.map { $0.updatedAt }
-        try await Self.rows("""
+        try await Self.rows(
+            """
             INSERT INTO planned_notices (id, maintenance_key, kind, lead_seconds, due_at, state, reason, event_id, updated_at)
             SELECT u.c_id, u.c_key, u.c_kind, CASE WHEN u.c_has_lead THEN u.c_lead::integer END, u.c_due, u.c_state,
                    CASE WHEN u.c_has_reason THEN u.c_reason END, CASE WHEN u.c_has_event THEN u.c_event END, u.c_updated
@@ -362,7 +383,8 @@ extension PostgresStore {
         let reasons: [String] = batch.map { $0.reason }
         let bodies: [String] = batch.map { $0.body }
         let received: [Date] = batch.map { $0.receivedAt }
-        try await Self.rows("""
+        try await Self.rows(
+            """
             INSERT INTO relay_unmapped (source, dedupe_id, reason, body, received_at)
             SELECT u.c_source, CASE WHEN u.c_has_dedupe THEN u.c_dedupe END, u.c_reason, u.c_body, u.c_received
             FROM unnest(\(sources)::text[], \(dedupeIDs)::text[], \(hasDedupeIDs)::boolean[], \(reasons)::text[],
@@ -376,19 +398,24 @@ extension PostgresStore {
     /// would refuse. Reads only: a schema not migrated yet counts as empty.
     public func holdsQueueRows() async throws -> Bool {
         try await read { [self] connection -> Bool in
-            let present = try await Self.rows("""
-                SELECT (to_regclass('events') IS NOT NULL AND to_regclass('deliveries') IS NOT NULL
-                        AND to_regclass('maintenances') IS NOT NULL) AS present
-                """, on: connection, logger: logger).first?.columns.value("present", as: Bool.self) ?? false
+            let present =
+                try await Self.rows(
+                    """
+                    SELECT (to_regclass('events') IS NOT NULL AND to_regclass('deliveries') IS NOT NULL
+                            AND to_regclass('maintenances') IS NOT NULL) AS present
+                    """, on: connection, logger: logger
+                ).first?.columns.value("present", as: Bool.self) ?? false
             guard present else { return false }
             return try await Self.queueRowsExist(on: connection, logger: logger)
         }
     }
 
     static func queueRowsExist(on connection: PostgresConnection, logger: Logger) async throws -> Bool {
-        try await Self.rows("""
+        try await Self.rows(
+            """
             SELECT (EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM deliveries) OR EXISTS (SELECT 1 FROM maintenances)) AS used
-            """, on: connection, logger: logger).first?.columns.value("used", as: Bool.self) ?? false
+            """, on: connection, logger: logger
+        ).first?.columns.value("used", as: Bool.self) ?? false
     }
 
     /// `rows` in slices of at most `transferBatch`.

@@ -30,9 +30,11 @@ public struct ApplicationParts: Sendable {
     /// `/readyz`'s shared write check.
     public var readiness: ReadinessProbe
 
-    public init(store: any PatchbayStore, wake: WakeSignal = WakeSignal(), gate: IntakeGate = IntakeGate(drainDelay: .zero),
-                metrics: PatchbayMetrics = PatchbayMetrics(), exposition: (@Sendable () -> String)? = nil,
-                transport: (any HTTPTransport)? = nil) {
+    public init(
+        store: any PatchbayStore, wake: WakeSignal = WakeSignal(), gate: IntakeGate = IntakeGate(drainDelay: .zero),
+        metrics: PatchbayMetrics = PatchbayMetrics(), exposition: (@Sendable () -> String)? = nil,
+        transport: (any HTTPTransport)? = nil
+    ) {
         self.transport = transport
         self.store = store
         self.readiness = ReadinessProbe(store: store)
@@ -80,8 +82,11 @@ public func buildRouter(configuration: PatchbayConfiguration, parts: Application
     let router = Router(context: PatchbayRequestContext.self)
     router.add(middleware: UnexpectedErrorMiddleware())
     router.add(middleware: DrainingMiddleware(gate: parts.gate, metrics: parts.metrics))
-    let intake = parts.intake ?? EventIntake(configuration: configuration, store: parts.store, wake: parts.wake, metrics: parts.metrics,
-                                             clock: parts.clock)
+    let intake =
+        parts.intake
+        ?? EventIntake(
+            configuration: configuration, store: parts.store, wake: parts.wake, metrics: parts.metrics,
+            clock: parts.clock)
     HealthRoutes(readiness: parts.readiness, gate: parts.gate, exposition: parts.exposition).register(on: router)
     EventRoutes(intake: intake, settings: configuration.server, metrics: parts.metrics, limiter: parts.intakeLimiter).register(on: router)
     DeliveryRoutes(store: parts.store, settings: configuration.server, wake: parts.wake, clock: parts.clock).register(on: router)
@@ -93,14 +98,18 @@ public func buildRouter(configuration: PatchbayConfiguration, parts: Application
     if let transport = parts.transport {
         for (name, source) in configuration.sources {
             if case .sns(_, let pattern) = source.kind,
-               let verifier = try? SNSVerifier(certificateURLPattern: pattern, transport: transport,
-                                               destinations: source.allowPrivateNetworks ? .any : .publicOnly) {
+                let verifier = try? SNSVerifier(
+                    certificateURLPattern: pattern, transport: transport,
+                    destinations: source.allowPrivateNetworks ? .any : .publicOnly)
+            {
                 verifiers[name] = verifier
             }
         }
     }
-    RelayRoutes(sources: configuration.sources, snsVerifiers: verifiers, awsMapper: AWSEventMapper(mapping: configuration.awsMapping),
-                intake: intake, store: parts.store, maxBodyBytes: configuration.server.maxRelayBytes,
-                metrics: parts.metrics, readTimeout: configuration.server.readTimeout).register(on: router)
+    RelayRoutes(
+        sources: configuration.sources, snsVerifiers: verifiers, awsMapper: AWSEventMapper(mapping: configuration.awsMapping),
+        intake: intake, store: parts.store, maxBodyBytes: configuration.server.maxRelayBytes,
+        metrics: parts.metrics, readTimeout: configuration.server.readTimeout
+    ).register(on: router)
     return router
 }

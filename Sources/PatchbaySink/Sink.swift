@@ -18,8 +18,10 @@ public struct ScriptedResponse: Sendable, Codable, Equatable {
     public var reset: Bool?
     public var headers: [String: String]?
 
-    public init(status: Int = 200, body: String? = nil, retryAfter: String? = nil, delayMs: Int? = nil, hang: Bool? = nil,
-                reset: Bool? = nil, headers: [String: String]? = nil) {
+    public init(
+        status: Int = 200, body: String? = nil, retryAfter: String? = nil, delayMs: Int? = nil, hang: Bool? = nil,
+        reset: Bool? = nil, headers: [String: String]? = nil
+    ) {
         self.reset = reset
         self.status = status
         self.body = body
@@ -147,7 +149,9 @@ public final class Sink: Sendable {
 
     /// Waits until `count` requests matching `filter` have arrived, or the timeout passes.
     @discardableResult
-    public func waitFor(_ count: Int, timeout: Duration = .seconds(10), where filter: @Sendable (SinkRequest) -> Bool = { _ in true }) async -> [SinkRequest] {
+    public func waitFor(
+        _ count: Int, timeout: Duration = .seconds(10), where filter: @Sendable (SinkRequest) -> Bool = { _ in true }
+    ) async -> [SinkRequest] {
         let deadline = ContinuousClock.now + timeout
         while true {
             let matching = requests.filter(filter)
@@ -227,17 +231,20 @@ public final class Sink: Sendable {
         }
         if answer.vendor == "endless" {
             // A vendor that never stops sending: 64 KiB chunks for up to 10 minutes, until the client hangs up.
-            return Response(status: .init(code: answer.status), headers: headers, body: ResponseBody { writer in
-                let chunk = ByteBuffer(repeating: UInt8(ascii: "x"), count: 64 * 1024)
-                let deadline = ContinuousClock.now + .seconds(600)
-                while ContinuousClock.now < deadline {
-                    try await writer.write(chunk)
-                }
-                try await writer.finish(nil)
-            })
+            return Response(
+                status: .init(code: answer.status), headers: headers,
+                body: ResponseBody { writer in
+                    let chunk = ByteBuffer(repeating: UInt8(ascii: "x"), count: 64 * 1024)
+                    let deadline = ContinuousClock.now + .seconds(600)
+                    while ContinuousClock.now < deadline {
+                        try await writer.write(chunk)
+                    }
+                    try await writer.finish(nil)
+                })
         }
-        return Response(status: .init(code: answer.status), headers: headers,
-                        body: .init(byteBuffer: ByteBuffer(string: answer.body)))
+        return Response(
+            status: .init(code: answer.status), headers: headers,
+            body: .init(byteBuffer: ByteBuffer(string: answer.body)))
     }
 
     /// `POST /_sink/script {"path": "/slack/x", "responses": [{"status": 500}, ...]}` scripts
@@ -252,7 +259,9 @@ public final class Sink: Sendable {
             return Response(status: .ok)
         }
         guard method == "POST", let script = try? JSONDecoder().decode(Script.self, from: Data(body.utf8)) else {
-            return Response(status: .badRequest, body: .init(byteBuffer: ByteBuffer(string: #"{"message":"expected {\"path\": ..., \"responses\": [{\"status\": 500}]}"}"#)))
+            return Response(
+                status: .badRequest,
+                body: .init(byteBuffer: ByteBuffer(string: #"{"message":"expected {\"path\": ..., \"responses\": [{\"status\": 500}]}"}"#)))
         }
         self.script(path: script.path, script.responses)
         return Response(status: .ok)
@@ -284,7 +293,9 @@ public final class Sink: Sendable {
         case "teams": return TeamsEmulation.workflows(method: method, body: body, headers: headers)
         case "teams-connector": return TeamsEmulation.connector(method: method, body: body, headers: headers)
         case "statuspage":
-            return state.withLock { StatuspageEmulation.answer(method: method, parts: Array(parts.dropFirst()), body: body, headers: headers, incidents: &$0.incidents) }
+            return state.withLock {
+                StatuspageEmulation.answer(method: method, parts: Array(parts.dropFirst()), body: body, headers: headers, incidents: &$0.incidents)
+            }
         case "webhook":
             // A generic webhook receiver: 200 to anything.
             return Answer(vendor: "webhook", status: 200, body: #"{"received":true}"#)
@@ -304,31 +315,40 @@ public final class Sink: Sendable {
             return Answer(vendor: "endless", status: 200, body: "")
         case "pingdom":
             return state.withLock { state in
-                PingdomEmulation.answer(method: method, parts: Array(parts.dropFirst()), body: body, headers: headers,
-                                        windows: &state.windows, nextID: &state.nextWindowID)
+                PingdomEmulation.answer(
+                    method: method, parts: Array(parts.dropFirst()), body: body, headers: headers,
+                    windows: &state.windows, nextID: &state.nextWindowID)
             }
         case "discord":
             return state.withLock { state in
-                DiscordEmulation.answer(method: method, parts: Array(parts.dropFirst()), query: query, body: body, headers: headers,
-                                        nextID: &state.nextChatMessageID)
+                DiscordEmulation.answer(
+                    method: method, parts: Array(parts.dropFirst()), query: query, body: body, headers: headers,
+                    nextID: &state.nextChatMessageID)
             }
         case "googlechat":
             return state.withLock { state in
-                GoogleChatEmulation.answer(method: method, parts: Array(parts.dropFirst()), query: query, body: body, headers: headers,
-                                           nextID: &state.nextChatMessageID)
+                GoogleChatEmulation.answer(
+                    method: method, parts: Array(parts.dropFirst()), query: query, body: body, headers: headers,
+                    nextID: &state.nextChatMessageID)
             }
         case "pagerduty":
             return state.withLock { state in
-                PagerDutyEmulation.answer(method: method, parts: Array(parts.dropFirst()), body: body, headers: headers,
-                                          windows: &state.pagerDutyWindows, nextID: &state.nextPagerDutyWindowID)
+                PagerDutyEmulation.answer(
+                    method: method, parts: Array(parts.dropFirst()), body: body, headers: headers,
+                    windows: &state.pagerDutyWindows, nextID: &state.nextPagerDutyWindowID)
             }
         case "datadog":
             return state.withLock { state in
-                DatadogEmulation.answer(method: method, parts: Array(parts.dropFirst()), body: body, headers: headers,
-                                        downtimes: &state.downtimes, nextID: &state.nextDowntimeID)
+                DatadogEmulation.answer(
+                    method: method, parts: Array(parts.dropFirst()), body: body, headers: headers,
+                    downtimes: &state.downtimes, nextID: &state.nextDowntimeID)
             }
         default:
-            return Answer(vendor: "unknown", status: 404, body: #"{"message":"no vendor at this path; use /slack, /teams, /teams-connector, /statuspage, /pingdom, /discord, /googlechat, /pagerduty or /datadog"}"#)
+            return Answer(
+                vendor: "unknown", status: 404,
+                body:
+                    #"{"message":"no vendor at this path; use /slack, /teams, /teams-connector, /statuspage, /pingdom, /discord, /googlechat, /pagerduty or /datadog"}"#
+            )
         }
     }
 

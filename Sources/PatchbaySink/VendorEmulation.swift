@@ -82,16 +82,26 @@ enum TeamsEmulation {
 
     static func workflows(method: String, body: String, headers: HTTPFields = HTTPFields()) -> Sink.Answer {
         func invalid(_ message: String) -> Sink.Answer {
-            .init(vendor: "teams", status: 400, body: SpecCheck.json(.object(["error": .object([
-                "code": .string("InvalidRequestContent"), "message": .string("The request content is not valid: \(message)"),
-            ])])))
+            .init(
+                vendor: "teams", status: 400,
+                body: SpecCheck.json(
+                    .object([
+                        "error": .object([
+                            "code": .string("InvalidRequestContent"), "message": .string("The request content is not valid: \(message)"),
+                        ])
+                    ])))
         }
         guard method == "POST" else { return .init(vendor: "teams", status: 405, body: "") }
         guard body.utf8.count <= maxBytes else {
-            return .init(vendor: "teams", status: 413, body: SpecCheck.json(.object(["error": .object([
-                "code": .string("RequestEntityTooLarge"),
-                "message": .string("The message is \(body.utf8.count) bytes; Teams takes at most \(maxBytes)."),
-            ])])))
+            return .init(
+                vendor: "teams", status: 413,
+                body: SpecCheck.json(
+                    .object([
+                        "error": .object([
+                            "code": .string("RequestEntityTooLarge"),
+                            "message": .string("The message is \(body.utf8.count) bytes; Teams takes at most \(maxBytes)."),
+                        ])
+                    ])))
         }
         // The docs post with `Content-Type: application/json`; another type does not match the body.
         if let type = SpecCheck.mediaType(headers), type != "application/json" {
@@ -180,8 +190,10 @@ enum TeamsEmulation {
             "TextBlock": .onlyMembers(textBlock, required: ["text"]),
             "FactSet": .onlyMembers(factSet, required: ["facts"]),
         ]
-        var others = ["ActionSet", "ColumnSet", "Container", "Image", "ImageSet", "Input.ChoiceSet", "Input.Date",
-                      "Input.Number", "Input.Text", "Input.Time", "Input.Toggle", "Media", "RichTextBlock"]
+        var others = [
+            "ActionSet", "ColumnSet", "Container", "Image", "ImageSet", "Input.ChoiceSet", "Input.Date",
+            "Input.Number", "Input.Text", "Input.Time", "Input.Toggle", "Media", "RichTextBlock",
+        ]
         if version15 { others.append("Table") }
         for name in others { elements[name] = .anyObject }
         var card: [String: Shape] = [
@@ -214,12 +226,13 @@ enum TeamsEmulation {
         "title": .plainText,
         "text": .plainText,
         "themeColor": .plainText,
-        "sections": .list(.members([
-            "title": .plainText, "startGroup": .boolean, "activityImage": .plainText, "activityTitle": .plainText,
-            "activitySubtitle": .plainText, "activityText": .plainText, "heroImage": .anyObject, "text": .plainText,
-            "markdown": .boolean, "facts": .list(.members(["name": .plainText, "value": .plainText])),
-            "images": .list(.anyObject), "potentialAction": .list(.anyObject),
-        ])),
+        "sections": .list(
+            .members([
+                "title": .plainText, "startGroup": .boolean, "activityImage": .plainText, "activityTitle": .plainText,
+                "activitySubtitle": .plainText, "activityText": .plainText, "heroImage": .anyObject, "text": .plainText,
+                "markdown": .boolean, "facts": .list(.members(["name": .plainText, "value": .plainText])),
+                "images": .list(.anyObject), "potentialAction": .list(.anyObject),
+            ])),
         "potentialAction": .list(.anyObject),
     ])
 
@@ -290,8 +303,10 @@ enum StatuspageEmulation {
     /// patchPagesPageIdIncidents, putPagesPageIdIncidents.
     static let updateIncident: Shape = .members(incidentMembers)
 
-    static func answer(method: String, parts: [String], body: String, headers: HTTPFields,
-                       incidents: inout [String: [String: JSONValue]]) -> Sink.Answer {
+    static func answer(
+        method: String, parts: [String], body: String, headers: HTTPFields,
+        incidents: inout [String: [String: JSONValue]]
+    ) -> Sink.Answer {
         func error(_ status: Int, _ message: String) -> Sink.Answer {
             .init(vendor: "statuspage", status: status, body: SpecCheck.json(.object(["message": .string(message)])))
         }
@@ -368,8 +383,10 @@ enum StatuspageEmulation {
 /// some cases" (SOURCES.md). Query-string parameters on POST/PUT, which Pingdom also takes, are
 /// not emulated.
 enum PingdomEmulation {
-    static let limitHeaders = [("Req-Limit-Short", "Remaining: 394 Time until reset: 3589"),
-                               ("Req-Limit-Long", "Remaining: 71994 Time until reset: 2591989")]
+    static let limitHeaders = [
+        ("Req-Limit-Short", "Remaining: 394 Time until reset: 3589"),
+        ("Req-Limit-Long", "Remaining: 71994 Time until reset: 2591989"),
+    ]
 
     /// The members of maintenance_post and maintenance_id_put. `uptimeids` and `tmsids` are typed
     /// as arrays of integers but described as "Comma separated Integers", and real clients send
@@ -394,12 +411,19 @@ enum PingdomEmulation {
     static let timeFields = ["from", "to", "effectiveto"]
     static let integerFields: Set<String> = ["from", "to", "effectiveto", "repeatevery"]
 
-    static func answer(method: String, parts: [String], body: String, headers: HTTPFields,
-                       windows: inout [Int: [String: JSONValue]], nextID: inout Int) -> Sink.Answer {
+    static func answer(
+        method: String, parts: [String], body: String, headers: HTTPFields,
+        windows: inout [Int: [String: JSONValue]], nextID: inout Int
+    ) -> Sink.Answer {
         func error(_ status: Int, _ description: String, _ message: String) -> Sink.Answer {
-            .init(vendor: "pingdom", status: status, body: SpecCheck.json(.object(["error": .object([
-                "statuscode": .number(Double(status)), "statusdesc": .string(description), "errormessage": .string(message),
-            ])])), headers: limitHeaders)
+            .init(
+                vendor: "pingdom", status: status,
+                body: SpecCheck.json(
+                    .object([
+                        "error": .object([
+                            "statuscode": .number(Double(status)), "statusdesc": .string(description), "errormessage": .string(message),
+                        ])
+                    ])), headers: limitHeaders)
         }
         func ok(_ json: JSONValue) -> Sink.Answer {
             .init(vendor: "pingdom", status: 200, body: SpecCheck.json(json), headers: limitHeaders)
@@ -496,9 +520,9 @@ enum PingdomEmulation {
     static func authorized(_ header: String) -> Bool {
         if header.hasPrefix("Bearer ") { return header.count > 7 }
         guard header.hasPrefix("Basic "),
-              let data = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
-              let credentials = String(data: data, encoding: .utf8),
-              let colon = credentials.firstIndex(of: ":")
+            let data = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
+            let credentials = String(data: data, encoding: .utf8),
+            let colon = credentials.firstIndex(of: ":")
         else { return false }
         return colon != credentials.startIndex
     }

@@ -1,8 +1,8 @@
 import Foundation
 import GRDB
 import Logging
-import Synchronization
 import PatchbayCore
+import Synchronization
 
 /// The embedded durable queue: SQLite in WAL mode with `synchronous=FULL`, so a committed event
 /// survives `kill -9` and power loss. Writes go through one group committer; reads (CLI, admin)
@@ -79,23 +79,27 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                 // The maintenance's plan changes in the same transaction as the event, so a crash
                 // never leaves one without the other.
                 let existing = try Self.maintenanceRecord(db, key: event.maintenanceKey.storageValue)
-                let change = MaintenancePlanner.apply(event, existing: existing, settings: planning.settings,
-                                                      displayTimeZone: planning.displayTimeZone, now: submission.receivedAt)
+                let change = MaintenancePlanner.apply(
+                    event, existing: existing, settings: planning.settings,
+                    displayTimeZone: planning.displayTimeZone, now: submission.receivedAt)
                 try Self.applyChange(db, change, now: submission.receivedAt)
                 if change.event != event {
                     event = change.event
                     storedPayload = String(decoding: try JSONEncoder.patchbay().encode(event), as: UTF8.self)
                 }
             }
-            try Self.insertEvent(db, id: submission.eventID, idempotencyKey: submission.idempotencyKey, digest: submission.bodyDigest,
-                                 event: event, payload: storedPayload, deliveries: submission.deliveries, receivedAt: submission.receivedAt)
+            try Self.insertEvent(
+                db, id: submission.eventID, idempotencyKey: submission.idempotencyKey, digest: submission.bodyDigest,
+                event: event, payload: storedPayload, deliveries: submission.deliveries, receivedAt: submission.receivedAt)
             return .accepted(AcceptedEvent(id: submission.eventID, deliveries: submission.deliveries.count))
         }
     }
 
     /// Writes an event, its deliveries and its instance's stage. Shared by intake and the scheduler.
-    static func insertEvent(_ db: Database, id: String, idempotencyKey: String?, digest: String, event: PatchEvent, payload: String,
-                            deliveries: [DeliveryPlan], receivedAt: Date) throws {
+    static func insertEvent(
+        _ db: Database, id: String, idempotencyKey: String?, digest: String, event: PatchEvent, payload: String,
+        deliveries: [DeliveryPlan], receivedAt: Date
+    ) throws {
         let received = receivedAt.timeIntervalSince1970
         let maintenanceKey = event.maintenanceKey.storageValue
         try db.executeCached(
@@ -103,18 +107,23 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                 INSERT INTO events (id, idempotency_key, body_sha256, type, app, environment, maintenance_key, payload, delivery_count, received_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
-            arguments: [id, idempotencyKey, digest, event.type.rawValue, event.app,
-                        event.environment, maintenanceKey, payload, deliveries.count, received]
+            arguments: [
+                id, idempotencyKey, digest, event.type.rawValue, event.app,
+                event.environment, maintenanceKey, payload, deliveries.count, received,
+            ]
         )
         let eventSeq = db.lastInsertedRowID
         for plan in deliveries.map({ $0.settled(for: event) }) {
             var due = received
             if let wait = plan.digestWait {
                 // A summary of this (maintenance, target, stage) still waiting takes this event in.
-                let waiting = try Bool.fetchOne(cached: db, sql: """
-                    SELECT EXISTS (SELECT 1 FROM deliveries d JOIN events e ON e.seq = d.event_seq
-                                   WHERE d.maintenance_key = ? AND d.target = ? AND d.state = 'pending' AND e.type = ?)
-                    """, arguments: [maintenanceKey, plan.target, event.type.rawValue]) ?? false
+                let waiting =
+                    try Bool.fetchOne(
+                        cached: db,
+                        sql: """
+                            SELECT EXISTS (SELECT 1 FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                                           WHERE d.maintenance_key = ? AND d.target = ? AND d.state = 'pending' AND e.type = ?)
+                            """, arguments: [maintenanceKey, plan.target, event.type.rawValue]) ?? false
                 if waiting { continue }
                 due = received + wait
             }
@@ -124,29 +133,37 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                                             next_attempt_at, created_at, updated_at, resources)
                     VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)
                     """,
-                arguments: [Identifier.make("dlv"), eventSeq, plan.target, plan.targetKind, maintenanceKey,
-                            plan.displayTimeZone, due, received, received, StoredJSON.encode(plan.resources)]
+                arguments: [
+                    Identifier.make("dlv"), eventSeq, plan.target, plan.targetKind, maintenanceKey,
+                    plan.displayTimeZone, due, received, received, StoredJSON.encode(plan.resources),
+                ]
             )
         }
         if let instance = event.instance {
             // Keep each instance's furthest stage: a late `started` must not hide its `completed`.
-            try db.executeCached(sql: """
-                INSERT INTO maintenance_instances (maintenance_key, instance_id, instance_name, last_type, stage_rank, packages, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (maintenance_key, instance_id) DO UPDATE SET
-                    instance_name = COALESCE(excluded.instance_name, instance_name),
-                    last_type = excluded.last_type,
-                    packages = CASE WHEN excluded.packages = '[]' THEN packages ELSE excluded.packages END,
-                    stage_rank = excluded.stage_rank,
-                    updated_at = excluded.updated_at
-                WHERE excluded.stage_rank >= stage_rank
-                """, arguments: [maintenanceKey, instance.id, instance.name, event.type.rawValue,
-                                 event.type.stageRank, StoredJSON.encode(event.packages), received])
+            try db.executeCached(
+                sql: """
+                    INSERT INTO maintenance_instances (maintenance_key, instance_id, instance_name, last_type, stage_rank, packages, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (maintenance_key, instance_id) DO UPDATE SET
+                        instance_name = COALESCE(excluded.instance_name, instance_name),
+                        last_type = excluded.last_type,
+                        packages = CASE WHEN excluded.packages = '[]' THEN packages ELSE excluded.packages END,
+                        stage_rank = excluded.stage_rank,
+                        updated_at = excluded.updated_at
+                    WHERE excluded.stage_rank >= stage_rank
+                    """,
+                arguments: [
+                    maintenanceKey, instance.id, instance.name, event.type.rawValue,
+                    event.type.stageRank, StoredJSON.encode(event.packages), received,
+                ])
         }
     }
 
-    public func acceptRelayed(_ message: RelayedMessage, eventID: String, idempotencyKey: String, receivedAt: Date,
-                              deliveries: [DeliveryPlan]) async throws -> AcceptResult {
+    public func acceptRelayed(
+        _ message: RelayedMessage, eventID: String, idempotencyKey: String, receivedAt: Date,
+        deliveries: [DeliveryPlan]
+    ) async throws -> AcceptResult {
         let payload = String(decoding: try JSONEncoder.patchbay().encode(message), as: UTF8.self)
         let digest = message.body.sha256Hex
         // One ordering lane per source: each target sees the source's messages in arrival order.
@@ -154,17 +171,20 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         return try await committer.write { db in
             if let earlier = try Self.earlierAnswer(db, key: idempotencyKey, digest: digest) { return earlier }
             let received = receivedAt.timeIntervalSince1970
-            try db.executeCached(sql: """
-                INSERT INTO events (id, idempotency_key, body_sha256, type, app, environment, maintenance_key, payload, delivery_count, received_at)
-                VALUES (?, ?, ?, ?, ?, 'relay', ?, ?, ?, ?)
-                """, arguments: [eventID, idempotencyKey, digest, RelayedMessage.eventType, message.source, lane, payload, deliveries.count, received])
+            try db.executeCached(
+                sql: """
+                    INSERT INTO events (id, idempotency_key, body_sha256, type, app, environment, maintenance_key, payload, delivery_count, received_at)
+                    VALUES (?, ?, ?, ?, ?, 'relay', ?, ?, ?, ?)
+                    """,
+                arguments: [eventID, idempotencyKey, digest, RelayedMessage.eventType, message.source, lane, payload, deliveries.count, received])
             let eventSeq = db.lastInsertedRowID
             for plan in deliveries {
-                try db.executeCached(sql: """
-                    INSERT INTO deliveries (id, event_seq, target, target_kind, maintenance_key, display_timezone, state,
-                                            next_attempt_at, created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, 'UTC', 'pending', ?, ?, ?)
-                    """, arguments: [Identifier.make("dlv"), eventSeq, plan.target, plan.targetKind, lane, received, received, received])
+                try db.executeCached(
+                    sql: """
+                        INSERT INTO deliveries (id, event_seq, target, target_kind, maintenance_key, display_timezone, state,
+                                                next_attempt_at, created_at, updated_at)
+                        VALUES (?, ?, ?, ?, ?, 'UTC', 'pending', ?, ?, ?)
+                        """, arguments: [Identifier.make("dlv"), eventSeq, plan.target, plan.targetKind, lane, received, received, received])
             }
             return .accepted(AcceptedEvent(id: eventID, deliveries: deliveries.count))
         }
@@ -173,7 +193,10 @@ public final class SQLiteDeliveryStore: DeliveryStore {
     /// The answer to an earlier request with the same idempotency key: the same one for the same
     /// body, a conflict for another.
     static func earlierAnswer(_ db: Database, key: String, digest: String) throws -> AcceptResult? {
-        guard let row = try Row.fetchOne(cached: db, sql: "SELECT id, body_sha256, delivery_count FROM events WHERE idempotency_key = ?", arguments: [key]) else {
+        guard
+            let row = try Row.fetchOne(
+                cached: db, sql: "SELECT id, body_sha256, delivery_count FROM events WHERE idempotency_key = ?", arguments: [key])
+        else {
             return nil
         }
         let existing = AcceptedEvent(id: row["id"], deliveries: row["delivery_count"])
@@ -199,17 +222,19 @@ public final class SQLiteDeliveryStore: DeliveryStore {
             // deliveries are walked in due order (deliveries_due) and each is kept only if its
             // lane holds nothing unfinished before it (one probe of deliveries_unfinished_lane),
             // so a claim costs what it takes rather than a pass over every unfinished lane.
-            let due = try Row.fetchAll(cached: db, sql: """
-                SELECT \(Self.claimColumns)
-                FROM deliveries d INDEXED BY deliveries_due
-                JOIN events e ON e.seq = d.event_seq
-                WHERE d.state IN ('pending', 'in_flight') AND d.next_attempt_at <= ?
-                  AND NOT EXISTS (SELECT 1 FROM deliveries earlier INDEXED BY deliveries_unfinished_lane
-                                  WHERE earlier.maintenance_key = d.maintenance_key AND earlier.target = d.target
-                                    AND earlier.state IN ('pending', 'in_flight') AND earlier.seq < d.seq)
-                ORDER BY d.next_attempt_at, d.seq
-                LIMIT ?
-                """, arguments: [nowSeconds, limit])
+            let due = try Row.fetchAll(
+                cached: db,
+                sql: """
+                    SELECT \(Self.claimColumns)
+                    FROM deliveries d INDEXED BY deliveries_due
+                    JOIN events e ON e.seq = d.event_seq
+                    WHERE d.state IN ('pending', 'in_flight') AND d.next_attempt_at <= ?
+                      AND NOT EXISTS (SELECT 1 FROM deliveries earlier INDEXED BY deliveries_unfinished_lane
+                                      WHERE earlier.maintenance_key = d.maintenance_key AND earlier.target = d.target
+                                        AND earlier.state IN ('pending', 'in_flight') AND earlier.seq < d.seq)
+                    ORDER BY d.next_attempt_at, d.seq
+                    LIMIT ?
+                    """, arguments: [nowSeconds, limit])
             return try due.map { try Self.lease(db, row: $0, leaseUntil: leaseUntil, now: nowSeconds) }
         }
         return try await claims(from: rows, now: nowSeconds)
@@ -218,10 +243,11 @@ public final class SQLiteDeliveryStore: DeliveryStore {
     /// Leases one selected delivery, inside the write transaction.
     static func lease(_ db: Database, row: Row, leaseUntil: Double, now: Double) throws -> StoredClaim {
         let token = Identifier.make("lease")
-        try db.executeCached(sql: """
-            UPDATE deliveries SET state = 'in_flight', next_attempt_at = ?, lease_token = ?, attempts = attempts + 1, updated_at = ?
-            WHERE seq = ?
-            """, arguments: [leaseUntil, token, now, row["seq"] as Int64])
+        try db.executeCached(
+            sql: """
+                UPDATE deliveries SET state = 'in_flight', next_attempt_at = ?, lease_token = ?, attempts = attempts + 1, updated_at = ?
+                WHERE seq = ?
+                """, arguments: [leaseUntil, token, now, row["seq"] as Int64])
         return StoredClaim(
             id: row["id"], eventID: row["event_id"], target: row["target"], targetKind: row["target_kind"],
             displayTimeZone: row["display_timezone"], attempt: (row["attempts"] as Int) + 1,
@@ -240,54 +266,67 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         }
         try await committer.write { db in
             for row in triage.undecodable {
-                try db.executeCached(sql: """
-                    INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
-                    VALUES (?, ?, ?, 0, NULL, 'dead', ?, ?)
-                    """, arguments: [row.deliveryID, row.attempt, nowSeconds, DeliveryReason.undecodable.rawValue, row.explanation])
-                try db.executeCached(sql: """
-                    UPDATE deliveries SET state = 'dead', lease_token = NULL, next_attempt_at = ?, updated_at = ?, last_reason = ?
-                    WHERE id = ?
-                    """, arguments: [nowSeconds, nowSeconds, DeliveryReason.undecodable.rawValue, row.deliveryID])
+                try db.executeCached(
+                    sql: """
+                        INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
+                        VALUES (?, ?, ?, 0, NULL, 'dead', ?, ?)
+                        """, arguments: [row.deliveryID, row.attempt, nowSeconds, DeliveryReason.undecodable.rawValue, row.explanation])
+                try db.executeCached(
+                    sql: """
+                        UPDATE deliveries SET state = 'dead', lease_token = NULL, next_attempt_at = ?, updated_at = ?, last_reason = ?
+                        WHERE id = ?
+                        """, arguments: [nowSeconds, nowSeconds, DeliveryReason.undecodable.rawValue, row.deliveryID])
             }
         }
         return triage.claims
     }
 
-
-
-    public func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpUpdate?,
-                         throttled: Bool, at now: Date, lease: Duration?) async throws -> Completion {
+    public func complete(
+        _ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpUpdate?,
+        throttled: Bool, at now: Date, lease: Duration?
+    ) async throws -> Completion {
         let maintenanceKey = claim.event.maintenanceKey.storageValue
         let nowSeconds = now.timeIntervalSince1970
-        let (state, nextAttempt): (DeliveryState, Double) = switch transition {
-        case .delivered: (.delivered, nowSeconds)
-        case .retry(let at): (.pending, at.timeIntervalSince1970)
-        case .dead: (.dead, nowSeconds)
-        case .expired: (.expired, nowSeconds)
-        }
+        let (state, nextAttempt): (DeliveryState, Double) =
+            switch transition {
+            case .delivered: (.delivered, nowSeconds)
+            case .retry(let at): (.pending, at.timeIntervalSince1970)
+            case .dead: (.dead, nowSeconds)
+            case .expired: (.expired, nowSeconds)
+            }
         let (stillOurs, extra, next) = try await committer.write { db -> (Bool, FollowUpState?, StoredClaim?) in
-            try db.executeCached(sql: """
-                INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [attempt.deliveryID, attempt.number, attempt.startedAt.timeIntervalSince1970, attempt.latencyMilliseconds,
-                                 attempt.statusCode, attempt.outcome, attempt.reason, attempt.responseExcerpt])
-            try db.executeCached(sql: """
-                UPDATE deliveries SET state = ?, next_attempt_at = ?, lease_token = NULL, updated_at = ?, last_reason = ?,
-                                      throttles = throttles + ?
-                WHERE id = ? AND lease_token = ? AND state = 'in_flight'
-                """, arguments: [state.rawValue, nextAttempt, nowSeconds, attempt.reason,
-                                 throttled ? 1 : 0, claim.id, claim.leaseToken])
+            try db.executeCached(
+                sql: """
+                    INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    attempt.deliveryID, attempt.number, attempt.startedAt.timeIntervalSince1970, attempt.latencyMilliseconds,
+                    attempt.statusCode, attempt.outcome, attempt.reason, attempt.responseExcerpt,
+                ])
+            try db.executeCached(
+                sql: """
+                    UPDATE deliveries SET state = ?, next_attempt_at = ?, lease_token = NULL, updated_at = ?, last_reason = ?,
+                                          throttles = throttles + ?
+                    WHERE id = ? AND lease_token = ? AND state = 'in_flight'
+                    """,
+                arguments: [
+                    state.rawValue, nextAttempt, nowSeconds, attempt.reason,
+                    throttled ? 1 : 0, claim.id, claim.leaseToken,
+                ])
             let stillOurs = db.changesCount == 1
             var extra: FollowUpState?
             if let followUp {
-                let stored = try String.fetchOne(db, sql: "SELECT state FROM followups WHERE maintenance_key = ? AND target = ?",
-                                                 arguments: [maintenanceKey, claim.target])
+                let stored = try String.fetchOne(
+                    db, sql: "SELECT state FROM followups WHERE maintenance_key = ? AND target = ?",
+                    arguments: [maintenanceKey, claim.target])
                 switch FollowUpResolution.of(followUp, stored: try stored.map(StoredJSON.followUp), leaseHeld: stillOurs) {
                 case .store(let state):
-                    try db.executeCached(sql: """
-                        INSERT INTO followups (maintenance_key, target, state, updated_at) VALUES (?, ?, ?, ?)
-                        ON CONFLICT (maintenance_key, target) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
-                        """, arguments: [maintenanceKey, claim.target, try StoredJSON.encode(state), nowSeconds])
+                    try db.executeCached(
+                        sql: """
+                            INSERT INTO followups (maintenance_key, target, state, updated_at) VALUES (?, ?, ?, ?)
+                            ON CONFLICT (maintenance_key, target) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
+                            """, arguments: [maintenanceKey, claim.target, try StoredJSON.encode(state), nowSeconds])
                 case .extra(let state):
                     extra = state
                 case .nothing:
@@ -298,15 +337,18 @@ public final class SQLiteDeliveryStore: DeliveryStore {
             if case .retry(let at) = transition { try Self.holdLaneBehind(db, deliveryID: claim.id, until: at.timeIntervalSince1970) }
             guard let lease, transition.isFinal else { return (true, extra, nil) }
             // The lane's new head, if it is due: the same worker goes on with it.
-            guard let head = try Row.fetchOne(cached: db, sql: """
-                SELECT \(Self.claimColumns), d.state, d.next_attempt_at
-                FROM deliveries d INDEXED BY deliveries_unfinished_lane
-                JOIN events e ON e.seq = d.event_seq
-                WHERE d.maintenance_key = (SELECT maintenance_key FROM deliveries WHERE id = ?) AND d.target = ?
-                  AND d.state IN ('pending', 'in_flight')
-                ORDER BY d.seq LIMIT 1
-                """, arguments: [claim.id, claim.target]),
-                  (head["state"] as String) == DeliveryState.pending.rawValue, (head["next_attempt_at"] as Double) <= nowSeconds
+            guard
+                let head = try Row.fetchOne(
+                    cached: db,
+                    sql: """
+                        SELECT \(Self.claimColumns), d.state, d.next_attempt_at
+                        FROM deliveries d INDEXED BY deliveries_unfinished_lane
+                        JOIN events e ON e.seq = d.event_seq
+                        WHERE d.maintenance_key = (SELECT maintenance_key FROM deliveries WHERE id = ?) AND d.target = ?
+                          AND d.state IN ('pending', 'in_flight')
+                        ORDER BY d.seq LIMIT 1
+                        """, arguments: [claim.id, claim.target]),
+                (head["state"] as String) == DeliveryState.pending.rawValue, (head["next_attempt_at"] as Double) <= nowSeconds
             else { return (true, extra, nil) }
             return (true, extra, try Self.lease(db, row: head, leaseUntil: nowSeconds + lease.seconds, now: nowSeconds))
         }
@@ -314,7 +356,9 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         return Completion(stillOurs: stillOurs, next: try await claims(from: [next], now: nowSeconds).first, extraObject: extra)
     }
 
-    public func maintenanceContext(for event: PatchEvent, target: String, depth: MaintenanceSnapshot.Depth) async throws -> (FollowUpState?, MaintenanceSnapshot) {
+    public func maintenanceContext(
+        for event: PatchEvent, target: String, depth: MaintenanceSnapshot.Depth
+    ) async throws -> (FollowUpState?, MaintenanceSnapshot) {
         let key = event.maintenanceKey.storageValue
         let (states, snapshot) = try await pool.read { db -> ([(String, String)], MaintenanceSnapshot) in
             let rows = try Row.fetchAll(cached: db, sql: "SELECT target, state FROM followups WHERE maintenance_key = ?", arguments: [key])
@@ -345,20 +389,22 @@ public final class SQLiteDeliveryStore: DeliveryStore {
     /// Returns how many were released.
     public func releaseLeasesOfPreviousProcess(at now: Date) async throws -> Int {
         try await committer.write { db in
-            try db.executeCached(sql: """
-                UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_token = NULL, updated_at = ?
-                WHERE state = 'in_flight'
-                """, arguments: [now.timeIntervalSince1970, now.timeIntervalSince1970])
+            try db.executeCached(
+                sql: """
+                    UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_token = NULL, updated_at = ?
+                    WHERE state = 'in_flight'
+                    """, arguments: [now.timeIntervalSince1970, now.timeIntervalSince1970])
             return db.changesCount
         }
     }
 
     public func release(_ claim: ClaimedDelivery, until: Date, at now: Date) async throws -> Bool {
         try await committer.write { db in
-            try db.executeCached(sql: """
-                UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_token = NULL, attempts = attempts - 1, updated_at = ?
-                WHERE id = ? AND lease_token = ? AND state = 'in_flight'
-                """, arguments: [until.timeIntervalSince1970, now.timeIntervalSince1970, claim.id, claim.leaseToken])
+            try db.executeCached(
+                sql: """
+                    UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_token = NULL, attempts = attempts - 1, updated_at = ?
+                    WHERE id = ? AND lease_token = ? AND state = 'in_flight'
+                    """, arguments: [until.timeIntervalSince1970, now.timeIntervalSince1970, claim.id, claim.leaseToken])
             guard db.changesCount == 1 else { return false }
             try Self.holdLaneBehind(db, deliveryID: claim.id, until: until.timeIntervalSince1970)
             return true
@@ -370,14 +416,15 @@ public final class SQLiteDeliveryStore: DeliveryStore {
     /// them in the due index: 100k paused lanes of two took another target's drain from about
     /// 6,500/s to 136/s. Only ever moved later, so a summary waiting out its groupWait keeps it.
     static func holdLaneBehind(_ db: Database, deliveryID: String, until: Double) throws {
-        try db.executeCached(sql: """
-            UPDATE deliveries SET next_attempt_at = ?
-            WHERE seq IN (SELECT later.seq FROM deliveries head
-                          JOIN deliveries later INDEXED BY deliveries_unfinished_lane
-                            ON later.maintenance_key = head.maintenance_key AND later.target = head.target
-                           AND later.state IN ('pending', 'in_flight') AND later.seq > head.seq
-                          WHERE head.id = ? AND later.state = 'pending' AND later.next_attempt_at < ?)
-            """, arguments: [until, deliveryID, until])
+        try db.executeCached(
+            sql: """
+                UPDATE deliveries SET next_attempt_at = ?
+                WHERE seq IN (SELECT later.seq FROM deliveries head
+                              JOIN deliveries later INDEXED BY deliveries_unfinished_lane
+                                ON later.maintenance_key = head.maintenance_key AND later.target = head.target
+                               AND later.state IN ('pending', 'in_flight') AND later.seq > head.seq
+                              WHERE head.id = ? AND later.state = 'pending' AND later.next_attempt_at < ?)
+                """, arguments: [until, deliveryID, until])
     }
 
     // MARK: Inspection
@@ -395,8 +442,9 @@ public final class SQLiteDeliveryStore: DeliveryStore {
 
     public func oldestDueAge(now: Date) async throws -> Duration {
         let oldest = try await pool.read { db in
-            try Double.fetchOne(db, sql: "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?",
-                                arguments: [now.timeIntervalSince1970])
+            try Double.fetchOne(
+                db, sql: "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?",
+                arguments: [now.timeIntervalSince1970])
         }
         guard let oldest else { return .zero }
         return .milliseconds(Int64(max(0, now.timeIntervalSince1970 - oldest) * 1000))
@@ -456,7 +504,8 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         }
         _ = arguments.append(contentsOf: [filter.limit, filter.offset])
         let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
-        let sql = "SELECT \(Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq \(whereClause) ORDER BY d.seq DESC LIMIT ? OFFSET ?"
+        let sql =
+            "SELECT \(Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq \(whereClause) ORDER BY d.seq DESC LIMIT ? OFFSET ?"
         let finalArguments = arguments
         return try await pool.read { db in
             try Row.fetchAll(db, sql: sql, arguments: finalArguments).map(Self.summary)
@@ -467,11 +516,14 @@ public final class SQLiteDeliveryStore: DeliveryStore {
     public func countsByTarget(since: Date) async throws -> [String: [String: Int]] {
         try await pool.read { db in
             var counts: [String: [String: Int]] = [:]
-            for row in try Row.fetchAll(db, sql: """
-                SELECT target, state, COUNT(*) AS n FROM deliveries
-                WHERE state IN ('pending', 'in_flight', 'delivered', 'dead', 'expired') AND updated_at >= ?
-                GROUP BY target, state
-                """, arguments: [since.timeIntervalSince1970]) {
+            for row in try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT target, state, COUNT(*) AS n FROM deliveries
+                    WHERE state IN ('pending', 'in_flight', 'delivered', 'dead', 'expired') AND updated_at >= ?
+                    GROUP BY target, state
+                    """, arguments: [since.timeIntervalSince1970])
+            {
                 counts[row["target"], default: [:]][row["state"]] = row["n"]
             }
             return counts
@@ -483,19 +535,25 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         let marks = Array(repeating: "?", count: targets.count).joined(separator: ", ")
         let arguments = StatementArguments(targets) + [since.timeIntervalSince1970]
         return try await pool.read { db in
-            try Row.fetchOne(db, sql: """
-                SELECT \(Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq
-                WHERE d.target IN (\(marks)) AND d.state IN ('pending', 'in_flight', 'dead', 'expired') AND d.updated_at >= ?
-                  AND d.last_reason IS NOT NULL
-                ORDER BY d.updated_at DESC LIMIT 1
-                """, arguments: arguments).map(Self.summary)
+            try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT \(Self.summaryColumns) FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                    WHERE d.target IN (\(marks)) AND d.state IN ('pending', 'in_flight', 'dead', 'expired') AND d.updated_at >= ?
+                      AND d.last_reason IS NOT NULL
+                    ORDER BY d.updated_at DESC LIMIT 1
+                    """, arguments: arguments
+            ).map(Self.summary)
         }
     }
 
     public func detail(id: String) async throws -> DeliveryDetail? {
         let found = try await pool.read { db -> (DeliverySummary, String, String, String, [AttemptRecord])? in
-            guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.summaryColumns), e.payload FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id = ?",
-                                             arguments: [id]) else { return nil }
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT \(Self.summaryColumns), e.payload FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id = ?",
+                    arguments: [id])
+            else { return nil }
             let payload: String = row["payload"]
             return (Self.summary(row), payload, row["display_timezone"], row["resources"], try Self.attempts(db, deliveryID: id))
         }
@@ -506,10 +564,14 @@ public final class SQLiteDeliveryStore: DeliveryStore {
 
     public func replay(id: String, at now: Date, dryRun: Bool) async throws -> ReplayResult {
         try await committer.write { db in
-            guard let row = try Row.fetchOne(db, sql: """
-                SELECT d.state, d.attempts, d.maintenance_key, d.target, e.type FROM deliveries d JOIN events e ON e.seq = d.event_seq
-                WHERE d.id = ?
-                """, arguments: [id]) else {
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT d.state, d.attempts, d.maintenance_key, d.target, e.type FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                        WHERE d.id = ?
+                        """, arguments: [id])
+            else {
                 return .notFound
             }
             let state: String = row["state"]
@@ -518,22 +580,30 @@ public final class SQLiteDeliveryStore: DeliveryStore {
             }
             if dryRun { return .wouldReplay }
             let seconds = now.timeIntervalSince1970
-            try db.execute(sql: """
-                INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
-                VALUES (?, ?, ?, 0, NULL, 'replay', 'replay_requested', ?)
-                """, arguments: [id, row["attempts"] as Int, seconds, "replayed by an operator from state \(state); renders with the current configuration"])
-            try db.execute(sql: """
-                UPDATE deliveries SET state = 'pending', next_attempt_at = ?, attempts = 0, throttles = 0, replays = replays + 1,
-                                      replayed_at = ?, updated_at = ?, last_reason = 'replay_requested'
-                WHERE id = ?
-                """, arguments: [seconds, seconds, seconds, id])
+            try db.execute(
+                sql: """
+                    INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
+                    VALUES (?, ?, ?, 0, NULL, 'replay', 'replay_requested', ?)
+                    """,
+                arguments: [
+                    id, row["attempts"] as Int, seconds, "replayed by an operator from state \(state); renders with the current configuration",
+                ])
+            try db.execute(
+                sql: """
+                    UPDATE deliveries SET state = 'pending', next_attempt_at = ?, attempts = 0, throttles = 0, replays = replays + 1,
+                                          replayed_at = ?, updated_at = ?, last_reason = 'replay_requested'
+                    WHERE id = ?
+                    """, arguments: [seconds, seconds, seconds, id])
             let target: String = row["target"]
             if DigestLane.split(target).isDigest {
                 let key: String = row["maintenance_key"]
-                if let json = try String.fetchOne(db, sql: "SELECT state FROM followups WHERE maintenance_key = ? AND target = ?", arguments: [key, target]),
-                   let forgotten = FollowUpState.forgettingStage(row["type"], in: json) {
-                    try db.execute(sql: "UPDATE followups SET state = ?, updated_at = ? WHERE maintenance_key = ? AND target = ?",
-                                   arguments: [forgotten, seconds, key, target])
+                if let json = try String.fetchOne(
+                    db, sql: "SELECT state FROM followups WHERE maintenance_key = ? AND target = ?", arguments: [key, target]),
+                    let forgotten = FollowUpState.forgettingStage(row["type"], in: json)
+                {
+                    try db.execute(
+                        sql: "UPDATE followups SET state = ?, updated_at = ? WHERE maintenance_key = ? AND target = ?",
+                        arguments: [forgotten, seconds, key, target])
                 }
             }
             return .replayed
@@ -542,16 +612,18 @@ public final class SQLiteDeliveryStore: DeliveryStore {
 
     public func recordUnmapped(source: String, dedupeID: String?, reason: String, body: String, at now: Date) async throws {
         try await committer.write { db in
-            try db.execute(sql: "INSERT INTO relay_unmapped (source, dedupe_id, reason, body, received_at) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [source, dedupeID, reason, body, now.timeIntervalSince1970])
+            try db.execute(
+                sql: "INSERT INTO relay_unmapped (source, dedupe_id, reason, body, received_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [source, dedupeID, reason, body, now.timeIntervalSince1970])
         }
     }
 
     public func unmapped(limit: Int) async throws -> [UnmappedMessage] {
         try await pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM relay_unmapped ORDER BY id DESC LIMIT ?", arguments: [limit]).map { row in
-                UnmappedMessage(source: row["source"], reason: row["reason"], body: row["body"],
-                                receivedAt: Date(timeIntervalSince1970: row["received_at"]))
+                UnmappedMessage(
+                    source: row["source"], reason: row["reason"], body: row["body"],
+                    receivedAt: Date(timeIntervalSince1970: row["received_at"]))
             }
         }
     }
@@ -559,8 +631,9 @@ public final class SQLiteDeliveryStore: DeliveryStore {
     public func revokeSession(_ id: String, expires: Date, at now: Date) async throws {
         try await committer.write { db in
             try db.execute(sql: "DELETE FROM console_revocations WHERE expires_at < ?", arguments: [now.timeIntervalSince1970])
-            try db.execute(sql: "INSERT OR REPLACE INTO console_revocations (session_id, expires_at) VALUES (?, ?)",
-                           arguments: [id, expires.timeIntervalSince1970])
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO console_revocations (session_id, expires_at) VALUES (?, ?)",
+                arguments: [id, expires.timeIntervalSince1970])
         }
     }
 
@@ -576,8 +649,9 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         try await committer.write { db in
             // 8 KiB of filler needs pages of its own: with no room left this fails as an event
             // would. Cleared at once, so the pages go back to the free list for the next probe.
-            try db.execute(sql: "INSERT OR REPLACE INTO readiness_probe (id, checked_at, filler) VALUES (1, ?, zeroblob(8192))",
-                           arguments: [now])
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO readiness_probe (id, checked_at, filler) VALUES (1, ?, zeroblob(8192))",
+                arguments: [now])
             try db.execute(sql: "UPDATE readiness_probe SET filler = NULL WHERE id = 1")
         }
     }

@@ -21,37 +21,51 @@ extension SQLiteDeliveryStore {
             return try await pool.read { db in
                 var report = PruneReport()
                 for (state, cutoff) in deliveryCutoffs {
-                    report.deliveries += try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM deliveries WHERE state = ? AND updated_at < ?",
-                                                          arguments: [state.rawValue, cutoff]) ?? 0
-                    report.attempts += try Int.fetchOne(db, sql: """
-                        SELECT COUNT(*) FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE state = ? AND updated_at < ?)
-                        """, arguments: [state.rawValue, cutoff]) ?? 0
+                    report.deliveries +=
+                        try Int.fetchOne(
+                            db, sql: "SELECT COUNT(*) FROM deliveries WHERE state = ? AND updated_at < ?",
+                            arguments: [state.rawValue, cutoff]) ?? 0
+                    report.attempts +=
+                        try Int.fetchOne(
+                            db,
+                            sql: """
+                                SELECT COUNT(*) FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE state = ? AND updated_at < ?)
+                                """, arguments: [state.rawValue, cutoff]) ?? 0
                 }
                 // Events whose deliveries are all due to go (or gone) and that are old enough.
-                report.events = try Int.fetchOne(db, sql: """
-                    SELECT COUNT(*) FROM events e WHERE e.received_at < ? AND NOT EXISTS (
-                        SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND NOT (
-                            (d.state = 'delivered' AND d.updated_at < ?) OR (d.state = 'expired' AND d.updated_at < ?)
-                            OR (d.state = 'dead' AND d.updated_at < ?)))
-                    """, arguments: [eventCutoff, deliveryCutoffs[0].1, deliveryCutoffs[1].1, deliveryCutoffs[2].1]) ?? 0
+                report.events =
+                    try Int.fetchOne(
+                        db,
+                        sql: """
+                            SELECT COUNT(*) FROM events e WHERE e.received_at < ? AND NOT EXISTS (
+                                SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND NOT (
+                                    (d.state = 'delivered' AND d.updated_at < ?) OR (d.state = 'expired' AND d.updated_at < ?)
+                                    OR (d.state = 'dead' AND d.updated_at < ?)))
+                            """, arguments: [eventCutoff, deliveryCutoffs[0].1, deliveryCutoffs[1].1, deliveryCutoffs[2].1]) ?? 0
                 // Maintenances with no delivery left once the prunable ones are gone (a dead one
                 // still kept holds its maintenance, so a replay finds the vendor ids).
-                report.maintenances = try Int.fetchOne(db, sql: """
-                    SELECT COUNT(*) FROM maintenances m WHERE m.window_end < ? AND NOT EXISTS (
-                        SELECT 1 FROM deliveries d WHERE d.maintenance_key = m.maintenance_key AND NOT (
-                            (d.state = 'delivered' AND d.updated_at < ?) OR (d.state = 'expired' AND d.updated_at < ?)
-                            OR (d.state = 'dead' AND d.updated_at < ?)))
-                    """, arguments: [maintenanceCutoff, deliveryCutoffs[0].1, deliveryCutoffs[1].1, deliveryCutoffs[2].1]) ?? 0
-                report.unmapped = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM relay_unmapped WHERE received_at < ?",
-                                                   arguments: [unmappedCutoff]) ?? 0
+                report.maintenances =
+                    try Int.fetchOne(
+                        db,
+                        sql: """
+                            SELECT COUNT(*) FROM maintenances m WHERE m.window_end < ? AND NOT EXISTS (
+                                SELECT 1 FROM deliveries d WHERE d.maintenance_key = m.maintenance_key AND NOT (
+                                    (d.state = 'delivered' AND d.updated_at < ?) OR (d.state = 'expired' AND d.updated_at < ?)
+                                    OR (d.state = 'dead' AND d.updated_at < ?)))
+                            """, arguments: [maintenanceCutoff, deliveryCutoffs[0].1, deliveryCutoffs[1].1, deliveryCutoffs[2].1]) ?? 0
+                report.unmapped =
+                    try Int.fetchOne(
+                        db, sql: "SELECT COUNT(*) FROM relay_unmapped WHERE received_at < ?",
+                        arguments: [unmappedCutoff]) ?? 0
                 return report
             }
         }
         for (state, cutoff) in deliveryCutoffs {
             while true {
                 let (deliveries, attempts) = try await committer.write { db -> (Int, Int) in
-                    let ids = try String.fetchAll(db, sql: "SELECT id FROM deliveries WHERE state = ? AND updated_at < ? LIMIT ?",
-                                                  arguments: [state.rawValue, cutoff, Self.pruneBatch])
+                    let ids = try String.fetchAll(
+                        db, sql: "SELECT id FROM deliveries WHERE state = ? AND updated_at < ? LIMIT ?",
+                        arguments: [state.rawValue, cutoff, Self.pruneBatch])
                     guard !ids.isEmpty else { return (0, 0) }
                     let marks = databaseQuestionMarks(count: ids.count)
                     try db.execute(sql: "DELETE FROM attempts WHERE delivery_id IN (\(marks))", arguments: StatementArguments(ids))
@@ -66,17 +80,20 @@ extension SQLiteDeliveryStore {
                 await Task.yield()
             }
         }
-        report.events = try await deleteInBatches("""
+        report.events = try await deleteInBatches(
+            """
             DELETE FROM events WHERE seq IN (SELECT e.seq FROM events e WHERE e.received_at < ?
                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq) LIMIT ?)
             """, cutoff: eventCutoff)
         while true {
             let removed = try await committer.write { db -> Int in
-                let keys = try String.fetchAll(db, sql: """
-                    SELECT m.maintenance_key FROM maintenances m WHERE m.window_end < ? AND NOT EXISTS (
-                        SELECT 1 FROM deliveries d WHERE d.maintenance_key = m.maintenance_key)
-                    LIMIT ?
-                    """, arguments: [maintenanceCutoff, Self.pruneBatch])
+                let keys = try String.fetchAll(
+                    db,
+                    sql: """
+                        SELECT m.maintenance_key FROM maintenances m WHERE m.window_end < ? AND NOT EXISTS (
+                            SELECT 1 FROM deliveries d WHERE d.maintenance_key = m.maintenance_key)
+                        LIMIT ?
+                        """, arguments: [maintenanceCutoff, Self.pruneBatch])
                 guard !keys.isEmpty else { return 0 }
                 let marks = databaseQuestionMarks(count: keys.count)
                 for table in ["maintenance_instances", "followups", "planned_notices"] {
@@ -90,7 +107,8 @@ extension SQLiteDeliveryStore {
             if removed < Self.pruneBatch { break }
             await Task.yield()
         }
-        report.unmapped = try await deleteInBatches("""
+        report.unmapped = try await deleteInBatches(
+            """
             DELETE FROM relay_unmapped WHERE id IN (SELECT id FROM relay_unmapped WHERE received_at < ? LIMIT ?)
             """, cutoff: unmappedCutoff)
         try await checkpoint()

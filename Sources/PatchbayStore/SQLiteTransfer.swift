@@ -49,17 +49,20 @@ extension SQLiteDeliveryStore {
                 )
             }
             // rowid: the order instances first reported, which snapshots list them in.
-            transfer.maintenanceInstances = try Row.fetchAll(db, sql: "SELECT * FROM maintenance_instances ORDER BY rowid").map { (row: Row) -> StoreTransfer.InstanceRow in
+            transfer.maintenanceInstances = try Row.fetchAll(db, sql: "SELECT * FROM maintenance_instances ORDER BY rowid").map {
+                (row: Row) -> StoreTransfer.InstanceRow in
                 StoreTransfer.InstanceRow(
                     maintenanceKey: row["maintenance_key"], instanceID: row["instance_id"], instanceName: row["instance_name"],
                     lastType: row["last_type"], stageRank: row["stage_rank"], packages: row["packages"], updatedAt: date(row, "updated_at")
                 )
             }
             transfer.followUps = try Row.fetchAll(db, sql: "SELECT * FROM followups ORDER BY rowid").map { (row: Row) -> StoreTransfer.FollowUpRow in
-                StoreTransfer.FollowUpRow(maintenanceKey: row["maintenance_key"], target: row["target"], state: row["state"],
-                                          updatedAt: date(row, "updated_at"))
+                StoreTransfer.FollowUpRow(
+                    maintenanceKey: row["maintenance_key"], target: row["target"], state: row["state"],
+                    updatedAt: date(row, "updated_at"))
             }
-            transfer.maintenances = try Row.fetchAll(db, sql: "SELECT * FROM maintenances ORDER BY rowid").map { (row: Row) -> StoreTransfer.MaintenanceRow in
+            transfer.maintenances = try Row.fetchAll(db, sql: "SELECT * FROM maintenances ORDER BY rowid").map {
+                (row: Row) -> StoreTransfer.MaintenanceRow in
                 StoreTransfer.MaintenanceRow(
                     maintenanceKey: row["maintenance_key"], id: row["id"], app: row["app"], environment: row["environment"],
                     windowKey: row["window_key"], windowID: row["window_id"], windowStart: date(row, "window_start"),
@@ -68,7 +71,8 @@ extension SQLiteDeliveryStore {
                     updatedAt: date(row, "updated_at")
                 )
             }
-            transfer.plannedNotices = try Row.fetchAll(db, sql: "SELECT * FROM planned_notices ORDER BY seq").map { (row: Row) -> StoreTransfer.NoticeRow in
+            transfer.plannedNotices = try Row.fetchAll(db, sql: "SELECT * FROM planned_notices ORDER BY seq").map {
+                (row: Row) -> StoreTransfer.NoticeRow in
                 StoreTransfer.NoticeRow(
                     id: row["id"], maintenanceKey: row["maintenance_key"], kind: row["kind"], leadSeconds: row["lead_seconds"],
                     dueAt: date(row, "due_at"), state: row["state"], reason: row["reason"], eventID: row["event_id"],
@@ -76,8 +80,9 @@ extension SQLiteDeliveryStore {
                 )
             }
             transfer.unmapped = try Row.fetchAll(db, sql: "SELECT * FROM relay_unmapped ORDER BY id").map { (row: Row) -> StoreTransfer.UnmappedRow in
-                StoreTransfer.UnmappedRow(source: row["source"], dedupeID: row["dedupe_id"], reason: row["reason"], body: row["body"],
-                                          receivedAt: date(row, "received_at"))
+                StoreTransfer.UnmappedRow(
+                    source: row["source"], dedupeID: row["dedupe_id"], reason: row["reason"], body: row["body"],
+                    receivedAt: date(row, "received_at"))
             }
             return transfer
         }

@@ -33,8 +33,10 @@ public struct StoreSettings: Sendable {
     /// How often `serve` prunes.
     public var pruneInterval: Duration
 
-    public init(sqlitePath: String, postgres: PostgresOptions? = nil, busyTimeout: Duration = .seconds(5),
-                retention: RetentionPolicy = RetentionPolicy(), pruneInterval: Duration = .seconds(3600)) {
+    public init(
+        sqlitePath: String, postgres: PostgresOptions? = nil, busyTimeout: Duration = .seconds(5),
+        retention: RetentionPolicy = RetentionPolicy(), pruneInterval: Duration = .seconds(3600)
+    ) {
         self.sqlitePath = sqlitePath
         self.postgres = postgres
         self.busyTimeout = busyTimeout
@@ -59,8 +61,9 @@ public struct StoreSettings: Sendable {
                 pg.report("schema", "expected a lower-case SQL identifier (letters, digits, underscores), got '\(schema)'")
             }
             if let url = pg.secret("url") {
-                postgres = PostgresOptions(url: url, password: pg.secret("password", required: false),
-                                           poolSize: pg.int("poolSize", default: 16, range: 2...200), schema: schema)
+                postgres = PostgresOptions(
+                    url: url, password: pg.secret("password", required: false),
+                    poolSize: pg.int("poolSize", default: 16, range: 2...200), schema: schema)
             }
         }
         self.init(

@@ -43,7 +43,9 @@ public enum TargetRegistry {
     /// Reads one entry of `targets:` with its delivery policy: the kind's defaults, then
     /// `delivery.retry`, then the target's own `retry:` and `rate:`. Reports problems to the
     /// section's diagnostics.
-    public static func target(named name: String, section: ConfigSection, retryDefaults: RetryPolicy? = nil)
+    public static func target(
+        named name: String, section: ConfigSection, retryDefaults: RetryPolicy? = nil
+    )
         -> (target: any DeliveryTarget, policy: TargetPolicy)?
     {
         guard section.isMap else {
@@ -84,30 +86,39 @@ public enum TargetRegistry {
     /// Compiles `sources` for a kind: the keys it takes, escaped for its channel. A key it does
     /// not take is reported when `reportUnusedKeys` (a target's own templates); a route's
     /// templates serve targets of several kinds, so there the caller checks each key is used by one.
-    public static func compileTemplates(_ sources: TemplateSources, for type: any RegisteredTarget.Type, diagnostics: ConfigDiagnostics,
-                                        reportUnusedKeys: Bool) -> MessageTemplates? {
+    public static func compileTemplates(
+        _ sources: TemplateSources, for type: any RegisteredTarget.Type, diagnostics: ConfigDiagnostics,
+        reportUnusedKeys: Bool
+    ) -> MessageTemplates? {
         guard let templated = type as? any TemplatedTarget.Type else { return nil }
         let given = Set(sources.texts.keys).union(sources.facts == nil ? [] : ["facts"])
         if reportUnusedKeys {
             for key in given.subtracting(templated.templateKeys).sorted() {
-                diagnostics.report(sources.keyPath(of: key), "a \(type.kind) target takes no \(key) template; it takes \(templated.templateKeys.sorted().joined(separator: ", "))")
+                diagnostics.report(
+                    sources.keyPath(of: key),
+                    "a \(type.kind) target takes no \(key) template; it takes \(templated.templateKeys.sorted().joined(separator: ", "))")
             }
         }
-        return MessageTemplates.compile(sources, keys: templated.templateKeys, escaping: { templated.templateEscaping(for: $0) },
-                                        diagnostics: diagnostics) { key, text in templated.problem(rendering: key, as: text) }
+        return MessageTemplates.compile(
+            sources, keys: templated.templateKeys, escaping: { templated.templateEscaping(for: $0) },
+            diagnostics: diagnostics
+        ) { key, text in templated.problem(rendering: key, as: text) }
     }
 
     /// Compiles a route's `templates` for each target it names that takes templates, by target
     /// name; reports keys no target of the route takes.
-    public static func compileRouteTemplates(_ sources: TemplateSources, targets: [String], kindOf: (String) -> String?,
-                                             diagnostics: ConfigDiagnostics) -> [String: MessageTemplates] {
+    public static func compileRouteTemplates(
+        _ sources: TemplateSources, targets: [String], kindOf: (String) -> String?,
+        diagnostics: ConfigDiagnostics
+    ) -> [String: MessageTemplates] {
         var byKind: [String: MessageTemplates] = [:]
         var compiled: [String: MessageTemplates] = [:]
         var used: Set<String> = []
         let given = Set(sources.texts.keys).union(sources.facts == nil ? [] : ["facts"])
         for name in targets {
             guard let kind = kindOf(name), let type = registered.first(where: { $0.kind == kind }),
-                  let templated = type as? any TemplatedTarget.Type else { continue }
+                let templated = type as? any TemplatedTarget.Type
+            else { continue }
             used.formUnion(templated.templateKeys)
             // A route's keys this kind does not take leave its targets with their own wording.
             guard !templated.templateKeys.isDisjoint(with: given) else { continue }
@@ -127,10 +138,15 @@ public enum TargetRegistry {
     static func requireHTTPS(_ section: ConfigSection) {
         guard !section.bool("allowInsecureHTTP", default: false) else { return }
         for key in ["url", "baseURL"] {
-            guard let text = section.string(key), let components = URLComponents(string: text), components.scheme?.lowercased() == "http" else { continue }
+            guard let text = section.string(key), let components = URLComponents(string: text), components.scheme?.lowercased() == "http" else {
+                continue
+            }
             let host = components.host?.lowercased() ?? ""
             if host == "localhost" || host == "::1" || host.hasPrefix("127.") { continue }
-            section.report(key, "plain http:// to another host would send this target's secrets unencrypted; use https://, or set allowInsecureHTTP: true (value not shown: it is a secret)")
+            section.report(
+                key,
+                "plain http:// to another host would send this target's secrets unencrypted; use https://, or set allowInsecureHTTP: true (value not shown: it is a secret)"
+            )
         }
     }
 }

@@ -4,9 +4,11 @@ import Logging
 import PatchbayServer
 
 struct ConfigOption: ParsableArguments {
-    @Option(name: .shortAndLong, help: ArgumentHelp(
-        "Configuration file (YAML); default $PATCHBAY_CONFIG, then ./patchbay.yaml. ${VAR} references are read from the environment.",
-        valueName: "file"))
+    @Option(
+        name: .shortAndLong,
+        help: ArgumentHelp(
+            "Configuration file (YAML); default $PATCHBAY_CONFIG, then ./patchbay.yaml. ${VAR} references are read from the environment.",
+            valueName: "file"))
     var config: String?
 
     /// The file to read: --config, else $PATCHBAY_CONFIG, else ./patchbay.yaml.
@@ -36,7 +38,9 @@ struct ConfigOption: ParsableArguments {
 }
 
 struct LoggingOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Least severe log level written to standard error: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
+    @Option(
+        help: ArgumentHelp(
+            "Least severe log level written to standard error: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
     var logLevel: String = ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info"
 
     func validate() throws {

@@ -28,8 +28,10 @@ struct ConfigCommand: AsyncParsableCommand {
 
         @OptionGroup var config: ConfigOption
 
-        @Option(help: ArgumentHelp("Folder of example events every template is rendered against (default: Schemas/examples when it exists here).",
-                                   valueName: "dir"))
+        @Option(
+            help: ArgumentHelp(
+                "Folder of example events every template is rendered against (default: Schemas/examples when it exists here).",
+                valueName: "dir"))
         var examples: String?
 
         func run() async throws {
@@ -71,8 +73,9 @@ struct ConfigCommand: AsyncParsableCommand {
                 }
                 for name in templated {
                     guard let target = configuration.targets[name] else { continue }
-                    let context = RenderContext(displayTimeZone: TimeZone(identifier: "UTC")!, deliveryID: "dlv_check", now: Date(),
-                                                routeTemplates: configuration.routeTemplates.templates(for: event, target: name))
+                    let context = RenderContext(
+                        displayTimeZone: TimeZone(identifier: "UTC")!, deliveryID: "dlv_check", now: Date(),
+                        routeTemplates: configuration.routeTemplates.templates(for: event, target: name))
                     do throws(RenderError) {
                         _ = try target.plan(event, context: context)
                         rendered += 1

@@ -70,8 +70,10 @@ struct Deliveries: AsyncParsableCommand {
             }
             let header = ["ID", "STATE", "TARGET", "EVENT", "APP/ENVIRONMENT", "ATTEMPTS", "UPDATED", "LAST REASON"]
             let table = rows.map { row in
-                [row.id, row.state, row.target, row.eventType, "\(row.app)/\(row.environment)", String(row.attempts),
-                 Timestamp.rfc3339(row.updatedAt), row.lastReason ?? ""]
+                [
+                    row.id, row.state, row.target, row.eventType, "\(row.app)/\(row.environment)", String(row.attempts),
+                    Timestamp.rfc3339(row.updatedAt), row.lastReason ?? "",
+                ]
             }
             printTable(header: header, rows: table)
         }
@@ -105,11 +107,15 @@ struct Deliveries: AsyncParsableCommand {
             printLine(await RequestPreview.describe(detail, configuration: configuration, store: store))
             printLine("\nAttempts:")
             if detail.attempts.isEmpty { printLine("  none yet") }
-            printTable(header: ["#", "STARTED", "STATUS", "LATENCY", "OUTCOME", "REASON", "RESPONSE"], rows: detail.attempts.map { attempt in
-                [String(attempt.number), Timestamp.rfc3339(attempt.startedAt), attempt.statusCode.map(String.init) ?? "-",
-                 String(format: "%.0fms", attempt.latencyMilliseconds), attempt.outcome, attempt.reason,
-                 redactor.redact((attempt.responseExcerpt ?? "").replacingOccurrences(of: "\n", with: " ").prefix(80).description)]
-            }, indent: "  ")
+            printTable(
+                header: ["#", "STARTED", "STATUS", "LATENCY", "OUTCOME", "REASON", "RESPONSE"],
+                rows: detail.attempts.map { attempt in
+                    [
+                        String(attempt.number), Timestamp.rfc3339(attempt.startedAt), attempt.statusCode.map(String.init) ?? "-",
+                        String(format: "%.0fms", attempt.latencyMilliseconds), attempt.outcome, attempt.reason,
+                        redactor.redact((attempt.responseExcerpt ?? "").replacingOccurrences(of: "\n", with: " ").prefix(80).description),
+                    ]
+                }, indent: "  ")
         }
     }
 }
@@ -153,18 +159,20 @@ struct Replay: AsyncParsableCommand {
         var tally: [String: Int] = [:]
         for id in chosen {
             let result = try await store.replay(id: id, at: Date(), dryRun: dryRun)
-            let word: String = switch result {
-            case .replayed: "replayed"
-            case .wouldReplay: "would replay"
-            case .alreadyQueued(let state): "already queued (\(state)): left alone"
-            case .notFound: "not found"
-            }
+            let word: String =
+                switch result {
+                case .replayed: "replayed"
+                case .wouldReplay: "would replay"
+                case .alreadyQueued(let state): "already queued (\(state)): left alone"
+                case .notFound: "not found"
+                }
             tally[word.components(separatedBy: " (").first!, default: 0] += 1
             if chosen.count <= 20 || !progress.isInteractive { printLine("\(id)  \(word)") }
             progress.advance()
         }
         progress.finish()
-        printLine((dryRun ? "Dry run, nothing changed: " : "") + tally.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "))
+        printLine(
+            (dryRun ? "Dry run, nothing changed: " : "") + tally.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "))
         if tally["not found", default: 0] > 0 { throw ExitCode(1) }
     }
 }
@@ -177,9 +185,10 @@ func printTable(header: [String], rows: [[String]], indent: String = "") {
         for (index, cell) in row.enumerated() where index < widths.count { widths[index] = max(widths[index], cell.count) }
     }
     func line(_ cells: [String]) -> String {
-        indent + cells.enumerated().map { index, cell in
-            index == cells.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
-        }.joined(separator: "  ")
+        indent
+            + cells.enumerated().map { index, cell in
+                index == cells.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
     }
     printLine(line(header))
     for row in rows { printLine(line(row)) }

@@ -39,10 +39,14 @@ struct Maintenances: AsyncParsableCommand {
                 printLine("No maintenances yet.")
                 return
             }
-            printTable(header: ["ID", "APP/ENVIRONMENT", "WINDOW", "STATUS", "INSTANCES", "NOTICES", "DELIVERIES"], rows: rows.map { row in
-                [row.id, "\(row.app)/\(row.environment)", "\(row.window.start) – \(row.window.end)", row.status,
-                 counts(row.instances), counts(row.notices), counts(row.deliveries)]
-            })
+            printTable(
+                header: ["ID", "APP/ENVIRONMENT", "WINDOW", "STATUS", "INSTANCES", "NOTICES", "DELIVERIES"],
+                rows: rows.map { row in
+                    [
+                        row.id, "\(row.app)/\(row.environment)", "\(row.window.start) – \(row.window.end)", row.status,
+                        counts(row.instances), counts(row.notices), counts(row.deliveries),
+                    ]
+                })
         }
     }
 
@@ -73,25 +77,34 @@ struct Maintenances: AsyncParsableCommand {
             printLine("          \(m.window.startUTC) – \(m.window.endUTC) (UTC)")
             printLine("\nInstances:")
             if view.instances.isEmpty { printLine("  none reported") }
-            printTable(header: ["INSTANCE", "NAME", "STAGE", "PACKAGES", "UPDATED"], rows: view.instances.map {
-                [$0.id, $0.name ?? "", $0.stage, String($0.packages), Timestamp.rfc3339($0.updatedAt)]
-            }, indent: "  ")
+            printTable(
+                header: ["INSTANCE", "NAME", "STAGE", "PACKAGES", "UPDATED"],
+                rows: view.instances.map {
+                    [$0.id, $0.name ?? "", $0.stage, String($0.packages), Timestamp.rfc3339($0.updatedAt)]
+                }, indent: "  ")
             printLine("\nPlanned notices:")
             if view.notices.isEmpty { printLine("  none") }
-            printTable(header: ["NOTICE", "DUE", "DUE (UTC)", "STATE", "REASON"], rows: view.notices.map {
-                [$0.notice, $0.due, $0.dueUTC, $0.state, $0.reason ?? ""]
-            }, indent: "  ")
+            printTable(
+                header: ["NOTICE", "DUE", "DUE (UTC)", "STATE", "REASON"],
+                rows: view.notices.map {
+                    [$0.notice, $0.due, $0.dueUTC, $0.state, $0.reason ?? ""]
+                }, indent: "  ")
             printLine("\nVendor objects:")
             if view.vendorObjects.isEmpty { printLine("  none") }
-            printTable(header: ["TARGET", "OBJECT ID", "STATUS", "WINDOW (UTC)"], rows: view.vendorObjects.map { object in
-                let window = object.windowStart.map { start in "\(Timestamp.rfc3339(start)) – \(object.windowEnd.map(Timestamp.rfc3339) ?? "")" } ?? ""
-                return [object.target, object.objectID ?? "", object.status ?? "", window]
-            }, indent: "  ")
+            printTable(
+                header: ["TARGET", "OBJECT ID", "STATUS", "WINDOW (UTC)"],
+                rows: view.vendorObjects.map { object in
+                    let window =
+                        object.windowStart.map { start in "\(Timestamp.rfc3339(start)) – \(object.windowEnd.map(Timestamp.rfc3339) ?? "")" } ?? ""
+                    return [object.target, object.objectID ?? "", object.status ?? "", window]
+                }, indent: "  ")
             printLine("\nDeliveries:")
             if view.deliveries.isEmpty { printLine("  none") }
-            printTable(header: ["ID", "STATE", "TARGET", "EVENT", "ATTEMPTS", "LAST REASON"], rows: view.deliveries.map {
-                [$0.id, $0.state, $0.target, $0.eventType, String($0.attempts), $0.lastReason ?? ""]
-            }, indent: "  ")
+            printTable(
+                header: ["ID", "STATE", "TARGET", "EVENT", "ATTEMPTS", "LAST REASON"],
+                rows: view.deliveries.map {
+                    [$0.id, $0.state, $0.target, $0.eventType, String($0.attempts), $0.lastReason ?? ""]
+                }, indent: "  ")
         }
     }
 }

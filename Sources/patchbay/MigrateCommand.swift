@@ -28,8 +28,10 @@ struct Migrate: AsyncParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("Copy the SQLite queue at this path into the configured PostgreSQL store (empty of events).",
-                               valueName: "sqlite:path"))
+    @Option(
+        help: ArgumentHelp(
+            "Copy the SQLite queue at this path into the configured PostgreSQL store (empty of events).",
+            valueName: "sqlite:path"))
     var from: String?
     @Flag(help: "With --from: count what would be copied; write nothing.") var dryRun = false
     @OptionGroup var config: ConfigOption
@@ -190,7 +192,8 @@ struct Migrate: AsyncParsableCommand {
         }
         printLine("Copied sqlite:\(path) into \(opened.location):")
         printCounts(counts)
-        printLine("""
+        printLine(
+            """
             Point every server at PostgreSQL now (store.postgres) and keep \(path) as a backup; \
             do not start a server on it again: what it accepted would not be in PostgreSQL.
             """)
@@ -204,7 +207,9 @@ struct Migrate: AsyncParsableCommand {
     func printCounts(_ counts: TransferCounts) {
         printTable(header: ["TABLE", "ROWS"], rows: counts.tables.map { [$0.table, String($0.rows)] }, indent: "  ")
         if counts.requeued > 0 {
-            printLine("  \(counts.requeued) deliver\(counts.requeued == 1 ? "y" : "ies") in flight \(dryRun ? "would be" : "were") queued again as pending, due at once.")
+            printLine(
+                "  \(counts.requeued) deliver\(counts.requeued == 1 ? "y" : "ies") in flight \(dryRun ? "would be" : "were") queued again as pending, due at once."
+            )
         }
     }
 }

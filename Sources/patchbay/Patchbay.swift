@@ -11,7 +11,9 @@ struct Patchbay: AsyncParsableCommand {
             one to its queue before answering 202, then delivers it to every routed target with retries.
             """,
         version: "patchbay \(PatchbayVersion.current)",
-        subcommands: [Serve.self, Sink.self, Send.self, Render.self, Deliveries.self, Replay.self, Maintenances.self, ScheduleCommand.self,
-                      Unmapped.self, Prune.self, Migrate.self, ConfigCommand.self]
+        subcommands: [
+            Serve.self, Sink.self, Send.self, Render.self, Deliveries.self, Replay.self, Maintenances.self, ScheduleCommand.self,
+            Unmapped.self, Prune.self, Migrate.self, ConfigCommand.self,
+        ]
     )
 }

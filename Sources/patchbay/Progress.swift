@@ -35,7 +35,9 @@ final class StoreProgressLine: Sendable {
         if let total, total > 0 {
             let width = 30
             let filled = width * min(done, total) / total
-            line = "\r\(label) [" + String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled) + "] \(done.formatted())/\(total.formatted()) \(unit)"
+            line =
+                "\r\(label) [" + String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+                + "] \(done.formatted())/\(total.formatted()) \(unit)"
         }
         FileHandle.standardError.write(Data((line + "\u{1B}[K").utf8))
     }

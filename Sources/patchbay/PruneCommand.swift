@@ -38,13 +38,16 @@ struct Prune: AsyncParsableCommand {
             return
         }
         printLine(dryRun ? "Would delete:" : "Deleted:")
-        printTable(header: ["WHAT", "ROWS"], rows: [
-            ["deliveries", String(report.deliveries)], ["attempts", String(report.attempts)], ["events", String(report.events)],
-            ["maintenances", String(report.maintenances)], ["unmapped relayed messages", String(report.unmapped)],
-        ], indent: "  ")
+        printTable(
+            header: ["WHAT", "ROWS"],
+            rows: [
+                ["deliveries", String(report.deliveries)], ["attempts", String(report.attempts)], ["events", String(report.events)],
+                ["maintenances", String(report.maintenances)], ["unmapped relayed messages", String(report.unmapped)],
+            ], indent: "  ")
         if let before, let after {
-            printLine("database \(before.database / 1024) KiB, WAL \(before.wal / 1024) KiB" +
-                      (dryRun ? "" : " → database \(after.database / 1024) KiB, WAL \(after.wal / 1024) KiB (freed pages are reused)"))
+            printLine(
+                "database \(before.database / 1024) KiB, WAL \(before.wal / 1024) KiB"
+                    + (dryRun ? "" : " → database \(after.database / 1024) KiB, WAL \(after.wal / 1024) KiB (freed pages are reused)"))
         }
     }
 }

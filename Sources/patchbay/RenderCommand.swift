@@ -46,15 +46,20 @@ struct Render: AsyncParsableCommand {
             guard let target = configuration.targets[name] else { continue }
             let zone = TimeZone(identifier: plan.displayTimeZone) ?? TimeZone(identifier: "UTC")!
             // A summary counts the maintenance's servers; here the event's server is the only one known.
-            let snapshot = event.instance.map { MaintenanceSnapshot(instances: [.init(instance: $0, lastType: event.type, packages: event.packages)]) }
+            let snapshot = event.instance.map {
+                MaintenanceSnapshot(instances: [.init(instance: $0, lastType: event.type, packages: event.packages)])
+            }
             if isDigest {
-                printLine("=== \(name) (\(plan.targetKind)) summary, \(Int(plan.digestWait ?? 0)) s after the first event of its stage, times shown in \(plan.displayTimeZone); with this event's server alone")
+                printLine(
+                    "=== \(name) (\(plan.targetKind)) summary, \(Int(plan.digestWait ?? 0)) s after the first event of its stage, times shown in \(plan.displayTimeZone); with this event's server alone"
+                )
             } else {
                 printLine("=== \(name) (\(plan.targetKind)), times shown in \(plan.displayTimeZone); as the first event of its maintenance")
             }
-            let context = RenderContext(displayTimeZone: zone, deliveryID: "dlv_render", now: Date(), maintenance: isDigest ? snapshot ?? .empty : .empty,
-                                        resources: plan.resources, routeTemplates: configuration.routeTemplates.templates(for: event, target: name),
-                                        isDigest: isDigest)
+            let context = RenderContext(
+                displayTimeZone: zone, deliveryID: "dlv_render", now: Date(), maintenance: isDigest ? snapshot ?? .empty : .empty,
+                resources: plan.resources, routeTemplates: configuration.routeTemplates.templates(for: event, target: name),
+                isDigest: isDigest)
             printStep({ () throws(RenderError) in try target.plan(event, context: context) }, redactor: redactor)
             printLine("")
         }

@@ -60,9 +60,11 @@ struct ScheduleCommand: AsyncParsableCommand {
                 return
             }
             if occurrences.isEmpty { printLine("No occurrence after \(Timestamp.rfc3339(start)).") }
-            printTable(header: ["#", "LOCAL (\(zone.identifier))", "UTC"], rows: occurrences.enumerated().map { index, date in
-                [String(index + 1), Timestamp.rfc3339(date, in: zone), Timestamp.rfc3339(date)]
-            })
+            printTable(
+                header: ["#", "LOCAL (\(zone.identifier))", "UTC"],
+                rows: occurrences.enumerated().map { index, date in
+                    [String(index + 1), Timestamp.rfc3339(date, in: zone), Timestamp.rfc3339(date)]
+                })
         }
     }
 
@@ -102,14 +104,17 @@ struct ScheduleCommand: AsyncParsableCommand {
                     eventID = try await store.eventID(idempotencyKey: entry.announcementKey(startingAt: upcoming))
                 }
                 if eventID == nil, let current = entry.schedule.latest(atOrBefore: now),
-                   now.timeIntervalSince(current) < entry.duration.seconds,
-                   let id = try await store.eventID(idempotencyKey: entry.announcementKey(startingAt: current)) {
+                    now.timeIntervalSince(current) < entry.duration.seconds,
+                    let id = try await store.eventID(idempotencyKey: entry.announcementKey(startingAt: current))
+                {
                     (start, eventID) = (current, id)
                 }
-                rows.append(Row(app: entry.app, environment: entry.environment, windowId: entry.windowID, expression: entry.expression,
-                                timezone: zone.identifier, next: start.map { Timestamp.rfc3339($0, in: zone) }, nextUTC: start.map(Timestamp.rfc3339),
-                                announceAt: start.map { Timestamp.rfc3339($0.addingTimeInterval(-entry.announceAhead.seconds), in: zone) },
-                                announced: eventID != nil, eventId: eventID))
+                rows.append(
+                    Row(
+                        app: entry.app, environment: entry.environment, windowId: entry.windowID, expression: entry.expression,
+                        timezone: zone.identifier, next: start.map { Timestamp.rfc3339($0, in: zone) }, nextUTC: start.map(Timestamp.rfc3339),
+                        announceAt: start.map { Timestamp.rfc3339($0.addingTimeInterval(-entry.announceAhead.seconds), in: zone) },
+                        announced: eventID != nil, eventId: eventID))
             }
             if json {
                 printLine(String(decoding: try JSONEncoder.patchbay().encode(rows), as: UTF8.self))
@@ -119,10 +124,14 @@ struct ScheduleCommand: AsyncParsableCommand {
                 printLine("No schedules: add a `schedules:` list to the configuration.")
                 return
             }
-            printTable(header: ["APP/ENVIRONMENT", "WINDOW ID", "EXPRESSION", "NEXT", "NEXT (UTC)", "ANNOUNCE AT", "ANNOUNCED"], rows: rows.map {
-                ["\($0.app)/\($0.environment)", $0.windowId, $0.expression, $0.next ?? "none", $0.nextUTC ?? "", $0.announceAt ?? "",
-                 $0.announced ? "yes (\($0.eventId ?? ""))" : "no"]
-            })
+            printTable(
+                header: ["APP/ENVIRONMENT", "WINDOW ID", "EXPRESSION", "NEXT", "NEXT (UTC)", "ANNOUNCE AT", "ANNOUNCED"],
+                rows: rows.map {
+                    [
+                        "\($0.app)/\($0.environment)", $0.windowId, $0.expression, $0.next ?? "none", $0.nextUTC ?? "", $0.announceAt ?? "",
+                        $0.announced ? "yes (\($0.eventId ?? ""))" : "no",
+                    ]
+                })
         }
     }
 }

@@ -24,12 +24,14 @@ struct Send: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("Event JSON file; '-' reads standard input. Leave out to build the event from flags.", valueName: "event.json"))
     var file: String?
 
-    @Option(help: ArgumentHelp("""
-        Send the README's example event of this type (scheduled, reminder, started, completed, failed, cancelled) \
-        for App1 - Production, in a window that began 10 to 20 minutes ago and lasts 40 minutes, \
-        with a window id that stays the same until the next ten-minute mark of the clock: several types \
-        sent in a row make one maintenance (unless a ten-minute mark falls between them).
-        """, valueName: "type"))
+    @Option(
+        help: ArgumentHelp(
+            """
+            Send the README's example event of this type (scheduled, reminder, started, completed, failed, cancelled) \
+            for App1 - Production, in a window that began 10 to 20 minutes ago and lasts 40 minutes, \
+            with a window id that stays the same until the next ten-minute mark of the clock: several types \
+            sent in a row make one maintenance (unless a ten-minute mark falls between them).
+            """, valueName: "type"))
     var example: String?
 
     @Option(help: "Patchbay base URL.")
@@ -67,11 +69,14 @@ struct Send: AsyncParsableCommand {
             ]
             let ignored = eventFlags.filter(\.1).map(\.0)
             guard file == nil, ignored.isEmpty else {
-                throw ValidationError("--example: give either an example, an event file, or flags"
-                                      + (ignored.isEmpty ? "" : " (\(ignored.joined(separator: ", ")) would be ignored)"))
+                throw ValidationError(
+                    "--example: give either an example, an event file, or flags"
+                        + (ignored.isEmpty ? "" : " (\(ignored.joined(separator: ", ")) would be ignored)"))
             }
             guard Self.eventType(example) != nil else {
-                throw ValidationError("--example: expected one of \(EventType.allCases.map { $0.rawValue.replacingOccurrences(of: "patch.", with: "") }.joined(separator: ", ")), got '\(example)'")
+                throw ValidationError(
+                    "--example: expected one of \(EventType.allCases.map { $0.rawValue.replacingOccurrences(of: "patch.", with: "") }.joined(separator: ", ")), got '\(example)'"
+                )
             }
         } else if file == nil {
             var missing: [String] = []
@@ -127,8 +132,10 @@ struct Send: AsyncParsableCommand {
         let compact = Timestamp.rfc3339(start).replacingOccurrences(of: "-", with: "").replacingOccurrences(of: ":", with: "")
         var event: [String: JSONValue] = [
             "type": .string(type.rawValue), "app": .string("App1"), "environment": .string("Production"),
-            "window": .object(["id": .string("mw-example-" + compact), "start": .string(Timestamp.rfc3339(start)),
-                               "end": .string(Timestamp.rfc3339(end)), "timezone": .string("America/Los_Angeles")]),
+            "window": .object([
+                "id": .string("mw-example-" + compact), "start": .string(Timestamp.rfc3339(start)),
+                "end": .string(Timestamp.rfc3339(end)), "timezone": .string("America/Los_Angeles"),
+            ]),
             "occurredAt": .string(Timestamp.rfc3339(now)),
         ]
         switch type {
@@ -139,8 +146,11 @@ struct Send: AsyncParsableCommand {
         }
         switch type {
         case .completed:
-            event["packages"] = .array(["openssl-3.0.8-1.amzn2023.0.14.x86_64", "kernel-6.1.115-126.197.amzn2023.x86_64",
-                                        "curl-8.5.0-1.amzn2023.0.4.x86_64"].map(JSONValue.string))
+            event["packages"] = .array(
+                [
+                    "openssl-3.0.8-1.amzn2023.0.14.x86_64", "kernel-6.1.115-126.197.amzn2023.x86_64",
+                    "curl-8.5.0-1.amzn2023.0.4.x86_64",
+                ].map(JSONValue.string))
         case .failed:
             event["details"] = .object(["reason": .string("yum exited with status 1: cannot download repomd.xml")])
         case .cancelled:

@@ -84,30 +84,36 @@ struct Serve: AsyncParsableCommand {
         let metrics = PatchbayMetrics()
         let redactor = configuration.redactor
         let transport = CurlTransport(redactor: redactor, logger: logger)
-        var parts = ApplicationParts(store: store, gate: IntakeGate(drainDelay: configuration.server.drainDelay), metrics: metrics,
-                                     exposition: { registry.emitToString() }, transport: transport)
+        var parts = ApplicationParts(
+            store: store, gate: IntakeGate(drainDelay: configuration.server.drainDelay), metrics: metrics,
+            exposition: { registry.emitToString() }, transport: transport)
         // One clock for every part: on PostgreSQL the cluster's (this process's clock moved onto
         // the database's), so an instance whose clock is off agrees with the others.
         let clock = opened.clock
         parts.clock = clock
-        let dispatcher = Dispatcher(store: store, targets: configuration.targets, policies: configuration.policies, transport: transport,
-                                    settings: configuration.delivery, redactor: redactor, wake: parts.wake, pacer: opened.pacingBudget(),
-                                    metrics: metrics, logger: logger, routeTemplates: configuration.routeTemplates, clock: clock)
+        let dispatcher = Dispatcher(
+            store: store, targets: configuration.targets, policies: configuration.policies, transport: transport,
+            settings: configuration.delivery, redactor: redactor, wake: parts.wake, pacer: opened.pacingBudget(),
+            metrics: metrics, logger: logger, routeTemplates: configuration.routeTemplates, clock: clock)
         let intake = EventIntake(configuration: configuration, store: store, wake: parts.wake, metrics: metrics, clock: clock)
         parts.intake = intake
-        let scheduler = Scheduler(store: store, intake: intake, routes: configuration.routes, targets: configuration.targets,
-                                  schedules: configuration.schedules, wake: parts.wake, logger: logger, clock: clock)
+        let scheduler = Scheduler(
+            store: store, intake: intake, routes: configuration.routes, targets: configuration.targets,
+            schedules: configuration.schedules, wake: parts.wake, logger: logger, clock: clock)
         let host = configuration.server.host
         let storePath = opened.location
         let app = buildApplication(configuration: configuration, parts: parts, logger: logger) { port in
-            logger.notice("patchbay listening on http://\(host):\(port)", metadata: ["store": "\(storePath)", "version": "\(PatchbayVersion.current)"])
+            logger.notice(
+                "patchbay listening on http://\(host):\(port)", metadata: ["store": "\(storePath)", "version": "\(PatchbayVersion.current)"])
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let sink, let (sinkHost, sinkPort) = ServerSettings.parseListen(sink) {
             let localSink = try PatchbaySink.Sink(printSummary: { printLine("sink: " + $0) })
-            services.append(.init(service: buildSinkApplication(sink: localSink, host: sinkHost, port: sinkPort, logger: logger) { port in
-                logger.notice("local sink listening on http://\(sinkHost):\(port)")
-            }))
+            services.append(
+                .init(
+                    service: buildSinkApplication(sink: localSink, host: sinkHost, port: sinkPort, logger: logger) { port in
+                        logger.notice("local sink listening on http://\(sinkHost):\(port)")
+                    }))
         }
         // Started in this order, stopped in reverse: the gate closes intake (503), the HTTP server
         // stops, then the dispatcher lets sends in flight finish, then (PostgreSQL) the instance
@@ -118,10 +124,14 @@ struct Serve: AsyncParsableCommand {
         services.append(.init(service: dispatcher))
         services.append(.init(service: scheduler))
         services.append(.init(service: QueueGauges(store: store, metrics: metrics, logger: logger, clock: clock)))
-        services.append(.init(service: Pruner(policy: configuration.store.retention, interval: configuration.store.pruneInterval, logger: logger,
-                                                 clock: clock) {
-            try await store.prune(policy: $0, now: $1, dryRun: false)
-        }))
+        services.append(
+            .init(
+                service: Pruner(
+                    policy: configuration.store.retention, interval: configuration.store.pruneInterval, logger: logger,
+                    clock: clock
+                ) {
+                    try await store.prune(policy: $0, now: $1, dryRun: false)
+                }))
         services.append(.init(service: app))
         services.append(.init(service: parts.gate))
         var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

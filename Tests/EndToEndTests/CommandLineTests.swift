@@ -17,14 +17,24 @@ struct CommandLineTests {
         try await withServerAndSink(config: config) { harness, sink in
             try await harness.start()
             let good = try Fixtures.exampleEvent(.started)
-            let oversized = Data(String(decoding: good, as: UTF8.self)
-                .replacingOccurrences(of: "\"details\"", with: "\"x\"")
-                .replacingOccurrences(of: "{\n  \"type\"", with: "{\"details\":{\"pad\":\"\(String(repeating: "p", count: 5000))\"},\n  \"type\"").utf8)
+            let oversized = Data(
+                String(decoding: good, as: UTF8.self)
+                    .replacingOccurrences(of: "\"details\"", with: "\"x\"")
+                    .replacingOccurrences(of: "{\n  \"type\"", with: "{\"details\":{\"pad\":\"\(String(repeating: "p", count: 5000))\"},\n  \"type\"")
+                    .utf8)
             let cases: [(Data, String?, String?, Int, String)] = [
                 (Data("{\"type\":".utf8), nil, nil, 400, "body: is not valid JSON"),
-                (Data(#"{"type":"patch.started","app":1,"environment":"P","window":{"start":"2026-12-04T00:30:00Z","end":"2026-12-04T00:45:00Z"}}"#.utf8), nil, nil, 400, "app: expected a string, got a number"),
+                (
+                    Data(
+                        #"{"type":"patch.started","app":1,"environment":"P","window":{"start":"2026-12-04T00:30:00Z","end":"2026-12-04T00:45:00Z"}}"#
+                            .utf8), nil, nil, 400, "app: expected a string, got a number"
+                ),
                 (Data(#"{"type":"patch.started"}"#.utf8), nil, nil, 400, "app: is required"),
-                (Data(#"{"type":"patch.rebooted","app":"A","environment":"P","window":{"start":"2026-12-04T00:30:00Z","end":"2026-12-04T00:45:00Z"}}"#.utf8), nil, nil, 400, "type: must be one of"),
+                (
+                    Data(
+                        #"{"type":"patch.rebooted","app":"A","environment":"P","window":{"start":"2026-12-04T00:30:00Z","end":"2026-12-04T00:45:00Z"}}"#
+                            .utf8), nil, nil, 400, "type: must be one of"
+                ),
                 (oversized, nil, nil, 413, "larger than the 4096-byte limit"),
                 (good, nil, "", 401, "bearer token"),
                 (good, nil, "not-the-token-0123456789", 401, "bearer token"),
@@ -55,9 +65,12 @@ struct CommandLineTests {
         let client = CurlTransport(redactor: Redactor(secrets: []), logger: Logger(label: "client"))
         defer { client.shutdown() }
         let body = #"{"attachments":[{"fallback":"Patching Complete: App1 - Production","title":"Patching Complete"}]}"#
-        let response = try await client.send(OutboundRequest(method: "POST", url: Secret("http://127.0.0.1:\(port)/slack/T1/B1/secretpath"),
-                                                             displayURL: "", headers: [HTTPHeader("Content-Type", "application/json")],
-                                                             body: Data(body.utf8)), timeouts: TransportTimeouts()).get()
+        let response = try await client.send(
+            OutboundRequest(
+                method: "POST", url: Secret("http://127.0.0.1:\(port)/slack/T1/B1/secretpath"),
+                displayURL: "", headers: [HTTPHeader("Content-Type", "application/json")],
+                body: Data(body.utf8)), timeouts: TransportTimeouts()
+        ).get()
         #expect(response.status == 200)
         #expect(String(decoding: response.body, as: UTF8.self) == "ok")
         let summary = try await sink.waitForOutput(matching: #"(slack .*Patching Complete: App1 - Production)"#)
@@ -74,8 +87,10 @@ struct CommandLineTests {
     @Test func helpExplainsEveryCommand() async throws {
         let directory = try TemporaryDirectory("help")
         defer { directory.remove() }
-        for command in [["serve"], ["sink"], ["send"], ["render"], ["deliveries", "list"], ["deliveries", "show"], ["replay"], ["unmapped"],
-                        ["config", "check"], ["migrate"], ["maintenances", "list"], ["maintenances", "show"], ["schedule", "next"], ["schedule", "list"]] {
+        for command in [
+            ["serve"], ["sink"], ["send"], ["render"], ["deliveries", "list"], ["deliveries", "show"], ["replay"], ["unmapped"],
+            ["config", "check"], ["migrate"], ["maintenances", "list"], ["maintenances", "show"], ["schedule", "next"], ["schedule", "list"],
+        ] {
             let result = try await ChildProcess.run(command + ["--help"], directory: directory, name: command.joined(separator: "-"))
             #expect(result.status == 0)
             #expect(result.stdout.contains("USAGE: patchbay \(command.joined(separator: " "))"), "\(result.stdout)")
@@ -91,11 +106,15 @@ struct CommandLineTests {
     @Test func anExampleRefusesTheFlagsItWouldIgnore() async throws {
         let directory = try TemporaryDirectory("example-flags")
         defer { directory.remove() }
-        let mixed = try await ChildProcess.run(["send", "--url", "http://127.0.0.1:9", "--example", "completed", "--app", "Billing",
-                                                "--package", "openssl"], directory: directory, name: "example-mixed")
+        let mixed = try await ChildProcess.run(
+            [
+                "send", "--url", "http://127.0.0.1:9", "--example", "completed", "--app", "Billing",
+                "--package", "openssl",
+            ], directory: directory, name: "example-mixed")
         #expect(mixed.status != 0)
-        #expect(mixed.stderr.contains("--example: give either an example, an event file, or flags (--app, --package would be ignored)"),
-                "\(mixed.stderr)")
+        #expect(
+            mixed.stderr.contains("--example: give either an example, an event file, or flags (--app, --package would be ignored)"),
+            "\(mixed.stderr)")
     }
 
     /// Operators' basics: the version, a default configuration path, and no serving of the
@@ -119,8 +138,9 @@ struct CommandLineTests {
         let local = try await ChildProcess.run(["config", "check"], directory: directory, name: "default-config")
         #expect(local.status == 0 && local.stdout.contains("./patchbay.yaml: OK"))
         try yaml.write(toFile: directory.path("other.yaml"), atomically: true, encoding: .utf8)
-        let fromEnvironment = try await ChildProcess.run(["config", "check"], environment: ["PATCHBAY_CONFIG": directory.path("other.yaml")],
-                                                         directory: directory, name: "env-config")
+        let fromEnvironment = try await ChildProcess.run(
+            ["config", "check"], environment: ["PATCHBAY_CONFIG": directory.path("other.yaml")],
+            directory: directory, name: "env-config")
         #expect(fromEnvironment.stdout.contains("other.yaml: OK"))
 
         let exposed = try await ChildProcess.run(["serve"], directory: directory, name: "exposed")

@@ -15,18 +15,22 @@ struct DeliveryPolicyEndToEndTests {
             "  \(app): {kind: slack, url: \"\(sinkURL)/slack/\(app)\", rate: {perSecond: 50, burst: 5}}"
         }
         targets[0] = "  r500: {kind: slack, url: \"\(sinkURL)/slack/r500\", retry: {base: 400ms, cap: 10s, jitter: 0}}"
-        targets.append("  status: {kind: statuspage, page: pg1, apiKey: \"sp-key-0123456789\", baseURL: \"\(sinkURL)/statuspage\", rate: {perSecond: 20}}")
+        targets.append(
+            "  status: {kind: statuspage, page: pg1, apiKey: \"sp-key-0123456789\", baseURL: \"\(sinkURL)/statuspage\", rate: {perSecond: 20}}")
         var routes = apps.map { "  - {match: {app: \($0)}, targets: [\($0)]}" }
         routes.append("  - {match: {app: sp420}, statuspage: {target: status}}")
-        return ServerHarness.config(targets: targets.joined(separator: "\n"), routes: routes.joined(separator: "\n"),
-                                    delivery: "  timeout: 1s\n  lease: 5s\n  maxPause: 4s")
+        return ServerHarness.config(
+            targets: targets.joined(separator: "\n"), routes: routes.joined(separator: "\n"),
+            delivery: "  timeout: 1s\n  lease: 5s\n  maxPause: 4s")
     }
 
     /// A started event for `app`, its window tomorrow so nothing expires.
     static func event(app: String, instance: String = "i-1") -> Data {
         let start = Timestamp.rfc3339(Date().addingTimeInterval(86400))
         let end = Timestamp.rfc3339(Date().addingTimeInterval(86400 + 1800))
-        return Data(#"{"type":"patch.started","app":"\#(app)","environment":"Production","instance":{"id":"\#(instance)"},"window":{"start":"\#(start)","end":"\#(end)"}}"#.utf8)
+        return Data(
+            #"{"type":"patch.started","app":"\#(app)","environment":"Production","instance":{"id":"\#(instance)"},"window":{"start":"\#(start)","end":"\#(end)"}}"#
+                .utf8)
     }
 
     func run(_ body: (ServerHarness, RunningSink) async throws -> Void) async throws {

@@ -32,7 +32,8 @@ struct LifecycleEndToEndTests {
         formatter.timeZone = TimeZone(identifier: "America/Los_Angeles")
         formatter.dateFormat = "yyyy-MM-dd'T'HH:mm:ss"
         let packages = type == .completed ? #","packages":["openssl-3.0.8-\#(instance)","curl-8.5.0"]"# : ""
-        return Data("""
+        return Data(
+            """
             {"type":"\(type.rawValue)","app":"App1","environment":"Production","instance":{"id":"i-\(instance)","name":"web-\(instance)"},
              "window":{"id":"mw-life","start":"\(formatter.string(from: start))","end":"\(formatter.string(from: start.addingTimeInterval(1800)))"}\(packages)}
             """.utf8)
@@ -56,12 +57,15 @@ struct LifecycleEndToEndTests {
             // Let any extra request show itself before counting.
             try await Task.sleep(for: .milliseconds(800))
 
-            let titles = slack.map { $0.json?["attachments"].flatMap { attachments -> String? in
-                if case .array(let items) = attachments { return items.first?["title"]?.stringValue }
-                return nil
-            } ?? "?" }
-            #expect(titles == Array(repeating: "Patching Scheduled", count: 5) + Array(repeating: "Patching Beginning", count: 5)
-                + Array(repeating: "Patching Complete", count: 5))
+            let titles = slack.map {
+                $0.json?["attachments"].flatMap { attachments -> String? in
+                    if case .array(let items) = attachments { return items.first?["title"]?.stringValue }
+                    return nil
+                } ?? "?"
+            }
+            #expect(
+                titles == Array(repeating: "Patching Scheduled", count: 5) + Array(repeating: "Patching Beginning", count: 5)
+                    + Array(repeating: "Patching Complete", count: 5))
             #expect(teams.count == 15)
             #expect(teams.allSatisfy { $0.status == 202 })
 
@@ -76,7 +80,9 @@ struct LifecycleEndToEndTests {
             let created = incidents.first?.json?["incident"]
             #expect(created?["scheduled_for"]?.stringValue == Timestamp.rfc3339(start), "local Pacific time corrected to UTC")
             #expect(created?["name"]?.stringValue == "Scheduled Maintenance for App1 - Production")
-            #expect(incidents.last?.json?["incident"]?["body"]?.stringValue?.hasPrefix("Patching is complete: 5 of 5 instances finished successfully.") == true)
+            #expect(
+                incidents.last?.json?["incident"]?["body"]?.stringValue?.hasPrefix("Patching is complete: 5 of 5 instances finished successfully.")
+                    == true)
 
             let windows = sink.sink.requests(vendor: "pingdom")
             #expect(windows.map(\.method) == ["POST"], "exactly one Pingdom window")

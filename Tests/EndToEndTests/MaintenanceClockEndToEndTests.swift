@@ -18,7 +18,8 @@ struct MaintenanceClockEndToEndTests {
 
     static func event(_ type: EventType, app: String, start: Date, end: Date, instance: String? = nil) -> Data {
         let instanceJSON = instance.map { #","instance":{"id":"i-\#($0)","name":"\#($0)"}"# } ?? ""
-        return Data("""
+        return Data(
+            """
             {"type":"\(type.rawValue)","app":"\(app)","environment":"Production"\(instanceJSON),
              "window":{"id":"mw-\(app.lowercased())","start":"\(Timestamp.rfc3339(start))","end":"\(Timestamp.rfc3339(end))"}}
             """.utf8)
@@ -28,8 +29,9 @@ struct MaintenanceClockEndToEndTests {
     static func slackMessages(_ sink: RunningSink) -> [(app: String, title: String, at: Date)] {
         sink.sink.requests(vendor: "slack").compactMap { request in
             guard case .array(let attachments)? = request.json?["attachments"], let first = attachments.first,
-                  let title = first["title"]?.stringValue, case .array(let fields)? = first["fields"],
-                  let app = fields.first?["value"]?.stringValue else { return nil }
+                let title = first["title"]?.stringValue, case .array(let fields)? = first["fields"],
+                let app = fields.first?["value"]?.stringValue
+            else { return nil }
             return (String(app.prefix { $0 != " " }), title, request.receivedAt)
         }
     }
@@ -37,15 +39,17 @@ struct MaintenanceClockEndToEndTests {
     @Test(.timeLimit(.minutes(8)))
     func remindersBeginningAndOverrunArriveOnTimeARescheduleMovesThemACancelDropsThem() async throws {
         try await withServerAndSink(config: { sinkURL in
-            ServerHarness.config(targets: Self.targets(sinkURL), routes: """
-                  - match: {environment: Production}
-                    targets: [ops-slack]
-                    statuspage: {target: status, components: [cmp1]}
-                    pingdom: {target: uptime, checks: [101]}
-                    reminders: [90s, 30s]
-                    overrunGrace: 5s
-                    overrunExtend: 10m
-                """)
+            ServerHarness.config(
+                targets: Self.targets(sinkURL),
+                routes: """
+                      - match: {environment: Production}
+                        targets: [ops-slack]
+                        statuspage: {target: status, components: [cmp1]}
+                        pingdom: {target: uptime, checks: [101]}
+                        reminders: [90s, 30s]
+                        overrunGrace: 5s
+                        overrunExtend: 10m
+                    """)
         }) { harness, sink in
             try await harness.start()
             let t0 = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.up) + 1)
@@ -81,10 +85,16 @@ struct MaintenanceClockEndToEndTests {
 
             let messages = Self.slackMessages(sink)
             func titles(_ app: String) -> [String] { messages.filter { $0.app == app }.map(\.title) }
-            #expect(titles("App1") == ["Patching Scheduled", "Upcoming Patching", "Upcoming Patching", "Patching Beginning",
-                                       "Patching Beginning", "Patching Overrunning"])
-            #expect(titles("App2") == ["Patching Scheduled", "Patching Rescheduled", "Upcoming Patching", "Upcoming Patching",
-                                       "Patching Beginning"])
+            #expect(
+                titles("App1") == [
+                    "Patching Scheduled", "Upcoming Patching", "Upcoming Patching", "Patching Beginning",
+                    "Patching Beginning", "Patching Overrunning",
+                ])
+            #expect(
+                titles("App2") == [
+                    "Patching Scheduled", "Patching Rescheduled", "Upcoming Patching", "Upcoming Patching",
+                    "Patching Beginning",
+                ])
             #expect(titles("App3") == ["Patching Scheduled", "Patching Cancelled"], "a cancel drops every planned notice")
 
             // Each planned notice within 2 s of its due time, in order.
@@ -130,17 +140,20 @@ struct MaintenanceClockEndToEndTests {
         let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: occurrence)
         let expression = "cron(\(c.second!) \(c.minute!) \(c.hour!) \(c.day!) \(c.month!) ? \(c.year!))"
         try await withServerAndSink(config: { sinkURL in
-            ServerHarness.config(targets: Self.targets(sinkURL), routes: """
-                  - match: {app: Fleet}
-                    targets: [ops-slack]
-                    statuspage: {target: status, components: [cmp1]}
-                    pingdom: {target: uptime, checks: [101]}
-                    reminders: []
-                """, delivery: """
-                schedules:
-                  - {app: Fleet, environment: Production, expression: "\(expression)", timezone: UTC, duration: 30m,
-                     announceAhead: 2m, windowId: mw-fleet}
-                """)
+            ServerHarness.config(
+                targets: Self.targets(sinkURL),
+                routes: """
+                      - match: {app: Fleet}
+                        targets: [ops-slack]
+                        statuspage: {target: status, components: [cmp1]}
+                        pingdom: {target: uptime, checks: [101]}
+                        reminders: []
+                    """,
+                delivery: """
+                    schedules:
+                      - {app: Fleet, environment: Production, expression: "\(expression)", timezone: UTC, duration: 30m,
+                         announceAhead: 2m, windowId: mw-fleet}
+                    """)
         }) { harness, sink in
             try await harness.start()
             let listed = try await harness.cli(["schedule", "list", "--json"], name: "schedule-list-1")
@@ -182,8 +195,12 @@ struct MaintenanceClockEndToEndTests {
             #expect(chat.map(\.title) == ["Patching Scheduled"])
 
             // An agent reporting with the schedule's window id joins the announced occurrence.
-            #expect(try await harness.post(Self.event(.started, app: "Fleet", start: Date(), end: Date().addingTimeInterval(600),
-                                                      instance: "web-9")).status == 202)
+            #expect(
+                try await harness.post(
+                    Self.event(
+                        .started, app: "Fleet", start: Date(), end: Date().addingTimeInterval(600),
+                        instance: "web-9")
+                ).status == 202)
             let key = "mw-fleet@\(Timestamp.rfc3339(occurrence))"
             let shown = try await harness.cli(["maintenances", "show", key, "--json"], name: "show-fleet")
             #expect(shown.status == 0, Comment(rawValue: shown.stderr))

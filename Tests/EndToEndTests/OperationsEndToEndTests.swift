@@ -10,7 +10,9 @@ struct OperationsEndToEndTests {
     static func event(_ index: Int, app: String = "App1") -> Data {
         let start = Timestamp.rfc3339(Date().addingTimeInterval(86400))
         let end = Timestamp.rfc3339(Date().addingTimeInterval(86400 + 1800))
-        return Data(#"{"type":"patch.completed","app":"\#(app)","environment":"Production","instance":{"id":"i-\#(index)"},"window":{"id":"mw-\#(index)","start":"\#(start)","end":"\#(end)"}}"#.utf8)
+        return Data(
+            #"{"type":"patch.completed","app":"\#(app)","environment":"Production","instance":{"id":"i-\#(index)"},"window":{"id":"mw-\#(index)","start":"\#(start)","end":"\#(end)"}}"#
+                .utf8)
     }
 
     @Test func oneHundredEventsArriveNoFasterThanTheConfiguredRateAndNoneIsLost() async throws {
@@ -133,7 +135,10 @@ struct OperationsEndToEndTests {
             #expect(rows.count == 1)
             let detail = try await harness.admin("GET", "/v1/deliveries/\(id)")
             #expect(detail.body?["summary"]?["state"]?.stringValue == "dead")
-            guard case .array(let attempts)? = detail.body?["attempts"] else { Issue.record("no attempts"); return }
+            guard case .array(let attempts)? = detail.body?["attempts"] else {
+                Issue.record("no attempts")
+                return
+            }
             #expect(attempts.first?["statusCode"] == .number(404))
             let dry = try await harness.admin("POST", "/v1/deliveries/\(id)/replay?dryRun=true")
             #expect(dry.body?["result"] != nil && dry.status == 200)

@@ -45,7 +45,9 @@ struct RelayEndToEndTests {
     static func event() -> Data {
         let start = Timestamp.rfc3339(Date().addingTimeInterval(86400))
         let end = Timestamp.rfc3339(Date().addingTimeInterval(86400 + 1800))
-        return Data(#"{"type":"patch.started","app":"App1","environment":"Production","instance":{"id":"i-relay","name":"relay-1"},"window":{"start":"\#(start)","end":"\#(end)"}}"#.utf8)
+        return Data(
+            #"{"type":"patch.started","app":"App1","environment":"Production","instance":{"id":"i-relay","name":"relay-1"},"window":{"start":"\#(start)","end":"\#(end)"}}"#
+                .utf8)
     }
 
     static func fixture(_ name: String) throws -> Data {
@@ -53,9 +55,10 @@ struct RelayEndToEndTests {
     }
 
     func relay(_ harness: ServerHarness, _ source: String, _ body: Data, headers: [String: String]) async throws -> (Int, JSONValue?) {
-        let request = OutboundRequest(method: "POST", url: Secret("http://127.0.0.1:\(harness.port)/v1/relay/\(source)"), displayURL: "relay",
-                                      headers: [HTTPHeader("Content-Type", "application/json")] + headers.map { HTTPHeader($0.key, $0.value) },
-                                      body: body)
+        let request = OutboundRequest(
+            method: "POST", url: Secret("http://127.0.0.1:\(harness.port)/v1/relay/\(source)"), displayURL: "relay",
+            headers: [HTTPHeader("Content-Type", "application/json")] + headers.map { HTTPHeader($0.key, $0.value) },
+            body: body)
         let response = try await harness.client.send(request, timeouts: TransportTimeouts()).get()
         return (response.status, try? JSONDecoder().decode(JSONValue.self, from: response.body))
     }
@@ -63,8 +66,10 @@ struct RelayEndToEndTests {
     func signed(_ body: Data, id: String, at time: Date = Date()) -> [String: String] {
         let timestamp = Int64(time.timeIntervalSince1970)
         let key = StandardWebhooks.key(fromSecret: Self.inboundSecret)!
-        return ["webhook-id": id, "webhook-timestamp": String(timestamp),
-                "webhook-signature": StandardWebhooks.signature(id: id, timestamp: timestamp, body: body, key: key)]
+        return [
+            "webhook-id": id, "webhook-timestamp": String(timestamp),
+            "webhook-signature": StandardWebhooks.signature(id: id, timestamp: timestamp, body: body, key: key),
+        ]
     }
 
     @Test func aSignedWebhookIsDeliveredAndTheOutboundWebhookVerifies() async throws {
@@ -78,11 +83,15 @@ struct RelayEndToEndTests {
             let slack = await sink.sink.waitFor(1) { $0.vendor == "slack" }
             #expect(slack.first?.body.contains("relay-1") == true)
             let outbound = await sink.sink.waitFor(1) { $0.vendor == "webhook" }
-            guard let request = outbound.first else { Issue.record("no outbound webhook"); return }
+            guard let request = outbound.first else {
+                Issue.record("no outbound webhook")
+                return
+            }
             let key = StandardWebhooks.key(fromSecret: Self.outboundSecret)!
             #expect(throws: Never.self) {
-                try StandardWebhooks.verify(id: request.headers["webhook-id"], timestamp: request.headers["webhook-timestamp"],
-                                            signatures: request.headers["webhook-signature"], body: Data(request.body.utf8), key: key, now: Date())
+                try StandardWebhooks.verify(
+                    id: request.headers["webhook-id"], timestamp: request.headers["webhook-timestamp"],
+                    signatures: request.headers["webhook-signature"], body: Data(request.body.utf8), key: key, now: Date())
             }
             #expect(request.headers["webhook-id"]?.hasPrefix("dlv_") == true, "webhook-id is the delivery id, stable across retries")
             let sent = try JSONDecoder().decode(JSONValue.self, from: Data(request.body.utf8))
@@ -119,13 +128,17 @@ struct RelayEndToEndTests {
             #expect(status == 202)
             #expect(answer?["deliveries"] == .number(1))
             let received = await sink.sink.waitFor(1) { $0.vendor == "webhook" }
-            guard let request = received.first else { Issue.record("nothing passed through"); return }
+            guard let request = received.first else {
+                Issue.record("nothing passed through")
+                return
+            }
             #expect(Data(request.body.utf8) == body, "byte for byte")
             #expect(request.contentType == "application/json")
             let key = StandardWebhooks.key(fromSecret: Self.outboundSecret)!
             #expect(throws: Never.self) {
-                try StandardWebhooks.verify(id: request.headers["webhook-id"], timestamp: request.headers["webhook-timestamp"],
-                                            signatures: request.headers["webhook-signature"], body: Data(request.body.utf8), key: key, now: Date())
+                try StandardWebhooks.verify(
+                    id: request.headers["webhook-id"], timestamp: request.headers["webhook-timestamp"],
+                    signatures: request.headers["webhook-signature"], body: Data(request.body.utf8), key: key, now: Date())
             }
             #expect(try await relay(harness, "ci-raw", body, headers: signed(body, id: "raw_1")).0 == 200, "a duplicate is answered 200")
             try await Task.sleep(for: .milliseconds(300))
@@ -146,7 +159,8 @@ struct RelayEndToEndTests {
             #expect(try await relay(harness, "gh", body, headers: ["X-Hub-Signature-256": "sha256=00", "X-GitHub-Delivery": "d2"]).0 == 401)
             // X-GitHub-Delivery is not signed: a captured request replayed with a new GUID is the
             // same signed body, so a duplicate, not a second event.
-            let (again, againAnswer) = try await relay(harness, "gh", body, headers: ["X-Hub-Signature-256": signature, "X-GitHub-Delivery": "d-forged"])
+            let (again, againAnswer) = try await relay(
+                harness, "gh", body, headers: ["X-Hub-Signature-256": signature, "X-GitHub-Delivery": "d-forged"])
             #expect(again == 200 && againAnswer?["status"]?.stringValue == "duplicate")
 
             // Any JSON sender, by HMAC header and a field mapping.
@@ -157,8 +171,9 @@ struct RelayEndToEndTests {
             #expect(try await relay(harness, "tickets", ticket, headers: ["X-Tickets-Signature": ticketSignature]).0 == 202)
             #expect(try await relay(harness, "tickets", ticket, headers: ["X-Tickets-Signature": "sha256=beef"]).0 == 401)
             let partial = Data(#"{"state":"done"}"#.utf8)
-            let (unmappable, unmappableAnswer) = try await relay(harness, "tickets", partial,
-                                                                 headers: ["X-Tickets-Signature": "sha256=" + HexHMAC.sha256(partial, secret: "tickets-secret-0123")])
+            let (unmappable, unmappableAnswer) = try await relay(
+                harness, "tickets", partial,
+                headers: ["X-Tickets-Signature": "sha256=" + HexHMAC.sha256(partial, secret: "tickets-secret-0123")])
             #expect(unmappable == 422)
             #expect(unmappableAnswer?["message"]?.stringValue?.contains("not in the body") == true)
 
@@ -202,11 +217,14 @@ struct RelayEndToEndTests {
             // An agent's Idempotency-Key shaped like a relay id cannot turn the real SNS message
             // into a conflict: intake keys and relay ids live in separate namespaces.
             let first = try signer.notification(message: message, topic: Self.topic, certURL: certURL, version: "1")
-            let squatter = Data(#"{"type":"patch.started","app":"App1","environment":"Production","window":{"start":"2030-01-01T00:00:00Z","end":"2030-01-01T01:00:00Z"}}"#.utf8)
+            let squatter = Data(
+                #"{"type":"patch.started","app":"App1","environment":"Production","window":{"start":"2030-01-01T00:00:00Z","end":"2030-01-01T01:00:00Z"}}"#
+                    .utf8)
             #expect(try await harness.post(squatter, idempotencyKey: "aws-sns:\(first["MessageId"] ?? "")").status == 202)
             #expect(try await harness.post(squatter, idempotencyKey: "relay:aws-sns:\(first["MessageId"] ?? "")").status == 202)
             for version in ["1", "2"] {
-                let (status, answer) = try await post(version == "1" ? first : try signer.notification(message: message, topic: Self.topic, certURL: certURL, version: version))
+                let (status, answer) = try await post(
+                    version == "1" ? first : try signer.notification(message: message, topic: Self.topic, certURL: certURL, version: version))
                 #expect(status == 202, "v\(version): \(String(describing: answer))")
             }
             // SNS retries a message it got no 2xx for: the repeat is a 200 duplicate.

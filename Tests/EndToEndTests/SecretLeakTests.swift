@@ -13,27 +13,31 @@ struct SecretLeakTests {
 
     @Test func canaryAppearsNowhere() async throws {
         let token = "tok-\(Self.canary)-0123456789"
-        let configFor = { (sinkURL: String) in ServerHarness.config(
-            token: "${PATCHBAY_TOKEN}",
-            targets: """
-                  ops-slack: {kind: slack, url: "${SLACK_WEBHOOK_URL}", rate: {perSecond: 100, burst: 10}}
-                  broken-slack: {kind: slack, url: "\(sinkURL)/status/500/\(Self.canary)/broken"}
-                """,
-            routes: """
-                  - match: {app: App1}
-                    targets: [ops-slack, broken-slack]
-                    timezone: America/Los_Angeles
-                """
-        ) + """
+        let configFor = { (sinkURL: String) in
+            ServerHarness.config(
+                token: "${PATCHBAY_TOKEN}",
+                targets: """
+                      ops-slack: {kind: slack, url: "${SLACK_WEBHOOK_URL}", rate: {perSecond: 100, burst: 10}}
+                      broken-slack: {kind: slack, url: "\(sinkURL)/status/500/\(Self.canary)/broken"}
+                    """,
+                routes: """
+                      - match: {app: App1}
+                        targets: [ops-slack, broken-slack]
+                        timezone: America/Los_Angeles
+                    """
+            ) + """
 
-            sources:
-              gh: {kind: github, secret: "gh-\(Self.canary)"}
-              hooks: {kind: standard-webhooks, secret: "${INBOUND_SECRET}"}
-            """ }
+                sources:
+                  gh: {kind: github, secret: "gh-\(Self.canary)"}
+                  hooks: {kind: standard-webhooks, secret: "${INBOUND_SECRET}"}
+                """
+        }
         try await withServerAndSink(config: configFor, token: token) { harness, sink in
             let config = configFor(sink.baseURL)
-            let environment = ["PATCHBAY_TOKEN": token, "SLACK_WEBHOOK_URL": "\(sink.baseURL)/slack/T0/B0/\(Self.canary)",
-                               "INBOUND_SECRET": Self.inboundSecret]
+            let environment = [
+                "PATCHBAY_TOKEN": token, "SLACK_WEBHOOK_URL": "\(sink.baseURL)/slack/T0/B0/\(Self.canary)",
+                "INBOUND_SECRET": Self.inboundSecret,
+            ]
             var outputs: [String] = []
             try await harness.start(logLevel: "trace", environment: environment)
             for type in EventType.allCases {
@@ -42,11 +46,14 @@ struct SecretLeakTests {
             #expect(try await harness.post(Data("{bad".utf8)).status == 400)
             // Relay requests with wrong signatures: refused, counted and logged, secrets not echoed.
             for source in ["gh", "hooks"] {
-                let request = OutboundRequest(method: "POST", url: Secret("http://127.0.0.1:\(harness.port)/v1/relay/\(source)"), displayURL: "relay",
-                                              headers: [HTTPHeader("X-Hub-Signature-256", "sha256=00"), HTTPHeader("webhook-id", "m1"),
-                                                        HTTPHeader("webhook-timestamp", String(Int(Date().timeIntervalSince1970))),
-                                                        HTTPHeader("webhook-signature", "v1,AAAA")],
-                                              body: Data("{}".utf8))
+                let request = OutboundRequest(
+                    method: "POST", url: Secret("http://127.0.0.1:\(harness.port)/v1/relay/\(source)"), displayURL: "relay",
+                    headers: [
+                        HTTPHeader("X-Hub-Signature-256", "sha256=00"), HTTPHeader("webhook-id", "m1"),
+                        HTTPHeader("webhook-timestamp", String(Int(Date().timeIntervalSince1970))),
+                        HTTPHeader("webhook-signature", "v1,AAAA"),
+                    ],
+                    body: Data("{}".utf8))
                 let answer = try await harness.client.send(request, timeouts: TransportTimeouts()).get()
                 #expect(answer.status == 401)
                 outputs.append(String(decoding: answer.body, as: UTF8.self))
@@ -70,8 +77,10 @@ struct SecretLeakTests {
             }
             // A broken config whose bad value is the secret itself.
             let broken = directory.path("broken.yaml")
-            try config.replacingOccurrences(of: "${SLACK_WEBHOOK_URL}", with: "not-a-url-\(Self.canary)").write(toFile: broken, atomically: true, encoding: .utf8)
-            let check = try await ChildProcess.run(["config", "check", "--config", broken], environment: environment, directory: directory, name: "cli-broken")
+            try config.replacingOccurrences(of: "${SLACK_WEBHOOK_URL}", with: "not-a-url-\(Self.canary)").write(
+                toFile: broken, atomically: true, encoding: .utf8)
+            let check = try await ChildProcess.run(
+                ["config", "check", "--config", broken], environment: environment, directory: directory, name: "cli-broken")
             #expect(check.status == 1)
             #expect(check.stderr.contains("targets.ops-slack.url: expected an http:// or https:// URL"))
             outputs.append(check.stdout + check.stderr)
@@ -90,7 +99,10 @@ struct SecretLeakTests {
             #expect(database.range(of: Data("i-0abc123".utf8)) != nil, "the database files hold the events")
             #expect(database.range(of: Data(Self.canary.utf8)) == nil, "canary found in the database files")
             for (index, output) in outputs.enumerated() {
-                #expect(!output.contains(Self.canary), "canary found in output #\(index):\n\(output.components(separatedBy: "\n").filter { $0.contains(Self.canary) }.prefix(3).joined(separator: "\n"))")
+                #expect(
+                    !output.contains(Self.canary),
+                    "canary found in output #\(index):\n\(output.components(separatedBy: "\n").filter { $0.contains(Self.canary) }.prefix(3).joined(separator: "\n"))"
+                )
             }
         }
     }

@@ -46,8 +46,9 @@ final class ServerHarness: @unchecked Sendable {
 
     func start(logLevel: String = "info", environment: [String: String] = [:]) async throws {
         starts += 1
-        let child = try ChildProcess(arguments: ["serve", "--config", configPath, "--log-level", logLevel],
-                                     environment: environment, directory: directory, name: "serve-\(starts)")
+        let child = try ChildProcess(
+            arguments: ["serve", "--config", configPath, "--log-level", logLevel],
+            environment: environment, directory: directory, name: "serve-\(starts)")
         server = child
         let portText = try await child.waitForOutput(matching: #"patchbay listening on http://127\.0\.0\.1:(\d+)"#)
         port = Int(portText)!
@@ -56,16 +57,18 @@ final class ServerHarness: @unchecked Sendable {
     func post(_ body: Data, idempotencyKey: String? = nil, token: String? = nil) async throws -> (status: Int, body: JSONValue?) {
         var headers = [HTTPHeader("Content-Type", "application/json"), HTTPHeader("Authorization", "Bearer \(token ?? self.token)")]
         if let idempotencyKey { headers.append(HTTPHeader("Idempotency-Key", idempotencyKey)) }
-        let request = OutboundRequest(method: "POST", url: Secret("http://127.0.0.1:\(port)/v1/events"), displayURL: "patchbay",
-                                      headers: headers, body: body)
+        let request = OutboundRequest(
+            method: "POST", url: Secret("http://127.0.0.1:\(port)/v1/events"), displayURL: "patchbay",
+            headers: headers, body: body)
         let response = try await client.send(request, timeouts: TransportTimeouts(connect: .seconds(2), total: .seconds(10))).get()
         return (response.status, try? JSONDecoder().decode(JSONValue.self, from: response.body))
     }
 
     /// A GET or POST on the running server with the admin token.
     func admin(_ method: String, _ path: String) async throws -> (status: Int, body: JSONValue?, text: String) {
-        let request = OutboundRequest(method: method, url: Secret("http://127.0.0.1:\(port)\(path)"), displayURL: "patchbay",
-                                      headers: [HTTPHeader("Authorization", "Bearer \(Self.adminToken)")], body: Data())
+        let request = OutboundRequest(
+            method: method, url: Secret("http://127.0.0.1:\(port)\(path)"), displayURL: "patchbay",
+            headers: [HTTPHeader("Authorization", "Bearer \(Self.adminToken)")], body: Data())
         let response = try await client.send(request, timeouts: TransportTimeouts(connect: .seconds(2), total: .seconds(10))).get()
         return (response.status, try? JSONDecoder().decode(JSONValue.self, from: response.body), String(decoding: response.body, as: UTF8.self))
     }

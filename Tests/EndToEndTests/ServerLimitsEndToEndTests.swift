@@ -19,13 +19,15 @@ struct ServerLimitsEndToEndTests {
                 sources:
                   aws-events: {kind: eventbridge, apiKeyHeader: X-Patchbay-Key, apiKey: "eb-key-0123456789abcdef"}
                 """
-        ).replacingOccurrences(of: "  drainDelay: 0s", with: """
-              drainDelay: 0s
-              idleTimeout: 2s
-              readTimeout: 2s
-              maxConnections: 4
-              rateLimit: {perSecond: 1, burst: 3}
-            """)
+        ).replacingOccurrences(
+            of: "  drainDelay: 0s",
+            with: """
+                  drainDelay: 0s
+                  idleTimeout: 2s
+                  readTimeout: 2s
+                  maxConnections: 4
+                  rateLimit: {perSecond: 1, burst: 3}
+                """)
     }
 
     /// A raw TCP connection to the server, for requests no HTTP client would send.
@@ -56,7 +58,10 @@ struct ServerLimitsEndToEndTests {
             var buffer = [UInt8](repeating: 0, count: 4096)
             while true {
                 let count = recv(fd, &buffer, buffer.count, 0)
-                if count > 0 { data.append(contentsOf: buffer[0..<count]); continue }
+                if count > 0 {
+                    data.append(contentsOf: buffer[0..<count])
+                    continue
+                }
                 return (String(decoding: data, as: UTF8.self), count == 0)
             }
         }
@@ -86,7 +91,12 @@ struct ServerLimitsEndToEndTests {
             // head has not arrived within readTimeout.
             let trickledHead = try RawConnection(port: harness.port)
             trickledHead.send("GET /healthz HTTP/1.1\r\n")
-            Task.detached { for _ in 0..<16 { try? await Task.sleep(for: .milliseconds(400)); trickledHead.send("X") } }
+            Task.detached {
+                for _ in 0..<16 {
+                    try? await Task.sleep(for: .milliseconds(400))
+                    trickledHead.send("X")
+                }
+            }
             let headStart = Date()
             let (_, headClosed) = trickledHead.readAll()
             #expect(headClosed, "the trickling connection is closed")
@@ -94,10 +104,16 @@ struct ServerLimitsEndToEndTests {
 
             // A body trickled too slowly: 408 after readTimeout.
             let trickle = try RawConnection(port: harness.port)
-            trickle.send("POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(harness.token)\r\n" +
-                         "Content-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"type\":")
+            trickle.send(
+                "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(harness.token)\r\n"
+                    + "Content-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"type\":")
             let trickleStart = Date()
-            Task.detached { for _ in 0..<6 { try? await Task.sleep(for: .milliseconds(700)); trickle.send(" ") } }
+            Task.detached {
+                for _ in 0..<6 {
+                    try? await Task.sleep(for: .milliseconds(700))
+                    trickle.send(" ")
+                }
+            }
             let answer = trickle.readAll()
             #expect(answer.text.hasPrefix("HTTP/1.1 408"), "\(answer.text.prefix(200))")
             #expect(Date().timeIntervalSince(trickleStart) < 6)
@@ -121,7 +137,9 @@ struct ServerLimitsEndToEndTests {
     @Test func tokensArePacedAndRelaySendersAuthenticatedBeforeTheBody() async throws {
         try await withServerAndSink(config: { Self.config(sinkURL: $0) }) { harness, _ in
             try await harness.start()
-            let body = Data(#"{"type":"patch.started","app":"App1","environment":"Production","window":{"start":"2030-01-01T00:00:00Z","end":"2030-01-01T01:00:00Z"}}"#.utf8)
+            let body = Data(
+                #"{"type":"patch.started","app":"App1","environment":"Production","window":{"start":"2030-01-01T00:00:00Z","end":"2030-01-01T01:00:00Z"}}"#
+                    .utf8)
             var statuses: [Int] = []
             for index in 0..<5 {
                 statuses.append(try await harness.post(body, idempotencyKey: "paced-\(index)").status)
@@ -133,8 +151,9 @@ struct ServerLimitsEndToEndTests {
 
             // A wrong EventBridge key announcing a 10 MB body gets its 401 at once, the body unread.
             let relay = try RawConnection(port: harness.port)
-            relay.send("POST /v1/relay/aws-events HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Patchbay-Key: wrong-key-0123456789\r\n" +
-                       "Content-Type: application/json\r\nContent-Length: 10485760\r\n\r\n")
+            relay.send(
+                "POST /v1/relay/aws-events HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Patchbay-Key: wrong-key-0123456789\r\n"
+                    + "Content-Type: application/json\r\nContent-Length: 10485760\r\n\r\n")
             let started = Date()
             let answer = relay.readFirst()
             #expect(answer.hasPrefix("HTTP/1.1 401"), "\(answer.prefix(200))")

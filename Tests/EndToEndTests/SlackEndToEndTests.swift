@@ -92,7 +92,8 @@ struct SlackEndToEndTests {
             #expect(received.count == 2, "the interrupted send again, then the one queued behind it")
             #expect(received.first?.body.contains("Patching Beginning") == true)
             if let last = received.last {
-                #expect(last.receivedAt.timeIntervalSince(restarted) < 5, "resumed \(last.receivedAt.timeIntervalSince(restarted)) s after the restart")
+                #expect(
+                    last.receivedAt.timeIntervalSince(restarted) < 5, "resumed \(last.receivedAt.timeIntervalSince(restarted)) s after the restart")
                 #expect(last.body.contains("Patching Complete"))
             }
             #expect(harness.allOutput.contains("released deliveries leased by a previous process"))

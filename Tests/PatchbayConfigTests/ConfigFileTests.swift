@@ -1,5 +1,6 @@
 import PatchbayCore
 import Testing
+
 @testable import PatchbayConfig
 
 @Suite("Configuration file")
@@ -61,10 +62,11 @@ struct ConfigFileTests {
         #expect(section.duration("t", default: .seconds(1)) == .seconds(1))
         #expect(section.int("n", default: 1, range: 0...10) == 1)
         #expect(section.bool("b", default: true) == true)
-        #expect(diagnostics.problems.map(\.description) == [
-            "d.t: expected a duration like 250ms, 5s, 2m or 1h, got '5 parsecs'",
-            "d.n: must be between 0 and 10, got -3",
-            "d.b: expected true or false, got 'maybe'",
-        ])
+        #expect(
+            diagnostics.problems.map(\.description) == [
+                "d.t: expected a duration like 250ms, 5s, 2m or 1h, got '5 parsecs'",
+                "d.n: must be between 0 and 10, got -3",
+                "d.b: expected true or false, got 'maybe'",
+            ])
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import PatchbayCore
 
 @Suite("Claims read back from either store")
@@ -7,14 +8,16 @@ struct ClaimTriageTests {
     let now = Date(timeIntervalSince1970: 1_800_000_000)
 
     func row(_ id: String, payload: String, type: String, resources: String? = "[]") -> StoredClaim {
-        StoredClaim(id: id, eventID: "evt_\(id)", target: "ops", targetKind: "webhook", displayTimeZone: "UTC", attempt: 2,
-                    createdAt: now, leaseToken: "lease_\(id)", resources: resources, throttles: 1, payload: payload, eventType: type,
-                    receivedAt: now.addingTimeInterval(5))
+        StoredClaim(
+            id: id, eventID: "evt_\(id)", target: "ops", targetKind: "webhook", displayTimeZone: "UTC", attempt: 2,
+            createdAt: now, leaseToken: "lease_\(id)", resources: resources, throttles: 1, payload: payload, eventType: type,
+            receivedAt: now.addingTimeInterval(5))
     }
 
     @Test func anEventARelayedBodyAndAnUnreadableRowAreSortedInOrder() throws {
-        let event = PatchEvent(type: .started, app: "App1", environment: "Production",
-                               window: MaintenanceWindow(start: now, end: now.addingTimeInterval(900)))
+        let event = PatchEvent(
+            type: .started, app: "App1", environment: "Production",
+            window: MaintenanceWindow(start: now, end: now.addingTimeInterval(900)))
         let eventJSON = String(decoding: try JSONEncoder.patchbay().encode(event), as: UTF8.self)
         let relayed = RelayedMessage(source: "github", contentType: "application/json", body: Data(#"{"a":1}"#.utf8))
         let relayedJSON = String(decoding: try JSONEncoder.patchbay().encode(relayed), as: UTF8.self)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import PatchbayCore
 
 @Suite("Retry policy and expiry")
@@ -9,7 +10,10 @@ struct DeliveryPolicyTests {
 
     @Test func backoffDoublesUpToTheCapWithBoundedJitter() {
         let exact = RetryPolicy(baseDelay: .seconds(2), maxDelay: .seconds(60), jitter: 0)
-        #expect((1...7).map { exact.backoff(afterFailures: $0, random: 0.9) } == [.seconds(2), .seconds(4), .seconds(8), .seconds(16), .seconds(32), .seconds(60), .seconds(60)])
+        #expect(
+            (1...7).map { exact.backoff(afterFailures: $0, random: 0.9) } == [
+                .seconds(2), .seconds(4), .seconds(8), .seconds(16), .seconds(32), .seconds(60), .seconds(60),
+            ])
         for failures in 1...6 {
             let full = exact.backoff(afterFailures: failures, random: 0)
             #expect(policy.backoff(afterFailures: failures, random: 0) == full)
@@ -47,9 +51,13 @@ struct DeliveryPolicyTests {
         let during = now.addingTimeInterval(60)
         let after = now.addingTimeInterval(1000)
         #expect(Expiry.reason(for: event(.reminder), queuedAt: queued, now: before) == nil)
-        #expect(Expiry.reason(for: event(.reminder), queuedAt: queued, now: during) == "the reminder's window started at 2027-01-15T08:00:00Z, while the delivery waited")
+        #expect(
+            Expiry.reason(for: event(.reminder), queuedAt: queued, now: during)
+                == "the reminder's window started at 2027-01-15T08:00:00Z, while the delivery waited")
         #expect(Expiry.reason(for: event(.scheduled), queuedAt: queued, now: during) == nil)
-        #expect(Expiry.reason(for: event(.scheduled), queuedAt: queued, now: after) == "the window ended at 2027-01-15T08:15:00Z, while the delivery waited")
+        #expect(
+            Expiry.reason(for: event(.scheduled), queuedAt: queued, now: after)
+                == "the window ended at 2027-01-15T08:15:00Z, while the delivery waited")
         #expect(Expiry.reason(for: event(.started), queuedAt: queued, now: during) == nil)
         #expect(Expiry.reason(for: event(.started), queuedAt: queued, now: after) != nil)
         // Accepted after the boundary: the sender meant it; it goes out.
@@ -69,7 +77,8 @@ struct FollowUpResolutionTests {
     @Test func aCreatedObjectIsKeptWhenTheMaintenanceHasNone() {
         #expect(FollowUpResolution.of(created, stored: nil, leaseHeld: true) == .store(created.state))
         #expect(FollowUpResolution.of(created, stored: nil, leaseHeld: false) == .store(created.state), "even after the lease ran out")
-        #expect(FollowUpResolution.of(created, stored: FollowUpState(announced: ["patch.completed": ["i-1"]]), leaseHeld: false) == .store(created.state))
+        #expect(
+            FollowUpResolution.of(created, stored: FollowUpState(announced: ["patch.completed": ["i-1"]]), leaseHeld: false) == .store(created.state))
     }
 
     @Test func aSecondObjectIsExtra() {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import PatchbayCore
 
 @Suite("Event validation")
@@ -53,30 +54,35 @@ struct EventValidatorTests {
     }
 
     @Test func missingFieldsAreAllNamed() {
-        #expect(problems("{}") == [
-            "type: is required", "app: is required", "environment: is required", "window: is required",
-        ])
-        #expect(problems(#"{"type":"patch.started","app":"A","environment":"P","window":{}}"#) == [
-            "window.start: is required", "window.end: is required",
-        ])
+        #expect(
+            problems("{}") == [
+                "type: is required", "app: is required", "environment: is required", "window: is required",
+            ])
+        #expect(
+            problems(#"{"type":"patch.started","app":"A","environment":"P","window":{}}"#) == [
+                "window.start: is required", "window.end: is required",
+            ])
     }
 
     @Test func wrongTypes() {
-        let body = #"{"type":1,"app":["A"],"environment":"P","instance":"web-1","packages":"openssl","window":{"start":5,"end":"2026-12-04T00:45:00Z"}}"#
-        #expect(problems(body) == [
-            "type: expected a string, got a number",
-            "app: expected a string, got an array",
-            "instance: expected an object, got a string",
-            "packages: expected an array of strings, got a string",
-            "window.start: expected an RFC 3339 date-time, got a number",
-        ])
+        let body =
+            #"{"type":1,"app":["A"],"environment":"P","instance":"web-1","packages":"openssl","window":{"start":5,"end":"2026-12-04T00:45:00Z"}}"#
+        #expect(
+            problems(body) == [
+                "type: expected a string, got a number",
+                "app: expected a string, got an array",
+                "instance: expected an object, got a string",
+                "packages: expected an array of strings, got a string",
+                "window.start: expected an RFC 3339 date-time, got a number",
+            ])
     }
 
     @Test func unknownTypeListsTheAllowedOnes() {
         let body = valid.replacingOccurrences(of: "patch.started", with: "patch.exploded")
-        #expect(problems(body) == [
-            "type: must be one of patch.scheduled, patch.reminder, patch.started, patch.completed, patch.failed, patch.cancelled",
-        ])
+        #expect(
+            problems(body) == [
+                "type: must be one of patch.scheduled, patch.reminder, patch.started, patch.completed, patch.failed, patch.cancelled"
+            ])
     }
 
     @Test func unknownFieldsAreTypos() {
@@ -86,12 +92,15 @@ struct EventValidatorTests {
 
     @Test func windowRules() {
         #expect(problems(valid.replacingOccurrences(of: "00:45:00-08:00", with: "00:15:00-08:00")) == ["window.end: must be after window.start"])
-        #expect(problems(valid.replacingOccurrences(of: "2026-12-04T00:30:00-08:00", with: "tomorrow")).first?.hasPrefix("window.start: expected an RFC 3339 date-time") == true)
+        #expect(
+            problems(valid.replacingOccurrences(of: "2026-12-04T00:30:00-08:00", with: "tomorrow")).first?.hasPrefix(
+                "window.start: expected an RFC 3339 date-time") == true)
         let local = valid.replacingOccurrences(of: "-08:00", with: "")
-        #expect(problems(local) == [
-            "window.start: has no UTC offset and neither window.timezone nor a matching route's timezone says which zone it is in",
-            "window.end: has no UTC offset and neither window.timezone nor a matching route's timezone says which zone it is in",
-        ])
+        #expect(
+            problems(local) == [
+                "window.start: has no UTC offset and neither window.timezone nor a matching route's timezone says which zone it is in",
+                "window.end: has no UTC offset and neither window.timezone nor a matching route's timezone says which zone it is in",
+            ])
         let badZone = local.replacingOccurrences(of: "\"end\"", with: "\"timezone\":\"PST\",\"end\"")
         #expect(problems(badZone) == ["window.timezone: is not an IANA time zone name like America/Los_Angeles"])
     }
@@ -105,10 +114,12 @@ struct EventValidatorTests {
     }
 
     @Test func springForwardTimeIsRefusedWithAReason() {
-        let body = #"{"type":"patch.scheduled","app":"A","environment":"P","window":{"start":"2026-03-08T02:30:00","end":"2026-03-08T03:30:00","timezone":"America/Los_Angeles"}}"#
-        #expect(problems(body) == [
-            "window.start: 2026-03-08T02:30:00 does not exist in America/Los_Angeles: the clocks skip it when daylight saving time begins",
-        ])
+        let body =
+            #"{"type":"patch.scheduled","app":"A","environment":"P","window":{"start":"2026-03-08T02:30:00","end":"2026-03-08T03:30:00","timezone":"America/Los_Angeles"}}"#
+        #expect(
+            problems(body) == [
+                "window.start: 2026-03-08T02:30:00 does not exist in America/Los_Angeles: the clocks skip it when daylight saving time begins"
+            ])
     }
 
     @Test func limits() {
@@ -121,10 +132,12 @@ struct EventValidatorTests {
 
     @Test func parsingKeepsEveryJSONType() throws {
         let parsed = try JSONValue.parse(Data(#"{"t":true,"f":false,"one":1,"zero":0,"x":1.5,"s":"1","n":null,"a":[true,1,"a"],"o":{"k":"v"}}"#.utf8))
-        #expect(parsed == .object([
-            "t": .bool(true), "f": .bool(false), "one": .number(1), "zero": .number(0), "x": .number(1.5), "s": .string("1"),
-            "n": .null, "a": .array([.bool(true), .number(1), .string("a")]), "o": .object(["k": .string("v")]),
-        ]))
+        #expect(
+            parsed
+                == .object([
+                    "t": .bool(true), "f": .bool(false), "one": .number(1), "zero": .number(0), "x": .number(1.5), "s": .string("1"),
+                    "n": .null, "a": .array([.bool(true), .number(1), .string("a")]), "o": .object(["k": .string("v")]),
+                ]))
         #expect(throws: JSONValue.ParseError.self) { try JSONValue.parse(Data("{".utf8)) }
         // The same tree as the Codable decoder gives.
         let body = try Fixtures.example(.completed)
@@ -132,15 +145,18 @@ struct EventValidatorTests {
     }
 
     @Test func hostileTextIsKeptVerbatim() throws {
-        let body = #"{"type":"patch.failed","app":"App \"1\" <!channel> & co","environment":"Prod\tuction 🚀","window":{"start":"2026-12-04T00:30:00Z","end":"2026-12-04T00:45:00Z"}}"#
+        let body =
+            #"{"type":"patch.failed","app":"App \"1\" <!channel> & co","environment":"Prod\tuction 🚀","window":{"start":"2026-12-04T00:30:00Z","end":"2026-12-04T00:45:00Z"}}"#
         let event = try validator.validate(body: Data(body.utf8))
         #expect(event.app == "App \"1\" <!channel> & co")
         #expect(event.environment == "Prod\tuction 🚀", "a tab is the one control character names may hold")
     }
 
     /// CR, LF, ESC and C1 controls in names would forge log lines and drive operators' terminals.
-    @Test(arguments: [("app", #"web\r\nFAKE log line"#), ("environment", #"prod\u001b[2J"#), ("instance.name", #"web\u0085"#),
-                      ("instance.id", #"i-1\n"#), ("window.id", #"mw\u0007"#)])
+    @Test(arguments: [
+        ("app", #"web\r\nFAKE log line"#), ("environment", #"prod\u001b[2J"#), ("instance.name", #"web\u0085"#),
+        ("instance.id", #"i-1\n"#), ("window.id", #"mw\u0007"#),
+    ])
     func controlCharactersInNamesAreRefused(_ field: String, _ value: String) throws {
         var fields = [#""type":"patch.started""#, #""app":"App1""#, #""environment":"Production""#]
         var instance = [#""id":"i-1""#]
@@ -176,7 +192,8 @@ struct EventValidatorTests {
             #expect(error.problems.map(\.field) == [field])
             #expect(error.problems.first?.message.contains("between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z") == true)
         }
-        let late = #"{"type":"patch.started","app":"A","environment":"P","occurredAt":"9999-12-31T23:59:59-05:00","window":{"start":"2026-12-04T00:30:00Z","end":"2026-12-04T00:45:00Z"}}"#
+        let late =
+            #"{"type":"patch.started","app":"A","environment":"P","occurredAt":"9999-12-31T23:59:59-05:00","window":{"start":"2026-12-04T00:30:00Z","end":"2026-12-04T00:45:00Z"}}"#
         #expect(throws: EventValidationError.self) { try validator.validate(body: Data(late.utf8)) }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import PatchbayCore
 
 /// Every expected instant below was worked out by hand and checked with Python's zoneinfo
@@ -9,11 +10,14 @@ struct ScheduleExpressionTests {
     private func instant(_ text: String) -> Date { Timestamp.parseRFC3339(text)! }
 
     /// The schedule, or nil with a recorded issue when it is refused.
-    private func schedule(_ text: String, _ zone: String = "UTC", offset: Int? = nil, start: String? = nil,
-                          end: String? = nil) -> Schedule? {
+    private func schedule(
+        _ text: String, _ zone: String = "UTC", offset: Int? = nil, start: String? = nil,
+        end: String? = nil
+    ) -> Schedule? {
         do {
-            return try Schedule(expression: ScheduleExpression.parse(text), timeZone: TimeZone(identifier: zone)!, offsetDays: offset,
-                                startDate: start.map { instant($0) }, endDate: end.map { instant($0) })
+            return try Schedule(
+                expression: ScheduleExpression.parse(text), timeZone: TimeZone(identifier: zone)!, offsetDays: offset,
+                startDate: start.map { instant($0) }, endDate: end.map { instant($0) })
         } catch {
             Issue.record("\(text) was refused: \(error.description)")
             return nil
@@ -67,24 +71,28 @@ struct ScheduleExpressionTests {
     // MARK: - aws.md §3.3, valid vectors
 
     @Test func thirdThursday() throws {  // #1
-        #expect(next(schedule("cron(0 2 ? * THU#3 *)"), after: after, 3)
+        #expect(
+            next(schedule("cron(0 2 ? * THU#3 *)"), after: after, 3)
                 == ["2026-12-17T02:00:00Z", "2027-01-21T02:00:00Z", "2027-02-18T02:00:00Z"])
     }
 
     @Test func weekdaysAtQuarterPastTen() throws {  // #2
-        #expect(next(schedule("cron(15 10 ? * MON-FRI *)"), after: after, 3)
+        #expect(
+            next(schedule("cron(15 10 ? * MON-FRI *)"), after: after, 3)
                 == ["2026-11-20T10:15:00Z", "2026-11-23T10:15:00Z", "2026-11-24T10:15:00Z"])
     }
 
     @Test func lastDayOfTheMonth() throws {  // #3
         let last = schedule("cron(0 2 L * ? *)")
-        #expect(next(last, after: after, 4)
+        #expect(
+            next(last, after: after, 4)
                 == ["2026-11-30T02:00:00Z", "2026-12-31T02:00:00Z", "2027-01-31T02:00:00Z", "2027-02-28T02:00:00Z"])
         #expect(next(last, after: "2028-02-01T00:00:00Z", 1) == ["2028-02-29T02:00:00Z"])
     }
 
     @Test func lastFriday() throws {  // #4
-        #expect(next(schedule("cron(15 10 ? * 6L *)"), after: after, 3)
+        #expect(
+            next(schedule("cron(15 10 ? * 6L *)"), after: after, 3)
                 == ["2026-11-27T10:15:00Z", "2026-12-25T10:15:00Z", "2027-01-29T10:15:00Z"])
         #expect(cron("cron(15 10 ? * FRIL *)") == cron("cron(15 10 ? * 6L *)"))
     }
@@ -129,35 +137,42 @@ struct ScheduleExpressionTests {
 
     @Test func nearestWeekdayToThe15th() throws {  // #10
         // 2026-08-15 is a Saturday (→ Friday 14th), 2026-11-15 a Sunday (→ Monday 16th).
-        #expect(next(schedule("cron(0 9 15W * ? *)"), after: "2026-07-01T00:00:00Z", 6)
-                == ["2026-07-15T09:00:00Z", "2026-08-14T09:00:00Z", "2026-09-15T09:00:00Z", "2026-10-15T09:00:00Z",
-                    "2026-11-16T09:00:00Z", "2026-12-15T09:00:00Z"])
+        #expect(
+            next(schedule("cron(0 9 15W * ? *)"), after: "2026-07-01T00:00:00Z", 6)
+                == [
+                    "2026-07-15T09:00:00Z", "2026-08-14T09:00:00Z", "2026-09-15T09:00:00Z", "2026-10-15T09:00:00Z",
+                    "2026-11-16T09:00:00Z", "2026-12-15T09:00:00Z",
+                ])
     }
 
     @Test func associationOnlyLimitsDontApplyToWindows() throws {  // #19, #20
-        #expect(next(schedule("rate(15 minutes)", start: "2026-11-20T00:07:00Z"), after: "2026-11-20T01:00:00Z", 3)
+        #expect(
+            next(schedule("rate(15 minutes)", start: "2026-11-20T00:07:00Z"), after: "2026-11-20T01:00:00Z", 3)
                 == ["2026-11-20T01:07:00Z", "2026-11-20T01:22:00Z", "2026-11-20T01:37:00Z"])
-        #expect(next(schedule("cron(0 0 ? 1 MON *)"), after: after, 5)
-                == ["2027-01-04T00:00:00Z", "2027-01-11T00:00:00Z", "2027-01-18T00:00:00Z", "2027-01-25T00:00:00Z",
-                    "2028-01-03T00:00:00Z"])
+        #expect(
+            next(schedule("cron(0 0 ? 1 MON *)"), after: after, 5)
+                == [
+                    "2027-01-04T00:00:00Z", "2027-01-11T00:00:00Z", "2027-01-18T00:00:00Z", "2027-01-25T00:00:00Z",
+                    "2028-01-03T00:00:00Z",
+                ])
     }
 
     // MARK: - aws.md §3.3, refused vectors, and other refusals
 
     @Test func refusedExpressionsNameTheFieldAndColumn() {
         let cases: [(String, String, Int)] = [
-            ("rate(1 hours)", "rate", 7),                 // #11
-            ("rate(5 hour)", "rate", 7),                  // #11
-            ("cron(0 2 * * MON *)", "day-of-month", 9),   // #12
-            ("cron(0 2 ? * SUN)", "year", 16),            // #13: five fields
-            ("cron(0/1 * * * ? *)", "minutes", 5),        // #14
-            ("cron(0 25 ? * * *)", "hours", 7),           // #15
+            ("rate(1 hours)", "rate", 7),  // #11
+            ("rate(5 hour)", "rate", 7),  // #11
+            ("cron(0 2 * * MON *)", "day-of-month", 9),  // #12
+            ("cron(0 2 ? * SUN)", "year", 16),  // #13: five fields
+            ("cron(0/1 * * * ? *)", "minutes", 5),  // #14
+            ("cron(0 25 ? * * *)", "hours", 7),  // #15
             ("cron(0 2 ? * 3#1,6#3 *)", "day-of-week", 17),  // #16: the second # term
             ("cron(0 2 ? * ? *)", "day-of-week", 13),
             ("cron(0 0 1 1 ? 2200)", "year", 15),
             ("cron(0 2 * * ? 2030-2026)", "year", 15),
             ("cron(*/30 0 9 * * ? *)", "seconds", 5),
-            ("cron(0,58 * * * ? *)", "minutes", 5),       // 00:58 then 01:00
+            ("cron(0,58 * * * ? *)", "minutes", 5),  // 00:58 then 01:00
             ("cron(0,3 9 * * ? *)", "minutes", 5),
             ("cron(0 9 ? XYZ MON *)", "month", 11),
             ("cron(0 2 ? * MON#6 *)", "day-of-week", 17),
@@ -199,8 +214,11 @@ struct ScheduleExpressionTests {
         let thirdTuesday = try ScheduleExpression.parse("cron(30 23 ? * TUE#3 *)")
         let utc = TimeZone(identifier: "UTC")!
         for days in [0, 7] {
-            #expect(throws: ScheduleError(field: "offset", message: "ScheduleOffset must be 1-6 days", expression: "ScheduleOffset=\(days)",
-                                          column: 15)) {
+            #expect(
+                throws: ScheduleError(
+                    field: "offset", message: "ScheduleOffset must be 1-6 days", expression: "ScheduleOffset=\(days)",
+                    column: 15)
+            ) {
                 try Schedule(expression: thirdTuesday, timeZone: utc, offsetDays: days)
             }
         }
@@ -260,7 +278,8 @@ struct ScheduleExpressionTests {
         #expect(parsed("rate(25 days)")?.timeInterval == TimeInterval(25 * 86_400))
         #expect(parsed("rate(5 minutes)")?.description == "rate(5 minutes)")
         #expect(parsed("rate(3650 days)") == ScheduleExpression.rate(value: 3650, unit: .days))
-        #expect(parsed("at(2021-07-07T13:15:30)")
+        #expect(
+            parsed("at(2021-07-07T13:15:30)")
                 == ScheduleExpression.at(year: 2021, month: 7, day: 7, hour: 13, minute: 15, second: 30))
         #expect(parsed("at(2021-07-07T13:15:30)")?.description == "at(2021-07-07T13:15:30)")
     }
@@ -269,9 +288,12 @@ struct ScheduleExpressionTests {
 
     @Test func seedFourthFridayInLosAngeles() throws {
         let seed = schedule("cron(0 30 0 ? * FRI#4 *)", "America/Los_Angeles")
-        #expect(next(seed, after: after, 5)
-                == ["2026-11-27T08:30:00Z", "2026-12-25T08:30:00Z", "2027-01-22T08:30:00Z", "2027-02-26T08:30:00Z",
-                    "2027-03-26T07:30:00Z"])
+        #expect(
+            next(seed, after: after, 5)
+                == [
+                    "2026-11-27T08:30:00Z", "2026-12-25T08:30:00Z", "2027-01-22T08:30:00Z", "2027-02-26T08:30:00Z",
+                    "2027-03-26T07:30:00Z",
+                ])
         #expect(seed?.next(after: instant(after)) == instant("2026-11-27T08:30:00Z"))
         #expect(latest(seed, atOrBefore: "2026-11-27T09:00:00Z") == "2026-11-27T08:30:00Z")
         #expect(latest(seed, atOrBefore: "2026-11-27T08:30:00Z") == "2026-11-27T08:30:00Z")
@@ -280,28 +302,37 @@ struct ScheduleExpressionTests {
 
     @Test func nearestWeekdayStaysInTheMonth() throws {
         // 2026-08-01 is a Saturday: 1W is Monday the 3rd, not Friday July 31st.
-        #expect(next(schedule("cron(0 9 1W * ? *)"), after: "2026-07-15T00:00:00Z", 3)
+        #expect(
+            next(schedule("cron(0 9 1W * ? *)"), after: "2026-07-15T00:00:00Z", 3)
                 == ["2026-08-03T09:00:00Z", "2026-09-01T09:00:00Z", "2026-10-01T09:00:00Z"])
     }
 
     @Test func lastWeekdayOfTheMonth() throws {
         // 2026-10-31 is a Saturday: LW is Friday the 30th.
-        #expect(next(schedule("cron(0 18 LW * ? *)"), after: "2026-09-15T00:00:00Z", 4)
+        #expect(
+            next(schedule("cron(0 18 LW * ? *)"), after: "2026-09-15T00:00:00Z", 4)
                 == ["2026-09-30T18:00:00Z", "2026-10-30T18:00:00Z", "2026-11-30T18:00:00Z", "2026-12-31T18:00:00Z"])
     }
 
     @Test func fifthMondaySkipsMonthsWithoutOne() throws {
-        #expect(next(schedule("cron(0 12 ? * MON#5 *)"), after: "2026-01-01T00:00:00Z", 4)
+        #expect(
+            next(schedule("cron(0 12 ? * MON#5 *)"), after: "2026-01-01T00:00:00Z", 4)
                 == ["2026-03-30T12:00:00Z", "2026-06-29T12:00:00Z", "2026-08-31T12:00:00Z", "2026-11-30T12:00:00Z"])
     }
 
     @Test func wrappingDayRange() throws {
-        #expect(next(schedule("cron(0 12 ? * FRI-MON *)"), after: after, 5)
-                == ["2026-11-20T12:00:00Z", "2026-11-21T12:00:00Z", "2026-11-22T12:00:00Z", "2026-11-23T12:00:00Z",
-                    "2026-11-27T12:00:00Z"])
-        #expect(next(schedule("cron(10-40/10 8 * * ? *)"), after: after, 5)
-                == ["2026-11-20T08:10:00Z", "2026-11-20T08:20:00Z", "2026-11-20T08:30:00Z", "2026-11-20T08:40:00Z",
-                    "2026-11-21T08:10:00Z"])
+        #expect(
+            next(schedule("cron(0 12 ? * FRI-MON *)"), after: after, 5)
+                == [
+                    "2026-11-20T12:00:00Z", "2026-11-21T12:00:00Z", "2026-11-22T12:00:00Z", "2026-11-23T12:00:00Z",
+                    "2026-11-27T12:00:00Z",
+                ])
+        #expect(
+            next(schedule("cron(10-40/10 8 * * ? *)"), after: after, 5)
+                == [
+                    "2026-11-20T08:10:00Z", "2026-11-20T08:20:00Z", "2026-11-20T08:30:00Z", "2026-11-20T08:40:00Z",
+                    "2026-11-21T08:10:00Z",
+                ])
     }
 
     // MARK: - Years
@@ -316,7 +347,8 @@ struct ScheduleExpressionTests {
         // Nothing past 2199, however far ahead the question.
         #expect(next(schedule("cron(0 12 * * ? *)"), after: "2199-12-31T12:00:00Z", 1) == [])
         #expect(schedule("cron(0 12 * * ? *)")?.occurrences(after: .distantFuture, count: 1).isEmpty == true)
-        #expect(next(schedule("rate(1 day)", start: "2199-12-30T00:00:00Z"), after: "2199-12-30T00:00:00Z", 5)
+        #expect(
+            next(schedule("rate(1 day)", start: "2199-12-30T00:00:00Z"), after: "2199-12-30T00:00:00Z", 5)
                 == ["2199-12-31T00:00:00Z"])
     }
 
@@ -324,7 +356,8 @@ struct ScheduleExpressionTests {
 
     @Test func offsetKeepsTheWallTimeAcrossDaylightSaving() throws {
         // First Friday 2026-03-06 23:30 PST + 2 days = Sunday 2026-03-08 23:30 PDT.
-        #expect(next(schedule("cron(30 23 ? * FRI#1 *)", "America/Los_Angeles", offset: 2), after: "2026-02-01T00:00:00Z", 3)
+        #expect(
+            next(schedule("cron(30 23 ? * FRI#1 *)", "America/Los_Angeles", offset: 2), after: "2026-02-01T00:00:00Z", 3)
                 == ["2026-02-09T07:30:00Z", "2026-03-09T06:30:00Z", "2026-04-06T06:30:00Z"])
     }
 
@@ -340,7 +373,8 @@ struct ScheduleExpressionTests {
         #expect(latest(daily, atOrBefore: "2027-01-01T00:00:00Z") == "2026-12-03T10:00:00Z")
         #expect(latest(daily, atOrBefore: "2026-11-30T00:00:00Z") == nil)
         let rate = schedule("rate(1 day)", start: "2026-11-01T06:00:00Z", end: "2026-11-03T06:00:00Z")
-        #expect(next(rate, after: "2026-10-01T00:00:00Z", 10)
+        #expect(
+            next(rate, after: "2026-10-01T00:00:00Z", 10)
                 == ["2026-11-01T06:00:00Z", "2026-11-02T06:00:00Z", "2026-11-03T06:00:00Z"])
         #expect(latest(rate, atOrBefore: "2027-01-01T00:00:00Z") == "2026-11-03T06:00:00Z")
     }
@@ -366,22 +400,27 @@ struct ScheduleExpressionTests {
     @Test func losAngelesSpringForwardFiresAtTheEndOfTheGap() throws {
         // 2026-03-08: 02:00 PST jumps to 03:00 PDT; 02:30 fires at 03:00 PDT (10:00Z), once.
         let daily = schedule("cron(30 2 * * ? *)", "America/Los_Angeles")
-        #expect(next(daily, after: "2026-03-06T12:00:00Z", 4)
+        #expect(
+            next(daily, after: "2026-03-06T12:00:00Z", 4)
                 == ["2026-03-07T10:30:00Z", "2026-03-08T10:00:00Z", "2026-03-09T09:30:00Z", "2026-03-10T09:30:00Z"])
         #expect(latest(daily, atOrBefore: "2026-03-08T10:00:00Z") == "2026-03-08T10:00:00Z")
         #expect(latest(daily, atOrBefore: "2026-03-08T09:59:59Z") == "2026-03-07T10:30:00Z")
         // Four skipped times in the 02 hour fire once between them.
-        #expect(next(schedule("cron(*/15 2 * * ? *)", "America/Los_Angeles"), after: "2026-03-07T12:00:00Z", 4)
+        #expect(
+            next(schedule("cron(*/15 2 * * ? *)", "America/Los_Angeles"), after: "2026-03-07T12:00:00Z", 4)
                 == ["2026-03-08T10:00:00Z", "2026-03-09T09:00:00Z", "2026-03-09T09:15:00Z", "2026-03-09T09:30:00Z"])
-        #expect(next(schedule("at(2026-03-08T02:30:00)", "America/Los_Angeles"), after: "2026-01-01T00:00:00Z", 1)
+        #expect(
+            next(schedule("at(2026-03-08T02:30:00)", "America/Los_Angeles"), after: "2026-01-01T00:00:00Z", 1)
                 == ["2026-03-08T10:00:00Z"])
     }
 
     @Test func losAngelesFallBackFiresOnceAtTheEarlierInstant() throws {
         // 2026-11-01: 02:00 PDT goes back to 01:00 PST. 02:30 happens once (PST); 01:30 twice (PDT first).
-        #expect(next(schedule("cron(30 2 * * ? *)", "America/Los_Angeles"), after: "2026-10-30T12:00:00Z", 3)
+        #expect(
+            next(schedule("cron(30 2 * * ? *)", "America/Los_Angeles"), after: "2026-10-30T12:00:00Z", 3)
                 == ["2026-10-31T09:30:00Z", "2026-11-01T10:30:00Z", "2026-11-02T10:30:00Z"])
-        #expect(next(schedule("cron(30 1 * * ? *)", "America/Los_Angeles"), after: "2026-10-30T12:00:00Z", 3)
+        #expect(
+            next(schedule("cron(30 1 * * ? *)", "America/Los_Angeles"), after: "2026-10-30T12:00:00Z", 3)
                 == ["2026-10-31T08:30:00Z", "2026-11-01T08:30:00Z", "2026-11-02T09:30:00Z"])
     }
 
@@ -392,7 +431,8 @@ struct ScheduleExpressionTests {
         // 2026-10-25: 03:00 CEST goes back to 02:00 CET; 02:30 fires once, at 02:30 CEST (00:30Z).
         #expect(next(daily, after: "2026-10-23T12:00:00Z", 3) == ["2026-10-24T00:30:00Z", "2026-10-25T00:30:00Z", "2026-10-26T01:30:00Z"])
         #expect(latest(daily, atOrBefore: "2026-10-25T01:30:00Z") == "2026-10-25T00:30:00Z")
-        #expect(next(schedule("at(2026-10-25T02:30:00)", "Europe/Berlin"), after: "2026-01-01T00:00:00Z", 1)
+        #expect(
+            next(schedule("at(2026-10-25T02:30:00)", "Europe/Berlin"), after: "2026-01-01T00:00:00Z", 1)
                 == ["2026-10-25T00:30:00Z"])
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import PatchbayCore
 
 @Suite("Secrets")
@@ -41,7 +42,9 @@ struct RouteTests {
 
     @Test func omittedKeysMatchAnything() {
         let table = RouteTable(routes: [
-            Route(match: RouteMatch(app: "App1", environment: "Production"), targets: ["ops-slack"], timezone: TimeZone(identifier: "America/Los_Angeles")),
+            Route(
+                match: RouteMatch(app: "App1", environment: "Production"), targets: ["ops-slack"],
+                timezone: TimeZone(identifier: "America/Los_Angeles")),
             Route(match: RouteMatch(environment: "Production"), targets: ["ops-slack", "all-prod"]),
             Route(match: RouteMatch(tags: ["team": "web"]), targets: ["web-team"]),
         ])

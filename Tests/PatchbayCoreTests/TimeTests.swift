@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import PatchbayCore
 
 @Suite("RFC 3339 and time zones")
@@ -16,8 +17,10 @@ struct TimeTests {
         #expect(instant("2026-12-04T08:30:00.250Z").timeIntervalSince1970 == instant("2026-12-04T08:30:00Z").timeIntervalSince1970 + 0.25)
     }
 
-    @Test(arguments: ["2026-12-04T00:30:00", "2026-12-04", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "yesterday",
-                      "2026-12-04T00:30:00+25:00", "2026-12-04T24:00:00Z", ""])
+    @Test(arguments: [
+        "2026-12-04T00:30:00", "2026-12-04", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "yesterday",
+        "2026-12-04T00:30:00+25:00", "2026-12-04T24:00:00Z", "",
+    ])
     func rejectsWhatIsNotAnInstant(_ text: String) {
         #expect(Timestamp.parseRFC3339(text) == nil)
     }

@@ -1,9 +1,10 @@
 import Foundation
 import Logging
 import PatchbayCore
-import PatchbayTestSupport
 import PatchbaySink
+import PatchbayTestSupport
 import Testing
+
 @testable import PatchbayCurl
 
 @Suite("libcurl transport")
@@ -13,8 +14,9 @@ struct CurlTransportTests {
     let timeouts = TransportTimeouts(connect: .seconds(2), total: .seconds(5))
 
     func request(_ url: String, method: String = "POST", body: String = #"{"text":"hi"}"#, headers: [HTTPHeader] = []) -> OutboundRequest {
-        OutboundRequest(method: method, url: Secret(url), displayURL: "test", headers: [HTTPHeader("Content-Type", "application/json")] + headers,
-                        body: Data(body.utf8))
+        OutboundRequest(
+            method: method, url: Secret(url), displayURL: "test", headers: [HTTPHeader("Content-Type", "application/json")] + headers,
+            body: Data(body.utf8))
     }
 
     func withSink(_ body: (RunningSink) async throws -> Void) async throws {
@@ -48,17 +50,28 @@ struct CurlTransportTests {
         try await withSink { sink in
             let auth = HTTPHeader("Authorization", "Bearer t0k3n", isSecret: true)
             let created = try await transport.send(
-                request("\(sink.baseURL)/pingdom/api/3.1/maintenance", body: #"{"description":"d","from":4102444800,"to":4102448400}"#, headers: [auth]),
-                timeouts: timeouts).get()
+                request(
+                    "\(sink.baseURL)/pingdom/api/3.1/maintenance", body: #"{"description":"d","from":4102444800,"to":4102448400}"#, headers: [auth]),
+                timeouts: timeouts
+            ).get()
             #expect(created.status == 200)
             #expect(created.header("Req-Limit-Short") == "Remaining: 394 Time until reset: 3589")
             let id = try JSONDecoder().decode(JSONValue.self, from: created.body)["maintenance"]?["id"]
-            guard case .number(let number)? = id else { Issue.record("no id"); return }
-            let put = try await transport.send(request("\(sink.baseURL)/pingdom/api/3.1/maintenance/\(Int(number))", method: "PUT",
-                                                       body: #"{"to":4102449000}"#, headers: [auth]), timeouts: timeouts).get()
+            guard case .number(let number)? = id else {
+                Issue.record("no id")
+                return
+            }
+            let put = try await transport.send(
+                request(
+                    "\(sink.baseURL)/pingdom/api/3.1/maintenance/\(Int(number))", method: "PUT",
+                    body: #"{"to":4102449000}"#, headers: [auth]), timeouts: timeouts
+            ).get()
             #expect(put.status == 200)
-            let delete = try await transport.send(request("\(sink.baseURL)/pingdom/api/3.1/maintenance/\(Int(number))", method: "DELETE",
-                                                          body: "", headers: [auth]), timeouts: timeouts).get()
+            let delete = try await transport.send(
+                request(
+                    "\(sink.baseURL)/pingdom/api/3.1/maintenance/\(Int(number))", method: "DELETE",
+                    body: "", headers: [auth]), timeouts: timeouts
+            ).get()
             #expect(delete.status == 200)
             #expect(sink.sink.requests.map(\.method) == ["POST", "PUT", "DELETE"])
         }
@@ -76,9 +89,13 @@ struct CurlTransportTests {
     @Test func aHangIsATimeout() async throws {
         try await withSink { sink in
             let started = ContinuousClock.now
-            let result = await transport.send(request("\(sink.baseURL)/hang?seconds=5"),
-                                              timeouts: TransportTimeouts(connect: .seconds(1), total: .milliseconds(300)))
-            guard case .failure(let failure) = result else { Issue.record("expected a timeout, got \(result)"); return }
+            let result = await transport.send(
+                request("\(sink.baseURL)/hang?seconds=5"),
+                timeouts: TransportTimeouts(connect: .seconds(1), total: .milliseconds(300)))
+            guard case .failure(let failure) = result else {
+                Issue.record("expected a timeout, got \(result)")
+                return
+            }
             #expect(failure.kind == .timeout)
             #expect(ContinuousClock.now - started < .seconds(3))
         }
@@ -88,7 +105,10 @@ struct CurlTransportTests {
         try await withSink { sink in
             sink.sink.script(path: "/slack/reset", [ScriptedResponse(reset: true)])
             let result = await transport.send(request("\(sink.baseURL)/slack/reset"), timeouts: timeouts)
-            guard case .failure(let failure) = result else { Issue.record("expected a failure, got \(result)"); return }
+            guard case .failure(let failure) = result else {
+                Issue.record("expected a failure, got \(result)")
+                return
+            }
             #expect(failure.kind == .other)
             // The next request to the same path gets the usual answer.
             let next = try await transport.send(request("\(sink.baseURL)/slack/reset"), timeouts: timeouts).get()
@@ -103,7 +123,10 @@ struct CurlTransportTests {
             try await Task.sleep(for: .milliseconds(300))
             task.cancel()
             let result = await task.value
-            guard case .failure(let failure) = result else { Issue.record("expected a cancelled transfer"); return }
+            guard case .failure(let failure) = result else {
+                Issue.record("expected a cancelled transfer")
+                return
+            }
             #expect(failure.message == "transfer cancelled")
             #expect(ContinuousClock.now - started < .seconds(3))
         }
@@ -112,7 +135,10 @@ struct CurlTransportTests {
     @Test func refusedConnectionIsAConnectFailureWithoutSecrets() async {
         let port = unusedLoopbackPort()
         let result = await transport.send(request("http://127.0.0.1:\(port)/slack/\(Self.canary)"), timeouts: timeouts)
-        guard case .failure(let failure) = result else { Issue.record("expected a failure"); return }
+        guard case .failure(let failure) = result else {
+            Issue.record("expected a failure")
+            return
+        }
         #expect(failure.kind == .connect)
         #expect(!failure.message.contains(Self.canary))
         #expect(!failure.message.isEmpty)
@@ -120,7 +146,10 @@ struct CurlTransportTests {
 
     @Test func onlyHTTPSchemesAreAllowed() async {
         let result = await transport.send(request("file:///etc/passwd", method: "GET"), timeouts: timeouts)
-        guard case .failure = result else { Issue.record("file:// must not be fetched"); return }
+        guard case .failure = result else {
+            Issue.record("file:// must not be fetched")
+            return
+        }
     }
 
     @Test func connectionsAreReusedAndConcurrentSendsAllComplete() async throws {
@@ -144,8 +173,9 @@ struct CurlTransportTests {
     @Test func anEndlessBodyIsCutAtTheKeptBytesAndTheStatusStillCounts() async throws {
         try await withSink { sink in
             let started = ContinuousClock.now
-            let result = await transport.send(request("\(sink.baseURL)/endless", method: "GET", body: ""),
-                                              timeouts: TransportTimeouts(connect: .seconds(2), total: .seconds(20)))
+            let result = await transport.send(
+                request("\(sink.baseURL)/endless", method: "GET", body: ""),
+                timeouts: TransportTimeouts(connect: .seconds(2), total: .seconds(20)))
             let response = try result.get()
             #expect(response.status == 200, "a 200 with an endless body is a 200, not a timeout")
             #expect(response.body.count == CurlTransport.maxResponseBytes)
@@ -206,9 +236,15 @@ struct CurlTransportTests {
                 let transport = CurlTransport(redactor: Redactor(secrets: []), logger: Logger(label: "test"))
                 let finished = await withTaskGroup(of: Bool.self) { group in
                     for _ in 0..<100 {
-                        group.addTask { _ = await transport.send(request(url), timeouts: timeouts); return true }
+                        group.addTask {
+                            _ = await transport.send(request(url), timeouts: timeouts)
+                            return true
+                        }
                     }
-                    group.addTask { transport.shutdown(); return false }
+                    group.addTask {
+                        transport.shutdown()
+                        return false
+                    }
                     return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
                 }
                 #expect(finished == 100)
@@ -230,8 +266,10 @@ struct CurlTransportTests {
     @Test func destinationPolicyRanges() {
         let policy = DestinationPolicy.publicOnly
         func v4(_ text: String) -> UInt32 { text.split(separator: ".").reduce(0) { $0 << 8 | UInt32($1)! } }
-        for refused in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-                        "224.0.0.1", "255.255.255.255"] {
+        for refused in [
+            "127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
+            "224.0.0.1", "255.255.255.255",
+        ] {
             #expect(!policy.allows(ipv4: v4(refused)), "\(refused)")
         }
         for allowed in ["8.8.8.8", "172.32.0.1", "192.169.0.1", "100.128.0.1", "52.94.236.248"] {
@@ -254,8 +292,10 @@ struct CurlTransportTests {
             precondition(inet_pton(AF_INET6, text, &address) == 1, text)
             return withUnsafeBytes(of: &address) { Array($0) }
         }
-        for refused in ["64:ff9b::a00:5", "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "64:ff9b:1::8.8.8.8", "::10.0.0.5", "::8.8.8.8",
-                        "2002:0a00:0005::1", "2002:c0a8:0101::", "2001:0:4136:e378:8000:63bf:3fff:fdd2", "fec0::1", "feff::1", "100::1"] {
+        for refused in [
+            "64:ff9b::a00:5", "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "64:ff9b:1::8.8.8.8", "::10.0.0.5", "::8.8.8.8",
+            "2002:0a00:0005::1", "2002:c0a8:0101::", "2001:0:4136:e378:8000:63bf:3fff:fdd2", "fec0::1", "feff::1", "100::1",
+        ] {
             #expect(!policy.allows(ipv6: v6(refused)), "\(refused)")
         }
         for allowed in ["64:ff9b::808:808", "2002:0808:0808::1", "2001:db9::1", "2606:4700::1111", "2a00:1450:4001:80b::200e"] {

@@ -2,6 +2,7 @@ import Foundation
 import PatchbayCore
 import PatchbayTestSupport
 import Testing
+
 @testable import PatchbaySink
 
 /// The sink refuses what the vendor refuses: for each emulation, requests that break a rule of the
@@ -67,8 +68,11 @@ struct SinkEmulationSpecTests {
         let path = "/slack/T0/B0/x"
         check([
             Case("valid", post(path, Self.slackBody), 200, "ok"),
-            Case("a form with payload=", post(path, "payload=" + (Self.slackBody.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""),
-                                              headers: ["Content-Type": "application/x-www-form-urlencoded"]), 200, "ok"),
+            Case(
+                "a form with payload=",
+                post(
+                    path, "payload=" + (Self.slackBody.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""),
+                    headers: ["Content-Type": "application/x-www-form-urlencoded"]), 200, "ok"),
             Case("text not a string", post(path, #"{"text":5}"#), 400, "invalid_payload"),
             Case("mrkdwn_in outside its enum", post(path, replacing(Self.slackBody, #"["text"]"#, #"["title"]"#)), 400, "invalid_payload"),
             Case("short not a boolean", post(path, replacing(Self.slackBody, #""short":true"#, #""short":"yes""#)), 400, "invalid_payload"),
@@ -100,8 +104,9 @@ struct SinkEmulationSpecTests {
             Case("version 1.5 with rtl", post(path, replacing(Self.adaptive, #""version":"1.4","#, #""version":"1.5","rtl":false,"#)), 202),
             Case("rtl in a 1.4 card", post(path, replacing(Self.adaptive, #""version":"1.4","#, #""version":"1.4","rtl":false,"#)), 400, "rtl"),
             Case("attachments missing", post(path, #"{"type":"message"}"#), 400, "attachments must be an array."),
-            Case("unknown TextBlock member", post(path, replacing(Self.adaptive, #""wrap":true,"weight""#, #""colour":"Good","wrap":true,"weight""#)),
-                 400, "colour"),
+            Case(
+                "unknown TextBlock member", post(path, replacing(Self.adaptive, #""wrap":true,"weight""#, #""colour":"Good","wrap":true,"weight""#)),
+                400, "colour"),
             Case("weight outside FontWeight", post(path, replacing(Self.adaptive, #""Bolder""#, #""Heavy""#)), 400, "weight"),
             Case("color outside Colors", post(path, replacing(Self.adaptive, #""Good""#, #""Green""#)), 400, "color"),
             Case("wrap not a boolean", post(path, replacing(Self.adaptive, #""wrap":true,"weight""#, #""wrap":"true","weight""#)), 400, "wrap"),
@@ -111,8 +116,10 @@ struct SinkEmulationSpecTests {
             Case("no version", post(path, replacing(Self.adaptive, #""version":"1.4","#, "")), 400, "version is required"),
             Case("unknown card member", post(path, replacing(Self.adaptive, #""version":"1.4","#, #""version":"1.4","title":"x","#)), 400, "title"),
             Case("msteams width not Full", post(path, replacing(Self.adaptive, #""width":"Full""#, #""width":"Wide""#)), 400, "msteams.width"),
-            Case("not an Adaptive Card", post(path, replacing(Self.adaptive, "application/vnd.microsoft.card.adaptive", "application/vnd.microsoft.card.hero")),
-                 400, "contentType"),
+            Case(
+                "not an Adaptive Card",
+                post(path, replacing(Self.adaptive, "application/vnd.microsoft.card.adaptive", "application/vnd.microsoft.card.hero")),
+                400, "contentType"),
             Case("over 28 KB", post(path, replacing(Self.adaptive, "02:00–04:00 UTC", String(repeating: "x", count: 29 * 1024))), 413),
             Case("Content-Type not JSON", post(path, Self.adaptive, headers: ["Content-Type": "text/plain"]), 400, "Content-Type"),
             Case("GET", sink.emulate("GET", path), 405),
@@ -131,7 +138,9 @@ struct SinkEmulationSpecTests {
             Case("valid", post(path, Self.messageCard), 200, "1"),
             Case("a simple text card", post(path, #"{"text":"hello"}"#), 200, "1"),
             Case("@type not MessageCard", post(path, replacing(Self.messageCard, #""MessageCard""#, #""AdaptiveCard""#)), 400, "Bad payload"),
-            Case("a fact value not a string", post(path, replacing(Self.messageCard, #""value":"App1 - Production""#, #""value":7"#)), 400, "Bad payload"),
+            Case(
+                "a fact value not a string", post(path, replacing(Self.messageCard, #""value":"App1 - Production""#, #""value":7"#)), 400,
+                "Bad payload"),
             Case("sections not an array", post(path, #"{"summary":"x","sections":{"text":"y"}}"#), 400, "Bad payload"),
             Case("no summary or text", post(path, #"{"title":"x"}"#), 400, "Summary or Text is required."),
             Case("over 28 KB", post(path, replacing(Self.messageCard, "yum exited with status 1", String(repeating: "x", count: 29 * 1024))), 413),
@@ -151,8 +160,10 @@ struct SinkEmulationSpecTests {
         """#
     }
 
-    func statuspage(_ method: String, _ body: String, at path: String = "/statuspage/v1/pages/pg1/incidents",
-                    headers: [String: String] = SinkEmulationSpecTests.statuspageHeaders) -> Sink.Answer {
+    func statuspage(
+        _ method: String, _ body: String, at path: String = "/statuspage/v1/pages/pg1/incidents",
+        headers: [String: String] = SinkEmulationSpecTests.statuspageHeaders
+    ) -> Sink.Answer {
         sink.emulate(method, path, body: body, headers: headers)
     }
 
@@ -163,28 +174,49 @@ struct SinkEmulationSpecTests {
         let incidentPath = "/statuspage/v1/pages/pg1/incidents/\(id)"
         let body = Self.incident
         check([
-            Case("PATCH to in_progress", statuspage("PATCH", #"{"incident":{"status":"in_progress","components":{"cmp1":"under_maintenance"},"body":"Begun."}}"#,
-                                                    at: incidentPath), 200),
-            Case("status outside its enum", statuspage("POST", replacing(body, #""status":"scheduled""#, #""status":"planned""#)), 422, "incident.status"),
+            Case(
+                "PATCH to in_progress",
+                statuspage(
+                    "PATCH", #"{"incident":{"status":"in_progress","components":{"cmp1":"under_maintenance"},"body":"Begun."}}"#,
+                    at: incidentPath), 200),
+            Case(
+                "status outside its enum", statuspage("POST", replacing(body, #""status":"scheduled""#, #""status":"planned""#)), 422,
+                "incident.status"),
             Case("impact_override outside its enum", statuspage("POST", replacing(body, #""maintenance","#, #""severe","#)), 422, "impact_override"),
-            Case("a component status outside its enum", statuspage("POST", replacing(body, #""cmp2":"under_maintenance""#, #""cmp2":"down""#)),
-                 422, "incident.components.cmp2"),
-            Case("scheduled_for not a date-time", statuspage("POST", replacing(body, #""scheduled_for":""#, #""scheduled_for":"tomorrow","x":""#)),
-                 422, "scheduled_for"),
-            Case("a boolean as a string", statuspage("POST", replacing(body, #""scheduled_auto_completed":true"#, #""scheduled_auto_completed":"yes""#)),
-                 400, "scheduled_auto_completed"),
+            Case(
+                "a component status outside its enum", statuspage("POST", replacing(body, #""cmp2":"under_maintenance""#, #""cmp2":"down""#)),
+                422, "incident.components.cmp2"),
+            Case(
+                "scheduled_for not a date-time", statuspage("POST", replacing(body, #""scheduled_for":""#, #""scheduled_for":"tomorrow","x":""#)),
+                422, "scheduled_for"),
+            Case(
+                "a boolean as a string",
+                statuspage("POST", replacing(body, #""scheduled_auto_completed":true"#, #""scheduled_auto_completed":"yes""#)),
+                400, "scheduled_auto_completed"),
             Case("component_ids not strings", statuspage("POST", replacing(body, #"["cmp1","cmp2"]"#, "[1,2]")), 400, "component_ids"),
-            Case("name over 255 characters", statuspage("POST", replacing(body, "Scheduled Maintenance for App1 - Production",
-                                                                          String(repeating: "n", count: 256))), 422, "name"),
-            Case("name missing", statuspage("POST", replacing(body, #""name":"Scheduled Maintenance for App1 - Production","#, "")),
-                 422, "Name can't be blank"),
-            Case("metadata with a scalar value", statuspage("POST", replacing(body, #""body":"#, #""metadata":{"key":"value"},"body":"#)),
-                 400, "metadata.key"),
-            Case("body over 25,000 characters", statuspage("PATCH", #"{"incident":{"body":"\#(String(repeating: "b", count: 25_001))"}}"#, at: incidentPath),
-                 422, "incident.body"),
+            Case(
+                "name over 255 characters",
+                statuspage(
+                    "POST",
+                    replacing(
+                        body, "Scheduled Maintenance for App1 - Production",
+                        String(repeating: "n", count: 256))), 422, "name"),
+            Case(
+                "name missing", statuspage("POST", replacing(body, #""name":"Scheduled Maintenance for App1 - Production","#, "")),
+                422, "Name can't be blank"),
+            Case(
+                "metadata with a scalar value", statuspage("POST", replacing(body, #""body":"#, #""metadata":{"key":"value"},"body":"#)),
+                400, "metadata.key"),
+            Case(
+                "body over 25,000 characters",
+                statuspage("PATCH", #"{"incident":{"body":"\#(String(repeating: "b", count: 25_001))"}}"#, at: incidentPath),
+                422, "incident.body"),
             Case("no Content-Type", statuspage("POST", body, headers: ["Authorization": "OAuth sp-key-0123456789"]), 400, "incident is missing"),
-            Case("a form body", statuspage("POST", "incident[name]=x",
-                                           headers: ["Authorization": "OAuth sp-key-0123456789", "Content-Type": "application/x-www-form-urlencoded"]), 415),
+            Case(
+                "a form body",
+                statuspage(
+                    "POST", "incident[name]=x",
+                    headers: ["Authorization": "OAuth sp-key-0123456789", "Content-Type": "application/x-www-form-urlencoded"]), 415),
             Case("no OAuth key", statuspage("POST", body, headers: ["Content-Type": "application/json", "Authorization": "Bearer x"]), 401),
         ])
     }
@@ -193,8 +225,10 @@ struct SinkEmulationSpecTests {
 
     static let pingdomHeaders = ["Authorization": "Bearer pd-token-0123456789", "Content-Type": "application/json"]
 
-    func pingdom(_ method: String, _ body: String, at path: String = "/pingdom/api/3.1/maintenance",
-                 headers: [String: String] = SinkEmulationSpecTests.pingdomHeaders) -> Sink.Answer {
+    func pingdom(
+        _ method: String, _ body: String, at path: String = "/pingdom/api/3.1/maintenance",
+        headers: [String: String] = SinkEmulationSpecTests.pingdomHeaders
+    ) -> Sink.Answer {
         sink.emulate(method, path, body: body, headers: headers)
     }
 
@@ -214,23 +248,37 @@ struct SinkEmulationSpecTests {
         check([
             Case("uptimeids as an array", pingdom("POST", Self.window(from: 600, to: 1500, uptimeids: "[101,102]")), 200),
             Case("from 1 (now)", pingdom("POST", #"{"description":"d","from":1,"to":\#(Self.unix(900))}"#), 200),
-            Case("URL-encoded parameters", pingdom("POST", "description=d&from=\(Self.unix(600))&to=\(Self.unix(900))&uptimeids=101,102",
-                                                   headers: ["Authorization": "Bearer t0k3n", "Content-Type": "application/x-www-form-urlencoded"]), 200),
-            Case("Basic auth with the token", pingdom("POST", Self.window(from: 600, to: 900),
-                                                      headers: ["Authorization": basic, "Content-Type": "application/json"]), 200),
+            Case(
+                "URL-encoded parameters",
+                pingdom(
+                    "POST", "description=d&from=\(Self.unix(600))&to=\(Self.unix(900))&uptimeids=101,102",
+                    headers: ["Authorization": "Bearer t0k3n", "Content-Type": "application/x-www-form-urlencoded"]), 200),
+            Case(
+                "Basic auth with the token",
+                pingdom(
+                    "POST", Self.window(from: 600, to: 900),
+                    headers: ["Authorization": basic, "Content-Type": "application/json"]), 200),
             Case("PUT only `to`", pingdom("PUT", #"{"to":\#(Self.unix(3600))}"#, at: windowPath), 200),
             Case("uptimeids not integers", pingdom("POST", Self.window(from: 600, to: 900, uptimeids: #""web-1""#)), 400, "uptimeids"),
             Case("uptimeids as strings in an array", pingdom("POST", Self.window(from: 600, to: 900, uptimeids: #"["101"]"#)), 400, "uptimeids"),
-            Case("recurrencetype outside its enum", pingdom("POST", #"{"description":"d","from":\#(Self.unix(600)),"to":\#(Self.unix(900)),"recurrencetype":"year"}"#),
-                 400, "recurrencetype"),
+            Case(
+                "recurrencetype outside its enum",
+                pingdom("POST", #"{"description":"d","from":\#(Self.unix(600)),"to":\#(Self.unix(900)),"recurrencetype":"year"}"#),
+                400, "recurrencetype"),
             Case("from not an integer", pingdom("POST", #"{"description":"d","from":"soon","to":\#(Self.unix(900))}"#), 400, "from"),
             Case("description missing", pingdom("POST", #"{"from":\#(Self.unix(600)),"to":\#(Self.unix(900))}"#), 400, "description"),
             Case("from in the past", pingdom("POST", Self.window(from: -600, to: 900)), 400, "future"),
-            Case("PUT with a past `from` (extending a started window)", pingdom("PUT", #"{"from":\#(Self.unix(-600)),"to":\#(Self.unix(3600))}"#,
-                                                                              at: windowPath), 400, "future"),
+            Case(
+                "PUT with a past `from` (extending a started window)",
+                pingdom(
+                    "PUT", #"{"from":\#(Self.unix(-600)),"to":\#(Self.unix(3600))}"#,
+                    at: windowPath), 400, "future"),
             Case("PUT with `to` before `from`", pingdom("PUT", #"{"to":\#(Self.unix(300))}"#, at: windowPath), 400, "after"),
-            Case("a body that is neither JSON nor a form", pingdom("POST", Self.window(from: 600, to: 900),
-                                                                   headers: ["Authorization": "Bearer t0k3n", "Content-Type": "text/plain"]), 400),
+            Case(
+                "a body that is neither JSON nor a form",
+                pingdom(
+                    "POST", Self.window(from: 600, to: 900),
+                    headers: ["Authorization": "Bearer t0k3n", "Content-Type": "text/plain"]), 400),
             Case("no token", pingdom("POST", Self.window(from: 600, to: 900), headers: ["Content-Type": "application/json"]), 401),
         ])
     }
@@ -257,7 +305,9 @@ struct SinkEmulationSpecTests {
             Case("color as a hex string", color, 400, "50035"),
             Case("color above 0xFFFFFF", post(path, replacing(body, "3061373", "16777216")), 400, "50035"),
             Case("parse outside AllowedMentionTypes", post(path, replacing(body, #""parse":[]"#, #""parse":["all"]"#)), 400, "BASE_TYPE_CHOICES"),
-            Case("parse and users together", post(path, replacing(body, #""parse":[]"#, #""parse":["users"],"users":["42"]"#)), 400, "mutually exclusive"),
+            Case(
+                "parse and users together", post(path, replacing(body, #""parse":[]"#, #""parse":["users"],"users":["42"]"#)), 400,
+                "mutually exclusive"),
             Case("a field without value", post(path, replacing(body, #","value":"App1 \\- Production""#, "")), 400, "BASE_TYPE_REQUIRED"),
             Case("inline not a boolean", post(path, replacing(body, #""inline":true"#, #""inline":"yes""#)), 400, "inline"),
             Case("timestamp not a date-time", post(path, replacing(body, "2026-12-04T08:41:07Z", "yesterday")), 400, "timestamp"),
@@ -283,7 +333,9 @@ struct SinkEmulationSpecTests {
     @Test func googleChat() {
         let path = Self.chatPath
         let body = Self.chatBody
-        func send(_ text: String, query: String? = SinkEmulationSpecTests.chatQuery, headers: [String: String] = SinkEmulationSpecTests.jsonHeaders) -> Sink.Answer {
+        func send(
+            _ text: String, query: String? = SinkEmulationSpecTests.chatQuery, headers: [String: String] = SinkEmulationSpecTests.jsonHeaders
+        ) -> Sink.Answer {
             post(path, text, headers: headers, query: query)
         }
         check([
@@ -295,12 +347,18 @@ struct SinkEmulationSpecTests {
             Case("an unknown card member", send(replacing(body, #""header":"#, #""title":"x","header":"#)), 400, "Unknown name"),
             Case("a header without title", send(replacing(body, #""title":"Patching Complete","#, "")), 400, "title"),
             Case("a decoratedText without text", send(replacing(body, #""text":"App1 - Production","#, "")), 400, "text"),
-            Case("a section without widgets", send(#"{"cardsV2":[{"cardId":"c","card":{"header":{"title":"t"},"sections":[{"widgets":[]}]}}]}"#), 400, "widgets"),
+            Case(
+                "a section without widgets", send(#"{"cardsV2":[{"cardId":"c","card":{"header":{"title":"t"},"sections":[{"widgets":[]}]}}]}"#), 400,
+                "widgets"),
             Case("displayStyle outside its enum", send(replacing(body, #""header":"#, #""displayStyle":"FULL","header":"#)), 400, "displayStyle"),
             Case("wrapText not a boolean", send(replacing(body, #""wrapText":true"#, #""wrapText":"yes""#)), 400, "wrapText"),
-            Case("a threadKey over 4000 characters", send(replacing(body, "patchbay-b4b224eef64bfc95bba691909de1fe07", String(repeating: "k", count: 4001))),
-                 400, "threadKey"),
-            Case("two cards without cardId", send(#"{"cardsV2":[{"card":{"header":{"title":"a"}}},{"card":{"header":{"title":"b"}}}]}"#), 400, "cardId"),
+            Case(
+                "a threadKey over 4000 characters",
+                send(replacing(body, "patchbay-b4b224eef64bfc95bba691909de1fe07", String(repeating: "k", count: 4001))),
+                400, "threadKey"),
+            Case(
+                "two cards without cardId", send(#"{"cardsV2":[{"card":{"header":{"title":"a"}}},{"card":{"header":{"title":"b"}}}]}"#), 400, "cardId"
+            ),
             Case("messageReplyOption outside its enum", send(body, query: "key=k&token=t&messageReplyOption=REPLY"), 400, "message_reply_option"),
             Case("text not a string", send(#"{"text":5}"#), 400, "message.text"),
             Case("a body that is not JSON to Google", send(body, headers: ["Content-Type": "text/plain"]), 400, "INVALID_ARGUMENT"),
@@ -322,8 +380,10 @@ struct SinkEmulationSpecTests {
         """#
     }
 
-    func pagerDuty(_ method: String, _ body: String, at path: String = "/pagerduty/maintenance_windows",
-                   headers: [String: String] = SinkEmulationSpecTests.pagerDutyHeaders) -> Sink.Answer {
+    func pagerDuty(
+        _ method: String, _ body: String, at path: String = "/pagerduty/maintenance_windows",
+        headers: [String: String] = SinkEmulationSpecTests.pagerDutyHeaders
+    ) -> Sink.Answer {
         sink.emulate(method, path, body: body, headers: headers)
     }
 
@@ -350,11 +410,16 @@ struct SinkEmulationSpecTests {
             Case("no From on POST", pagerDuty("POST", body, headers: without("From")), 400, "From"),
             Case("From not an e-mail", pagerDuty("POST", body, headers: notAnEmail), 400, "From"),
             Case("a service without id", pagerDuty("POST", replacing(body, #""id":"PIJ90N7","#, "")), 400, "id"),
-            Case("a service of another type", pagerDuty("POST", replacing(body, #""PX1Y2Z3","type":"service_reference""#, #""PX1Y2Z3","type":"service""#)),
-                 400, "type"),
-            Case("description not a string", pagerDuty("POST", replacing(body, #""Scheduled Maintenance for App1 - Production (mw-0123)""#, "42")),
-                 400, "description"),
-            Case("start_time not a date-time", pagerDuty("POST", replacing(body, #""start_time":""#, #""start_time":"soon","x":""#)), 400, "start_time"),
+            Case(
+                "a service of another type",
+                pagerDuty("POST", replacing(body, #""PX1Y2Z3","type":"service_reference""#, #""PX1Y2Z3","type":"service""#)),
+                400, "type"),
+            Case(
+                "description not a string", pagerDuty("POST", replacing(body, #""Scheduled Maintenance for App1 - Production (mw-0123)""#, "42")),
+                400, "description"),
+            Case(
+                "start_time not a date-time", pagerDuty("POST", replacing(body, #""start_time":""#, #""start_time":"soon","x":""#)), 400, "start_time"
+            ),
             Case("type missing", pagerDuty("POST", replacing(body, #""type":"maintenance_window","#, "")), 400, "type"),
             Case("no token", pagerDuty("POST", body, headers: without("Authorization")), 401),
             Case("DELETE", pagerDuty("DELETE", "", at: windowPath), 204),
@@ -377,14 +442,19 @@ struct SinkEmulationSpecTests {
             Case("valid", post(path, body, headers: json), 202, "success"),
             Case("a link without href", post(path, replacing(body, #""links":[]"#, #""links":[{"text":"x"}]"#), headers: json), 400, "href"),
             Case("an image without src", post(path, replacing(body, #""links":[]"#, #""images":[{"alt":"x"}]"#), headers: json), 400, "src"),
-            Case("timestamp not a date-time", post(path, replacing(body, #""timestamp":""#, #""timestamp":"now","x":""#), headers: json), 400, "timestamp"),
-            Case("custom_details not an object", post(path, replacing(body, #"{"app":"App1","packages":["openssl-3.0.8"]}"#, #""x""#), headers: json),
-                 400, "custom_details"),
+            Case(
+                "timestamp not a date-time", post(path, replacing(body, #""timestamp":""#, #""timestamp":"now","x":""#), headers: json), 400,
+                "timestamp"),
+            Case(
+                "custom_details not an object", post(path, replacing(body, #"{"app":"App1","packages":["openssl-3.0.8"]}"#, #""x""#), headers: json),
+                400, "custom_details"),
             Case("source not a string", post(path, replacing(body, #""source":"web-1""#, #""source":1"#), headers: json), 400, "source"),
             Case("no Content-Type", post(path, body, headers: [:]), 400, "Content-Type"),
-            Case("over 512 KB", post(path, replacing(body, #""app":"App1""#, #""app":"\#(String(repeating: "a", count: 512_001))""#), headers: json),
-                 400, "larger"),
-            Case("summary missing", post(path, replacing(body, #""summary":"Patching Complete: web-1 (App1 - Production)","#, ""), headers: json), 400),
+            Case(
+                "over 512 KB", post(path, replacing(body, #""app":"App1""#, #""app":"\#(String(repeating: "a", count: 512_001))""#), headers: json),
+                400, "larger"),
+            Case(
+                "summary missing", post(path, replacing(body, #""summary":"Patching Complete: web-1 (App1 - Production)","#, ""), headers: json), 400),
         ])
     }
 
@@ -404,8 +474,10 @@ struct SinkEmulationSpecTests {
         """#
     }
 
-    func datadog(_ method: String, _ body: String, at path: String = "/datadog/api/v2/downtime",
-                 headers: [String: String] = SinkEmulationSpecTests.datadogHeaders) -> Sink.Answer {
+    func datadog(
+        _ method: String, _ body: String, at path: String = "/datadog/api/v2/downtime",
+        headers: [String: String] = SinkEmulationSpecTests.datadogHeaders
+    ) -> Sink.Answer {
         sink.emulate(method, path, body: body, headers: headers)
     }
 
@@ -417,29 +489,53 @@ struct SinkEmulationSpecTests {
         let start = Self.rfc3339(600)
         let zeroOffset = String(start.dropLast()) + "+00:00"
         check([
-            Case("PATCH the schedule", datadog("PATCH", #"{"data":{"id":"\#(id)","type":"downtime","attributes":{"schedule":{"end":"\#(Self.rfc3339(3600))"}}}}"#,
-                                               at: "/datadog/api/v2/downtime/\(id)"), 200),
+            Case(
+                "PATCH the schedule",
+                datadog(
+                    "PATCH", #"{"data":{"id":"\#(id)","type":"downtime","attributes":{"schedule":{"end":"\#(Self.rfc3339(3600))"}}}}"#,
+                    at: "/datadog/api/v2/downtime/\(id)"), 200),
             Case("a +00:00 offset", datadog("POST", replacing(body, start, zeroOffset)), 200),
-            Case("notify_end_states and types from their enums", datadog("POST", replacing(body, #""scope":"#,
-                #""notify_end_states":["alert","no data","warn"],"notify_end_types":["canceled","expired"],"scope":"#)), 200),
-            Case("notify_end_states outside its enum", datadog("POST", replacing(body, #""scope":"#, #""notify_end_states":["critical"],"scope":"#)),
-                 400, "notify_end_states"),
-            Case("notify_end_types outside its enum", datadog("POST", replacing(body, #""scope":"#, #""notify_end_types":["cancelled"],"scope":"#)),
-                 400, "notify_end_types"),
-            Case("mute_first_recovery_notification not a boolean", datadog("POST", replacing(body, #""mute_first_recovery_notification":true"#,
-                                                                                             #""mute_first_recovery_notification":"yes""#)),
-                 400, "mute_first_recovery_notification"),
-            Case("message not a string", datadog("POST", replacing(body, #""Scheduled Maintenance for App1 - Production (mw-0123), by Patchbay""#, "7")),
-                 400, "message"),
-            Case("a one-time schedule with a timezone", datadog("POST", replacing(body, #""schedule":{"#, #""schedule":{"timezone":"UTC","#)),
-                 400, "schedule.timezone"),
-            Case("a start with a non-zero offset", datadog("POST", replacing(body, start, String(start.dropLast()) + "+02:00")), 400, "schedule.start"),
-            Case("monitor_id and monitor_tags together", datadog("POST", replacing(body, #"{"monitor_tags""#, #"{"monitor_id":1,"monitor_tags""#)),
-                 400, "exactly one"),
-            Case("no Content-Type", datadog("POST", body, headers: SinkEmulationSpecTests.datadogHeaders.filter { $0.key != "Content-Type" }),
-                 400, "Content-Type"),
-            Case("PATCH of another type", datadog("PATCH", #"{"data":{"id":"\#(id)","type":"downtimes","attributes":{}}}"#,
-                                                  at: "/datadog/api/v2/downtime/\(id)"), 400, "data.type"),
+            Case(
+                "notify_end_states and types from their enums",
+                datadog(
+                    "POST",
+                    replacing(
+                        body, #""scope":"#,
+                        #""notify_end_states":["alert","no data","warn"],"notify_end_types":["canceled","expired"],"scope":"#)), 200),
+            Case(
+                "notify_end_states outside its enum", datadog("POST", replacing(body, #""scope":"#, #""notify_end_states":["critical"],"scope":"#)),
+                400, "notify_end_states"),
+            Case(
+                "notify_end_types outside its enum", datadog("POST", replacing(body, #""scope":"#, #""notify_end_types":["cancelled"],"scope":"#)),
+                400, "notify_end_types"),
+            Case(
+                "mute_first_recovery_notification not a boolean",
+                datadog(
+                    "POST",
+                    replacing(
+                        body, #""mute_first_recovery_notification":true"#,
+                        #""mute_first_recovery_notification":"yes""#)),
+                400, "mute_first_recovery_notification"),
+            Case(
+                "message not a string",
+                datadog("POST", replacing(body, #""Scheduled Maintenance for App1 - Production (mw-0123), by Patchbay""#, "7")),
+                400, "message"),
+            Case(
+                "a one-time schedule with a timezone", datadog("POST", replacing(body, #""schedule":{"#, #""schedule":{"timezone":"UTC","#)),
+                400, "schedule.timezone"),
+            Case(
+                "a start with a non-zero offset", datadog("POST", replacing(body, start, String(start.dropLast()) + "+02:00")), 400, "schedule.start"),
+            Case(
+                "monitor_id and monitor_tags together", datadog("POST", replacing(body, #"{"monitor_tags""#, #"{"monitor_id":1,"monitor_tags""#)),
+                400, "exactly one"),
+            Case(
+                "no Content-Type", datadog("POST", body, headers: SinkEmulationSpecTests.datadogHeaders.filter { $0.key != "Content-Type" }),
+                400, "Content-Type"),
+            Case(
+                "PATCH of another type",
+                datadog(
+                    "PATCH", #"{"data":{"id":"\#(id)","type":"downtimes","attributes":{}}}"#,
+                    at: "/datadog/api/v2/downtime/\(id)"), 400, "data.type"),
             Case("no keys", datadog("POST", body, headers: ["Content-Type": "application/json"]), 403),
         ])
     }

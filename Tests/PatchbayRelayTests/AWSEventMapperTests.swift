@@ -1,6 +1,7 @@
 import Foundation
 import PatchbayCore
 import Testing
+
 @testable import PatchbayRelay
 
 /// Every AWS sample in shared/fixtures maps to its documented lifecycle event, or to a clear "ignored".
@@ -9,10 +10,11 @@ struct AWSEventMapperTests {
     /// AWS's own samples (copied from shared/fixtures/aws, unmodified, typos included).
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/aws")
 
-    let mapper = AWSEventMapper(mapping: AWSMapping(
-        windows: ["mw-0c50858d01EXAMPLE": .init(app: "App1", environment: "Production")],
-        documents: ["AWS-RunPowerShellScript": .init(app: "Fleet", environment: "Production")]
-    ))
+    let mapper = AWSEventMapper(
+        mapping: AWSMapping(
+            windows: ["mw-0c50858d01EXAMPLE": .init(app: "App1", environment: "Production")],
+            documents: ["AWS-RunPowerShellScript": .init(app: "Fleet", environment: "Production")]
+        ))
 
     func load(_ name: String) throws -> JSONValue {
         try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: Self.fixtures.appendingPathComponent(name)))

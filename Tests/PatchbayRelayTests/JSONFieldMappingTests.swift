@@ -1,6 +1,7 @@
 import Foundation
 import PatchbayCore
 import Testing
+
 @testable import PatchbayRelay
 
 @Suite("JSON source mapping")
@@ -12,15 +13,23 @@ struct JSONFieldMappingTests {
     }
 
     @Test func fieldPathsLiteralsAndTypeNames() throws {
-        let map = try #require(mapping([
-            ("type", "state"), ("app", "service.name"), ("environment", "=Production"), ("instance.id", "hosts.0"),
-            ("window.start", "change.from"), ("window.end", "change.to"), ("window.id", "change.id"),
-        ], types: ["done": "patch.completed"]))
-        let body = try JSONDecoder().decode(JSONValue.self, from: Data("""
-            {"state":"done","service":{"name":"Billing"},"hosts":["web-7","web-8"],
-             "change":{"id":"CHG-42","from":"2026-12-04T08:30:00Z","to":"2026-12-04T09:00:00Z"}}
-            """.utf8))
-        guard case .success(let json) = map.apply(to: body) else { Issue.record("mapping failed"); return }
+        let map = try #require(
+            mapping(
+                [
+                    ("type", "state"), ("app", "service.name"), ("environment", "=Production"), ("instance.id", "hosts.0"),
+                    ("window.start", "change.from"), ("window.end", "change.to"), ("window.id", "change.id"),
+                ], types: ["done": "patch.completed"]))
+        let body = try JSONDecoder().decode(
+            JSONValue.self,
+            from: Data(
+                """
+                {"state":"done","service":{"name":"Billing"},"hosts":["web-7","web-8"],
+                 "change":{"id":"CHG-42","from":"2026-12-04T08:30:00Z","to":"2026-12-04T09:00:00Z"}}
+                """.utf8))
+        guard case .success(let json) = map.apply(to: body) else {
+            Issue.record("mapping failed")
+            return
+        }
         let event = try EventValidator().validate(json: json)
         #expect(event.type == .completed)
         #expect(event.systemName == "Billing - Production")

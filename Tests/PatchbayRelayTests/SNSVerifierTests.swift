@@ -1,11 +1,12 @@
-import _CryptoExtras
 import Crypto
 import Foundation
 import PatchbayCore
+import PatchbayTestSupport
 import Testing
 import X509
+import _CryptoExtras
+
 @testable import PatchbayRelay
-import PatchbayTestSupport
 
 /// Serves the test certificate: a fake transport, for the unit tests of the verifier's logic.
 struct CertificateServer: HTTPTransport {
@@ -39,7 +40,8 @@ struct SNSVerifierTests {
         let fields = try signer.notification(message: #"{"status":"Success"}"#, topic: Self.topic, certURL: Self.certURL, version: version)
         try await verifier.verify(try message(fields))
         // Without a Subject the string to sign changes; still valid.
-        try await verifier.verify(try message(try signer.notification(message: "m", topic: Self.topic, certURL: Self.certURL, version: version, subject: nil)))
+        try await verifier.verify(
+            try message(try signer.notification(message: "m", topic: Self.topic, certURL: Self.certURL, version: version, subject: nil)))
         #expect(server.fetches.value == 1, "the certificate is fetched once and cached")
     }
 
@@ -51,8 +53,10 @@ struct SNSVerifierTests {
         await #expect(throws: RelayRejection.badSignature("Signature: does not match the message and the signing certificate")) {
             try await verifier.verify(try message(fields))
         }
-        for foreign in ["https://sns.us-east-1.amazonaws.com.evil.example/cert.pem", "http://sns.us-east-1.amazonaws.com/cert.pem",
-                        "https://evil.example/sns.us-east-1.amazonaws.com/cert.pem", "https://sns.us-east-1.amazonaws.com/cert.txt"] {
+        for foreign in [
+            "https://sns.us-east-1.amazonaws.com.evil.example/cert.pem", "http://sns.us-east-1.amazonaws.com/cert.pem",
+            "https://evil.example/sns.us-east-1.amazonaws.com/cert.pem", "https://sns.us-east-1.amazonaws.com/cert.txt",
+        ] {
             let forged = try signer.notification(message: "m", topic: Self.topic, certURL: foreign)
             await #expect(throws: RelayRejection(403, "untrusted_certificate", "SigningCertURL: not an SNS certificate URL this source trusts")) {
                 try await verifier.verify(try message(forged))
@@ -66,22 +70,27 @@ struct SNSVerifierTests {
 
     @Test func subscribeURLsMustStayOnTheCertificateHost() throws {
         let verifier = try SNSVerifier(transport: CertificateServer(pem: ""))
-        #expect(verifier.isTrusted(subscribeURL: "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t", certificateURL: Self.certURL))
+        #expect(
+            verifier.isTrusted(subscribeURL: "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t", certificateURL: Self.certURL))
         #expect(!verifier.isTrusted(subscribeURL: "https://169.254.169.254/latest/meta-data/", certificateURL: Self.certURL))
         #expect(!verifier.isTrusted(subscribeURL: "http://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription", certificateURL: Self.certURL))
         #expect(!verifier.isTrusted(subscribeURL: "https://sns.us-east-1.amazonaws.com/", certificateURL: "https://evil.example/x.pem"))
     }
 
     @Test func stringToSignFollowsTheDocumentedOrder() throws {
-        let fields = ["Type": "Notification", "MessageId": "id1", "TopicArn": "arn", "Subject": "S", "Message": "M",
-                      "Timestamp": "T", "SignatureVersion": "1", "Signature": "x", "SigningCertURL": "u"]
+        let fields = [
+            "Type": "Notification", "MessageId": "id1", "TopicArn": "arn", "Subject": "S", "Message": "M",
+            "Timestamp": "T", "SignatureVersion": "1", "Signature": "x", "SigningCertURL": "u",
+        ]
         #expect(try message(fields).stringToSign == "Message\nM\nMessageId\nid1\nSubject\nS\nTimestamp\nT\nTopicArn\narn\nType\nNotification\n")
         var confirmation = fields
         confirmation["Type"] = "SubscriptionConfirmation"
         confirmation["SubscribeURL"] = "https://sns/confirm"
         confirmation["Token"] = "tok"
-        #expect(try message(confirmation).stringToSign
-            == "Message\nM\nMessageId\nid1\nSubscribeURL\nhttps://sns/confirm\nTimestamp\nT\nToken\ntok\nTopicArn\narn\nType\nSubscriptionConfirmation\n")
+        #expect(
+            try message(confirmation).stringToSign
+                == "Message\nM\nMessageId\nid1\nSubscribeURL\nhttps://sns/confirm\nTimestamp\nT\nToken\ntok\nTopicArn\narn\nType\nSubscriptionConfirmation\n"
+        )
     }
 
     /// Found by reading: the cache was keyed by the raw URL before the signature was checked, so
@@ -92,10 +101,12 @@ struct SNSVerifierTests {
         let server = CertificateServer(pem: signer.certificatePEM)
         let pattern = #"^https://sns\.us-east-1\.amazonaws\.com/.*\.pem$"#
         let verifier = try SNSVerifier(certificateURLPattern: pattern, transport: server, fetchBurst: 1000)
-        for variant in ["https://sns.us-east-1.amazonaws.com/x/../SimpleNotificationService-test.pem",
-                        "https://sns.us-east-1.amazonaws.com/./SimpleNotificationService-test.pem",
-                        "https://sns.us-east-1.amazonaws.com/%2E%2E/SimpleNotificationService-test.pem",
-                        "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem?x=1"] {
+        for variant in [
+            "https://sns.us-east-1.amazonaws.com/x/../SimpleNotificationService-test.pem",
+            "https://sns.us-east-1.amazonaws.com/./SimpleNotificationService-test.pem",
+            "https://sns.us-east-1.amazonaws.com/%2E%2E/SimpleNotificationService-test.pem",
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem?x=1",
+        ] {
             let fields = try signer.notification(message: "{}", topic: Self.topic, certURL: variant)
             await #expect(throws: RelayRejection.self) { try await verifier.verify(try message(fields)) }
         }
@@ -165,8 +176,9 @@ extension SNSVerifierTests {
         #expect(server.fetches.value == SNSVerifier.fetchBurst, "and is not fetched again")
         // The budget refills: one more fetch after the interval.
         clock.now = clock.now.addingTimeInterval(SNSVerifier.fetchInterval)
-        let later = try signer.notification(message: "{}", topic: Self.topic,
-                                            certURL: "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-\(String(repeating: "e", count: 32)).pem")
+        let later = try signer.notification(
+            message: "{}", topic: Self.topic,
+            certURL: "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-\(String(repeating: "e", count: 32)).pem")
         try await verifier.verify(try message(later))
         #expect(server.fetches.value == SNSVerifier.fetchBurst + 1)
     }

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import PatchbayCore
 import Testing
+
 @testable import PatchbayRelay
 
 /// The golden vectors from the reference, byte for byte, and the spec's negative cases.
@@ -16,8 +17,10 @@ struct SignatureTests {
     static let now = Date(timeIntervalSince1970: TimeInterval(timestamp))
     let key = StandardWebhooks.key(fromSecret: secret)!
 
-    func verify(id: String? = id, timestamp: String? = String(timestamp), signatures: String? = signature,
-                body: Data = body, now: Date = now) -> StandardWebhooks.Failure? {
+    func verify(
+        id: String? = id, timestamp: String? = String(timestamp), signatures: String? = signature,
+        body: Data = body, now: Date = now
+    ) -> StandardWebhooks.Failure? {
         do {
             try StandardWebhooks.verify(id: id, timestamp: timestamp, signatures: signatures, body: body, key: key, now: now)
             return nil
@@ -50,7 +53,8 @@ struct SignatureTests {
     }
 
     @Test func slackGoldenVector() {
-        let body = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
+        let body =
+            "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
         let content = Data("v0:1531420618:\(body)".utf8)
         let secret = "8f742231b10e8888abcd99yyyzzz85a5"
         let expected = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
@@ -76,9 +80,10 @@ struct SignatureTests {
         func verdict(at now: Date) -> Result<RelayVerifier.Dedupe, RelayRejection> {
             let headers = ["webhook-id": Self.id, "webhook-timestamp": String(Self.timestamp), "webhook-signature": Self.signature]
             do {
-                return .success(try RelayVerifier(source: source, clock: { now }).verify(body: Self.body) { name in
-                    headers.first { $0.key.lowercased() == name.lowercased() }?.value
-                })
+                return .success(
+                    try RelayVerifier(source: source, clock: { now }).verify(body: Self.body) { name in
+                        headers.first { $0.key.lowercased() == name.lowercased() }?.value
+                    })
             } catch {
                 return .failure(error)
             }

@@ -2,6 +2,7 @@ import Foundation
 import PatchbayCore
 import PatchbayTargets
 import Testing
+
 @testable import PatchbayServer
 
 @Suite("Configuration")
@@ -22,8 +23,11 @@ struct ConfigurationTests {
     @Test func theExampleFileIsValid() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let configuration = try PatchbayConfiguration.load(path: root.appendingPathComponent("examples/patchbay.yaml").path, environment: [:])
-        #expect(configuration.targetNames == ["ops-slack", "ops-teams", "status", "uptime", "ops-chat", "ops-discord", "changes-mail", "audit-hook",
-                                              "pager", "monitors"])
+        #expect(
+            configuration.targetNames == [
+                "ops-slack", "ops-teams", "status", "uptime", "ops-chat", "ops-discord", "changes-mail", "audit-hook",
+                "pager", "monitors",
+            ])
         // The example shows every kind there is.
         #expect(Set(configuration.targets.values.map(\.kind)) == Set(TargetRegistry.kinds))
         #expect(configuration.server.port == 8080)
@@ -36,7 +40,8 @@ struct ConfigurationTests {
             targets: {ops: {kind: slack, url: "${HOOK}"}}
             routes: [{targets: [ops]}]
             """
-        let configuration = try PatchbayConfiguration.parse(yaml: yaml, environment: ["TOKEN": Self.canary, "HOOK": "https://hooks.example.invalid/\(Self.canary)"])
+        let configuration = try PatchbayConfiguration.parse(
+            yaml: yaml, environment: ["TOKEN": Self.canary, "HOOK": "https://hooks.example.invalid/\(Self.canary)"])
         #expect(configuration.server.isAuthorized("Bearer \(Self.canary)"))
         #expect(configuration.server.isAuthorized("bearer \t \(Self.canary)  "), "scheme is case-insensitive; spaces and tabs around the token")
         #expect(!configuration.server.isAuthorized("Bearer \(Self.canary)x"))
@@ -63,20 +68,21 @@ struct ConfigurationTests {
             extra: 1
             """
         let found = problems(yaml)
-        #expect(found == [
-            "server.tokens[1]: environment variable MISSING_TOKEN is not set",
-            "extra: is not a known key here (known: awsMapping, delivery, routes, schedules, server, sources, store, targets)",
-            "server.listen: expected host:port like 127.0.0.1:8080 or 0.0.0.0:8080, got 'localhost'",
-            "server.tokens[0]: is too short: use at least 16 random characters (value not shown: it is a secret)",
-            "server.tokens[1]: is too short: use at least 16 random characters (value not shown: it is a secret)",
-            "server.maxBodyBytes: expected a whole number, got 'lots'",
-            "store.colour: is not a known key here (known: busyTimeout, postgres, pruneInterval, retention, sqlite)",
-            "delivery.lease: must be longer than delivery.timeout (30.0 seconds), or a slow send could be claimed twice",
-            "targets.ops.url: expected an http:// or https:// URL (value not shown: it is a secret)",
-            "targets.pager.kind: 'smoke-signal' is not a target kind; known kinds: slack, teams, statuspage, pingdom, webhook, email, googlechat, discord, pagerduty, datadog",
-            "routes[0].targets[1]: 'nowhere' is not a configured target (configured: ops, pager)",
-            "routes[0].timezone: 'Pacific Time' is not an IANA time zone name like America/Los_Angeles",
-        ])
+        #expect(
+            found == [
+                "server.tokens[1]: environment variable MISSING_TOKEN is not set",
+                "extra: is not a known key here (known: awsMapping, delivery, routes, schedules, server, sources, store, targets)",
+                "server.listen: expected host:port like 127.0.0.1:8080 or 0.0.0.0:8080, got 'localhost'",
+                "server.tokens[0]: is too short: use at least 16 random characters (value not shown: it is a secret)",
+                "server.tokens[1]: is too short: use at least 16 random characters (value not shown: it is a secret)",
+                "server.maxBodyBytes: expected a whole number, got 'lots'",
+                "store.colour: is not a known key here (known: busyTimeout, postgres, pruneInterval, retention, sqlite)",
+                "delivery.lease: must be longer than delivery.timeout (30.0 seconds), or a slow send could be claimed twice",
+                "targets.ops.url: expected an http:// or https:// URL (value not shown: it is a secret)",
+                "targets.pager.kind: 'smoke-signal' is not a target kind; known kinds: slack, teams, statuspage, pingdom, webhook, email, googlechat, discord, pagerduty, datadog",
+                "routes[0].targets[1]: 'nowhere' is not a configured target (configured: ops, pager)",
+                "routes[0].timezone: 'Pacific Time' is not an IANA time zone name like America/Los_Angeles",
+            ])
         #expect(!found.joined().contains(Self.canary), "no problem quotes a secret")
     }
 
@@ -94,14 +100,15 @@ struct ConfigurationTests {
             awsMapping: {windows: {mw-1: {app: A}}}
             """
         let found = problems(yaml)
-        #expect(found == [
-            "sources.ci.secret: expected whsec_ followed by base64 of 24 to 64 random bytes (value not shown: it is a secret)",
-            "sources.gh.secret: is required",
-            "sources.sns.topics: must list at least one topic ARN",
-            "sources.eb.apiKey: is too short: use at least 16 characters",
-            "sources.odd.kind: 'carrier-pigeon' is not a source kind; known kinds: standard-webhooks, github, slack, sns, eventbridge, json",
-            "awsMapping.windows.mw-1.environment: is required",
-        ])
+        #expect(
+            found == [
+                "sources.ci.secret: expected whsec_ followed by base64 of 24 to 64 random bytes (value not shown: it is a secret)",
+                "sources.gh.secret: is required",
+                "sources.sns.topics: must list at least one topic ARN",
+                "sources.eb.apiKey: is too short: use at least 16 characters",
+                "sources.odd.kind: 'carrier-pigeon' is not a source kind; known kinds: standard-webhooks, github, slack, sns, eventbridge, json",
+                "awsMapping.windows.mw-1.environment: is required",
+            ])
         #expect(!found.joined().contains(Self.canary))
     }
 
@@ -140,22 +147,25 @@ struct ConfigurationTests {
                 templates: {subject: "{{app}}", body: "{\\"a\\": \\"{{app}}\\"}", text: "{{#instance}}{{name}}"}
             """
         let found = problems(yaml)
-        #expect(found.contains("targets.ops.templates.text: line 2: unknown variable 'instance.nmae': 'instance' has no 'nmae' (known here: displayName, id, name)"))
+        #expect(
+            found.contains(
+                "targets.ops.templates.text: line 2: unknown variable 'instance.nmae': 'instance' has no 'nmae' (known here: displayName, id, name)"))
         #expect(found.contains("targets.hook.templates.title: a webhook target takes no title template; it takes body"))
         #expect(found.contains { $0.hasPrefix("targets.status.templates: a statuspage target takes no templates; slack (facts, text, title)") })
         #expect(found.contains { $0.hasPrefix("routes[0].templates.subject: no target of this route takes a subject template") })
         #expect(found.contains("routes[0].templates.text: line 1: section {{#instance}} is never closed with {{/instance}}"))
 
-        let valid = try PatchbayConfiguration.parse(yaml: """
-            server: {tokens: ["token-0123456789abcdef"]}
-            targets:
-              ops: {kind: slack, url: "https://hooks.example.invalid/x"}
-            routes:
-              - match: {app: App1}
-                targets: [ops]
-                templates: {title: "{{app}} patching"}
-              - targets: [ops]
-            """, environment: [:])
+        let valid = try PatchbayConfiguration.parse(
+            yaml: """
+                server: {tokens: ["token-0123456789abcdef"]}
+                targets:
+                  ops: {kind: slack, url: "https://hooks.example.invalid/x"}
+                routes:
+                  - match: {app: App1}
+                    targets: [ops]
+                    templates: {title: "{{app}} patching"}
+                  - targets: [ops]
+                """, environment: [:])
         let event = PatchEvent(type: .started, app: "App1", environment: "P", window: MaintenanceWindow(start: Date(), end: Date()))
         #expect(valid.routeTemplates.templates(for: event, target: "ops")?.render("title", ["app": "A"]) == "A patching")
         var other = event
@@ -196,12 +206,13 @@ struct ConfigurationTests {
                 overrunGrace: 5m
                 overrunExtend: 1h
             """
-        let good = try PatchbayConfiguration.parse(yaml: base + """
+        let good = try PatchbayConfiguration.parse(
+            yaml: base + """
 
-            schedules:
-              - {app: App1, environment: Production, expression: "cron(0 30 0 ? * FRI#4 *)", timezone: America/Los_Angeles,
-                 duration: 45m, announceAhead: 24h, windowId: mw-0123}
-            """, environment: [:])
+                schedules:
+                  - {app: App1, environment: Production, expression: "cron(0 30 0 ? * FRI#4 *)", timezone: America/Los_Angeles,
+                     duration: 45m, announceAhead: 24h, windowId: mw-0123}
+                """, environment: [:])
         let notices = try #require(good.routes.routes.first?.notices)
         #expect(notices.reminders == [.seconds(86_400), .seconds(90)])
         #expect(notices.announceStart == false)
@@ -210,29 +221,33 @@ struct ConfigurationTests {
         #expect(entry.windowID == "mw-0123" && entry.duration == .seconds(2700))
         #expect(entry.schedule.timeZone.identifier == "America/Los_Angeles")
 
-        let found = problems(base.replacingOccurrences(of: "[24h, 90s]", with: "[24h, soon]").replacingOccurrences(of: "overrunExtend: 1h", with: "overrunExtend: 5m") + """
+        let found = problems(
+            base.replacingOccurrences(of: "[24h, 90s]", with: "[24h, soon]").replacingOccurrences(of: "overrunExtend: 1h", with: "overrunExtend: 5m")
+                + """
 
-            schedules:
-              - {app: App1, environment: Production, expression: "cron(0 2 * * MON *)", windowId: a}
-              - {app: App1, environment: Production, expression: "rate(7 days)", windowId: b}
-              - {app: Other, environment: Production, expression: "cron(0 2 ? * MON *)", windowId: c, offset: 9}
-              - {environment: Production, expression: "at(2026-12-24T22:00:00)", windowId: d}
-            """)
-        #expect(found == [
-            "routes[0].reminders[1]: expected a duration like 90s, 1h or 24h",
-            "routes[0].overrunExtend: must be longer than overrunGrace (5m), or the extended window would already have ended when the overrun notice goes out",
-            "schedules[0].expression: day-of-month: day-of-month and day-of-week can't both be given; use ? in one of them\n  cron(0 2 * * MON *)\n           ^",
-            "schedules[1].start: rate() needs a start date to anchor its cadence, like start: 2026-01-06T02:00:00-08:00",
-            "schedules[2].offset: must be between 1 and 6, got 9",
-            "schedules[2]: no route matches app 'Other' and environment 'Production', so its announcements would go nowhere",
-            "schedules[3].app: is required",
-        ])
+                schedules:
+                  - {app: App1, environment: Production, expression: "cron(0 2 * * MON *)", windowId: a}
+                  - {app: App1, environment: Production, expression: "rate(7 days)", windowId: b}
+                  - {app: Other, environment: Production, expression: "cron(0 2 ? * MON *)", windowId: c, offset: 9}
+                  - {environment: Production, expression: "at(2026-12-24T22:00:00)", windowId: d}
+                """)
+        #expect(
+            found == [
+                "routes[0].reminders[1]: expected a duration like 90s, 1h or 24h",
+                "routes[0].overrunExtend: must be longer than overrunGrace (5m), or the extended window would already have ended when the overrun notice goes out",
+                "schedules[0].expression: day-of-month: day-of-month and day-of-week can't both be given; use ? in one of them\n  cron(0 2 * * MON *)\n           ^",
+                "schedules[1].start: rate() needs a start date to anchor its cadence, like start: 2026-01-06T02:00:00-08:00",
+                "schedules[2].offset: must be between 1 and 6, got 9",
+                "schedules[2]: no route matches app 'Other' and environment 'Production', so its announcements would go nowhere",
+                "schedules[3].app: is required",
+            ])
     }
 
     /// Reproduced: huge durations trapped in `config check`; `perSecond` above 10,000 was refused
     /// with a message that did not say why.
     @Test func hugeNumbersAreReportedNotTrapped() {
-        let found = problems("""
+        let found = problems(
+            """
             server: {tokens: ["test-token-0123456789abcdef"], drainDelay: 1e300s}
             delivery: {timeout: 99999999999999999999h, pollInterval: 1e19, maxPause: 0s}
             targets:
@@ -260,17 +275,26 @@ struct ConfigurationTests {
             """
         }
         let plain = problems(yaml("  t: {kind: slack, url: \"http://hooks.example.com/services/\(Self.canary)\"}"))
-        #expect(plain == ["targets.t.url: plain http:// to another host would send this target's secrets unencrypted; use https://, or set allowInsecureHTTP: true (value not shown: it is a secret)"])
+        #expect(
+            plain == [
+                "targets.t.url: plain http:// to another host would send this target's secrets unencrypted; use https://, or set allowInsecureHTTP: true (value not shown: it is a secret)"
+            ])
         #expect(!plain.joined().contains(Self.canary))
         #expect(problems(yaml("  t: {kind: slack, url: \"http://hooks.example.com/x\", allowInsecureHTTP: true}")).isEmpty)
         #expect(problems(yaml("  t: {kind: slack, url: \"http://127.0.0.1:9090/slack/x\"}")).isEmpty, "loopback is fine: the local sink")
         #expect(problems(yaml("  t: {kind: pingdom, token: tok-0123456789, baseURL: \"http://pingdom.internal/api\"}")).count == 1)
 
-        let webhook = try PatchbayConfiguration.parse(yaml: yaml("  t: {kind: webhook, url: \"https://example.com/hook\", secret: \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"}"), environment: [:])
+        let webhook = try PatchbayConfiguration.parse(
+            yaml: yaml("  t: {kind: webhook, url: \"https://example.com/hook\", secret: \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"}"),
+            environment: [:])
         let target = try #require(webhook.targets["t"])
-        guard case .send(let request) = try target.plan(PatchEvent(type: .started, app: "A", environment: "P",
-                                                                   window: MaintenanceWindow(start: Date(), end: Date().addingTimeInterval(60))),
-                                                        context: RenderContext(displayTimeZone: TimeZone(identifier: "UTC")!, deliveryID: "d", now: Date())) else {
+        guard
+            case .send(let request) = try target.plan(
+                PatchEvent(
+                    type: .started, app: "A", environment: "P",
+                    window: MaintenanceWindow(start: Date(), end: Date().addingTimeInterval(60))),
+                context: RenderContext(displayTimeZone: TimeZone(identifier: "UTC")!, deliveryID: "d", now: Date()))
+        else {
             Issue.record("a webhook renders a request")
             return
         }

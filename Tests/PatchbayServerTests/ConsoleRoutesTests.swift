@@ -7,6 +7,7 @@ import PatchbayCore
 import PatchbayStore
 import PatchbayTestSupport
 import Testing
+
 @testable import PatchbayServer
 
 /// The console's routes: every page for both roles, sign-in, CSRF, roles and expiry.
@@ -35,10 +36,14 @@ struct ConsoleRoutesTests {
         let deliveryID: String
         let maintenanceID: String
 
-        func cookie(_ role: ConsoleSession.Role, expires: Date = Date().addingTimeInterval(3600), id: String = "sess", token: String? = nil) -> String {
+        func cookie(_ role: ConsoleSession.Role, expires: Date = Date().addingTimeInterval(3600), id: String = "sess", token: String? = nil) -> String
+        {
             let token = token ?? (role == .admin ? ConsoleRoutesTests.admin : ConsoleRoutesTests.viewer)
-            return "\(ConsoleSession.cookieName)=" + keys.cookieValue(for: ConsoleSession(role: role, expires: expires, id: id,
-                                                                                          tokenFingerprint: keys.fingerprint(of: Secret(token))))
+            return "\(ConsoleSession.cookieName)="
+                + keys.cookieValue(
+                    for: ConsoleSession(
+                        role: role, expires: expires, id: id,
+                        tokenFingerprint: keys.fingerprint(of: Secret(token))))
         }
 
         func csrf(_ id: String = "sess") -> String { keys.csrfToken(for: id) }
@@ -69,18 +74,26 @@ struct ConsoleRoutesTests {
         let app = Application(router: buildRouter(configuration: configuration, parts: ApplicationParts(store: store)))
         try await app.test(.router) { client in
             for index in 1...3 {
-                let body = #"{"type":"patch.completed","app":"App1","environment":"Production","instance":{"id":"i-\#(index)","name":"web-\#(index)"},"window":{"id":"mw-console","start":"2026-12-04T08:30:00Z","end":"2026-12-04T09:00:00Z"}}"#
-                try await client.execute(uri: "/v1/events", method: .post, headers: [.authorization: "Bearer \(Self.agent)", .contentType: "application/json"],
-                                         body: ByteBuffer(string: body)) { #expect($0.status == .accepted) }
+                let body =
+                    #"{"type":"patch.completed","app":"App1","environment":"Production","instance":{"id":"i-\#(index)","name":"web-\#(index)"},"window":{"id":"mw-console","start":"2026-12-04T08:30:00Z","end":"2026-12-04T09:00:00Z"}}"#
+                try await client.execute(
+                    uri: "/v1/events", method: .post, headers: [.authorization: "Bearer \(Self.agent)", .contentType: "application/json"],
+                    body: ByteBuffer(string: body)
+                ) { #expect($0.status == .accepted) }
             }
             let claims = try await store.claimDue(now: Date(), limit: 1, lease: .seconds(30))
             let claim = try #require(claims.first)
-            _ = try await store.complete(claim, attempt: AttemptRecord(deliveryID: claim.id, number: 1, startedAt: Date(), latencyMilliseconds: 5,
-                                                                       statusCode: 500, outcome: "permanent", reason: "client_error", responseExcerpt: "nope"),
-                                         transition: .dead, followUp: nil, at: Date())
+            _ = try await store.complete(
+                claim,
+                attempt: AttemptRecord(
+                    deliveryID: claim.id, number: 1, startedAt: Date(), latencyMilliseconds: 5,
+                    statusCode: 500, outcome: "permanent", reason: "client_error", responseExcerpt: "nope"),
+                transition: .dead, followUp: nil, at: Date())
             let maintenance = try #require(try await store.maintenances(since: nil, limit: 10).first)
-            try await test(Fixture(client: client, store: store, keys: ConsoleKeys(settings: configuration.server), deliveryID: claim.id,
-                                   maintenanceID: maintenance.id))
+            try await test(
+                Fixture(
+                    client: client, store: store, keys: ConsoleKeys(settings: configuration.server), deliveryID: claim.id,
+                    maintenanceID: maintenance.id))
         }
     }
 
@@ -108,7 +121,9 @@ struct ConsoleRoutesTests {
             // Guessing is paced: after a burst of failures, attempts from that source are refused
             // before the token is looked at, the right one included.
             var statuses: [Int] = []
-            for _ in 0..<12 { statuses.append(try await console.post("/console/sign-in", form: "csrf=\(csrf)&token=wrong-\(Self.admin)", cookie: nonce).status) }
+            for _ in 0..<12 {
+                statuses.append(try await console.post("/console/sign-in", form: "csrf=\(csrf)&token=wrong-\(Self.admin)", cookie: nonce).status)
+            }
             #expect(statuses.contains(429), "\(statuses)")
             #expect(try await console.post("/console/sign-in", form: "csrf=\(csrf)&token=\(Self.admin)", cookie: nonce).status == 429)
         }
@@ -119,10 +134,13 @@ struct ConsoleRoutesTests {
     @Test func aLargeMaintenancesPageIsPaged() async throws {
         try await withConsole { console in
             for index in 4...130 {
-                let body = #"{"type":"patch.completed","app":"App1","environment":"Production","instance":{"id":"i-\#(index)","name":"web-\#(index)"},"window":{"id":"mw-console","start":"2026-12-04T08:30:00Z","end":"2026-12-04T09:00:00Z"}}"#
-                try await console.client.execute(uri: "/v1/events", method: .post,
-                                                 headers: [.authorization: "Bearer \(Self.agent)", .contentType: "application/json"],
-                                                 body: ByteBuffer(string: body)) { #expect($0.status == .accepted) }
+                let body =
+                    #"{"type":"patch.completed","app":"App1","environment":"Production","instance":{"id":"i-\#(index)","name":"web-\#(index)"},"window":{"id":"mw-console","start":"2026-12-04T08:30:00Z","end":"2026-12-04T09:00:00Z"}}"#
+                try await console.client.execute(
+                    uri: "/v1/events", method: .post,
+                    headers: [.authorization: "Bearer \(Self.agent)", .contentType: "application/json"],
+                    body: ByteBuffer(string: body)
+                ) { #expect($0.status == .accepted) }
             }
             let cookie = console.cookie(.viewer)
             let first = try await console.get("/console/maintenances/\(console.maintenanceID)", cookie: cookie)
@@ -144,8 +162,10 @@ struct ConsoleRoutesTests {
     func everyPageRendersForBothRolesWithAStrictPolicy(_ role: ConsoleSession.Role) async throws {
         try await withConsole { console in
             let cookie = console.cookie(role)
-            let pages = ["/console", "/console/maintenances/\(console.maintenanceID)", "/console/deliveries", "/console/deliveries?state=dead",
-                         "/console/deliveries/\(console.deliveryID)", "/console/targets"]
+            let pages = [
+                "/console", "/console/maintenances/\(console.maintenanceID)", "/console/deliveries", "/console/deliveries?state=dead",
+                "/console/deliveries/\(console.deliveryID)", "/console/targets",
+            ]
             for uri in pages {
                 let page = try await console.get(uri, cookie: cookie)
                 #expect(page.status == 200, "\(uri)")
@@ -153,7 +173,9 @@ struct ConsoleRoutesTests {
                 #expect(page.body.contains("id=\"sign-out\""), "\(uri)")
                 #expect(!page.body.contains("secret-hook-path"), "no target secret on \(uri)")
                 #expect(!page.body.contains("http://") || !page.body.contains("<script src=\"http"), "no external assets on \(uri)")
-                #expect(page.body.contains("<button id=\"preview-replay\"") == (role == .admin && uri.hasSuffix(console.deliveryID)) || !uri.hasSuffix(console.deliveryID))
+                #expect(
+                    page.body.contains("<button id=\"preview-replay\"") == (role == .admin && uri.hasSuffix(console.deliveryID))
+                        || !uri.hasSuffix(console.deliveryID))
             }
             let maintenances = try await console.get("/console", cookie: cookie).body
             #expect(maintenances.contains("data-window=\"mw-console\""))
@@ -172,13 +194,18 @@ struct ConsoleRoutesTests {
             let form = "ids=\(console.deliveryID)&confirm=1"
             #expect(try await console.post("/console/deliveries/replay", form: form, cookie: nil).status == 403)
             #expect(try await console.post("/console/deliveries/replay", form: form, cookie: console.cookie(.admin)).status == 403, "no CSRF token")
-            #expect(try await console.post("/console/deliveries/replay", form: form + "&csrf=\(console.csrf("other"))", cookie: console.cookie(.admin)).status == 403,
-                    "another session's token")
-            #expect(try await console.post("/console/deliveries/replay", form: form + "&csrf=\(console.csrf())", cookie: console.cookie(.viewer)).status == 403,
-                    "viewers cannot replay")
+            #expect(
+                try await console.post("/console/deliveries/replay", form: form + "&csrf=\(console.csrf("other"))", cookie: console.cookie(.admin))
+                    .status == 403,
+                "another session's token")
+            #expect(
+                try await console.post("/console/deliveries/replay", form: form + "&csrf=\(console.csrf())", cookie: console.cookie(.viewer)).status
+                    == 403,
+                "viewers cannot replay")
             #expect(try await console.store.detail(id: console.deliveryID)?.summary.state == "dead")
 
-            let preview = try await console.post("/console/deliveries/replay", form: "ids=\(console.deliveryID)&csrf=\(console.csrf())", cookie: console.cookie(.admin))
+            let preview = try await console.post(
+                "/console/deliveries/replay", form: "ids=\(console.deliveryID)&csrf=\(console.csrf())", cookie: console.cookie(.admin))
             #expect(preview.status == 200)
             #expect(preview.body.contains("would be queued again") && preview.body.contains("id=\"confirm-replay\""))
             #expect(try await console.store.detail(id: console.deliveryID)?.summary.state == "dead", "a preview changes nothing")
@@ -196,7 +223,8 @@ struct ConsoleRoutesTests {
             #expect(preview.status == 200)
             #expect(preview.body.contains("id=\"confirm-test\"") && preview.body.contains("test-server"))
             #expect(!preview.body.contains("secret-hook-path"), "the preview hides the webhook URL")
-            let viewer = try await console.post("/console/targets/ops/test", form: "csrf=\(console.csrf())&confirm=1", cookie: console.cookie(.viewer))
+            let viewer = try await console.post(
+                "/console/targets/ops/test", form: "csrf=\(console.csrf())&confirm=1", cookie: console.cookie(.viewer))
             #expect(viewer.status == 403)
             let unknown = try await console.post("/console/targets/nope/test", form: "csrf=\(console.csrf())", cookie: console.cookie(.admin))
             #expect(unknown.status == 404)
@@ -210,8 +238,9 @@ struct ConsoleRoutesTests {
             #expect(page.status == 303)
             #expect(page.headers[.location] == "/console/sign-in")
             let signOut = try await console.post("/console/sign-out", form: "", cookie: expired)
-            #expect(signOut.status == 303 && signOut.headers[values: .setCookie].contains { $0.hasPrefix("\(ConsoleSession.cookieName)=;") },
-                    "signing out clears even an expired session")
+            #expect(
+                signOut.status == 303 && signOut.headers[values: .setCookie].contains { $0.hasPrefix("\(ConsoleSession.cookieName)=;") },
+                "signing out clears even an expired session")
             let tampered = console.cookie(.viewer).replacingOccurrences(of: "viewer.", with: "admin.")
             #expect(try await console.get("/console", cookie: tampered).status == 303, "a role edited in the cookie breaks its signature")
             let removed = console.cookie(.admin, token: "a-token-no-longer-configured-0123")

@@ -1,13 +1,14 @@
 import Foundation
+import GRDB
 import Logging
 import PatchbayCore
+import PatchbayTargets
 import PatchbayTestSupport
 import Synchronization
 import Testing
+
 @testable import PatchbayServer
 @testable import PatchbayStore
-import GRDB
-import PatchbayTargets
 
 /// The dispatcher's stages one at a time (plan, pace, send and classify, record), against a real
 /// SQLite store and a transport that answers what each test scripts.
@@ -32,7 +33,9 @@ struct DispatcherStagesTests {
         init(_ answers: [Result<TransportResponse, TransportFailure>]) { self.answers = Mutex(answers) }
         func send(_ request: OutboundRequest, timeouts: TransportTimeouts) async -> Result<TransportResponse, TransportFailure> {
             sent.withLock { $0.append(request) }
-            return answers.withLock { $0.isEmpty ? .failure(TransportFailure(kind: .other, message: "no answer scripted", latency: .zero)) : $0.removeFirst() }
+            return answers.withLock {
+                $0.isEmpty ? .failure(TransportFailure(kind: .other, message: "no answer scripted", latency: .zero)) : $0.removeFirst()
+            }
         }
     }
 
@@ -40,27 +43,33 @@ struct DispatcherStagesTests {
         .success(TransportResponse(status: status, headers: headers, body: Data(body.utf8), latency: .milliseconds(4)))
     }
 
-    func with(_ transport: ScriptedTransport, settings: DispatcherSettings = DispatcherSettings(maxPause: .seconds(60)),
-              pacer: Pacer = Pacer(), dropTargets: Set<String> = [],
-              _ body: (Dispatcher, SQLiteDeliveryStore) async throws -> Void) async throws {
+    func with(
+        _ transport: ScriptedTransport, settings: DispatcherSettings = DispatcherSettings(maxPause: .seconds(60)),
+        pacer: Pacer = Pacer(), dropTargets: Set<String> = [],
+        _ body: (Dispatcher, SQLiteDeliveryStore) async throws -> Void
+    ) async throws {
         let directory = try TemporaryDirectory("stages")
         defer { directory.remove() }
         let configuration = try PatchbayConfiguration.parse(yaml: Self.yaml, environment: [:])
         let store = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
-        let dispatcher = Dispatcher(store: store, targets: configuration.targets.filter { !dropTargets.contains($0.key) },
-                                    policies: configuration.policies, transport: transport, settings: settings,
-                                    redactor: Redactor(secrets: []), wake: WakeSignal(), pacer: pacer, metrics: PatchbayMetrics(),
-                                    logger: Logger(label: "test"), clock: { [t0] in t0 })
+        let dispatcher = Dispatcher(
+            store: store, targets: configuration.targets.filter { !dropTargets.contains($0.key) },
+            policies: configuration.policies, transport: transport, settings: settings,
+            redactor: Redactor(secrets: []), wake: WakeSignal(), pacer: pacer, metrics: PatchbayMetrics(),
+            logger: Logger(label: "test"), clock: { [t0] in t0 })
         try await body(dispatcher, store)
     }
 
     /// Queues one event per instance for `target`, all in one maintenance (one lane).
     func queue(_ store: SQLiteDeliveryStore, target: String = "hook", instances: [String] = ["i-1"]) async throws {
         for instance in instances {
-            let event = PatchEvent(type: .started, app: "App1", environment: "Production", instance: Instance(id: instance),
-                                   window: MaintenanceWindow(id: "mw-1", start: t0.addingTimeInterval(60), end: t0.addingTimeInterval(960)))
-            _ = try await store.accept(EventSubmission(eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: instance, event: event,
-                                                       receivedAt: t0, deliveries: [DeliveryPlan(target: target, targetKind: "webhook", displayTimeZone: "UTC")]))
+            let event = PatchEvent(
+                type: .started, app: "App1", environment: "Production", instance: Instance(id: instance),
+                window: MaintenanceWindow(id: "mw-1", start: t0.addingTimeInterval(60), end: t0.addingTimeInterval(960)))
+            _ = try await store.accept(
+                EventSubmission(
+                    eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: instance, event: event,
+                    receivedAt: t0, deliveries: [DeliveryPlan(target: target, targetKind: "webhook", displayTimeZone: "UTC")]))
         }
     }
 
@@ -70,7 +79,8 @@ struct DispatcherStagesTests {
 
     /// The plan stage's request, or the test fails.
     func send(_ dispatcher: Dispatcher, _ claim: ClaimedDelivery) async throws -> Dispatcher.PlannedSend {
-        guard case .send(let planned) = await dispatcher.plan(claim, startedAt: t0, logger: AttemptLogger(base: Logger(label: "t"), claim: claim)) else {
+        guard case .send(let planned) = await dispatcher.plan(claim, startedAt: t0, logger: AttemptLogger(base: Logger(label: "t"), claim: claim))
+        else {
             throw PlanDidNotSend()
         }
         return planned
@@ -82,7 +92,8 @@ struct DispatcherStagesTests {
         try await with(ScriptedTransport([]), dropTargets: ["hook"]) { dispatcher, store in
             try await queue(store)
             let claim = try await claim(store)
-            guard case .end(let ending) = await dispatcher.plan(claim, startedAt: t0, logger: AttemptLogger(base: Logger(label: "t"), claim: claim)) else {
+            guard case .end(let ending) = await dispatcher.plan(claim, startedAt: t0, logger: AttemptLogger(base: Logger(label: "t"), claim: claim))
+            else {
                 Issue.record("expected the attempt to end")
                 return
             }
@@ -184,11 +195,13 @@ struct DispatcherStagesTests {
         defer { directory.remove() }
         let transport = ScriptedTransport([Self.answer(200)])
         let configuration = try PatchbayConfiguration.parse(yaml: Self.yaml, environment: [:])
-        let store = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: directory.path("q.db"), busyTimeout: .milliseconds(100)),
-                                            logger: Logger(label: "test"))
-        let dispatcher = Dispatcher(store: store, targets: configuration.targets, policies: configuration.policies, transport: transport,
-                                    settings: DispatcherSettings(lease: .seconds(60)), redactor: Redactor(secrets: []), wake: WakeSignal(),
-                                    metrics: PatchbayMetrics(), logger: Logger(label: "test"), clock: { [t0] in t0 })
+        let store = try SQLiteDeliveryStore(
+            settings: StoreSettings(sqlitePath: directory.path("q.db"), busyTimeout: .milliseconds(100)),
+            logger: Logger(label: "test"))
+        let dispatcher = Dispatcher(
+            store: store, targets: configuration.targets, policies: configuration.policies, transport: transport,
+            settings: DispatcherSettings(lease: .seconds(60)), redactor: Redactor(secrets: []), wake: WakeSignal(),
+            metrics: PatchbayMetrics(), logger: Logger(label: "test"), clock: { [t0] in t0 })
         try await queue(store)
         let claim = try await claim(store)
         // Another connection takes the writer and keeps it for a second, ten busy timeouts.
@@ -220,16 +233,21 @@ struct DispatcherStagesTests {
             Self.answer(201, body: #"{"id":"incretry","status":"scheduled"}"#),
             Self.answer(200, body: #"{"id":"incretry","status":"completed"}"#),
         ])
-        let statuspage = StatuspageTarget(name: "status", page: "page1", apiKey: Secret("key-0123456789abcdef"),
-                                          baseURL: URL(string: "http://127.0.0.1:9/statuspage")!)
+        let statuspage = StatuspageTarget(
+            name: "status", page: "page1", apiKey: Secret("key-0123456789abcdef"),
+            baseURL: URL(string: "http://127.0.0.1:9/statuspage")!)
         let store = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
-        let dispatcher = Dispatcher(store: store, targets: ["status": statuspage], policies: ["status": StatuspageTarget.defaultPolicy],
-                                    transport: transport, settings: DispatcherSettings(), redactor: Redactor(secrets: []), wake: WakeSignal(),
-                                    metrics: PatchbayMetrics(), logger: Logger(label: "test"), clock: { [t0] in t0 })
-        let event = PatchEvent(type: .scheduled, app: "App1", environment: "Production",
-                               window: MaintenanceWindow(id: "mw-1", start: t0.addingTimeInterval(3600), end: t0.addingTimeInterval(7200)))
-        _ = try await store.accept(EventSubmission(eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: "d", event: event, receivedAt: t0,
-                                                   deliveries: [DeliveryPlan(target: "status", targetKind: "statuspage", displayTimeZone: "UTC")]))
+        let dispatcher = Dispatcher(
+            store: store, targets: ["status": statuspage], policies: ["status": StatuspageTarget.defaultPolicy],
+            transport: transport, settings: DispatcherSettings(), redactor: Redactor(secrets: []), wake: WakeSignal(),
+            metrics: PatchbayMetrics(), logger: Logger(label: "test"), clock: { [t0] in t0 })
+        let event = PatchEvent(
+            type: .scheduled, app: "App1", environment: "Production",
+            window: MaintenanceWindow(id: "mw-1", start: t0.addingTimeInterval(3600), end: t0.addingTimeInterval(7200)))
+        _ = try await store.accept(
+            EventSubmission(
+                eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: "d", event: event, receivedAt: t0,
+                deliveries: [DeliveryPlan(target: "status", targetKind: "statuspage", displayTimeZone: "UTC")]))
         let slow = try #require(try await store.claimDue(now: t0, limit: 1, lease: .seconds(60)).first)
         let retry = try #require(try await store.claimDue(now: t0.addingTimeInterval(61), limit: 1, lease: .seconds(60)).first)
         let logger = AttemptLogger(base: Logger(label: "t"), claim: retry)
@@ -239,11 +257,16 @@ struct DispatcherStagesTests {
         }
         #expect(planned.request.method == "POST")
         // Meanwhile the slow send's record lands: its incident is the maintenance's.
-        _ = try await store.complete(slow, attempt: AttemptRecord(deliveryID: slow.id, number: 1, startedAt: t0, latencyMilliseconds: 6000,
-                                                                  statusCode: 201, outcome: "delivered", reason: "delivered", responseExcerpt: nil),
-                                     transition: .delivered, followUp: FollowUpUpdate(state: FollowUpState(objectID: "incslow", status: "scheduled"),
-                                                                                      plannedObjectID: nil),
-                                     throttled: false, at: t0, lease: nil)
+        _ = try await store.complete(
+            slow,
+            attempt: AttemptRecord(
+                deliveryID: slow.id, number: 1, startedAt: t0, latencyMilliseconds: 6000,
+                statusCode: 201, outcome: "delivered", reason: "delivered", responseExcerpt: nil),
+            transition: .delivered,
+            followUp: FollowUpUpdate(
+                state: FollowUpState(objectID: "incslow", status: "scheduled"),
+                plannedObjectID: nil),
+            throttled: false, at: t0, lease: nil)
         var attempt = Dispatcher.Attempt(claim: retry, logger: logger, startedAt: t0)
         let ending = await dispatcher.sendAndClassify(planned, attempt: &attempt)
         _ = await dispatcher.record(&attempt, ending)
@@ -261,8 +284,9 @@ struct DispatcherStagesTests {
     @Test func onlyTheSendThatListsPackagesReadsThem() async throws {
         let directory = try TemporaryDirectory("packages")
         defer { directory.remove() }
-        let statuspage = StatuspageTarget(name: "status", page: "page1", apiKey: Secret("key-0123456789abcdef"),
-                                          baseURL: URL(string: "http://127.0.0.1:9/statuspage")!)
+        let statuspage = StatuspageTarget(
+            name: "status", page: "page1", apiKey: Secret("key-0123456789abcdef"),
+            baseURL: URL(string: "http://127.0.0.1:9/statuspage")!)
         let store = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
         let window = MaintenanceWindow(id: "mw-1", start: t0.addingTimeInterval(-600), end: t0.addingTimeInterval(1800))
         var events: [PatchEvent] = []
@@ -270,26 +294,42 @@ struct DispatcherStagesTests {
             var event = PatchEvent(type: .completed, app: "App1", environment: "Production", instance: Instance(id: instance), window: window)
             event.packages = [package]
             events.append(event)
-            _ = try await store.accept(EventSubmission(eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: instance, event: event,
-                                                       receivedAt: t0, deliveries: [DeliveryPlan(target: "status", targetKind: "statuspage",
-                                                                                                 displayTimeZone: "UTC")]))
+            _ = try await store.accept(
+                EventSubmission(
+                    eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: instance, event: event,
+                    receivedAt: t0,
+                    deliveries: [
+                        DeliveryPlan(
+                            target: "status", targetKind: "statuspage",
+                            displayTimeZone: "UTC")
+                    ]))
         }
         let planner = DeliveryPlanner(targets: ["status": statuspage], routeTemplates: .none, store: store)
         let final = try await planner.readMaintenance(for: events[1], lane: DeliveryPlanner.Lane("status"), target: statuspage)
         #expect(final.1.packagesUpdated == ["openssl", "bash"], "every server has finished and the incident is open: the final update lists them")
 
         let first = try #require(try await store.claimDue(now: t0, limit: 1, lease: .seconds(60)).first)
-        _ = try await store.complete(first, attempt: AttemptRecord(deliveryID: first.id, number: 1, startedAt: t0, latencyMilliseconds: 5,
-                                                                   statusCode: 200, outcome: "delivered", reason: "delivered", responseExcerpt: nil),
-                                     transition: .delivered, followUp: FollowUpUpdate(state: FollowUpState(objectID: "inc1", status: "completed"),
-                                                                                      plannedObjectID: nil),
-                                     throttled: false, at: t0, lease: nil)
+        _ = try await store.complete(
+            first,
+            attempt: AttemptRecord(
+                deliveryID: first.id, number: 1, startedAt: t0, latencyMilliseconds: 5,
+                statusCode: 200, outcome: "delivered", reason: "delivered", responseExcerpt: nil),
+            transition: .delivered,
+            followUp: FollowUpUpdate(
+                state: FollowUpState(objectID: "inc1", status: "completed"),
+                plannedObjectID: nil),
+            throttled: false, at: t0, lease: nil)
         let behind = try await planner.readMaintenance(for: events[1], lane: DeliveryPlanner.Lane("status"), target: statuspage)
         #expect(behind.0?.status == "completed")
         #expect(behind.1.packagesUpdated.isEmpty, "the incident is completed: this send skips, so it reads no lists")
         #expect(behind.1.completedCount == 2)
-        guard case .skip = try statuspage.plan(events[1], context: RenderContext(displayTimeZone: TimeZone(identifier: "UTC")!, deliveryID: "d",
-                                                                                  now: t0, followUp: behind.0, maintenance: behind.1)) else {
+        guard
+            case .skip = try statuspage.plan(
+                events[1],
+                context: RenderContext(
+                    displayTimeZone: TimeZone(identifier: "UTC")!, deliveryID: "d",
+                    now: t0, followUp: behind.0, maintenance: behind.1))
+        else {
             Issue.record("a completion behind a completed incident must skip")
             return
         }

@@ -5,9 +5,9 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import PatchbayCore
-
 import PatchbayTestSupport
 import Testing
+
 @testable import PatchbayServer
 @testable import PatchbayStore
 
@@ -30,13 +30,16 @@ struct DurabilityTests {
     /// An event of about 40 KB, so a few fill a small database.
     static func event(_ n: Int) -> String {
         let packages = (0..<800).map { #""package-\#(n)-\#($0)-1.0.0-1.amzn2023.x86_64""# }.joined(separator: ",")
-        return #"{"type":"patch.completed","app":"App1","environment":"Production","instance":{"id":"i-\#(n)"},"window":{"id":"mw-\#(n)","start":"2026-12-04T08:30:00Z","end":"2026-12-04T08:45:00Z"},"packages":[\#(packages)]}"#
+        return
+            #"{"type":"patch.completed","app":"App1","environment":"Production","instance":{"id":"i-\#(n)"},"window":{"id":"mw-\#(n)","start":"2026-12-04T08:30:00Z","end":"2026-12-04T08:45:00Z"},"packages":[\#(packages)]}"#
     }
 
     func post(_ client: any TestClientProtocol, _ body: String) async throws -> (status: Int, retryAfter: String?, id: String?) {
-        try await client.execute(uri: "/v1/events", method: .post,
-                                 headers: [.contentType: "application/json", .authorization: "Bearer \(Self.token)"],
-                                 body: ByteBuffer(string: body)) { response in
+        try await client.execute(
+            uri: "/v1/events", method: .post,
+            headers: [.contentType: "application/json", .authorization: "Bearer \(Self.token)"],
+            body: ByteBuffer(string: body)
+        ) { response in
             let json = try? JSONDecoder().decode(JSONValue.self, from: Data(response.body.readableBytesView))
             return (Int(response.status.code), response.headers[.retryAfter], json?["id"]?.stringValue)
         }
@@ -67,7 +70,8 @@ struct DurabilityTests {
             }
             #expect(!accepted.isEmpty && refusals > 0, "the database filled up: \(accepted.count) accepted, \(refusals) refused")
             // Small events still fit for a while; fill the last pages with them.
-            let small = #"{"type":"patch.started","app":"App1","environment":"Production","window":{"start":"2026-12-04T08:30:00Z","end":"2026-12-04T08:45:00Z"}}"#
+            let small =
+                #"{"type":"patch.started","app":"App1","environment":"Production","window":{"start":"2026-12-04T08:30:00Z","end":"2026-12-04T08:45:00Z"}}"#
             var full = false
             for _ in 0..<2000 where !full {
                 let answer = try await post(client, small)

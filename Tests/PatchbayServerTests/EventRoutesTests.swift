@@ -7,6 +7,7 @@ import PatchbayCore
 import PatchbayStore
 import PatchbayTestSupport
 import Testing
+
 @testable import PatchbayServer
 
 @Suite("POST /v1/events")
@@ -26,7 +27,8 @@ struct EventRoutesTests {
             timezone: America/Los_Angeles
         """
 
-    let event = #"{"type":"patch.started","app":"App1","environment":"Production","instance":{"id":"i-1"},"window":{"start":"2026-12-04T00:30:00","end":"2026-12-04T00:45:00"}}"#
+    let event =
+        #"{"type":"patch.started","app":"App1","environment":"Production","instance":{"id":"i-1"},"window":{"start":"2026-12-04T00:30:00","end":"2026-12-04T00:45:00"}}"#
 
     func withApp(_ test: @Sendable (any TestClientProtocol, SQLiteDeliveryStore) async throws -> Void) async throws {
         let directory = try TemporaryDirectory("routes")
@@ -38,7 +40,9 @@ struct EventRoutesTests {
         try await app.test(.router) { client in try await test(client, store) }
     }
 
-    func post(_ client: any TestClientProtocol, _ body: String, token: String? = token, headers extra: HTTPFields = [:]) async throws -> (Int, JSONValue?) {
+    func post(
+        _ client: any TestClientProtocol, _ body: String, token: String? = token, headers extra: HTTPFields = [:]
+    ) async throws -> (Int, JSONValue?) {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let token { headers[.authorization] = "Bearer \(token)" }
         headers.append(contentsOf: extra)
@@ -81,8 +85,10 @@ struct EventRoutesTests {
                 (event.replacingOccurrences(of: "patch.started", with: "patch.done"), "type: must be one of"),
                 (event.replacingOccurrences(of: #""App1""#, with: "42"), "app: expected a string, got a number"),
                 (event.replacingOccurrences(of: "2026-12-04T00:30:00", with: "soon"), "window.start: expected an RFC 3339 date-time"),
-                (event.replacingOccurrences(of: "2026-12-04T00:30:00", with: "2026-03-08T02:30:00")
-                    .replacingOccurrences(of: "2026-12-04T00:45:00", with: "2026-03-08T03:30:00"), "does not exist in America/Los_Angeles"),
+                (
+                    event.replacingOccurrences(of: "2026-12-04T00:30:00", with: "2026-03-08T02:30:00")
+                        .replacingOccurrences(of: "2026-12-04T00:45:00", with: "2026-03-08T03:30:00"), "does not exist in America/Los_Angeles"
+                ),
                 ("[]", "body: expected a JSON object"),
                 ("", "body: is not valid JSON"),
             ]

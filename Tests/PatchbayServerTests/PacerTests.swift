@@ -1,6 +1,7 @@
 import Foundation
 import PatchbayCore
 import Testing
+
 @testable import PatchbayServer
 
 @Suite("Pacer")
@@ -11,8 +12,11 @@ struct PacerTests {
         let pacer = Pacer()
         let policy = PacingPolicy(rate: 2, burst: 3)
         let waits = (0..<6).map { _ in pacer.reserve(key: "k", policy: policy, now: t0, maxWait: .seconds(10)) }
-        #expect(waits == [.go(after: .zero), .go(after: .zero), .go(after: .zero),
-                          .go(after: .milliseconds(500)), .go(after: .milliseconds(1000)), .go(after: .milliseconds(1500))])
+        #expect(
+            waits == [
+                .go(after: .zero), .go(after: .zero), .go(after: .zero),
+                .go(after: .milliseconds(500)), .go(after: .milliseconds(1000)), .go(after: .milliseconds(1500)),
+            ])
         // Other keys have their own budget.
         #expect(pacer.reserve(key: "other", policy: policy, now: t0, maxWait: .zero) == .go(after: .zero))
     }

@@ -6,6 +6,7 @@ import PatchbayTargets
 import PatchbayTestSupport
 import Synchronization
 import Testing
+
 @testable import PatchbayServer
 
 /// The maintenance clock with an injected time: planned notices fire at their due time, never
@@ -56,15 +57,19 @@ struct SchedulerTests {
             (store, intake, scheduler) = try Self.open(directory, configuration, clock)
         }
 
-        static func open(_ directory: TemporaryDirectory, _ configuration: PatchbayConfiguration, _ clock: TestClock) throws
+        static func open(
+            _ directory: TemporaryDirectory, _ configuration: PatchbayConfiguration, _ clock: TestClock
+        ) throws
             -> (SQLiteDeliveryStore, EventIntake, Scheduler)
         {
             let store = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
             let wake = WakeSignal()
-            let intake = EventIntake(store: store, routes: configuration.routes, targets: configuration.targets, wake: wake,
-                                     metrics: PatchbayMetrics(), schedules: configuration.schedules, clock: { clock() })
-            let scheduler = Scheduler(store: store, intake: intake, routes: configuration.routes, targets: configuration.targets,
-                                      schedules: configuration.schedules, wake: wake, logger: Logger(label: "test"), clock: { clock() })
+            let intake = EventIntake(
+                store: store, routes: configuration.routes, targets: configuration.targets, wake: wake,
+                metrics: PatchbayMetrics(), schedules: configuration.schedules, clock: { clock() })
+            let scheduler = Scheduler(
+                store: store, intake: intake, routes: configuration.routes, targets: configuration.targets,
+                schedules: configuration.schedules, wake: wake, logger: Logger(label: "test"), clock: { clock() })
             return (store, intake, scheduler)
         }
 
@@ -188,8 +193,13 @@ struct SchedulerTests {
         let detail = try #require(try await h.store.detail(id: sent[0].id))
         #expect(detail.event.notice == .beginning)
         let slack = try #require(h.configuration.targets["ops-slack"])
-        guard case .send(let request) = try slack.plan(detail.event, context: RenderContext(displayTimeZone: TimeZone(identifier: "UTC")!,
-                                                                                             deliveryID: "d", now: t)) else {
+        guard
+            case .send(let request) = try slack.plan(
+                detail.event,
+                context: RenderContext(
+                    displayTimeZone: TimeZone(identifier: "UTC")!,
+                    deliveryID: "d", now: t))
+        else {
             Issue.record("the beginning notice renders a message")
             return
         }
@@ -217,8 +227,9 @@ struct SchedulerTests {
         // Pingdom's window was created for the planned window; the overrun PUTs a later `to`.
         let pingdom = try #require(h.configuration.targets["uptime"])
         let state = FollowUpState(objectID: "777", status: "scheduled", windowStart: t, windowEnd: end)
-        let context = RenderContext(displayTimeZone: TimeZone(identifier: "UTC")!, deliveryID: "d", now: end.addingTimeInterval(900),
-                                    followUp: state, resources: ["101"])
+        let context = RenderContext(
+            displayTimeZone: TimeZone(identifier: "UTC")!, deliveryID: "d", now: end.addingTimeInterval(900),
+            followUp: state, resources: ["101"])
         guard case .send(let put) = try pingdom.plan(event, context: context) else {
             Issue.record("the overrun must move the Pingdom window")
             return
@@ -234,8 +245,13 @@ struct SchedulerTests {
         completed.notice = nil
         completed.window.end = end
         let extended = FollowUpState(objectID: "777", status: "scheduled", windowStart: t, windowEnd: end.addingTimeInterval(1800))
-        guard case .skip = try pingdom.plan(completed, context: RenderContext(displayTimeZone: TimeZone(identifier: "UTC")!, deliveryID: "d",
-                                                                           now: end.addingTimeInterval(1000), followUp: extended)) else {
+        guard
+            case .skip = try pingdom.plan(
+                completed,
+                context: RenderContext(
+                    displayTimeZone: TimeZone(identifier: "UTC")!, deliveryID: "d",
+                    now: end.addingTimeInterval(1000), followUp: extended))
+        else {
             Issue.record("a completed event must not move the window")
             return
         }
@@ -261,9 +277,10 @@ struct SchedulerTests {
         try await h.post(.scheduled, start: later, end: later.addingTimeInterval(45 * 60), at: t.addingTimeInterval(-30 * 3600))
         let notices = try await h.detail.notices
         #expect(notices.filter { $0.state == .dropped }.count == 4)
-        #expect(notices.filter { $0.state == .planned }.map(\.dueAt) == [
-            later.addingTimeInterval(-24 * 3600), later.addingTimeInterval(-3600), later, later.addingTimeInterval(45 * 60 + 15 * 60),
-        ])
+        #expect(
+            notices.filter { $0.state == .planned }.map(\.dueAt) == [
+                later.addingTimeInterval(-24 * 3600), later.addingTimeInterval(-3600), later, later.addingTimeInterval(45 * 60 + 15 * 60),
+            ])
         #expect(try await h.detail.summary.window.start == later)
         // The stored announcement is a reschedule carrying the old window.
         let rescheduled = try #require(try await h.store.list(DeliveryFilter(limit: 100)).first { $0.target == "ops-slack" })
@@ -299,8 +316,9 @@ struct SchedulerTests {
     @Test func agentsJoinTheOccurrenceInProgressAndAnnouncementsComeOnTime() throws {
         let utc = TimeZone(identifier: "UTC")!
         let daily = try Schedule(expression: ScheduleExpression.parse("cron(0 2 * * ? *)"), timeZone: utc)
-        let entry = ScheduleEntry(app: "App1", environment: "Production", expression: "cron(0 2 * * ? *)", schedule: daily,
-                                  duration: .seconds(3600), announceAhead: .seconds(24 * 3600), windowID: "mw-daily")
+        let entry = ScheduleEntry(
+            app: "App1", environment: "Production", expression: "cron(0 2 * * ? *)", schedule: daily,
+            duration: .seconds(3600), announceAhead: .seconds(24 * 3600), windowID: "mw-daily")
         let today = Timestamp.parseRFC3339("2026-12-04T02:00:00Z")!
         // During today's window (and long after it, for late reports) an agent joins today's occurrence,
         // even though tomorrow's is already announced.
@@ -308,8 +326,9 @@ struct SchedulerTests {
         #expect(entry.occurrence(containing: today.addingTimeInterval(5 * 3600)) == today)
         #expect(entry.occurrence(containing: today.addingTimeInterval(-600)) == today, "before the window: the announced one")
         let book = ScheduleBook(entries: [entry])
-        let report = PatchEvent(type: .started, app: "App1", environment: "Production", instance: Instance(id: "i-1"),
-                                window: MaintenanceWindow(id: "mw-daily", start: today, end: today.addingTimeInterval(60)))
+        let report = PatchEvent(
+            type: .started, app: "App1", environment: "Production", instance: Instance(id: "i-1"),
+            window: MaintenanceWindow(id: "mw-daily", start: today, end: today.addingTimeInterval(60)))
         #expect(book.attach(report, now: today.addingTimeInterval(600)).window.id == "mw-daily@2026-12-04T02:00:00Z")
         var other = report
         other.app = "App2"
@@ -317,8 +336,9 @@ struct SchedulerTests {
 
         // Announced 5 s early, so `reminders: [24h]` with `announceAhead: 24h` is planned, not skipped.
         let fridays = try Schedule(expression: ScheduleExpression.parse("cron(0 2 ? * FRI *)"), timeZone: utc)
-        let weekly = ScheduleEntry(app: "App1", environment: "Production", expression: "cron(0 2 ? * FRI *)", schedule: fridays,
-                                   duration: .seconds(3600), announceAhead: .seconds(24 * 3600), windowID: "mw-weekly")
+        let weekly = ScheduleEntry(
+            app: "App1", environment: "Production", expression: "cron(0 2 ? * FRI *)", schedule: fridays,
+            duration: .seconds(3600), announceAhead: .seconds(24 * 3600), windowID: "mw-weekly")
         #expect(weekly.occurrencesToAnnounce(at: today.addingTimeInterval(-24 * 3600 - 6)).isEmpty)
         #expect(weekly.occurrencesToAnnounce(at: today.addingTimeInterval(-24 * 3600 - 5)) == [today])
         // Down at the announce time: the occurrence in progress is still announced.

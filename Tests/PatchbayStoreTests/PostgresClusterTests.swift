@@ -4,6 +4,7 @@ import PatchbayCore
 import PatchbayTestSupport
 import PostgresNIO
 import Testing
+
 @testable import PatchbayPostgres
 
 /// What only the PostgreSQL store has: settings, deadlines, and the parts several instances share
@@ -94,7 +95,10 @@ struct PostgresClusterTests {
             #expect(try await budgetB.reserve(key: "statuspage:k2", policy: statuspage, now: now, maxWait: .zero) == .go(after: .zero))
             // A Retry-After of 30 s seen by A holds B back.
             try await budgetA.block(key: "slack:ops", policy: PacingPolicy(rate: 1, burst: 3), until: Date().addingTimeInterval(30))
-            guard case .later(let resume) = try await budgetB.reserve(key: "slack:ops", policy: PacingPolicy(rate: 1, burst: 3), now: Date(), maxWait: .seconds(1)) else {
+            guard
+                case .later(let resume) = try await budgetB.reserve(
+                    key: "slack:ops", policy: PacingPolicy(rate: 1, burst: 3), now: Date(), maxWait: .seconds(1))
+            else {
                 Issue.record("the pause did not reach the other instance")
                 return
             }
@@ -114,10 +118,13 @@ struct PostgresClusterTests {
             try await dead.migrate()
             try await dead.joinCluster(version: "test")
             try await alive.joinCluster(version: "test")
-            let event = PatchEvent(type: .started, app: "App1", environment: "Production", instance: Instance(id: "i-1"),
-                                   window: MaintenanceWindow(id: "mw-1", start: t0, end: t0.addingTimeInterval(900)))
-            _ = try await dead.accept(EventSubmission(eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: "d", event: event,
-                                                      receivedAt: t0, deliveries: [DeliveryPlan(target: "ops", targetKind: "slack", displayTimeZone: "UTC")]))
+            let event = PatchEvent(
+                type: .started, app: "App1", environment: "Production", instance: Instance(id: "i-1"),
+                window: MaintenanceWindow(id: "mw-1", start: t0, end: t0.addingTimeInterval(900)))
+            _ = try await dead.accept(
+                EventSubmission(
+                    eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: "d", event: event,
+                    receivedAt: t0, deliveries: [DeliveryPlan(target: "ops", targetKind: "slack", displayTimeZone: "UTC")]))
             let claims = try await dead.claimDue(now: t0, limit: 10, lease: .seconds(600))
             #expect(claims.count == 1)
             #expect(try await alive.claimDue(now: t0, limit: 10, lease: .seconds(600)).isEmpty, "leased by the other instance")
@@ -125,15 +132,17 @@ struct PostgresClusterTests {
             #expect(try await alive.releaseLeasesOfSilentInstances(silence: .seconds(5), now: t0) == 0)
             // The first goes silent (its heartbeat stops), as after kill -9.
             try await alive.transaction { connection in
-                _ = try await PostgresStore.rows("UPDATE instances SET heartbeat_at = clock_timestamp() - interval '6 seconds' WHERE id = \(dead.instanceID)",
-                                                 on: connection, logger: Logger(label: "test"))
+                _ = try await PostgresStore.rows(
+                    "UPDATE instances SET heartbeat_at = clock_timestamp() - interval '6 seconds' WHERE id = \(dead.instanceID)",
+                    on: connection, logger: Logger(label: "test"))
             }
             #expect(try await alive.heartbeat() < .seconds(2))
             #expect(try await alive.releaseLeasesOfSilentInstances(silence: .seconds(5), now: t0) == 1)
             let taken = try await alive.claimDue(now: t0, limit: 10, lease: .seconds(600))
             #expect(taken.map(\.id) == claims.map(\.id), "due again at once, not after the 600 s lease")
-            let late = AttemptRecord(deliveryID: claims[0].id, number: 1, startedAt: t0, latencyMilliseconds: 1, statusCode: 200,
-                                     outcome: "delivered", reason: "delivered", responseExcerpt: nil)
+            let late = AttemptRecord(
+                deliveryID: claims[0].id, number: 1, startedAt: t0, latencyMilliseconds: 1, statusCode: 200,
+                outcome: "delivered", reason: "delivered", responseExcerpt: nil)
             #expect(try await dead.complete(claims[0], attempt: late, transition: .delivered, followUp: nil, at: t0) == false)
             #expect(try await alive.complete(taken[0], attempt: late, transition: .delivered, followUp: nil, at: t0) == true)
             let instances = try await alive.read { connection in
@@ -156,17 +165,20 @@ struct PostgresClusterTests {
             let planning = MaintenancePlanning(settings: NoticeSettings(reminders: [.seconds(3600), .seconds(600)]), displayTimeZone: "UTC")
             let start = t0.addingTimeInterval(86_400)
             for index in 0..<20 {
-                let event = PatchEvent(type: .scheduled, app: "App1", environment: "Production",
-                                       window: MaintenanceWindow(id: "mw-\(index)", start: start, end: start.addingTimeInterval(1800)))
-                _ = try await (index.isMultiple(of: 2) ? a : b).accept(EventSubmission(
-                    eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: "d\(index)", event: event, receivedAt: t0,
-                    deliveries: [DeliveryPlan(target: "ops", targetKind: "slack", displayTimeZone: "UTC")], planning: planning))
+                let event = PatchEvent(
+                    type: .scheduled, app: "App1", environment: "Production",
+                    window: MaintenanceWindow(id: "mw-\(index)", start: start, end: start.addingTimeInterval(1800)))
+                _ = try await (index.isMultiple(of: 2) ? a : b).accept(
+                    EventSubmission(
+                        eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: "d\(index)", event: event, receivedAt: t0,
+                        deliveries: [DeliveryPlan(target: "ops", targetKind: "slack", displayTimeZone: "UTC")], planning: planning))
             }
             // Every notice is due by the window's end; both instances fire in small batches at once.
             let late = start.addingTimeInterval(7200)
             let decide: @Sendable (DueNotice) -> NoticeFiring = { due in
-                .send(PatchEvent(type: .reminder, app: due.record.key.app, environment: due.record.key.environment, window: due.record.window),
-                      [DeliveryPlan(target: "ops", targetKind: "slack", displayTimeZone: "UTC")])
+                .send(
+                    PatchEvent(type: .reminder, app: due.record.key.app, environment: due.record.key.environment, window: due.record.window),
+                    [DeliveryPlan(target: "ops", targetKind: "slack", displayTimeZone: "UTC")])
             }
             let fired = try await withThrowingTaskGroup(of: [FiredNotice].self) { group in
                 for store in [a, b, a, b] {
@@ -201,14 +213,17 @@ struct PostgresClusterTests {
             try await first.migrate()
             try await first.joinCluster(version: "test")
             try await second.joinCluster(version: "test")
-            _ = try await second.accept(EventSubmission(eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: "d", event: event(),
-                                                        receivedAt: t0, deliveries: [DeliveryPlan(target: "ops", targetKind: "slack", displayTimeZone: "UTC")]))
+            _ = try await second.accept(
+                EventSubmission(
+                    eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: "d", event: event(),
+                    receivedAt: t0, deliveries: [DeliveryPlan(target: "ops", targetKind: "slack", displayTimeZone: "UTC")]))
             let claims = try await second.claimDue(now: t0, limit: 10, lease: .seconds(600))
             #expect(claims.count == 1)
             // As after a 12 s pause of the database: every heartbeat is 12 s old.
             try await first.transaction { connection in
-                _ = try await PostgresStore.rows("UPDATE instances SET heartbeat_at = clock_timestamp() - interval '12 seconds'",
-                                                 on: connection, logger: Logger(label: "test"))
+                _ = try await PostgresStore.rows(
+                    "UPDATE instances SET heartbeat_at = clock_timestamp() - interval '12 seconds'",
+                    on: connection, logger: Logger(label: "test"))
             }
             let ownSilence = try await first.heartbeat()
             #expect(ownSilence >= .seconds(11), "the observer knows it was silent itself: \(ownSilence)")
@@ -224,10 +239,12 @@ struct PostgresClusterTests {
             continuity.beat(ownSilence: try await first.heartbeat(), at: back + .seconds(10))
             #expect(continuity.mayJudge(at: back + .seconds(10)))
             #expect(try await first.releaseLeasesOfSilentInstances(silence: .seconds(10), now: t0) == 0, "the other beat again: it is alive")
-            let late = AttemptRecord(deliveryID: claims[0].id, number: 1, startedAt: t0, latencyMilliseconds: 1, statusCode: 200,
-                                     outcome: "delivered", reason: "delivered", responseExcerpt: nil)
-            #expect(try await second.complete(claims[0], attempt: late, transition: .delivered, followUp: nil, at: t0),
-                    "the send in flight kept its lease")
+            let late = AttemptRecord(
+                deliveryID: claims[0].id, number: 1, startedAt: t0, latencyMilliseconds: 1, statusCode: 200,
+                outcome: "delivered", reason: "delivered", responseExcerpt: nil)
+            #expect(
+                try await second.complete(claims[0], attempt: late, transition: .delivered, followUp: nil, at: t0),
+                "the send in flight kept its lease")
             try await PostgresTestServer.drop(first)
         }
     }
@@ -259,27 +276,34 @@ struct PostgresClusterTests {
         let schema = "t_skew_" + UUID().uuidString.prefix(8).lowercased()
         let honest = try PostgresTestServer.store(schema: schema, poolSize: 2)
         guard let url = StoreBackend.postgresURL else { return }
-        let ahead = try PostgresStore(settings: PostgresSettings(url: url, poolSize: 2, schema: schema), logger: Logger(label: "test"),
-                                      localClock: { Date().addingTimeInterval(120) })
+        let ahead = try PostgresStore(
+            settings: PostgresSettings(url: url, poolSize: 2, schema: schema), logger: Logger(label: "test"),
+            localClock: { Date().addingTimeInterval(120) })
         try await withRunning([honest, ahead]) {
             try await honest.migrate()
             try await honest.joinCluster(version: "test")
             try await ahead.joinCluster(version: "test")
             #expect(abs(ahead.clusterNow().timeIntervalSinceNow) < 2, "the cluster clock is the database's, not the skewed one")
             let now = Date()
-            _ = try await honest.accept(EventSubmission(eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: "d", event: event(),
-                                                        receivedAt: now, deliveries: [DeliveryPlan(target: "ops", targetKind: "slack", displayTimeZone: "UTC")]))
+            _ = try await honest.accept(
+                EventSubmission(
+                    eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: "d", event: event(),
+                    receivedAt: now, deliveries: [DeliveryPlan(target: "ops", targetKind: "slack", displayTimeZone: "UTC")]))
             #expect(try await honest.claimDue(now: now, limit: 10, lease: .seconds(60)).count == 1)
             // The skewed instance's own clock says the 60 s lease ran out a minute ago.
-            #expect(try await ahead.claimDue(now: now.addingTimeInterval(120), limit: 10, lease: .seconds(60)).isEmpty,
-                    "a lease is not taken while the database's clock says it holds")
+            #expect(
+                try await ahead.claimDue(now: now.addingTimeInterval(120), limit: 10, lease: .seconds(60)).isEmpty,
+                "a lease is not taken while the database's clock says it holds")
             // A notice due in a minute is not fired by the instance that thinks it is due.
             let planning = MaintenancePlanning(settings: NoticeSettings(reminders: [.seconds(3600)]), displayTimeZone: "UTC")
             let start = now.addingTimeInterval(3660)
-            _ = try await honest.accept(EventSubmission(
-                eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: "n", event: PatchEvent(type: .scheduled, app: "App1", environment: "Production",
-                    window: MaintenanceWindow(id: "mw-skew", start: start, end: start.addingTimeInterval(600))),
-                receivedAt: now, deliveries: [], planning: planning))
+            _ = try await honest.accept(
+                EventSubmission(
+                    eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: "n",
+                    event: PatchEvent(
+                        type: .scheduled, app: "App1", environment: "Production",
+                        window: MaintenanceWindow(id: "mw-skew", start: start, end: start.addingTimeInterval(600))),
+                    receivedAt: now, deliveries: [], planning: planning))
             let fired = try await ahead.fireDueNotices(now: now.addingTimeInterval(120), limit: 10) { _ in .skip(reason: "test") }
             #expect(fired.isEmpty, "the reminder is due in a minute by the database's clock: \(fired.map(\.notice.label))")
             try await PostgresTestServer.drop(honest)
@@ -340,21 +364,25 @@ struct PostgresClusterTests {
                 _ = try await PostgresStore.rows("SET LOCAL statement_timeout = 0", on: connection, logger: logger)
                 _ = try await PostgresStore.rows(PostgresQuery(unsafeSQL: "CREATE SCHEMA \(schema)"), on: connection, logger: logger)
                 _ = try await PostgresStore.rows(PostgresQuery(unsafeSQL: "SET LOCAL search_path TO \(schema)"), on: connection, logger: logger)
-                _ = try await PostgresStore.rows("""
+                _ = try await PostgresStore.rows(
+                    """
                     CREATE TABLE patchbay_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
                     """, on: connection, logger: logger)
                 for migration in PostgresMigrations.all where migration.version <= 3 {
                     for statement in migration.statements {
                         _ = try await PostgresStore.rows(PostgresQuery(unsafeSQL: statement), on: connection, logger: logger)
                     }
-                    _ = try await PostgresStore.rows("INSERT INTO patchbay_migrations (version, name) VALUES (\(migration.version), \(migration.name))",
-                                                     on: connection, logger: logger)
+                    _ = try await PostgresStore.rows(
+                        "INSERT INTO patchbay_migrations (version, name) VALUES (\(migration.version), \(migration.name))",
+                        on: connection, logger: logger)
                 }
-                _ = try await PostgresStore.rows("""
+                _ = try await PostgresStore.rows(
+                    """
                     INSERT INTO events (id, body_sha256, type, app, environment, maintenance_key, payload, delivery_count, received_at)
                     VALUES ('evt_seed', 'x', 'patch.completed', 'A', 'E', 'k', '{}', 0, now())
                     """, on: connection, logger: logger)
-                _ = try await PostgresStore.rows("""
+                _ = try await PostgresStore.rows(
+                    """
                     INSERT INTO deliveries (id, event_seq, target, target_kind, maintenance_key, lane_seq, display_timezone, state,
                                             next_attempt_at, created_at, updated_at)
                     SELECT 'dlv_seed_' || g, (SELECT seq FROM events WHERE id = 'evt_seed'), 't', 'webhook', 'k' || g, 1, 'UTC',
@@ -372,7 +400,8 @@ struct PostgresClusterTests {
                     let started = ContinuousClock.now
                     try await store.transaction { connection in
                         _ = try await PostgresStore.rows("SET LOCAL lock_timeout = '2s'", on: connection, logger: Logger(label: "test"))
-                        _ = try await PostgresStore.rows("""
+                        _ = try await PostgresStore.rows(
+                            """
                             INSERT INTO deliveries (id, event_seq, target, target_kind, maintenance_key, lane_seq, display_timezone, state,
                                                     next_attempt_at, created_at, updated_at)
                             VALUES (\("dlv_live_\(number)"), (SELECT seq FROM events WHERE id = 'evt_seed'), 't', 'webhook', 'live', \(number), 'UTC',
@@ -392,10 +421,12 @@ struct PostgresClusterTests {
             let latencies = try await writes.value
             #expect(report.current == PostgresMigrations.all.last?.version)
             let valid = try await store.read { connection in
-                try await PostgresStore.rows("""
+                try await PostgresStore.rows(
+                    """
                     SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
                     WHERE c.relname = 'deliveries_due_order' AND n.nspname = \(schema)
-                    """, on: connection, logger: Logger(label: "test")).first?.decode(Bool.self)
+                    """, on: connection, logger: Logger(label: "test")
+                ).first?.decode(Bool.self)
             }
             #expect(valid == true, "the due index was built and is valid")
             #expect(!latencies.isEmpty)
@@ -407,8 +438,9 @@ struct PostgresClusterTests {
     }
 
     func event() -> PatchEvent {
-        PatchEvent(type: .started, app: "App1", environment: "Production", instance: Instance(id: "i-1"),
-                   window: MaintenanceWindow(id: "mw-1", start: t0, end: t0.addingTimeInterval(900)))
+        PatchEvent(
+            type: .started, app: "App1", environment: "Production", instance: Instance(id: "i-1"),
+            window: MaintenanceWindow(id: "mw-1", start: t0, end: t0.addingTimeInterval(900)))
     }
 
     /// Runs every store's pool while `body` runs.

@@ -1,9 +1,10 @@
 import Foundation
+import GRDB
 import Logging
 import PatchbayCore
 import PatchbayTestSupport
-import GRDB
 import Testing
+
 @testable import PatchbayStore
 
 /// What only the SQLite store does: its file, its pragmas, pruning with trigger-kept counts.

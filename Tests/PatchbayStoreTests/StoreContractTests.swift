@@ -4,6 +4,7 @@ import PatchbayCore
 import PatchbayTestSupport
 import PostgresNIO
 import Testing
+
 @testable import PatchbayPostgres
 @testable import PatchbayStore
 
@@ -20,7 +21,9 @@ enum StoreBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
 
     static let available: [StoreBackend] = {
         guard postgresURL != nil else {
-            print("note: PostgreSQL store tests skipped: PATCHBAY_TEST_POSTGRES_URL is not set (scripts/test starts a server when Debian's postgresql is installed)")
+            print(
+                "note: PostgreSQL store tests skipped: PATCHBAY_TEST_POSTGRES_URL is not set (scripts/test starts a server when Debian's postgresql is installed)"
+            )
             return [.sqlite]
         }
         return [.sqlite, .postgres]
@@ -42,23 +45,26 @@ struct StoreUnderTest {
             let directory = try TemporaryDirectory("store")
             defer { directory.remove() }
             let store = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: directory.path("queue.db")), logger: logger)
-            try await body(StoreUnderTest(store: store, backend: backend) {
-                try await store.pool.write { db in
-                    try db.execute(sql: "UPDATE events SET payload = '{\"type\":\"patch.exploded\"}' WHERE seq = (SELECT MIN(seq) FROM events)")
-                }
-            })
+            try await body(
+                StoreUnderTest(store: store, backend: backend) {
+                    try await store.pool.write { db in
+                        try db.execute(sql: "UPDATE events SET payload = '{\"type\":\"patch.exploded\"}' WHERE seq = (SELECT MIN(seq) FROM events)")
+                    }
+                })
         case .postgres:
             let store = try PostgresTestServer.store(logger: logger)
             try await store.withRunningClient {
                 try await store.migrate()
                 do {
-                    try await body(StoreUnderTest(store: store, backend: backend) {
-                        try await store.transaction { connection in
-                            _ = try await PostgresStore.rows("""
-                                UPDATE events SET payload = '{"type":"patch.exploded"}' WHERE seq = (SELECT MIN(seq) FROM events)
-                                """, on: connection, logger: logger)
-                        }
-                    })
+                    try await body(
+                        StoreUnderTest(store: store, backend: backend) {
+                            try await store.transaction { connection in
+                                _ = try await PostgresStore.rows(
+                                    """
+                                    UPDATE events SET payload = '{"type":"patch.exploded"}' WHERE seq = (SELECT MIN(seq) FROM events)
+                                    """, on: connection, logger: logger)
+                            }
+                        })
                 } catch {
                     try? await PostgresTestServer.drop(store)
                     throw error
@@ -71,8 +77,10 @@ struct StoreUnderTest {
 
 enum PostgresTestServer {
     /// A store on a new schema of the test server.
-    static func store(schema: String = "t_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: ""),
-                      poolSize: Int = 8, logger: Logger = Logger(label: "test")) throws -> PostgresStore {
+    static func store(
+        schema: String = "t_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: ""),
+        poolSize: Int = 8, logger: Logger = Logger(label: "test")
+    ) throws -> PostgresStore {
         guard let url = StoreBackend.postgresURL else { throw StoreError.permanent("PATCHBAY_TEST_POSTGRES_URL is not set") }
         return try PostgresStore(settings: PostgresSettings(url: url, poolSize: poolSize, schema: schema), logger: logger)
     }
@@ -94,7 +102,10 @@ struct StoreContractTests: StoreFixtures {
         try await StoreUnderTest.with(backend) { under in
             let store = under.store
             let result = try await store.accept(submission(event(), targets: ["ops-slack", "team-slack"]))
-            guard case .accepted(let accepted) = result else { Issue.record("not accepted: \(result)"); return }
+            guard case .accepted(let accepted) = result else {
+                Issue.record("not accepted: \(result)")
+                return
+            }
             #expect(accepted.deliveries == 2)
 
             let claims = try await store.claimDue(now: t0, limit: 10, lease: .seconds(30))
@@ -106,8 +117,10 @@ struct StoreContractTests: StoreFixtures {
             #expect(try await store.claimDue(now: t0, limit: 10, lease: .seconds(30)).isEmpty, "a leased delivery is not claimed twice")
 
             #expect(try await store.complete(claims[0], attempt: attempt(claims[0]), transition: .delivered, followUp: nil, at: t0))
-            #expect(try await store.complete(claims[1], attempt: attempt(claims[1], outcome: "retry"), transition: .retry(at: t0.addingTimeInterval(5)),
-                                             followUp: nil, at: t0))
+            #expect(
+                try await store.complete(
+                    claims[1], attempt: attempt(claims[1], outcome: "retry"), transition: .retry(at: t0.addingTimeInterval(5)),
+                    followUp: nil, at: t0))
             #expect(try await store.counts() == [.delivered: 1, .pending: 1])
             #expect(try await store.claimDue(now: t0.addingTimeInterval(4), limit: 10, lease: .seconds(30)).isEmpty)
             let retried = try await store.claimDue(now: t0.addingTimeInterval(5), limit: 10, lease: .seconds(30))
@@ -130,7 +143,9 @@ struct StoreContractTests: StoreFixtures {
             func digest(_ event: PatchEvent, at offset: Double = 0) async throws -> Int {
                 var submission = submission(event, targets: [])
                 submission.receivedAt = t0.addingTimeInterval(offset)
-                submission.deliveries = [DeliveryPlan(target: DigestLane.target(for: "ops"), targetKind: "slack", displayTimeZone: "UTC", digestWait: 30)]
+                submission.deliveries = [
+                    DeliveryPlan(target: DigestLane.target(for: "ops"), targetKind: "slack", displayTimeZone: "UTC", digestWait: 30)
+                ]
                 _ = try await store.accept(submission)
                 return try await store.counts()[.pending] ?? 0
             }
@@ -184,8 +199,10 @@ struct StoreContractTests: StoreFixtures {
             _ = try await store.accept(submission(event(), targets: ["status", "ops"]))
             let claims = try await store.claimDue(now: t0, limit: 10, lease: .seconds(30))
             let status = try #require(claims.first { $0.target == "status" })
-            #expect(try await store.complete(status, attempt: attempt(status), transition: .delivered,
-                                             followUp: FollowUpState(objectID: "inc-1", link: "https://stspg.io/inc-1"), at: t0))
+            #expect(
+                try await store.complete(
+                    status, attempt: attempt(status), transition: .delivered,
+                    followUp: FollowUpState(objectID: "inc-1", link: "https://stspg.io/inc-1"), at: t0))
             let (own, snapshot) = try await store.maintenanceContext(for: event(), target: "ops")
             #expect(own == nil)
             #expect(snapshot.links == ["status": "https://stspg.io/inc-1"])
@@ -201,7 +218,10 @@ struct StoreContractTests: StoreFixtures {
             let first = try await store.accept(submission(event(), key: "key-1", digest: "aaa"))
             let again = try await store.accept(submission(event(), key: "key-1", digest: "aaa"))
             let other = try await store.accept(submission(event(), key: "key-1", digest: "bbb"))
-            guard case .accepted(let accepted) = first else { Issue.record("first not accepted"); return }
+            guard case .accepted(let accepted) = first else {
+                Issue.record("first not accepted")
+                return
+            }
             #expect(again == .replayed(accepted))
             #expect(other == .conflict(existingEventID: accepted.id))
             #expect(try await store.counts() == [.pending: 1])
@@ -240,15 +260,18 @@ struct StoreContractTests: StoreFixtures {
             let retry = try #require(try await store.claimDue(now: t0.addingTimeInterval(31), limit: 1, lease: .seconds(30)).first)
             #expect(retry.id == slow.id, "the lease ran out and the delivery was claimed again")
             let created = FollowUpUpdate(state: FollowUpState(objectID: "inc-slow", status: "scheduled"), plannedObjectID: nil)
-            let late = try await store.complete(slow, attempt: attempt(slow), transition: .delivered, followUp: created, throttled: false,
-                                                at: t0.addingTimeInterval(32), lease: nil)
+            let late = try await store.complete(
+                slow, attempt: attempt(slow), transition: .delivered, followUp: created, throttled: false,
+                at: t0.addingTimeInterval(32), lease: nil)
             #expect(!late.stillOurs && late.extraObject == nil)
-            #expect(try await store.maintenanceContext(for: slow.event, target: "status").0?.objectID == "inc-slow",
-                    "the object the vendor returned is the maintenance's")
+            #expect(
+                try await store.maintenanceContext(for: slow.event, target: "status").0?.objectID == "inc-slow",
+                "the object the vendor returned is the maintenance's")
             // The new holder planned before it knew: its own object is the extra one, to close.
             let second = FollowUpUpdate(state: FollowUpState(objectID: "inc-retry", status: "scheduled"), plannedObjectID: nil)
-            let done = try await store.complete(retry, attempt: attempt(retry), transition: .delivered, followUp: second, throttled: false,
-                                                at: t0.addingTimeInterval(33), lease: nil)
+            let done = try await store.complete(
+                retry, attempt: attempt(retry), transition: .delivered, followUp: second, throttled: false,
+                at: t0.addingTimeInterval(33), lease: nil)
             #expect(done.stillOurs)
             #expect(done.extraObject?.objectID == "inc-retry")
             #expect(try await store.maintenanceContext(for: slow.event, target: "status").0?.objectID == "inc-slow", "the first recorded wins")
@@ -256,8 +279,11 @@ struct StoreContractTests: StoreFixtures {
             _ = try await store.accept(submission(event(.started), targets: ["status"]))
             let update = try #require(try await store.claimDue(now: t0.addingTimeInterval(40), limit: 1, lease: .seconds(30)).first)
             let progressed = FollowUpUpdate(state: FollowUpState(objectID: "inc-slow", status: "in_progress"), plannedObjectID: "inc-slow")
-            #expect(try await store.complete(update, attempt: attempt(update), transition: .delivered, followUp: progressed, throttled: false,
-                                             at: t0.addingTimeInterval(41), lease: nil).stillOurs)
+            #expect(
+                try await store.complete(
+                    update, attempt: attempt(update), transition: .delivered, followUp: progressed, throttled: false,
+                    at: t0.addingTimeInterval(41), lease: nil
+                ).stillOurs)
             #expect(try await store.maintenanceContext(for: slow.event, target: "status").0?.status == "in_progress")
         }
     }
@@ -390,25 +416,29 @@ struct StoreContractTests: StoreFixtures {
             for type in [EventType.scheduled, .started, .completed] { _ = try await store.accept(submission(event(type))) }
             let head = try #require(try await store.claimDue(now: t0, limit: 10, lease: .seconds(30)).first)
             #expect(head.event.type == .scheduled)
-            let (ours, next) = try await store.completeAndLeaseNext(head, attempt: attempt(head), transition: .delivered, followUp: nil,
-                                                                    throttled: false, at: t0, lease: .seconds(30))
+            let (ours, next) = try await store.completeAndLeaseNext(
+                head, attempt: attempt(head), transition: .delivered, followUp: nil,
+                throttled: false, at: t0, lease: .seconds(30))
             #expect(ours)
             #expect(next?.event.type == .started)
             #expect(try await store.claimDue(now: t0, limit: 10, lease: .seconds(30)).isEmpty, "leased to us: no one else gets it")
             let second = try #require(next)
-            let (_, afterRetry) = try await store.completeAndLeaseNext(second, attempt: attempt(second, outcome: "retry"),
-                                                                       transition: .retry(at: t0.addingTimeInterval(60)), followUp: nil,
-                                                                       throttled: false, at: t0, lease: .seconds(30))
+            let (_, afterRetry) = try await store.completeAndLeaseNext(
+                second, attempt: attempt(second, outcome: "retry"),
+                transition: .retry(at: t0.addingTimeInterval(60)), followUp: nil,
+                throttled: false, at: t0, lease: .seconds(30))
             #expect(afterRetry == nil, "a retry keeps its place at the head")
             #expect(try await store.claimDue(now: t0, limit: 10, lease: .seconds(30)).isEmpty, "the follower waits for the retry")
             let retried = try #require(try await store.claimDue(now: t0.addingTimeInterval(60), limit: 10, lease: .seconds(30)).first)
             #expect(retried.id == second.id && retried.attempt == 2)
-            let (_, third) = try await store.completeAndLeaseNext(retried, attempt: attempt(retried), transition: .dead, followUp: nil,
-                                                                  throttled: false, at: t0.addingTimeInterval(60), lease: .seconds(30))
+            let (_, third) = try await store.completeAndLeaseNext(
+                retried, attempt: attempt(retried), transition: .dead, followUp: nil,
+                throttled: false, at: t0.addingTimeInterval(60), lease: .seconds(30))
             #expect(third?.event.type == .completed, "a dead head lets the lane go on too")
             let last = try #require(third)
-            let (_, none) = try await store.completeAndLeaseNext(last, attempt: attempt(last), transition: .delivered, followUp: nil,
-                                                                 throttled: false, at: t0.addingTimeInterval(60), lease: .seconds(30))
+            let (_, none) = try await store.completeAndLeaseNext(
+                last, attempt: attempt(last), transition: .delivered, followUp: nil,
+                throttled: false, at: t0.addingTimeInterval(60), lease: .seconds(30))
             #expect(none == nil)
             #expect(try await store.counts() == [.delivered: 2, .dead: 1])
         }
@@ -424,18 +454,21 @@ struct StoreContractTests: StoreFixtures {
             _ = try await store.accept(submission(event(.started, window: "mw-other")))
             let head = try #require(try await store.claimDue(now: t0, limit: 1, lease: .seconds(30)).first)
             #expect(head.event.type == .scheduled)
-            _ = try await store.completeAndLeaseNext(head, attempt: attempt(head, outcome: "retry"), transition: .retry(at: t0.addingTimeInterval(60)),
-                                                     followUp: nil, throttled: false, at: t0, lease: .seconds(30))
+            _ = try await store.completeAndLeaseNext(
+                head, attempt: attempt(head, outcome: "retry"), transition: .retry(at: t0.addingTimeInterval(60)),
+                followUp: nil, throttled: false, at: t0, lease: .seconds(30))
             let other = try await store.list(DeliveryFilter(state: .pending)).filter { $0.eventType == "patch.started" }
             #expect(Set(other.map(\.nextAttemptAt)) == [t0.addingTimeInterval(60), t0], "the other maintenance's lane is not held")
             let held = try await store.list(DeliveryFilter(state: .pending)).filter { $0.eventType == "patch.completed" }.map(\.nextAttemptAt)
             #expect(held == [t0.addingTimeInterval(60)])
 
-            let again = try #require(try await store.claimDue(now: t0.addingTimeInterval(60), limit: 10, lease: .seconds(30)).first { $0.id == head.id })
+            let again = try #require(
+                try await store.claimDue(now: t0.addingTimeInterval(60), limit: 10, lease: .seconds(30)).first { $0.id == head.id })
             #expect(try await store.release(again, until: t0.addingTimeInterval(90), at: t0.addingTimeInterval(60)))
             let paused = try await store.list(DeliveryFilter(state: .pending)).filter { $0.eventType == "patch.completed" }.map(\.nextAttemptAt)
             #expect(paused == [t0.addingTimeInterval(90)], "a pacing release holds the lane too")
-            let third = try #require(try await store.claimDue(now: t0.addingTimeInterval(90), limit: 10, lease: .seconds(30)).first { $0.id == head.id })
+            let third = try #require(
+                try await store.claimDue(now: t0.addingTimeInterval(90), limit: 10, lease: .seconds(30)).first { $0.id == head.id })
             #expect(try await store.release(third, until: t0.addingTimeInterval(70), at: t0.addingTimeInterval(90)))
             let kept = try await store.list(DeliveryFilter(state: .pending)).filter { $0.eventType == "patch.completed" }.map(\.nextAttemptAt)
             #expect(kept == [t0.addingTimeInterval(90)], "never moved earlier")
@@ -460,7 +493,11 @@ struct StoreContractTests: StoreFixtures {
                         var idle = 0
                         while idle < 20 {
                             let claims = try await store.claimDue(now: self.t0, limit: 3, lease: .seconds(300))
-                            if claims.isEmpty { idle += 1; try await Task.sleep(for: .milliseconds(5)); continue }
+                            if claims.isEmpty {
+                                idle += 1
+                                try await Task.sleep(for: .milliseconds(5))
+                                continue
+                            }
                             idle = 0
                             for claim in claims { try log.begin(claim.event.window.id ?? "", instance: claim.event.instance?.id ?? "") }
                             for claim in claims {
@@ -468,8 +505,9 @@ struct StoreContractTests: StoreFixtures {
                                 var current: ClaimedDelivery? = claim
                                 while let delivery = current {
                                     log.end(delivery.event.window.id ?? "")
-                                    let (_, next) = try await store.completeAndLeaseNext(delivery, attempt: self.attempt(delivery), transition: .delivered,
-                                                                                         followUp: nil, throttled: false, at: self.t0, lease: .seconds(300))
+                                    let (_, next) = try await store.completeAndLeaseNext(
+                                        delivery, attempt: self.attempt(delivery), transition: .delivered,
+                                        followUp: nil, throttled: false, at: self.t0, lease: .seconds(300))
                                     if let next { try log.begin(next.event.window.id ?? "", instance: next.event.instance?.id ?? "") }
                                     current = next
                                 }
@@ -491,7 +529,9 @@ struct StoreContractTests: StoreFixtures {
             let store = under.store
             let accepted = try await withThrowingTaskGroup(of: AcceptResult.self) { group in
                 for index in 0..<200 {
-                    group.addTask { try await store.accept(self.submission(self.event(window: "mw-\(index % 7)", instance: "i-\(index)"), key: "k-\(index)")) }
+                    group.addTask {
+                        try await store.accept(self.submission(self.event(window: "mw-\(index % 7)", instance: "i-\(index)"), key: "k-\(index)"))
+                    }
                 }
                 return try await group.reduce(0) { count, result in if case .accepted = result { count + 1 } else { count } }
             }
@@ -523,13 +563,21 @@ struct StoreContractTests: StoreFixtures {
             let bodies = [Data("{\"b\":1,  \"a\":[2]}".utf8), Data("second \u{00e9}".utf8)]
             for (index, body) in bodies.enumerated() {
                 let message = RelayedMessage(source: "gh", contentType: "application/json", body: body)
-                let result = try await store.acceptRelayed(message, eventID: Identifier.make("evt"), idempotencyKey: "relay:gh:\(index)", receivedAt: t0,
-                                                           deliveries: [DeliveryPlan(target: "hook", targetKind: "webhook", displayTimeZone: "UTC")])
-                guard case .accepted = result else { Issue.record("not accepted: \(result)"); return }
+                let result = try await store.acceptRelayed(
+                    message, eventID: Identifier.make("evt"), idempotencyKey: "relay:gh:\(index)", receivedAt: t0,
+                    deliveries: [DeliveryPlan(target: "hook", targetKind: "webhook", displayTimeZone: "UTC")])
+                guard case .accepted = result else {
+                    Issue.record("not accepted: \(result)")
+                    return
+                }
             }
-            let again = try await store.acceptRelayed(RelayedMessage(source: "gh", contentType: "application/json", body: bodies[0]),
-                                                      eventID: Identifier.make("evt"), idempotencyKey: "relay:gh:0", receivedAt: t0, deliveries: [])
-            guard case .replayed = again else { Issue.record("a repeated relay id was not answered from the first: \(again)"); return }
+            let again = try await store.acceptRelayed(
+                RelayedMessage(source: "gh", contentType: "application/json", body: bodies[0]),
+                eventID: Identifier.make("evt"), idempotencyKey: "relay:gh:0", receivedAt: t0, deliveries: [])
+            guard case .replayed = again else {
+                Issue.record("a repeated relay id was not answered from the first: \(again)")
+                return
+            }
             let first = try await store.claimDue(now: t0, limit: 10, lease: .seconds(30))
             #expect(first.map { $0.relayed?.body } == [bodies[0]] as [Data?], "one lane per source: the second waits")
             #expect(first.allSatisfy { $0.encodedEvent == nil }, "a passthrough sends the relayed body, not an event")
@@ -581,18 +629,21 @@ protocol StoreFixtures {
 
 extension StoreFixtures {
     func event(_ type: EventType = .started, window: String = "mw-1", instance: String = "i-1") -> PatchEvent {
-        PatchEvent(type: type, app: "App1", environment: "Production", instance: Instance(id: instance),
-                   window: MaintenanceWindow(id: window, start: t0, end: t0.addingTimeInterval(900)))
+        PatchEvent(
+            type: type, app: "App1", environment: "Production", instance: Instance(id: instance),
+            window: MaintenanceWindow(id: window, start: t0, end: t0.addingTimeInterval(900)))
     }
 
     func submission(_ event: PatchEvent, key: String? = nil, digest: String = "d1", targets: [String] = ["ops-slack"]) -> EventSubmission {
-        EventSubmission(eventID: Identifier.make("evt"), idempotencyKey: key, bodyDigest: digest, event: event, receivedAt: t0,
-                        deliveries: targets.map { DeliveryPlan(target: $0, targetKind: "slack", displayTimeZone: "UTC") })
+        EventSubmission(
+            eventID: Identifier.make("evt"), idempotencyKey: key, bodyDigest: digest, event: event, receivedAt: t0,
+            deliveries: targets.map { DeliveryPlan(target: $0, targetKind: "slack", displayTimeZone: "UTC") })
     }
 
     func attempt(_ claim: ClaimedDelivery, outcome: String = "delivered") -> AttemptRecord {
-        AttemptRecord(deliveryID: claim.id, number: claim.attempt, startedAt: t0, latencyMilliseconds: 3, statusCode: 200,
-                      outcome: outcome, reason: outcome, responseExcerpt: "ok")
+        AttemptRecord(
+            deliveryID: claim.id, number: claim.attempt, startedAt: t0, latencyMilliseconds: 3, statusCode: 200,
+            outcome: outcome, reason: outcome, responseExcerpt: "ok")
     }
 }
 

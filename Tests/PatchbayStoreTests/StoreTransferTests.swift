@@ -15,12 +15,14 @@ struct StoreTransferTests {
     let targets = ["ops-slack", "team-slack"]
 
     func submission(window: String, _ type: EventType, key: String, at offset: TimeInterval) -> EventSubmission {
-        let event = PatchEvent(type: type, app: "App1", environment: "Production", instance: Instance(id: "i-1"),
-                               window: MaintenanceWindow(id: window, start: t0.addingTimeInterval(7200), end: t0.addingTimeInterval(9000)))
-        return EventSubmission(eventID: Identifier.make("evt"), idempotencyKey: key, bodyDigest: "digest-\(key)", event: event,
-                               receivedAt: t0.addingTimeInterval(offset),
-                               deliveries: targets.map { DeliveryPlan(target: $0, targetKind: "slack", displayTimeZone: "UTC") },
-                               planning: MaintenancePlanning(settings: NoticeSettings(), displayTimeZone: "UTC"))
+        let event = PatchEvent(
+            type: type, app: "App1", environment: "Production", instance: Instance(id: "i-1"),
+            window: MaintenanceWindow(id: window, start: t0.addingTimeInterval(7200), end: t0.addingTimeInterval(9000)))
+        return EventSubmission(
+            eventID: Identifier.make("evt"), idempotencyKey: key, bodyDigest: "digest-\(key)", event: event,
+            receivedAt: t0.addingTimeInterval(offset),
+            deliveries: targets.map { DeliveryPlan(target: $0, targetKind: "slack", displayTimeZone: "UTC") },
+            planning: MaintenancePlanning(settings: NoticeSettings(), displayTimeZone: "UTC"))
     }
 
     /// Event id and target of each claim, in claim order.
@@ -30,7 +32,9 @@ struct StoreTransferTests {
 
     @Test func aCopiedQueueCarriesOnInPostgreSQL() async throws {
         guard StoreBackend.postgresURL != nil else {
-            print("note: store transfer test skipped: PATCHBAY_TEST_POSTGRES_URL is not set (scripts/test starts a server when Debian's postgresql is installed)")
+            print(
+                "note: store transfer test skipped: PATCHBAY_TEST_POSTGRES_URL is not set (scripts/test starts a server when Debian's postgresql is installed)"
+            )
             return
         }
         let directory = try TemporaryDirectory("transfer")
@@ -47,7 +51,10 @@ struct StoreTransferTests {
         var accepted: [AcceptedEvent] = []
         for submission in submissions {
             let result = try await sqlite.accept(submission)
-            guard case .accepted(let event) = result else { Issue.record("not accepted: \(result)"); return }
+            guard case .accepted(let event) = result else {
+                Issue.record("not accepted: \(result)")
+                return
+            }
             accepted.append(event)
         }
         let (a1, b1, a2) = (accepted[0].id, accepted[1].id, accepted[2].id)
@@ -56,11 +63,13 @@ struct StoreTransferTests {
         let claims = try await sqlite.claimDue(now: t0.addingTimeInterval(10), limit: 2, lease: .seconds(300))
         #expect(heads(claims) == ["\(a1) ops-slack", "\(a1) team-slack"])
         let done = try #require(claims.first(where: { $0.target == "ops-slack" }))
-        let record = AttemptRecord(deliveryID: done.id, number: done.attempt, startedAt: t0.addingTimeInterval(10), latencyMilliseconds: 3,
-                                   statusCode: 200, outcome: "delivered", reason: "delivered", responseExcerpt: "ok")
-        let completed = try await sqlite.complete(done, attempt: record, transition: .delivered,
-                                                  followUp: FollowUpState(objectID: "inc-1", status: "scheduled"), throttled: false,
-                                                  at: t0.addingTimeInterval(11))
+        let record = AttemptRecord(
+            deliveryID: done.id, number: done.attempt, startedAt: t0.addingTimeInterval(10), latencyMilliseconds: 3,
+            statusCode: 200, outcome: "delivered", reason: "delivered", responseExcerpt: "ok")
+        let completed = try await sqlite.complete(
+            done, attempt: record, transition: .delivered,
+            followUp: FollowUpState(objectID: "inc-1", status: "scheduled"), throttled: false,
+            at: t0.addingTimeInterval(11))
         #expect(completed)
 
         let transfer = try await sqlite.exportForTransfer()

@@ -2,6 +2,7 @@ import Foundation
 import PatchbayCore
 import PatchbayTestSupport
 import Testing
+
 @testable import PatchbayTargets
 
 /// Datadog downtimes: golden requests for every event type (first event, an existing downtime
@@ -16,8 +17,9 @@ struct DatadogTargetTests {
     static let scope = "env:production AND service:app1"
     static let resources = ["patching", "os:linux", RouteResources.encode(scalar: "scope", scope)]
     static let downtimeID = "3f1c2a9e-0d4b-41ef-9a7c-da7ad0900002"
-    static let target = DatadogTarget(name: "dd", apiKey: Secret("api-\(canary)"), appKey: Secret("app-\(canary)"),
-                                      baseURL: URL(string: "http://127.0.0.1:9/datadog")!)
+    static let target = DatadogTarget(
+        name: "dd", apiKey: Secret("api-\(canary)"), appKey: Secret("app-\(canary)"),
+        baseURL: URL(string: "http://127.0.0.1:9/datadog")!)
 
     static func context(followUp: FollowUpState? = nil, resources: [String] = resources, now: Date = now) -> RenderContext {
         RenderContext(displayTimeZone: zone, deliveryID: "dlv_golden", now: now, followUp: followUp, resources: resources)
@@ -30,8 +32,9 @@ struct DatadogTargetTests {
     /// The downtime Datadog holds for `event`'s maintenance: its window, or the window an hour earlier.
     static func existing(for event: PatchEvent, moved: Bool) -> FollowUpState {
         let shift: TimeInterval = moved ? -3600 : 0
-        return FollowUpState(objectID: downtimeID, status: "scheduled", windowStart: event.window.start.addingTimeInterval(shift),
-                             windowEnd: event.window.end.addingTimeInterval(shift))
+        return FollowUpState(
+            objectID: downtimeID, status: "scheduled", windowStart: event.window.start.addingTimeInterval(shift),
+            windowEnd: event.window.end.addingTimeInterval(shift))
     }
 
     static func request(of step: DeliveryStep) -> OutboundRequest? {
@@ -70,12 +73,15 @@ struct DatadogTargetTests {
     func laterEventsOfAMaintenanceMatchGolden(_ type: EventType) throws {
         let event = try Self.event(type)
         let hostile = Fixtures.hostileEvent(type)
-        try check(try Self.target.plan(event, context: Self.context(followUp: Self.existing(for: event, moved: false))),
-                  "existing-\(type.rawValue).json")
-        try check(try Self.target.plan(event, context: Self.context(followUp: Self.existing(for: event, moved: true))),
-                  "moved-\(type.rawValue).json")
-        try check(try Self.target.plan(hostile, context: Self.context(followUp: Self.existing(for: hostile, moved: true))),
-                  "moved-hostile-\(type.rawValue).json")
+        try check(
+            try Self.target.plan(event, context: Self.context(followUp: Self.existing(for: event, moved: false))),
+            "existing-\(type.rawValue).json")
+        try check(
+            try Self.target.plan(event, context: Self.context(followUp: Self.existing(for: event, moved: true))),
+            "moved-\(type.rawValue).json")
+        try check(
+            try Self.target.plan(hostile, context: Self.context(followUp: Self.existing(for: hostile, moved: true))),
+            "moved-hostile-\(type.rawValue).json")
     }
 
     /// A custom `text` template with hostile text in every value: every `@` a value brings is
@@ -84,8 +90,10 @@ struct DatadogTargetTests {
     func customTemplatesMatchGoldenAndPageNoOne(_ type: EventType) throws {
         var target = Self.target
         let diagnostics = ConfigDiagnostics()
-        target.templates = TargetRegistry.compileTemplates(TemplateSources(texts: ["text": "Patching {{system}}{{#instance}} on {{name}}{{/instance}} ({{window.text}})"],
-                                                                           keyPath: "targets.dd.templates"), for: DatadogTarget.self, diagnostics: diagnostics, reportUnusedKeys: true)
+        target.templates = TargetRegistry.compileTemplates(
+            TemplateSources(
+                texts: ["text": "Patching {{system}}{{#instance}} on {{name}}{{/instance}} ({{window.text}})"],
+                keyPath: "targets.dd.templates"), for: DatadogTarget.self, diagnostics: diagnostics, reportUnusedKeys: true)
         #expect(diagnostics.problems.isEmpty)
         let step = try target.plan(Fixtures.hostileEvent(type), context: Self.context())
         try check(step, "template-hostile-\(type.rawValue).json")
@@ -114,12 +122,18 @@ struct DatadogTargetTests {
         #expect(created["display_timezone"]?.stringValue == "America/Los_Angeles")
         #expect(try JSONValue.parse(create.body)["data"]?["type"]?.stringValue == "downtime")
 
-        let answer = TransportResponse(status: 200, headers: [], body: Data(#"""
-            {"data":{"id":"\#(Self.downtimeID)","type":"downtime","attributes":{"status":"scheduled"}}}
-            """#.utf8), latency: .zero)
+        let answer = TransportResponse(
+            status: 200, headers: [],
+            body: Data(
+                #"""
+                {"data":{"id":"\#(Self.downtimeID)","type":"downtime","attributes":{"status":"scheduled"}}}
+                """#.utf8), latency: .zero)
         let state = try #require(target.followUp(after: answer, to: create, event: scheduled, context: Self.context()))
-        #expect(state == FollowUpState(objectID: Self.downtimeID, status: "scheduled", windowStart: scheduled.window.start,
-                                       windowEnd: scheduled.window.end))
+        #expect(
+            state
+                == FollowUpState(
+                    objectID: Self.downtimeID, status: "scheduled", windowStart: scheduled.window.start,
+                    windowEnd: scheduled.window.end))
 
         // Repeats and agents' reports send nothing: the downtime already covers them.
         for type in EventType.allCases where type != .cancelled {
@@ -138,13 +152,20 @@ struct DatadogTargetTests {
         let patch = try #require(Self.request(of: try target.plan(moved, context: Self.context(followUp: state))), "a reschedule moves the downtime")
         #expect(patch.method == "PATCH")
         #expect(patch.displayURL == "http://127.0.0.1:9/datadog/api/v2/downtime/\(Self.downtimeID)")
-        #expect(try JSONValue.parse(patch.body) == .object(["data": .object([
-            "id": .string(Self.downtimeID), "type": .string("downtime"),
-            "attributes": .object(["schedule": .object(["start": .string("2026-12-04T09:30:00Z"), "end": .string("2026-12-04T10:15:00Z")])]),
-        ])]))
+        #expect(
+            try JSONValue.parse(patch.body)
+                == .object([
+                    "data": .object([
+                        "id": .string(Self.downtimeID), "type": .string("downtime"),
+                        "attributes": .object([
+                            "schedule": .object(["start": .string("2026-12-04T09:30:00Z"), "end": .string("2026-12-04T10:15:00Z")])
+                        ]),
+                    ])
+                ]))
         let patchAnswer = TransportResponse(status: 200, headers: [], body: Data(#"{"data":{"id":"\#(Self.downtimeID)"}}"#.utf8), latency: .zero)
         let movedState = try #require(target.followUp(after: patchAnswer, to: patch, event: moved, context: Self.context(followUp: state)))
-        #expect(movedState == FollowUpState(objectID: Self.downtimeID, status: "scheduled", windowStart: moved.window.start, windowEnd: moved.window.end))
+        #expect(
+            movedState == FollowUpState(objectID: Self.downtimeID, status: "scheduled", windowStart: moved.window.start, windowEnd: moved.window.end))
         #expect(Self.skipReason(of: try target.plan(moved, context: Self.context(followUp: movedState))) != nil, "the same reschedule again")
 
         // An overrun notice stretches the running downtime.
@@ -168,7 +189,8 @@ struct DatadogTargetTests {
         #expect(!cancel.headers.contains { $0.name == "Content-Type" })
         let deleted = TransportResponse(status: 204, headers: [], body: Data(), latency: .zero)
         #expect(target.classify(.success(deleted)).label == "delivered")
-        let gone = try #require(target.followUp(after: deleted, to: cancel, event: try Self.event(.cancelled), context: Self.context(followUp: movedState)))
+        let gone = try #require(
+            target.followUp(after: deleted, to: cancel, event: try Self.event(.cancelled), context: Self.context(followUp: movedState)))
         #expect(gone.status == "deleted" && gone.objectID == Self.downtimeID)
         for type in EventType.allCases {
             #expect(Self.skipReason(of: try target.plan(try Self.event(type), context: Self.context(followUp: gone))) == "the downtime was cancelled")
@@ -185,7 +207,9 @@ struct DatadogTargetTests {
         let late = Self.context(followUp: state, now: started.window.end.addingTimeInterval(300))
         let create = try #require(Self.request(of: try Self.target.plan(overrun, context: late)), "an ended downtime is replaced, not PATCHed")
         #expect(create.method == "POST" && create.displayURL.hasSuffix("/api/v2/downtime"))
-        #expect(try Self.attributes(of: create)?["schedule"] == .object(["start": .string("2026-12-04T08:50:00Z"), "end": .string("2026-12-04T09:45:00Z")]))
+        #expect(
+            try Self.attributes(of: create)?["schedule"]
+                == .object(["start": .string("2026-12-04T08:50:00Z"), "end": .string("2026-12-04T09:45:00Z")]))
         let newID = "7b2d0c4e-1111-4222-8333-944455566677"
         let answer = TransportResponse(status: 200, headers: [], body: Data(#"{"data":{"id":"\#(newID)","type":"downtime"}}"#.utf8), latency: .zero)
         let next = try #require(Self.target.followUp(after: answer, to: create, event: overrun, context: late))
@@ -203,7 +227,9 @@ struct DatadogTargetTests {
     @Test func aWindowThatHasEndedIsNotScheduled() throws {
         let event = try Self.event(.completed)
         let late = Self.context(now: event.window.end)
-        #expect(Self.skipReason(of: try Self.target.plan(event, context: late)) == "the window ended at 2026-12-04T08:45:00Z; a downtime for it would mute nothing")
+        #expect(
+            Self.skipReason(of: try Self.target.plan(event, context: late))
+                == "the window ended at 2026-12-04T08:45:00Z; a downtime for it would mute nothing")
         var moved = try Self.event(.scheduled)
         moved.window.end = Self.now.addingTimeInterval(-60)
         moved.window.start = moved.window.end.addingTimeInterval(-600)
@@ -373,11 +399,13 @@ struct DatadogTargetTests {
     ])
     func theScheduleIsSentInUTCEndingInZ(_ zone: String, _ localStart: String, _ utcStart: String) throws {
         let end = String(localStart.prefix(11)) + "23:59:00"
-        let body = #"{"type":"patch.scheduled","app":"App1","environment":"Production","window":{"start":"\#(localStart)","end":"\#(end)","timezone":"\#(zone)"}}"#
+        let body =
+            #"{"type":"patch.scheduled","app":"App1","environment":"Production","window":{"start":"\#(localStart)","end":"\#(end)","timezone":"\#(zone)"}}"#
         let event = try EventValidator().validate(body: Data(body.utf8))
         let timeZone = try #require(TimeZone(identifier: zone))
-        let context = RenderContext(displayTimeZone: timeZone, deliveryID: "d", now: Timestamp.parseRFC3339("2026-01-01T00:00:00Z")!,
-                                    resources: Self.resources)
+        let context = RenderContext(
+            displayTimeZone: timeZone, deliveryID: "d", now: Timestamp.parseRFC3339("2026-01-01T00:00:00Z")!,
+            resources: Self.resources)
         let request = try #require(Self.request(of: try Self.target.plan(event, context: context)))
         let attributes = try Self.attributes(of: request)
         let start = try #require(attributes?["schedule"]?["start"]?.stringValue)

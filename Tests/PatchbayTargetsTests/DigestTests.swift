@@ -2,6 +2,7 @@ import Foundation
 import PatchbayCore
 import PatchbayTestSupport
 import Testing
+
 @testable import PatchbayTargets
 
 /// Per-maintenance summaries: which events go into one, what it says, and that a summary names
@@ -11,8 +12,9 @@ struct DigestTests {
     let start = Date(timeIntervalSince1970: 1_800_000_000)
 
     func event(_ type: EventType, instance: String? = "i-1", notice: NoticeKind? = nil) -> PatchEvent {
-        PatchEvent(type: type, app: "App1", environment: "Production", instance: instance.map { Instance(id: $0, name: "web-\($0)") },
-                   window: MaintenanceWindow(id: "w", start: start, end: start.addingTimeInterval(3600)), notice: notice)
+        PatchEvent(
+            type: type, app: "App1", environment: "Production", instance: instance.map { Instance(id: $0, name: "web-\($0)") },
+            window: MaintenanceWindow(id: "w", start: start, end: start.addingTimeInterval(3600)), notice: notice)
     }
 
     @Test func aPerMaintenanceRouteSummarizesServersReportsOnChatTargetsOnly() {
@@ -31,12 +33,15 @@ struct DigestTests {
         // A target named by a per-instance route and a per-maintenance route gets one form only: the first route's.
         var perInstance = Route(match: RouteMatch(), targets: ["ops"])
         perInstance.chat = ChatGrouping()
-        #expect(RouteTable(routes: [perInstance, route]).plans(for: event(.completed), kindOf: { kinds[$0] }, isChat: { $0 == "slack" })
-            .map(\.target) == ["ops", "hook"])
-        #expect(RouteTable(routes: [route, perInstance]).plans(for: event(.completed), kindOf: { kinds[$0] }, isChat: { $0 == "slack" })
-            .map(\.target) == ["ops/digest", "hook"])
+        #expect(
+            RouteTable(routes: [perInstance, route]).plans(for: event(.completed), kindOf: { kinds[$0] }, isChat: { $0 == "slack" })
+                .map(\.target) == ["ops", "hook"])
+        #expect(
+            RouteTable(routes: [route, perInstance]).plans(for: event(.completed), kindOf: { kinds[$0] }, isChat: { $0 == "slack" })
+                .map(\.target) == ["ops/digest", "hook"])
         route.chat = ChatGrouping()
-        #expect(RouteTable(routes: [route]).plans(for: event(.completed), kindOf: { kinds[$0] }, isChat: { _ in true }).map(\.target) == ["ops", "hook"])
+        #expect(
+            RouteTable(routes: [route]).plans(for: event(.completed), kindOf: { kinds[$0] }, isChat: { _ in true }).map(\.target) == ["ops", "hook"])
     }
 
     /// The planner turns a moved `patch.scheduled` into a reschedule notice inside the store; the
@@ -51,21 +56,29 @@ struct DigestTests {
     func context(_ reports: [(String, EventType)], announced: [String]? = nil) -> RenderContext {
         let snapshot = MaintenanceSnapshot(instances: reports.map { .init(instance: Instance(id: $0.0, name: "web-\($0.0)"), lastType: $0.1) })
         let followUp = announced.map { FollowUpState(announced: [EventType.completed.rawValue: $0]) }
-        return RenderContext(displayTimeZone: TimeZone(identifier: "UTC")!, deliveryID: "d", now: start, followUp: followUp,
-                             maintenance: snapshot, isDigest: true)
+        return RenderContext(
+            displayTimeZone: TimeZone(identifier: "UTC")!, deliveryID: "d", now: start, followUp: followUp,
+            maintenance: snapshot, isDigest: true)
     }
 
     @Test func theFirstSummaryCountsTheFleetAndNamesTheFailures() throws {
         let target = SlackTarget(name: "ops", url: Secret("http://127.0.0.1:9/slack/x"))
         let reports = (1...5).map { ("i-\($0)", EventType.completed) } + [("i-6", .failed), ("i-7", .started)]
         let context = context(reports)
-        guard case .send(let request) = try target.plan(event(.completed), context: context) else { Issue.record("nothing sent"); return }
+        guard case .send(let request) = try target.plan(event(.completed), context: context) else {
+            Issue.record("nothing sent")
+            return
+        }
         let attachment = try JSONDecoder().decode(JSONValue.self, from: request.body)["attachments"]
-        guard case .array(let list)? = attachment, let first = list.first else { Issue.record("no attachment"); return }
+        guard case .array(let list)? = attachment, let first = list.first else {
+            Issue.record("no attachment")
+            return
+        }
         #expect(first["text"]?.stringValue == "5 of 7 servers of *App1 - Production* completed patching; failed: web-i-6.")
         #expect(first["title"]?.stringValue == "Patching Complete")
-        let state = target.followUp(after: TransportResponse(status: 200, headers: [], body: Data(), latency: .zero), to: request,
-                                    event: event(.completed), context: context)
+        let state = target.followUp(
+            after: TransportResponse(status: 200, headers: [], body: Data(), latency: .zero), to: request,
+            event: event(.completed), context: context)
         #expect(state?.announced?[EventType.completed.rawValue] == (1...5).map { "i-\($0)" })
     }
 
@@ -73,19 +86,26 @@ struct DigestTests {
         let target = SlackTarget(name: "ops", url: Secret("http://127.0.0.1:9/slack/x"))
         let reports = (1...6).map { ("i-\($0)", EventType.completed) }
         let followUp = context(reports, announced: (1...5).map { "i-\($0)" })
-        guard case .send(let request) = try target.plan(event(.completed), context: followUp) else { Issue.record("nothing sent"); return }
+        guard case .send(let request) = try target.plan(event(.completed), context: followUp) else {
+            Issue.record("nothing sent")
+            return
+        }
         let body = String(decoding: request.body, as: UTF8.self)
         #expect(body.contains("1 more server of *App1 - Production* completed patching (6 of 6 now)."))
         #expect(body.contains("\"web-i-6\"") && !body.contains("web-i-5"))
         let nothingNew = context(reports, announced: (1...6).map { "i-\($0)" })
-        guard case .skip = try target.plan(event(.completed), context: nothingNew) else { Issue.record("a summary naming no one was sent"); return }
+        guard case .skip = try target.plan(event(.completed), context: nothingNew) else {
+            Issue.record("a summary naming no one was sent")
+            return
+        }
     }
 
     @Test func templatesSeeTheSummary() throws {
         var target = SlackTarget(name: "ops", url: Secret("http://127.0.0.1:9/slack/x"))
         let diagnostics = ConfigDiagnostics()
         target.templates = TargetRegistry.compileTemplates(
-            TemplateSources(texts: ["text": "{{#digest}}{{count}}/{{total}}: {{#names}}{{.}}{{^last()}} {{/last()}}{{/names}}{{/digest}}"], keyPath: "t"),
+            TemplateSources(
+                texts: ["text": "{{#digest}}{{count}}/{{total}}: {{#names}}{{.}}{{^last()}} {{/last()}}{{/names}}{{/digest}}"], keyPath: "t"),
             for: SlackTarget.self, diagnostics: diagnostics, reportUnusedKeys: true)
         #expect(diagnostics.problems.isEmpty)
         let request = try target.render(event(.completed), context: context([("i-1", .completed), ("i-2 <!here>", .completed), ("i-3", .failed)]))

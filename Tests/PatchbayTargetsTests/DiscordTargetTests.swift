@@ -2,14 +2,16 @@ import Foundation
 import PatchbayCore
 import PatchbayTestSupport
 import Testing
+
 @testable import PatchbayTargets
 
 @Suite("Discord target")
 struct DiscordTargetTests {
     static let canaryURL = "http://127.0.0.1:9/discord/api/webhooks/112233445566/canary-secret-discord-5c1a"
     let target = DiscordTarget(name: "ops-discord", url: Secret(canaryURL))
-    let context = RenderContext(displayTimeZone: TimeZone(identifier: "America/Los_Angeles")!, deliveryID: "dlv_test",
-                                now: Date(timeIntervalSince1970: 1_796_000_000))
+    let context = RenderContext(
+        displayTimeZone: TimeZone(identifier: "America/Los_Angeles")!, deliveryID: "dlv_test",
+        now: Date(timeIntervalSince1970: 1_796_000_000))
     let golden = Golden.directory("PatchbayTargetsTests/Golden/discord")
 
     /// The one embed of a rendered body.
@@ -61,8 +63,9 @@ struct DiscordTargetTests {
         let mismatch = try Golden.mismatch(request.body, file: golden.appendingPathComponent("\(type.rawValue).json"))
         #expect(mismatch == nil, "\(mismatch ?? "")")
         // Nothing in an ordinary message is near a limit: the texts go out whole.
-        let content = MessageText.content(for: event, context: context, markup: DiscordMarkdown.markup,
-                                          packageBudget: DiscordPayload.packageFieldBudget)
+        let content = MessageText.content(
+            for: event, context: context, markup: DiscordMarkdown.markup,
+            packageBudget: DiscordPayload.packageFieldBudget)
         let embed = try Self.embed(request.body)
         #expect(embed["description"]?.stringValue == content.text)
         #expect(embed["title"]?.stringValue == content.title)
@@ -132,7 +135,8 @@ struct DiscordTargetTests {
 
     @Test func escapeMakesMarkdownAndMentionsInert() {
         let hostile = "@everyone @here <@123> **x** [a](https://e) # h > q `c` ||s|| ~~t~~ _i_ a\\b - l\r\nnext\nlast"
-        let expected = ##"@\##u{200B}everyone @\##u{200B}here \<@\##u{200B}123\> \*\*x\*\* \[a\]\(https://e\) \# h \> q \`c\` \|\|s\|\| \~\~t\~\~ \_i\_ a\\b \- l next last"##
+        let expected =
+            ##"@\##u{200B}everyone @\##u{200B}here \<@\##u{200B}123\> \*\*x\*\* \[a\]\(https://e\) \# h \> q \`c\` \|\|s\|\| \~\~t\~\~ \_i\_ a\\b \- l next last"##
         #expect(DiscordMarkdown.escape(hostile) == expected)
         // A combining mark makes `*́` one Character, but Discord still sees the asterisk.
         #expect(DiscordMarkdown.escape("*\u{301}x*\u{301}") == "\\*\u{301}x\\*\u{301}")
@@ -142,10 +146,11 @@ struct DiscordTargetTests {
 
     @Test func mentionsInNamesNeverPing() throws {
         let start = Timestamp.parseRFC3339("2026-12-04T08:30:00Z")!
-        let event = PatchEvent(type: .failed, app: "@everyone", environment: "@here",
-                               instance: Instance(id: "i-1", name: "<@123456789> <@&42> <#7>"),
-                               window: MaintenanceWindow(start: start, end: start.addingTimeInterval(900)),
-                               details: ["reason": .string("ping @everyone\n# and @here")])
+        let event = PatchEvent(
+            type: .failed, app: "@everyone", environment: "@here",
+            instance: Instance(id: "i-1", name: "<@123456789> <@&42> <#7>"),
+            window: MaintenanceWindow(start: start, end: start.addingTimeInterval(900)),
+            details: ["reason": .string("ping @everyone\n# and @here")])
         let request = try target.render(event, context: context)
         let json = try JSONDecoder().decode(JSONValue.self, from: request.body)
         #expect(json["allowed_mentions"] == .object(["parse": .array([])]))
@@ -164,8 +169,8 @@ struct DiscordTargetTests {
         let embed = try Self.embed(try target.render(event, context: context).body)
         let expected = try #require(Int(MessageText.color(for: event), radix: 16))
         #expect(embed["color"] == .number(Double(expected)))
-        if type == .completed { #expect(embed["color"] == .number(3_061_373)) }    // 0x2EB67D
-        if type == .failed { #expect(embed["color"] == .number(14_687_834)) }      // 0xE01E5A
+        if type == .completed { #expect(embed["color"] == .number(3_061_373)) }  // 0x2EB67D
+        if type == .failed { #expect(embed["color"] == .number(14_687_834)) }  // 0xE01E5A
     }
 
     @Test func timestampIsWhenTheEventHappened() throws {
@@ -193,7 +198,7 @@ struct DiscordTargetTests {
     // MARK: Limits
 
     @Test func everyLimitHoldsWhateverTheContent() throws {
-        let family = "👩‍👩‍👧"    // one Character, eight UTF-16 units
+        let family = "👩‍👩‍👧"  // one Character, eight UTF-16 units
         let content = MessageContent(
             title: String(repeating: "T", count: 1000),
             color: "2EB67D",
@@ -210,7 +215,8 @@ struct DiscordTargetTests {
             #expect(!field.name.isEmpty && field.name.utf16.count <= DiscordLimits.maxFieldName)
             #expect(!field.value.isEmpty && field.value.utf16.count <= DiscordLimits.maxFieldValue)
         }
-        let total = embed.title.utf16.count + (embed.description ?? "").utf16.count
+        let total =
+            embed.title.utf16.count + (embed.description ?? "").utf16.count
             + embed.fields.reduce(0) { $0 + $1.name.utf16.count + $1.value.utf16.count }
         #expect(total <= DiscordLimits.maxTotal)
 
@@ -232,8 +238,9 @@ struct DiscordTargetTests {
     }
 
     @Test func emptyTemplateValuesStillMakeAValidField() {
-        let content = MessageContent(title: "Patching Complete", color: "2EB67D", text: "  ", fallback: "f",
-                                     facts: [(title: "Team", value: ""), (title: " ", value: "x")])
+        let content = MessageContent(
+            title: "Patching Complete", color: "2EB67D", text: "  ", fallback: "f",
+            facts: [(title: "Team", value: ""), (title: " ", value: "x")])
         let embed = DiscordPayload(content: content, occurredAt: nil).embeds[0]
         #expect(embed.description == nil)
         #expect(embed.fields.map(\.value) == [DiscordLimits.emptyField, "x"])
@@ -250,19 +257,24 @@ struct DiscordTargetTests {
         let limited = #"{"message": "You are being rate limited.", "retry_after": 1.5, "global": false}"#
         #expect(target.classify(Self.response(429, limited)) == .retry(after: .milliseconds(1500), reason: .rateLimited))
         // The body's fraction wins over the header's whole seconds.
-        #expect(target.classify(Self.response(429, #"{"retry_after": 0.25}"#, headers: [HTTPHeader("Retry-After", "1")]))
-            == .retry(after: .milliseconds(250), reason: .rateLimited))
+        #expect(
+            target.classify(Self.response(429, #"{"retry_after": 0.25}"#, headers: [HTTPHeader("Retry-After", "1")]))
+                == .retry(after: .milliseconds(250), reason: .rateLimited))
         // Without a usable body, the header decides, as for any vendor.
-        #expect(target.classify(Self.response(429, "", headers: [HTTPHeader("Retry-After", "3")])) == .retry(after: .seconds(3), reason: .rateLimited))
+        #expect(
+            target.classify(Self.response(429, "", headers: [HTTPHeader("Retry-After", "3")])) == .retry(after: .seconds(3), reason: .rateLimited))
         #expect(target.classify(Self.response(429, "<html>slow down</html>")) == .retry(after: nil, reason: .rateLimited))
     }
 
-    @Test(arguments: [#"{"retry_after": 1e300}"#, #"{"retry_after": -2}"#, #"{"retry_after": 99999999999999999999999}"#,
-                      #"{"retry_after": 1e400}"#, #"{"retry_after": "1.5"}"#, #"{"retry_after": null}"#, #"{"retry_after": 86400.5}"#,
-                      #"{"retry_after": 1.5"#])
+    @Test(arguments: [
+        #"{"retry_after": 1e300}"#, #"{"retry_after": -2}"#, #"{"retry_after": 99999999999999999999999}"#,
+        #"{"retry_after": 1e400}"#, #"{"retry_after": "1.5"}"#, #"{"retry_after": null}"#, #"{"retry_after": 86400.5}"#,
+        #"{"retry_after": 1.5"#,
+    ])
     func outlandishRetryAfterDoesNotTrap(_ body: String) {
         #expect(target.classify(Self.response(429, body)) == .retry(after: nil, reason: .rateLimited))
-        #expect(target.classify(Self.response(429, body, headers: [HTTPHeader("Retry-After", "5")])) == .retry(after: .seconds(5), reason: .rateLimited))
+        #expect(
+            target.classify(Self.response(429, body, headers: [HTTPHeader("Retry-After", "5")])) == .retry(after: .seconds(5), reason: .rateLimited))
     }
 
     @Test func durationsAreRangeChecked() {
@@ -281,13 +293,15 @@ struct DiscordTargetTests {
         #expect(target.classify(Self.response(404, #"{"message": "Unknown Webhook", "code": 10015}"#)) == .permanent(reason: .clientError))
         #expect(target.classify(Self.response(400, #"{"message": "Invalid Form Body", "code": 50035}"#)).label == "permanent")
         #expect(target.classify(Self.response(502, "")).label == "retry")
-        #expect(target.classify(.failure(TransportFailure(kind: .timeout, message: "t", latency: .seconds(1)))) == .retry(after: nil, reason: .timeout))
+        #expect(
+            target.classify(.failure(TransportFailure(kind: .timeout, message: "t", latency: .seconds(1)))) == .retry(after: nil, reason: .timeout))
     }
 
     @Test func anEmptiedBucketPausesTheWebhook() {
         func answer(_ remaining: String, _ resetAfter: String) -> TransportResponse {
-            TransportResponse(status: 200, headers: [HTTPHeader("X-RateLimit-Remaining", remaining), HTTPHeader("X-RateLimit-Reset-After", resetAfter)],
-                              body: Data(), latency: .zero)
+            TransportResponse(
+                status: 200, headers: [HTTPHeader("X-RateLimit-Remaining", remaining), HTTPHeader("X-RateLimit-Reset-After", resetAfter)],
+                body: Data(), latency: .zero)
         }
         #expect(target.pause(after: answer("0", "0.731")) == .milliseconds(731))
         #expect(target.pause(after: answer("3", "0.731")) == nil)
@@ -311,7 +325,8 @@ struct DiscordTargetTests {
     @Test func readsItsConfigSection() {
         func parse(_ url: String) -> (DiscordTarget?, [ConfigProblem]) {
             let diagnostics = ConfigDiagnostics()
-            let section = ConfigSection(path: "targets.d", value: .map([("kind", .scalar("discord")), ("url", .scalar(url))]), diagnostics: diagnostics)
+            let section = ConfigSection(
+                path: "targets.d", value: .map([("kind", .scalar("discord")), ("url", .scalar(url))]), diagnostics: diagnostics)
             return (DiscordTarget(name: "d", section: section), diagnostics.problems)
         }
         let (parsed, problems) = parse(Self.canaryURL)

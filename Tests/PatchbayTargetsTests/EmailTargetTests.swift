@@ -2,6 +2,7 @@ import Foundation
 import PatchbayCore
 import PatchbayTestSupport
 import Testing
+
 @testable import PatchbayTargets
 
 /// E-mail messages: golden files of every example and hostile event (headers and both parts,
@@ -14,9 +15,10 @@ struct EmailTargetTests {
     static let golden = Golden.directory("PatchbayTargetsTests/Golden/email")
 
     static func target() -> EmailTarget {
-        EmailTarget(name: "changes", url: Secret("smtp://127.0.0.1:2525"), from: MailAddress("Patch Bot <patchbay@example.com>")!,
-                    to: [MailAddress("changes@example.com")!], cc: [MailAddress("audit@example.com")!],
-                    username: Secret("mailer"), password: Secret("canary-smtp-password"))
+        EmailTarget(
+            name: "changes", url: Secret("smtp://127.0.0.1:2525"), from: MailAddress("Patch Bot <patchbay@example.com>")!,
+            to: [MailAddress("changes@example.com")!], cc: [MailAddress("audit@example.com")!],
+            username: Secret("mailer"), password: Secret("canary-smtp-password"))
     }
 
     static func context(followUp: FollowUpState? = nil) -> RenderContext {
@@ -79,10 +81,13 @@ struct EmailTargetTests {
     @Test func customTemplatesEscapeForHTMLAndKeepTheSubjectOneLine() throws {
         var target = Self.target()
         let diagnostics = ConfigDiagnostics()
-        target.templates = TargetRegistry.compileTemplates(TemplateSources(texts: [
-            "subject": "[{{environment}}] {{title}}: {{#instance}}{{name}}{{/instance}}",
-            "body": "<p><b>{{system}}</b> {{stage}}</p><p>{{#reason}}Reason: {{reason}}{{/reason}}</p><ul>{{#packages.first}}<li>{{.}}</li>{{/packages.first}}</ul>",
-        ], keyPath: "targets.changes.templates"), for: EmailTarget.self, diagnostics: diagnostics, reportUnusedKeys: true)
+        target.templates = TargetRegistry.compileTemplates(
+            TemplateSources(
+                texts: [
+                    "subject": "[{{environment}}] {{title}}: {{#instance}}{{name}}{{/instance}}",
+                    "body":
+                        "<p><b>{{system}}</b> {{stage}}</p><p>{{#reason}}Reason: {{reason}}{{/reason}}</p><ul>{{#packages.first}}<li>{{.}}</li>{{/packages.first}}</ul>",
+                ], keyPath: "targets.changes.templates"), for: EmailTarget.self, diagnostics: diagnostics, reportUnusedKeys: true)
         #expect(diagnostics.problems.isEmpty, "\(diagnostics.problems)")
         for type in EventType.allCases {
             let request = try target.render(Fixtures.hostileEvent(type), context: Self.context())
@@ -102,8 +107,9 @@ struct EmailTargetTests {
         let target = Self.target()
         let event = try EventValidator().validate(body: Fixtures.exampleEvent(.started))
         let first = try Self.document(target.render(event, context: Self.context())).headers
-        let state = target.followUp(after: TransportResponse(status: 250, headers: [], body: Data(), latency: .zero),
-                                    to: try target.render(event, context: Self.context()), event: event, context: Self.context())
+        let state = target.followUp(
+            after: TransportResponse(status: 250, headers: [], body: Data(), latency: .zero),
+            to: try target.render(event, context: Self.context()), event: event, context: Self.context())
         #expect(state?.objectID == first.first { $0.0 == "Message-ID" }?.1)
         var later = Self.context(followUp: state)
         later.deliveryID = "dlv_mail_2"
@@ -113,8 +119,9 @@ struct EmailTargetTests {
         #expect(second.first { $0.0 == "References" }?.1 == firstID)
         #expect(second.first { $0.0 == "Message-ID" }?.1 != firstID)
         // A retried delivery keeps its id.
-        #expect(try Self.document(target.render(event, context: later)).headers.first { $0.0 == "Message-ID" }?.1
-            == second.first { $0.0 == "Message-ID" }?.1)
+        #expect(
+            try Self.document(target.render(event, context: later)).headers.first { $0.0 == "Message-ID" }?.1
+                == second.first { $0.0 == "Message-ID" }?.1)
     }
 
     @Test func displayNamesWithSpecialsAreQuotedAndTargetsHaveTheirOwnThreads() throws {
@@ -122,7 +129,9 @@ struct EmailTargetTests {
         #expect(EmailMessage.header(MailAddress("Patch Bot <bot@example.com>")!) == "Patch Bot <bot@example.com>")
         #expect(EmailMessage.header(MailAddress("Équipe <ops@example.com>")!).hasPrefix("=?UTF-8?B?"))
         let event = try EventValidator().validate(body: Fixtures.exampleEvent(.started))
-        #expect(EmailMessage.threadID(of: event, target: "a", domain: "example.com") != EmailMessage.threadID(of: event, target: "b", domain: "example.com"))
+        #expect(
+            EmailMessage.threadID(of: event, target: "a", domain: "example.com")
+                != EmailMessage.threadID(of: event, target: "b", domain: "example.com"))
     }
 
     @Test func longRecipientListsAreFoldedOneAddressPerLine() {

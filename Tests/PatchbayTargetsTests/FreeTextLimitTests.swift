@@ -2,6 +2,7 @@ import Foundation
 import PatchbayCore
 import PatchbayTestSupport
 import Testing
+
 @testable import PatchbayTargets
 
 /// Failure text never kills the failure notice (review F13): a failure reason that is a pasted
@@ -32,12 +33,15 @@ struct FreeTextLimitTests {
         #expect(MessageText.failureReason(event)?.count == MessageText.maxReason)
         #expect(MessageText.failureReason(event)?.hasSuffix("…") == true)
         for format in [TeamsTarget.Format.adaptive, .messagecard] {
-            let teams = try #require(body(try TeamsTarget(name: "t", url: Secret("http://127.0.0.1:9/teams/x"), format: format).plan(event, context: context())))
+            let teams = try #require(
+                body(try TeamsTarget(name: "t", url: Secret("http://127.0.0.1:9/teams/x"), format: format).plan(event, context: context())))
             #expect(teams.count <= TeamsTarget.maxPayloadBytes, "Teams \(format): \(teams.count) bytes")
             #expect(String(decoding: teams, as: UTF8.self).contains("…"))
         }
-        let chat = try #require(body(try GoogleChatTarget(name: "g", url: Secret("http://127.0.0.1:9/googlechat/v1/spaces/S/messages?key=k&token=t"))
-            .plan(event, context: context())))
+        let chat = try #require(
+            body(
+                try GoogleChatTarget(name: "g", url: Secret("http://127.0.0.1:9/googlechat/v1/spaces/S/messages?key=k&token=t"))
+                    .plan(event, context: context())))
         #expect(chat.count <= GoogleChatTarget.maxPayloadBytes)
         let statuspage = StatuspageTarget(name: "s", page: "page1", apiKey: Secret("key-0123456789"))
         let incident = try #require(body(try statuspage.plan(event, context: context())))
@@ -49,8 +53,9 @@ struct FreeTextLimitTests {
     /// counts the rest, within its 25,000 characters.
     @Test func statuspagesCompletionStaysWithinItsLimit() throws {
         let instances = (0..<3000).map { index in
-            MaintenanceSnapshot.InstanceReport(instance: Instance(id: "i-\(index)", name: "server-\(index)-" + String(repeating: "x", count: 150)),
-                                               lastType: .failed)
+            MaintenanceSnapshot.InstanceReport(
+                instance: Instance(id: "i-\(index)", name: "server-\(index)-" + String(repeating: "x", count: 150)),
+                lastType: .failed)
         }
         let text = StatuspageText.completed(MaintenanceSnapshot(instances: instances))
         #expect(text.count <= StatuspageText.maxBody)

@@ -2,14 +2,16 @@ import Foundation
 import PatchbayCore
 import PatchbayTestSupport
 import Testing
+
 @testable import PatchbayTargets
 
 @Suite("Google Chat target")
 struct GoogleChatTargetTests {
     static let canaryURL = "http://127.0.0.1:9/googlechat/v1/spaces/AAQAcanary/messages?key=canary-key-4e1f&token=canary-token-77b2%3D"
     let target = GoogleChatTarget(name: "ops-chat", url: Secret(canaryURL))
-    let context = RenderContext(displayTimeZone: TimeZone(identifier: "America/Los_Angeles")!, deliveryID: "dlv_test",
-                                now: Date(timeIntervalSince1970: 1_796_000_000))
+    let context = RenderContext(
+        displayTimeZone: TimeZone(identifier: "America/Los_Angeles")!, deliveryID: "dlv_test",
+        now: Date(timeIntervalSince1970: 1_796_000_000))
     let golden = Golden.directory("PatchbayTargetsTests/Golden/googlechat")
 
     static func card(_ body: Data) throws -> JSONValue {
@@ -66,7 +68,8 @@ struct GoogleChatTargetTests {
         let subtitle = try #require(card["header"]?["subtitle"]?.stringValue)
         for text in Self.widgetTexts(card) + [subtitle] {
             let bare = Self.bare(text)
-            #expect(!bare.contains("<") && !bare.contains(">") && !bare.contains("&") && !bare.contains("\""), "unescaped HTML in \(text.prefix(160))")
+            #expect(
+                !bare.contains("<") && !bare.contains(">") && !bare.contains("&") && !bare.contains("\""), "unescaped HTML in \(text.prefix(160))")
         }
         #expect(subtitle == "App &quot;1&quot; &lt;!channel&gt; &amp; &lt;@U0123&gt; - Prod uction :fire: 🚀")
         let sentence = try #require(Self.widgetTexts(card).first)
@@ -89,7 +92,8 @@ struct GoogleChatTargetTests {
         let card = try Self.card(request.body)
         for text in Self.widgetTexts(card) + [card["header"]?["title"]?.stringValue ?? ""] {
             let bare = Self.bare(text)
-            #expect(!bare.contains("<") && !bare.contains(">") && !bare.contains("&") && !bare.contains("\""), "unescaped HTML in \(text.prefix(160))")
+            #expect(
+                !bare.contains("<") && !bare.contains(">") && !bare.contains("&") && !bare.contains("\""), "unescaped HTML in \(text.prefix(160))")
         }
         let texts = Self.widgetTexts(card)
         #expect(texts.first?.contains("failed: db-2 &lt;!here&gt; *x* &amp; &quot;q&quot;") == true)
@@ -121,8 +125,9 @@ struct GoogleChatTargetTests {
         #expect(labels == ["App Name", "Instance Name", "Window", "Packages Updated"])
         #expect(widgets.dropFirst().allSatisfy { $0["decoratedText"]?["wrapText"] == .bool(true) })
         // Our package list breaks lines the way card text does.
-        #expect(widgets.last?["decoratedText"]?["text"]?.stringValue
-            == "openssl-3.0.8-1.amzn2023.0.14.x86_64<br>kernel-6.1.115-126.197.amzn2023.x86_64<br>curl-8.5.0-1.amzn2023.0.4.x86_64")
+        #expect(
+            widgets.last?["decoratedText"]?["text"]?.stringValue
+                == "openssl-3.0.8-1.amzn2023.0.14.x86_64<br>kernel-6.1.115-126.197.amzn2023.x86_64<br>curl-8.5.0-1.amzn2023.0.4.x86_64")
     }
 
     // MARK: Threads
@@ -171,7 +176,8 @@ struct GoogleChatTargetTests {
         // The configured URL is kept byte for byte (its token's %3D is not re-encoded).
         #expect(request.url.reveal().hasPrefix(Self.canaryURL))
         // A URL that already says how to reply is corrected, not given the option twice.
-        let already = GoogleChatTarget(name: "g", url: Secret("https://chat.googleapis.com/v1/spaces/S/messages?key=k&token=t&messageReplyOption=REPLY_MESSAGE_OR_FAIL"))
+        let already = GoogleChatTarget(
+            name: "g", url: Secret("https://chat.googleapis.com/v1/spaces/S/messages?key=k&token=t&messageReplyOption=REPLY_MESSAGE_OR_FAIL"))
         let fixed = try #require(URLComponents(string: already.requestURL.reveal())?.queryItems)
         #expect(fixed.filter { $0.name == "messageReplyOption" }.map(\.value) == ["REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD"])
         #expect(fixed.contains(URLQueryItem(name: "key", value: "k")) && fixed.contains(URLQueryItem(name: "token", value: "t")))
@@ -193,7 +199,8 @@ struct GoogleChatTargetTests {
     @Test func readsItsConfigSection() {
         func parse(_ url: String) -> (GoogleChatTarget?, [ConfigProblem]) {
             let diagnostics = ConfigDiagnostics()
-            let section = ConfigSection(path: "targets.g", value: .map([("kind", .scalar("googlechat")), ("url", .scalar(url))]), diagnostics: diagnostics)
+            let section = ConfigSection(
+                path: "targets.g", value: .map([("kind", .scalar("googlechat")), ("url", .scalar(url))]), diagnostics: diagnostics)
             return (GoogleChatTarget(name: "g", section: section), diagnostics.problems)
         }
         let (parsed, problems) = parse(Self.canaryURL)

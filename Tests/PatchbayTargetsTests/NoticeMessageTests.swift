@@ -2,6 +2,7 @@ import Foundation
 import PatchbayCore
 import PatchbayTestSupport
 import Testing
+
 @testable import PatchbayTargets
 
 /// The notices Patchbay sends itself — reminder, "beginning", reschedule, overrun — rendered for
@@ -11,17 +12,19 @@ struct NoticeMessageTests {
     static let start = Timestamp.parseRFC3339("2026-12-04T08:30:00Z")!
     static let end = Timestamp.parseRFC3339("2026-12-04T08:45:00Z")!
 
-    static let targets: [(String, any DeliveryTarget)] = [
-        ("slack", SlackTarget(name: "s", url: Secret("http://127.0.0.1:9/slack/T/B/notice"))),
-    ] + VendorTargetTests.targets
+    static let targets: [(String, any DeliveryTarget)] =
+        [
+            ("slack", SlackTarget(name: "s", url: Secret("http://127.0.0.1:9/slack/T/B/notice")))
+        ] + VendorTargetTests.targets
 
     /// A notice whose names try to break out, as the scheduler builds it.
     static func notice(_ kind: NoticeKind) -> PatchEvent {
-        let type: EventType = switch kind {
-        case .reminder: .reminder
-        case .rescheduled: .scheduled
-        case .beginning, .overrun: .started
-        }
+        let type: EventType =
+            switch kind {
+            case .reminder: .reminder
+            case .rescheduled: .scheduled
+            case .beginning, .overrun: .started
+            }
         var event = Fixtures.hostileEvent(type)
         event.instance = nil
         event.notice = kind
@@ -50,11 +53,13 @@ struct NoticeMessageTests {
         let before = kind == .rescheduled ? event.previousWindow! : MaintenanceWindow(start: Self.start, end: Self.end)
         let state = FollowUpState(objectID: "777", status: "scheduled", windowStart: before.start, windowEnd: before.end)
         for (name, target) in Self.targets {
-            let context = RenderContext(displayTimeZone: VendorTargetTests.zone, deliveryID: "dlv_golden", now: VendorTargetTests.now,
-                                        followUp: state, resources: name == "pingdom" ? ["101"] : ["cmp1"])
+            let context = RenderContext(
+                displayTimeZone: VendorTargetTests.zone, deliveryID: "dlv_golden", now: VendorTargetTests.now,
+                followUp: state, resources: name == "pingdom" ? ["101"] : ["cmp1"])
             let step = try target.plan(event, context: context)
-            let mismatch = try Golden.mismatch(VendorTargetTests.document(step),
-                                               file: VendorTargetTests.golden.appendingPathComponent("notices/\(name)-\(kind.rawValue).json"))
+            let mismatch = try Golden.mismatch(
+                VendorTargetTests.document(step),
+                file: VendorTargetTests.golden.appendingPathComponent("notices/\(name)-\(kind.rawValue).json"))
             #expect(mismatch == nil, "\(mismatch ?? "")")
         }
     }
@@ -93,8 +98,9 @@ struct NoticeMessageTests {
         #expect(patch.method == "PATCH")
         #expect(incident?["scheduled_until"]?.stringValue == "2026-12-04T09:15:00Z")
         #expect(incident?["status"] == nil, "an overrun does not change the incident's status")
-        let after = statuspage.followUp(after: TransportResponse(status: 200, headers: [], body: Data("{}".utf8), latency: .zero),
-                                        to: patch, event: Self.notice(.overrun), context: context)
+        let after = statuspage.followUp(
+            after: TransportResponse(status: 200, headers: [], body: Data("{}".utf8), latency: .zero),
+            to: patch, event: Self.notice(.overrun), context: context)
         #expect(after?.windowEnd == Self.end.addingTimeInterval(1800))
 
         // A beginning notice never moves the Pingdom window, even with another window.

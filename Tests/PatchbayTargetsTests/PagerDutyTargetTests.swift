@@ -2,6 +2,7 @@ import Foundation
 import PatchbayCore
 import PatchbayTestSupport
 import Testing
+
 @testable import PatchbayTargets
 
 /// PagerDuty: golden requests for every event type (first event of a maintenance, and with a
@@ -20,10 +21,12 @@ struct PagerDutyTargetTests {
     static let sinkURL = URL(string: "http://127.0.0.1:9/pagerduty")!
     static let serviceReferences = JSONValue.array(services.map { JSONValue.object(["id": .string($0), "type": .string("service_reference")]) })
 
-    static let windowsOnly = PagerDutyTarget(name: "pd", token: Secret(tokenCanary), from: "ops@example.com",
-                                             baseURL: sinkURL, eventsURL: sinkURL)
-    static let withChangeEvents = PagerDutyTarget(name: "pd", token: Secret(tokenCanary), from: "ops@example.com",
-                                                  baseURL: sinkURL, eventsURL: sinkURL, routingKey: Secret(routingKeyCanary))
+    static let windowsOnly = PagerDutyTarget(
+        name: "pd", token: Secret(tokenCanary), from: "ops@example.com",
+        baseURL: sinkURL, eventsURL: sinkURL)
+    static let withChangeEvents = PagerDutyTarget(
+        name: "pd", token: Secret(tokenCanary), from: "ops@example.com",
+        baseURL: sinkURL, eventsURL: sinkURL, routingKey: Secret(routingKeyCanary))
 
     static let snapshot = MaintenanceSnapshot(instances: [
         .init(instance: Instance(id: "i-1", name: "web-1"), lastType: .completed, packages: ["openssl-3.0.8", "curl-8.5.0"]),
@@ -31,8 +34,9 @@ struct PagerDutyTargetTests {
     ])
 
     static func context(followUp: FollowUpState? = nil, resources: [String] = services) -> RenderContext {
-        RenderContext(displayTimeZone: zone, deliveryID: "dlv_golden", now: now, followUp: followUp, maintenance: snapshot,
-                      resources: resources)
+        RenderContext(
+            displayTimeZone: zone, deliveryID: "dlv_golden", now: now, followUp: followUp, maintenance: snapshot,
+            resources: resources)
     }
 
     /// A window already made for `event`'s maintenance, with the event's own times.
@@ -53,9 +57,11 @@ struct PagerDutyTargetTests {
         case .refuse(let reason): object = ["refuse": .string(reason)]
         case .send(let request):
             object = ["method": .string(request.method), "url": .string(request.url.reveal()), "displayURL": .string(request.displayURL)]
-            object["headers"] = .object(Dictionary(uniqueKeysWithValues: request.headers.map {
-                ($0.name, .string($0.isSecret ? "<redacted>" : $0.value))
-            }))
+            object["headers"] = .object(
+                Dictionary(
+                    uniqueKeysWithValues: request.headers.map {
+                        ($0.name, .string($0.isSecret ? "<redacted>" : $0.value))
+                    }))
             if !request.body.isEmpty {
                 let redacted = Redactor(secrets: target.secrets).redact(String(decoding: request.body, as: UTF8.self))
                 object["body"] = try JSONDecoder().decode(JSONValue.self, from: Data(redacted.utf8))
@@ -96,8 +102,10 @@ struct PagerDutyTargetTests {
     func customTemplatesMatchGoldenWithHostileText(_ type: EventType) throws {
         var target = Self.withChangeEvents
         let diagnostics = ConfigDiagnostics()
-        target.templates = TargetRegistry.compileTemplates(TemplateSources(texts: ["text": "{{title}}: {{system}}{{#instance}} / {{name}}{{/instance}}{{#reason}} ({{reason}}){{/reason}}"],
-                                                                           keyPath: "targets.pd.templates"), for: PagerDutyTarget.self, diagnostics: diagnostics, reportUnusedKeys: true)
+        target.templates = TargetRegistry.compileTemplates(
+            TemplateSources(
+                texts: ["text": "{{title}}: {{system}}{{#instance}} / {{name}}{{/instance}}{{#reason}} ({{reason}}){{/reason}}"],
+                keyPath: "targets.pd.templates"), for: PagerDutyTarget.self, diagnostics: diagnostics, reportUnusedKeys: true)
         #expect(diagnostics.problems.isEmpty)
         let hostile = Fixtures.hostileEvent(type)
         let first = try target.plan(hostile, context: Self.context())
@@ -115,7 +123,8 @@ struct PagerDutyTargetTests {
         let event = try Self.example(type)
         try check(try target.plan(event, context: Self.context(followUp: Self.existing(event))), target: target, "update-\(type.rawValue).json")
         let hostile = Fixtures.hostileEvent(type)
-        try check(try target.plan(hostile, context: Self.context(followUp: Self.existing(hostile))), target: target, "hostile-update-\(type.rawValue).json")
+        try check(
+            try target.plan(hostile, context: Self.context(followUp: Self.existing(hostile))), target: target, "hostile-update-\(type.rawValue).json")
     }
 
     @Test(arguments: EventType.allCases)
@@ -124,7 +133,8 @@ struct PagerDutyTargetTests {
         let event = try Self.example(type)
         try check(try target.plan(event, context: Self.context(followUp: Self.existing(event))), target: target, "change-\(type.rawValue).json")
         let hostile = Fixtures.hostileEvent(type)
-        try check(try target.plan(hostile, context: Self.context(followUp: Self.existing(hostile))), target: target, "hostile-change-\(type.rawValue).json")
+        try check(
+            try target.plan(hostile, context: Self.context(followUp: Self.existing(hostile))), target: target, "hostile-change-\(type.rawValue).json")
     }
 
     @Test func rescheduleAndOverrunMatchGolden() throws {
@@ -167,7 +177,8 @@ struct PagerDutyTargetTests {
         #expect(headers["Content-Type"]?.value == "application/json")
         #expect(headers["From"]?.value == "ops@example.com")
 
-        let answer = TransportResponse(status: 201, headers: [], body: Data(#"{"maintenance_window":{"id":"PW98YIO","type":"maintenance_window"}}"#.utf8), latency: .zero)
+        let answer = TransportResponse(
+            status: 201, headers: [], body: Data(#"{"maintenance_window":{"id":"PW98YIO","type":"maintenance_window"}}"#.utf8), latency: .zero)
         #expect(target.classify(.success(answer)).label == "delivered")
         let state = target.followUp(after: answer, to: create, event: first, context: Self.context())
         #expect(state == FollowUpState(objectID: "PW98YIO", status: "scheduled", windowStart: first.window.start, windowEnd: first.window.end))
@@ -182,7 +193,8 @@ struct PagerDutyTargetTests {
     }
 
     @Test func duplicateServicesAreSentOnce() throws {
-        let create = try sent(try Self.windowsOnly.plan(try Self.example(.scheduled), context: Self.context(resources: ["PIJ90N7", "PIJ90N7", "PX1Y2Z3"])), "create")
+        let create = try sent(
+            try Self.windowsOnly.plan(try Self.example(.scheduled), context: Self.context(resources: ["PIJ90N7", "PIJ90N7", "PX1Y2Z3"])), "create")
         #expect(try body(create)["maintenance_window"]?["services"] == Self.serviceReferences)
     }
 
@@ -347,7 +359,8 @@ struct PagerDutyTargetTests {
 
         // The change event leaves the window's state alone.
         let state = Self.existing(completed)
-        let accepted = TransportResponse(status: 202, headers: [], body: Data(#"{"status":"success","message":"Change event processed"}"#.utf8), latency: .zero)
+        let accepted = TransportResponse(
+            status: 202, headers: [], body: Data(#"{"status":"success","message":"Change event processed"}"#.utf8), latency: .zero)
         #expect(target.classify(.success(accepted)).label == "delivered")
         #expect(target.followUp(after: accepted, to: request, event: completed, context: Self.context(followUp: state)) == state)
     }
@@ -397,9 +410,11 @@ struct PagerDutyTargetTests {
                         guard case .send(let request) = try target.plan(event, context: Self.context(followUp: followUp)) else { continue }
                         let body = String(decoding: request.body, as: UTF8.self)
                         #expect(!body.contains(Self.tokenCanary), "\(type.rawValue) body")
-                        #expect(canaries.allSatisfy { !request.displayURL.contains($0) && !request.url.reveal().contains($0) }, "\(type.rawValue) URL")
-                        #expect(request.headers.allSatisfy { header in header.isSecret || canaries.allSatisfy { !header.value.contains($0) } },
-                                "\(type.rawValue) headers")
+                        #expect(
+                            canaries.allSatisfy { !request.displayURL.contains($0) && !request.url.reveal().contains($0) }, "\(type.rawValue) URL")
+                        #expect(
+                            request.headers.allSatisfy { header in header.isSecret || canaries.allSatisfy { !header.value.contains($0) } },
+                            "\(type.rawValue) headers")
                         // The routing key is in a change event's body by design: the redactor must know it.
                         #expect(!Redactor(secrets: target.secrets).redact(body).contains(Self.routingKeyCanary))
                     }
@@ -461,10 +476,11 @@ struct PagerDutyTargetTests {
     }
 
     @Test func readsItsConfig() throws {
-        let (section, diagnostics) = Self.section(Self.base([
-            ("baseURL", .scalar("http://127.0.0.1:9/pagerduty")),
-            ("changeEvents", .map([(key: "routingKey", value: .scalar(Self.routingKeyCanary))])),
-        ]))
+        let (section, diagnostics) = Self.section(
+            Self.base([
+                ("baseURL", .scalar("http://127.0.0.1:9/pagerduty")),
+                ("changeEvents", .map([(key: "routingKey", value: .scalar(Self.routingKeyCanary))])),
+            ]))
         let target = try #require(PagerDutyTarget(name: "pd", section: section))
         #expect(diagnostics.problems.isEmpty, "\(diagnostics.problems)")
         #expect(target.from == "ops@example.com" && target.baseURL.absoluteString == "http://127.0.0.1:9/pagerduty")
@@ -476,8 +492,10 @@ struct PagerDutyTargetTests {
         #expect(windowsOnly.baseURL == PagerDutyTarget.defaultBaseURL && windowsOnly.routingKey == nil)
     }
 
-    @Test(arguments: ["short0123", "canarypd0123456789abcdef0123456", "canarypd0123456789abcdef012345678", "canarypd0123456789abcdef0123456-",
-                      "Rcanarypd0123456789abcdef0123456"])
+    @Test(arguments: [
+        "short0123", "canarypd0123456789abcdef0123456", "canarypd0123456789abcdef012345678", "canarypd0123456789abcdef0123456-",
+        "Rcanarypd0123456789abcdef0123456",
+    ])
     func aBadRoutingKeyIsReportedWithoutPrintingIt(_ key: String) {
         let (section, diagnostics) = Self.section(Self.base([("changeEvents", .map([(key: "routingKey", value: .scalar(key))]))]))
         #expect(PagerDutyTarget(name: "pd", section: section) == nil)
@@ -489,12 +507,19 @@ struct PagerDutyTargetTests {
         let cases: [([(String, ConfigValue)], String)] = [
             ([("kind", .scalar("pagerduty")), ("token", .scalar(Self.tokenCanary))], "targets.pd.from"),
             (Self.base().filter { $0.0 != "token" }, "targets.pd.token"),
-            ([("kind", .scalar("pagerduty")), ("token", .scalar(Self.tokenCanary)), ("from", .scalar("ops@example.com\r\nX-Evil: 1"))], "targets.pd.from"),
+            (
+                [("kind", .scalar("pagerduty")), ("token", .scalar(Self.tokenCanary)), ("from", .scalar("ops@example.com\r\nX-Evil: 1"))],
+                "targets.pd.from"
+            ),
             ([("kind", .scalar("pagerduty")), ("token", .scalar(Self.tokenCanary)), ("from", .scalar("Ops <ops@example.com>"))], "targets.pd.from"),
             (Self.base([("changeEvents", .map([]))]), "targets.pd.changeEvents.routingKey"),
             (Self.base([("eventsURL", .scalar("https://events.eu.pagerduty.com"))]), "targets.pd.eventsURL"),
-            (Self.base([("eventsURL", .scalar("http://events.example.com")),
-                        ("changeEvents", .map([(key: "routingKey", value: .scalar(Self.routingKeyCanary))]))]), "targets.pd.eventsURL"),
+            (
+                Self.base([
+                    ("eventsURL", .scalar("http://events.example.com")),
+                    ("changeEvents", .map([(key: "routingKey", value: .scalar(Self.routingKeyCanary))])),
+                ]), "targets.pd.eventsURL"
+            ),
             (Self.base([("services", .scalar("PIJ90N7"))]), "targets.pd.services"),
         ]
         for (entries, path) in cases {

@@ -2,14 +2,16 @@ import Foundation
 import PatchbayCore
 import PatchbayTestSupport
 import Testing
+
 @testable import PatchbayTargets
 
 @Suite("Slack target")
 struct SlackTargetTests {
     static let canaryURL = "http://127.0.0.1:9/slack/T0CANARY/B0CANARY/canary-secret-slack-9f8e7d"
     let target = SlackTarget(name: "ops-slack", url: Secret(canaryURL))
-    let context = RenderContext(displayTimeZone: TimeZone(identifier: "America/Los_Angeles")!, deliveryID: "dlv_test",
-                                now: Date(timeIntervalSince1970: 1_796_000_000))
+    let context = RenderContext(
+        displayTimeZone: TimeZone(identifier: "America/Los_Angeles")!, deliveryID: "dlv_test",
+        now: Date(timeIntervalSince1970: 1_796_000_000))
     let golden = Golden.directory("PatchbayTargetsTests/Golden/slack")
 
     @Test(arguments: EventType.allCases)
@@ -42,8 +44,9 @@ struct SlackTargetTests {
         for text in strings.compactMap({ $0 }) {
             #expect(!text.contains("<"), "unescaped '<' in \(text.prefix(80))")
             #expect(!text.contains(">"), "unescaped '>' in \(text.prefix(80))")
-            #expect(!text.replacingOccurrences(of: "&amp;", with: "").replacingOccurrences(of: "&lt;", with: "")
-                .replacingOccurrences(of: "&gt;", with: "").contains("&"))
+            #expect(
+                !text.replacingOccurrences(of: "&amp;", with: "").replacingOccurrences(of: "&lt;", with: "")
+                    .replacingOccurrences(of: "&gt;", with: "").contains("&"))
         }
         #expect(attachment["fallback"]?.stringValue?.contains("&lt;!channel&gt;") == true)
     }
@@ -52,7 +55,7 @@ struct SlackTargetTests {
         let request = try target.render(Fixtures.hostileEvent(.completed), context: context)
         let json = try JSONDecoder().decode(JSONValue.self, from: request.body)
         guard case .array(let attachments)? = json["attachments"], case .array(let fields)? = attachments[0]["fields"],
-              let packages = fields.last?["value"]?.stringValue
+            let packages = fields.last?["value"]?.stringValue
         else {
             Issue.record("no packages field")
             return

@@ -2,6 +2,7 @@ import Foundation
 import PatchbayCore
 import PatchbayTestSupport
 import Testing
+
 @testable import PatchbayTargets
 
 /// Custom wording: a template per kind, rendered with hostile text in every field. Golden files
@@ -20,14 +21,14 @@ struct TemplateTests {
         texts: [
             "title": "{{title}} for {{system}}",
             "text": """
-                {{#instance}}{{name}} ({{id}}){{/instance}}{{^instance}}all servers{{/instance}}: {{stage}} in {{window.text}}\
-                {{#reason}} because {{reason}}{{/reason}}.\
-                {{#packages.any}} {{packages.count}} packages: {{#packages.first}}{{.}}{{^last()}}, {{/last()}}{{/packages.first}}\
-                {{#packages.hasMore}} and {{packages.more}} more{{/packages.hasMore}}{{/packages.any}}
-                Progress: {{maintenance.completed}} of {{maintenance.instances}} done\
-                {{#maintenance.anyFailed}}, failed: {{#maintenance.failedNames}}{{.}}{{^last()}}, {{/last()}}{{/maintenance.failedNames}}{{/maintenance.anyFailed}}\
-                {{#links.status}} (status page {{links.status}}){{/links.status}}
-                """,
+            {{#instance}}{{name}} ({{id}}){{/instance}}{{^instance}}all servers{{/instance}}: {{stage}} in {{window.text}}\
+            {{#reason}} because {{reason}}{{/reason}}.\
+            {{#packages.any}} {{packages.count}} packages: {{#packages.first}}{{.}}{{^last()}}, {{/last()}}{{/packages.first}}\
+            {{#packages.hasMore}} and {{packages.more}} more{{/packages.hasMore}}{{/packages.any}}
+            Progress: {{maintenance.completed}} of {{maintenance.instances}} done\
+            {{#maintenance.anyFailed}}, failed: {{#maintenance.failedNames}}{{.}}{{^last()}}, {{/last()}}{{/maintenance.failedNames}}{{/maintenance.anyFailed}}\
+            {{#links.status}} (status page {{links.status}}){{/links.status}}
+            """,
         ],
         facts: [
             .init(title: "Server", value: "{{instance.displayName}}"),
@@ -37,24 +38,28 @@ struct TemplateTests {
         keyPath: "targets.x.templates")
 
     static let webhookSources = TemplateSources(
-        texts: ["body": """
+        texts: [
+            "body": """
             {"text": "{{title}}: {{system}}", "instance": "{{instance.name}}", "reason": "{{reason}}", "team": "{{tags.team}}",
              "packages": {{packages.count}}, "first": [{{#packages.first}}"{{.}}"{{^last()}}, {{/last()}}{{/packages.first}}],
              "failed": [{{#maintenance.failedNames}}"{{.}}"{{^last()}}, {{/last()}}{{/maintenance.failedNames}}]}
-            """],
+            """
+        ],
         keyPath: "targets.hook.templates")
 
     static let zone = TimeZone(identifier: "America/Los_Angeles")!
     static let hostileName = "db-2 <!here> *x* & \"q\""
 
     static func context() -> RenderContext {
-        let snapshot = MaintenanceSnapshot(instances: [
-            .init(instance: Instance(id: "i-1", name: "web-1"), lastType: .completed),
-            .init(instance: Instance(id: "i-2", name: hostileName), lastType: .failed),
-            .init(instance: Instance(id: "i-3"), lastType: .started),
-        ], links: ["status": "https://stspg.io/abc?x=<1>&y=\"2\""])
-        return RenderContext(displayTimeZone: zone, deliveryID: "dlv_template", now: Date(timeIntervalSince1970: 1_796_000_000),
-                             maintenance: snapshot)
+        let snapshot = MaintenanceSnapshot(
+            instances: [
+                .init(instance: Instance(id: "i-1", name: "web-1"), lastType: .completed),
+                .init(instance: Instance(id: "i-2", name: hostileName), lastType: .failed),
+                .init(instance: Instance(id: "i-3"), lastType: .started),
+            ], links: ["status": "https://stspg.io/abc?x=<1>&y=\"2\""])
+        return RenderContext(
+            displayTimeZone: zone, deliveryID: "dlv_template", now: Date(timeIntervalSince1970: 1_796_000_000),
+            maintenance: snapshot)
     }
 
     static func event(_ type: EventType) -> PatchEvent {
@@ -75,14 +80,16 @@ struct TemplateTests {
         var target = SlackTarget(name: "ops", url: Secret("http://127.0.0.1:9/slack/T/B/x"))
         target.templates = try Self.compiled(Self.chatSources, kind: SlackTarget.self)
         let request = try target.render(Self.event(type), context: Self.context())
-        let mismatch = try Golden.mismatch(request.body, file: Golden.directory("PatchbayTargetsTests/Golden/templates/slack/hostile-\(type.rawValue).json"))
+        let mismatch = try Golden.mismatch(
+            request.body, file: Golden.directory("PatchbayTargetsTests/Golden/templates/slack/hostile-\(type.rawValue).json"))
         #expect(mismatch == nil, "\(mismatch ?? "")")
         let attachment = try JSONDecoder().decode(JSONValue.self, from: request.body)["attachments"]?.first
         var strings = [attachment?["title"]?.stringValue, attachment?["text"]?.stringValue]
         if case .array(let fields)? = attachment?["fields"] { strings += fields.map { $0["value"]?.stringValue } }
         for text in strings.compactMap({ $0 }) {
             #expect(!text.contains("<") && !text.contains(">"), "unescaped angle bracket in \(text.prefix(120))")
-            let bare = text.replacingOccurrences(of: "&amp;", with: "").replacingOccurrences(of: "&lt;", with: "").replacingOccurrences(of: "&gt;", with: "")
+            let bare = text.replacingOccurrences(of: "&amp;", with: "").replacingOccurrences(of: "&lt;", with: "").replacingOccurrences(
+                of: "&gt;", with: "")
             #expect(!bare.contains("&"), "unescaped & in \(text.prefix(120))")
         }
         let text = attachment?["text"]?.stringValue ?? ""
@@ -108,12 +115,14 @@ struct TemplateTests {
 
     @Test(arguments: EventType.allCases)
     func webhookBodyTemplatesStayJSONWhateverTheValues(_ type: EventType) throws {
-        var target = WebhookTarget(name: "hook", url: Secret("https://hooks.example.invalid/x"),
-                                   secret: Secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
+        var target = WebhookTarget(
+            name: "hook", url: Secret("https://hooks.example.invalid/x"),
+            secret: Secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
         target.templates = try Self.compiled(Self.webhookSources, kind: WebhookTarget.self)
         let event = Self.event(type)
         let request = try target.render(event, context: Self.context())
-        let mismatch = try Golden.mismatch(request.body, file: Golden.directory("PatchbayTargetsTests/Golden/templates/webhook/hostile-\(type.rawValue).json"))
+        let mismatch = try Golden.mismatch(
+            request.body, file: Golden.directory("PatchbayTargetsTests/Golden/templates/webhook/hostile-\(type.rawValue).json"))
         #expect(mismatch == nil, "\(mismatch ?? "")")
         // The escaping is right exactly when every value decodes back to what the event held.
         let json = try JSONDecoder().decode(JSONValue.self, from: request.body)
@@ -130,8 +139,9 @@ struct TemplateTests {
     /// Without a body template, a webhook sends the event as the store holds it (the claim's
     /// encoded event), the same bytes encoding it would make; a body template still wins.
     @Test func aWebhookSendsTheStoredEventBytesUnlessATemplateSaysOtherwise() throws {
-        var target = WebhookTarget(name: "hook", url: Secret("https://hooks.example.invalid/x"),
-                                   secret: Secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
+        var target = WebhookTarget(
+            name: "hook", url: Secret("https://hooks.example.invalid/x"),
+            secret: Secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
         let event = Self.event(.completed)
         var context = Self.context()
         let encoded = try target.render(event, context: context).body
@@ -164,7 +174,8 @@ struct TemplateTests {
         let body = try JSONDecoder().decode(JSONValue.self, from: target.render(Self.event(.started), context: context).body)
         #expect(body["attachments"]?.first?["title"]?.stringValue == "Route's")
         // Key by key: the target's text stays where the route has none.
-        target.templates = try Self.compiled(TemplateSources(texts: ["title": "Target's", "text": "Target text"], keyPath: "t"), kind: SlackTarget.self)
+        target.templates = try Self.compiled(
+            TemplateSources(texts: ["title": "Target's", "text": "Target text"], keyPath: "t"), kind: SlackTarget.self)
         let merged = try JSONDecoder().decode(JSONValue.self, from: target.render(Self.event(.started), context: context).body)
         #expect(merged["attachments"]?.first?["title"]?.stringValue == "Route's")
         #expect(merged["attachments"]?.first?["text"]?.stringValue == "Target text")
@@ -181,7 +192,8 @@ struct TemplateTests {
     }
 
     @Test func unknownNamesAreFoundWithTheirLine() {
-        let problems = TemplateCheck.problems(in: "{{title}}\n{{instnce.name}}\n{{#packages.first}}{{.}}{{name}}{{/packages.first}}\n{{instance.nmae}}")
+        let problems = TemplateCheck.problems(
+            in: "{{title}}\n{{instnce.name}}\n{{#packages.first}}{{.}}{{name}}{{/packages.first}}\n{{instance.nmae}}")
         #expect(problems.map(\.line) == [2, 3, 4])
         #expect(problems[0].message.hasPrefix("unknown variable 'instnce.name'"))
         #expect(problems[2].message.hasPrefix("unknown variable 'instance.nmae': 'instance' has no 'nmae' (known here: displayName, id, name)"))
@@ -209,13 +221,17 @@ struct TemplateTests {
         let diagnostics = ConfigDiagnostics()
         let sources = TemplateSources(texts: ["text": "ok\n{{#instance}}\n{{name}}"], keyPath: "routes[0].templates")
         #expect(TargetRegistry.compileTemplates(sources, for: SlackTarget.self, diagnostics: diagnostics, reportUnusedKeys: true) == nil)
-        #expect(diagnostics.problems.map(\.description) == ["routes[0].templates.text: line 3: section {{#instance}} is never closed with {{/instance}}"])
+        #expect(
+            diagnostics.problems.map(\.description) == ["routes[0].templates.text: line 3: section {{#instance}} is never closed with {{/instance}}"])
     }
 
     @Test func aWebhookBodyThatIsNotJSONIsRefusedWhenCompiled() {
         let diagnostics = ConfigDiagnostics()
         let sources = TemplateSources(texts: ["body": "{\"count\": {{packages.count}}, \"name\": {{app}}}"], keyPath: "targets.hook.templates")
         #expect(TargetRegistry.compileTemplates(sources, for: WebhookTarget.self, diagnostics: diagnostics, reportUnusedKeys: true) == nil)
-        #expect(diagnostics.problems.map(\.description) == ["targets.hook.templates.body: rendered for the fullest sample event, did not produce valid JSON"])
+        #expect(
+            diagnostics.problems.map(\.description) == [
+                "targets.hook.templates.body: rendered for the fullest sample event, did not produce valid JSON"
+            ])
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import PatchbayCore
 import PatchbayTestSupport
 import Testing
+
 @testable import PatchbayTargets
 
 /// Golden files for every (target, event type) pair, for the example events and for hostile
@@ -16,7 +17,10 @@ struct VendorTargetTests {
     static let targets: [(String, any DeliveryTarget)] = [
         ("teams-adaptive", TeamsTarget(name: "t", url: Secret("http://127.0.0.1:9/teams/\(canary)"))),
         ("teams-messagecard", TeamsTarget(name: "t", url: Secret("http://127.0.0.1:9/teams-connector/\(canary)"), format: .messagecard)),
-        ("statuspage", StatuspageTarget(name: "s", page: "pg1", apiKey: Secret("key-\(canary)"), baseURL: URL(string: "http://127.0.0.1:9/statuspage")!)),
+        (
+            "statuspage",
+            StatuspageTarget(name: "s", page: "pg1", apiKey: Secret("key-\(canary)"), baseURL: URL(string: "http://127.0.0.1:9/statuspage")!)
+        ),
         ("pingdom", PingdomTarget(name: "p", token: Secret("tok-\(canary)"), baseURL: URL(string: "http://127.0.0.1:9/pingdom/api/3.1")!)),
     ]
 
@@ -34,9 +38,11 @@ struct VendorTargetTests {
         case .refuse(let reason): object = ["refuse": .string(reason)]
         case .send(let request):
             object = ["method": .string(request.method), "url": .string(request.url.reveal())]
-            object["headers"] = .object(Dictionary(uniqueKeysWithValues: request.headers.map {
-                ($0.name, .string($0.isSecret ? "<redacted>" : $0.value))
-            }))
+            object["headers"] = .object(
+                Dictionary(
+                    uniqueKeysWithValues: request.headers.map {
+                        ($0.name, .string($0.isSecret ? "<redacted>" : $0.value))
+                    }))
             if !request.body.isEmpty { object["body"] = try JSONDecoder().decode(JSONValue.self, from: request.body) }
         }
         return try JSONEncoder.patchbay().encode(JSONValue.object(object))
@@ -48,8 +54,9 @@ struct VendorTargetTests {
     }
 
     static func context(followUp: FollowUpState? = nil, snapshot: MaintenanceSnapshot = .empty) -> RenderContext {
-        RenderContext(displayTimeZone: zone, deliveryID: "dlv_golden", now: now, followUp: followUp, maintenance: snapshot,
-                      resources: ["cmp1", "cmp2"])
+        RenderContext(
+            displayTimeZone: zone, deliveryID: "dlv_golden", now: now, followUp: followUp, maintenance: snapshot,
+            resources: ["cmp1", "cmp2"])
     }
 
     @Test(arguments: EventType.allCases)
@@ -69,7 +76,8 @@ struct VendorTargetTests {
         let event = try EventValidator().validate(body: Fixtures.exampleEvent(type))
         let existing = FollowUpState(objectID: "obj42", status: "scheduled", windowStart: event.window.start, windowEnd: event.window.end)
         for (name, target) in Self.targets where name == "statuspage" || name == "pingdom" {
-            try check(try target.plan(event, context: Self.context(followUp: existing, snapshot: Self.snapshot)), "\(name)/update-\(type.rawValue).json")
+            try check(
+                try target.plan(event, context: Self.context(followUp: existing, snapshot: Self.snapshot)), "\(name)/update-\(type.rawValue).json")
         }
     }
 
@@ -109,14 +117,19 @@ struct VendorTargetTests {
         }
         #expect(target.classify(response(200, "1")).label == "delivered")
         #expect(target.classify(response(202, "")).label == "delivered")
-        #expect(target.classify(response(200, "Microsoft Teams endpoint returned HTTP error 429 with ContextId ...")) == .retry(after: nil, reason: .rateLimited))
-        #expect(target.classify(response(200, "Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error 413")).label == "permanent")
+        #expect(
+            target.classify(response(200, "Microsoft Teams endpoint returned HTTP error 429 with ContextId ..."))
+                == .retry(after: nil, reason: .rateLimited))
+        #expect(
+            target.classify(response(200, "Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error 413")).label
+                == "permanent")
         #expect(target.classify(response(400, "Summary or Text is required.")).label == "permanent")
     }
 
     // MARK: Statuspage lifecycle
 
-    let statuspage = StatuspageTarget(name: "s", page: "pg1", apiKey: Secret("key-0123456789"), baseURL: URL(string: "http://127.0.0.1:9/statuspage")!)
+    let statuspage = StatuspageTarget(
+        name: "s", page: "pg1", apiKey: Secret("key-0123456789"), baseURL: URL(string: "http://127.0.0.1:9/statuspage")!)
 
     func event(_ type: EventType, instance: String? = "i-1") throws -> PatchEvent {
         var event = try EventValidator().validate(body: Fixtures.exampleEvent(type == .completed ? .completed : .started))
@@ -128,8 +141,10 @@ struct VendorTargetTests {
     @Test func statuspageMovesOneIncidentThroughTheLifecycle() throws {
         let window = try event(.started).window
         let scheduled = FollowUpState(objectID: "inc1", status: "scheduled", windowStart: window.start, windowEnd: window.end)
-        let running = MaintenanceSnapshot(instances: [.init(instance: Instance(id: "i-1"), lastType: .completed),
-                                                      .init(instance: Instance(id: "i-2"), lastType: .started)])
+        let running = MaintenanceSnapshot(instances: [
+            .init(instance: Instance(id: "i-1"), lastType: .completed),
+            .init(instance: Instance(id: "i-2"), lastType: .started),
+        ])
         // A fifth `started` for an incident already in progress sends nothing.
         guard case .send(let started) = try statuspage.plan(try event(.started), context: Self.context(followUp: scheduled)) else {
             Issue.record("started must PATCH")
@@ -143,18 +158,23 @@ struct VendorTargetTests {
             return
         }
         // Completed waits until every instance has finished.
-        guard case .skip(let waiting) = try statuspage.plan(try event(.completed), context: Self.context(followUp: inProgress, snapshot: running)) else {
+        guard case .skip(let waiting) = try statuspage.plan(try event(.completed), context: Self.context(followUp: inProgress, snapshot: running))
+        else {
             Issue.record("completed must wait for i-2")
             return
         }
         #expect(waiting == "waiting for 1 more instance to finish")
-        guard case .send(let completed) = try statuspage.plan(try event(.completed), context: Self.context(followUp: inProgress, snapshot: Self.snapshot)) else {
+        guard
+            case .send(let completed) = try statuspage.plan(
+                try event(.completed), context: Self.context(followUp: inProgress, snapshot: Self.snapshot))
+        else {
             Issue.record("completed must PATCH once all finished")
             return
         }
         let body = try JSONDecoder().decode(JSONValue.self, from: completed.body)
         #expect(body["incident"]?["status"]?.stringValue == "completed")
-        #expect(body["incident"]?["body"]?.stringValue?.hasPrefix("Patching is complete: 2 of 3 instances finished successfully. Failed: web-2.") == true)
+        #expect(
+            body["incident"]?["body"]?.stringValue?.hasPrefix("Patching is complete: 2 of 3 instances finished successfully. Failed: web-2.") == true)
         var done = inProgress
         done.status = "completed"
         guard case .skip = try statuspage.plan(try event(.completed), context: Self.context(followUp: done, snapshot: Self.snapshot)) else {
@@ -288,26 +308,28 @@ struct VendorTimeTests {
     static let pingdom = PingdomTarget(name: "p", token: Secret("tok-0123456789"))
 
     static func request(_ target: any DeliveryTarget, start: String, end: String, zone: String) throws -> JSONValue {
-        let body = #"{"type":"patch.scheduled","app":"App1","environment":"Production","window":{"start":"\#(start)","end":"\#(end)","timezone":"\#(zone)"}}"#
+        let body =
+            #"{"type":"patch.scheduled","app":"App1","environment":"Production","window":{"start":"\#(start)","end":"\#(end)","timezone":"\#(zone)"}}"#
         let event = try EventValidator().validate(body: Data(body.utf8))
-        let context = RenderContext(displayTimeZone: TimeZone(identifier: zone)!, deliveryID: "d", now: Timestamp.parseRFC3339("2026-01-01T00:00:00Z")!)
+        let context = RenderContext(
+            displayTimeZone: TimeZone(identifier: zone)!, deliveryID: "d", now: Timestamp.parseRFC3339("2026-01-01T00:00:00Z")!)
         guard case .send(let request) = try target.plan(event, context: context) else { throw RenderError("no request") }
         return try JSONDecoder().decode(JSONValue.self, from: request.body)
     }
 
     @Test(arguments: [
         // zone, local start, expected UTC start
-        ("America/Los_Angeles", "2026-03-07T23:30:00", "2026-03-08T07:30:00Z"),   // day before spring-forward, PST
-        ("America/Los_Angeles", "2026-03-08T01:30:00", "2026-03-08T09:30:00Z"),   // just before the gap, PST
-        ("America/Los_Angeles", "2026-03-08T03:30:00", "2026-03-08T10:30:00Z"),   // just after, PDT
-        ("America/Los_Angeles", "2026-10-31T23:30:00", "2026-11-01T06:30:00Z"),   // PDT
-        ("America/Los_Angeles", "2026-11-01T01:30:00", "2026-11-01T08:30:00Z"),   // ambiguous: the earlier (PDT)
-        ("America/Los_Angeles", "2026-11-01T03:30:00", "2026-11-01T11:30:00Z"),   // PST again
+        ("America/Los_Angeles", "2026-03-07T23:30:00", "2026-03-08T07:30:00Z"),  // day before spring-forward, PST
+        ("America/Los_Angeles", "2026-03-08T01:30:00", "2026-03-08T09:30:00Z"),  // just before the gap, PST
+        ("America/Los_Angeles", "2026-03-08T03:30:00", "2026-03-08T10:30:00Z"),  // just after, PDT
+        ("America/Los_Angeles", "2026-10-31T23:30:00", "2026-11-01T06:30:00Z"),  // PDT
+        ("America/Los_Angeles", "2026-11-01T01:30:00", "2026-11-01T08:30:00Z"),  // ambiguous: the earlier (PDT)
+        ("America/Los_Angeles", "2026-11-01T03:30:00", "2026-11-01T11:30:00Z"),  // PST again
         ("Europe/Berlin", "2026-07-01T02:00:00", "2026-07-01T00:00:00Z"),
         ("Europe/Berlin", "2026-12-01T02:00:00", "2026-12-01T01:00:00Z"),
         ("Asia/Kolkata", "2026-12-04T14:00:00", "2026-12-04T08:30:00Z"),
-        ("Pacific/Chatham", "2026-12-04T22:15:00", "2026-12-04T08:30:00Z"),       // +13:45 (summer)
-        ("Pacific/Chatham", "2026-07-04T21:15:00", "2026-07-04T08:30:00Z"),       // +12:45
+        ("Pacific/Chatham", "2026-12-04T22:15:00", "2026-12-04T08:30:00Z"),  // +13:45 (summer)
+        ("Pacific/Chatham", "2026-07-04T21:15:00", "2026-07-04T08:30:00Z"),  // +12:45
         ("UTC", "2026-12-04T08:30:00", "2026-12-04T08:30:00Z"),
     ])
     func localWindowReachesVendorsAsTheRightInstant(_ zone: String, _ localStart: String, _ utcStart: String) throws {

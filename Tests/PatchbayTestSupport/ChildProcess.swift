@@ -54,7 +54,8 @@ public final class ChildProcess: @unchecked Sendable {
                 return String(text[Range(range, in: text)!])
             }
             if !process.isRunning {
-                throw ChildProcessError(description: "patchbay exited with status \(process.terminationStatus) before printing /\(pattern)/:\n\(stdout)\(stderr)")
+                throw ChildProcessError(
+                    description: "patchbay exited with status \(process.terminationStatus) before printing /\(pattern)/:\n\(stdout)\(stderr)")
             }
             try await Task.sleep(for: .milliseconds(25))
         }
@@ -75,8 +76,10 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     /// Runs a short command to completion and returns (status, stdout, stderr).
-    public static func run(_ arguments: [String], environment: [String: String] = [:], directory: TemporaryDirectory,
-                           name: String) async throws -> (status: Int32, stdout: String, stderr: String) {
+    public static func run(
+        _ arguments: [String], environment: [String: String] = [:], directory: TemporaryDirectory,
+        name: String
+    ) async throws -> (status: Int32, stdout: String, stderr: String) {
         let child = try ChildProcess(arguments: arguments, environment: environment, directory: directory, name: name)
         guard let status = await child.waitForExit(timeout: .seconds(60)) else {
             child.kill()

@@ -21,8 +21,9 @@ public enum Fixtures {
             environment: "Prod\nuction :fire: 🚀",
             instance: type == .scheduled || type == .cancelled || type == .reminder
                 ? nil : Instance(id: "i-0abc\"123", name: "web-1 <https://evil.invalid|click me> *now*"),
-            window: MaintenanceWindow(id: "mw-\"1\"", start: Timestamp.parseRFC3339("2026-12-04T08:30:00Z")!,
-                                      end: Timestamp.parseRFC3339("2026-12-04T08:45:00Z")!, timezone: "America/Los_Angeles"),
+            window: MaintenanceWindow(
+                id: "mw-\"1\"", start: Timestamp.parseRFC3339("2026-12-04T08:30:00Z")!,
+                end: Timestamp.parseRFC3339("2026-12-04T08:45:00Z")!, timezone: "America/Los_Angeles"),
             packages: type == .completed ? packages : [],
             occurredAt: Timestamp.parseRFC3339("2026-12-04T08:41:07Z"),
             details: type == .failed || type == .cancelled

@@ -1,9 +1,9 @@
-import _CryptoExtras
 import Crypto
 import Foundation
 import PatchbayCore
 import PatchbayRelay
 import X509
+import _CryptoExtras
 
 /// A test signing key and certificate standing in for SNS's, made fresh by the tests.
 public struct TestSNSSigner: Sendable {
@@ -23,8 +23,10 @@ public struct TestSNSSigner: Sendable {
     }
 
     /// An SNS notification JSON signed with SignatureVersion 1 or 2.
-    public func notification(message: String, topic: String, certURL: String, version: String = "2", messageID: String = UUID().uuidString,
-                      subject: String? = "Patch run") throws -> [String: String] {
+    public func notification(
+        message: String, topic: String, certURL: String, version: String = "2", messageID: String = UUID().uuidString,
+        subject: String? = "Patch run"
+    ) throws -> [String: String] {
         var fields: [String: String] = [
             "Type": "Notification", "MessageId": messageID, "TopicArn": topic, "Message": message,
             "Timestamp": Timestamp.rfc3339(Date()), "SignatureVersion": version, "SigningCertURL": certURL,
@@ -48,7 +50,8 @@ public struct TestSNSSigner: Sendable {
     public func sign(_ fields: [String: String]) throws -> String {
         let json = JSONValue.object(fields.mapValues(JSONValue.string))
         let content = Data(try SNSMessage(jsonIgnoringSignature: json).stringToSign.utf8)
-        let signature = fields["SignatureVersion"] == "1"
+        let signature =
+            fields["SignatureVersion"] == "1"
             ? try key.signature(for: Insecure.SHA1.hash(data: content), padding: .insecurePKCS1v1_5)
             : try key.signature(for: SHA256.hash(data: content), padding: .insecurePKCS1v1_5)
         return signature.rawRepresentation.base64EncodedString()
@@ -62,4 +65,3 @@ extension SNSMessage {
         try self.init(json: .object(fields))
     }
 }
-

@@ -141,7 +141,7 @@ public struct ConfigSection {
     public func secretURL(_ key: String, required: Bool = true) -> Secret? {
         guard let text = string(key, required: required) else { return nil }
         guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
-              scheme == "https" || scheme == "http", components.host?.isEmpty == false
+            scheme == "https" || scheme == "http", components.host?.isEmpty == false
         else {
             report(key, "expected an http:// or https:// URL (value not shown: it is a secret)")
             return nil
@@ -153,7 +153,7 @@ public struct ConfigSection {
     public func url(_ key: String) -> URL? {
         guard let text = string(key) else { return nil }
         guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "https" || scheme == "http",
-              url.host?.isEmpty == false
+            url.host?.isEmpty == false
         else {
             report(key, "expected an http:// or https:// URL, got '\(text)'")
             return nil

@@ -20,8 +20,10 @@ public struct StoredClaim: Sendable {
     public var eventType: String
     public var receivedAt: Date
 
-    public init(id: String, eventID: String, target: String, targetKind: String, displayTimeZone: String, attempt: Int, createdAt: Date,
-                leaseToken: String, resources: String?, throttles: Int, payload: String, eventType: String, receivedAt: Date) {
+    public init(
+        id: String, eventID: String, target: String, targetKind: String, displayTimeZone: String, attempt: Int, createdAt: Date,
+        leaseToken: String, resources: String?, throttles: Int, payload: String, eventType: String, receivedAt: Date
+    ) {
         self.id = id
         self.eventID = eventID
         self.target = target
@@ -77,14 +79,16 @@ public struct ClaimTriage: Sendable {
     public init(_ rows: [StoredClaim]) {
         for row in rows {
             do {
-                let (event, relayed) = try StoredPayload.decode(row.payload, type: row.eventType, eventID: row.eventID,
-                                                                receivedAt: row.receivedAt)
-                claims.append(ClaimedDelivery(
-                    id: row.id, eventID: row.eventID, target: row.target, targetKind: row.targetKind,
-                    displayTimeZone: row.displayTimeZone, attempt: row.attempt, event: event, createdAt: row.createdAt,
-                    leaseToken: row.leaseToken, resources: StoredJSON.decodeList(row.resources), throttles: row.throttles,
-                    relayed: relayed, encodedEvent: relayed == nil ? Data(row.payload.utf8) : nil
-                ))
+                let (event, relayed) = try StoredPayload.decode(
+                    row.payload, type: row.eventType, eventID: row.eventID,
+                    receivedAt: row.receivedAt)
+                claims.append(
+                    ClaimedDelivery(
+                        id: row.id, eventID: row.eventID, target: row.target, targetKind: row.targetKind,
+                        displayTimeZone: row.displayTimeZone, attempt: row.attempt, event: event, createdAt: row.createdAt,
+                        leaseToken: row.leaseToken, resources: StoredJSON.decodeList(row.resources), throttles: row.throttles,
+                        relayed: relayed, encodedEvent: relayed == nil ? Data(row.payload.utf8) : nil
+                    ))
             } catch {
                 undecodable.append(Undecodable(deliveryID: row.id, attempt: row.attempt, error: error))
             }

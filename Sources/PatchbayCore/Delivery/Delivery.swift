@@ -42,8 +42,10 @@ public struct EventSubmission: Sendable {
     /// How the event's maintenance plans its notices; nil records nothing (tests of the queue alone).
     public var planning: MaintenancePlanning?
 
-    public init(eventID: String, idempotencyKey: String?, bodyDigest: String, event: PatchEvent, receivedAt: Date, deliveries: [DeliveryPlan],
-                planning: MaintenancePlanning? = nil) {
+    public init(
+        eventID: String, idempotencyKey: String?, bodyDigest: String, event: PatchEvent, receivedAt: Date, deliveries: [DeliveryPlan],
+        planning: MaintenancePlanning? = nil
+    ) {
         self.planning = planning
         self.eventID = eventID
         self.idempotencyKey = idempotencyKey
@@ -72,9 +74,10 @@ public struct RelayedMessage: Sendable, Hashable, Codable {
     /// What stands for the message where an event is expected (listings, the claim): it never
     /// expires and belongs to a maintenance of its own.
     public func placeholderEvent(eventID: String, receivedAt: Date) -> PatchEvent {
-        PatchEvent(type: .completed, app: source, environment: "relay",
-                   window: MaintenanceWindow(id: eventID, start: receivedAt, end: receivedAt.addingTimeInterval(1)),
-                   details: ["relayed": .bool(true)])
+        PatchEvent(
+            type: .completed, app: source, environment: "relay",
+            window: MaintenanceWindow(id: eventID, start: receivedAt, end: receivedAt.addingTimeInterval(1)),
+            details: ["relayed": .bool(true)])
     }
 }
 
@@ -122,9 +125,11 @@ public struct ClaimedDelivery: Sendable {
     /// send the old bytes.
     public var encodedEvent: Data?
 
-    public init(id: String, eventID: String, target: String, targetKind: String, displayTimeZone: String, attempt: Int,
-                event: PatchEvent, createdAt: Date, leaseToken: String, resources: [String] = [], throttles: Int = 0,
-                relayed: RelayedMessage? = nil, encodedEvent: Data? = nil) {
+    public init(
+        id: String, eventID: String, target: String, targetKind: String, displayTimeZone: String, attempt: Int,
+        event: PatchEvent, createdAt: Date, leaseToken: String, resources: [String] = [], throttles: Int = 0,
+        relayed: RelayedMessage? = nil, encodedEvent: Data? = nil
+    ) {
         self.relayed = relayed
         self.encodedEvent = encodedEvent
         self.resources = resources
@@ -152,8 +157,10 @@ public struct AttemptRecord: Sendable, Hashable, Codable {
     public var reason: String
     public var responseExcerpt: String?
 
-    public init(deliveryID: String, number: Int, startedAt: Date, latencyMilliseconds: Double, statusCode: Int?,
-                outcome: String, reason: String, responseExcerpt: String?) {
+    public init(
+        deliveryID: String, number: Int, startedAt: Date, latencyMilliseconds: Double, statusCode: Int?,
+        outcome: String, reason: String, responseExcerpt: String?
+    ) {
         self.deliveryID = deliveryID
         self.number = number
         self.startedAt = startedAt
@@ -195,8 +202,10 @@ public struct DeliverySummary: Sendable, Hashable, Codable {
     public var updatedAt: Date
     public var lastReason: String?
 
-    public init(id: String, eventID: String, eventType: String, app: String, environment: String, target: String, targetKind: String,
-                state: String, attempts: Int, nextAttemptAt: Date?, createdAt: Date, updatedAt: Date, lastReason: String?) {
+    public init(
+        id: String, eventID: String, eventType: String, app: String, environment: String, target: String, targetKind: String,
+        state: String, attempts: Int, nextAttemptAt: Date?, createdAt: Date, updatedAt: Date, lastReason: String?
+    ) {
         self.id = id
         self.eventID = eventID
         self.eventType = eventType
@@ -238,8 +247,10 @@ public protocol IntakeStore: Sendable {
     /// Commits the event and all its deliveries in one transaction before returning.
     func accept(_ submission: EventSubmission) async throws -> AcceptResult
     /// Commits a relayed body and its passthrough deliveries in one transaction.
-    func acceptRelayed(_ message: RelayedMessage, eventID: String, idempotencyKey: String, receivedAt: Date,
-                       deliveries: [DeliveryPlan]) async throws -> AcceptResult
+    func acceptRelayed(
+        _ message: RelayedMessage, eventID: String, idempotencyKey: String, receivedAt: Date,
+        deliveries: [DeliveryPlan]
+    ) async throws -> AcceptResult
 }
 
 /// The dispatcher's side: leases, results, and the maintenance state renderers read.
@@ -260,13 +271,17 @@ public protocol DispatchStore: Sendable {
     /// delivery of its lane is due, the same transaction leases that one to the same worker: a
     /// lane's deliveries then follow each other without a claim in between. `next` is nil when
     /// there is no lease, the lease was lost, the delivery goes on (a retry), or nothing is due.
-    func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpUpdate?,
-                  throttled: Bool, at now: Date, lease: Duration?) async throws -> Completion
+    func complete(
+        _ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpUpdate?,
+        throttled: Bool, at now: Date, lease: Duration?
+    ) async throws -> Completion
     /// The follow-up state of (maintenance, target) and where the maintenance's instances stand,
     /// as deep as `depth` says: counts and a bounded sample of names for a message about one
     /// server, every name for a summary, a bounded package list for a final update. A send of a
     /// 1,000-server maintenance costs about what one of a 10-server maintenance does (review F4).
-    func maintenanceContext(for event: PatchEvent, target: String, depth: MaintenanceSnapshot.Depth) async throws -> (FollowUpState?, MaintenanceSnapshot)
+    func maintenanceContext(
+        for event: PatchEvent, target: String, depth: MaintenanceSnapshot.Depth
+    ) async throws -> (FollowUpState?, MaintenanceSnapshot)
     /// Puts a claimed delivery back without counting an attempt (it waited for its pacing slot).
     func release(_ claim: ClaimedDelivery, until: Date, at now: Date) async throws -> Bool
 }
@@ -366,23 +381,32 @@ extension DispatchStore {
 
     /// Records the result, leasing the lane's next delivery when due; `followUp` is state the
     /// send planned with (an update, not a created object).
-    public func completeAndLeaseNext(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
-                                     throttled: Bool, at now: Date, lease: Duration?) async throws -> (stillOurs: Bool, next: ClaimedDelivery?) {
-        let result = try await complete(claim, attempt: attempt, transition: transition,
-                                        followUp: followUp.map { FollowUpUpdate(state: $0, plannedObjectID: $0.objectID) },
-                                        throttled: throttled, at: now, lease: lease)
+    public func completeAndLeaseNext(
+        _ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
+        throttled: Bool, at now: Date, lease: Duration?
+    ) async throws -> (stillOurs: Bool, next: ClaimedDelivery?) {
+        let result = try await complete(
+            claim, attempt: attempt, transition: transition,
+            followUp: followUp.map { FollowUpUpdate(state: $0, plannedObjectID: $0.objectID) },
+            throttled: throttled, at: now, lease: lease)
         return (result.stillOurs, result.next)
     }
 
     /// Records the result without leasing anything next; true while the lease was still ours.
-    public func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
-                         throttled: Bool, at now: Date) async throws -> Bool {
-        try await completeAndLeaseNext(claim, attempt: attempt, transition: transition, followUp: followUp, throttled: throttled,
-                                       at: now, lease: nil).stillOurs
+    public func complete(
+        _ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
+        throttled: Bool, at now: Date
+    ) async throws -> Bool {
+        try await completeAndLeaseNext(
+            claim, attempt: attempt, transition: transition, followUp: followUp, throttled: throttled,
+            at: now, lease: nil
+        ).stillOurs
     }
 
-    public func complete(_ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
-                         at now: Date) async throws -> Bool {
+    public func complete(
+        _ claim: ClaimedDelivery, attempt: AttemptRecord, transition: DeliveryTransition, followUp: FollowUpState?,
+        at now: Date
+    ) async throws -> Bool {
         try await complete(claim, attempt: attempt, transition: transition, followUp: followUp, throttled: false, at: now)
     }
 }

@@ -9,7 +9,8 @@ public enum Identifier {
     /// is a `getrandom` call, and a draw per symbol made it visible in the delivery profile.
     public static func make(_ prefix: String) -> String {
         var generator = SystemRandomNumberGenerator()
-        let high: UInt64 = generator.next(), low: UInt64 = generator.next()
+        let high: UInt64 = generator.next()
+        let low: UInt64 = generator.next()
         var bytes = Array(prefix.utf8)
         bytes.reserveCapacity(bytes.count + 21)
         bytes.append(UInt8(ascii: "_"))

@@ -15,7 +15,9 @@ extension RetryPolicy {
         policy.maxAttempts = section.int("maxAttempts", default: defaults.maxAttempts, range: 1...1000)
         policy.maxAge = section.duration("maxAge", default: defaults.maxAge, range: .seconds(1)...(.seconds(30 * 86400)))
         if let text = section.string("jitter") {
-            if let value = Double(text), (0...1).contains(value) { policy.jitter = value } else {
+            if let value = Double(text), (0...1).contains(value) {
+                policy.jitter = value
+            } else {
                 section.report("jitter", "expected a fraction from 0 to 1, got '\(text)'")
             }
         }
@@ -34,7 +36,9 @@ extension PacingPolicy {
         section.allowOnly(["perSecond", "burst"])
         var policy = defaults
         if let text = section.string("perSecond") {
-            if let value = Double(text), value.isFinite, value > 0, value <= 10_000 { policy.rate = value } else {
+            if let value = Double(text), value.isFinite, value > 0, value <= 10_000 {
+                policy.rate = value
+            } else {
                 section.report("perSecond", "expected a number of requests per second above 0 and at most 10000, got '\(text)'")
             }
         }

@@ -18,8 +18,10 @@ public struct RetentionPolicy: Sendable, Hashable {
     /// Relayed messages that mapped to no app.
     public var unmapped: Duration
 
-    public init(delivered: Duration = .seconds(30 * 86_400), expired: Duration = .seconds(30 * 86_400), dead: Duration = .seconds(90 * 86_400),
-                events: Duration = .seconds(30 * 86_400), maintenances: Duration = .seconds(90 * 86_400), unmapped: Duration = .seconds(30 * 86_400)) {
+    public init(
+        delivered: Duration = .seconds(30 * 86_400), expired: Duration = .seconds(30 * 86_400), dead: Duration = .seconds(90 * 86_400),
+        events: Duration = .seconds(30 * 86_400), maintenances: Duration = .seconds(90 * 86_400), unmapped: Duration = .seconds(30 * 86_400)
+    ) {
         self.delivered = delivered
         self.expired = expired
         self.dead = dead

@@ -13,8 +13,10 @@ public struct RetryPolicy: Sendable, Hashable {
     /// so many deliveries that failed together do not retry together.
     public var jitter: Double
 
-    public init(baseDelay: Duration = .seconds(2), maxDelay: Duration = .seconds(300), maxAttempts: Int = 12,
-                maxAge: Duration = .seconds(24 * 3600), jitter: Double = 0.2) {
+    public init(
+        baseDelay: Duration = .seconds(2), maxDelay: Duration = .seconds(300), maxAttempts: Int = 12,
+        maxAge: Duration = .seconds(24 * 3600), jitter: Double = 0.2
+    ) {
         self.baseDelay = baseDelay
         self.maxDelay = maxDelay
         self.maxAttempts = maxAttempts

@@ -23,8 +23,10 @@ public struct StoreTransfer: Sendable {
         public var deliveryCount: Int
         public var receivedAt: Date
 
-        public init(seq: Int64, id: String, idempotencyKey: String?, bodySHA256: String, type: String, app: String, environment: String,
-                    maintenanceKey: String, payload: String, deliveryCount: Int, receivedAt: Date) {
+        public init(
+            seq: Int64, id: String, idempotencyKey: String?, bodySHA256: String, type: String, app: String, environment: String,
+            maintenanceKey: String, payload: String, deliveryCount: Int, receivedAt: Date
+        ) {
             self.seq = seq
             self.id = id
             self.idempotencyKey = idempotencyKey
@@ -65,9 +67,11 @@ public struct StoreTransfer: Sendable {
         public var replays: Int
         public var replayedAt: Date?
 
-        public init(seq: Int64, id: String, eventSeq: Int64, target: String, targetKind: String, maintenanceKey: String, displayTimeZone: String,
-                    state: String, attempts: Int, nextAttemptAt: Date, leaseToken: String?, createdAt: Date, updatedAt: Date, lastReason: String?,
-                    resources: String, throttles: Int, replays: Int, replayedAt: Date?) {
+        public init(
+            seq: Int64, id: String, eventSeq: Int64, target: String, targetKind: String, maintenanceKey: String, displayTimeZone: String,
+            state: String, attempts: Int, nextAttemptAt: Date, leaseToken: String?, createdAt: Date, updatedAt: Date, lastReason: String?,
+            resources: String, throttles: Int, replays: Int, replayedAt: Date?
+        ) {
             self.seq = seq
             self.id = id
             self.eventSeq = eventSeq
@@ -99,8 +103,10 @@ public struct StoreTransfer: Sendable {
         public var reason: String
         public var responseExcerpt: String?
 
-        public init(deliveryID: String, number: Int, startedAt: Date, latencyMilliseconds: Double, statusCode: Int?, outcome: String,
-                    reason: String, responseExcerpt: String?) {
+        public init(
+            deliveryID: String, number: Int, startedAt: Date, latencyMilliseconds: Double, statusCode: Int?, outcome: String,
+            reason: String, responseExcerpt: String?
+        ) {
             self.deliveryID = deliveryID
             self.number = number
             self.startedAt = startedAt
@@ -124,8 +130,10 @@ public struct StoreTransfer: Sendable {
         public var packages: String
         public var updatedAt: Date
 
-        public init(maintenanceKey: String, instanceID: String, instanceName: String?, lastType: String, stageRank: Int, packages: String,
-                    updatedAt: Date) {
+        public init(
+            maintenanceKey: String, instanceID: String, instanceName: String?, lastType: String, stageRank: Int, packages: String,
+            updatedAt: Date
+        ) {
             self.maintenanceKey = maintenanceKey
             self.instanceID = instanceID
             self.instanceName = instanceName
@@ -169,9 +177,11 @@ public struct StoreTransfer: Sendable {
         public var createdAt: Date
         public var updatedAt: Date
 
-        public init(maintenanceKey: String, id: String, app: String, environment: String, windowKey: String, windowID: String?,
-                    windowStart: Date, windowEnd: Date, windowTimeZone: String?, status: String, displayTimeZone: String, tags: String,
-                    createdAt: Date, updatedAt: Date) {
+        public init(
+            maintenanceKey: String, id: String, app: String, environment: String, windowKey: String, windowID: String?,
+            windowStart: Date, windowEnd: Date, windowTimeZone: String?, status: String, displayTimeZone: String, tags: String,
+            createdAt: Date, updatedAt: Date
+        ) {
             self.maintenanceKey = maintenanceKey
             self.id = id
             self.app = app
@@ -201,8 +211,10 @@ public struct StoreTransfer: Sendable {
         public var eventID: String?
         public var updatedAt: Date
 
-        public init(id: String, maintenanceKey: String, kind: String, leadSeconds: Int?, dueAt: Date, state: String, reason: String?,
-                    eventID: String?, updatedAt: Date) {
+        public init(
+            id: String, maintenanceKey: String, kind: String, leadSeconds: Int?, dueAt: Date, state: String, reason: String?,
+            eventID: String?, updatedAt: Date
+        ) {
             self.id = id
             self.maintenanceKey = maintenanceKey
             self.kind = kind
@@ -242,9 +254,11 @@ public struct StoreTransfer: Sendable {
     public var plannedNotices: [NoticeRow]
     public var unmapped: [UnmappedRow]
 
-    public init(events: [EventRow] = [], deliveries: [DeliveryRow] = [], attempts: [AttemptRow] = [], maintenanceInstances: [InstanceRow] = [],
-                followUps: [FollowUpRow] = [], maintenances: [MaintenanceRow] = [], plannedNotices: [NoticeRow] = [],
-                unmapped: [UnmappedRow] = []) {
+    public init(
+        events: [EventRow] = [], deliveries: [DeliveryRow] = [], attempts: [AttemptRow] = [], maintenanceInstances: [InstanceRow] = [],
+        followUps: [FollowUpRow] = [], maintenances: [MaintenanceRow] = [], plannedNotices: [NoticeRow] = [],
+        unmapped: [UnmappedRow] = []
+    ) {
         self.events = events
         self.deliveries = deliveries
         self.attempts = attempts
@@ -302,8 +316,10 @@ public struct TransferCounts: Sendable, Hashable, Codable {
 
     /// Table name and row count, in copy order, for printing.
     public var tables: [(table: String, rows: Int)] {
-        [("events", events), ("deliveries", deliveries), ("lanes", lanes), ("attempts", attempts),
-         ("maintenance_instances", maintenanceInstances), ("followups", followUps), ("maintenances", maintenances),
-         ("planned_notices", plannedNotices), ("relay_unmapped", unmapped)]
+        [
+            ("events", events), ("deliveries", deliveries), ("lanes", lanes), ("attempts", attempts),
+            ("maintenance_instances", maintenanceInstances), ("followups", followUps), ("maintenances", maintenances),
+            ("planned_notices", plannedNotices), ("relay_unmapped", unmapped),
+        ]
     }
 }

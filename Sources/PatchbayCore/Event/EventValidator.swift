@@ -88,7 +88,9 @@ public struct EventValidator: Sendable {
         if let value = fields["tags"], value != .null {
             if case .object(let members) = value {
                 for (key, tagValue) in members {
-                    if let text = tagValue.stringValue { tags[key] = text } else {
+                    if let text = tagValue.stringValue {
+                        tags[key] = text
+                    } else {
                         problems.append(FieldProblem(field: "tags.\(key)", message: "expected a string, got \(tagValue.typeName)"))
                     }
                 }
@@ -127,13 +129,16 @@ public struct EventValidator: Sendable {
                     problems.append(FieldProblem(field: "occurredAt", message: Self.outOfRange))
                 }
             } else {
-                problems.append(FieldProblem(field: "occurredAt", message: "expected an RFC 3339 date-time with an offset, like 2026-12-04T08:41:07Z"))
+                problems.append(
+                    FieldProblem(field: "occurredAt", message: "expected an RFC 3339 date-time with an offset, like 2026-12-04T08:41:07Z"))
             }
         }
 
         var details: [String: JSONValue] = [:]
         if let value = fields["details"], value != .null {
-            if case .object(let members) = value { details = members } else {
+            if case .object(let members) = value {
+                details = members
+            } else {
                 problems.append(FieldProblem(field: "details", message: "expected an object, got \(value.typeName)"))
             }
         }
@@ -143,8 +148,9 @@ public struct EventValidator: Sendable {
         guard problems.isEmpty, let type, let app, let environment, let window else {
             throw EventValidationError(problems: problems)
         }
-        return PatchEvent(id: id, type: type, app: app, environment: environment, instance: instance, window: window,
-                          packages: packages, occurredAt: occurredAt, tags: tags, details: details)
+        return PatchEvent(
+            id: id, type: type, app: app, environment: environment, instance: instance, window: window,
+            packages: packages, occurredAt: occurredAt, tags: tags, details: details)
     }
 
     private func validateWindow(
@@ -203,12 +209,19 @@ public struct EventValidator: Sendable {
         }
         if let instant = Timestamp.parseRFC3339(text) { return instant }
         guard let local = LocalDateTime.parse(text) else {
-            problems.append(FieldProblem(field: field, message: "expected an RFC 3339 date-time (2026-12-04T00:30:00-08:00) or a local date-time (2026-12-04T00:30:00) with window.timezone"))
+            problems.append(
+                FieldProblem(
+                    field: field,
+                    message:
+                        "expected an RFC 3339 date-time (2026-12-04T00:30:00-08:00) or a local date-time (2026-12-04T00:30:00) with window.timezone"))
             return nil
         }
         guard let zone else {
             if !zoneGiven {
-                problems.append(FieldProblem(field: field, message: "has no UTC offset and neither window.timezone nor a matching route's timezone says which zone it is in"))
+                problems.append(
+                    FieldProblem(
+                        field: field,
+                        message: "has no UTC offset and neither window.timezone nor a matching route's timezone says which zone it is in"))
             }
             return nil
         }
@@ -216,15 +229,19 @@ public struct EventValidator: Sendable {
         case .instant(let date):
             return date
         case .nonexistent:
-            problems.append(FieldProblem(field: field, message: "\(local) does not exist in \(zone.identifier): the clocks skip it when daylight saving time begins"))
+            problems.append(
+                FieldProblem(
+                    field: field, message: "\(local) does not exist in \(zone.identifier): the clocks skip it when daylight saving time begins"))
             return nil
         }
     }
 
     static let outOfRange = "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z once converted to UTC"
 
-    private func requiredString(_ value: JSONValue?, field: String, maxLength: Int, identity: Bool = false,
-                                _ problems: inout [FieldProblem]) -> String? {
+    private func requiredString(
+        _ value: JSONValue?, field: String, maxLength: Int, identity: Bool = false,
+        _ problems: inout [FieldProblem]
+    ) -> String? {
         guard let value, value != .null else {
             problems.append(FieldProblem(field: field, message: "is required"))
             return nil
@@ -232,8 +249,10 @@ public struct EventValidator: Sendable {
         return checkedString(value, field: field, maxLength: maxLength, identity: identity, &problems)
     }
 
-    private func optionalString(_ value: JSONValue?, field: String, maxLength: Int, identity: Bool = false,
-                                _ problems: inout [FieldProblem]) -> String? {
+    private func optionalString(
+        _ value: JSONValue?, field: String, maxLength: Int, identity: Bool = false,
+        _ problems: inout [FieldProblem]
+    ) -> String? {
         guard let value, value != .null else { return nil }
         return checkedString(value, field: field, maxLength: maxLength, identity: identity, &problems)
     }
@@ -244,8 +263,10 @@ public struct EventValidator: Sendable {
         (scalar.value < 0x20 && scalar != "\t") || (0x7F...0x9F).contains(scalar.value)
     }
 
-    private func checkedString(_ value: JSONValue, field: String, maxLength: Int, identity: Bool,
-                               _ problems: inout [FieldProblem]) -> String? {
+    private func checkedString(
+        _ value: JSONValue, field: String, maxLength: Int, identity: Bool,
+        _ problems: inout [FieldProblem]
+    ) -> String? {
         guard let text = value.stringValue else {
             problems.append(FieldProblem(field: field, message: "expected a string, got \(value.typeName)"))
             return nil

@@ -15,8 +15,10 @@ public struct FollowUpState: Sendable, Hashable, Codable {
     /// For a summary lane: the instance ids each stage's summaries already named, by event type.
     public var announced: [String: [String]]?
 
-    public init(objectID: String? = nil, status: String? = nil, windowStart: Date? = nil, windowEnd: Date? = nil, link: String? = nil,
-                announced: [String: [String]]? = nil) {
+    public init(
+        objectID: String? = nil, status: String? = nil, windowStart: Date? = nil, windowEnd: Date? = nil, link: String? = nil,
+        announced: [String: [String]]? = nil
+    ) {
         self.link = link
         self.announced = announced
         self.objectID = objectID
@@ -32,15 +34,18 @@ extension FollowUpState {
     /// skipped as "nothing new". nil when nothing changes.
     public static func forgettingStage(_ stage: String, in json: String) -> String? {
         guard var state = try? JSONDecoder.patchbay().decode(FollowUpState.self, from: Data(json.utf8)),
-              state.announced?[stage] != nil else { return nil }
+            state.announced?[stage] != nil
+        else { return nil }
         state.announced?[stage] = nil
         return (try? JSONEncoder.patchbay().encode(state)).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// What a store read for (maintenance, target): `target`'s own state, and `snapshot` with the
     /// links every target of the maintenance left. `states` are (target, stored JSON) rows.
-    public static func decode(_ states: [(target: String, json: String)], for target: String,
-                              into snapshot: MaintenanceSnapshot) throws -> (FollowUpState?, MaintenanceSnapshot) {
+    public static func decode(
+        _ states: [(target: String, json: String)], for target: String,
+        into snapshot: MaintenanceSnapshot
+    ) throws -> (FollowUpState?, MaintenanceSnapshot) {
         var snapshot = snapshot
         var own: FollowUpState?
         let decoder = JSONDecoder.patchbay()
@@ -150,8 +155,10 @@ public struct MaintenanceSnapshot: Sendable, Hashable {
     public var morePackages: Bool
 
     /// `packagesUpdated` defaults to the union of the instances' own lists.
-    public init(instances: [InstanceReport], links: [String: String] = [:], packagesUpdated: [String]? = nil,
-                stageCounts: [EventType: Int]? = nil, morePackages: Bool = false) {
+    public init(
+        instances: [InstanceReport], links: [String: String] = [:], packagesUpdated: [String]? = nil,
+        stageCounts: [EventType: Int]? = nil, morePackages: Bool = false
+    ) {
         self.instances = instances
         self.links = links
         self.stageCounts = stageCounts

@@ -85,8 +85,9 @@ public struct PatchEvent: Codable, Sendable, Hashable {
     public var systemName: String { "\(app) - \(environment)" }
 
     public var maintenanceKey: MaintenanceKey {
-        MaintenanceKey(app: app, environment: environment,
-                       window: window.id ?? Timestamp.rfc3339(window.start))
+        MaintenanceKey(
+            app: app, environment: environment,
+            window: window.id ?? Timestamp.rfc3339(window.start))
     }
 }
 

@@ -143,8 +143,10 @@ public struct RouteTable: Sendable {
                 }
                 guard let kind = kindOf(routeTarget.name) else { continue }
                 index[routeTarget.name] = plans.count
-                plans.append(DeliveryPlan(target: target.name, targetKind: kind, displayTimeZone: zone, resources: target.resources,
-                                          digestWait: digestWait))
+                plans.append(
+                    DeliveryPlan(
+                        target: target.name, targetKind: kind, displayTimeZone: zone, resources: target.resources,
+                        digestWait: digestWait))
             }
         }
         return plans

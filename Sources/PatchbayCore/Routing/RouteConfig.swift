@@ -19,8 +19,9 @@ extension Route {
     /// names a Slack target is caught here. `resourceKeys` are the route-level keys the target
     /// kinds declare (`statuspage:`, `pingdom:`), from the target registry.
     public init?(section: ConfigSection, targetKinds: [String: String], resourceKeys: [(kind: String, key: RouteResourceKey)]) {
-        section.allowOnly(Set(["match", "targets", "templates", "chat", "timezone", "reminders", "announceStart", "overrunGrace", "overrunExtend"])
-            .union(resourceKeys.map(\.key.routeKey)))
+        section.allowOnly(
+            Set(["match", "targets", "templates", "chat", "timezone", "reminders", "announceStart", "overrunGrace", "overrunExtend"])
+                .union(resourceKeys.map(\.key.routeKey)))
         var match = RouteMatch()
         if let matchSection = section.section("match") {
             matchSection.allowOnly(["app", "environment", "tags"])
@@ -96,7 +97,10 @@ extension Route {
             overrunExtend: section.duration("overrunExtend", default: defaults.overrunExtend, range: .seconds(60)...week)
         )
         if notices.overrunExtend <= notices.overrunGrace {
-            section.report("overrunExtend", "must be longer than overrunGrace (\(DurationText.short(Int(notices.overrunGrace.components.seconds)))), or the extended window would already have ended when the overrun notice goes out")
+            section.report(
+                "overrunExtend",
+                "must be longer than overrunGrace (\(DurationText.short(Int(notices.overrunGrace.components.seconds)))), or the extended window would already have ended when the overrun notice goes out"
+            )
         }
         let templates = TemplateSources(section: section)
         let chat = ChatGrouping(section: section)

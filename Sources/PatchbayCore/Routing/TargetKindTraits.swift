@@ -16,8 +16,10 @@ public struct RouteResourceKey: Sendable {
     /// Whether the list may be empty or left out (Datadog's monitor tags default to all monitors).
     public var listRequired: Bool
 
-    public init(routeKey: String, listKey: String, scalarKeys: [String] = [], listRequired: Bool = false,
-                validate: @escaping @Sendable (String) -> String? = { _ in nil }) {
+    public init(
+        routeKey: String, listKey: String, scalarKeys: [String] = [], listRequired: Bool = false,
+        validate: @escaping @Sendable (String) -> String? = { _ in nil }
+    ) {
         self.routeKey = routeKey
         self.listKey = listKey
         self.scalarKeys = scalarKeys
@@ -56,8 +58,10 @@ public struct TargetKindTraits: Sendable {
     /// (an incident, a maintenance window): reminders and "beginning" notices skip it.
     public var keepsMaintenanceObject: Bool
 
-    public init(kind: String, routeResource: RouteResourceKey? = nil, acceptsPassthrough: Bool = false, isChat: Bool = false,
-                keepsMaintenanceObject: Bool = false) {
+    public init(
+        kind: String, routeResource: RouteResourceKey? = nil, acceptsPassthrough: Bool = false, isChat: Bool = false,
+        keepsMaintenanceObject: Bool = false
+    ) {
         self.kind = kind
         self.keepsMaintenanceObject = keepsMaintenanceObject
         self.routeResource = routeResource

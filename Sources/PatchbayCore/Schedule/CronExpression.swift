@@ -68,11 +68,13 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
         static let minutes = Field(name: "minutes", range: 0...59, names: [], wraps: true, hint: "0-59")
         static let hours = Field(name: "hours", range: 0...23, names: [], wraps: true, hint: "0-23")
         static let dayOfMonth = Field(name: "day-of-month", range: 1...31, names: [], wraps: true, hint: "1-31")
-        static let month = Field(name: "month", range: 1...12,
-                                 names: ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"],
-                                 wraps: true, hint: "1-12 or JAN-DEC")
-        static let dayOfWeek = Field(name: "day-of-week", range: 1...7, names: ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"],
-                                     wraps: true, hint: "1-7 or SUN-SAT")
+        static let month = Field(
+            name: "month", range: 1...12,
+            names: ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"],
+            wraps: true, hint: "1-12 or JAN-DEC")
+        static let dayOfWeek = Field(
+            name: "day-of-week", range: 1...7, names: ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"],
+            wraps: true, hint: "1-7 or SUN-SAT")
         static let year = Field(name: "year", range: 1970...2199, names: [], wraps: false, hint: "1970-2199")
     }
 
@@ -83,11 +85,15 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
         case 6, 7:
             break
         case 5:
-            throw source.error("year", "is missing: cron needs six fields (Minutes Hours Day-of-month Month Day-of-week Year), "
-                               + "or seven with Seconds first", at: closing)
+            throw source.error(
+                "year",
+                "is missing: cron needs six fields (Minutes Hours Day-of-month Month Day-of-week Year), "
+                    + "or seven with Seconds first", at: closing)
         default:
-            throw source.error("expression", "cron needs six fields (Minutes Hours Day-of-month Month Day-of-week Year), "
-                               + "or seven with Seconds first; found \(words.count)", at: words.count > 7 ? words[7].column : closing)
+            throw source.error(
+                "expression",
+                "cron needs six fields (Minutes Hours Day-of-month Month Day-of-week Year), "
+                    + "or seven with Seconds first; found \(words.count)", at: words.count > 7 ? words[7].column : closing)
         }
         var second = 0
         if words.count == 7 {
@@ -195,8 +201,10 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// A number or a three-letter name at `index`, checked against the field's range.
-    private static func value(_ c: [Character], _ index: inout Int, _ field: Field, _ term: ScheduleWord,
-                              _ source: ScheduleText) throws(ScheduleError) -> Int {
+    private static func value(
+        _ c: [Character], _ index: inout Int, _ field: Field, _ term: ScheduleWord,
+        _ source: ScheduleText
+    ) throws(ScheduleError) -> Int {
         let start = index
         if index < c.count, scheduleDigit(c[index]) != nil {
             while index < c.count, scheduleDigit(c[index]) != nil { index += 1 }
@@ -300,8 +308,9 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
         let consecutiveHours = hours.contains { hours.contains(($0 + 1) % 24) }
         let gap = 60 - last + first
         if consecutiveHours, gap < 5 {
-            throw source.error("minutes", "fires more often than every 5 minutes (minute \(last) and minute \(first) of the next hour are \(gap) apart)",
-                               at: field.column)
+            throw source.error(
+                "minutes", "fires more often than every 5 minutes (minute \(last) and minute \(first) of the next hour are \(gap) apart)",
+                at: field.column)
         }
     }
 }

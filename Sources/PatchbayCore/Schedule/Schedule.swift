@@ -29,13 +29,16 @@ public struct Schedule: Sendable, Hashable {
     /// Occurrences after it are not produced.
     public var endDate: Date?
 
-    public init(expression: ScheduleExpression, timeZone: TimeZone, offsetDays: Int? = nil, startDate: Date? = nil,
-                endDate: Date? = nil) throws(ScheduleError) {
+    public init(
+        expression: ScheduleExpression, timeZone: TimeZone, offsetDays: Int? = nil, startDate: Date? = nil,
+        endDate: Date? = nil
+    ) throws(ScheduleError) {
         if let offsetDays {
             let text = "ScheduleOffset=\(offsetDays)"
             guard case .cron = expression else {
-                throw ScheduleError(field: "offset", message: "ScheduleOffset works only with cron expressions, not \(expression)",
-                                    expression: text, column: 0)
+                throw ScheduleError(
+                    field: "offset", message: "ScheduleOffset works only with cron expressions, not \(expression)",
+                    expression: text, column: 0)
             }
             guard (1...6).contains(offsetDays) else {
                 throw ScheduleError(field: "offset", message: "ScheduleOffset must be 1-6 days", expression: text, column: 15)
@@ -230,7 +233,7 @@ public struct Schedule: Sendable, Hashable {
     /// The `at()` instant, if within the start and end dates.
     private func atInstant() -> Double? {
         guard case .at(let year, let month, let day, let hour, let minute, let second) = expression,
-              ScheduleExpression.atProblem(year: year, month: month, day: day, hour: hour, minute: minute, second: second) == nil
+            ScheduleExpression.atProblem(year: year, month: month, day: day, hour: hour, minute: minute, second: second) == nil
         else { return nil }
         let wall = LocalDateTime(year: year, month: month, day: day, hour: hour, minute: minute, second: second).secondsAsIfUTC
         let instant = Double(fireInstant(forWall: wall))

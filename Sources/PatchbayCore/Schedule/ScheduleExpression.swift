@@ -86,8 +86,9 @@ public enum ScheduleExpression: Sendable, Hashable, CustomStringConvertible {
     private static func parseRate(_ source: ScheduleText, body: Range<Int>) throws(ScheduleError) -> ScheduleExpression {
         let words = source.words(in: body)
         guard words.count == 2 else {
-            throw source.error("rate", "expected rate(<value> minute|minutes|hour|hours|day|days)",
-                               at: words.count > 2 ? words[2].column : (words.first.map { $0.column + $0.chars.count } ?? body.lowerBound))
+            throw source.error(
+                "rate", "expected rate(<value> minute|minutes|hour|hours|day|days)",
+                at: words.count > 2 ? words[2].column : (words.first.map { $0.column + $0.chars.count } ?? body.lowerBound))
         }
         let number = words[0]
         let unitWord = words[1]
@@ -132,8 +133,9 @@ public enum ScheduleExpression: Sendable, Hashable, CustomStringConvertible {
             throw source.error("at", "expected yyyy-MM-ddTHH:mm:ss, with '\(separator)' here", at: word.column + min(index, c.count))
         }
         guard c.count == 19 else {
-            throw source.error("at", c.count < 19 ? "expected two digits of seconds" : "expected nothing after the seconds",
-                               at: word.column + min(c.count, 19))
+            throw source.error(
+                "at", c.count < 19 ? "expected two digits of seconds" : "expected nothing after the seconds",
+                at: word.column + min(c.count, 19))
         }
         var parts: [Int] = []
         for (offset, length) in [(0, 4), (5, 2), (8, 2), (11, 2), (14, 2), (17, 2)] {

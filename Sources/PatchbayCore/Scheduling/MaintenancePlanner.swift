@@ -23,11 +23,14 @@ public enum MaintenancePlanner {
     ///   - existing: the maintenance as stored, nil when this is its first event.
     ///   - settings: the notice plan of the first route that matches the event; nil when no route
     ///     matches (the maintenance is still recorded, with no notices).
-    public static func apply(_ event: PatchEvent, existing: MaintenanceRecord?, settings: NoticeSettings?, displayTimeZone: String,
-                             now: Date) -> Change {
+    public static func apply(
+        _ event: PatchEvent, existing: MaintenanceRecord?, settings: NoticeSettings?, displayTimeZone: String,
+        now: Date
+    ) -> Change {
         guard var record = existing else {
-            let record = MaintenanceRecord(key: event.maintenanceKey, window: event.window, status: event.type == .cancelled ? .cancelled : .active,
-                                           displayTimeZone: displayTimeZone, tags: event.tags, createdAt: now, updatedAt: now)
+            let record = MaintenanceRecord(
+                key: event.maintenanceKey, window: event.window, status: event.type == .cancelled ? .cancelled : .active,
+                displayTimeZone: displayTimeZone, tags: event.tags, createdAt: now, updatedAt: now)
             let notices = event.type == .cancelled || settings == nil ? [] : plan(event.window, settings: settings!, now: now)
             return Change(record: record, event: event, dropPlanned: nil, notices: notices, recordChanged: true)
         }
@@ -37,8 +40,9 @@ public enum MaintenancePlanner {
             guard record.status != .cancelled else { break }
             record.status = .cancelled
             record.updatedAt = now
-            return Change(record: record, event: event, dropPlanned: "the maintenance was cancelled at \(Timestamp.rfc3339(now))",
-                          notices: [], recordChanged: true)
+            return Change(
+                record: record, event: event, dropPlanned: "the maintenance was cancelled at \(Timestamp.rfc3339(now))",
+                notices: [], recordChanged: true)
         case .scheduled:
             // A cancelled maintenance stays cancelled: its incident and Pingdom window are closed
             // or deleted, so announcing again takes a new window id.
@@ -68,25 +72,31 @@ public enum MaintenancePlanner {
             if due > now {
                 notices.append(PlannedNotice(kind: .reminder, leadSeconds: seconds, dueAt: due, updatedAt: now))
             } else {
-                notices.append(PlannedNotice(kind: .reminder, leadSeconds: seconds, dueAt: due, state: .skipped,
-                                             reason: "announced at \(announced), after this reminder's time \(Timestamp.rfc3339(due))",
-                                             updatedAt: now))
+                notices.append(
+                    PlannedNotice(
+                        kind: .reminder, leadSeconds: seconds, dueAt: due, state: .skipped,
+                        reason: "announced at \(announced), after this reminder's time \(Timestamp.rfc3339(due))",
+                        updatedAt: now))
             }
         }
         if settings.announceStart {
             if window.start > now {
                 notices.append(PlannedNotice(kind: .beginning, dueAt: window.start, updatedAt: now))
             } else {
-                notices.append(PlannedNotice(kind: .beginning, dueAt: window.start, state: .skipped,
-                                             reason: "announced at \(announced), after the window started", updatedAt: now))
+                notices.append(
+                    PlannedNotice(
+                        kind: .beginning, dueAt: window.start, state: .skipped,
+                        reason: "announced at \(announced), after the window started", updatedAt: now))
             }
         }
         let overrunDue = window.end.addingTimeInterval(settings.overrunGrace.seconds)
         if overrunDue > now {
             notices.append(PlannedNotice(kind: .overrun, dueAt: overrunDue, updatedAt: now))
         } else {
-            notices.append(PlannedNotice(kind: .overrun, dueAt: overrunDue, state: .skipped,
-                                         reason: "announced at \(announced), after the window and its overrun grace ended", updatedAt: now))
+            notices.append(
+                PlannedNotice(
+                    kind: .overrun, dueAt: overrunDue, state: .skipped,
+                    reason: "announced at \(announced), after the window and its overrun grace ended", updatedAt: now))
         }
         return notices
     }
@@ -99,15 +109,19 @@ public enum MaintenancePlanner {
     }
 
     /// What a due notice does now, given where the maintenance's instances stand.
-    public static func fire(_ notice: PlannedNotice, record: MaintenanceRecord, snapshot: MaintenanceSnapshot, settings: NoticeSettings,
-                            now: Date) -> Decision {
+    public static func fire(
+        _ notice: PlannedNotice, record: MaintenanceRecord, snapshot: MaintenanceSnapshot, settings: NoticeSettings,
+        now: Date
+    ) -> Decision {
         let window = record.window
         let key = record.key
-        func event(_ type: EventType, window: MaintenanceWindow, details: [String: JSONValue] = [:], previous: MaintenanceWindow? = nil) -> PatchEvent {
+        func event(_ type: EventType, window: MaintenanceWindow, details: [String: JSONValue] = [:], previous: MaintenanceWindow? = nil) -> PatchEvent
+        {
             var window = window
             window.id = key.window
-            return PatchEvent(type: type, app: key.app, environment: key.environment, window: window, occurredAt: now, tags: record.tags,
-                              details: details, notice: notice.kind, previousWindow: previous)
+            return PatchEvent(
+                type: type, app: key.app, environment: key.environment, window: window, occurredAt: now, tags: record.tags,
+                details: details, notice: notice.kind, previousWindow: previous)
         }
         switch notice.kind {
         case .reminder:
@@ -115,7 +129,8 @@ public enum MaintenancePlanner {
                 return .skip(reason: "the window started at \(Timestamp.rfc3339(window.start)) before the reminder could go out")
             }
             if let started = snapshot.instances.first(where: { $0.lastType.stageRank >= EventType.started.stageRank }) {
-                return .skip(reason: "patching is already under way: \(started.instance.name ?? started.instance.id) reported \(started.lastType.rawValue)")
+                return .skip(
+                    reason: "patching is already under way: \(started.instance.name ?? started.instance.id) reported \(started.lastType.rawValue)")
             }
             return .send(event(.reminder, window: window, details: ["lead": .string(DurationText.short(notice.leadSeconds ?? 0))]))
         case .beginning:

@@ -69,8 +69,10 @@ public struct MaintenanceSummary: Sendable, Hashable, Codable {
     public var createdAt: Date
     public var updatedAt: Date
 
-    public init(id: String, app: String, environment: String, windowKey: String, window: MaintenanceWindow, status: MaintenanceRecord.Status,
-                displayTimeZone: String, instances: [String: Int], notices: [String: Int], deliveries: [String: Int], createdAt: Date, updatedAt: Date) {
+    public init(
+        id: String, app: String, environment: String, windowKey: String, window: MaintenanceWindow, status: MaintenanceRecord.Status,
+        displayTimeZone: String, instances: [String: Int], notices: [String: Int], deliveries: [String: Int], createdAt: Date, updatedAt: Date
+    ) {
         self.id = id
         self.app = app
         self.environment = environment
@@ -149,8 +151,10 @@ public struct MaintenanceDetail: Sendable, Codable {
     public var deliveriesByTarget: [String: [String: Int]]
     public var page: Page
 
-    public init(summary: MaintenanceSummary, instances: [InstanceRow], notices: [PlannedNotice], vendorObjects: [VendorObject],
-                deliveries: [DeliverySummary], deliveriesByTarget: [String: [String: Int]] = [:], page: Page = .first) {
+    public init(
+        summary: MaintenanceSummary, instances: [InstanceRow], notices: [PlannedNotice], vendorObjects: [VendorObject],
+        deliveries: [DeliverySummary], deliveriesByTarget: [String: [String: Int]] = [:], page: Page = .first
+    ) {
         self.summary = summary
         self.instances = instances
         self.notices = notices

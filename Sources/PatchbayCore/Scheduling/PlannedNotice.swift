@@ -39,8 +39,10 @@ public struct PlannedNotice: Sendable, Hashable, Codable {
     public var eventID: String?
     public var updatedAt: Date
 
-    public init(id: String = Identifier.make("ntc"), kind: NoticeKind, leadSeconds: Int? = nil, dueAt: Date, state: NoticeState = .planned,
-                reason: String? = nil, eventID: String? = nil, updatedAt: Date) {
+    public init(
+        id: String = Identifier.make("ntc"), kind: NoticeKind, leadSeconds: Int? = nil, dueAt: Date, state: NoticeState = .planned,
+        reason: String? = nil, eventID: String? = nil, updatedAt: Date
+    ) {
         self.id = id
         self.kind = kind
         self.leadSeconds = leadSeconds
@@ -65,8 +67,10 @@ public struct NoticeSettings: Sendable, Hashable {
     public var overrunGrace: Duration
     public var overrunExtend: Duration
 
-    public init(reminders: [Duration] = [.seconds(3600)], announceStart: Bool = true, overrunGrace: Duration = .seconds(15 * 60),
-                overrunExtend: Duration = .seconds(30 * 60)) {
+    public init(
+        reminders: [Duration] = [.seconds(3600)], announceStart: Bool = true, overrunGrace: Duration = .seconds(15 * 60),
+        overrunExtend: Duration = .seconds(30 * 60)
+    ) {
         self.reminders = reminders
         self.announceStart = announceStart
         self.overrunGrace = overrunGrace
@@ -91,8 +95,10 @@ public struct MaintenanceRecord: Sendable, Hashable, Codable {
     public var createdAt: Date
     public var updatedAt: Date
 
-    public init(key: MaintenanceKey, window: MaintenanceWindow, status: Status = .active, displayTimeZone: String, tags: [String: String] = [:],
-                createdAt: Date, updatedAt: Date) {
+    public init(
+        key: MaintenanceKey, window: MaintenanceWindow, status: Status = .active, displayTimeZone: String, tags: [String: String] = [:],
+        createdAt: Date, updatedAt: Date
+    ) {
         self.key = key
         self.tags = tags
         self.window = window

@@ -39,8 +39,10 @@ public enum StandardWebhooks {
         return "v1," + Data(mac).base64EncodedString()
     }
 
-    public static func verify(id: String?, timestamp: String?, signatures: String?, body: Data, key: SymmetricKey,
-                              now: Date) throws(Failure) {
+    public static func verify(
+        id: String?, timestamp: String?, signatures: String?, body: Data, key: SymmetricKey,
+        now: Date
+    ) throws(Failure) {
         guard let id, !id.isEmpty else { throw .missingHeader("webhook-id") }
         guard let timestamp, !timestamp.isEmpty else { throw .missingHeader("webhook-timestamp") }
         guard let signatures, !signatures.isEmpty else { throw .missingHeader("webhook-signature") }

@@ -57,8 +57,8 @@ public enum Timestamp {
         if text == "Z" || text == "z" { return 0 }
         let chars = Array(text)
         guard chars.count == 6, chars[0] == "+" || chars[0] == "-", chars[3] == ":",
-              let hours = Int(String(chars[1...2])), let minutes = Int(String(chars[4...5])),
-              hours < 24, minutes < 60
+            let hours = Int(String(chars[1...2])), let minutes = Int(String(chars[4...5])),
+            hours < 24, minutes < 60
         else { return nil }
         let seconds = hours * 3600 + minutes * 60
         return chars[0] == "-" ? -seconds : seconds
@@ -71,8 +71,13 @@ public struct LocalDateTime: Sendable, Hashable, CustomStringConvertible {
     public var fraction: Double = 0
 
     public init(year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int, fraction: Double = 0) {
-        self.year = year; self.month = month; self.day = day
-        self.hour = hour; self.minute = minute; self.second = second; self.fraction = fraction
+        self.year = year
+        self.month = month
+        self.day = day
+        self.hour = hour
+        self.minute = minute
+        self.second = second
+        self.fraction = fraction
     }
 
     init(utcSeconds: Int64) {
@@ -88,8 +93,9 @@ public struct LocalDateTime: Sendable, Hashable, CustomStringConvertible {
         let day = Int(doy - (153 * mp + 2) / 5 + 1)
         let month = Int(mp < 10 ? mp + 3 : mp - 9)
         let year = Int(yoe + era * 400) + (month <= 2 ? 1 : 0)
-        self.init(year: year, month: month, day: day,
-                  hour: secondsOfDay / 3600, minute: (secondsOfDay % 3600) / 60, second: secondsOfDay % 60)
+        self.init(
+            year: year, month: month, day: day,
+            hour: secondsOfDay / 3600, minute: (secondsOfDay % 3600) / 60, second: secondsOfDay % 60)
     }
 
     /// Seconds since the epoch if this wall-clock time were UTC.
@@ -129,10 +135,10 @@ public struct LocalDateTime: Sendable, Hashable, CustomStringConvertible {
             return value
         }
         guard chars.count >= 19, chars[4] == UInt8(ascii: "-"), chars[7] == UInt8(ascii: "-"),
-              chars[10] == UInt8(ascii: "T") || chars[10] == UInt8(ascii: "t") || chars[10] == UInt8(ascii: " "),
-              chars[13] == UInt8(ascii: ":"), chars[16] == UInt8(ascii: ":"),
-              let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
-              let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19)
+            chars[10] == UInt8(ascii: "T") || chars[10] == UInt8(ascii: "t") || chars[10] == UInt8(ascii: " "),
+            chars[13] == UInt8(ascii: ":"), chars[16] == UInt8(ascii: ":"),
+            let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+            let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19)
         else { return nil }
         var index = 19
         var fraction = 0.0
@@ -148,10 +154,11 @@ public struct LocalDateTime: Sendable, Hashable, CustomStringConvertible {
             if index == start { return nil }
         }
         guard (1...12).contains(month), day >= 1, day <= daysInMonth(year: year, month: month),
-              hour < 24, minute < 60, second < 61
+            hour < 24, minute < 60, second < 61
         else { return nil }
-        let local = LocalDateTime(year: year, month: month, day: day, hour: hour, minute: minute,
-                                  second: min(second, 59), fraction: fraction)
+        let local = LocalDateTime(
+            year: year, month: month, day: day, hour: hour, minute: minute,
+            second: min(second, 59), fraction: fraction)
         let rest = String(decoding: chars[index...], as: UTF8.self)
         return (local, Substring(rest))
     }

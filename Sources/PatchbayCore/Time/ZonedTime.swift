@@ -15,7 +15,8 @@ public enum ZonedTime {
         // The offsets in force a day either side cover every transition the wall time can touch.
         let probes = [asUTC - 86400, asUTC, asUTC + 86400]
         let offsets = Set(probes.map { zone.secondsFromGMT(for: Date(timeIntervalSince1970: Double($0))) })
-        let candidates = offsets
+        let candidates =
+            offsets
             .map { asUTC - Int64($0) }
             .filter { candidate in
                 let offset = zone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(candidate)))

@@ -28,8 +28,10 @@ public struct OutboundRequest: Sendable {
     /// message (headers, blank line, body), uploaded as is; `method` and `headers` are ignored.
     public var mail: MailEnvelope?
 
-    public init(method: String, url: Secret, displayURL: String, headers: [HTTPHeader], body: Data,
-                destinations: DestinationPolicy = .any, mail: MailEnvelope? = nil) {
+    public init(
+        method: String, url: Secret, displayURL: String, headers: [HTTPHeader], body: Data,
+        destinations: DestinationPolicy = .any, mail: MailEnvelope? = nil
+    ) {
         self.destinations = destinations
         self.mail = mail
         self.method = method
@@ -138,7 +140,8 @@ public enum DestinationPolicy: Sendable, Hashable {
 
     public func allows(ipv4 address: UInt32) -> Bool {
         guard self == .publicOnly else { return true }
-        let a = address >> 24, b = (address >> 16) & 0xFF
+        let a = address >> 24
+        let b = (address >> 16) & 0xFF
         switch a {
         case 0, 10, 127: return false
         case 100 where (64...127).contains(b): return false
@@ -162,20 +165,20 @@ public enum DestinationPolicy: Sendable, Hashable {
         }
         func zeros(_ range: Range<Int>) -> Bool { bytes[range].allSatisfy { $0 == 0 } }
         if zeros(0..<10), bytes[10] == 0xFF, bytes[11] == 0xFF {
-            return allows(ipv4: ipv4(at: 12))                               // ::ffff:a.b.c.d, IPv4-mapped
+            return allows(ipv4: ipv4(at: 12))  // ::ffff:a.b.c.d, IPv4-mapped
         }
-        if zeros(0..<12) { return false }                                   // ::, ::1 and ::a.b.c.d (IPv4-compatible, deprecated)
+        if zeros(0..<12) { return false }  // ::, ::1 and ::a.b.c.d (IPv4-compatible, deprecated)
         if bytes[0..<4] == [0x00, 0x64, 0xFF, 0x9B] {
-            if zeros(4..<12) { return allows(ipv4: ipv4(at: 12)) }          // 64:ff9b::/96, NAT64 (RFC 6052)
-            if bytes[4] == 0, bytes[5] == 1 { return false }                // 64:ff9b:1::/48, local-use NAT64 (RFC 8215)
+            if zeros(4..<12) { return allows(ipv4: ipv4(at: 12)) }  // 64:ff9b::/96, NAT64 (RFC 6052)
+            if bytes[4] == 0, bytes[5] == 1 { return false }  // 64:ff9b:1::/48, local-use NAT64 (RFC 8215)
         }
-        if bytes[0] == 0x20, bytes[1] == 0x02 { return allows(ipv4: ipv4(at: 2)) }            // 2002::/16, 6to4 (RFC 3056)
+        if bytes[0] == 0x20, bytes[1] == 0x02 { return allows(ipv4: ipv4(at: 2)) }  // 2002::/16, 6to4 (RFC 3056)
         if bytes[0] == 0x20, bytes[1] == 0x01, bytes[2] == 0, bytes[3] == 0 { return false }  // 2001::/32, Teredo (RFC 4380)
-        if bytes[0] == 0x01, zeros(1..<8) { return false }                  // 100::/64, discard-only (RFC 6666)
-        if bytes[0] & 0xFE == 0xFC { return false }                         // fc00::/7 unique local
-        if bytes[0] == 0xFE, bytes[1] & 0xC0 == 0x80 { return false }       // fe80::/10 link local
-        if bytes[0] == 0xFE, bytes[1] & 0xC0 == 0xC0 { return false }       // fec0::/10 site local (deprecated, still routed in places)
-        if bytes[0] == 0xFF { return false }                                // multicast
+        if bytes[0] == 0x01, zeros(1..<8) { return false }  // 100::/64, discard-only (RFC 6666)
+        if bytes[0] & 0xFE == 0xFC { return false }  // fc00::/7 unique local
+        if bytes[0] == 0xFE, bytes[1] & 0xC0 == 0x80 { return false }  // fe80::/10 link local
+        if bytes[0] == 0xFE, bytes[1] & 0xC0 == 0xC0 { return false }  // fec0::/10 site local (deprecated, still routed in places)
+        if bytes[0] == 0xFF { return false }  // multicast
         return true
     }
 }

@@ -90,20 +90,22 @@ public struct AWSEventMapper: Sendable {
                 return .unmapped("no awsMapping.windows entry for \(windowIDs.joined(separator: " or "))")
             }
             let start = detail["start-time"]?.stringValue ?? event["time"]?.stringValue
-            return build(type: type, system: system, instance: nil,
-                         windowID: detail["window-execution-id"]?.stringValue ?? windowIDs.first,
-                         start: start, end: detail["end-time"]?.stringValue, occurredAt: event["time"]?.stringValue,
-                         details: ["source": .string("aws.ssm maintenance window"), "status": .string(status)], dedupeID: id)
+            return build(
+                type: type, system: system, instance: nil,
+                windowID: detail["window-execution-id"]?.stringValue ?? windowIDs.first,
+                start: start, end: detail["end-time"]?.stringValue, occurredAt: event["time"]?.stringValue,
+                details: ["source": .string("aws.ssm maintenance window"), "status": .string(status)], dedupeID: id)
         case "EC2 Command Status-change Notification", "EC2 Command Invocation Status-change Notification":
             guard let type = Self.lifecycle(status) else { return .ignored("command status \(status) is not a lifecycle step") }
             let document = detail["document-name"]?.stringValue ?? ""
             guard let system = mapping.documents[document] else { return .unmapped("no awsMapping.documents entry for \(document)") }
             let instance = detail["instance-id"]?.stringValue
-            return build(type: type, system: system, instance: instance, windowID: detail["command-id"]?.stringValue,
-                         start: detail["requested-date-time"]?.stringValue, end: detail["expire-after"]?.stringValue,
-                         occurredAt: event["time"]?.stringValue,
-                         details: ["source": .string("aws.ssm run command"), "document": .string(document), "status": .string(status)],
-                         dedupeID: id)
+            return build(
+                type: type, system: system, instance: instance, windowID: detail["command-id"]?.stringValue,
+                start: detail["requested-date-time"]?.stringValue, end: detail["expire-after"]?.stringValue,
+                occurredAt: event["time"]?.stringValue,
+                details: ["source": .string("aws.ssm run command"), "document": .string(document), "status": .string(status)],
+                dedupeID: id)
         case "Configuration Compliance State Change":
             return .ignored("compliance changes are not patch lifecycle events (they fire on a state change, not per run)")
         default:
@@ -118,15 +120,18 @@ public struct AWSEventMapper: Sendable {
         }
         guard let type = Self.lifecycle(status) else { return .ignored("command status \(status) is not a lifecycle step") }
         guard let system = mapping.documents[document] else { return .unmapped("no awsMapping.documents entry for \(document)") }
-        return build(type: type, system: system, instance: message["instanceId"]?.stringValue, windowID: message["commandId"]?.stringValue,
-                     start: message["requestedDateTime"]?.stringValue, end: message["expiresAfter"]?.stringValue,
-                     occurredAt: message["eventTime"]?.stringValue,
-                     details: ["source": .string("aws.ssm run command via sns"), "document": .string(document), "status": .string(status)],
-                     dedupeID: dedupeID)
+        return build(
+            type: type, system: system, instance: message["instanceId"]?.stringValue, windowID: message["commandId"]?.stringValue,
+            start: message["requestedDateTime"]?.stringValue, end: message["expiresAfter"]?.stringValue,
+            occurredAt: message["eventTime"]?.stringValue,
+            details: ["source": .string("aws.ssm run command via sns"), "document": .string(document), "status": .string(status)],
+            dedupeID: dedupeID)
     }
 
-    private func build(type: EventType, system: AWSMapping.System, instance: String?, windowID: String?, start: String?, end: String?,
-                       occurredAt: String?, details: [String: JSONValue], dedupeID: String) -> AWSMappingResult {
+    private func build(
+        type: EventType, system: AWSMapping.System, instance: String?, windowID: String?, start: String?, end: String?,
+        occurredAt: String?, details: [String: JSONValue], dedupeID: String
+    ) -> AWSMappingResult {
         guard let start, let startDate = Timestamp.parseRFC3339(start) else { return .ignored("the event carries no start time") }
         var endDate = end.flatMap(Timestamp.parseRFC3339) ?? startDate.addingTimeInterval(Self.assumedWindow)
         if endDate <= startDate { endDate = startDate.addingTimeInterval(Self.assumedWindow) }

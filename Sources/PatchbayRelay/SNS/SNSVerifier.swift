@@ -1,9 +1,9 @@
-import _CryptoExtras
 import Crypto
 import Foundation
 import PatchbayCore
 import Synchronization
 import X509
+import _CryptoExtras
 
 /// Verifies SNS signatures (SignatureVersion 1: SHA1withRSA, 2: SHA256withRSA) with the
 /// certificate at `SigningCertURL`, which must match AWS's host and file-name pattern (or one the
@@ -44,9 +44,11 @@ public final class SNSVerifier: Sendable {
     let fetchBurst: Int
     let fetchInterval: TimeInterval
 
-    public init(certificateURLPattern: String = awsCertificateURLPattern, transport: any HTTPTransport,
-                destinations: DestinationPolicy = .publicOnly, clock: @escaping @Sendable () -> Date = Date.init,
-                fetchBurst: Int = SNSVerifier.fetchBurst, fetchInterval: TimeInterval = SNSVerifier.fetchInterval) throws {
+    public init(
+        certificateURLPattern: String = awsCertificateURLPattern, transport: any HTTPTransport,
+        destinations: DestinationPolicy = .publicOnly, clock: @escaping @Sendable () -> Date = Date.init,
+        fetchBurst: Int = SNSVerifier.fetchBurst, fetchInterval: TimeInterval = SNSVerifier.fetchInterval
+    ) throws {
         pattern = try NSRegularExpression(pattern: certificateURLPattern)
         self.destinations = destinations
         self.transport = transport
@@ -67,8 +69,8 @@ public final class SNSVerifier: Sendable {
     /// a fragment, percent-escapes or dot segments.
     static func canonical(_ url: String) -> String? {
         guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(), let host = components.host?.lowercased(),
-              components.user == nil, components.password == nil, components.query == nil, components.fragment == nil,
-              !components.percentEncodedPath.contains("%")
+            components.user == nil, components.password == nil, components.query == nil, components.fragment == nil,
+            !components.percentEncodedPath.contains("%")
         else { return nil }
         let segments = components.path.split(separator: "/", omittingEmptySubsequences: false)
         guard !segments.contains("."), !segments.contains("..") else { return nil }
@@ -79,7 +81,7 @@ public final class SNSVerifier: Sendable {
     /// signing certificate: the message is signed, but the URL must not point anywhere else.
     public func isTrusted(subscribeURL url: String, certificateURL: String) -> Bool {
         guard isTrusted(certificateURL: certificateURL),
-              let subscribe = URLComponents(string: url), let certificate = URLComponents(string: certificateURL)
+            let subscribe = URLComponents(string: url), let certificate = URLComponents(string: certificateURL)
         else { return false }
         return subscribe.scheme == certificate.scheme && subscribe.host == certificate.host && subscribe.port == certificate.port
     }
@@ -92,11 +94,12 @@ public final class SNSVerifier: Sendable {
         let key = try await publicKey(at: message.signingCertURL)
         let content = Data(message.stringToSign.utf8)
         let rsa = _RSA.Signing.RSASignature(rawRepresentation: signature)
-        let valid: Bool = switch message.signatureVersion {
-        case "1": key.isValidSignature(rsa, for: Insecure.SHA1.hash(data: content), padding: .insecurePKCS1v1_5)
-        case "2": key.isValidSignature(rsa, for: SHA256.hash(data: content), padding: .insecurePKCS1v1_5)
-        default: throw RelayRejection.malformed("SignatureVersion: expected 1 or 2, got \(message.signatureVersion)")
-        }
+        let valid: Bool =
+            switch message.signatureVersion {
+            case "1": key.isValidSignature(rsa, for: Insecure.SHA1.hash(data: content), padding: .insecurePKCS1v1_5)
+            case "2": key.isValidSignature(rsa, for: SHA256.hash(data: content), padding: .insecurePKCS1v1_5)
+            default: throw RelayRejection.malformed("SignatureVersion: expected 1 or 2, got \(message.signatureVersion)")
+            }
         guard valid else { throw .badSignature("Signature: does not match the message and the signing certificate") }
     }
 
@@ -106,10 +109,11 @@ public final class SNSVerifier: Sendable {
         guard let url = message.subscribeURL, isTrusted(subscribeURL: url, certificateURL: message.signingCertURL) else {
             throw RelayRejection(403, "untrusted_subscribe_url", "SubscribeURL: not an SNS host this source trusts")
         }
-        let confirm = OutboundRequest(method: "GET", url: Secret(url), displayURL: "sns subscribe url", headers: [], body: Data(),
-                                      destinations: destinations)
+        let confirm = OutboundRequest(
+            method: "GET", url: Secret(url), displayURL: "sns subscribe url", headers: [], body: Data(),
+            destinations: destinations)
         guard case .success(let response) = await transport.send(confirm, timeouts: TransportTimeouts(connect: .seconds(3), total: .seconds(10))),
-              (200..<300).contains(response.status)
+            (200..<300).contains(response.status)
         else { throw RelayRejection(503, "confirmation_failed", "could not confirm the subscription; retry later") }
     }
 

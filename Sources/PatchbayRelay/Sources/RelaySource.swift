@@ -104,10 +104,11 @@ public struct RelaySource: Sendable {
                 return nil
             }
             let mapping = section.section("map").map { JSONFieldMapping(section: $0, types: section.stringMap("types") ?? [:]) } ?? nil
-            let secrets: [Secret] = switch auth {
-            case .bearer(let token): [token]
-            case .hmac(_, let secret): [secret]
-            }
+            let secrets: [Secret] =
+                switch auth {
+                case .bearer(let token): [token]
+                case .hmac(_, let secret): [secret]
+                }
             self.init(name: name, kind: .json(auth: auth, mapping: mapping), secrets: secrets)
         default:
             section.report("kind", "'\(kind)' is not a source kind; known kinds: \(Self.kinds.joined(separator: ", "))")
@@ -124,8 +125,10 @@ public struct RelaySource: Sendable {
 /// ```
 /// A value starting with `=` is a literal. `types` translates the sender's words for the type.
 public struct JSONFieldMapping: Sendable {
-    public static let fields = ["type", "app", "environment", "instance.id", "instance.name", "window.id", "window.start",
-                                "window.end", "window.timezone", "packages", "occurredAt"]
+    public static let fields = [
+        "type", "app", "environment", "instance.id", "instance.name", "window.id", "window.start",
+        "window.end", "window.timezone", "packages", "occurredAt",
+    ]
     public var paths: [String: String]
     public var types: [String: String]
 

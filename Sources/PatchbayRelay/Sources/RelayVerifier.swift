@@ -49,7 +49,7 @@ public struct RelayVerifier: Sendable {
             guard header("X-Hub-Signature-256") != nil else { throw RelayRejection.badSignature("X-Hub-Signature-256: header is missing") }
         case .slack:
             guard let timestamp = header("X-Slack-Request-Timestamp"), let seconds = Double(timestamp), seconds.isFinite,
-                  abs(clock().timeIntervalSince1970 - seconds) <= Self.tolerance
+                abs(clock().timeIntervalSince1970 - seconds) <= Self.tolerance
             else { throw RelayRejection.badSignature("X-Slack-Request-Timestamp: missing or more than 5 minutes off") }
         case .sns:
             break
@@ -60,7 +60,7 @@ public struct RelayVerifier: Sendable {
         case .json(let auth, _):
             if case .bearer(let token) = auth {
                 guard let authorization = header("Authorization"), authorization.count > 7, authorization.prefix(7).lowercased() == "bearer ",
-                      token.constantTimeEquals(String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces))
+                    token.constantTimeEquals(String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces))
                 else { throw RelayRejection(401, "unauthorized", "Authorization: missing or wrong bearer token") }
             }
         }
@@ -73,15 +73,16 @@ public struct RelayVerifier: Sendable {
         switch source.kind {
         case .standardWebhooks(let key):
             do {
-                try StandardWebhooks.verify(id: header("webhook-id"), timestamp: header("webhook-timestamp"),
-                                            signatures: header("webhook-signature"), body: body, key: key, now: clock())
+                try StandardWebhooks.verify(
+                    id: header("webhook-id"), timestamp: header("webhook-timestamp"),
+                    signatures: header("webhook-signature"), body: body, key: key, now: clock())
             } catch {
                 throw RelayRejection.badSignature(error.description)
             }
             return .id(header("webhook-id") ?? "")
         case .github(let secret):
             guard let signature = header("X-Hub-Signature-256"),
-                  HexHMAC.isValid(signature, prefix: "sha256=", content: body, secret: secret.reveal())
+                HexHMAC.isValid(signature, prefix: "sha256=", content: body, secret: secret.reveal())
             else { throw RelayRejection.badSignature("X-Hub-Signature-256: missing or does not match the body") }
             guard let delivery = header("X-GitHub-Delivery"), !delivery.isEmpty else {
                 throw RelayRejection.malformed("X-GitHub-Delivery: header is missing")
@@ -90,7 +91,8 @@ public struct RelayVerifier: Sendable {
         case .slack(let secret):
             var content = Data("v0:\(header("X-Slack-Request-Timestamp") ?? ""):".utf8)
             content.append(body)
-            guard let signature = header("X-Slack-Signature"), HexHMAC.isValid(signature, prefix: "v0=", content: content, secret: secret.reveal()) else {
+            guard let signature = header("X-Slack-Signature"), HexHMAC.isValid(signature, prefix: "v0=", content: content, secret: secret.reveal())
+            else {
                 throw RelayRejection.badSignature("X-Slack-Signature: missing or does not match the body")
             }
             return .body

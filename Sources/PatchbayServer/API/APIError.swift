@@ -57,11 +57,13 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         case .invalidEvent(let problem):
             self = .invalid(problem)
         case .invalidRelayedEvent(let problem):
-            self.init(.unprocessableContent, code: "invalid_event", message: "the relayed message does not make a valid event: \(problem)",
-                      problems: problem.problems)
+            self.init(
+                .unprocessableContent, code: "invalid_event", message: "the relayed message does not make a valid event: \(problem)",
+                problems: problem.problems)
         case .idempotencyConflict(let existing):
-            self.init(.conflict, code: "idempotency_conflict",
-                      message: "Idempotency-Key: already used for event \(existing) with a different body; use a new key for a new event")
+            self.init(
+                .conflict, code: "idempotency_conflict",
+                message: "Idempotency-Key: already used for event \(existing) with a different body; use a new key for a new event")
         case .duplicateMessage(let existing):
             self.init(.conflict, code: "duplicate", message: "this message id was already received as event \(existing), with another body")
         case .storeUnavailable:

@@ -16,8 +16,9 @@ struct DeliveryRoutes {
             let query = request.uri.queryParameters
             let filter: DeliveryFilter
             do throws(QueryProblem) {
-                filter = try DeliveryQuery.filter(state: query.get("state"), target: query.get("target"), app: query.get("app"),
-                                                  since: query.get("since"), limit: query.get("limit"), offset: query.get("offset"), now: clock())
+                filter = try DeliveryQuery.filter(
+                    state: query.get("state"), target: query.get("target"), app: query.get("app"),
+                    since: query.get("since"), limit: query.get("limit"), offset: query.get("offset"), now: clock())
             } catch {
                 throw APIError(error)
             }
@@ -37,11 +38,12 @@ struct DeliveryRoutes {
             let dryRun = request.uri.queryParameters.get("dryRun") == "true"
             let result = try await store.replay(id: id, at: clock(), dryRun: dryRun)
             if result == .replayed { wake.notify() }
-            let status: HTTPResponse.Status = switch result {
-            case .notFound: .notFound
-            case .alreadyQueued: .conflict
-            case .replayed, .wouldReplay: .ok
-            }
+            let status: HTTPResponse.Status =
+                switch result {
+                case .notFound: .notFound
+                case .alreadyQueued: .conflict
+                case .replayed, .wouldReplay: .ok
+                }
             return JSONResponse.make(status: status, body: ReplayAnswer(id: id, result: result))
         }
     }

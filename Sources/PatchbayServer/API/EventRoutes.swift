@@ -1,8 +1,8 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import NIOCore
 import Logging
+import NIOCore
 import PatchbayCore
 
 /// `POST /v1/events`: agents report patch lifecycle events here.
@@ -34,9 +34,10 @@ struct EventRoutes {
             if case .later(let at) = limiter.reserve(key: key, policy: rate, now: Date(), maxWait: .zero) {
                 metrics.requestRejected(.rateLimited)
                 let wait = max(1, Int(at.timeIntervalSinceNow.rounded(.up)))
-                throw APIError(.tooManyRequests, code: "rate_limited",
-                               message: "this token sends faster than server.rateLimit allows; retry in \(wait) s",
-                               headers: [.retryAfter: String(wait)])
+                throw APIError(
+                    .tooManyRequests, code: "rate_limited",
+                    message: "this token sends faster than server.rateLimit allows; retry in \(wait) s",
+                    headers: [.retryAfter: String(wait)])
             }
         }
         if let length = request.headers[.contentLength].flatMap(Int.init), length > settings.maxBodyBytes {
@@ -46,10 +47,13 @@ struct EventRoutes {
         let key = request.headers[HTTPField.Name("Idempotency-Key")!]
         // Printable ASCII only: bytes that are not valid UTF-8 would otherwise be decoded lossily,
         // and two different keys could collide.
-        if let key, key.isEmpty || key.utf8.count > Self.maxIdempotencyKeyLength || !key.unicodeScalars.allSatisfy({ (0x20...0x7E).contains($0.value) }) {
+        if let key,
+            key.isEmpty || key.utf8.count > Self.maxIdempotencyKeyLength || !key.unicodeScalars.allSatisfy({ (0x20...0x7E).contains($0.value) })
+        {
             metrics.requestRejected(.invalidHeader)
-            throw APIError(.badRequest, code: "invalid_header",
-                           message: "Idempotency-Key: must be 1 to \(Self.maxIdempotencyKeyLength) printable ASCII characters")
+            throw APIError(
+                .badRequest, code: "invalid_header",
+                message: "Idempotency-Key: must be 1 to \(Self.maxIdempotencyKeyLength) printable ASCII characters")
         }
         let buffer: ByteBuffer
         do {

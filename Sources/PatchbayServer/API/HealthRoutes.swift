@@ -34,8 +34,9 @@ struct HealthRoutes {
             guard let exposition else {
                 return Response(status: .notFound)
             }
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(string: exposition())))
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: exposition())))
         }
     }
 }
@@ -91,8 +92,10 @@ public struct QueueGauges: Service, CustomStringConvertible {
     let logger: Logger
     let clock: @Sendable () -> Date
 
-    public init(store: any OperatorStore, metrics: PatchbayMetrics, interval: Duration = .seconds(5), logger: Logger,
-                clock: @escaping @Sendable () -> Date = Date.init) {
+    public init(
+        store: any OperatorStore, metrics: PatchbayMetrics, interval: Duration = .seconds(5), logger: Logger,
+        clock: @escaping @Sendable () -> Date = Date.init
+    ) {
         self.store = store
         self.metrics = metrics
         self.interval = interval

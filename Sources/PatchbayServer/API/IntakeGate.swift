@@ -38,9 +38,10 @@ struct DrainingMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if gate.isDraining, !Self.alwaysOpen.contains(request.uri.path) {
             metrics.requestRejected(.draining)
-            throw APIError(.serviceUnavailable, code: "draining",
-                           message: "Patchbay is shutting down and accepts no new requests; retry in a few seconds",
-                           headers: [.retryAfter: "5"])
+            throw APIError(
+                .serviceUnavailable, code: "draining",
+                message: "Patchbay is shutting down and accepts no new requests; retry in a few seconds",
+                headers: [.retryAfter: "5"])
         }
         return try await next(request, context)
     }
@@ -56,10 +57,15 @@ struct UnexpectedErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as any HTTPResponseError {
             throw error
         } catch {
-            context.logger.error("request failed unexpectedly; answered 503", metadata: ["path": "\(LogText.escape(request.uri.path))",
-                                                                                        "error": "\(error)"])
-            throw APIError(.serviceUnavailable, code: "unavailable", message: "the request could not be completed; retry later",
-                           headers: [.retryAfter: "5"])
+            context.logger.error(
+                "request failed unexpectedly; answered 503",
+                metadata: [
+                    "path": "\(LogText.escape(request.uri.path))",
+                    "error": "\(error)",
+                ])
+            throw APIError(
+                .serviceUnavailable, code: "unavailable", message: "the request could not be completed; retry later",
+                headers: [.retryAfter: "5"])
         }
     }
 }

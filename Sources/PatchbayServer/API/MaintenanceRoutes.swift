@@ -13,8 +13,9 @@ struct MaintenanceRoutes {
             try AdminAuthorization.check(request, settings: settings)
             let query: MaintenanceQuery
             do throws(QueryProblem) {
-                query = try MaintenanceQuery(since: request.uri.queryParameters.get("since"), limit: request.uri.queryParameters.get("limit"),
-                                             now: Date())
+                query = try MaintenanceQuery(
+                    since: request.uri.queryParameters.get("since"), limit: request.uri.queryParameters.get("limit"),
+                    now: Date())
             } catch {
                 throw APIError(error)
             }
@@ -110,8 +111,9 @@ public struct MaintenanceDetailView: Encodable, Sendable {
         maintenance = MaintenanceView(detail.summary)
         instances = detail.instances
         notices = detail.notices.map { notice in
-            NoticeView(id: notice.id, notice: notice.label, due: Timestamp.rfc3339(notice.dueAt, in: zone), dueUTC: Timestamp.rfc3339(notice.dueAt),
-                       state: notice.state.rawValue, reason: notice.reason, eventID: notice.eventID)
+            NoticeView(
+                id: notice.id, notice: notice.label, due: Timestamp.rfc3339(notice.dueAt, in: zone), dueUTC: Timestamp.rfc3339(notice.dueAt),
+                state: notice.state.rawValue, reason: notice.reason, eventID: notice.eventID)
         }
         // A summary lane's state (which servers its summaries named) is not a vendor object.
         vendorObjects = detail.vendorObjects.filter { !DigestLane.split($0.target).isDigest }

@@ -37,8 +37,10 @@ public struct QueryProblem: Error, Sendable, Equatable, CustomStringConvertible 
 
 /// Turns operator input (CLI flags, query parameters) into a store filter, with errors that name the parameter.
 public enum DeliveryQuery {
-    public static func filter(state: String?, target: String?, app: String?, since: String?, limit: String?, offset: String? = nil,
-                              now: Date) throws(QueryProblem) -> DeliveryFilter {
+    public static func filter(
+        state: String?, target: String?, app: String?, since: String?, limit: String?, offset: String? = nil,
+        now: Date
+    ) throws(QueryProblem) -> DeliveryFilter {
         var filter = DeliveryFilter(target: target, app: app)
         if let state {
             guard let parsed = DeliveryState(rawValue: state) else {

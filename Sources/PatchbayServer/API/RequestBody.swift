@@ -24,7 +24,8 @@ enum RequestBody {
     }
 
     static func timeoutError(_ timeout: Duration) -> APIError {
-        APIError(.requestTimeout, code: "body_timeout",
-                 message: "body: not received within \(Int(timeout.seconds)) s (server.readTimeout)")
+        APIError(
+            .requestTimeout, code: "body_timeout",
+            message: "body: not received within \(Int(timeout.seconds)) s (server.readTimeout)")
     }
 }

@@ -88,8 +88,9 @@ public final class StalledReaderShedder: Sendable {
             }
             guard let stalled else { return }
             if !stalled.isEmpty {
-                logger.notice("every connection slot is taken: closed connections that stalled mid-request",
-                              metadata: ["closed": "\(stalled.count)", "max_connections": "\(capacity)"])
+                logger.notice(
+                    "every connection slot is taken: closed connections that stalled mid-request",
+                    metadata: ["closed": "\(stalled.count)", "max_connections": "\(capacity)"])
                 for channel in stalled { channel.close(promise: nil) }
             }
             try? await Task.sleep(for: .milliseconds(200))

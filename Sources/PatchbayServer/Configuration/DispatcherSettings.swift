@@ -19,9 +19,11 @@ public struct DispatcherSettings: Sendable {
     /// is cut to this, so a hostile or broken answer cannot freeze a target until 2152.
     public var maxPause: Duration
 
-    public init(concurrency: Int = 16, lease: Duration = .seconds(60), timeouts: TransportTimeouts = TransportTimeouts(),
-                pollInterval: Duration = .seconds(1), retry: RetryPolicy? = nil, shutdownGrace: Duration = .seconds(10),
-                maxPause: Duration = .seconds(3600)) {
+    public init(
+        concurrency: Int = 16, lease: Duration = .seconds(60), timeouts: TransportTimeouts = TransportTimeouts(),
+        pollInterval: Duration = .seconds(1), retry: RetryPolicy? = nil, shutdownGrace: Duration = .seconds(10),
+        maxPause: Duration = .seconds(3600)
+    ) {
         self.maxPause = maxPause
         self.concurrency = concurrency
         self.lease = lease

@@ -111,8 +111,9 @@ public struct PatchbayConfiguration: Sendable {
             for (index, target) in source.passthrough.enumerated() {
                 guard let kind = kinds[target], TargetRegistry.traits(of: kind)?.acceptsPassthrough == true else {
                     let why = kinds[target].map { "is a \($0) target" } ?? "is not a configured target"
-                    diagnostics.report("\(section.keyPath("passthrough"))[\(index)]",
-                                       "'\(target)' \(why); passthrough sends to \(passthroughKinds.joined(separator: ", ")) targets only")
+                    diagnostics.report(
+                        "\(section.keyPath("passthrough"))[\(index)]",
+                        "'\(target)' \(why); passthrough sends to \(passthroughKinds.joined(separator: ", ")) targets only")
                     continue
                 }
             }

@@ -38,8 +38,10 @@ public struct ServerSettings: Sendable {
     /// The console is on when anyone may sign in to it.
     public var consoleEnabled: Bool { !adminTokens.isEmpty || !viewerTokens.isEmpty }
 
-    public init(host: String = "127.0.0.1", port: Int = 8080, tokens: [Secret], maxBodyBytes: Int = 262_144,
-                adminTokens: [Secret] = [], drainDelay: Duration = .seconds(1)) {
+    public init(
+        host: String = "127.0.0.1", port: Int = 8080, tokens: [Secret], maxBodyBytes: Int = 262_144,
+        adminTokens: [Secret] = [], drainDelay: Duration = .seconds(1)
+    ) {
         self.host = host
         self.port = port
         self.tokens = tokens
@@ -53,9 +55,11 @@ public struct ServerSettings: Sendable {
             self.init(tokens: [])
             return
         }
-        section.allowOnly(["listen", "tokens", "adminTokens", "maxBodyBytes", "maxRelayBytes", "drainDelay", "idleTimeout", "readTimeout",
-                           "maxConnections", "rateLimit", "viewerTokens", "consoleKey", "consoleSessionTTL", "behindTLS",
-                           "trustedProxies"])
+        section.allowOnly([
+            "listen", "tokens", "adminTokens", "maxBodyBytes", "maxRelayBytes", "drainDelay", "idleTimeout", "readTimeout",
+            "maxConnections", "rateLimit", "viewerTokens", "consoleKey", "consoleSessionTTL", "behindTLS",
+            "trustedProxies",
+        ])
         var host = "127.0.0.1"
         var port = 8080
         if let listen = section.string("listen") {
@@ -70,9 +74,10 @@ public struct ServerSettings: Sendable {
             section.report("tokens", "must hold at least one token, or no agent could send events")
         }
         let maxBody = section.int("maxBodyBytes", default: 262_144, range: 1024...(16 * 1024 * 1024))
-        self.init(host: host, port: port, tokens: tokens, maxBodyBytes: maxBody,
-                  adminTokens: Self.tokens(section, "adminTokens", required: false),
-                  drainDelay: section.duration("drainDelay", default: .seconds(1), range: .zero...(.seconds(60))))
+        self.init(
+            host: host, port: port, tokens: tokens, maxBodyBytes: maxBody,
+            adminTokens: Self.tokens(section, "adminTokens", required: false),
+            drainDelay: section.duration("drainDelay", default: .seconds(1), range: .zero...(.seconds(60))))
         maxRelayBytes = section.int("maxRelayBytes", default: 1024 * 1024, range: 1024...(16 * 1024 * 1024))
         idleTimeout = section.duration("idleTimeout", default: .seconds(30), range: .seconds(1)...(.seconds(3600)))
         readTimeout = section.duration("readTimeout", default: .seconds(30), range: .seconds(1)...(.seconds(3600)))
@@ -131,8 +136,8 @@ public struct ServerSettings: Sendable {
     public func exampleTokenProblem() -> String? {
         let public_ = (tokens + adminTokens + viewerTokens).contains { token in Self.exampleTokens.contains { token.constantTimeEquals($0) } }
         guard public_, !Self.isLoopback(host) else { return nil }
-        return "server.tokens: a token is the example from the README, which anyone can read; set PATCHBAY_TOKEN to a random value " +
-            "(openssl rand -hex 24) before listening on \(host)"
+        return "server.tokens: a token is the example from the README, which anyone can read; set PATCHBAY_TOKEN to a random value "
+            + "(openssl rand -hex 24) before listening on \(host)"
     }
 
     public func isAuthorized(_ authorization: String?) -> Bool {

@@ -114,8 +114,9 @@ struct ConsoleRoutes: Sendable {
     }
 
     func sessionCookie(value: String, maxAge: Int) -> Cookie {
-        Cookie(name: ConsoleSession.cookieName, value: value, maxAge: maxAge, path: "/console", secure: settings.behindTLS, httpOnly: true,
-               sameSite: .strict)
+        Cookie(
+            name: ConsoleSession.cookieName, value: value, maxAge: maxAge, path: "/console", secure: settings.behindTLS, httpOnly: true,
+            sameSite: .strict)
     }
 
     func signIn(_ request: Request, source: String) async throws -> Response {
@@ -126,20 +127,24 @@ struct ConsoleRoutes: Sendable {
         }
         if signInFailures.pausedUntil(key: source, policy: Self.signInPolicy, now: clock()) != nil {
             // Checked before the token, so a guess beyond the pace learns nothing.
-            var response = signInPage(request: request, error: "Too many sign-in attempts; wait a few seconds and try again.", status: .tooManyRequests)
+            var response = signInPage(
+                request: request, error: "Too many sign-in attempts; wait a few seconds and try again.", status: .tooManyRequests)
             response.headers[.retryAfter] = "2"
             return response
         }
         let token = form.value("token") ?? ""
-        let role: ConsoleSession.Role? = ServerSettings.matches(token: token, tokens: settings.adminTokens) ? .admin
+        let role: ConsoleSession.Role? =
+            ServerSettings.matches(token: token, tokens: settings.adminTokens)
+            ? .admin
             : ServerSettings.matches(token: token, tokens: settings.viewerTokens) ? .viewer : nil
         guard let role, !token.isEmpty else {
             _ = signInFailures.reserve(key: source, policy: Self.signInPolicy, now: clock(), maxWait: .zero)
             return signInPage(request: request, error: "That is not an admin or viewer token of this server.", status: .unauthorized)
         }
         let ttl = settings.consoleSessionTTL
-        let session = ConsoleSession(role: role, expires: clock().addingTimeInterval(ttl.seconds), id: ConsoleKeys.randomID(),
-                                     tokenFingerprint: keys.fingerprint(of: Secret(token)))
+        let session = ConsoleSession(
+            role: role, expires: clock().addingTimeInterval(ttl.seconds), id: ConsoleKeys.randomID(),
+            tokenFingerprint: keys.fingerprint(of: Secret(token)))
         var response = Response.redirect(to: "/console", type: .normal)
         response.setCookie(sessionCookie(value: keys.cookieValue(for: session), maxAge: Int(ttl.seconds)))
         return response
@@ -148,12 +153,16 @@ struct ConsoleRoutes: Sendable {
     func signInPage(request: Request, error: String?, status: HTTPResponse.Status) -> Response {
         let nonce = ConsoleKeys.randomID()
         let hours = Int(settings.consoleSessionTTL.seconds / 3600)
-        var values: [String: Any] = ["csrf": keys.csrfToken(for: "sign-in:" + nonce),
-                                     "ttl": hours >= 1 ? "\(hours) h" : "\(Int(settings.consoleSessionTTL.seconds / 60)) min"]
+        var values: [String: Any] = [
+            "csrf": keys.csrfToken(for: "sign-in:" + nonce),
+            "ttl": hours >= 1 ? "\(hours) h" : "\(Int(settings.consoleSessionTTL.seconds / 60)) min",
+        ]
         if let error { values["error"] = error }
         var response = render("sign-in", title: "Sign in", values: values, session: nil, status: status)
-        response.setCookie(Cookie(name: ConsoleSession.signInCSRFCookie, value: nonce, maxAge: 3600, path: "/console/sign-in",
-                                  secure: settings.behindTLS, httpOnly: true, sameSite: .strict))
+        response.setCookie(
+            Cookie(
+                name: ConsoleSession.signInCSRFCookie, value: nonce, maxAge: 3600, path: "/console/sign-in",
+                secure: settings.behindTLS, httpOnly: true, sameSite: .strict))
         return response
     }
 
@@ -165,8 +174,10 @@ struct ConsoleRoutes: Sendable {
 
     // MARK: Rendering
 
-    func render(_ name: String, title: String, values: [String: Any], session: ConsoleSession?, status: HTTPResponse.Status = .ok,
-                flash: String? = nil, refresh: Int? = nil) -> Response {
+    func render(
+        _ name: String, title: String, values: [String: Any], session: ConsoleSession?, status: HTTPResponse.Status = .ok,
+        flash: String? = nil, refresh: Int? = nil
+    ) -> Response {
         var values = values
         if let session {
             values["csrf"] = keys.csrfToken(for: session.id)
@@ -230,7 +241,10 @@ struct ConsoleRoutes: Sendable {
         let query = request.uri.queryParameters
         func number(_ name: String) -> Int { query.get(name).flatMap(Int.init).map { min(max($0, 1), MaintenanceDetail.Page.lastPage + 1) } ?? 1 }
         let (deliveryPage, serverPage) = (number("deliveries"), number("servers"))
-        guard let detail = try await maintenances.maintenance(id: id, page: MaintenanceDetail.Page(deliveries: deliveryPage - 1, servers: serverPage - 1)) else {
+        guard
+            let detail = try await maintenances.maintenance(
+                id: id, page: MaintenanceDetail.Page(deliveries: deliveryPage - 1, servers: serverPage - 1))
+        else {
             return message(session, heading: "Not found", text: "No maintenance \(id).", status: .notFound)
         }
         var values = ConsoleViews.maintenanceRow(detail.summary, detail: detail, kinds: configuration.targets.mapValues(\.kind))
@@ -238,8 +252,10 @@ struct ConsoleRoutes: Sendable {
         values["status"] = detail.summary.status.rawValue
         values["timeline"] = ConsoleViews.timeline(detail, now: clock())
         values["instances"] = detail.instances.map { row -> [String: Any] in
-            ["name": row.name.map { "\($0) (\(row.id))" } ?? row.id, "stage": row.stage, "packages": row.packages,
-             "updated": Timestamp.rfc3339(row.updatedAt)]
+            [
+                "name": row.name.map { "\($0) (\(row.id))" } ?? row.id, "stage": row.stage, "packages": row.packages,
+                "updated": Timestamp.rfc3339(row.updatedAt),
+            ]
         }
         values["vendorObjects"] = detail.vendorObjects.filter { !DigestLane.split($0.target).isDigest }.map { object -> [String: Any] in
             var entry: [String: Any] = ["target": object.target, "status": object.status ?? "unknown"]
@@ -248,8 +264,10 @@ struct ConsoleRoutes: Sendable {
             return entry
         }
         values["notices"] = detail.notices.map { notice -> [String: Any] in
-            var entry: [String: Any] = ["notice": notice.label, "due": Timestamp.rfc3339(notice.dueAt, in: zone), "dueUTC": Timestamp.rfc3339(notice.dueAt),
-                                        "state": notice.state.rawValue]
+            var entry: [String: Any] = [
+                "notice": notice.label, "due": Timestamp.rfc3339(notice.dueAt, in: zone), "dueUTC": Timestamp.rfc3339(notice.dueAt),
+                "state": notice.state.rawValue,
+            ]
             if let reason = notice.reason { entry["reason"] = reason }
             return entry
         }
@@ -257,9 +275,12 @@ struct ConsoleRoutes: Sendable {
         func link(deliveries: Int, servers: Int) -> String {
             "/console/maintenances/\(detail.summary.id)?servers=\(servers)&deliveries=\(deliveries)"
         }
-        let perServers = MaintenanceDetail.Page.serversPerPage, perDeliveries = MaintenanceDetail.Page.deliveriesPerPage
-        values["serversShown"] = "\(detail.instances.isEmpty ? 0 : (serverPage - 1) * perServers + 1)–\((serverPage - 1) * perServers + detail.instances.count) of \(detail.instanceCount)"
-        values["deliveriesShown"] = "\(detail.deliveries.isEmpty ? 0 : (deliveryPage - 1) * perDeliveries + 1)–\((deliveryPage - 1) * perDeliveries + detail.deliveries.count) of \(detail.deliveryCount)"
+        let perServers = MaintenanceDetail.Page.serversPerPage
+        let perDeliveries = MaintenanceDetail.Page.deliveriesPerPage
+        values["serversShown"] =
+            "\(detail.instances.isEmpty ? 0 : (serverPage - 1) * perServers + 1)–\((serverPage - 1) * perServers + detail.instances.count) of \(detail.instanceCount)"
+        values["deliveriesShown"] =
+            "\(detail.deliveries.isEmpty ? 0 : (deliveryPage - 1) * perDeliveries + 1)–\((deliveryPage - 1) * perDeliveries + detail.deliveries.count) of \(detail.deliveryCount)"
         if serverPage > 1 { values["previousServers"] = link(deliveries: deliveryPage, servers: serverPage - 1) }
         if serverPage * perServers < detail.instanceCount, serverPage <= MaintenanceDetail.Page.lastPage {
             values["nextServers"] = link(deliveries: deliveryPage, servers: serverPage + 1)
@@ -280,8 +301,9 @@ struct ConsoleRoutes: Sendable {
         let pageNumber = parameter("page").flatMap(Int.init).map { min(max($0, 1), 200) } ?? 1
         var filter: DeliveryFilter
         do throws(QueryProblem) {
-            filter = try DeliveryQuery.filter(state: parameter("state"), target: parameter("target"), app: parameter("app"),
-                                              since: parameter("since"), limit: nil, now: clock())
+            filter = try DeliveryQuery.filter(
+                state: parameter("state"), target: parameter("target"), app: parameter("app"),
+                since: parameter("since"), limit: nil, now: clock())
         } catch {
             return message(session, heading: "Bad filter", text: error.description, status: .badRequest)
         }
@@ -292,7 +314,9 @@ struct ConsoleRoutes: Sendable {
         let pageRows = Array(rows.prefix(Self.pageSize))
         func link(_ page: Int) -> String {
             var items = [URLQueryItem(name: "page", value: String(page))]
-            for name in ["state", "target", "app", "since"] { if let value = parameter(name) { items.append(URLQueryItem(name: name, value: value)) } }
+            for name in ["state", "target", "app", "since"] {
+                if let value = parameter(name) { items.append(URLQueryItem(name: name, value: value)) }
+            }
             var components = URLComponents()
             components.path = "/console/deliveries"
             components.queryItems = items
@@ -306,8 +330,9 @@ struct ConsoleRoutes: Sendable {
         if pageNumber > 1 { values["previous"] = link(pageNumber - 1) }
         if rows.count > Self.pageSize, pageNumber < 200 { values["next"] = link(pageNumber + 1) }
         let replayed = parameter("replayed").flatMap(Int.init)
-        return render("deliveries", title: "Deliveries", values: values, session: session,
-                      flash: replayed.map { "\($0) \($0 == 1 ? "delivery" : "deliveries") replayed" })
+        return render(
+            "deliveries", title: "Deliveries", values: values, session: session,
+            flash: replayed.map { "\($0) \($0 == 1 ? "delivery" : "deliveries") replayed" })
     }
 
     func deliveryPage(_ session: ConsoleSession, id: String, request: Request) async throws -> Response {
@@ -320,16 +345,21 @@ struct ConsoleRoutes: Sendable {
         values["created"] = Timestamp.rfc3339(detail.summary.createdAt)
         values["request"] = await RequestPreview.describe(detail, configuration: configuration, store: store, now: clock())
         values["attempts"] = detail.attempts.map { attempt -> [String: Any] in
-            ["number": attempt.number, "started": Timestamp.rfc3339(attempt.startedAt), "outcome": attempt.outcome,
-             "status": attempt.statusCode.map(String.init) ?? "-", "latency": String(format: "%.0f ms", attempt.latencyMilliseconds),
-             "detail": configuration.redactor.redact(attempt.reason + (attempt.responseExcerpt.map { ": " + String($0.prefix(200)) } ?? ""))]
+            [
+                "number": attempt.number, "started": Timestamp.rfc3339(attempt.startedAt), "outcome": attempt.outcome,
+                "status": attempt.statusCode.map(String.init) ?? "-", "latency": String(format: "%.0f ms", attempt.latencyMilliseconds),
+                "detail": configuration.redactor.redact(attempt.reason + (attempt.responseExcerpt.map { ": " + String($0.prefix(200)) } ?? "")),
+            ]
         }
         if detail.summary.eventType != RelayedMessage.eventType,
-           let found = try await maintenances.maintenance(id: detail.event.window.id ?? Timestamp.rfc3339(detail.event.window.start), page: .overview) {
+            let found = try await maintenances.maintenance(
+                id: detail.event.window.id ?? Timestamp.rfc3339(detail.event.window.start), page: .overview)
+        {
             values["maintenanceID"] = found.summary.id
         }
         let replayed = request.uri.queryParameters.get("replayed") != nil
-        return render("delivery", title: "Delivery \(id)", values: values, session: session, flash: replayed ? "Delivery replayed: it is queued again" : nil)
+        return render(
+            "delivery", title: "Delivery \(id)", values: values, session: session, flash: replayed ? "Delivery replayed: it is queued again" : nil)
     }
 
     /// Without `confirm`, a dry-run preview of what would be sent; with it, the replay.
@@ -365,8 +395,12 @@ struct ConsoleRoutes: Sendable {
             }
             items.append(item)
         }
-        return render("replay-preview", title: "Replay", values: ["items": items, "count": ids.count, "noun": ids.count == 1 ? "delivery" : "deliveries",
-                                                               "replayable": replayable], session: session)
+        return render(
+            "replay-preview", title: "Replay",
+            values: [
+                "items": items, "count": ids.count, "noun": ids.count == 1 ? "delivery" : "deliveries",
+                "replayable": replayable,
+            ], session: session)
     }
 
     /// The last hour per target, counted by the store (review F3: it listed up to 10,000 rows
@@ -409,13 +443,18 @@ struct ConsoleRoutes: Sendable {
         // A sample sent to Statuspage or Pingdom would open a real public incident or window
         // that nothing closes: test messages are for message kinds only.
         if TargetRegistry.traits(of: target.kind)?.keepsMaintenanceObject == true {
-            return message(session, heading: "No test message", text: "A \(target.kind) target keeps one vendor object per maintenance; a test would create a real one. Test it with a real maintenance in a staging page instead.",
-                           status: .conflict)
+            return message(
+                session, heading: "No test message",
+                text:
+                    "A \(target.kind) target keeps one vendor object per maintenance; a test would create a real one. Test it with a real maintenance in a staging page instead.",
+                status: .conflict)
         }
         let event = ConsoleViews.sampleEvent(now: clock())
-        let context = RenderContext(displayTimeZone: TimeZone(identifier: "UTC")!, deliveryID: "dlv_console_test_" + ConsoleKeys.randomID().prefix(8),
-                                    now: clock(), maintenance: .empty)
-        let rendered = RequestPreview.describe({ () throws(RenderError) in try target.plan(event, context: context) }, redactor: configuration.redactor)
+        let context = RenderContext(
+            displayTimeZone: TimeZone(identifier: "UTC")!, deliveryID: "dlv_console_test_" + ConsoleKeys.randomID().prefix(8),
+            now: clock(), maintenance: .empty)
+        let rendered = RequestPreview.describe(
+            { () throws(RenderError) in try target.plan(event, context: context) }, redactor: configuration.redactor)
         var values: [String: Any] = ["name": name, "eventType": event.type.rawValue, "system": event.systemName, "request": rendered]
         if confirmed {
             guard let transport else {
@@ -423,17 +462,19 @@ struct ConsoleRoutes: Sendable {
             }
             let step: DeliveryStep
             do { step = try target.plan(event, context: context) } catch {
-                return message(session, heading: "Cannot render", text: configuration.redactor.redact(error.description), status: .unprocessableContent)
+                return message(
+                    session, heading: "Cannot render", text: configuration.redactor.redact(error.description), status: .unprocessableContent)
             }
             guard case .send(let request) = step else {
                 values["result"] = "Nothing to send for a sample event to this target."
                 return render("test-preview", title: "Test message", values: values, session: session)
             }
             let result = await transport.send(request, timeouts: configuration.delivery.timeouts)
-            values["result"] = switch result {
-            case .success(let response): "Sent: the vendor answered \(response.status) (\(target.classify(result).label))."
-            case .failure(let failure): "Not sent: \(configuration.redactor.redact(failure.message))"
-            }
+            values["result"] =
+                switch result {
+                case .success(let response): "Sent: the vendor answered \(response.status) (\(target.classify(result).label))."
+                case .failure(let failure): "Not sent: \(configuration.redactor.redact(failure.message))"
+                }
         }
         return render("test-preview", title: "Test message", values: values, session: session)
     }

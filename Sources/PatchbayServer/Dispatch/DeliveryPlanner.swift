@@ -56,9 +56,10 @@ struct DeliveryPlanner: Sendable {
 
     /// `send`'s context with the maintenance state already read (or left out).
     func context(for send: Send, state: (FollowUpState?, MaintenanceSnapshot)) -> RenderContext {
-        RenderContext(displayTimeZone: TimeZone(identifier: send.displayTimeZone) ?? TimeZone(identifier: "UTC")!,
-                      deliveryID: send.deliveryID, now: send.now, followUp: state.0, maintenance: state.1, resources: send.resources,
-                      routeTemplates: send.templates(from: routeTemplates), isDigest: send.lane.isDigest, encodedEvent: send.encodedEvent)
+        RenderContext(
+            displayTimeZone: TimeZone(identifier: send.displayTimeZone) ?? TimeZone(identifier: "UTC")!,
+            deliveryID: send.deliveryID, now: send.now, followUp: state.0, maintenance: state.1, resources: send.resources,
+            routeTemplates: send.templates(from: routeTemplates), isDigest: send.lane.isDigest, encodedEvent: send.encodedEvent)
     }
 
     /// The maintenance as deep as this send needs: a summary names every server; other sends

@@ -29,10 +29,12 @@ public struct Dispatcher: Service, CustomStringConvertible {
     /// Longest a worker waits for its pacing slot; a longer wait puts the delivery back in the queue.
     static let maxPacingWait: Duration = .seconds(1)
 
-    public init(store: any DispatchStore, targets: [String: any DeliveryTarget], policies: [String: TargetPolicy],
-                transport: any HTTPTransport, settings: DispatcherSettings, redactor: Redactor, wake: WakeSignal,
-                pacer: any PacingBudget = Pacer(), metrics: PatchbayMetrics, logger: Logger, routeTemplates: RouteTemplates = .none,
-                clock: @escaping @Sendable () -> Date = Date.init, random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
+    public init(
+        store: any DispatchStore, targets: [String: any DeliveryTarget], policies: [String: TargetPolicy],
+        transport: any HTTPTransport, settings: DispatcherSettings, redactor: Redactor, wake: WakeSignal,
+        pacer: any PacingBudget = Pacer(), metrics: PatchbayMetrics, logger: Logger, routeTemplates: RouteTemplates = .none,
+        clock: @escaping @Sendable () -> Date = Date.init, random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
+    ) {
         self.store = store
         self.targets = targets
         self.policies = policies
@@ -64,7 +66,8 @@ public struct Dispatcher: Service, CustomStringConvertible {
                     do {
                         claimed = try await store.claimDue(now: clock(), limit: free, lease: settings.lease)
                     } catch {
-                        logger.error("claiming due deliveries failed; will try again", metadata: ["error": "\(redactor.redact(String(describing: error)))"])
+                        logger.error(
+                            "claiming due deliveries failed; will try again", metadata: ["error": "\(redactor.redact(String(describing: error)))"])
                     }
                 }
                 for claim in claimed {
@@ -153,8 +156,10 @@ public struct Dispatcher: Service, CustomStringConvertible {
         let lane = DeliveryPlanner.Lane(claim.target)
         let targetName = lane.targetName
         guard let target = targets[targetName] else {
-            return .end(Ending(outcome: .permanent(reason: ResponseRule.Reason.unknownTarget),
-                               detail: "target '\(claim.target)' is no longer in the configuration"))
+            return .end(
+                Ending(
+                    outcome: .permanent(reason: ResponseRule.Reason.unknownTarget),
+                    detail: "target '\(claim.target)' is no longer in the configuration"))
         }
         let policy = policies[targetName] ?? TargetPolicy()
         if let reason = Expiry.reason(for: claim.event, queuedAt: claim.createdAt, now: startedAt) {
@@ -162,9 +167,10 @@ public struct Dispatcher: Service, CustomStringConvertible {
         }
         let context: RenderContext
         do {
-            context = try await planner.context(for: DeliveryPlanner.Send(
-                event: claim.event, lane: lane, target: target, relayed: claim.relayed != nil, displayTimeZone: claim.displayTimeZone,
-                deliveryID: claim.id, now: startedAt, resources: claim.resources, encodedEvent: claim.encodedEvent))
+            context = try await planner.context(
+                for: DeliveryPlanner.Send(
+                    event: claim.event, lane: lane, target: target, relayed: claim.relayed != nil, displayTimeZone: claim.displayTimeZone,
+                    deliveryID: claim.id, now: startedAt, resources: claim.resources, encodedEvent: claim.encodedEvent))
         } catch {
             logger.error("could not read the maintenance state; will retry", metadata: ["error": "\(redactor.redact(String(describing: error)))"])
             return .leaveLeased
@@ -205,7 +211,8 @@ public struct Dispatcher: Service, CustomStringConvertible {
             _ = try await store.release(claim, until: until, at: clock())
             logger.debug("paced: back in the queue", metadata: ["until": "\(Timestamp.rfc3339(until))"])
         } catch {
-            logger.error("could not put a paced delivery back; its lease will expire", metadata: ["error": "\(redactor.redact(String(describing: error)))"])
+            logger.error(
+                "could not put a paced delivery back; its lease will expire", metadata: ["error": "\(redactor.redact(String(describing: error)))"])
         }
         return false
     }
@@ -214,13 +221,15 @@ public struct Dispatcher: Service, CustomStringConvertible {
     /// target's rules, a vendor's pause applied to the shared budget, the follow-up state taken
     /// from a delivered answer.
     func sendAndClassify(_ planned: PlannedSend, attempt: inout Attempt) async -> Ending {
-        let target = planned.target, pacing = planned.policy.pacing
+        let target = planned.target
+        let pacing = planned.policy.pacing
         attempt.startedAt = clock()
         let result = await transport.send(planned.request, timeouts: settings.timeouts)
         var outcome = target.classify(result)
         if case .retry(let after?, let reason) = outcome, after > settings.maxPause {
-            attempt.logger.warning("the vendor asked for a longer pause than delivery.maxPause; using maxPause",
-                                   metadata: ["asked_seconds": "\(Int(min(after.seconds, 1e12)))", "max_pause_seconds": "\(Int(settings.maxPause.seconds))"])
+            attempt.logger.warning(
+                "the vendor asked for a longer pause than delivery.maxPause; using maxPause",
+                metadata: ["asked_seconds": "\(Int(min(after.seconds, 1e12)))", "max_pause_seconds": "\(Int(settings.maxPause.seconds))"])
             outcome = .retry(after: settings.maxPause, reason: reason)
         }
         switch result {
@@ -234,10 +243,12 @@ public struct Dispatcher: Service, CustomStringConvertible {
                 let quiet = after ?? .milliseconds(Int64(2000 / pacing.rate))
                 await pauseTarget(planned.targetName, key: target.pacingKey, policy: pacing, for: quiet)
             }
-            let followUp = outcome.label == "delivered"
+            let followUp =
+                outcome.label == "delivered"
                 ? target.followUp(after: response, to: planned.request, event: attempt.claim.event, context: planned.context) : nil
-            return Ending(outcome: outcome, detail: excerpt(of: response.body), policy: planned.policy.retry, followUp: followUp,
-                          plannedObjectID: planned.context.followUp?.objectID, planned: planned)
+            return Ending(
+                outcome: outcome, detail: excerpt(of: response.body), policy: planned.policy.retry, followUp: followUp,
+                plannedObjectID: planned.context.followUp?.objectID, planned: planned)
         case .failure(let failure):
             attempt.latency = failure.latency
             return Ending(outcome: outcome, detail: failure.message, policy: planned.policy.retry)
@@ -271,7 +282,8 @@ public struct Dispatcher: Service, CustomStringConvertible {
         do {
             try await pacer.block(key: key, policy: policy, until: until)
         } catch {
-            logger.error("could not record the vendor's pause in the shared budget", metadata: ["error": "\(redactor.redact(String(describing: error)))"])
+            logger.error(
+                "could not record the vendor's pause in the shared budget", metadata: ["error": "\(redactor.redact(String(describing: error)))"])
         }
         metrics.targetPaused(name, until: until)
     }
@@ -297,8 +309,11 @@ public struct Dispatcher: Service, CustomStringConvertible {
         let throttled: Bool
         if case .retry(_, let reason) = outcome { throttled = reason.isRateLimit } else { throttled = false }
         let failures = claim.attempt - claim.throttles - (throttled ? 1 : 0)
-        let transition = explicit ?? policy.transition(for: outcome, failures: failures, age: .seconds(now.timeIntervalSince(claim.createdAt)),
-                                                      now: now, random: random())
+        let transition =
+            explicit
+            ?? policy.transition(
+                for: outcome, failures: failures, age: .seconds(now.timeIntervalSince(claim.createdAt)),
+                now: now, random: random())
         let status = attempt.status.map(String.init) ?? "-"
         let final: String
         switch transition {
@@ -313,14 +328,18 @@ public struct Dispatcher: Service, CustomStringConvertible {
             }
         case .retry(let at):
             final = "retry"
-            logger.warning("send failed; will retry", metadata: [
-                "reason": "\(outcome.reason.rawValue)", "http.status": "\(status)", "retry_at": "\(Timestamp.rfc3339(at))",
-            ])
+            logger.warning(
+                "send failed; will retry",
+                metadata: [
+                    "reason": "\(outcome.reason.rawValue)", "http.status": "\(status)", "retry_at": "\(Timestamp.rfc3339(at))",
+                ])
         case .dead:
             final = "dead"
-            logger.error("delivery is dead: giving up", metadata: [
-                "reason": "\(outcome.reason.rawValue)", "http.status": "\(status)", "failures": "\(failures)",
-            ])
+            logger.error(
+                "delivery is dead: giving up",
+                metadata: [
+                    "reason": "\(outcome.reason.rawValue)", "http.status": "\(status)", "failures": "\(failures)",
+                ])
         case .expired:
             final = "expired"
             logger.notice("delivery expired: no longer useful", metadata: ["detail": "\(detail ?? "")"])
@@ -336,12 +355,16 @@ public struct Dispatcher: Service, CustomStringConvertible {
         // (an e-mail thread id, a summary's named servers) the state is never "a new object".
         let keepsObject = ending.planned.map { TargetRegistry.traits(of: $0.target.kind)?.keepsMaintenanceObject == true } ?? false
         let update = followUp.map { FollowUpUpdate(state: $0, plannedObjectID: keepsObject ? ending.plannedObjectID : $0.objectID) }
-        guard let (completion, recordedAt) = await recordWithRetries(claim, record: record, transition: transition, update: update,
-                                                                     throttled: throttled, lease: lease, leasedAt: attempt.leasedAt,
-                                                                     logger: logger) else { return nil }
+        guard
+            let (completion, recordedAt) = await recordWithRetries(
+                claim, record: record, transition: transition, update: update,
+                throttled: throttled, lease: lease, leasedAt: attempt.leasedAt,
+                logger: logger)
+        else { return nil }
         if !completion.stillOurs {
-            logger.warning("lease expired before the result was recorded; another worker owns this delivery now",
-                           metadata: update?.createdObject == true ? ["vendor.object": "\(update?.state.objectID ?? "")"] : [:])
+            logger.warning(
+                "lease expired before the result was recorded; another worker owns this delivery now",
+                metadata: update?.createdObject == true ? ["vendor.object": "\(update?.state.objectID ?? "")"] : [:])
         }
         var next = completion.next
         if let extra = completion.extraObject, let planned = ending.planned {
@@ -368,9 +391,11 @@ public struct Dispatcher: Service, CustomStringConvertible {
     /// object. Each try is stamped with its own time, so the lane's next delivery, leased by the
     /// try that succeeds, gets a whole lease from then (returned beside the completion). Nil when
     /// every try failed (the lease then runs out and the delivery goes again).
-    func recordWithRetries(_ claim: ClaimedDelivery, record: AttemptRecord, transition: DeliveryTransition, update: FollowUpUpdate?,
-                           throttled: Bool, lease: Duration?, leasedAt: ContinuousClock.Instant,
-                           logger: AttemptLogger) async -> (Completion, ContinuousClock.Instant)? {
+    func recordWithRetries(
+        _ claim: ClaimedDelivery, record: AttemptRecord, transition: DeliveryTransition, update: FollowUpUpdate?,
+        throttled: Bool, lease: Duration?, leasedAt: ContinuousClock.Instant,
+        logger: AttemptLogger
+    ) async -> (Completion, ContinuousClock.Instant)? {
         // Stop a little before the lease ends: a record landing after it only adds history.
         let leaseEnds = leasedAt + settings.lease - min(.seconds(2), settings.lease / 10)
         let objectDeadline = ContinuousClock.now + Self.maxObjectRecordTime
@@ -380,8 +405,9 @@ public struct Dispatcher: Service, CustomStringConvertible {
             tries += 1
             let started = ContinuousClock.now
             do {
-                let completion = try await store.complete(claim, attempt: record, transition: transition, followUp: update,
-                                                          throttled: throttled, at: clock(), lease: lease)
+                let completion = try await store.complete(
+                    claim, attempt: record, transition: transition, followUp: update,
+                    throttled: throttled, at: clock(), lease: lease)
                 if tries > 1 { logger.notice("recorded the attempt after the store failed", metadata: ["tries": "\(tries)"]) }
                 return (completion, started)
             } catch {
@@ -391,8 +417,9 @@ public struct Dispatcher: Service, CustomStringConvertible {
                 if let update, update.createdObject { metadata["vendor.object"] = "\(update.state.objectID ?? "")" }
                 guard keepTrying else {
                     if update?.createdObject == true {
-                        logger.error("could not record a vendor object this send created; if a second one appears for this maintenance, close this one by hand",
-                                     metadata: metadata)
+                        logger.error(
+                            "could not record a vendor object this send created; if a second one appears for this maintenance, close this one by hand",
+                            metadata: metadata)
                     } else {
                         logger.error("could not record the attempt; the delivery will be retried when its lease expires", metadata: metadata)
                     }
@@ -423,30 +450,36 @@ public struct Dispatcher: Service, CustomStringConvertible {
         do {
             step = try planned.target.plan(cancel, context: context)
         } catch {
-            logger.error("an extra vendor object could not be closed (its cancellation did not render); close it by hand",
-                         metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            logger.error(
+                "an extra vendor object could not be closed (its cancellation did not render); close it by hand",
+                metadata: metadata.merging(["error": "\(error)"]) { $1 })
             return
         }
         guard case .send(let request) = step else {
-            let reason: String = switch step {
-            case .skip(let reason), .refuse(let reason): reason
-            case .send: ""
-            }
-            logger.error("an extra vendor object cannot be closed by the target's cancel path; close it by hand",
-                         metadata: metadata.merging(["reason": "\(reason)"]) { $1 })
+            let reason: String =
+                switch step {
+                case .skip(let reason), .refuse(let reason): reason
+                case .send: ""
+                }
+            logger.error(
+                "an extra vendor object cannot be closed by the target's cancel path; close it by hand",
+                metadata: metadata.merging(["reason": "\(reason)"]) { $1 })
             return
         }
         for attempt in 1...5 {
             // Paced like any send to the vendor: its budget is shared with the other deliveries.
             for _ in 0..<10 {
-                guard case .later(let at) = (try? await pace(key: planned.target.pacingKey, policy: planned.policy.pacing)) ?? .later(at: clock().addingTimeInterval(1))
+                guard
+                    case .later(let at) = (try? await pace(key: planned.target.pacingKey, policy: planned.policy.pacing))
+                        ?? .later(at: clock().addingTimeInterval(1))
                 else { break }
                 try? await Task.sleep(for: .seconds(min(max(at.timeIntervalSince(clock()), 0.05), 30)))
             }
             let result = await transport.send(request, timeouts: settings.timeouts)
             if case .delivered = planned.target.classify(result) {
-                logger.warning("closed an extra vendor object through the target's cancel path (a send whose lease overlapped another created it)",
-                               metadata: metadata)
+                logger.warning(
+                    "closed an extra vendor object through the target's cancel path (a send whose lease overlapped another created it)",
+                    metadata: metadata)
                 return
             }
             if attempt < 5 { try? await Task.sleep(for: .seconds(Double(attempt * attempt))) }
@@ -469,26 +502,36 @@ struct AttemptLogger {
     let base: Logger
     let claim: ClaimedDelivery
 
-    func debug(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:],
-               file: String = #fileID, function: String = #function, line: UInt = #line) {
+    func debug(
+        _ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:],
+        file: String = #fileID, function: String = #function, line: UInt = #line
+    ) {
         log(.debug, message(), metadata: metadata(), file: file, function: function, line: line)
     }
-    func notice(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:],
-               file: String = #fileID, function: String = #function, line: UInt = #line) {
+    func notice(
+        _ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:],
+        file: String = #fileID, function: String = #function, line: UInt = #line
+    ) {
         log(.notice, message(), metadata: metadata(), file: file, function: function, line: line)
     }
-    func warning(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:],
-               file: String = #fileID, function: String = #function, line: UInt = #line) {
+    func warning(
+        _ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:],
+        file: String = #fileID, function: String = #function, line: UInt = #line
+    ) {
         log(.warning, message(), metadata: metadata(), file: file, function: function, line: line)
     }
-    func error(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:],
-               file: String = #fileID, function: String = #function, line: UInt = #line) {
+    func error(
+        _ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:],
+        file: String = #fileID, function: String = #function, line: UInt = #line
+    ) {
         log(.error, message(), metadata: metadata(), file: file, function: function, line: line)
     }
 
     /// Passes the caller's source location on, so a line points at the stage that wrote it.
-    func log(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata,
-             file: String, function: String, line: UInt) {
+    func log(
+        _ level: Logger.Level, _ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata,
+        file: String, function: String, line: UInt
+    ) {
         guard base.logLevel <= level else { return }
         var all: Logger.Metadata = [
             "delivery.id": "\(claim.id)", "target.name": "\(claim.target)", "target.kind": "\(claim.targetKind)",

@@ -33,8 +33,10 @@ public final class Pacer: PacingBudget {
     /// GCRA: the key's next slot when it comes within `maxWait` (then taken), or when it comes.
     /// A key whose arrival time has passed is as good as absent: such keys are dropped now and
     /// then, so a table of many short-lived keys stays small.
-    private static func take(key: String, policy: PacingPolicy, now: Date, maxWait: Duration, in table: borrowing Mutex<[String: Date]>,
-                             maxKeys: Int = .max) -> Decision {
+    private static func take(
+        key: String, policy: PacingPolicy, now: Date, maxWait: Duration, in table: borrowing Mutex<[String: Date]>,
+        maxKeys: Int = .max
+    ) -> Decision {
         let interval = policy.interval
         let tolerance = policy.tolerance
         return table.withLock { table in

@@ -19,8 +19,10 @@ public struct EventIntake: Sendable {
     let schedules: ScheduleBook
     let clock: @Sendable () -> Date
 
-    public init(store: any IntakeStore, routes: RouteTable, targets: [String: any DeliveryTarget], wake: WakeSignal,
-                metrics: PatchbayMetrics, schedules: ScheduleBook = ScheduleBook(entries: []), clock: @escaping @Sendable () -> Date = Date.init) {
+    public init(
+        store: any IntakeStore, routes: RouteTable, targets: [String: any DeliveryTarget], wake: WakeSignal,
+        metrics: PatchbayMetrics, schedules: ScheduleBook = ScheduleBook(entries: []), clock: @escaping @Sendable () -> Date = Date.init
+    ) {
         self.schedules = schedules
         self.store = store
         self.routes = routes
@@ -31,10 +33,13 @@ public struct EventIntake: Sendable {
     }
 
     /// Intake as the configuration describes it: its routes, targets and schedules.
-    public init(configuration: PatchbayConfiguration, store: any IntakeStore, wake: WakeSignal, metrics: PatchbayMetrics,
-                clock: @escaping @Sendable () -> Date = Date.init) {
-        self.init(store: store, routes: configuration.routes, targets: configuration.targets, wake: wake, metrics: metrics,
-                  schedules: configuration.schedules, clock: clock)
+    public init(
+        configuration: PatchbayConfiguration, store: any IntakeStore, wake: WakeSignal, metrics: PatchbayMetrics,
+        clock: @escaping @Sendable () -> Date = Date.init
+    ) {
+        self.init(
+            store: store, routes: configuration.routes, targets: configuration.targets, wake: wake, metrics: metrics,
+            schedules: configuration.schedules, clock: clock)
     }
 
     public var validator: EventValidator {
@@ -70,13 +75,16 @@ public struct EventIntake: Sendable {
     }
 
     /// A verified body for a passthrough source: one delivery per named webhook target.
-    public func acceptRelayed(_ message: RelayedMessage, dedupeID: String, targets names: [String],
-                              logger: Logger) async throws(IntakeError) -> Outcome {
+    public func acceptRelayed(
+        _ message: RelayedMessage, dedupeID: String, targets names: [String],
+        logger: Logger
+    ) async throws(IntakeError) -> Outcome {
         let plans = names.compactMap { name in targets[name].map { DeliveryPlan(target: name, targetKind: $0.kind, displayTimeZone: "UTC") } }
         let result: AcceptResult
         do {
-            result = try await store.acceptRelayed(message, eventID: Identifier.make("evt"), idempotencyKey: dedupeID, receivedAt: clock(),
-                                                   deliveries: plans)
+            result = try await store.acceptRelayed(
+                message, eventID: Identifier.make("evt"), idempotencyKey: dedupeID, receivedAt: clock(),
+                deliveries: plans)
         } catch {
             logger.error("could not commit the relayed body; answered 503", metadata: ["error": "\(error)"])
             throw .storeUnavailable
@@ -102,13 +110,16 @@ public struct EventIntake: Sendable {
         return try await accept(event, digest: digest, idempotencyKey: idempotencyKey, logger: logger, attach: false)
     }
 
-    private func accept(_ event: PatchEvent, digest: String, idempotencyKey key: String?, logger: Logger,
-                        attach: Bool = true, relayed: Bool = false) async throws(IntakeError) -> Outcome {
+    private func accept(
+        _ event: PatchEvent, digest: String, idempotencyKey key: String?, logger: Logger,
+        attach: Bool = true, relayed: Bool = false
+    ) async throws(IntakeError) -> Outcome {
         let now = clock()
         // An agent reporting with a schedule's window id joins the occurrence Patchbay announced.
         let event = attach ? schedules.attach(event, now: now) : event
         let plans = routes.plans(for: event, kindOf: { targets[$0]?.kind }, isChat: { TargetRegistry.traits(of: $0)?.isChat == true })
-        let planning = routes.noticeSettings(for: event).map { MaintenancePlanning(settings: $0.settings, displayTimeZone: $0.displayTimeZone) }
+        let planning =
+            routes.noticeSettings(for: event).map { MaintenancePlanning(settings: $0.settings, displayTimeZone: $0.displayTimeZone) }
             ?? MaintenancePlanning(settings: nil, displayTimeZone: event.window.timezone ?? "UTC")
         let submission = EventSubmission(
             eventID: Identifier.make("evt"), idempotencyKey: key, bodyDigest: digest, event: event,
@@ -128,10 +139,12 @@ public struct EventIntake: Sendable {
         case .accepted(let accepted):
             // Debug, not info: one line per event is the intake's largest cost after the commit
             // (patchbay_events_accepted_total counts them); refusals and errors stay visible.
-            logger.debug("event accepted", metadata: [
-                "event.id": "\(accepted.id)", "event.type": "\(event.type.rawValue)", "event.app": "\(LogText.escape(event.app))",
-                "event.environment": "\(LogText.escape(event.environment))", "deliveries": "\(accepted.deliveries)",
-            ])
+            logger.debug(
+                "event accepted",
+                metadata: [
+                    "event.id": "\(accepted.id)", "event.type": "\(event.type.rawValue)", "event.app": "\(LogText.escape(event.app))",
+                    "event.environment": "\(LogText.escape(event.environment))", "deliveries": "\(accepted.deliveries)",
+                ])
             metrics.eventAccepted(event.type)
             if accepted.deliveries > 0 { wake.notify() }
             return .accepted(accepted)

@@ -1,8 +1,8 @@
 import Foundation
 import Metrics
-import Synchronization
 import PatchbayCore
 import PatchbayTargets
+import Synchronization
 
 /// Every metric Patchbay emits, created once with a small, fixed set of label values, so each
 /// series exists (at zero) from start-up and a dashboard never sees a series appear from nowhere.
@@ -31,10 +31,12 @@ public final class PatchbayMetrics: Sendable {
     private let oldestDueAge: Gauge
     private let relay: [String: Counter]
 
-    public static let relayRejectionReasons = ["unknown_source", "body_too_large", "bad_signature", "malformed", "unauthorized",
-                                               "duplicate", "unexpected_topic", "untrusted_certificate", "untrusted_subscribe_url",
-                                               "certificate_unavailable", "confirmation_failed", "unmappable", "invalid_event",
-                                               "unmapped", "unavailable", "misconfigured", "store_unavailable", "idempotency_conflict", "other"]
+    public static let relayRejectionReasons = [
+        "unknown_source", "body_too_large", "bad_signature", "malformed", "unauthorized",
+        "duplicate", "unexpected_topic", "untrusted_certificate", "untrusted_subscribe_url",
+        "certificate_unavailable", "confirmation_failed", "unmappable", "invalid_event",
+        "unmapped", "unavailable", "misconfigured", "store_unavailable", "idempotency_conflict", "other",
+    ]
 
     public init(targetKinds: [String] = TargetRegistry.kinds) {
         var deliveries: [String: Counter] = [:]
@@ -43,8 +45,9 @@ public final class PatchbayMetrics: Sendable {
             // Every (outcome, reason) pair, from the enum: an outcome can never go uncounted.
             for outcome in Self.outcomes {
                 for reason in DeliveryReason.allCases {
-                    let counter = Counter(label: "patchbay_delivery_attempts_total",
-                                          dimensions: [("target_kind", kind), ("outcome", outcome), ("reason", reason.rawValue)])
+                    let counter = Counter(
+                        label: "patchbay_delivery_attempts_total",
+                        dimensions: [("target_kind", kind), ("outcome", outcome), ("reason", reason.rawValue)])
                     counter.increment(by: 0)
                     deliveries["\(kind)|\(outcome)|\(reason.rawValue)"] = counter
                 }
@@ -53,19 +56,23 @@ public final class PatchbayMetrics: Sendable {
         }
         self.deliveries = deliveries
         self.sendDuration = sendDuration
-        accepted = Dictionary(uniqueKeysWithValues: EventType.allCases.map {
-            ($0.rawValue, Counter(label: "patchbay_events_accepted_total", dimensions: [("type", $0.rawValue)]))
-        })
-        rejected = Dictionary(uniqueKeysWithValues: Rejection.allCases.map {
-            ($0.rawValue, Counter(label: "patchbay_requests_rejected_total", dimensions: [("reason", $0.rawValue)]))
-        })
-        queueDepth = Dictionary(uniqueKeysWithValues: DeliveryState.allCases.map {
-            ($0.rawValue, Gauge(label: "patchbay_deliveries", dimensions: [("state", $0.rawValue)]))
-        })
+        accepted = Dictionary(
+            uniqueKeysWithValues: EventType.allCases.map {
+                ($0.rawValue, Counter(label: "patchbay_events_accepted_total", dimensions: [("type", $0.rawValue)]))
+            })
+        rejected = Dictionary(
+            uniqueKeysWithValues: Rejection.allCases.map {
+                ($0.rawValue, Counter(label: "patchbay_requests_rejected_total", dimensions: [("reason", $0.rawValue)]))
+            })
+        queueDepth = Dictionary(
+            uniqueKeysWithValues: DeliveryState.allCases.map {
+                ($0.rawValue, Gauge(label: "patchbay_deliveries", dimensions: [("state", $0.rawValue)]))
+            })
         oldestDueAge = Gauge(label: "patchbay_oldest_due_delivery_age_seconds")
-        relay = Dictionary(uniqueKeysWithValues: Self.relayRejectionReasons.map {
-            ($0, Counter(label: "patchbay_relay_rejected_total", dimensions: [("reason", $0)]))
-        })
+        relay = Dictionary(
+            uniqueKeysWithValues: Self.relayRejectionReasons.map {
+                ($0, Counter(label: "patchbay_relay_rejected_total", dimensions: [("reason", $0)]))
+            })
         Gauge(label: "patchbay_build_info", dimensions: [("version", PatchbayVersion.current)]).record(1)
         for counter in relay.values { counter.increment(by: 0) }
         for counter in accepted.values { counter.increment(by: 0) }

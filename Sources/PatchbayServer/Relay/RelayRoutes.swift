@@ -29,8 +29,9 @@ struct RelayRoutes {
                 metrics.relayRejected(rejection.code)
                 context.logger.warning("relay request refused", metadata: ["relay.source": "\(name)", "reason": "\(rejection.code)"])
                 // SNS drops a message answered with a 4xx; a 503 asks for a retry, with Retry-After.
-                throw APIError(HTTPResponse.Status(code: rejection.status), code: rejection.code, message: rejection.message,
-                               headers: rejection.status == 503 ? [.retryAfter: "5"] : [:])
+                throw APIError(
+                    HTTPResponse.Status(code: rejection.status), code: rejection.code, message: rejection.message,
+                    headers: rejection.status == 503 ? [.retryAfter: "5"] : [:])
             } catch let error as IntakeError {
                 let answer = APIError(error)
                 metrics.relayRejected(answer.body.error)
@@ -42,8 +43,9 @@ struct RelayRoutes {
                 // Anything unexpected is transient for the sender: SNS and EventBridge retry a 5xx.
                 metrics.relayRejected("unavailable")
                 context.logger.error("relay request failed; asked the sender to retry", metadata: ["relay.source": "\(name)"])
-                throw APIError(.serviceUnavailable, code: "unavailable", message: "could not store the message; retry later",
-                               headers: [.retryAfter: "5"])
+                throw APIError(
+                    .serviceUnavailable, code: "unavailable", message: "could not store the message; retry later",
+                    headers: [.retryAfter: "5"])
             }
         }
     }
@@ -113,7 +115,9 @@ struct RelayRoutes {
         guard topics.contains(message.topicArn) else {
             throw RelayRejection(403, "unexpected_topic", "TopicArn: \(message.topicArn) is not one of this source's topics")
         }
-        guard let verifier = snsVerifiers[name] else { throw RelayRejection(503, "misconfigured", "this SNS source has no certificate verifier; retry later") }
+        guard let verifier = snsVerifiers[name] else {
+            throw RelayRejection(503, "misconfigured", "this SNS source has no certificate verifier; retry later")
+        }
         try await verifier.verify(message)
         switch message.type {
         case .subscriptionConfirmation:
@@ -140,7 +144,8 @@ struct RelayRoutes {
                 result = .ignored("the SNS message is not an SSM event, a Run Command notification or a Patchbay event")
             }
             if case .event(let json, _) = result {
-                return try await respond(intake.accept(json: json, digest: Data(message.message.utf8).sha256Hex, idempotencyKey: dedupeID, logger: logger))
+                return try await respond(
+                    intake.accept(json: json, digest: Data(message.message.utf8).sha256Hex, idempotencyKey: dedupeID, logger: logger))
             }
             return try await accept(result, source: name, body: Data(message.message.utf8), logger: logger)
         }
@@ -161,15 +166,18 @@ struct RelayRoutes {
     private func accept(_ result: AWSMappingResult, source: String, body: Data, logger: Logger) async throws -> Response {
         switch result {
         case .event(let json, let dedupeID):
-            return try await respond(intake.accept(json: json, digest: body.sha256Hex,
-                                                   idempotencyKey: RelayVerifier.idempotencyKey(source: source, id: dedupeID), logger: logger))
+            return try await respond(
+                intake.accept(
+                    json: json, digest: body.sha256Hex,
+                    idempotencyKey: RelayVerifier.idempotencyKey(source: source, id: dedupeID), logger: logger))
         case .ignored(let reason):
             logger.info("relayed message ignored", metadata: ["relay.source": "\(source)", "reason": "\(reason)"])
             return JSONResponse.make(status: .accepted, body: ["status": "ignored", "reason": reason])
         case .unmapped(let reason):
             try await store.recordUnmapped(source: source, dedupeID: nil, reason: reason, body: String(decoding: body, as: UTF8.self), at: Date())
             metrics.relayRejected("unmapped")
-            logger.warning("relayed lifecycle event maps to no app; stored for review", metadata: ["relay.source": "\(source)", "reason": "\(reason)"])
+            logger.warning(
+                "relayed lifecycle event maps to no app; stored for review", metadata: ["relay.source": "\(source)", "reason": "\(reason)"])
             return JSONResponse.make(status: .accepted, body: ["status": "unmapped", "reason": reason])
         }
     }

@@ -14,8 +14,10 @@ public struct Pruner: Service, CustomStringConvertible {
     let logger: Logger
     let clock: @Sendable () -> Date
 
-    public init(policy: RetentionPolicy, interval: Duration, logger: Logger, clock: @escaping @Sendable () -> Date = Date.init,
-                prune: @escaping Prune) {
+    public init(
+        policy: RetentionPolicy, interval: Duration, logger: Logger, clock: @escaping @Sendable () -> Date = Date.init,
+        prune: @escaping Prune
+    ) {
         self.clock = clock
         self.prune = prune
         self.policy = policy
@@ -36,10 +38,12 @@ public struct Pruner: Service, CustomStringConvertible {
             do {
                 let report = try await prune(policy, clock())
                 if report.total > 0 {
-                    logger.info("pruned finished work past its retention", metadata: [
-                        "deliveries": "\(report.deliveries)", "attempts": "\(report.attempts)", "events": "\(report.events)",
-                        "maintenances": "\(report.maintenances)", "unmapped": "\(report.unmapped)",
-                    ])
+                    logger.info(
+                        "pruned finished work past its retention",
+                        metadata: [
+                            "deliveries": "\(report.deliveries)", "attempts": "\(report.attempts)", "events": "\(report.events)",
+                            "maintenances": "\(report.maintenances)", "unmapped": "\(report.unmapped)",
+                        ])
                 }
             } catch {
                 logger.error("pruning failed; will try again at the next interval", metadata: ["error": "\(error)"])

@@ -20,8 +20,10 @@ public struct ScheduleEntry: Sendable {
     public var windowID: String
     public var tags: [String: String]
 
-    public init(app: String, environment: String, expression: String, schedule: Schedule, duration: Duration, announceAhead: Duration,
-                windowID: String, tags: [String: String] = [:]) {
+    public init(
+        app: String, environment: String, expression: String, schedule: Schedule, duration: Duration, announceAhead: Duration,
+        windowID: String, tags: [String: String] = [:]
+    ) {
         self.app = app
         self.environment = environment
         self.expression = expression
@@ -34,14 +36,16 @@ public struct ScheduleEntry: Sendable {
 
     /// The window of the occurrence starting at `start`, as its maintenance records it.
     public func window(startingAt start: Date) -> MaintenanceWindow {
-        MaintenanceWindow(id: "\(windowID)@\(Timestamp.rfc3339(start))", start: start, end: start.addingTimeInterval(duration.seconds),
-                          timezone: schedule.timeZone.identifier)
+        MaintenanceWindow(
+            id: "\(windowID)@\(Timestamp.rfc3339(start))", start: start, end: start.addingTimeInterval(duration.seconds),
+            timezone: schedule.timeZone.identifier)
     }
 
     /// The `patch.scheduled` event that announces the occurrence starting at `start`.
     public func announcement(startingAt start: Date, now: Date) -> PatchEvent {
-        PatchEvent(type: .scheduled, app: app, environment: environment, window: window(startingAt: start), occurredAt: now, tags: tags,
-                   details: ["schedule": .string(expression)])
+        PatchEvent(
+            type: .scheduled, app: app, environment: environment, window: window(startingAt: start), occurredAt: now, tags: tags,
+            details: ["schedule": .string(expression)])
     }
 
     /// Announcing an occurrence twice (a restart, a second instance) queues nothing the second
@@ -126,8 +130,9 @@ extension ScheduleEntry {
             section.report(error.field == "offset" ? "offset" : "expression", error.description)
             return nil
         }
-        self.init(app: app, environment: environment, expression: text, schedule: schedule, duration: duration, announceAhead: ahead,
-                  windowID: windowID, tags: tags)
+        self.init(
+            app: app, environment: environment, expression: text, schedule: schedule, duration: duration, announceAhead: ahead,
+            windowID: windowID, tags: tags)
     }
 }
 
@@ -144,8 +149,8 @@ public struct ScheduleBook: Sendable {
     /// occurrence: its window becomes the occurrence's, so its maintenance is the announced one.
     public func attach(_ event: PatchEvent, now: Date) -> PatchEvent {
         guard let id = event.window.id,
-              let entry = entries.first(where: { $0.windowID == id && $0.app == event.app && $0.environment == event.environment }),
-              let start = entry.occurrence(containing: now)
+            let entry = entries.first(where: { $0.windowID == id && $0.app == event.app && $0.environment == event.environment }),
+            let start = entry.occurrence(containing: now)
         else { return event }
         var event = event
         event.window = entry.window(startingAt: start)

@@ -22,9 +22,11 @@ public struct Scheduler: Service, CustomStringConvertible {
     /// Occurrences already announced (or refused) by this process.
     private let settled = SettledKeys()
 
-    public init(store: any MaintenanceStore, intake: EventIntake, routes: RouteTable, targets: [String: any DeliveryTarget],
-                schedules: ScheduleBook, wake: WakeSignal, logger: Logger, tick: Duration = .milliseconds(500),
-                clock: @escaping @Sendable () -> Date = Date.init) {
+    public init(
+        store: any MaintenanceStore, intake: EventIntake, routes: RouteTable, targets: [String: any DeliveryTarget],
+        schedules: ScheduleBook, wake: WakeSignal, logger: Logger, tick: Duration = .milliseconds(500),
+        clock: @escaping @Sendable () -> Date = Date.init
+    ) {
         self.store = store
         self.intake = intake
         self.routes = routes
@@ -81,11 +83,13 @@ public struct Scheduler: Service, CustomStringConvertible {
             do {
                 switch try await intake.announce(event, idempotencyKey: key, logger: logger) {
                 case .accepted(let accepted):
-                    logger.notice("schedule occurrence announced", metadata: [
-                        "event.id": "\(accepted.id)", "schedule.window": "\(LogText.escape(entry.windowID))",
-                        "window.start": "\(Timestamp.rfc3339(start))", "event.app": "\(LogText.escape(entry.app))",
-                        "deliveries": "\(accepted.deliveries)",
-                    ])
+                    logger.notice(
+                        "schedule occurrence announced",
+                        metadata: [
+                            "event.id": "\(accepted.id)", "schedule.window": "\(LogText.escape(entry.windowID))",
+                            "window.start": "\(Timestamp.rfc3339(start))", "event.app": "\(LogText.escape(entry.app))",
+                            "deliveries": "\(accepted.deliveries)",
+                        ])
                 case .replayed:
                     break
                 }
@@ -93,12 +97,14 @@ public struct Scheduler: Service, CustomStringConvertible {
             } catch IntakeError.idempotencyConflict {
                 // Announced before with another window (the entry's duration or zone was edited):
                 // the maintenance keeps the window it was announced with.
-                logger.warning("schedule occurrence was announced before with another window; keeping that one",
-                               metadata: ["schedule.window": "\(LogText.escape(entry.windowID))", "window.start": "\(Timestamp.rfc3339(start))"])
+                logger.warning(
+                    "schedule occurrence was announced before with another window; keeping that one",
+                    metadata: ["schedule.window": "\(LogText.escape(entry.windowID))", "window.start": "\(Timestamp.rfc3339(start))"])
                 settled.insert(key)
             } catch {
-                logger.error("announcing a schedule occurrence failed; will try again",
-                             metadata: ["schedule.window": "\(LogText.escape(entry.windowID))", "error": "\(error)"])
+                logger.error(
+                    "announcing a schedule occurrence failed; will try again",
+                    metadata: ["schedule.window": "\(LogText.escape(entry.windowID))", "error": "\(error)"])
             }
         }
     }
@@ -108,8 +114,9 @@ public struct Scheduler: Service, CustomStringConvertible {
         let routes = routes
         let targets = targets
         return { due in
-            let probe = PatchEvent(type: .scheduled, app: due.record.key.app, environment: due.record.key.environment,
-                                   window: due.record.window, tags: due.record.tags)
+            let probe = PatchEvent(
+                type: .scheduled, app: due.record.key.app, environment: due.record.key.environment,
+                window: due.record.window, tags: due.record.tags)
             let settings = routes.noticeSettings(for: probe)?.settings ?? NoticeSettings()
             switch MaintenancePlanner.fire(due.notice, record: due.record, snapshot: due.snapshot, settings: settings, now: now) {
             case .skip(let reason):

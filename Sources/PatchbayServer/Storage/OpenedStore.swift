@@ -82,8 +82,9 @@ public struct OpenedStore: Sendable {
             try store.lockForServing()
             let released = try await store.releaseLeasesOfPreviousProcess(at: Date())
             if released > 0 {
-                logger.notice("released deliveries leased by a previous process that stopped without finishing them",
-                              metadata: ["deliveries": "\(released)"])
+                logger.notice(
+                    "released deliveries leased by a previous process that stopped without finishing them",
+                    metadata: ["deliveries": "\(released)"])
             }
         case .postgres(let store):
             try await store.joinCluster(version: PatchbayVersion.current)

@@ -37,8 +37,10 @@ enum DatadogEmulation {
         "schedule": .anyObject,
     ])
 
-    static func answer(method: String, parts: [String], body: String, headers: HTTPFields,
-                       downtimes: inout [String: [String: JSONValue]], nextID: inout Int) -> Sink.Answer {
+    static func answer(
+        method: String, parts: [String], body: String, headers: HTTPFields,
+        downtimes: inout [String: [String: JSONValue]], nextID: inout Int
+    ) -> Sink.Answer {
         func errors(_ status: Int, _ message: String) -> Sink.Answer {
             .init(vendor: "datadog", status: status, body: encode(.object(["errors": .array([.string(message)])])), headers: limitHeaders)
         }
@@ -50,7 +52,7 @@ enum DatadogEmulation {
             return errors(404, "Not found")
         }
         guard let apiKey = headers[apiKeyField], !apiKey.isEmpty,
-              let applicationKey = headers[applicationKeyField], !applicationKey.isEmpty
+            let applicationKey = headers[applicationKeyField], !applicationKey.isEmpty
         else {
             return errors(403, "Forbidden")
         }

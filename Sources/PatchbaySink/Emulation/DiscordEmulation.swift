@@ -49,20 +49,25 @@ enum DiscordEmulation {
         "color": .nullable(.integer(min: 0, max: 16_777_215)),
         "timestamp": .nullable(.text(format: .dateTime)),
         "description": .nullable(.plainText),
-        "author": .nullable(.members([
-            "name": .nullable(.plainText),
-            "url": .nullable(.text(max: 2048, format: .uri)),
-            "icon_url": .nullable(.text(max: 2048, format: .uri)),
-        ])),
+        "author": .nullable(
+            .members([
+                "name": .nullable(.plainText),
+                "url": .nullable(.text(max: 2048, format: .uri)),
+                "icon_url": .nullable(.text(max: 2048, format: .uri)),
+            ])),
         "image": .nullable(embedImage),
         "thumbnail": .nullable(embedImage),
-        "footer": .nullable(.members([
-            "text": .nullable(.plainText),
-            "icon_url": .nullable(.text(max: 2048, format: .uri)),
-        ])),
+        "footer": .nullable(
+            .members([
+                "text": .nullable(.plainText),
+                "icon_url": .nullable(.text(max: 2048, format: .uri)),
+            ])),
         // `RichEmbedField`: name and value required.
-        "fields": .nullable(.list(.members(["name": .plainText, "value": .plainText, "inline": .nullable(.boolean)],
-                                           required: ["name", "value"]))),
+        "fields": .nullable(
+            .list(
+                .members(
+                    ["name": .plainText, "value": .plainText, "inline": .nullable(.boolean)],
+                    required: ["name", "value"]))),
         "provider": .nullable(.anyObject),
         "video": .nullable(.anyObject),
     ])
@@ -72,12 +77,13 @@ enum DiscordEmulation {
     static let message: Shape = .members([
         "content": .nullable(.plainText),
         "embeds": .nullable(.list(embed)),
-        "allowed_mentions": .nullable(.members([
-            "parse": .nullable(.list(.nullable(.oneOf(["users", "roles", "everyone"])), max: 1521)),
-            "users": .nullable(.list(.nullable(.text(format: .snowflake)), max: 100)),
-            "roles": .nullable(.list(.nullable(.text(format: .snowflake)), max: 100)),
-            "replied_user": .nullable(.boolean),
-        ])),
+        "allowed_mentions": .nullable(
+            .members([
+                "parse": .nullable(.list(.nullable(.oneOf(["users", "roles", "everyone"])), max: 1521)),
+                "users": .nullable(.list(.nullable(.text(format: .snowflake)), max: 100)),
+                "roles": .nullable(.list(.nullable(.text(format: .snowflake)), max: 100)),
+                "replied_user": .nullable(.boolean),
+            ])),
         "components": .nullable(.list(.anyObject, max: 40)),
         "attachments": .nullable(.list(.anyObject, max: 10)),
         "poll": .nullable(.anyObject),
@@ -89,8 +95,10 @@ enum DiscordEmulation {
         "applied_tags": .nullable(.list(.text(format: .snowflake), max: 5)),
     ])
 
-    static func answer(method: String, parts: [String], query: String? = nil, body: String, headers: HTTPFields = HTTPFields(),
-                       nextID: inout Int) -> Sink.Answer {
+    static func answer(
+        method: String, parts: [String], query: String? = nil, body: String, headers: HTTPFields = HTTPFields(),
+        nextID: inout Int
+    ) -> Sink.Answer {
         func error(_ status: Int, _ message: String, code: Int) -> Sink.Answer {
             .init(vendor: "discord", status: status, body: json(.object(["message": .string(message), "code": .number(Double(code))])))
         }
@@ -128,9 +136,12 @@ enum DiscordEmulation {
             return error(400, "Cannot send an empty message", code: 50006)
         }
         if let problem = limitProblem(content: content, embeds: embeds) {
-            return .init(vendor: "discord", status: 400, body: json(.object([
-                "code": .number(50035), "message": .string("Invalid Form Body"), "errors": problem,
-            ])))
+            return .init(
+                vendor: "discord", status: 400,
+                body: json(
+                    .object([
+                        "code": .number(50035), "message": .string("Invalid Form Body"), "errors": problem,
+                    ])))
         }
         nextID += 1
         // Every embed a webhook sends is a rich one [DC1].
@@ -162,14 +173,22 @@ enum DiscordEmulation {
     /// points after trimming whitespace at the ends, as Discord does [DC2].
     static func limitProblem(content: String, embeds: [JSONValue]) -> JSONValue? {
         func tooLong(_ limit: Int) -> JSONValue {
-            .object(["_errors": .array([.object([
-                "code": .string("BASE_TYPE_MAX_LENGTH"), "message": .string("Must be \(limit) or fewer in length."),
-            ])])])
+            .object([
+                "_errors": .array([
+                    .object([
+                        "code": .string("BASE_TYPE_MAX_LENGTH"), "message": .string("Must be \(limit) or fewer in length."),
+                    ])
+                ])
+            ])
         }
         func required() -> JSONValue {
-            .object(["_errors": .array([.object([
-                "code": .string("BASE_TYPE_REQUIRED"), "message": .string("This field is required"),
-            ])])])
+            .object([
+                "_errors": .array([
+                    .object([
+                        "code": .string("BASE_TYPE_REQUIRED"), "message": .string("This field is required"),
+                    ])
+                ])
+            ])
         }
         if length(content) > maxContent { return .object(["content": tooLong(maxContent)]) }
         if embeds.count > maxEmbeds { return .object(["embeds": tooLong(maxEmbeds)]) }
@@ -202,9 +221,15 @@ enum DiscordEmulation {
             }
         }
         if total > maxEmbedTotal {
-            return .object(["embeds": .object(["_errors": .array([.object([
-                "code": .string("MAX_EMBED_SIZE_EXCEEDED"), "message": .string("Embed size exceeds maximum size of \(maxEmbedTotal)"),
-            ])])])])
+            return .object([
+                "embeds": .object([
+                    "_errors": .array([
+                        .object([
+                            "code": .string("MAX_EMBED_SIZE_EXCEEDED"), "message": .string("Embed size exceeds maximum size of \(maxEmbedTotal)"),
+                        ])
+                    ])
+                ])
+            ])
         }
         return nil
     }
@@ -229,8 +254,9 @@ enum DiscordEmulation {
         guard case .array(let parse)? = mentions?["parse"] else { return nil }
         for kind in ["users", "roles"] {
             guard parse.contains(.string(kind)), case .array(let listed)? = mentions?[kind], !listed.isEmpty else { continue }
-            return SpecProblem(path: [.key("allowed_mentions"), .key(kind)], code: .enumeration,
-                               message: "parse:[\"\(kind)\"] and \(kind): [ids] are mutually exclusive.")
+            return SpecProblem(
+                path: [.key("allowed_mentions"), .key(kind)], code: .enumeration,
+                message: "parse:[\"\(kind)\"] and \(kind): [ids] are mutually exclusive.")
         }
         return nil
     }
@@ -239,18 +265,23 @@ enum DiscordEmulation {
     /// nested along the problem's path as Discord nests it [DC2]. BASE_TYPE_REQUIRED and
     /// BASE_TYPE_MAX_LENGTH are Discord's codes; the others are named in its style, not from a capture.
     static func invalidFormBody(_ problem: SpecProblem) -> JSONValue {
-        let code = switch problem.code {
-        case .required: "BASE_TYPE_REQUIRED"
-        case .tooLong, .tooMany: "BASE_TYPE_MAX_LENGTH"
-        case .tooShort, .tooFew: "BASE_TYPE_MIN_LENGTH"
-        case .enumeration: "BASE_TYPE_CHOICES"
-        case .range: "NUMBER_TYPE_OUT_OF_RANGE"
-        case .format: "BASE_TYPE_INVALID_FORMAT"
-        case .type, .unknownField: "BASE_TYPE_BAD_TYPE"
-        }
-        var nested: JSONValue = .object(["_errors": .array([.object([
-            "code": .string(code), "message": .string(problem.message),
-        ])])])
+        let code =
+            switch problem.code {
+            case .required: "BASE_TYPE_REQUIRED"
+            case .tooLong, .tooMany: "BASE_TYPE_MAX_LENGTH"
+            case .tooShort, .tooFew: "BASE_TYPE_MIN_LENGTH"
+            case .enumeration: "BASE_TYPE_CHOICES"
+            case .range: "NUMBER_TYPE_OUT_OF_RANGE"
+            case .format: "BASE_TYPE_INVALID_FORMAT"
+            case .type, .unknownField: "BASE_TYPE_BAD_TYPE"
+            }
+        var nested: JSONValue = .object([
+            "_errors": .array([
+                .object([
+                    "code": .string(code), "message": .string(problem.message),
+                ])
+            ])
+        ])
         for item in problem.path.reversed() { nested = .object([item.text: nested]) }
         return .object(["code": .number(50035), "message": .string("Invalid Form Body"), "errors": nested])
     }

@@ -21,27 +21,29 @@ enum GoogleChatEmulation {
     static let maxMessageBytes = 32_000
 
     /// `GoogleAppsCardV1CardHeader`: `title` "Required."
-    static let cardHeader: Shape = .onlyMembers([
-        "imageAltText": .plainText,
-        "imageType": .oneOf(["SQUARE", "CIRCLE"]),
-        "imageUrl": .plainText,
-        "subtitle": .plainText,
-        "title": .text(min: 1),
-    ], required: ["title"])
+    static let cardHeader: Shape = .onlyMembers(
+        [
+            "imageAltText": .plainText,
+            "imageType": .oneOf(["SQUARE", "CIRCLE"]),
+            "imageUrl": .plainText,
+            "subtitle": .plainText,
+            "title": .text(min: 1),
+        ], required: ["title"])
 
     /// `GoogleAppsCardV1DecoratedText`: `text` "Required. The primary text."
-    static let decoratedText: Shape = .onlyMembers([
-        "bottomLabel": .plainText,
-        "button": .anyObject,
-        "endIcon": .anyObject,
-        "icon": .anyObject,
-        "onClick": .anyObject,
-        "startIcon": .anyObject,
-        "switchControl": .anyObject,
-        "text": .text(min: 1),
-        "topLabel": .plainText,
-        "wrapText": .boolean,
-    ], required: ["text"])
+    static let decoratedText: Shape = .onlyMembers(
+        [
+            "bottomLabel": .plainText,
+            "button": .anyObject,
+            "endIcon": .anyObject,
+            "icon": .anyObject,
+            "onClick": .anyObject,
+            "startIcon": .anyObject,
+            "switchControl": .anyObject,
+            "text": .text(min: 1),
+            "topLabel": .plainText,
+            "wrapText": .boolean,
+        ], required: ["text"])
 
     /// `GoogleAppsCardV1Widget`, with `GoogleAppsCardV1TextParagraph`.
     static let widget: Shape = .onlyMembers([
@@ -59,12 +61,13 @@ enum GoogleChatEmulation {
     ])
 
     /// `GoogleAppsCardV1Section`: widgets "Must contain at least one widget."
-    static let section: Shape = .onlyMembers([
-        "collapsible": .boolean,
-        "header": .plainText,
-        "uncollapsibleWidgetsCount": .anyInteger,
-        "widgets": .list(widget, min: 1),
-    ], required: ["widgets"])
+    static let section: Shape = .onlyMembers(
+        [
+            "collapsible": .boolean,
+            "header": .plainText,
+            "uncollapsibleWidgetsCount": .anyInteger,
+            "widgets": .list(widget, min: 1),
+        ], required: ["widgets"])
 
     /// `GoogleAppsCardV1Card`.
     static let card: Shape = .onlyMembers([
@@ -112,12 +115,19 @@ enum GoogleChatEmulation {
     /// `parameters.messageReplyOption.enum` of spaces.messages.create.
     static let replyOptions = ["MESSAGE_REPLY_OPTION_UNSPECIFIED", "REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD", "REPLY_MESSAGE_OR_FAIL"]
 
-    static func answer(method: String, parts: [String], query: String? = nil, body: String, headers: HTTPFields = HTTPFields(),
-                       nextID: inout Int) -> Sink.Answer {
+    static func answer(
+        method: String, parts: [String], query: String? = nil, body: String, headers: HTTPFields = HTTPFields(),
+        nextID: inout Int
+    ) -> Sink.Answer {
         func error(_ status: Int, _ message: String, _ code: String) -> Sink.Answer {
-            .init(vendor: "googlechat", status: status, body: json(.object(["error": .object([
-                "code": .number(Double(status)), "message": .string(message), "status": .string(code),
-            ])])))
+            .init(
+                vendor: "googlechat", status: status,
+                body: json(
+                    .object([
+                        "error": .object([
+                            "code": .number(Double(status)), "message": .string(message), "status": .string(code),
+                        ])
+                    ])))
         }
         guard parts.count == 4, parts[0] == "v1", parts[1] == "spaces", !parts[2].isEmpty, parts[3] == "messages" else {
             return error(404, "Requested entity was not found.", "NOT_FOUND")
@@ -125,8 +135,10 @@ enum GoogleChatEmulation {
         let space = parts[2]
         guard method == "POST" else { return error(405, "Method not allowed: messages take POST.", "INVALID_ARGUMENT") }
         if let option = SpecCheck.queryFields(query)["messageReplyOption"], !replyOptions.contains(option) {
-            return error(400, "Invalid value at 'message_reply_option' (type.googleapis.com/google.chat.v1.CreateMessageRequest.MessageReplyOption), \"\(option)\"",
-                         "INVALID_ARGUMENT")
+            return error(
+                400,
+                "Invalid value at 'message_reply_option' (type.googleapis.com/google.chat.v1.CreateMessageRequest.MessageReplyOption), \"\(option)\"",
+                "INVALID_ARGUMENT")
         }
         // A body of another declared type is not JSON to Google's parser; a missing type is read as JSON.
         if let type = SpecCheck.mediaType(headers), type != "application/json" {
@@ -170,8 +182,9 @@ enum GoogleChatEmulation {
         for (index, item) in items.enumerated() {
             let id = item["cardId"] ?? item["card_id"]
             if (id?.stringValue ?? "").isEmpty {
-                return SpecProblem(path: [.key("cardsV2"), .index(index), .key("cardId")], code: .required,
-                                   message: "is required when a message has more than one card")
+                return SpecProblem(
+                    path: [.key("cardsV2"), .index(index), .key("cardId")], code: .required,
+                    message: "is required when a message has more than one card")
             }
         }
         return nil

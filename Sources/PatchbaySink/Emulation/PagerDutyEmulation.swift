@@ -30,34 +30,37 @@ enum PagerDutyEmulation {
     /// `MaintenanceWindow` (allOf `Tag/allOf/0` and its own members): `required: [start_time,
     /// end_time, services, type]`, `type` enum maintenance_window; `services` items
     /// `ServiceReference` (= `Reference`, required `type` and `id`, `type` enum service_reference).
-    static let windowShape: Shape = .members([
-        "type": .oneOf(["maintenance_window"]),
-        "start_time": .text(format: .dateTime),
-        "end_time": .text(format: .dateTime),
-        "description": .plainText,
-        "services": .list(.members(["id": .plainText, "type": .oneOf(["service_reference"])], required: ["type", "id"])),
-        "created_by": .anyObject,
-        "teams": .list(.anyObject),
-        "sequence_number": .anyInteger,
-        "id": .plainText,
-        "summary": .nullable(.plainText),
-        "self": .nullable(.plainText),
-        "html_url": .nullable(.plainText),
-    ], required: ["start_time", "end_time", "services", "type"])
+    static let windowShape: Shape = .members(
+        [
+            "type": .oneOf(["maintenance_window"]),
+            "start_time": .text(format: .dateTime),
+            "end_time": .text(format: .dateTime),
+            "description": .plainText,
+            "services": .list(.members(["id": .plainText, "type": .oneOf(["service_reference"])], required: ["type", "id"])),
+            "created_by": .anyObject,
+            "teams": .list(.anyObject),
+            "sequence_number": .anyInteger,
+            "id": .plainText,
+            "summary": .nullable(.plainText),
+            "self": .nullable(.plainText),
+            "html_url": .nullable(.plainText),
+        ], required: ["start_time", "end_time", "services", "type"])
 
     /// The change event body: `payload` (`ChangeEventPayload`, `summary` required) and
     /// `routing_key` required; `links` items need `href`, `images` items `src`.
-    static let changeEventShape: Shape = .members([
-        "routing_key": .plainText,
-        "payload": .members([
-            "summary": .plainText,
-            "timestamp": .text(format: .dateTime),
-            "source": .plainText,
-            "custom_details": .anyObject,
-        ], required: ["summary"]),
-        "links": .list(.members(["href": .plainText, "text": .plainText], required: ["href"])),
-        "images": .list(.members(["src": .plainText, "href": .plainText, "alt": .plainText], required: ["src"])),
-    ], required: ["payload", "routing_key"])
+    static let changeEventShape: Shape = .members(
+        [
+            "routing_key": .plainText,
+            "payload": .members(
+                [
+                    "summary": .plainText,
+                    "timestamp": .text(format: .dateTime),
+                    "source": .plainText,
+                    "custom_details": .anyObject,
+                ], required: ["summary"]),
+            "links": .list(.members(["href": .plainText, "text": .plainText], required: ["href"])),
+            "images": .list(.members(["src": .plainText, "href": .plainText, "alt": .plainText], required: ["src"])),
+        ], required: ["payload", "routing_key"])
     static let tokenPrefix = "Token token="
     /// `payload.summary` is at most 1024 characters [PE1].
     static let maxSummary = 1024
@@ -65,8 +68,10 @@ enum PagerDutyEmulation {
     /// lower of the two readings).
     static let maxEventBytes = 512_000
 
-    static func answer(method: String, parts: [String], body: String, headers: HTTPFields,
-                       windows: inout [String: [String: JSONValue]], nextID: inout Int) -> Sink.Answer {
+    static func answer(
+        method: String, parts: [String], body: String, headers: HTTPFields,
+        windows: inout [String: [String: JSONValue]], nextID: inout Int
+    ) -> Sink.Answer {
         if parts == ["v2", "change", "enqueue"] {
             return changeEvent(method: method, body: body, headers: headers)
         }
@@ -182,9 +187,12 @@ enum PagerDutyEmulation {
     /// key or summary, or a summary over 1024 characters [PE2][PE6].
     static func changeEvent(method: String, body: String, headers: HTTPFields = HTTPFields()) -> Sink.Answer {
         func invalid(_ error: String) -> Sink.Answer {
-            Sink.Answer(vendor: vendor, status: 400, body: encode(.object([
-                "status": .string("invalid event"), "message": .string("Event object is invalid"), "errors": .array([.string(error)]),
-            ])))
+            Sink.Answer(
+                vendor: vendor, status: 400,
+                body: encode(
+                    .object([
+                        "status": .string("invalid event"), "message": .string("Event object is invalid"), "errors": .array([.string(error)]),
+                    ])))
         }
         guard method == "POST" else {
             return Sink.Answer(vendor: vendor, status: 404, body: encode(.object(["status": .string("not found"), "message": .string("Not Found")])))
@@ -202,9 +210,12 @@ enum PagerDutyEmulation {
             return invalid("'payload.summary' is missing or blank")
         }
         guard summary.unicodeScalars.count <= maxSummary else { return invalid("'payload.summary' must be at most \(maxSummary) characters") }
-        return Sink.Answer(vendor: vendor, status: 202, body: encode(.object([
-            "status": .string("success"), "message": .string("Change event processed"),
-        ])))
+        return Sink.Answer(
+            vendor: vendor, status: 202,
+            body: encode(
+                .object([
+                    "status": .string("success"), "message": .string("Change event processed"),
+                ])))
     }
 
     /// `{"error":{"code":n,"message":"...","errors":[...]}}` [PD1], with the rate-limit headers.

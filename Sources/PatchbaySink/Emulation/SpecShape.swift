@@ -245,8 +245,9 @@ enum SpecCheck {
                 return SpecProblem(path: path + [.key(key)], code: .type, message: "must be a string, got \(member.typeName)")
             }
             guard let tagShape = table[tag] else {
-                return SpecProblem(path: path + [.key(key)], code: .enumeration,
-                                   message: "'\(tag)' is not one of \(table.keys.sorted().joined(separator: ", "))")
+                return SpecProblem(
+                    path: path + [.key(key)], code: .enumeration,
+                    message: "'\(tag)' is not one of \(table.keys.sorted().joined(separator: ", "))")
             }
             return problem(value, tagShape, at: path, dialect: dialect)
         }
@@ -254,7 +255,8 @@ enum SpecCheck {
 
     static func textProblem(_ text: String, _ rule: TextRule, at path: [PathItem]) -> SpecProblem? {
         if let values = rule.values {
-            let fits = rule.ignoringCase
+            let fits =
+                rule.ignoringCase
                 ? values.contains { $0.lowercased() == text.lowercased() }
                 : values.contains(text)
             if !fits {
@@ -313,7 +315,8 @@ enum SpecCheck {
     /// `application/json; charset=utf-8`), or nil when the header is missing or empty.
     static func mediaType(_ headers: HTTPFields) -> String? {
         guard let value = headers[.contentType] else { return nil }
-        let type = value.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first
+        let type =
+            value.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first
             .map { String($0).trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
         return type.isEmpty ? nil : type
     }

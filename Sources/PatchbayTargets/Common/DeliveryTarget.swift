@@ -23,9 +23,11 @@ public struct RenderContext: Sendable {
     /// bytes `JSONEncoder.patchbay()` makes of the event, without the cost of encoding.
     public var encodedEvent: Data?
 
-    public init(displayTimeZone: TimeZone, deliveryID: String, now: Date, followUp: FollowUpState? = nil,
-                maintenance: MaintenanceSnapshot = .empty, resources: [String] = [], routeTemplates: MessageTemplates? = nil,
-                isDigest: Bool = false, encodedEvent: Data? = nil) {
+    public init(
+        displayTimeZone: TimeZone, deliveryID: String, now: Date, followUp: FollowUpState? = nil,
+        maintenance: MaintenanceSnapshot = .empty, resources: [String] = [], routeTemplates: MessageTemplates? = nil,
+        isDigest: Bool = false, encodedEvent: Data? = nil
+    ) {
         self.encodedEvent = encodedEvent
         self.routeTemplates = routeTemplates
         self.isDigest = isDigest
@@ -90,7 +92,8 @@ extension DeliveryTarget {
         ResponseRule.classify(result)
     }
 
-    public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState? {
+    public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState?
+    {
         nil
     }
 
@@ -123,7 +126,8 @@ extension MessageTarget {
     }
 
     /// A summary remembers the servers it named, so the next one names only newcomers.
-    public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState? {
+    public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState?
+    {
         context.isDigest ? MaintenanceDigest(event: event, context: context).followUp(after: context.followUp) : nil
     }
 }

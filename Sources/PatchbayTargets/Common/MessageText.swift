@@ -51,7 +51,8 @@ public enum MessageText {
     /// delivery is one, else the event's own message.
     public static func content(for event: PatchEvent, context: RenderContext, markup: Markup, packageBudget: Int) -> MessageContent {
         if context.isDigest {
-            return MaintenanceDigest(event: event, context: context).content(for: event, zone: context.displayTimeZone, markup: markup, budget: packageBudget)
+            return MaintenanceDigest(event: event, context: context).content(
+                for: event, zone: context.displayTimeZone, markup: markup, budget: packageBudget)
         }
         return content(for: event, zone: context.displayTimeZone, markup: markup, packageBudget: packageBudget)
     }
@@ -87,7 +88,8 @@ public enum MessageText {
             text = "Patching of \(subject) has begun."
         case .completed:
             let count = event.packages.count
-            text = count == 0
+            text =
+                count == 0
                 ? "Patching of \(subject) is complete: no packages needed updating."
                 : "Patching of \(subject) is complete: \(count) package\(count == 1 ? "" : "s") updated."
         case .failed:
@@ -197,7 +199,8 @@ public enum MessageText {
     public static func window(_ window: MaintenanceWindow, in zone: TimeZone) -> String {
         let local = span(window.start, window.end, zone: zone, withWeekday: true)
         if zone.secondsFromGMT(for: window.start) == 0, zone.secondsFromGMT(for: window.end) == 0,
-           ["UTC", "GMT", "Etc/UTC", "Etc/GMT"].contains(zone.identifier) {
+            ["UTC", "GMT", "Etc/UTC", "Etc/GMT"].contains(zone.identifier)
+        {
             return local
         }
         let utc = span(window.start, window.end, zone: TimeZone(identifier: "UTC")!, withWeekday: false)
@@ -247,8 +250,10 @@ public enum MessageText {
     /// Keeps a long package list readable and under vendor size limits: the first entries that fit
     /// in `budget` characters, then `… and 143 more`. `total` is how many there are when the list
     /// holds only the first of them (a count), `uncounted` when even that is not known.
-    public static func packageList(_ packages: [String], budget: Int, separator: String = "\n",
-                                   escape: (String) -> String = { $0 }, total: Int? = nil, uncounted: Bool = false) -> String {
+    public static func packageList(
+        _ packages: [String], budget: Int, separator: String = "\n",
+        escape: (String) -> String = { $0 }, total: Int? = nil, uncounted: Bool = false
+    ) -> String {
         let total = max(total ?? packages.count, packages.count)
         func rest(_ shown: Int) -> String { uncounted ? "… and more" : "… and \(total - shown) more" }
         var lines: [String] = []

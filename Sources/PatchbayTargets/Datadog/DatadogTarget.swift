@@ -102,7 +102,7 @@ public struct DatadogTarget: DeliveryTarget, TemplatedTarget {
         let remaining = response.header("X-RateLimit-Remaining").flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard response.status == 429 || remaining == 0 else { return nil }
         guard let reset = response.header("X-RateLimit-Reset")?.trimmingCharacters(in: .whitespaces),
-              !reset.isEmpty, reset.allSatisfy({ ("0"..."9").contains($0) })
+            !reset.isEmpty, reset.allSatisfy({ ("0"..."9").contains($0) })
         else { return nil }
         guard let seconds = Int(reset) else { return .seconds(Self.longestPause) }
         guard seconds >= 1 else { return nil }
@@ -180,7 +180,8 @@ public struct DatadogTarget: DeliveryTarget, TemplatedTarget {
         // Only an announcement (a reschedule) or an overrun notice moves the window: agents'
         // started/completed events may carry their own idea of the window, which must not shrink
         // a downtime that was extended.
-        let moves = (event.type == .scheduled || event.notice == .overrun)
+        let moves =
+            (event.type == .scheduled || event.notice == .overrun)
             && (state.windowStart != event.window.start || state.windowEnd != event.window.end)
         if moves, let end = state.windowEnd, end <= context.now {
             // An ended downtime is history (status `ended` [DD2]); whether PATCH revives one is not
@@ -190,7 +191,10 @@ public struct DatadogTarget: DeliveryTarget, TemplatedTarget {
         }
         guard let downtimeID = state.objectID.flatMap(Self.usableID) else {
             if event.type == .cancelled || moves {
-                return .refuse(reason: "Datadog answered the create without a usable downtime id, so Patchbay cannot \(event.type == .cancelled ? "cancel" : "move") it; change it in Datadog")
+                return .refuse(
+                    reason:
+                        "Datadog answered the create without a usable downtime id, so Patchbay cannot \(event.type == .cancelled ? "cancel" : "move") it; change it in Datadog"
+                )
             }
             return .skip(reason: "the downtime already covers this event")
         }
@@ -211,7 +215,8 @@ public struct DatadogTarget: DeliveryTarget, TemplatedTarget {
         // DowntimeScheduleOneTimeCreateUpdateRequest): sending "now" would restart it.
         if let begun = state.windowStart, begun <= context.now { schedule.start = nil }
         let update = UpdateRequest(data: .init(id: downtimeID, attributes: .init(schedule: schedule)))
-        return .send(request("PATCH", url: "\(downtimeURL)/\(VendorID.pathSegment(downtimeID))", body: try JSONEncoder.encodePayload(update, kind: "Datadog")))
+        return .send(
+            request("PATCH", url: "\(downtimeURL)/\(VendorID.pathSegment(downtimeID))", body: try JSONEncoder.encodePayload(update, kind: "Datadog")))
     }
 
     private func create(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> DeliveryStep {
@@ -263,7 +268,8 @@ public struct DatadogTarget: DeliveryTarget, TemplatedTarget {
 
     /// Downtime ids are UUIDs [DD2][DD4]; anything else (a path, a query) is never put in a URL.
     static func usableID(_ id: String) -> String? {
-        guard (1...64).contains(id.count), id.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "-") }) else {
+        guard (1...64).contains(id.count), id.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "-") })
+        else {
             return nil
         }
         return id
@@ -288,7 +294,8 @@ public struct DatadogTarget: DeliveryTarget, TemplatedTarget {
         return components.string ?? OutboundRequest.displayForm(of: url)
     }
 
-    public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState? {
+    public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState?
+    {
         var state = context.followUp ?? FollowUpState()
         switch request.method {
         case "DELETE":

@@ -60,7 +60,8 @@ public struct DiscordTarget: MessageTarget, TemplatedTarget {
     }
 
     public func render(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> OutboundRequest {
-        var content = MessageText.content(for: event, context: context, markup: DiscordMarkdown.markup, packageBudget: DiscordPayload.packageFieldBudget)
+        var content = MessageText.content(
+            for: event, context: context, markup: DiscordMarkdown.markup, packageBudget: DiscordPayload.packageFieldBudget)
         content.apply(MessageTemplates.preferring(context.routeTemplates, over: templates), event: event, context: context)
         let payload = DiscordPayload(content: content, occurredAt: event.occurredAt)
         let body = try JSONEncoder.encodePayload(payload, kind: "Discord")
@@ -104,8 +105,8 @@ public struct DiscordTarget: MessageTarget, TemplatedTarget {
     /// `X-RateLimit-Reset-After` in fractional seconds [DC3]. Waiting that long avoids the 429.
     public func pause(after response: TransportResponse) -> Duration? {
         guard let remaining = response.header("X-RateLimit-Remaining").flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }),
-              remaining <= 0,
-              let resetAfter = response.header("X-RateLimit-Reset-After").flatMap({ Double($0.trimmingCharacters(in: .whitespaces)) })
+            remaining <= 0,
+            let resetAfter = response.header("X-RateLimit-Reset-After").flatMap({ Double($0.trimmingCharacters(in: .whitespaces)) })
         else { return nil }
         return Self.duration(seconds: resetAfter)
     }
@@ -216,7 +217,8 @@ enum DiscordLimits {
         // Over the total: take from the field values, last first (the package list is the last
         // and longest), then the field names; the sentence goes last, before only the title.
         func excess() -> Int {
-            let sum = length(embed.title) + length(embed.description ?? "")
+            let sum =
+                length(embed.title) + length(embed.description ?? "")
                 + embed.fields.reduce(0) { $0 + length($1.name) + length($1.value) }
             return sum - maxTotal
         }

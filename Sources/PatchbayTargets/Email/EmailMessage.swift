@@ -13,8 +13,10 @@ struct EmailMessage {
     /// Plain text as it is, for the text part.
     static let plainMarkup = Markup(escape: { $0 }, emphasize: { $0 })
 
-    init(event: PatchEvent, context: RenderContext, target: String, from: MailAddress, to: [MailAddress], cc: [MailAddress],
-         templates: MessageTemplates?) {
+    init(
+        event: PatchEvent, context: RenderContext, target: String, from: MailAddress, to: [MailAddress], cc: [MailAddress],
+        templates: MessageTemplates?
+    ) {
         let plain = MessageText.content(for: event, context: context, markup: Self.plainMarkup, packageBudget: 20_000)
         let html = MessageText.content(for: event, context: context, markup: Self.htmlMarkup, packageBudget: 20_000)
         var subject = "\(plain.title): \(event.instance.map { "\($0.name ?? $0.id) (\(event.systemName))" } ?? event.systemName)"
@@ -49,7 +51,8 @@ struct EmailMessage {
             "MIME-Version: 1.0",
             "Content-Type: multipart/alternative; boundary=\"\(boundary)\"",
         ]
-        let document = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>\(TemplateEscaping.html.escape(subject))</title></head>\n<body>\n\(htmlBody)\n</body></html>\n"
+        let document =
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>\(TemplateEscaping.html.escape(subject))</title></head>\n<body>\n\(htmlBody)\n</body></html>\n"
         var lines = headers + [""]
         lines += Self.part(boundary: boundary, type: "text/plain", content: textBody)
         lines += Self.part(boundary: boundary, type: "text/html", content: document)
@@ -69,8 +72,11 @@ struct EmailMessage {
     }
 
     static func htmlBody(_ content: MessageContent) -> String {
-        let rows = content.facts.map { "<tr><th align=\"left\">\(TemplateEscaping.html.escape($0.title))</th><td>\($0.value.replacingOccurrences(of: "\n", with: "<br>"))</td></tr>" }
-        return "<h2 style=\"color:#\(content.color)\">\(TemplateEscaping.html.escape(content.title))</h2>\n<p>\(content.text)</p>\n<table>\n\(rows.joined(separator: "\n"))\n</table>"
+        let rows = content.facts.map {
+            "<tr><th align=\"left\">\(TemplateEscaping.html.escape($0.title))</th><td>\($0.value.replacingOccurrences(of: "\n", with: "<br>"))</td></tr>"
+        }
+        return
+            "<h2 style=\"color:#\(content.color)\">\(TemplateEscaping.html.escape(content.title))</h2>\n<p>\(content.text)</p>\n<table>\n\(rows.joined(separator: "\n"))\n</table>"
     }
 
     static func textBody(_ content: MessageContent) -> String {

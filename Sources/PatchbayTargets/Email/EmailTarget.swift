@@ -35,8 +35,10 @@ public struct EmailTarget: MessageTarget, TemplatedTarget {
     public var kind: String { Self.kind }
     public var secrets: [Secret] { [url] + [username, password].compactMap { $0 } }
 
-    public init(name: String, url: Secret, from: MailAddress, to: [MailAddress], cc: [MailAddress] = [], username: Secret? = nil,
-                password: Secret? = nil, allowInsecure: Bool = false) {
+    public init(
+        name: String, url: Secret, from: MailAddress, to: [MailAddress], cc: [MailAddress] = [], username: Secret? = nil,
+        password: Secret? = nil, allowInsecure: Bool = false
+    ) {
         self.name = name
         self.url = url
         self.from = from
@@ -71,7 +73,8 @@ public struct EmailTarget: MessageTarget, TemplatedTarget {
             if required && list.isEmpty { section.report(key, "must list at least one address") }
             return list.enumerated().compactMap { index, text in
                 guard let address = MailAddress(text) else {
-                    section.diagnostics.report("\(section.keyPath(key))[\(index)]", "expected an address like changes@example.com, got '\(String(text.prefix(80)))'")
+                    section.diagnostics.report(
+                        "\(section.keyPath(key))[\(index)]", "expected an address like changes@example.com, got '\(String(text.prefix(80)))'")
                     valid = false
                     return nil
                 }
@@ -104,18 +107,21 @@ public struct EmailTarget: MessageTarget, TemplatedTarget {
     public var usesMaintenanceState: Bool { true }
 
     public func render(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> OutboundRequest {
-        let message = EmailMessage(event: event, context: context, target: name, from: from, to: to, cc: cc,
-                                   templates: MessageTemplates.preferring(context.routeTemplates, over: templates))
+        let message = EmailMessage(
+            event: event, context: context, target: name, from: from, to: to, cc: cc,
+            templates: MessageTemplates.preferring(context.routeTemplates, over: templates))
         return OutboundRequest(
             method: "SMTP", url: url, displayURL: OutboundRequest.displayForm(of: url.reveal()), headers: [],
             body: Data(message.text.utf8),
-            mail: MailEnvelope(from: from.address, recipients: (to + cc).map(\.address), requireTLS: !allowInsecure,
-                               username: username, password: password)
+            mail: MailEnvelope(
+                from: from.address, recipients: (to + cc).map(\.address), requireTLS: !allowInsecure,
+                username: username, password: password)
         )
     }
 
     /// After the first message of a maintenance went out, later ones reply to it.
-    public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState? {
+    public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState?
+    {
         guard context.followUp?.objectID == nil else { return nil }
         return FollowUpState(objectID: EmailMessage.threadID(of: event, target: name, domain: from.domain), status: "sent")
     }
@@ -149,7 +155,7 @@ public struct MailAddress: Sendable, Hashable {
         }
         let parts = address.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !parts[1].hasSuffix("."), address.count <= 254,
-              address.allSatisfy({ $0.isASCII && !$0.isWhitespace && !"<>()[]\\,;:\"".contains($0) })
+            address.allSatisfy({ $0.isASCII && !$0.isWhitespace && !"<>()[]\\,;:\"".contains($0) })
         else { return nil }
         self.name = name
         self.address = address

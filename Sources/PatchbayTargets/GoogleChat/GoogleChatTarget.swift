@@ -42,7 +42,9 @@ public struct GoogleChatTarget: MessageTarget, TemplatedTarget {
         guard let url = section.secretURL("url") else { return nil }
         let query = URLComponents(string: url.reveal())?.queryItems ?? []
         guard ["key", "token"].allSatisfy({ key in query.contains { $0.name == key && $0.value?.isEmpty == false } }) else {
-            section.report("url", "expected the webhook URL Google Chat shows for the space, with key= and token= in its query (value not shown: it is a secret)")
+            section.report(
+                "url", "expected the webhook URL Google Chat shows for the space, with key= and token= in its query (value not shown: it is a secret)"
+            )
             return nil
         }
         self.init(name: name, url: url)
@@ -155,10 +157,14 @@ struct GoogleChatMessage: Encodable {
             // A card section needs a widget; the plain one-liner is never empty.
             widgets = [.textParagraph(text: GoogleChatText.escape(content.fallback))]
         }
-        cardsV2 = [CardWithID(cardId: "patchbay", card: Card(
-            header: Header(title: content.title, subtitle: GoogleChatText.escape(system)),
-            sections: [Section(widgets: widgets)]
-        ))]
+        cardsV2 = [
+            CardWithID(
+                cardId: "patchbay",
+                card: Card(
+                    header: Header(title: content.title, subtitle: GoogleChatText.escape(system)),
+                    sections: [Section(widgets: widgets)]
+                ))
+        ]
         thread = Thread(threadKey: threadKey)
     }
 }

@@ -58,8 +58,10 @@ public struct PagerDutyTarget: DeliveryTarget, TemplatedTarget {
     /// what keeps it out of logs, response excerpts and the database.
     public var secrets: [Secret] { [token] + (routingKey.map { [$0] } ?? []) }
 
-    public init(name: String, token: Secret, from: String, baseURL: URL = defaultBaseURL, eventsURL: URL = defaultEventsURL,
-                routingKey: Secret? = nil) {
+    public init(
+        name: String, token: Secret, from: String, baseURL: URL = defaultBaseURL, eventsURL: URL = defaultEventsURL,
+        routingKey: Secret? = nil
+    ) {
         self.name = name
         self.token = token
         self.from = from
@@ -129,7 +131,8 @@ public struct PagerDutyTarget: DeliveryTarget, TemplatedTarget {
         }
         if key.hasPrefix("R") {
             // Event Orchestration/ruleset keys start with R and are not accepted for change events [PE3].
-            return "a ruleset routing key cannot receive change events; use the Events API v2 integration key of a service (value not shown: it is a secret)"
+            return
+                "a ruleset routing key cannot receive change events; use the Events API v2 integration key of a service (value not shown: it is a secret)"
         }
         return nil
     }
@@ -149,12 +152,15 @@ public struct PagerDutyTarget: DeliveryTarget, TemplatedTarget {
     /// routing key in its body, so it gets the same rule: https, or plain http to loopback only.
     static func requireHTTPSForEvents(_ section: ConfigSection) {
         guard let text = section.string("eventsURL"), let components = URLComponents(string: text),
-              components.scheme?.lowercased() == "http" else { return }
+            components.scheme?.lowercased() == "http"
+        else { return }
         let host = components.host?.lowercased() ?? ""
         if host == "localhost" || host == "::1" || host.hasPrefix("127.") { return }
         // Read as text: `requireHTTPS` already reports an ill-formed allowInsecureHTTP value.
         if let insecure = section.string("allowInsecureHTTP"), ["true", "yes", "on"].contains(insecure.lowercased()) { return }
-        section.report("eventsURL", "plain http:// to another host would send the change events' routing key unencrypted; use https://, or set allowInsecureHTTP: true")
+        section.report(
+            "eventsURL",
+            "plain http:// to another host would send the change events' routing key unencrypted; use https://, or set allowInsecureHTTP: true")
     }
 
     // MARK: Pacing and answers
@@ -171,7 +177,8 @@ public struct PagerDutyTarget: DeliveryTarget, TemplatedTarget {
         let remaining = response.header("ratelimit-remaining").flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard response.status == 429 || remaining == 0 else { return nil }
         guard let reset = response.header("ratelimit-reset").flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }),
-              Self.resetRange.contains(reset) else { return nil }
+            Self.resetRange.contains(reset)
+        else { return nil }
         return .seconds(reset)
     }
 
@@ -203,7 +210,8 @@ public struct PagerDutyTarget: DeliveryTarget, TemplatedTarget {
             if event.window.end <= context.now {
                 // No window can be made any more, but the outcome is still worth a change event.
                 if let step = try changeEvent(for: event, context: context) { return step }
-                return .skip(reason: "the window ended at \(Timestamp.rfc3339(event.window.end)); PagerDuty takes windows that end in the future only")
+                return .skip(
+                    reason: "the window ended at \(Timestamp.rfc3339(event.window.end)); PagerDuty takes windows that end in the future only")
             }
             return try windowRequest("POST", url: windowsURL, event: event, context: context)
         }
@@ -219,7 +227,8 @@ public struct PagerDutyTarget: DeliveryTarget, TemplatedTarget {
         let moves = event.type == .scheduled || event.notice == .overrun
         if moves, state.windowStart != event.window.start || state.windowEnd != event.window.end {
             if event.window.end <= context.now {
-                return .skip(reason: "the new window ended at \(Timestamp.rfc3339(event.window.end)); PagerDuty takes windows that end in the future only")
+                return .skip(
+                    reason: "the new window ended at \(Timestamp.rfc3339(event.window.end)); PagerDuty takes windows that end in the future only")
             }
             return try windowRequest("PUT", url: windowURL, event: event, context: context)
         }
@@ -237,7 +246,8 @@ public struct PagerDutyTarget: DeliveryTarget, TemplatedTarget {
         }
         let window = PagerDutyWindowBody.Window(
             startTime: Timestamp.clamped(event.window.start), endTime: Timestamp.clamped(event.window.end),
-            description: templated(event, context: context) ?? description(event), services: services.map { PagerDutyWindowBody.ServiceReference(id: $0) })
+            description: templated(event, context: context) ?? description(event),
+            services: services.map { PagerDutyWindowBody.ServiceReference(id: $0) })
         let body = try JSONEncoder.encodePayload(PagerDutyWindowBody(maintenanceWindow: window), kind: "PagerDuty")
         return .send(restRequest(method, url: url, body: body))
     }
@@ -274,7 +284,8 @@ public struct PagerDutyTarget: DeliveryTarget, TemplatedTarget {
     func changeEvent(for event: PatchEvent, context: RenderContext) throws(RenderError) -> DeliveryStep? {
         guard let routingKey, event.type == .completed || event.type == .failed else { return nil }
         let who = event.instance.map { instance in instance.name.flatMap { $0.isEmpty ? nil : $0 } ?? instance.id }
-        let summary = templated(event, context: context) ?? who.map { "\(MessageText.title(for: event)): \($0) (\(event.systemName))" }
+        let summary =
+            templated(event, context: context) ?? who.map { "\(MessageText.title(for: event)): \($0) (\(event.systemName))" }
             ?? "\(MessageText.title(for: event)): \(event.systemName)"
         let packages = Array(event.packages.prefix(Self.maxChangeEventPackages))
         let details = PagerDutyChangeEvent.Details(
@@ -285,8 +296,10 @@ public struct PagerDutyTarget: DeliveryTarget, TemplatedTarget {
             summary: Self.truncated(summary, maxUTF16: Self.maxSummary), source: who ?? event.systemName,
             timestamp: Timestamp.clamped(event.occurredAt ?? context.now), customDetails: details)
         let body = try JSONEncoder.encodePayload(PagerDutyChangeEvent(routingKey: routingKey.reveal(), payload: payload), kind: "PagerDuty")
-        return .send(OutboundRequest(method: "POST", url: Secret(changeEventsURL), displayURL: changeEventsURL,
-                                     headers: [HTTPHeader("Content-Type", "application/json")], body: body))
+        return .send(
+            OutboundRequest(
+                method: "POST", url: Secret(changeEventsURL), displayURL: changeEventsURL,
+                headers: [HTTPHeader("Content-Type", "application/json")], body: body))
     }
 
     /// `text` cut at a character boundary so it is at most `limit` UTF-16 units (which also bounds
@@ -308,7 +321,8 @@ public struct PagerDutyTarget: DeliveryTarget, TemplatedTarget {
 
     public var usesMaintenanceState: Bool { true }
 
-    public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState? {
+    public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState?
+    {
         // A change event leaves the window as it was.
         if request.url.reveal() == changeEventsURL { return context.followUp }
         var state = context.followUp ?? FollowUpState()

@@ -9,9 +9,11 @@ public struct PingdomTarget: DeliveryTarget, RegisteredTarget {
     public static let defaultBaseURL = URL(string: "https://api.pingdom.com/api/3.1")!
     /// Pingdom publishes no fixed rate; its Req-Limit headers say how much is left (see `pause`).
     public static let defaultPolicy = TargetPolicy(pacing: PacingPolicy(rate: 2, burst: 5))
-    public static let traits = TargetKindTraits(kind: kind, routeResource: RouteResourceKey(routeKey: "pingdom", listKey: "checks") { check in
-        UInt64(check) == nil ? "expected a numeric Pingdom check id, got '\(check)'" : nil
-    }, keepsMaintenanceObject: true)
+    public static let traits = TargetKindTraits(
+        kind: kind,
+        routeResource: RouteResourceKey(routeKey: "pingdom", listKey: "checks") { check in
+            UInt64(check) == nil ? "expected a numeric Pingdom check id, got '\(check)'" : nil
+        }, keepsMaintenanceObject: true)
 
     public let name: String
     public let token: Secret
@@ -75,14 +77,16 @@ public struct PingdomTarget: DeliveryTarget, RegisteredTarget {
             if event.window.end <= context.now {
                 return .skip(reason: "the window ended at \(Timestamp.rfc3339(event.window.end)); Pingdom takes future windows only")
             }
-            let window = Window(description: description(event), from: max(from, Int64(context.now.timeIntervalSince1970) + 1),
-                                to: to, uptimeids: context.resources.isEmpty ? nil : context.resources.joined(separator: ","))
+            let window = Window(
+                description: description(event), from: max(from, Int64(context.now.timeIntervalSince1970) + 1),
+                to: to, uptimeids: context.resources.isEmpty ? nil : context.resources.joined(separator: ","))
             return .send(request("POST", url: maintenanceURL, body: try JSONEncoder.encodePayload(window, kind: "Pingdom")))
         }
         if event.type == .cancelled {
             if let start = state.windowStart, start <= context.now {
                 // Pingdom refuses to delete a window that has begun; retrying would never succeed.
-                return .refuse(reason: "window_already_started: Pingdom deletes only future windows; window \(windowID) began at \(Timestamp.rfc3339(start))")
+                return .refuse(
+                    reason: "window_already_started: Pingdom deletes only future windows; window \(windowID) began at \(Timestamp.rfc3339(start))")
             }
             return .send(request("DELETE", url: "\(maintenanceURL)/\(VendorID.pathSegment(windowID))", body: Data()))
         }
@@ -101,7 +105,8 @@ public struct PingdomTarget: DeliveryTarget, RegisteredTarget {
         let now = Int64(context.now.timeIntervalSince1970)
         let started = state.windowStart.map { $0 <= context.now } ?? false
         let window = Window(description: nil, from: started ? nil : max(from, now + 1), to: to, uptimeids: nil)
-        return .send(request("PUT", url: "\(maintenanceURL)/\(VendorID.pathSegment(windowID))", body: try JSONEncoder.encodePayload(window, kind: "Pingdom")))
+        return .send(
+            request("PUT", url: "\(maintenanceURL)/\(VendorID.pathSegment(windowID))", body: try JSONEncoder.encodePayload(window, kind: "Pingdom")))
     }
 
     private func description(_ event: PatchEvent) -> String {
@@ -117,7 +122,8 @@ public struct PingdomTarget: DeliveryTarget, RegisteredTarget {
 
     public var usesMaintenanceState: Bool { true }
 
-    public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState? {
+    public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState?
+    {
         var state = context.followUp ?? FollowUpState()
         switch request.method {
         case "DELETE":

@@ -66,15 +66,17 @@ struct SlackPayload: Encodable, Equatable {
     init(event: PatchEvent, context: RenderContext, templates: MessageTemplates? = nil) {
         var content = MessageText.content(for: event, context: context, markup: SlackEscaping.markup, packageBudget: Self.packageFieldBudget)
         content.apply(templates, event: event, context: context)
-        attachments = [Attachment(
-            fallback: SlackEscaping.escape(content.fallback),
-            color: "#" + content.color,
-            title: content.title,
-            text: content.text,
-            fields: content.facts.map { Field(title: $0.title, value: $0.value, short: content.shortFactTitles.contains($0.title)) },
-            mrkdwn_in: ["text"],
-            ts: event.occurredAt.map { Int($0.timeIntervalSince1970) }
-        )]
+        attachments = [
+            Attachment(
+                fallback: SlackEscaping.escape(content.fallback),
+                color: "#" + content.color,
+                title: content.title,
+                text: content.text,
+                fields: content.facts.map { Field(title: $0.title, value: $0.value, short: content.shortFactTitles.contains($0.title)) },
+                mrkdwn_in: ["text"],
+                ts: event.occurredAt.map { Int($0.timeIntervalSince1970) }
+            )
+        ]
     }
 }
 

@@ -9,7 +9,8 @@ public struct StatuspageTarget: DeliveryTarget, RegisteredTarget {
     public static let defaultBaseURL = URL(string: "https://api.statuspage.io")!
     /// "Each API token is limited to 1 request / second as measured on a 60 second rolling window."
     public static let defaultPolicy = TargetPolicy(pacing: PacingPolicy(rate: 1, burst: 1))
-    public static let traits = TargetKindTraits(kind: kind, routeResource: RouteResourceKey(routeKey: "statuspage", listKey: "components"), keepsMaintenanceObject: true)
+    public static let traits = TargetKindTraits(
+        kind: kind, routeResource: RouteResourceKey(routeKey: "statuspage", listKey: "components"), keepsMaintenanceObject: true)
 
     public enum CancelAction: String, Sendable {
         /// Mark the incident completed with a cancellation note (subscribers see why).
@@ -45,7 +46,9 @@ public struct StatuspageTarget: DeliveryTarget, RegisteredTarget {
         let baseURL = section.url("baseURL") ?? Self.defaultBaseURL
         var cancel = CancelAction.complete
         if let text = section.string("onCancel") {
-            if let parsed = CancelAction(rawValue: text) { cancel = parsed } else {
+            if let parsed = CancelAction(rawValue: text) {
+                cancel = parsed
+            } else {
                 section.report("onCancel", "must be complete or delete, got '\(text)'")
             }
         }
@@ -183,14 +186,16 @@ public struct StatuspageTarget: DeliveryTarget, RegisteredTarget {
     public func classify(_ result: Result<TransportResponse, TransportFailure>) -> DeliveryOutcome {
         let outcome = ResponseRule.classify(result)
         if case .delivered = outcome, case .success(let response) = result,
-           let returned = try? JSONDecoder().decode(JSONValue.self, from: response.body), let id = returned["id"],
-           id.stringValue.map(Self.isIncidentID) != true {
+            let returned = try? JSONDecoder().decode(JSONValue.self, from: response.body), let id = returned["id"],
+            id.stringValue.map(Self.isIncidentID) != true
+        {
             return .permanent(reason: ResponseRule.Reason.vendorIDRefused)
         }
         return outcome
     }
 
-    public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState? {
+    public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState?
+    {
         var state = context.followUp ?? FollowUpState()
         if request.method == "DELETE" {
             state.status = "deleted"
@@ -254,7 +259,9 @@ enum StatuspageText {
     static func overrun(_ event: PatchEvent) -> String {
         let overdue = MessageText.overdueNames(event)
         let who = overdue.isEmpty ? "" : " (not finished: \(overdue.joined(separator: ", ")))"
-        return String("Patching of \(event.systemName) is taking longer than planned\(who). The maintenance is extended until \(Timestamp.rfc3339(event.window.end)).".prefix(maxBody))
+        return String(
+            "Patching of \(event.systemName) is taking longer than planned\(who). The maintenance is extended until \(Timestamp.rfc3339(event.window.end))."
+                .prefix(maxBody))
     }
 
     static func failed(_ event: PatchEvent) -> String {
@@ -271,7 +278,8 @@ enum StatuspageText {
     static func completed(_ snapshot: MaintenanceSnapshot) -> String {
         let total = snapshot.instanceCount
         let done = snapshot.completedCount
-        var text = total == 0
+        var text =
+            total == 0
             ? "Patching is complete."
             : "Patching is complete: \(done) of \(total) instance\(total == 1 ? "" : "s") finished successfully."
         if snapshot.failedCount > 0 {
@@ -279,7 +287,8 @@ enum StatuspageText {
         }
         let packages = snapshot.packagesUpdated
         if !packages.isEmpty, text.count < maxBody - 200 {
-            text += "\n\nUpdated packages:\n" + MessageText.packageList(packages, budget: maxBody - text.count - 100, uncounted: snapshot.morePackages)
+            text +=
+                "\n\nUpdated packages:\n" + MessageText.packageList(packages, budget: maxBody - text.count - 100, uncounted: snapshot.morePackages)
         }
         return String(text.prefix(maxBody))
     }

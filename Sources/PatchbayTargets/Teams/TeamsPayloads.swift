@@ -17,7 +17,8 @@ struct AdaptiveCardMessage: Encodable {
         var body: [Element]
 
         enum CodingKeys: String, CodingKey {
-            case schema = "$schema", type, version, msteams, body
+            case schema = "$schema"
+            case type, version, msteams, body
         }
     }
 
@@ -53,17 +54,21 @@ struct AdaptiveCardMessage: Encodable {
     var attachments: [Attachment]
 
     init(content: MessageContent) {
-        let color: String = switch content.color {
-        case MessageText.color(for: .completed): "Good"
-        case MessageText.color(for: .failed): "Attention"
-        case MessageText.color(for: .cancelled): "Default"
-        default: "Warning"
-        }
-        attachments = [Attachment(content: Card(body: [
-            .textBlock(text: content.title, weight: "Bolder", size: "Medium", color: color),
-            .textBlock(text: content.text, weight: nil, size: nil, color: nil),
-            .factSet(content.facts.map { Fact(title: $0.title, value: $0.value.replacingOccurrences(of: "\n", with: "\n\n")) }),
-        ]))]
+        let color: String =
+            switch content.color {
+            case MessageText.color(for: .completed): "Good"
+            case MessageText.color(for: .failed): "Attention"
+            case MessageText.color(for: .cancelled): "Default"
+            default: "Warning"
+            }
+        attachments = [
+            Attachment(
+                content: Card(body: [
+                    .textBlock(text: content.title, weight: "Bolder", size: "Medium", color: color),
+                    .textBlock(text: content.text, weight: nil, size: nil, color: nil),
+                    .factSet(content.facts.map { Fact(title: $0.title, value: $0.value.replacingOccurrences(of: "\n", with: "\n\n")) }),
+                ]))
+        ]
     }
 }
 
@@ -89,17 +94,21 @@ struct MessageCard: Encodable {
     var sections: [Section]
 
     enum CodingKeys: String, CodingKey {
-        case type = "@type", context = "@context", themeColor, summary, sections
+        case type = "@type"
+        case context = "@context"
+        case themeColor, summary, sections
     }
 
     init(content: MessageContent, system: String) {
         themeColor = content.color
         summary = content.fallback
-        sections = [Section(
-            activityTitle: content.title,
-            activitySubtitle: TeamsMarkdown.escape(system),
-            text: content.text,
-            facts: content.facts.map { Fact(name: $0.title, value: $0.value.replacingOccurrences(of: "\n", with: "  \n")) }
-        )]
+        sections = [
+            Section(
+                activityTitle: content.title,
+                activitySubtitle: TeamsMarkdown.escape(system),
+                text: content.text,
+                facts: content.facts.map { Fact(name: $0.title, value: $0.value.replacingOccurrences(of: "\n", with: "  \n")) }
+            )
+        ]
     }
 }

@@ -40,7 +40,9 @@ public struct TeamsTarget: MessageTarget, TemplatedTarget {
         let url = section.secretURL("url")
         var format = Format.adaptive
         if let text = section.string("format") {
-            if let parsed = Format(rawValue: text) { format = parsed } else {
+            if let parsed = Format(rawValue: text) {
+                format = parsed
+            } else {
                 section.report("format", "must be adaptive or messagecard, got '\(text)'")
                 return nil
             }
@@ -59,10 +61,11 @@ public struct TeamsTarget: MessageTarget, TemplatedTarget {
             var content = MessageText.content(for: event, context: context, markup: TeamsMarkdown.markup, packageBudget: budget)
             content.apply(MessageTemplates.preferring(context.routeTemplates, over: templates), event: event, context: context)
             if fieldLimit < Int.max { content = content.cut(to: fieldLimit) }
-            body = switch format {
-            case .adaptive: try JSONEncoder.encodePayload(AdaptiveCardMessage(content: content), kind: "Teams")
-            case .messagecard: try JSONEncoder.encodePayload(MessageCard(content: content, system: event.systemName), kind: "Teams")
-            }
+            body =
+                switch format {
+                case .adaptive: try JSONEncoder.encodePayload(AdaptiveCardMessage(content: content), kind: "Teams")
+                case .messagecard: try JSONEncoder.encodePayload(MessageCard(content: content, system: event.systemName), kind: "Teams")
+                }
             if body.count <= Self.maxPayloadBytes || fieldLimit <= 50 { break }
             if budget >= 500 { budget /= 2 } else { fieldLimit = fieldLimit == Int.max ? 4000 : fieldLimit / 2 }
         }

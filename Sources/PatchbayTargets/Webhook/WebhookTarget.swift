@@ -56,7 +56,9 @@ public struct WebhookTarget: MessageTarget, TemplatedTarget {
     }
 
     public func render(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> OutboundRequest {
-        if let body = (MessageTemplates.preferring(context.routeTemplates, over: templates))?.render("body", TemplateValues.values(for: event, context: context)) {
+        if let body = (MessageTemplates.preferring(context.routeTemplates, over: templates))?.render(
+            "body", TemplateValues.values(for: event, context: context))
+        {
             let data = Data(body.utf8)
             if let problem = Self.jsonProblem(body) { throw RenderError("the body template \(problem)") }
             return try signed(data, contentType: "application/json", context: context)
@@ -90,8 +92,9 @@ public struct WebhookTarget: MessageTarget, TemplatedTarget {
                 HTTPHeader("webhook-timestamp", String(timestamp)),
                 // Shown as <redacted> in previews: a fresh signature would let whoever reads it
                 // send the receiver a request it accepts for the next few minutes.
-                HTTPHeader("webhook-signature", StandardWebhooks.signature(id: context.deliveryID, timestamp: timestamp, body: body, key: key),
-                           isSecret: true),
+                HTTPHeader(
+                    "webhook-signature", StandardWebhooks.signature(id: context.deliveryID, timestamp: timestamp, body: body, key: key),
+                    isSecret: true),
             ],
             body: body,
             destinations: allowPrivateNetworks ? .any : .publicOnly

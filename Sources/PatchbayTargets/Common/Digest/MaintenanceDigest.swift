@@ -72,13 +72,16 @@ public struct MaintenanceDigest: Sendable {
         }
         var facts: [(title: String, value: String)] = [("App Name", e(event.systemName)), ("Window", windowText)]
         let names = newInstances.map { $0.instance.name ?? $0.instance.id }
-        facts.append((isFollowUp ? "Servers Since Last Summary" : "Servers", MessageText.packageList(names, budget: budget, separator: ", ", escape: e)))
+        facts.append(
+            (isFollowUp ? "Servers Since Last Summary" : "Servers", MessageText.packageList(names, budget: budget, separator: ", ", escape: e)))
         if stage == .completed, !failed.isEmpty {
-            facts.append(("Failed", MessageText.packageList(failed.map { $0.instance.name ?? $0.instance.id }, budget: budget, separator: ", ", escape: e)))
+            facts.append(
+                ("Failed", MessageText.packageList(failed.map { $0.instance.name ?? $0.instance.id }, budget: budget, separator: ", ", escape: e)))
         }
         let title = MessageText.title(for: stage)
-        return MessageContent(title: title, color: failed.isEmpty || stage != .completed ? MessageText.color(for: stage) : MessageText.overrunColor,
-                              text: text, fallback: "\(title): \(count) \(count == 1 ? "server" : "servers") of \(event.systemName)", facts: facts)
+        return MessageContent(
+            title: title, color: failed.isEmpty || stage != .completed ? MessageText.color(for: stage) : MessageText.overrunColor,
+            text: text, fallback: "\(title): \(count) \(count == 1 ? "server" : "servers") of \(event.systemName)", facts: facts)
     }
 
     /// What templates see as `digest.*`.

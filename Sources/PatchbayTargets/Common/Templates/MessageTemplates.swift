@@ -53,8 +53,10 @@ public struct TemplateEscaping: Sendable {
 
     /// A mail header's text: one line, whatever the value holds (RFC 2047 encoding comes later).
     public static let headerLine = TemplateEscaping(name: "PATCHBAY_HEADER") { replacing(lineBreaks, in: $0) }
-    static let lineBreaks: [Unicode.Scalar: String] = ["\n": " ", "\r": " ", "\t": " ", "\u{0B}": " ", "\u{0C}": " ",
-                                                      "\u{85}": " ", "\u{2028}": " ", "\u{2029}": " "]
+    static let lineBreaks: [Unicode.Scalar: String] = [
+        "\n": " ", "\r": " ", "\t": " ", "\u{0B}": " ", "\u{0C}": " ",
+        "\u{85}": " ", "\u{2028}": " ", "\u{2029}": " ",
+    ]
 
     /// HTML text and attribute values. By Unicode scalar, not Character: `"` followed by a
     /// combining mark is one Character that is not `"`, and would otherwise end an attribute.
@@ -115,8 +117,9 @@ public struct MessageTemplates: Sendable {
     public static func preferring(_ route: MessageTemplates?, over target: MessageTemplates?) -> MessageTemplates? {
         guard let route else { return target }
         guard let target else { return route }
-        return MessageTemplates(texts: target.texts.merging(route.texts) { _, fromRoute in fromRoute },
-                                facts: route.facts ?? target.facts, keyPath: route.keyPath)
+        return MessageTemplates(
+            texts: target.texts.merging(route.texts) { _, fromRoute in fromRoute },
+            facts: route.facts ?? target.facts, keyPath: route.keyPath)
     }
 
     /// The rendered text of `key`, or nil when this set has no such template.
@@ -133,14 +136,18 @@ public struct MessageTemplates: Sendable {
     /// of the channel's escaping are reported as `<key path>: line N: ...`; nil when any was found.
     /// `checkRender` renders each template against sample contexts and reports what it returns
     /// (a webhook body that is not JSON).
-    public static func compile(_ sources: TemplateSources, keys: Set<String>, escaping: TemplateEscaping, diagnostics: ConfigDiagnostics,
-                               checkRender: ((String, String) -> String?)? = nil) -> MessageTemplates? {
+    public static func compile(
+        _ sources: TemplateSources, keys: Set<String>, escaping: TemplateEscaping, diagnostics: ConfigDiagnostics,
+        checkRender: ((String, String) -> String?)? = nil
+    ) -> MessageTemplates? {
         compile(sources, keys: keys, escaping: { _ in escaping }, diagnostics: diagnostics, checkRender: checkRender)
     }
 
     /// The same, with an escaping per key (an e-mail's subject is a header, its body HTML).
-    public static func compile(_ sources: TemplateSources, keys: Set<String>, escaping: (String) -> TemplateEscaping, diagnostics: ConfigDiagnostics,
-                               checkRender: ((String, String) -> String?)? = nil) -> MessageTemplates? {
+    public static func compile(
+        _ sources: TemplateSources, keys: Set<String>, escaping: (String) -> TemplateEscaping, diagnostics: ConfigDiagnostics,
+        checkRender: ((String, String) -> String?)? = nil
+    ) -> MessageTemplates? {
         var valid = true
         func parse(_ text: String, keyPath: String, key: String) -> MustacheTemplate? {
             let pragma = escaping(key).pragma()
@@ -178,7 +185,8 @@ public struct MessageTemplates: Sendable {
             for (index, fact) in sourceFacts.enumerated() {
                 let path = sources.keyPath(of: "facts[\(index)]")
                 guard let title = parse(fact.title, keyPath: path + ".title", key: "facts"),
-                      let value = parse(fact.value, keyPath: path + ".value", key: "facts") else {
+                    let value = parse(fact.value, keyPath: path + ".value", key: "facts")
+                else {
                     valid = false
                     continue
                 }
@@ -193,11 +201,14 @@ public struct MessageTemplates: Sendable {
     /// maintenance-level notice (no instance, no packages, no maintenance state).
     static func samples() -> [(String, [String: Any])] {
         let start = Date(timeIntervalSince1970: 1_800_000_000)
-        let sparse = PatchEvent(type: .reminder, app: "a", environment: "e",
-                                window: MaintenanceWindow(start: start, end: start.addingTimeInterval(60)), notice: .reminder)
+        let sparse = PatchEvent(
+            type: .reminder, app: "a", environment: "e",
+            window: MaintenanceWindow(start: start, end: start.addingTimeInterval(60)), notice: .reminder)
         let context = RenderContext(displayTimeZone: TimeZone(identifier: "UTC")!, deliveryID: "d", now: start)
-        return [("the fullest sample event", TemplateValues.vocabulary()),
-                ("a reminder with no instance", TemplateValues.values(for: sparse, context: context))]
+        return [
+            ("the fullest sample event", TemplateValues.vocabulary()),
+            ("a reminder with no instance", TemplateValues.values(for: sparse, context: context)),
+        ]
     }
 }
 

@@ -15,8 +15,10 @@ public enum TemplateCheck {
     /// Maps whose keys are the user's own (tag names, target names): any name is accepted inside.
     static let openMaps: Set<String> = ["tags", "links"]
     /// Mustache's own functions: `{{count(packages.all)}}`, and inside a list `{{^last()}}, {{/last()}}`.
-    static let transforms: Set<String> = ["empty", "capitalized", "lowercased", "uppercased", "reversed", "count", "first", "last",
-                                          "sorted", "equalzero", "plusone", "minusone", "even", "odd", "enumerated"]
+    static let transforms: Set<String> = [
+        "empty", "capitalized", "lowercased", "uppercased", "reversed", "count", "first", "last",
+        "sorted", "equalzero", "plusone", "minusone", "even", "odd", "enumerated",
+    ]
     static let sequenceFunctions: Set<String> = ["first", "last", "index", "even", "odd"]
 
     /// A frame of the section stack: what names resolve against.
@@ -51,16 +53,25 @@ public enum TemplateCheck {
             line += inner.filter(\.isNewline).count
             cursor = close.upperBound
             if triple {
-                problems.append(Problem(line: tagLine, message: "{{{...}}} would skip the channel's escaping; use {{\(inner.dropFirst().trimmingCharacters(in: .whitespaces))}}: values are escaped for the channel"))
+                problems.append(
+                    Problem(
+                        line: tagLine,
+                        message:
+                            "{{{...}}} would skip the channel's escaping; use {{\(inner.dropFirst().trimmingCharacters(in: .whitespaces))}}: values are escaped for the channel"
+                    ))
                 continue
             }
             let sigil = inner.first
-            let body = String(inner.dropFirst(sigil.map { "#^/!&>=%$<".contains($0) } == true ? 1 : 0)).trimmingCharacters(in: .whitespacesAndNewlines)
+            let body = String(inner.dropFirst(sigil.map { "#^/!&>=%$<".contains($0) } == true ? 1 : 0)).trimmingCharacters(
+                in: .whitespacesAndNewlines)
             switch sigil {
             case "!":
                 continue
             case "&":
-                problems.append(Problem(line: tagLine, message: "{{& \(body)}} would skip the channel's escaping; use {{\(body)}}: values are escaped for the channel"))
+                problems.append(
+                    Problem(
+                        line: tagLine, message: "{{& \(body)}} would skip the channel's escaping; use {{\(body)}}: values are escaped for the channel"
+                    ))
             case ">", "<", "$":
                 problems.append(Problem(line: tagLine, message: "partials and blocks are not supported in Patchbay templates"))
             case "=":
@@ -119,12 +130,14 @@ public enum TemplateCheck {
             let argument = String(name[name.index(after: paren)..<name.index(before: name.endIndex)])
             if argument.isEmpty {
                 if !sequenceFunctions.contains(function) || !stack.contains(where: \.inList) {
-                    problems.append(Problem(line: line, message: "'\(function)()' is only known inside a list section (first, last, index, even, odd)"))
+                    problems.append(
+                        Problem(line: line, message: "'\(function)()' is only known inside a list section (first, last, index, even, odd)"))
                 }
                 return true
             }
             if !transforms.contains(function) {
-                problems.append(Problem(line: line, message: "unknown function '\(function)'; Mustache knows \(transforms.sorted().joined(separator: ", "))"))
+                problems.append(
+                    Problem(line: line, message: "unknown function '\(function)'; Mustache knows \(transforms.sorted().joined(separator: ", "))"))
             }
             return resolve(argument, in: stack, line: line, problems: &problems)
         }
