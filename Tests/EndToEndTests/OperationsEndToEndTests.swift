@@ -36,16 +36,35 @@ struct OperationsEndToEndTests {
             let times = received.map(\.receivedAt).sorted()
             let span = times.last!.timeIntervalSince(times.first!)
             #expect(span >= 99 / rate * 0.95, "100 sends took \(span)s; at \(rate)/s they need at least \(99 / rate)s")
-            // No one-second window holds much more than the rate allows: sends start 1/rate apart
-            // (the pacer re-checks each slot at send time), so a closed one-second window spans
-            // rate + 1 slots. Arrival times are measured at the sink, after the transport thread
-            // and loopback: on a loaded 2-core machine running the whole suite they can bunch a
-            // few sends (seen: 23 and 24 at rate 20). Unpaced, all 100 land within a second.
-            var busiest = 0
-            for (index, time) in times.enumerated() {
-                busiest = max(busiest, times[index...].prefix { $0.timeIntervalSince(time) < 1 }.count)
+            // No one-second window holds more sends than the rate allows. Judged on when each
+            // send started (the attempt's startedAt, taken as the pacer admits it), not on arrival
+            // at the in-process sink: on a loaded 2-core machine running the whole suite, the
+            // sink's arrival times bunched up to 27 sends into one second at rate 20 (CI,
+            // 2026-12-06) while the sends themselves were paced. At burst 1 a closed one-second
+            // window spans rate + 1 slots; one more for the scheduler's wake-up jitter.
+            func busiest(_ times: [Date]) -> Int {
+                times.indices.map { index in times[index...].prefix { $0.timeIntervalSince(times[index]) < 1 }.count }.max() ?? 0
             }
-            #expect(busiest <= Int(rate) + 5, "\(busiest) sends within one second")
+            var starts: [Date] = []
+            let listed = try await harness.admin("GET", "/v1/deliveries?limit=200")
+            guard case .array(let rows)? = listed.body else {
+                Issue.record("no deliveries listed: \(listed.text)")
+                return
+            }
+            for id in rows.compactMap({ $0["id"]?.stringValue }) {
+                let detail = try await harness.admin("GET", "/v1/deliveries/\(id)")
+                if case .array(let attempts)? = detail.body?["attempts"],
+                    let started = attempts.first?["startedAt"]?.stringValue.flatMap(Timestamp.parseRFC3339)
+                {
+                    starts.append(started)
+                }
+            }
+            #expect(starts.count == 100, "every delivery has its attempt")
+            let busiestStart = busiest(starts.sorted())
+            #expect(busiestStart <= Int(rate) + 2, "\(busiestStart) sends started within one second")
+            // Unpaced, all 100 arrive within a second; paced, the sink never sees twice the rate.
+            let busiestArrival = busiest(times)
+            #expect(busiestArrival <= 2 * Int(rate), "\(busiestArrival) sends arrived within one second")
             let bodies = Set(received.compactMap { $0.json?["attachments"].map { "\($0)" } })
             #expect(bodies.count == 100, "each event delivered once")
         }
