@@ -160,10 +160,9 @@ extension PostgresStore: IntakeStore, DispatchStore {
         _ message: RelayedMessage, eventID: String, idempotencyKey: String, receivedAt: Date,
         deliveries: [DeliveryPlan]
     ) async throws -> AcceptResult {
-        let payload = String(decoding: try JSONEncoder.patchbay().encode(message), as: UTF8.self)
+        let payload = try message.storedPayload()
         let digest = message.body.sha256Hex
-        // One ordering lane per source: each target sees the source's messages in arrival order.
-        let lane = ["relay", message.source, ""].joined(separator: "\u{1F}")
+        let lane = message.laneKey
         return try await intakeCommitter.write(order: lane, store: self) { [self] connection -> AcceptResult in
             try await Self.lock("event-key:" + idempotencyKey, on: connection, logger: logger)
             if let earlier = try await Self.earlierAnswer(on: connection, logger: logger, key: idempotencyKey, digest: digest) { return earlier }

@@ -164,10 +164,9 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         _ message: RelayedMessage, eventID: String, idempotencyKey: String, receivedAt: Date,
         deliveries: [DeliveryPlan]
     ) async throws -> AcceptResult {
-        let payload = String(decoding: try JSONEncoder.patchbay().encode(message), as: UTF8.self)
+        let payload = try message.storedPayload()
         let digest = message.body.sha256Hex
-        // One ordering lane per source: each target sees the source's messages in arrival order.
-        let lane = ["relay", message.source, ""].joined(separator: "\u{1F}")
+        let lane = message.laneKey
         return try await committer.write { db in
             if let earlier = try Self.earlierAnswer(db, key: idempotencyKey, digest: digest) { return earlier }
             let received = receivedAt.timeIntervalSince1970

@@ -71,6 +71,15 @@ public struct RelayedMessage: Sendable, Hashable, Codable {
     /// Stored in place of an event; its deliveries keep the source's arrival order per target.
     public static let eventType = "relay.passthrough"
 
+    /// The ordering lane both stores keep for the source's messages (in place of a maintenance
+    /// key): each target sees the source's messages in arrival order.
+    public var laneKey: String { ["relay", source, ""].joined(separator: "\u{1F}") }
+
+    /// The message as both stores keep it in the event's payload column (`StoredPayload` reads it).
+    public func storedPayload() throws -> String {
+        String(decoding: try JSONEncoder.patchbay().encode(self), as: UTF8.self)
+    }
+
     /// What stands for the message where an event is expected (listings, the claim): it never
     /// expires and belongs to a maintenance of its own.
     public func placeholderEvent(eventID: String, receivedAt: Date) -> PatchEvent {
