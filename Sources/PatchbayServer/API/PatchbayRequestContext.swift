@@ -8,6 +8,8 @@ public struct PatchbayRequestContext: RequestContext, RemoteAddressRequestContex
     public var coreContext: CoreRequestContextStorage
     /// The peer of the connection (a proxy's address behind one).
     public let remoteAddress: SocketAddress?
+    /// On the console's signed-in routes: the operator and the form (`ConsoleSessionMiddleware`).
+    var console: ConsoleRequest?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
