@@ -79,18 +79,31 @@ code_routes: dict[tuple[str, str], str] = {}
 for path in sorted(server_dir.rglob("*.swift")):
     text = swift_text(path)
     where = str(path.relative_to(args.sources.parent)) if args.sources.parent in path.parents else str(path)
-    for match in re.finditer(r"\brouter\.(" + "|".join(METHODS) + r")\(\s*\"([^\"]*)\"", text):
-        route = match.group(2)
-        if route == "/console" or route.startswith("/console/"):
-            continue  # the web console: HTML pages for people, not API operations
-        if "*" in route:
-            failures.append(f"route {match.group(1).upper()} {route} ({where}): wildcard paths have no OpenAPI form")
-            continue
-        code_routes[(match.group(1), openapi_path(route))] = where
+    # Route groups: `let pages = router.group("/console")…`, `let admin = pages.group()…`; each
+    # group's routes are its prefix plus their own path (none for the group's root).
+    prefixes = {"router": ""}
+    read_groups = set()
+    for match in re.finditer(r"\blet\s+(\w+)\s*=\s*(\w+)\.group\(\s*(?:\"([^\"]*)\")?\s*\)", text):
+        if match.group(2) in prefixes:
+            prefixes[match.group(1)] = prefixes[match.group(2)].rstrip("/") + "/" + (match.group(3) or "").strip("/")
+            read_groups.add(match.start(0) + match.group(0).index(".group("))
+    for name, prefix in prefixes.items():
+        registrations = r"\b" + name + r"\.(" + "|".join(METHODS) + r")(?:\(\s*\"([^\"]*)\"|\s*\{)"
+        for match in re.finditer(registrations, text):
+            route = prefix.rstrip("/") + "/" + (match.group(2) or "").strip("/") if name != "router" else match.group(2)
+            route = route.rstrip("/") or "/"
+            if route == "/console" or route.startswith("/console/"):
+                continue  # the web console: HTML pages for people, not API operations
+            if "*" in route:
+                failures.append(f"route {match.group(1).upper()} {route} ({where}): wildcard paths have no OpenAPI form")
+                continue
+            code_routes[(match.group(1), openapi_path(route))] = where
     for match in re.finditer(r"\brouter\.on\(\s*\"([^\"]*)\"\s*,\s*method:\s*\.(\w+)", text):
         code_routes[(match.group(2).lower(), openapi_path(match.group(1)))] = where
     # Registrations this script cannot read would otherwise be missed silently.
     for match in re.finditer(r"\.group\(|\bRouteCollection\b|\baddRoutes\(", text):
+        if match.start(0) in read_groups:
+            continue
         failures.append(f"{where}: routes registered through {match.group(0).strip('(')} are not read by this check; extend it")
 if not code_routes:
     failures.append(f"no router.<method>(\"...\") registrations found under {server_dir}")
