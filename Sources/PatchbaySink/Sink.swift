@@ -90,14 +90,7 @@ public final class Sink: Sendable {
     private struct State {
         var requests: [SinkRequest] = []
         var scripts: [String: [ScriptedResponse]] = [:]
-        var incidents: [String: [String: JSONValue]] = [:]
-        var windows: [Int: [String: JSONValue]] = [:]
-        var nextWindowID = 1000
-        var pagerDutyWindows: [String: [String: JSONValue]] = [:]
-        var nextPagerDutyWindowID = 0
-        var downtimes: [String: [String: JSONValue]] = [:]
-        var nextDowntimeID = 0
-        var nextChatMessageID = 0
+        var vendors = VendorState()
         var recordHandle: FileHandle?
     }
 
@@ -285,71 +278,17 @@ public final class Sink: Sendable {
         return route(method: method, path: path, query: query, body: body, headers: fields)
     }
 
+    /// The emulation the path's first segment names (`Sink.emulations`), under the sink's lock for
+    /// the vendors that keep objects.
     private func route(method: String, path: String, query: String?, body: String, headers: HTTPFields) -> Answer {
         let parts = path.split(separator: "/").map(String.init)
-        guard let first = parts.first else { return Answer(vendor: "unknown", status: 404, body: #"{"message":"not found"}"#) }
-        switch first {
-        case "slack": return SlackEmulation.answer(method: method, body: body, headers: headers)
-        case "teams": return TeamsEmulation.workflows(method: method, body: body, headers: headers)
-        case "teams-connector": return TeamsEmulation.connector(method: method, body: body, headers: headers)
-        case "statuspage":
-            return state.withLock {
-                StatuspageEmulation.answer(method: method, parts: Array(parts.dropFirst()), body: body, headers: headers, incidents: &$0.incidents)
-            }
-        case "webhook":
-            // A generic webhook receiver: 200 to anything.
-            return Answer(vendor: "webhook", status: 200, body: #"{"received":true}"#)
-        case "sns":
-            // Stands in for AWS: serves signing certificates (scripted) and subscription confirmations.
-            return Answer(vendor: "sns", status: 200, body: "<ConfirmSubscriptionResponse/>", contentType: "text/xml")
-        case "status":
-            // `/status/<code>`: answers with that status, for tests of classification.
-            let code = parts.count > 1 ? Int(parts[1]) ?? 500 : 500
-            var headers: [(String, String)] = []
-            if (300..<400).contains(code) { headers.append(("Location", "http://127.0.0.1:1/elsewhere")) }
-            return Answer(vendor: "status", status: code, body: #"{"status":\#(code)}"#, headers: headers)
-        case "hang":
-            return Answer(vendor: "hang", status: 200, body: #"{"slept":true}"#)
-        case "endless":
-            // `/endless`: a 200 whose body never ends, for the transport's read limit.
-            return Answer(vendor: "endless", status: 200, body: "")
-        case "pingdom":
-            return state.withLock { state in
-                PingdomEmulation.answer(
-                    method: method, parts: Array(parts.dropFirst()), body: body, headers: headers,
-                    windows: &state.windows, nextID: &state.nextWindowID)
-            }
-        case "discord":
-            return state.withLock { state in
-                DiscordEmulation.answer(
-                    method: method, parts: Array(parts.dropFirst()), query: query, body: body, headers: headers,
-                    nextID: &state.nextChatMessageID)
-            }
-        case "googlechat":
-            return state.withLock { state in
-                GoogleChatEmulation.answer(
-                    method: method, parts: Array(parts.dropFirst()), query: query, body: body, headers: headers,
-                    nextID: &state.nextChatMessageID)
-            }
-        case "pagerduty":
-            return state.withLock { state in
-                PagerDutyEmulation.answer(
-                    method: method, parts: Array(parts.dropFirst()), body: body, headers: headers,
-                    windows: &state.pagerDutyWindows, nextID: &state.nextPagerDutyWindowID)
-            }
-        case "datadog":
-            return state.withLock { state in
-                DatadogEmulation.answer(
-                    method: method, parts: Array(parts.dropFirst()), body: body, headers: headers,
-                    downtimes: &state.downtimes, nextID: &state.nextDowntimeID)
-            }
-        default:
-            return Answer(
-                vendor: "unknown", status: 404,
-                body:
-                    #"{"message":"no vendor at this path; use /slack, /teams, /teams-connector, /statuspage, /pingdom, /discord, /googlechat, /pagerduty or /datadog"}"#
-            )
+        guard let first = parts.first, let emulation = Self.emulationsByPrefix[first] else { return Self.unknownPath }
+        let request = EmulatedRequest(method: method, parts: Array(parts.dropFirst()), query: query, body: body, headers: headers)
+        guard emulation.keepsObjects else {
+            var nothingKept = VendorState()
+            return emulation.emulate(request, state: &nothingKept)
         }
+        return state.withLock { emulation.emulate(request, state: &$0.vendors) }
     }
 
     /// `slack  POST /slack/… 200  Patching Complete: web-1 (App1 - Production)`. Paths beyond the

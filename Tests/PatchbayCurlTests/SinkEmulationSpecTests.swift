@@ -617,4 +617,19 @@ struct SinkEmulationSpecTests {
         #expect(SpecCheck.matches("101, 102", .commaSeparatedIntegers) && !SpecCheck.matches("101,x", .commaSeparatedIntegers))
         #expect(SpecCheck.matches("0", .snowflake) && !SpecCheck.matches("012", .snowflake))
     }
+
+    /// Each registered emulation answers under its own path segment, and a path no emulation
+    /// claims gets a 404 naming every vendor.
+    @Test func everyEmulationIsFoundByItsPathAndOthersAre404() {
+        #expect(Set(Sink.emulations.map { $0.pathPrefix }).count == Sink.emulations.count, "one emulation per path segment")
+        for emulation in Sink.emulations {
+            let answer = sink.emulate("POST", "/\(emulation.pathPrefix)/x", body: "{}", headers: Self.jsonHeaders)
+            #expect(answer.vendor != "unknown", "/\(emulation.pathPrefix) is answered by its emulation")
+        }
+        let unknown = sink.emulate("POST", "/nowhere/x", body: "{}")
+        #expect(unknown.status == 404 && unknown.vendor == "unknown")
+        #expect(
+            unknown.body.contains(
+                "use /slack, /teams, /teams-connector, /statuspage, /pingdom, /discord, /googlechat, /pagerduty or /datadog"))
+    }
 }
