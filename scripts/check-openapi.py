@@ -90,8 +90,7 @@ for path in sorted(server_dir.rglob("*.swift")):
     for name, prefix in prefixes.items():
         registrations = r"\b" + name + r"\.(" + "|".join(METHODS) + r")(?:\(\s*\"([^\"]*)\"|\s*\{)"
         for match in re.finditer(registrations, text):
-            route = prefix.rstrip("/") + "/" + (match.group(2) or "").strip("/") if name != "router" else match.group(2)
-            route = route.rstrip("/") or "/"
+            route = "/" + "/".join(part for part in (prefix + "/" + (match.group(2) or "")).split("/") if part)
             if route == "/console" or route.startswith("/console/"):
                 continue  # the web console: HTML pages for people, not API operations
             if "*" in route:
