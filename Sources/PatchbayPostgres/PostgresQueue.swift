@@ -24,27 +24,18 @@ extension PostgresStore: IntakeStore, DispatchStore {
                     return earlier
                 }
             }
-            var event = submission.event
-            var storedPayload = payload
-            let maintenanceKey = event.maintenanceKey.storageValue
+            let maintenanceKey = submission.event.maintenanceKey.storageValue
             // One writer per maintenance at a time: its plan and its lanes change together.
             try await Self.lock("maintenance:" + maintenanceKey, on: connection, logger: logger)
-            if let planning = submission.planning {
-                let existing = try await Self.maintenanceRecord(on: connection, logger: logger, key: maintenanceKey)
-                let change = MaintenancePlanner.apply(
-                    event, existing: existing, settings: planning.settings,
-                    displayTimeZone: planning.displayTimeZone, now: submission.receivedAt)
-                try await Self.applyChange(on: connection, logger: logger, change, now: submission.receivedAt)
-                if change.event != event {
-                    event = change.event
-                    storedPayload = String(decoding: try JSONEncoder.patchbay().encode(event), as: UTF8.self)
-                }
-            }
+            let existing =
+                submission.planning == nil ? nil : try await Self.maintenanceRecord(on: connection, logger: logger, key: maintenanceKey)
+            let step = try AcceptStep(submission, payload: payload, existing: existing)
+            if let change = step.change { try await Self.applyChange(on: connection, logger: logger, change, now: submission.receivedAt) }
             try await insertEvent(
                 on: connection, id: submission.eventID, idempotencyKey: submission.idempotencyKey,
-                digest: submission.bodyDigest, event: event, payload: storedPayload,
+                digest: submission.bodyDigest, event: step.event, payload: step.payload,
                 deliveries: submission.deliveries, receivedAt: submission.receivedAt)
-            return .accepted(AcceptedEvent(id: submission.eventID, deliveries: submission.deliveries.count))
+            return step.accepted
         }
         return result
     }

@@ -73,25 +73,14 @@ public final class SQLiteDeliveryStore: DeliveryStore {
             if let key = submission.idempotencyKey, let earlier = try Self.earlierAnswer(db, key: key, digest: submission.bodyDigest) {
                 return earlier
             }
-            var event = submission.event
-            var storedPayload = payload
-            if let planning = submission.planning {
-                // The maintenance's plan changes in the same transaction as the event, so a crash
-                // never leaves one without the other.
-                let existing = try Self.maintenanceRecord(db, key: event.maintenanceKey.storageValue)
-                let change = MaintenancePlanner.apply(
-                    event, existing: existing, settings: planning.settings,
-                    displayTimeZone: planning.displayTimeZone, now: submission.receivedAt)
-                try Self.applyChange(db, change, now: submission.receivedAt)
-                if change.event != event {
-                    event = change.event
-                    storedPayload = String(decoding: try JSONEncoder.patchbay().encode(event), as: UTF8.self)
-                }
-            }
+            let existing =
+                submission.planning == nil ? nil : try Self.maintenanceRecord(db, key: submission.event.maintenanceKey.storageValue)
+            let step = try AcceptStep(submission, payload: payload, existing: existing)
+            if let change = step.change { try Self.applyChange(db, change, now: submission.receivedAt) }
             try Self.insertEvent(
                 db, id: submission.eventID, idempotencyKey: submission.idempotencyKey, digest: submission.bodyDigest,
-                event: event, payload: storedPayload, deliveries: submission.deliveries, receivedAt: submission.receivedAt)
-            return .accepted(AcceptedEvent(id: submission.eventID, deliveries: submission.deliveries.count))
+                event: step.event, payload: step.payload, deliveries: submission.deliveries, receivedAt: submission.receivedAt)
+            return step.accepted
         }
     }
 
