@@ -304,7 +304,7 @@ struct DispatcherStagesTests {
                             displayTimeZone: "UTC")
                     ]))
         }
-        let planner = DeliveryPlanner(targets: ["status": statuspage], routeTemplates: .none, store: store)
+        let planner = DeliveryPlanner(routeTemplates: .none, store: store)
         let final = try await planner.readMaintenance(for: events[1], lane: DeliveryPlanner.Lane("status"), target: statuspage)
         #expect(final.1.packagesUpdated == ["openssl", "bash"], "every server has finished and the incident is open: the final update lists them")
 

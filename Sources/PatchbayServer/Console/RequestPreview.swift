@@ -42,7 +42,7 @@ public enum RequestPreview {
         let name = lane.targetName
         guard let target = configuration.targets[name] else { return "target '\(name)' is no longer in the configuration" }
         if summary.eventType == RelayedMessage.eventType { return "a relayed body, passed through to \(name) unchanged and signed" }
-        let planner = DeliveryPlanner(targets: configuration.targets, routeTemplates: configuration.routeTemplates, store: store)
+        let planner = DeliveryPlanner(routeTemplates: configuration.routeTemplates, store: store)
         let send = DeliveryPlanner.Send(
             event: detail.event, lane: lane, target: target, relayed: false, displayTimeZone: detail.displayTimeZone,
             deliveryID: summary.id, now: now, resources: detail.resources)

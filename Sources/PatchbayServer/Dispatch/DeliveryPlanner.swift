@@ -7,7 +7,6 @@ import PatchbayTargets
 /// and the request previews (the console, `patchbay deliveries show --request`) both go through
 /// it, so a preview shows what the dispatcher would send.
 struct DeliveryPlanner: Sendable {
-    let targets: [String: any DeliveryTarget]
     let routeTemplates: RouteTemplates
     let store: any DispatchStore
 
@@ -49,17 +48,23 @@ struct DeliveryPlanner: Sendable {
     /// - Throws: when the maintenance's state cannot be read (the caller decides: the dispatcher
     ///   leaves the delivery leased, a preview renders without it).
     func context(for send: Send) async throws -> RenderContext {
-        let needsState = !send.relayed && (send.target.usesMaintenanceState || send.templates(from: routeTemplates) != nil || send.lane.isDigest)
+        // Looked up once per send: the routes are matched against the event on every delivery.
+        let templates = send.templates(from: routeTemplates)
+        let needsState = !send.relayed && (send.target.usesMaintenanceState || templates != nil || send.lane.isDigest)
         let state = needsState ? try await readMaintenance(for: send.event, lane: send.lane, target: send.target) : (nil, .empty)
-        return context(for: send, state: state)
+        return Self.context(for: send, state: state, templates: templates)
     }
 
     /// `send`'s context with the maintenance state already read (or left out).
     func context(for send: Send, state: (FollowUpState?, MaintenanceSnapshot)) -> RenderContext {
+        Self.context(for: send, state: state, templates: send.templates(from: routeTemplates))
+    }
+
+    private static func context(for send: Send, state: (FollowUpState?, MaintenanceSnapshot), templates: MessageTemplates?) -> RenderContext {
         RenderContext(
             displayTimeZone: TimeZone(identifier: send.displayTimeZone) ?? TimeZone(identifier: "UTC")!,
             deliveryID: send.deliveryID, now: send.now, followUp: state.0, maintenance: state.1, resources: send.resources,
-            routeTemplates: send.templates(from: routeTemplates), isDigest: send.lane.isDigest, encodedEvent: send.encodedEvent)
+            routeTemplates: templates, isDigest: send.lane.isDigest, encodedEvent: send.encodedEvent)
     }
 
     /// The maintenance as deep as this send needs: a summary names every server; other sends

@@ -47,7 +47,7 @@ public struct Dispatcher: Service, CustomStringConvertible {
         self.logger = logger
         self.clock = clock
         self.random = random
-        self.planner = DeliveryPlanner(targets: targets, routeTemplates: routeTemplates, store: store)
+        self.planner = DeliveryPlanner(routeTemplates: routeTemplates, store: store)
     }
 
     /// ServiceLifecycle logs services by description; the default would dump every field.
