@@ -64,7 +64,8 @@ import threading
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "scripts"))
-from patchbay_harness import ROOT, ConsoleClient, Server, Sink, config_problem, http_request, store_section  # noqa: E402
+from patchbay_harness import (ROOT, ConsoleClient, Server, Sink, config_problem, cpu_seconds, http_request,  # noqa: E402
+                              rss_mb, store_section)
 
 TOKEN = "large-maintenance-token-3f9a0c1d5e7b"
 VIEWERS = [f"large-viewer-{n}-token-8c2e4a6f0b1d" for n in range(4)]
@@ -81,7 +82,6 @@ PAGE_LIMIT_S = 1.0
 RSS_GROWTH_LIMIT_MB = 50.0
 COST_FACTOR = 2.0
 MB = 1024 * 1024
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 class Failed(Exception):
@@ -94,27 +94,6 @@ def log(message):
 
 # --------------------------------------------------------------------------------------------
 # The process: CPU and memory from /proc
-
-
-def cpu_seconds(pid):
-    """utime + stime of the process, in seconds (None when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def rss_mb(pid):
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError):
-        pass
-    return None
 
 
 class RSSSampler(threading.Thread):

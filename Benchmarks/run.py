@@ -59,7 +59,7 @@ import threading
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "scripts"))
-from patchbay_harness import ROOT, Server, free_port, post_event, store_section  # noqa: E402
+from patchbay_harness import ROOT, Server, free_port, post_event, rss_mb, store_section  # noqa: E402
 
 TOKEN = "bench-token-0123456789abcdef"
 SECRET = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
@@ -142,18 +142,6 @@ def stop_process(process, timeout=10):
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-
-
-def rss_mb(pid):
-    """VmRSS in MB (MiB) from /proc, or None when the process is gone."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
 
 
 class Sampler(threading.Thread):

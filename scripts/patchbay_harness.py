@@ -4,7 +4,8 @@ sink, and a store section for SQLite or a fresh PostgreSQL schema. For the hosti
 benchmark also: a config check, one HTTP request from a chosen loopback source address
 (`http_request`), and a console client that keeps its cookies and signs in (`ConsoleClient`). For the
 fault test: a throwaway PostgreSQL server the test owns (`PostgresServer`: pause, resume, restart),
-sink scripting (`Sink.script`), and a `serve` child under a wrapper command such as faketime."""
+sink scripting (`Sink.script`), and a `serve` child under a wrapper command such as faketime. For
+the benchmarks: a process's memory and CPU time from /proc (`rss_mb`, `cpu_seconds`)."""
 import os
 import pathlib
 import re
@@ -16,6 +17,31 @@ import urllib.request
 import uuid
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid):
+    """VmRSS in MiB from /proc, or None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def cpu_seconds(pid):
+    """utime + stime of the process in seconds, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def free_port():
