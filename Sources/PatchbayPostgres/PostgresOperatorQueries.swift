@@ -100,7 +100,7 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
         if let target = filter.target {
             // A chat target's summaries (its `/digest` lane) are its deliveries too.
             bindings.append(target)
-            bindings.append(DigestLane.target(for: target))
+            bindings.append(DeliveryLane(target: target, isSummary: true).storedName)
             clauses.append("d.target IN ($\(bindings.count - 1), $\(bindings.count))")
         }
         if let app = filter.app {
@@ -221,7 +221,7 @@ extension PostgresStore: OperatorStore, RelayInboxStore {
                 FROM lane
                 WHERE id = \(id)
                 """, on: connection, logger: logger)
-            if DigestLane.split(target).isDigest {
+            if DeliveryLane(storedName: target).isSummary {
                 // A replayed summary names its stage's servers again (see FollowUpState.forgettingStage).
                 let stage = try row.value("type", as: String.self)
                 if let json = try await Self.rows(

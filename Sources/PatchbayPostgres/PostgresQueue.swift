@@ -71,7 +71,7 @@ extension PostgresStore: IntakeStore, DispatchStore {
             lane: maintenanceKey, payload: payload, deliveries: deliveries.count, receivedAt: receivedAt)
         for plan in deliveries.map({ $0.settled(for: event) }) {
             var due = receivedAt
-            if let wait = plan.digestWait {
+            if let wait = plan.summaryWait {
                 // A summary of this (maintenance, target, stage) still waiting takes this event in.
                 // The maintenance's advisory lock, held by this transaction, keeps two intakes
                 // from both starting one. The row lock keeps a dispatcher from claiming the
@@ -81,7 +81,7 @@ extension PostgresStore: IntakeStore, DispatchStore {
                 let waiting = try await Self.rows(
                     """
                     SELECT 1 FROM deliveries d JOIN events e ON e.seq = d.event_seq
-                    WHERE d.maintenance_key = \(maintenanceKey) AND d.target = \(plan.target) AND d.state = 'pending'
+                    WHERE d.maintenance_key = \(maintenanceKey) AND d.target = \(plan.lane.storedName) AND d.state = 'pending'
                       AND e.type = \(event.type.rawValue)
                     LIMIT 1
                     FOR UPDATE OF d
@@ -135,13 +135,13 @@ extension PostgresStore: IntakeStore, DispatchStore {
         try await Self.rows(
             """
             WITH lane AS (
-                INSERT INTO lanes AS l (maintenance_key, target, last_seq) VALUES (\(lane), \(plan.target), 1)
+                INSERT INTO lanes AS l (maintenance_key, target, last_seq) VALUES (\(lane), \(plan.lane.storedName), 1)
                 ON CONFLICT (maintenance_key, target) DO UPDATE SET last_seq = l.last_seq + 1
                 RETURNING last_seq
             )
             INSERT INTO deliveries (id, event_seq, target, target_kind, maintenance_key, lane_seq, display_timezone, state,
                                     next_attempt_at, created_at, updated_at, resources)
-            SELECT \(Identifier.make("dlv")), \(eventSeq), \(plan.target), \(plan.targetKind), \(lane), lane.last_seq,
+            SELECT \(Identifier.make("dlv")), \(eventSeq), \(plan.lane.storedName), \(plan.targetKind), \(lane), lane.last_seq,
                    \(plan.displayTimeZone), 'pending', \(due ?? time), \(time), \(time), \(StoredJSON.encode(plan.resources))
             FROM lane
             """, on: connection, logger: logger)

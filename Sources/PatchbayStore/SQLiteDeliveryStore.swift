@@ -104,7 +104,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         let eventSeq = db.lastInsertedRowID
         for plan in deliveries.map({ $0.settled(for: event) }) {
             var due = received
-            if let wait = plan.digestWait {
+            if let wait = plan.summaryWait {
                 // A summary of this (maintenance, target, stage) still waiting takes this event in.
                 let waiting =
                     try Bool.fetchOne(
@@ -112,7 +112,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                         sql: """
                             SELECT EXISTS (SELECT 1 FROM deliveries d JOIN events e ON e.seq = d.event_seq
                                            WHERE d.maintenance_key = ? AND d.target = ? AND d.state = 'pending' AND e.type = ?)
-                            """, arguments: [maintenanceKey, plan.target, event.type.rawValue]) ?? false
+                            """, arguments: [maintenanceKey, plan.lane.storedName, event.type.rawValue]) ?? false
                 if waiting { continue }
                 due = received + wait
             }
@@ -123,7 +123,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                     VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)
                     """,
                 arguments: [
-                    Identifier.make("dlv"), eventSeq, plan.target, plan.targetKind, maintenanceKey,
+                    Identifier.make("dlv"), eventSeq, plan.lane.storedName, plan.targetKind, maintenanceKey,
                     plan.displayTimeZone, due, received, received, StoredJSON.encode(plan.resources),
                 ]
             )
@@ -172,7 +172,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                         INSERT INTO deliveries (id, event_seq, target, target_kind, maintenance_key, display_timezone, state,
                                                 next_attempt_at, created_at, updated_at)
                         VALUES (?, ?, ?, ?, ?, 'UTC', 'pending', ?, ?, ?)
-                        """, arguments: [Identifier.make("dlv"), eventSeq, plan.target, plan.targetKind, lane, received, received, received])
+                        """, arguments: [Identifier.make("dlv"), eventSeq, plan.lane.storedName, plan.targetKind, lane, received, received, received])
             }
             return .accepted(AcceptedEvent(id: eventID, deliveries: deliveries.count))
         }
@@ -480,7 +480,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
         if let target = filter.target {
             // A chat target's summaries (its `/digest` lane) are its deliveries too.
             clauses.append("d.target IN (?, ?)")
-            _ = arguments.append(contentsOf: [target, DigestLane.target(for: target)])
+            _ = arguments.append(contentsOf: [target, DeliveryLane(target: target, isSummary: true).storedName])
         }
         if let app = filter.app {
             clauses.append("e.app = ?")
@@ -583,7 +583,7 @@ public final class SQLiteDeliveryStore: DeliveryStore {
                     WHERE id = ?
                     """, arguments: [seconds, seconds, seconds, id])
             let target: String = row["target"]
-            if DigestLane.split(target).isDigest {
+            if DeliveryLane(storedName: target).isSummary {
                 let key: String = row["maintenance_key"]
                 if let json = try String.fetchOne(
                     db, sql: "SELECT state FROM followups WHERE maintenance_key = ? AND target = ?", arguments: [key, target]),

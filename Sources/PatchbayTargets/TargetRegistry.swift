@@ -150,3 +150,12 @@ public enum TargetRegistry {
         }
     }
 }
+
+extension RouteTable {
+    /// The deliveries `event` makes among the configured `targets`: the one routing decision that
+    /// intake stores and `patchbay render` prints. A route's `chat:` grouping applies to the
+    /// kinds the registry calls chat.
+    public func plans(for event: PatchEvent, targets: [String: any DeliveryTarget]) -> [DeliveryPlan] {
+        plans(for: event, kindOf: { targets[$0]?.kind }, isChat: { TargetRegistry.traits(of: $0)?.isChat == true })
+    }
+}

@@ -35,32 +35,21 @@ struct Render: AsyncParsableCommand {
             for problem in error.problems { FileHandle.standardError.write(Data("  - \(problem)\n".utf8)) }
             throw ExitCode(1)
         }
-        let plans = routes.plans(for: event, kindOf: { configuration.targets[$0]?.kind }, isChat: { TargetRegistry.traits(of: $0)?.isChat == true })
+        let plans = routes.plans(for: event, targets: configuration.targets)
         if plans.isEmpty {
             printLine("No route matches app '\(event.app)', environment '\(event.environment)': nothing would be sent.")
             return
         }
-        let redactor = configuration.redactor
         for plan in plans {
-            let (name, isDigest) = DigestLane.split(plan.target)
-            guard let target = configuration.targets[name] else { continue }
-            let zone = TimeZone(identifier: plan.displayTimeZone) ?? TimeZone(identifier: "UTC")!
-            // A summary counts the maintenance's servers; here the event's server is the only one known.
-            let snapshot = event.instance.map {
-                MaintenanceSnapshot(instances: [.init(instance: $0, lastType: event.type, packages: event.packages)])
-            }
-            if isDigest {
+            guard let preview = RequestPreview.describe(plan, of: event, configuration: configuration) else { continue }
+            if let wait = plan.summaryWait {
                 printLine(
-                    "=== \(name) (\(plan.targetKind)) summary, \(Int(plan.digestWait ?? 0)) s after the first event of its stage, times shown in \(plan.displayTimeZone); with this event's server alone"
+                    "=== \(plan.target) (\(plan.targetKind)) summary, \(Int(wait)) s after the first event of its stage, times shown in \(plan.displayTimeZone); with this event's server alone"
                 )
             } else {
-                printLine("=== \(name) (\(plan.targetKind)), times shown in \(plan.displayTimeZone); as the first event of its maintenance")
+                printLine("=== \(plan.target) (\(plan.targetKind)), times shown in \(plan.displayTimeZone); as the first event of its maintenance")
             }
-            let context = RenderContext(
-                displayTimeZone: zone, deliveryID: "dlv_render", now: Date(), maintenance: isDigest ? snapshot ?? .empty : .empty,
-                resources: plan.resources, routeTemplates: configuration.routeTemplates.templates(for: event, target: name),
-                isDigest: isDigest)
-            printStep({ () throws(RenderError) in try target.plan(event, context: context) }, redactor: redactor)
+            printLine(preview)
             printLine("")
         }
     }

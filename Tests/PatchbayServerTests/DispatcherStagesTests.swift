@@ -304,8 +304,7 @@ struct DispatcherStagesTests {
                             displayTimeZone: "UTC")
                     ]))
         }
-        let planner = DeliveryPlanner(routeTemplates: .none, store: store)
-        let final = try await planner.readMaintenance(for: events[1], lane: DeliveryPlanner.Lane("status"), target: statuspage)
+        let final = try await DeliveryPlanner.readMaintenance(for: events[1], lane: DeliveryLane(target: "status"), target: statuspage, from: store)
         #expect(final.1.packagesUpdated == ["openssl", "bash"], "every server has finished and the incident is open: the final update lists them")
 
         let first = try #require(try await store.claimDue(now: t0, limit: 1, lease: .seconds(60)).first)
@@ -319,7 +318,7 @@ struct DispatcherStagesTests {
                 state: FollowUpState(objectID: "inc1", status: "completed"),
                 plannedObjectID: nil),
             throttled: false, at: t0, lease: nil)
-        let behind = try await planner.readMaintenance(for: events[1], lane: DeliveryPlanner.Lane("status"), target: statuspage)
+        let behind = try await DeliveryPlanner.readMaintenance(for: events[1], lane: DeliveryLane(target: "status"), target: statuspage, from: store)
         #expect(behind.0?.status == "completed")
         #expect(behind.1.packagesUpdated.isEmpty, "the incident is completed: this send skips, so it reads no lists")
         #expect(behind.1.completedCount == 2)

@@ -144,7 +144,7 @@ struct StoreContractTests: StoreFixtures {
                 var submission = submission(event, targets: [])
                 submission.receivedAt = t0.addingTimeInterval(offset)
                 submission.deliveries = [
-                    DeliveryPlan(target: DigestLane.target(for: "ops"), targetKind: "slack", displayTimeZone: "UTC", digestWait: 30)
+                    DeliveryPlan(target: "ops", targetKind: "slack", displayTimeZone: "UTC", summaryWait: 30)
                 ]
                 _ = try await store.accept(submission)
                 return try await store.counts()[.pending] ?? 0
@@ -176,7 +176,7 @@ struct StoreContractTests: StoreFixtures {
         try await StoreUnderTest.with(backend) { under in
             let store = under.store
             var submission = submission(event(.completed), targets: [])
-            submission.deliveries = [DeliveryPlan(target: "ops/digest", targetKind: "slack", displayTimeZone: "UTC", digestWait: 1)]
+            submission.deliveries = [DeliveryPlan(target: "ops", targetKind: "slack", displayTimeZone: "UTC", summaryWait: 1)]
             _ = try await store.accept(submission)
             let claim = try #require(try await store.claimDue(now: t0.addingTimeInterval(2), limit: 1, lease: .seconds(30)).first)
             let named = FollowUpState(announced: ["patch.completed": ["i-1"], "patch.started": ["i-1"]])

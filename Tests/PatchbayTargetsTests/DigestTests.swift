@@ -23,7 +23,9 @@ struct DigestTests {
         let table = RouteTable(routes: [route])
         let kinds = ["ops": "slack", "hook": "webhook"]
         func plans(_ event: PatchEvent) -> [String] {
-            table.plans(for: event, kindOf: { kinds[$0] }, isChat: { $0 == "slack" }).map { "\($0.target)@\($0.digestWait.map { Int($0) } ?? 0)" }
+            table.plans(for: event, kindOf: { kinds[$0] }, isChat: { $0 == "slack" }).map {
+                "\($0.lane.storedName)@\($0.summaryWait.map { Int($0) } ?? 0)"
+            }
         }
         #expect(plans(event(.completed)) == ["ops/digest@45", "hook@0"])
         #expect(plans(event(.started)) == ["ops/digest@45", "hook@0"])
@@ -35,22 +37,24 @@ struct DigestTests {
         perInstance.chat = ChatGrouping()
         #expect(
             RouteTable(routes: [perInstance, route]).plans(for: event(.completed), kindOf: { kinds[$0] }, isChat: { $0 == "slack" })
-                .map(\.target) == ["ops", "hook"])
+                .map(\.lane.storedName) == ["ops", "hook"])
         #expect(
             RouteTable(routes: [route, perInstance]).plans(for: event(.completed), kindOf: { kinds[$0] }, isChat: { $0 == "slack" })
-                .map(\.target) == ["ops/digest", "hook"])
+                .map(\.lane.storedName) == ["ops/digest", "hook"])
         route.chat = ChatGrouping()
         #expect(
-            RouteTable(routes: [route]).plans(for: event(.completed), kindOf: { kinds[$0] }, isChat: { _ in true }).map(\.target) == ["ops", "hook"])
+            RouteTable(routes: [route]).plans(for: event(.completed), kindOf: { kinds[$0] }, isChat: { _ in true }).map(\.lane.storedName) == [
+                "ops", "hook",
+            ])
     }
 
     /// The planner turns a moved `patch.scheduled` into a reschedule notice inside the store; the
     /// summary plan then settles back to the target's own lane, sent at once.
     @Test func aRescheduleNeverWaitsInASummary() {
-        let plan = DeliveryPlan(target: DigestLane.target(for: "ops"), targetKind: "slack", displayTimeZone: "UTC", digestWait: 30)
+        let plan = DeliveryPlan(target: "ops", targetKind: "slack", displayTimeZone: "UTC", summaryWait: 30)
         #expect(plan.settled(for: event(.scheduled)) == plan)
         let settled = plan.settled(for: event(.scheduled, notice: .rescheduled))
-        #expect(settled.target == "ops" && settled.digestWait == nil)
+        #expect(settled.lane.storedName == "ops" && settled.summaryWait == nil)
     }
 
     func context(_ reports: [(String, EventType)], announced: [String]? = nil) -> RenderContext {
@@ -58,7 +62,7 @@ struct DigestTests {
         let followUp = announced.map { FollowUpState(announced: [EventType.completed.rawValue: $0]) }
         return RenderContext(
             displayTimeZone: TimeZone(identifier: "UTC")!, deliveryID: "d", now: start, followUp: followUp,
-            maintenance: snapshot, isDigest: true)
+            maintenance: snapshot, isSummary: true)
     }
 
     @Test func theFirstSummaryCountsTheFleetAndNamesTheFailures() throws {

@@ -144,7 +144,7 @@ struct GoogleChatTargetTests {
         #expect(first.dropFirst(9).allSatisfy { $0.isHexDigit && !$0.isUppercase })
         // A summary of the maintenance lands in the same thread.
         var digest = context
-        digest.isDigest = true
+        digest.isSummary = true
         digest.maintenance = MaintenanceSnapshot(instances: [.init(instance: Instance(id: "i-0abc123"), lastType: .completed)])
         #expect(try Self.threadKey(target.render(completed, context: digest).body) == first)
 

@@ -41,16 +41,41 @@ public struct ChatGrouping: Sendable, Hashable {
     }
 }
 
-/// A summary's deliveries have a lane of their own beside the target's per-event lane (so a
-/// failure is not held behind a summary that waits for `groupWait`), and their own follow-up
-/// state (which servers each stage's summaries already named): the target name with this suffix.
-public enum DigestLane {
-    public static let suffix = "/digest"
+/// The queue a delivery waits in, and whose follow-up state it reads: a target's own lane, or
+/// (for a chat target whose route sends one summary per maintenance) the target's summary lane
+/// beside it, so a failure is not held behind a summary waiting for `groupWait`, and each keeps
+/// its own follow-up state (which servers each stage's summaries already named).
+///
+/// Code reads a lane as this value; the stores keep it as one name, the target's, with
+/// `/digest` appended for the summary lane (the name databases already hold).
+public struct DeliveryLane: Sendable, Hashable {
+    /// The configured target the lane's deliveries go to.
+    public var target: String
+    public var isSummary: Bool
 
-    public static func target(for name: String) -> String { name + suffix }
-
-    /// The configured target a delivery goes to, and whether it is a summary.
-    public static func split(_ deliveryTarget: String) -> (target: String, isDigest: Bool) {
-        deliveryTarget.hasSuffix(suffix) ? (String(deliveryTarget.dropLast(suffix.count)), true) : (deliveryTarget, false)
+    public init(target: String, isSummary: Bool = false) {
+        self.target = target
+        self.isSummary = isSummary
     }
+
+    /// The lane a store keeps as `storedName`.
+    public init(storedName: String) {
+        if storedName.hasSuffix(Self.summarySuffix) {
+            self.init(target: String(storedName.dropLast(Self.summarySuffix.count)), isSummary: true)
+        } else {
+            self.init(target: storedName)
+        }
+    }
+
+    /// The name the stores keep the lane under.
+    public var storedName: String { isSummary ? target + Self.summarySuffix : target }
+
+    /// Why a configured target may not be named `name`, if it may not: the name would read back
+    /// as another target's summary lane.
+    public static func reservedNameProblem(_ name: String) -> String? {
+        DeliveryLane(storedName: name).isSummary
+            ? "a target name may not end with '\(summarySuffix)': that names the summary lane of a chat target" : nil
+    }
+
+    static let summarySuffix = "/digest"
 }

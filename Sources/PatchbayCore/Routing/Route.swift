@@ -67,19 +67,22 @@ public struct DeliveryPlan: Sendable, Hashable, Codable {
     public var resources: [String]
     /// Set on a summary (`chat.mode: per-maintenance`): it is due this many seconds after the
     /// event, and an event finding a summary of its (maintenance, target, stage) still pending
-    /// adds no delivery: it is in that summary. `target` is then the `DigestLane` name.
-    public var digestWait: Double?
+    /// adds no delivery: it is in that summary.
+    public var summaryWait: Double?
+
+    /// The lane the delivery queues in: the target's summary lane for a summary.
+    public var lane: DeliveryLane { DeliveryLane(target: target, isSummary: summaryWait != nil) }
 
     /// The plan as stored for `event` as the store finally keeps it: a summary plan whose event
     /// turned out not to be grouped (the planner made a server's `patch.scheduled` a reschedule
     /// notice) goes back to the target's own lane, one message, at once.
     public func settled(for event: PatchEvent) -> DeliveryPlan {
-        guard digestWait != nil, !ChatGrouping.groups(event) else { return self }
-        return DeliveryPlan(target: DigestLane.split(target).target, targetKind: targetKind, displayTimeZone: displayTimeZone, resources: resources)
+        guard summaryWait != nil, !ChatGrouping.groups(event) else { return self }
+        return DeliveryPlan(target: target, targetKind: targetKind, displayTimeZone: displayTimeZone, resources: resources)
     }
 
-    public init(target: String, targetKind: String, displayTimeZone: String, resources: [String] = [], digestWait: Double? = nil) {
-        self.digestWait = digestWait
+    public init(target: String, targetKind: String, displayTimeZone: String, resources: [String] = [], summaryWait: Double? = nil) {
+        self.summaryWait = summaryWait
         self.target = target
         self.targetKind = targetKind
         self.displayTimeZone = displayTimeZone
@@ -127,26 +130,20 @@ public struct RouteTable: Sendable {
         for route in matching(app: event.app, environment: event.environment, tags: event.tags) {
             let zone = route.timezone?.identifier ?? event.window.timezone ?? "UTC"
             let summarize = route.chat.mode == .perMaintenance && ChatGrouping.groups(event)
-            for routeTarget in route.targets {
-                var target = routeTarget
-                var digestWait: Double?
-                if summarize, let kind = kindOf(target.name), isChat(kind) {
-                    target.name = DigestLane.target(for: target.name)
-                    digestWait = route.chat.groupWait.seconds
-                }
+            for target in route.targets {
                 // One plan per configured target, summary or not: the first route naming it decides.
-                if let existing = index[routeTarget.name] {
+                if let existing = index[target.name] {
                     for resource in target.resources where !plans[existing].resources.contains(resource) {
                         plans[existing].resources.append(resource)
                     }
                     continue
                 }
-                guard let kind = kindOf(routeTarget.name) else { continue }
-                index[routeTarget.name] = plans.count
+                guard let kind = kindOf(target.name) else { continue }
+                index[target.name] = plans.count
                 plans.append(
                     DeliveryPlan(
                         target: target.name, targetKind: kind, displayTimeZone: zone, resources: target.resources,
-                        digestWait: digestWait))
+                        summaryWait: summarize && isChat(kind) ? route.chat.groupWait.seconds : nil))
             }
         }
         return plans

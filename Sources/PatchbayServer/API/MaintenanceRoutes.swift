@@ -116,7 +116,7 @@ public struct MaintenanceDetailView: Encodable, Sendable {
                 state: notice.state.rawValue, reason: notice.reason, eventID: notice.eventID)
         }
         // A summary lane's state (which servers its summaries named) is not a vendor object.
-        vendorObjects = detail.vendorObjects.filter { !DigestLane.split($0.target).isDigest }
+        vendorObjects = detail.vendorObjects.filter { !DeliveryLane(storedName: $0.target).isSummary }
         deliveries = detail.deliveries
     }
 }

@@ -80,9 +80,7 @@ public struct PatchbayConfiguration: Sendable {
         let targetsSection = root.section("targets", required: true)
         for (name, section) in targetsSection?.namedSections() ?? [] {
             names.append(name)
-            if DigestLane.split(name).isDigest {
-                targetsSection?.report(name, "a target name may not end with '\(DigestLane.suffix)': that names the summary lane of a chat target")
-            }
+            if let problem = DeliveryLane.reservedNameProblem(name) { targetsSection?.report(name, problem) }
             if let (target, policy) = TargetRegistry.target(named: name, section: section, retryDefaults: delivery.retry) {
                 targets[name] = target
                 policies[name] = policy

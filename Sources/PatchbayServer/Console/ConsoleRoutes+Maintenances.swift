@@ -46,7 +46,7 @@ extension ConsoleRoutes {
                 "updated": Timestamp.rfc3339(row.updatedAt),
             ]
         }
-        values["vendorObjects"] = detail.vendorObjects.filter { !DigestLane.split($0.target).isDigest }.map { object -> [String: Any] in
+        values["vendorObjects"] = detail.vendorObjects.filter { !DeliveryLane(storedName: $0.target).isSummary }.map { object -> [String: Any] in
             var entry: [String: Any] = ["target": object.target, "status": object.status ?? "unknown"]
             if let id = object.objectID { entry["objectID"] = id }
             if let link = object.link { entry["link"] = link }

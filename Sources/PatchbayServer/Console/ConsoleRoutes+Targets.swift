@@ -16,7 +16,7 @@ extension ConsoleRoutes {
         var rows: [[String: Any]] = []
         for name in configuration.targetNames {
             guard let target = configuration.targets[name] else { continue }
-            let lanes = [name, DigestLane.target(for: name)]
+            let lanes = [DeliveryLane(target: name), DeliveryLane(target: name, isSummary: true)].map(\.storedName)
             let states = lanes.compactMap { counts[$0] }.reduce(into: [String: Int]()) { $0.merge($1, uniquingKeysWith: +) }
             let delivered = states[DeliveryState.delivered.rawValue] ?? 0
             let dead = states[DeliveryState.dead.rawValue] ?? 0
@@ -54,18 +54,20 @@ extension ConsoleRoutes {
                 status: .conflict)
         }
         let event = ConsoleViews.sampleEvent(now: clock())
-        let context = RenderContext(
-            displayTimeZone: TimeZone(identifier: "UTC")!, deliveryID: "dlv_console_test_" + ConsoleKeys.randomID().prefix(8),
-            now: clock(), maintenance: .empty)
+        let planner = DeliveryPlanner(routeTemplates: configuration.routeTemplates)
+        let send = DeliveryPlanner.Send(
+            event: event, lane: DeliveryLane(target: name), target: target, displayTimeZone: "UTC",
+            deliveryID: "dlv_console_test_" + ConsoleKeys.randomID().prefix(8), now: clock())
+        let context = planner.context(for: send, state: (nil, .empty))
         let rendered = RequestPreview.describe(
-            { () throws(RenderError) in try target.plan(event, context: context) }, redactor: configuration.redactor)
+            { () throws(RenderError) in try planner.step(for: send, context: context) }, redactor: configuration.redactor)
         var values: [String: Any] = ["name": name, "eventType": event.type.rawValue, "system": event.systemName, "request": rendered]
         if confirmed {
             guard let transport else {
                 return message(session, heading: "Cannot send", text: "This server has no outbound transport.", status: .serviceUnavailable)
             }
             let step: DeliveryStep
-            do { step = try target.plan(event, context: context) } catch {
+            do { step = try planner.step(for: send, context: context) } catch {
                 return message(
                     session, heading: "Cannot render", text: configuration.redactor.redact(error.description), status: .unprocessableContent)
             }

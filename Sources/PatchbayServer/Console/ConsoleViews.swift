@@ -27,14 +27,14 @@ enum ConsoleViews {
         if !notices.isEmpty { row["notices"] = notices }
         if let detail {
             var targets: [[String: Any]] = []
-            for object in detail.vendorObjects where !DigestLane.split(object.target).isDigest {
+            for object in detail.vendorObjects where !DeliveryLane(storedName: object.target).isSummary {
                 var entry: [String: Any] = ["name": object.target, "state": object.status ?? "created"]
                 if let link = object.link { entry["link"] = link }
                 targets.append(entry)
             }
             // Chat and other per-event targets: how many messages went out, how many wait or died
             // (counted by the store, every delivery, not only the page the detail holds).
-            let known = Set(detail.vendorObjects.map(\.target).filter { !DigestLane.split($0).isDigest })
+            let known = Set(detail.vendorObjects.map(\.target).filter { !DeliveryLane(storedName: $0).isSummary })
             for (name, states) in detail.deliveriesByTarget.sorted(by: { $0.key < $1.key }) where !known.contains(name) {
                 let sent = states["delivered"] ?? 0
                 let dead = states["dead"] ?? 0

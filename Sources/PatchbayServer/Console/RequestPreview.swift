@@ -38,18 +38,38 @@ public enum RequestPreview {
         now: Date = Date()
     ) async -> String {
         let summary = detail.summary
-        let lane = DeliveryPlanner.Lane(summary.target)
-        let name = lane.targetName
+        let lane = DeliveryLane(storedName: summary.target)
+        let name = lane.target
         guard let target = configuration.targets[name] else { return "target '\(name)' is no longer in the configuration" }
         if summary.eventType == RelayedMessage.eventType { return "a relayed body, passed through to \(name) unchanged and signed" }
-        let planner = DeliveryPlanner(routeTemplates: configuration.routeTemplates, store: store)
+        let planner = DeliveryPlanner(routeTemplates: configuration.routeTemplates)
         let send = DeliveryPlanner.Send(
-            event: detail.event, lane: lane, target: target, relayed: false, displayTimeZone: detail.displayTimeZone,
+            event: detail.event, lane: lane, target: target, displayTimeZone: detail.displayTimeZone,
             deliveryID: summary.id, now: now, resources: detail.resources)
         // A maintenance state that cannot be read now still leaves a preview, rendered without it.
         let context: RenderContext
-        do { context = try await planner.context(for: send) } catch { context = planner.context(for: send, state: (nil, .empty)) }
-        return describe({ () throws(RenderError) in try target.plan(detail.event, context: context) }, redactor: configuration.redactor)
+        do { context = try await planner.context(for: send, reading: store) } catch { context = planner.context(for: send, state: (nil, .empty)) }
+        return describe({ () throws(RenderError) in try planner.step(for: send, context: context) }, redactor: configuration.redactor)
+    }
+
+    /// What `plan` of `event` would send, rendered as the dispatcher would with no maintenance
+    /// behind it but the event's own server: what `patchbay render` prints, with nothing read
+    /// and nothing sent.
+    public static func describe(
+        _ plan: DeliveryPlan, of event: PatchEvent, configuration: PatchbayConfiguration, now: Date = Date()
+    ) -> String? {
+        guard let target = configuration.targets[plan.target] else { return nil }
+        let planner = DeliveryPlanner(routeTemplates: configuration.routeTemplates)
+        let send = DeliveryPlanner.Send(
+            event: event, lane: plan.lane, target: target, displayTimeZone: plan.displayTimeZone, deliveryID: "dlv_render", now: now,
+            resources: plan.resources)
+        // A summary counts the maintenance's servers; here the event's server is the only one known.
+        let snapshot =
+            plan.lane.isSummary
+            ? event.instance.map { MaintenanceSnapshot(instances: [.init(instance: $0, lastType: event.type, packages: event.packages)]) }
+            : nil
+        let context = planner.context(for: send, state: (nil, snapshot ?? .empty))
+        return describe({ () throws(RenderError) in try planner.step(for: send, context: context) }, redactor: configuration.redactor)
     }
 
     public static func prettyJSON(_ body: Data) -> String {

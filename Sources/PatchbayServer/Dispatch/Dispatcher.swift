@@ -47,7 +47,7 @@ public struct Dispatcher: Service, CustomStringConvertible {
         self.logger = logger
         self.clock = clock
         self.random = random
-        self.planner = DeliveryPlanner(routeTemplates: routeTemplates, store: store)
+        self.planner = DeliveryPlanner(routeTemplates: routeTemplates)
     }
 
     /// ServiceLifecycle logs services by description; the default would dump every field.
@@ -153,8 +153,8 @@ public struct Dispatcher: Service, CustomStringConvertible {
     /// Plan: the target still configured, the event still worth sending, the request rendered
     /// (with the maintenance's state and the route's wording when the target needs them).
     func plan(_ claim: ClaimedDelivery, startedAt: Date, logger: AttemptLogger) async -> PlanResult {
-        let lane = DeliveryPlanner.Lane(claim.target)
-        let targetName = lane.targetName
+        let lane = DeliveryLane(storedName: claim.target)
+        let targetName = lane.target
         guard let target = targets[targetName] else {
             return .end(
                 Ending(
@@ -165,18 +165,18 @@ public struct Dispatcher: Service, CustomStringConvertible {
         if let reason = Expiry.reason(for: claim.event, queuedAt: claim.createdAt, now: startedAt) {
             return .end(Ending(outcome: .delivered(reason: ResponseRule.Reason.expired), detail: reason, transition: .expired))
         }
+        let send = DeliveryPlanner.Send(
+            event: claim.event, lane: lane, target: target, relayed: claim.relayed, displayTimeZone: claim.displayTimeZone,
+            deliveryID: claim.id, now: startedAt, resources: claim.resources, encodedEvent: claim.encodedEvent)
         let context: RenderContext
         do {
-            context = try await planner.context(
-                for: DeliveryPlanner.Send(
-                    event: claim.event, lane: lane, target: target, relayed: claim.relayed != nil, displayTimeZone: claim.displayTimeZone,
-                    deliveryID: claim.id, now: startedAt, resources: claim.resources, encodedEvent: claim.encodedEvent))
+            context = try await planner.context(for: send, reading: store)
         } catch {
             logger.error("could not read the maintenance state; will retry", metadata: ["error": "\(redactor.redact(String(describing: error)))"])
             return .leaveLeased
         }
         do {
-            let step = try claim.relayed.map { try target.relay($0, context: context) } ?? target.plan(claim.event, context: context)
+            let step = try planner.step(for: send, context: context)
             switch step {
             case .skip(let reason):
                 return .end(Ending(outcome: .delivered(reason: ResponseRule.Reason.nothingToSend), detail: reason))

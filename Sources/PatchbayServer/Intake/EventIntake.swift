@@ -117,7 +117,7 @@ public struct EventIntake: Sendable {
         let now = clock()
         // An agent reporting with a schedule's window id joins the occurrence Patchbay announced.
         let event = attach ? schedules.attach(event, now: now) : event
-        let plans = routes.plans(for: event, kindOf: { targets[$0]?.kind }, isChat: { TargetRegistry.traits(of: $0)?.isChat == true })
+        let plans = routes.plans(for: event, targets: targets)
         let planning =
             routes.noticeSettings(for: event).map { MaintenancePlanning(settings: $0.settings, displayTimeZone: $0.displayTimeZone) }
             ?? MaintenancePlanning(settings: nil, displayTimeZone: event.window.timezone ?? "UTC")

@@ -18,7 +18,7 @@ public struct RenderContext: Sendable {
     public var routeTemplates: MessageTemplates?
     /// A summary of the maintenance's stage (`chat.mode: per-maintenance`) instead of one
     /// server's message; `followUp` then holds which servers earlier summaries named.
-    public var isDigest: Bool
+    public var isSummary: Bool
     /// The event as stored (`ClaimedDelivery.encodedEvent`), when the caller has it: the same
     /// bytes `JSONEncoder.patchbay()` makes of the event, without the cost of encoding.
     public var encodedEvent: Data?
@@ -26,11 +26,11 @@ public struct RenderContext: Sendable {
     public init(
         displayTimeZone: TimeZone, deliveryID: String, now: Date, followUp: FollowUpState? = nil,
         maintenance: MaintenanceSnapshot = .empty, resources: [String] = [], routeTemplates: MessageTemplates? = nil,
-        isDigest: Bool = false, encodedEvent: Data? = nil
+        isSummary: Bool = false, encodedEvent: Data? = nil
     ) {
         self.encodedEvent = encodedEvent
         self.routeTemplates = routeTemplates
-        self.isDigest = isDigest
+        self.isSummary = isSummary
         self.displayTimeZone = displayTimeZone
         self.deliveryID = deliveryID
         self.now = now
@@ -119,7 +119,7 @@ public protocol MessageTarget: DeliveryTarget {
 
 extension MessageTarget {
     public func plan(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> DeliveryStep {
-        if context.isDigest, MaintenanceDigest(event: event, context: context).newInstances.isEmpty {
+        if context.isSummary, MaintenanceDigest(event: event, context: context).newInstances.isEmpty {
             return .skip(reason: "every server this summary would name was in an earlier summary")
         }
         return .send(try render(event, context: context))
@@ -128,7 +128,7 @@ extension MessageTarget {
     /// A summary remembers the servers it named, so the next one names only newcomers.
     public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState?
     {
-        context.isDigest ? MaintenanceDigest(event: event, context: context).followUp(after: context.followUp) : nil
+        context.isSummary ? MaintenanceDigest(event: event, context: context).followUp(after: context.followUp) : nil
     }
 }
 

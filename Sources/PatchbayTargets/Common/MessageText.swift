@@ -50,7 +50,7 @@ public enum MessageText {
     /// The message a chat target sends for a delivery: the maintenance's summary when the
     /// delivery is one, else the event's own message.
     public static func content(for event: PatchEvent, context: RenderContext, markup: Markup, packageBudget: Int) -> MessageContent {
-        if context.isDigest {
+        if context.isSummary {
             return MaintenanceDigest(event: event, context: context).content(
                 for: event, zone: context.displayTimeZone, markup: markup, budget: packageBudget)
         }

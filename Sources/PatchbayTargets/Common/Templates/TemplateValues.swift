@@ -40,7 +40,7 @@ public enum TemplateValues {
         if let occurred = event.occurredAt { values["occurredAt"] = Timestamp.rfc3339(occurred) }
         let overdue = MessageText.overdueNames(event)
         if !overdue.isEmpty { values["overdue"] = overdue }
-        if context.isDigest { values["digest"] = MaintenanceDigest(event: event, context: context).templateValues }
+        if context.isSummary { values["digest"] = MaintenanceDigest(event: event, context: context).templateValues }
         return values
     }
 
@@ -101,7 +101,8 @@ public enum TemplateValues {
         let reports = EventType.allCases.map { MaintenanceSnapshot.InstanceReport(instance: Instance(id: $0.rawValue), lastType: $0) }
         var snapshot = MaintenanceSnapshot(instances: reports)
         snapshot.links = ["any": "https://example.invalid/"]
-        let context = RenderContext(displayTimeZone: TimeZone(identifier: "UTC")!, deliveryID: "d", now: start, maintenance: snapshot, isDigest: true)
+        let context = RenderContext(
+            displayTimeZone: TimeZone(identifier: "UTC")!, deliveryID: "d", now: start, maintenance: snapshot, isSummary: true)
         return values(for: event, context: context)
     }
 }
