@@ -48,7 +48,8 @@ struct PostgresClusterTests {
                 #expect(error.isTransient, "\(error)")
             }
         }
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // Far below the pool's own minute, with room for a machine busy building (5.9 s seen).
+        #expect(ContinuousClock.now - started < .seconds(20))
     }
 
     @Test(.enabled(if: StoreBackend.postgresURL != nil, "needs PATCHBAY_TEST_POSTGRES_URL"))

@@ -173,56 +173,47 @@ public struct DatadogTarget: DeliveryTarget, TemplatedTarget {
     public var usesMaintenanceState: Bool { true }
 
     public func plan(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> DeliveryStep {
-        guard let state = context.followUp, state.objectID != nil || state.status != nil else {
+        let step = MaintenanceWindowLifecycle.step(for: event, followUp: context.followUp)
+        switch step {
+        case .nothingToEnd:
+            return .skip(reason: "no downtime was scheduled for this maintenance, so there is nothing to cancel")
+        case .alreadyEnded:
+            return .skip(reason: "the downtime was cancelled")
+        case .covered:
+            return .skip(reason: "the downtime already covers this event")
+        case .create:
             return try create(event, context: context)
-        }
-        if state.status == "deleted" { return .skip(reason: "the downtime was cancelled") }
-        // Only an announcement (a reschedule) or an overrun notice moves the window: agents'
-        // started/completed events may carry their own idea of the window, which must not shrink
-        // a downtime that was extended.
-        let moves =
-            (event.type == .scheduled || event.notice == .overrun)
-            && (state.windowStart != event.window.start || state.windowEnd != event.window.end)
-        if moves, let end = state.windowEnd, end <= context.now {
+        case .move(let held) where held.hasEnded(at: context.now):
             // An ended downtime is history (status `ended` [DD2]); whether PATCH revives one is not
             // documented, so a new downtime covers the moved or stretched window (an overrun
             // notice comes after the planned end). Its id replaces the old one.
             return try create(event, context: context)
-        }
-        guard let downtimeID = state.objectID.flatMap(Self.usableID) else {
-            if event.type == .cancelled || moves {
-                return .refuse(
-                    reason:
-                        "Datadog answered the create without a usable downtime id, so Patchbay cannot \(event.type == .cancelled ? "cancel" : "move") it; change it in Datadog"
-                )
+        case .end(let held), .move(let held):
+            guard let downtimeID = held.id.flatMap(Self.usableID) else {
+                return .refuse(reason: MaintenanceWindowLifecycle.noUsableIDReason(vendor: "Datadog", object: "downtime", step: step))
             }
-            return .skip(reason: "the downtime already covers this event")
-        }
-        if event.type == .cancelled {
-            if let end = state.windowEnd, end <= context.now {
-                return .skip(reason: "the downtime ended at \(Timestamp.rfc3339(end)), so there is nothing to cancel")
+            let downtimeURL = "\(downtimeURL)/\(VendorID.pathSegment(downtimeID))"
+            if case .end = step {
+                if let end = held.end, held.hasEnded(at: context.now) {
+                    return .skip(reason: "the downtime ended at \(Timestamp.rfc3339(end)), so there is nothing to cancel")
+                }
+                // A 404 here (someone deleted the downtime in Datadog) stays a permanent failure under
+                // the shared rule: classify() cannot tell a DELETE from a PATCH, and the operator should see it.
+                return .send(request("DELETE", url: downtimeURL, body: Data()))
             }
-            // A 404 here (someone deleted the downtime in Datadog) stays a permanent failure under
-            // the shared rule: classify() cannot tell a DELETE from a PATCH, and the operator should see it.
-            return .send(request("DELETE", url: "\(downtimeURL)/\(VendorID.pathSegment(downtimeID))", body: Data()))
+            guard var schedule = downtimeSchedule(event.window, now: context.now) else {
+                return .skip(reason: "the new window ended at \(Timestamp.rfc3339(event.window.end)); a downtime for it would mute nothing")
+            }
+            // A downtime that has begun keeps its start; only its end moves (an overrun). The
+            // update schema's `start` means "when it starts" (vendor-specs/datadog/openapi-v2.yaml,
+            // DowntimeScheduleOneTimeCreateUpdateRequest): sending "now" would restart it.
+            if held.hasBegun(at: context.now) { schedule.start = nil }
+            let update = UpdateRequest(data: .init(id: downtimeID, attributes: .init(schedule: schedule)))
+            return .send(request("PATCH", url: downtimeURL, body: try JSONEncoder.encodePayload(update, kind: "Datadog")))
         }
-        guard moves else { return .skip(reason: "the downtime already covers this event") }
-        guard var schedule = downtimeSchedule(event.window, now: context.now) else {
-            return .skip(reason: "the new window ended at \(Timestamp.rfc3339(event.window.end)); a downtime for it would mute nothing")
-        }
-        // A downtime that has begun keeps its start; only its end moves (an overrun). The
-        // update schema's `start` means "when it starts" (vendor-specs/datadog/openapi-v2.yaml,
-        // DowntimeScheduleOneTimeCreateUpdateRequest): sending "now" would restart it.
-        if let begun = state.windowStart, begun <= context.now { schedule.start = nil }
-        let update = UpdateRequest(data: .init(id: downtimeID, attributes: .init(schedule: schedule)))
-        return .send(
-            request("PATCH", url: "\(downtimeURL)/\(VendorID.pathSegment(downtimeID))", body: try JSONEncoder.encodePayload(update, kind: "Datadog")))
     }
 
     private func create(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> DeliveryStep {
-        if event.type == .cancelled {
-            return .skip(reason: "no downtime was scheduled for this maintenance, so there is nothing to cancel")
-        }
         guard let schedule = downtimeSchedule(event.window, now: context.now) else {
             return .skip(reason: "the window ended at \(Timestamp.rfc3339(event.window.end)); a downtime for it would mute nothing")
         }
@@ -296,21 +287,9 @@ public struct DatadogTarget: DeliveryTarget, TemplatedTarget {
 
     public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState?
     {
-        var state = context.followUp ?? FollowUpState()
-        switch request.method {
-        case "DELETE":
-            state.status = "deleted"
-        case "POST":
-            // `data.id` is a string; anything else (a number, a path) is not kept, and later
-            // events then say so instead of creating a second downtime.
-            let returned = try? JSONValue.parse(response.body)
-            state.objectID = (returned?["data"]?["id"]?.stringValue).flatMap(Self.usableID)
-            state.status = "scheduled"
-            fallthrough
-        default:
-            state.windowStart = event.window.start
-            state.windowEnd = event.window.end
-        }
-        return state
+        // `data.id` is a string; anything else (a number, a path) is not kept, and later events
+        // then say so instead of creating a second downtime.
+        let createdID = ((try? JSONValue.parse(response.body))?["data"]?["id"]?.stringValue).flatMap(Self.usableID)
+        return MaintenanceWindowLifecycle.followUp(after: request.method, previous: context.followUp, event: event, createdID: createdID)
     }
 }

@@ -204,9 +204,16 @@ public struct PagerDutyTarget: DeliveryTarget, TemplatedTarget {
     }
 
     public func plan(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> DeliveryStep {
-        guard let state = context.followUp, let windowID = state.objectID, state.status != "deleted" else {
-            if context.followUp?.status == "deleted" { return .skip(reason: "the maintenance window was deleted") }
-            if event.type == .cancelled { return .skip(reason: "no window was created for this maintenance, so there is nothing to delete") }
+        let step = MaintenanceWindowLifecycle.step(for: event, followUp: context.followUp)
+        switch step {
+        case .nothingToEnd:
+            return .skip(reason: "no window was created for this maintenance, so there is nothing to delete")
+        case .alreadyEnded:
+            return .skip(reason: "the maintenance window was deleted")
+        case .covered:
+            if let step = try changeEvent(for: event, context: context) { return step }
+            return .skip(reason: "the maintenance window already covers this event")
+        case .create:
             if event.window.end <= context.now {
                 // No window can be made any more, but the outcome is still worth a change event.
                 if let step = try changeEvent(for: event, context: context) { return step }
@@ -214,26 +221,22 @@ public struct PagerDutyTarget: DeliveryTarget, TemplatedTarget {
                     reason: "the window ended at \(Timestamp.rfc3339(event.window.end)); PagerDuty takes windows that end in the future only")
             }
             return try windowRequest("POST", url: windowsURL, event: event, context: context)
-        }
-        let windowURL = "\(windowsURL)/\(VendorID.pathSegment(windowID))"
-        if event.type == .cancelled {
-            // DELETE removes a future window and ends a running one at once; a finished one
-            // answers 405, which `classify` counts as done [PD1].
-            return .send(restRequest("DELETE", url: windowURL, body: Data()))
-        }
-        // Only an announcement (a reschedule) or an overrun notice moves the window: agents'
-        // started/completed events may carry their own idea of the window, which must not shrink
-        // a window that was extended.
-        let moves = event.type == .scheduled || event.notice == .overrun
-        if moves, state.windowStart != event.window.start || state.windowEnd != event.window.end {
+        case .end(let held), .move(let held):
+            guard let windowID = held.id else {
+                return .refuse(reason: MaintenanceWindowLifecycle.noUsableIDReason(vendor: "PagerDuty", object: "maintenance window", step: step))
+            }
+            let windowURL = "\(windowsURL)/\(VendorID.pathSegment(windowID))"
+            if case .end = step {
+                // DELETE removes a future window and ends a running one at once; a finished one
+                // answers 405, which `classify` counts as done [PD1].
+                return .send(restRequest("DELETE", url: windowURL, body: Data()))
+            }
             if event.window.end <= context.now {
                 return .skip(
                     reason: "the new window ended at \(Timestamp.rfc3339(event.window.end)); PagerDuty takes windows that end in the future only")
             }
             return try windowRequest("PUT", url: windowURL, event: event, context: context)
         }
-        if let step = try changeEvent(for: event, context: context) { return step }
-        return .skip(reason: "the maintenance window already covers this event")
     }
 
     /// POST or PUT of the whole window. A past `start_time` is fine: PagerDuty replaces it with
@@ -325,23 +328,9 @@ public struct PagerDutyTarget: DeliveryTarget, TemplatedTarget {
     {
         // A change event leaves the window as it was.
         if request.url.reveal() == changeEventsURL { return context.followUp }
-        var state = context.followUp ?? FollowUpState()
-        switch request.method {
-        case "DELETE":
-            // 204 (deleted or ended now) and 405 (had already ended) both leave no window to manage.
-            state.status = "deleted"
-        case "POST":
-            let returned = try? JSONDecoder().decode(JSONValue.self, from: response.body)
-            if let id = returned?["maintenance_window"]?["id"]?.stringValue, Self.isWindowID(id) {
-                state.objectID = id
-            }
-            state.status = "scheduled"
-            state.windowStart = event.window.start
-            state.windowEnd = event.window.end
-        default:
-            state.windowStart = event.window.start
-            state.windowEnd = event.window.end
-        }
-        return state
+        // 204 (deleted or ended now) and 405 (had already ended) to a DELETE both leave no window to manage.
+        let returned = try? JSONDecoder().decode(JSONValue.self, from: response.body)
+        let createdID = (returned?["maintenance_window"]?["id"]?.stringValue).flatMap { Self.isWindowID($0) ? $0 : nil }
+        return MaintenanceWindowLifecycle.followUp(after: request.method, previous: context.followUp, event: event, createdID: createdID)
     }
 }

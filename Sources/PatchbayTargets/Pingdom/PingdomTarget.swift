@@ -71,42 +71,45 @@ public struct PingdomTarget: DeliveryTarget, RegisteredTarget {
     public func plan(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> DeliveryStep {
         let from = Int64(Timestamp.clamped(event.window.start).timeIntervalSince1970)
         let to = Int64(Timestamp.clamped(event.window.end).timeIntervalSince1970)
-        guard let state = context.followUp, let windowID = state.objectID, state.status != "deleted" else {
-            if context.followUp?.status == "deleted" { return .skip(reason: "the maintenance window was deleted") }
-            if event.type == .cancelled { return .skip(reason: "no window was created for this maintenance, so there is nothing to delete") }
+        let now = Int64(context.now.timeIntervalSince1970)
+        let step = MaintenanceWindowLifecycle.step(for: event, followUp: context.followUp)
+        switch step {
+        case .nothingToEnd:
+            return .skip(reason: "no window was created for this maintenance, so there is nothing to delete")
+        case .alreadyEnded:
+            return .skip(reason: "the maintenance window was deleted")
+        case .covered:
+            return .skip(reason: "the maintenance window already covers this event")
+        case .create:
             if event.window.end <= context.now {
                 return .skip(reason: "the window ended at \(Timestamp.rfc3339(event.window.end)); Pingdom takes future windows only")
             }
             let window = Window(
-                description: description(event), from: max(from, Int64(context.now.timeIntervalSince1970) + 1),
+                description: description(event), from: max(from, now + 1),
                 to: to, uptimeids: context.resources.isEmpty ? nil : context.resources.joined(separator: ","))
             return .send(request("POST", url: maintenanceURL, body: try JSONEncoder.encodePayload(window, kind: "Pingdom")))
-        }
-        if event.type == .cancelled {
-            if let start = state.windowStart, start <= context.now {
-                // Pingdom refuses to delete a window that has begun; retrying would never succeed.
-                return .refuse(
-                    reason: "window_already_started: Pingdom deletes only future windows; window \(windowID) began at \(Timestamp.rfc3339(start))")
+        case .end(let held), .move(let held):
+            guard let windowID = held.id else {
+                return .refuse(reason: MaintenanceWindowLifecycle.noUsableIDReason(vendor: "Pingdom", object: "window", step: step))
             }
-            return .send(request("DELETE", url: "\(maintenanceURL)/\(VendorID.pathSegment(windowID))", body: Data()))
+            let windowURL = "\(maintenanceURL)/\(VendorID.pathSegment(windowID))"
+            if case .end = step {
+                if let start = held.start, held.hasBegun(at: context.now) {
+                    // Pingdom refuses to delete a window that has begun; retrying would never succeed.
+                    return .refuse(
+                        reason: "window_already_started: Pingdom deletes only future windows; window \(windowID) began at \(Timestamp.rfc3339(start))"
+                    )
+                }
+                return .send(request("DELETE", url: windowURL, body: Data()))
+            }
+            if event.window.end <= context.now {
+                return .skip(reason: "the new window ended at \(Timestamp.rfc3339(event.window.end)); Pingdom takes future windows only")
+            }
+            // A window that has begun keeps its start; only its end moves (an overrun, a reschedule
+            // of its end). One that has not begun moves whole, never to a start in the past.
+            let window = Window(description: nil, from: held.hasBegun(at: context.now) ? nil : max(from, now + 1), to: to, uptimeids: nil)
+            return .send(request("PUT", url: windowURL, body: try JSONEncoder.encodePayload(window, kind: "Pingdom")))
         }
-        // Only an announcement (a reschedule) or an overrun notice moves the window: agents'
-        // started/completed events may carry their own idea of the window, which must not shrink
-        // a window that was extended.
-        let moves = event.type == .scheduled || event.notice == .overrun
-        guard moves, state.windowStart != event.window.start || state.windowEnd != event.window.end else {
-            return .skip(reason: "the maintenance window already covers this event")
-        }
-        if event.window.end <= context.now {
-            return .skip(reason: "the new window ended at \(Timestamp.rfc3339(event.window.end)); Pingdom takes future windows only")
-        }
-        // A window that has begun keeps its start; only its end moves (an overrun, a reschedule
-        // of its end). One that has not begun moves whole, never to a start in the past.
-        let now = Int64(context.now.timeIntervalSince1970)
-        let started = state.windowStart.map { $0 <= context.now } ?? false
-        let window = Window(description: nil, from: started ? nil : max(from, now + 1), to: to, uptimeids: nil)
-        return .send(
-            request("PUT", url: "\(maintenanceURL)/\(VendorID.pathSegment(windowID))", body: try JSONEncoder.encodePayload(window, kind: "Pingdom")))
     }
 
     private func description(_ event: PatchEvent) -> String {
@@ -124,23 +127,15 @@ public struct PingdomTarget: DeliveryTarget, RegisteredTarget {
 
     public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState?
     {
-        var state = context.followUp ?? FollowUpState()
-        switch request.method {
-        case "DELETE":
-            state.status = "deleted"
-        case "POST":
-            let returned = try? JSONDecoder().decode(JSONValue.self, from: response.body)
-            // The id is a JSON number: keep it only when it is a whole number that fits, never
-            // trapping on 1e20 (a crash here would re-send the create after every restart).
-            if case .number(let id)? = returned?["maintenance"]?["id"], let whole = Int64(exactly: id), whole > 0 {
-                state.objectID = String(whole)
-            }
-            state.status = "scheduled"
-            fallthrough
-        default:
-            state.windowStart = event.window.start
-            state.windowEnd = event.window.end
-        }
-        return state
+        MaintenanceWindowLifecycle.followUp(
+            after: request.method, previous: context.followUp, event: event, createdID: Self.windowID(in: response.body))
+    }
+
+    /// The id of a created window: a JSON number, kept only when it is a whole number that fits,
+    /// never trapping on 1e20 (a crash here would re-send the create after every restart).
+    static func windowID(in body: Data) -> String? {
+        let returned = try? JSONDecoder().decode(JSONValue.self, from: body)
+        guard case .number(let id)? = returned?["maintenance"]?["id"], let whole = Int64(exactly: id), whole > 0 else { return nil }
+        return String(whole)
     }
 }
