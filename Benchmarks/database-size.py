@@ -16,7 +16,8 @@ labelled as such.
     Benchmarks/database-size.py [--binary .build/debug/patchbay] [--events 1000000] [--clients 6]
     Benchmarks/database-size.py --events 20000          # a quick check
 
-Python 3 standard library plus the sqlite3 command-line tool (for the PRAGMAs; optional).
+Python 3 standard library (and scripts/patchbay_harness.py) plus the sqlite3 command-line tool (for
+the PRAGMAs; optional).
 Everything talks to 127.0.0.1; the server and the sink run from a copy of the binary in a
 temporary directory and are stopped at the end. Not part of CI. Note: the sink keeps every request
 it receives in memory (about a few KB each); its RSS is printed.
@@ -28,10 +29,8 @@ import http.client
 import json
 import os
 import pathlib
-import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,115 +38,15 @@ import threading
 import time
 import uuid
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "scripts"))
+from patchbay_harness import (ROOT, Child, config_problem, file_size, free_port, metric_sum, metrics,  # noqa: E402
+                              rfc3339, rss_mb)
+
 TOKEN = "size-token-8c1f4e2a9b7d3650"
 MB = 1024 * 1024
+NAN = float("nan")  # rss_mb of a process that is gone: still prints as a number
 MINIMUM_RETENTION = "{delivered: 1h, expired: 1h, dead: 1d, events: 7d, maintenances: 1d, unmapped: 1d}"
 DEFAULT_RETENTION = "{delivered: 30d, expired: 30d, dead: 90d, events: 30d, maintenances: 90d, unmapped: 30d}"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def file_size(path):
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
-
-
-def rss_mb(pid):
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
-def rfc3339(instant):
-    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def http_call(port, method, path, body=None, headers=None, timeout=30):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        connection.request(method, path, body, headers or {})
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
-
-
-def metrics(port):
-    """{(name, frozenset(labels)): value} from GET /metrics, or {} when it fails."""
-    try:
-        status, body = http_call(port, "GET", "/metrics")
-    except (OSError, http.client.HTTPException):
-        return {}
-    if status != 200:
-        return {}
-    values = {}
-    for line in body.decode(errors="replace").splitlines():
-        match = re.match(r"^([A-Za-z_:][\w:]*)(\{[^}]*\})?\s+(\S+)", line)
-        if not match or line.startswith("#"):
-            continue
-        labels = frozenset(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
-        try:
-            values[(match.group(1), labels)] = float(match.group(3))
-        except ValueError:
-            pass
-    return values
-
-
-def metric_sum(values, name, **labels):
-    wanted = set(labels.items())
-    return sum(value for (metric, have), value in values.items() if metric == name and wanted <= set(have))
-
-
-class Child:
-    def __init__(self, name, arguments, workdir, log=True):
-        self.name = name
-        self.log = os.path.join(workdir, f"{name}.log") if log else os.devnull
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(arguments, cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL)
-
-    def text(self):
-        try:
-            return pathlib.Path(self.log).read_text(errors="replace") if self.log != os.devnull else ""
-        except OSError:
-            return ""
-
-    def alive(self):
-        return self.process.poll() is None
-
-    def stop(self):
-        if self.alive():
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-
-def wait_for_port(port, child, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if not child.alive():
-            raise SystemExit(f"{child.name} exited {child.process.returncode} at start")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{child.name} is not listening on {port} after {timeout}s")
 
 
 class Poster:
@@ -277,7 +176,7 @@ def main():
         sink_port = free_port()
         sink = Child("sink", [binary, "sink", "--listen", f"127.0.0.1:{sink_port}", "--log-level", "warning"],
                      workdir, log=False)  # a line per request: not kept
-        wait_for_port(sink_port, sink)
+        sink.wait_port(sink_port)
 
         def config(retention):
             return (f"server:\n  listen: 127.0.0.1:0\n  tokens: [\"{TOKEN}\"]\n  drainDelay: 0s\n"
@@ -292,21 +191,12 @@ def main():
         pathlib.Path(config_path).write_text(config(DEFAULT_RETENTION))
         pathlib.Path(minimum_path).write_text(config(MINIMUM_RETENTION))
         for path in (config_path, minimum_path):
-            check = subprocess.run([binary, "config", "check", "--config", path], capture_output=True, text=True,
-                                   cwd=workdir, timeout=60)
-            if check.returncode != 0:
-                raise SystemExit(f"config check failed for {path}:\n{check.stdout}{check.stderr}")
+            problem = config_problem(binary, path, workdir)
+            if problem is not None:
+                raise SystemExit(f"config check failed for {path}:\n{problem}")
 
         server = Child("serve", [binary, "serve", "--config", config_path, "--log-level", "notice"], workdir)
-        deadline = time.time() + 60
-        while True:
-            match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", server.text())
-            if match:
-                server_port = int(match.group(1))
-                break
-            if not server.alive() or time.time() > deadline:
-                raise SystemExit(f"serve did not start:\n{server.text()[-3000:]}")
-            time.sleep(0.05)
+        server_port = int(server.wait_for(r"listening on http://127\.0\.0\.1:(\d+)").group(1))
         db = os.path.join(workdir, "queue.db")
 
         now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
@@ -328,8 +218,8 @@ def main():
             posted = poster.posted()
             rate = (posted - last[1]) / max(1e-9, t - last[0])
             print(f"{t:7.0f} {posted:9d} {rate:7.0f} {str(backlog):>8} {str(delivered):>10} "
-                  f"{file_size(db) / MB:8.1f} {file_size(db + '-wal') / MB:7.1f} {rss_mb(server.process.pid):8.1f} "
-                  f"{rss_mb(sink.process.pid):8.1f}", flush=True)
+                  f"{file_size(db) / MB:8.1f} {file_size(db + '-wal') / MB:7.1f} {rss_mb(server.process.pid, NAN):8.1f} "
+                  f"{rss_mb(sink.process.pid, NAN):8.1f}", flush=True)
             return (t, posted), backlog, values
 
         started = time.monotonic()
@@ -340,7 +230,7 @@ def main():
             if time.monotonic() - started >= last[0] + args.progress:
                 last, _, _ = progress(time.monotonic() - started, last)
             if not server.alive():
-                raise SystemExit(f"serve exited {server.process.returncode} while posting:\n{server.text()[-3000:]}")
+                raise SystemExit(f"serve exited {server.process.returncode} while posting:\n{server.log_text()[-3000:]}")
         posting = time.monotonic() - started
         with poster.lock:
             statuses, errors, body_bytes = dict(poster.statuses), dict(poster.errors), poster.body_bytes
@@ -361,7 +251,7 @@ def main():
         dead = int(metric_sum(values, "patchbay_deliveries", state="dead"))
         server_accepted = int(metric_sum(values, "patchbay_events_accepted_total"))
         db_live, wal_live = file_size(db), file_size(db + "-wal")
-        serve_rss, sink_rss = rss_mb(server.process.pid), rss_mb(sink.process.pid)
+        serve_rss, sink_rss = rss_mb(server.process.pid, NAN), rss_mb(sink.process.pid, NAN)
         server.stop()
         db_stopped, wal_stopped = file_size(db), file_size(db + "-wal")
 

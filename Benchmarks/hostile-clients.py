@@ -47,7 +47,6 @@ import hashlib
 import hmac
 import itertools
 import json
-import math
 import multiprocessing
 import os
 import pathlib
@@ -56,7 +55,6 @@ import select
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -64,7 +62,8 @@ import time
 import uuid
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "scripts"))
-from patchbay_harness import ROOT, ConsoleClient, Server, free_port, http_request  # noqa: E402
+from patchbay_harness import (ROOT, ConsoleClient, Sampler, Server, copy_binary, free_port, http_request,  # noqa: E402
+                              percentile, proc_sample, write_loopback_config)
 
 TOKEN = "hostile-token-7c1e0a9b4d2f6e38"
 ADMIN = "hostile-admin-token-5f0c2d8e7a913b46"
@@ -76,60 +75,12 @@ MB = 1024 * 1024
 
 
 # --------------------------------------------------------------------------------------------
-# Server process (the `patchbay serve` child is the harness's Server, on a port it picks)
-
-
-def copy_binary(path, workdir, wait=180):
-    """Copies the binary into workdir (it may be rebuilt under us); waits while it is missing."""
-    deadline = time.time() + wait
-    last_error = "missing"
-    while time.time() < deadline:
-        if os.path.isfile(path) and os.access(path, os.X_OK):
-            try:
-                target = os.path.join(workdir, "patchbay")
-                shutil.copy2(path, target)
-                check = subprocess.run([target, "serve", "--help"], capture_output=True, timeout=30)
-                if check.returncode == 0:
-                    return target
-                last_error = f"'serve --help' exited {check.returncode}"
-            except (OSError, subprocess.SubprocessError) as error:
-                last_error = str(error)
-        time.sleep(2)
-    raise SystemExit(f"no usable binary at {path}: {last_error}")
+# Server process (the `patchbay serve` child is the harness's Server, on a port it picks; the binary's
+# copy, the config check and the /proc sampling are the harness's too)
 
 
 def whsec():
     return "whsec_" + base64.b64encode(os.urandom(32)).decode()
-
-
-def write_config(binary, workdir, text_for):
-    """Writes the config, with `allowPrivateNetworks: true` on loopback targets if this build knows the key."""
-    path = os.path.join(workdir, "patchbay.yaml")
-    for private in (True, False):
-        pathlib.Path(path).write_text(text_for(private))
-        check = subprocess.run([binary, "config", "check", "--config", path], capture_output=True, text=True,
-                               cwd=workdir, timeout=30)
-        if check.returncode == 0:
-            return path
-        if not private or "allowPrivateNetworks" not in check.stdout + check.stderr:
-            raise SystemExit(f"config check failed:\n{check.stdout}{check.stderr}")
-    return path
-
-
-
-def proc_sample(pid):
-    """(rss_kb, hwm_kb, threads, fds) from /proc, or None when the process is gone."""
-    try:
-        fields = {}
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                key, _, value = line.partition(":")
-                fields[key] = value.strip()
-        fds = len(os.listdir(f"/proc/{pid}/fd"))
-        kb = lambda name: int(fields.get(name, "0 kB").split()[0])
-        return kb("VmRSS"), kb("VmHWM"), int(fields.get("Threads", "0")), fds
-    except (OSError, ValueError):
-        return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -777,13 +728,6 @@ def attacker_main(port, duration, secret, options, results):
 # Measurement (main process)
 
 
-def percentile(values, fraction):
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
-
-
 class Probe(threading.Thread):
     """Calls `attempt()` every `period` seconds from `origin`, each in a thread of its own, so a
     stalled answer does not delay the next probe (no coordinated omission: a stall shows as every
@@ -849,25 +793,6 @@ def admin_attempt(port, timeout=5.0):
             return None
         return f"status {answer.status}" if answer.status else (answer.error or "no answer")
     return attempt
-
-
-class Sampler(threading.Thread):
-    def __init__(self, server, stop, origin, period=1.0):
-        super().__init__(name="sampler", daemon=True)
-        self.server, self.stop_event, self.origin, self.period = server, stop, origin, period
-        self.samples = []  # (t, rss_kb, hwm_kb, threads, fds)
-        self.died_at = None
-
-    def run(self):
-        while not self.stop_event.is_set():
-            sample = proc_sample(self.server.process.pid)
-            t = time.monotonic() - self.origin
-            if sample is None or not self.server.alive():
-                if self.died_at is None:
-                    self.died_at = t
-            else:
-                self.samples.append((t,) + sample)
-            self.stop_event.wait(self.period)
 
 
 def run_children(context, children, timeout):
@@ -958,7 +883,7 @@ def main():
                     f"routes:\n  - match: {{app: Hostile}}\n    targets: [hook]\n    reminders: []\n"
                     f"    announceStart: false\n")
 
-        config_path = write_config(binary, workdir, config)
+        config_path = write_loopback_config(binary, workdir, config)
         server = Server(binary, workdir, config_path, 0)
         server.start()
         port = server.port
@@ -992,7 +917,9 @@ def main():
             "intake": Probe("intake", intake_attempt(port), stop, origin, 0.1),
             "admin": Probe("admin", admin_attempt(port), stop, origin, 2.0),
         }
-        sampler = Sampler(server, stop, origin)
+        # The server's RSS, VmHWM, threads and fds each second: samples (t, ProcSample).
+        sampler = Sampler(lambda: proc_sample(server.process.pid) if server.alive() else None, 1.0, origin, stop,
+                          name="sampler")
         for thread in list(probes.values()) + [sampler]:
             thread.start()
         flood_stats = []
@@ -1018,7 +945,7 @@ def main():
         settle_deadline = time.monotonic() + 10
         while time.monotonic() < settle_deadline and server.alive():
             sample = proc_sample(server.process.pid)
-            if sample is None or baseline is None or sample[3] <= baseline[4] + 2:
+            if sample is None or baseline is None or sample.fds <= baseline[1].fds + 2:
                 break
             time.sleep(0.5)
         stop.set()
@@ -1109,8 +1036,8 @@ def report(probes, sampler, phases, baseline, after, after_sockets, flood_stats,
         label = next((short.get(name, name) for name, intervals in phases.items()
                       if any(began - 0.5 <= bucket + 2.5 < ended for began, ended in intervals)), "after")
         print(f"{bucket:5.0f}-{bucket + 5:<5.0f} {label:<8} {h[0]:>9} {h[1]:>7.1f} {h[2]:>8.1f} {h[4]:>4} {i[0]:>8} {i[1]:>7.1f} "
-              f"{i[2]:>8.1f} {i[4]:>4} {max((s[1] for s in procs), default=0) / 1024:>7.1f} "
-              f"{max((s[4] for s in procs), default=0):>5} {max((s[3] for s in procs), default=0):>4}")
+              f"{i[2]:>8.1f} {i[4]:>4} {max((s[1].rss_kb for s in procs), default=0) / 1024:>7.1f} "
+              f"{max((s[1].fds for s in procs), default=0):>5} {max((s[1].threads for s in procs), default=0):>4}")
         bucket += 5
 
     # The phases side by side.
@@ -1131,8 +1058,8 @@ def report(probes, sampler, phases, baseline, after, after_sockets, flood_stats,
     row("intake p50 / p99 / max ms", lambda n: "%.1f / %.1f / %.1f" % by_phase[n][1][1:4])
     row("intake failures (not 202)", lambda n: f"{by_phase[n][1][4]}")
     row("admin sign-ins OK (every 2 s)", lambda n: f"{sum(1 for s in by_phase[n][2] if s[1] is not None)}/{len(by_phase[n][2])}")
-    row("RSS max MB", lambda n: f"{max((s[1] for s in by_phase[n][3]), default=0) / 1024:.1f}")
-    row("open fds max", lambda n: f"{max((s[4] for s in by_phase[n][3]), default=0)}")
+    row("RSS max MB", lambda n: f"{max((s[1].rss_kb for s in by_phase[n][3]), default=0) / 1024:.1f}")
+    row("open fds max", lambda n: f"{max((s[1].fds for s in by_phase[n][3]), default=0)}")
     rates = {}
     for name, stats_list in (("/metrics+/readyz flood", flood_stats), ("full attack", attack_stats)):
         for entry in stats_list or []:
@@ -1151,9 +1078,9 @@ def report(probes, sampler, phases, baseline, after, after_sockets, flood_stats,
     flood = by_phase.get("/metrics+/readyz flood")
     h_fail_all = [s for s in health if s[1] is None]
     i_fail_all = [s for s in intake if s[1] is None]
-    rss_max = max((s[1] for s in sampler.samples), default=0) / 1024
-    hwm = max((s[2] for s in sampler.samples), default=0) / 1024
-    fds_max = max((s[4] for s in sampler.samples), default=0)
+    rss_max = max((s[1].rss_kb for s in sampler.samples), default=0) / 1024
+    hwm = max((s[1].hwm_kb for s in sampler.samples), default=0) / 1024
+    fds_max = max((s[1].fds for s in sampler.samples), default=0)
     print()
     print("Summary:")
     for name in columns:
@@ -1167,13 +1094,14 @@ def report(probes, sampler, phases, baseline, after, after_sockets, flood_stats,
     if admin_failures:
         print("  admin sign-in failures (first): " + ", ".join(f"t={s[0]:.1f}s {s[2]}" for s in admin_failures[:5]))
     if baseline:
-        print(f"  before the attacks: RSS {baseline[1] / 1024:.1f} MB, fds {baseline[4]}, threads {baseline[3]}")
+        print(f"  before the attacks: RSS {baseline[1].rss_kb / 1024:.1f} MB, fds {baseline[1].fds}, "
+              f"threads {baseline[1].threads}")
     print(f"  RSS max {rss_max:.1f} MB (VmHWM {hwm:.1f} MB), fds max {fds_max}")
     if after:
-        print(f"  after the attack (clients all closed, up to 10 s later): RSS {after[0] / 1024:.1f} MB, "
-              f"fds {after[3]}, threads {after[2]}, sockets {after_sockets}")
-        if baseline and after[3] > baseline[4] + 2:
-            notes.append(f"fds did not return to baseline after every client closed: {baseline[4]} -> {after[3]} "
+        print(f"  after the attack (clients all closed, up to 10 s later): RSS {after.rss_kb / 1024:.1f} MB, "
+              f"fds {after.fds}, threads {after.threads}, sockets {after_sockets}")
+        if baseline and after.fds > baseline[1].fds + 2:
+            notes.append(f"fds did not return to baseline after every client closed: {baseline[1].fds} -> {after.fds} "
                          f"(server sockets by TCP state: {after_sockets})")
     try:
         print(f"  machine load average (1/5/15 min) at the end: {' '.join(open('/proc/loadavg').read().split()[:3])} "
@@ -1210,7 +1138,7 @@ def report(probes, sampler, phases, baseline, after, after_sockets, flood_stats,
     if max(rss_max, hwm) >= RSS_LIMIT_MB:
         reasons.append(f"RSS reached {max(rss_max, hwm):.1f} MB >= {RSS_LIMIT_MB:.0f} MB")
     if not server.alive():
-        died = f" at t={sampler.died_at:.1f}s" if sampler.died_at is not None else ""
+        died = f" at t={sampler.missed_at:.1f}s" if sampler.missed_at is not None else ""
         reasons.append(f"server {server.exit_description()}{died}")
         print("  server log tail:\n    " + "\n    ".join(server.log_text()[-2500:].splitlines()[-25:]))
     elif final_status != 202:

@@ -64,8 +64,8 @@ import threading
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "scripts"))
-from patchbay_harness import (ROOT, ConsoleClient, Server, Sink, config_problem, cpu_seconds, http_request,  # noqa: E402
-                              rss_mb, store_section)
+from patchbay_harness import (ROOT, ConsoleClient, Sampler, Server, Sink, config_problem, cpu_seconds,  # noqa: E402
+                              http_request, rss_mb, store_section)
 
 TOKEN = "large-maintenance-token-3f9a0c1d5e7b"
 VIEWERS = [f"large-viewer-{n}-token-8c2e4a6f0b1d" for n in range(4)]
@@ -82,6 +82,7 @@ PAGE_LIMIT_S = 1.0
 RSS_GROWTH_LIMIT_MB = 50.0
 COST_FACTOR = 2.0
 MB = 1024 * 1024
+RSS_INTERVAL_S = 0.2  # VmRSS is sampled this often (the harness's Sampler over rss_mb)
 
 
 class Failed(Exception):
@@ -90,30 +91,6 @@ class Failed(Exception):
 
 def log(message):
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-# --------------------------------------------------------------------------------------------
-# The process: CPU and memory from /proc
-
-
-class RSSSampler(threading.Thread):
-    def __init__(self, pid, interval=0.2):
-        super().__init__(daemon=True)
-        self.pid, self.interval, self.samples, self.done = pid, interval, [], threading.Event()
-
-    def run(self):
-        while not self.done.is_set():
-            value = rss_mb(self.pid)
-            if value is not None:
-                self.samples.append((time.monotonic(), value))
-            self.done.wait(self.interval)
-
-    def stop(self):
-        self.done.set()
-        self.join()
-
-    def max(self):
-        return max((value for _, value in self.samples), default=0.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,7 +264,7 @@ def measure_drain(server, kind, expected, cap, start_timeout):
     pid = server.process.pid
     restarted = time.monotonic()
     first = last = None
-    rss = RSSSampler(pid)
+    rss = Sampler(lambda: rss_mb(pid), RSS_INTERVAL_S)  # (monotonic, MiB) while the process lives
     rss.start()
     capped = None
     try:
@@ -316,7 +293,7 @@ def measure_drain(server, kind, expected, cap, start_timeout):
     finally:
         rss.stop()
     result = {"expected": expected, "finished": int(last[2]) if last else 0, "retries": int(last[3]) if last else 0,
-              "capped": capped, "rss_max": rss.max(), "first_after": (first[0] - restarted) if first else None}
+              "capped": capped, "rss_max": rss.max(0.0), "first_after": (first[0] - restarted) if first else None}
     if first is not None and last[2] > first[2]:
         count = last[2] - first[2]
         result.update(measured=int(count), seconds=last[0] - first[0],
@@ -462,12 +439,12 @@ def run_f3(ctx):
             viewers.append(client)
 
         pid = server.process.pid
-        idle = RSSSampler(pid)
+        idle = Sampler(lambda: rss_mb(pid), RSS_INTERVAL_S)
         idle.start()
         time.sleep(1.0)
         idle.stop()
         rss_before = idle.samples[-1][1] if idle.samples else rss_mb(pid)
-        sampler = RSSSampler(pid)
+        sampler = Sampler(lambda: rss_mb(pid), RSS_INTERVAL_S)
         sampler.start()
         records = []  # (page name, status or error, seconds)
         lock = threading.Lock()
@@ -497,7 +474,7 @@ def run_f3(ctx):
         time.sleep(0.5)
         sampler.stop()
         alive = server.alive()
-        result.update(pages=pages, records=records, rss_before=rss_before, rss_max=sampler.max(), viewed=viewed,
+        result.update(pages=pages, records=records, rss_before=rss_before, rss_max=sampler.max(0.0), viewed=viewed,
                       alive=alive, exit=server.exit_description(), maintenance=maintenance)
     finally:
         if server.alive():

@@ -51,7 +51,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -59,7 +58,8 @@ import threading
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "scripts"))
-from patchbay_harness import ROOT, Server, free_port, post_event, rss_mb, store_section  # noqa: E402
+from patchbay_harness import (ROOT, Sampler, Server, free_port, post_event, rss_mb, stop_process, store_section,  # noqa: E402
+                              wait_port)
 
 TOKEN = "bench-token-0123456789abcdef"
 SECRET = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
@@ -117,49 +117,7 @@ class Failed(Exception):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Processes and counters
-
-
-def wait_port(port, process, what, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise Failed(f"{what} exited with status {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise Failed(f"{what} did not listen on 127.0.0.1:{port} within {timeout} s")
-
-
-def stop_process(process, timeout=10):
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-class Sampler(threading.Thread):
-    """Calls fn every interval seconds in the background, keeping (monotonic time, value) pairs."""
-
-    def __init__(self, fn, interval):
-        super().__init__(daemon=True)
-        self.fn, self.interval, self.samples = fn, interval, []
-        self._stop_event = threading.Event()
-
-    def run(self):
-        while not self._stop_event.is_set():
-            self.samples.append((time.monotonic(), self.fn()))
-            self._stop_event.wait(self.interval)
-
-    def stop(self):
-        self._stop_event.set()
-        self.join()
+# Processes and counters (wait_port, stop_process and the Sampler thread are the harness's)
 
 
 class AccessLog:
@@ -234,7 +192,7 @@ http {{
         with open(os.path.join(p, "nginx.out"), "w") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         try:
-            wait_port(self.port, self.process, "nginx")
+            wait_port(self.port, self.process, "nginx", error=Failed)
         except Failed as error:
             text = pathlib.Path(self.error_log).read_text(errors="replace") if os.path.exists(self.error_log) else ""
             raise Failed(f"{error}: {text[-1500:]}")
@@ -401,7 +359,7 @@ def measure_hello(ctx):
         process = subprocess.Popen([ctx.hello, f"127.0.0.1:{port}"], stdout=out, stderr=subprocess.STDOUT)
     ctx.children.append(process)
     try:
-        wait_port(port, process, "patchbay-bench-hello")
+        wait_port(port, process, "patchbay-bench-hello", error=Failed)
         stats = run_wrk(port, ctx.seconds, write_lua(workdir, "post", SPREAD), "patchbay-bench-hello")
         if process.poll() is not None:
             raise Failed("patchbay-bench-hello exited during the run")
@@ -672,7 +630,7 @@ def measure_end_to_end(ctx, store):
                 time.sleep(0.05)
         finally:
             memory.stop()
-        peak = max((value for _, value in memory.samples if value is not None), default=None)
+        peak = memory.max()
         return {"accepted": stats["accepted"], "delivered": delivered, "seconds": elapsed,
                 "accepted_rate": stats["accepted"] / elapsed, "delivered_rate": delivered / elapsed,
                 "backlog": stats["accepted"] - delivered, "catch_up": catch_up,

@@ -17,8 +17,9 @@ transport error, nothing dead, server alive). Exit 0 on PASS, 1 otherwise.
     Benchmarks/soak.py [--binary .build/debug/patchbay] [--minutes 30] [--rate 200] [--csv soak.csv]
     Benchmarks/soak.py --minutes 2              # a quick check
 
-Python 3 standard library only. Everything talks to 127.0.0.1; the server and the sink run from a
-copy of the binary in a temporary directory and are stopped at the end. Not part of CI.
+Python 3 standard library only (and scripts/patchbay_harness.py). Everything talks to 127.0.0.1;
+the server and the sink run from a copy of the binary in a temporary directory and are stopped at
+the end. Not part of CI.
 """
 import argparse
 import base64
@@ -27,160 +28,25 @@ import csv
 import datetime
 import http.client
 import json
-import math
 import os
 import pathlib
 import random
 import re
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "scripts"))
+from patchbay_harness import (ROOT, Child, copy_binary, file_size, free_port, http_call, metric_sum, metrics,  # noqa: E402
+                              percentile, proc_sample, rfc3339, write_loopback_config)
+
 TOKEN = "soak-token-5b8d2e7f1a9c4630"
 MB = 1024 * 1024
 STATES = ("pending", "in_flight", "delivered", "dead", "expired")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def copy_binary(path, workdir, wait=180):
-    """Copies the binary into workdir (it may be rebuilt under us); waits while it is missing."""
-    deadline = time.time() + wait
-    last_error = "missing"
-    while time.time() < deadline:
-        if os.path.isfile(path) and os.access(path, os.X_OK):
-            try:
-                target = os.path.join(workdir, "patchbay")
-                shutil.copy2(path, target)
-                check = subprocess.run([target, "serve", "--help"], capture_output=True, timeout=30)
-                if check.returncode == 0:
-                    return target
-                last_error = f"'serve --help' exited {check.returncode}"
-            except (OSError, subprocess.SubprocessError) as error:
-                last_error = str(error)
-        time.sleep(2)
-    raise SystemExit(f"no usable binary at {path}: {last_error}")
-
-
-def proc_sample(pid):
-    """(rss_kb, threads, fds) from /proc, or None when the process is gone."""
-    try:
-        fields = {}
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                key, _, value = line.partition(":")
-                fields[key] = value.strip()
-        return (int(fields.get("VmRSS", "0 kB").split()[0]), int(fields.get("Threads", "0")),
-                len(os.listdir(f"/proc/{pid}/fd")))
-    except (OSError, ValueError):
-        return None
-
-
-def file_size(path):
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
-
-
-class Child:
-    """A patchbay process with its output in a file."""
-
-    def __init__(self, name, arguments, workdir):
-        self.name = name
-        self.log = os.path.join(workdir, f"{name}.log")
-        with open(self.log, "wb") as out:
-            self.process = subprocess.Popen(arguments, cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL)
-
-    def text(self):
-        try:
-            return pathlib.Path(self.log).read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def wait_for(self, pattern, timeout=60):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            match = re.search(pattern, self.text())
-            if match:
-                return match
-            if self.process.poll() is not None:
-                raise SystemExit(f"{self.name} exited {self.process.returncode} at start:\n{self.text()[-3000:]}")
-            time.sleep(0.05)
-        raise SystemExit(f"{self.name}: timed out waiting for /{pattern}/")
-
-    def alive(self):
-        return self.process.poll() is None
-
-    def describe(self):
-        code = self.process.returncode
-        if code is None:
-            return "running"
-        return f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exited {code}"
-
-    def stop(self):
-        if self.alive():
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-
-def http_call(port, method, path, body=None, headers=None, timeout=10):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        connection.request(method, path, body, headers or {})
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
-
-
-def parse_metrics(text):
-    """{(name, frozenset(labels)): value}"""
-    values = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        match = re.match(r"^([A-Za-z_:][\w:]*)(\{[^}]*\})?\s+(\S+)", line)
-        if not match:
-            continue
-        labels = frozenset(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
-        try:
-            values[(match.group(1), labels)] = float(match.group(3))
-        except ValueError:
-            pass
-    return values
-
-
-def metric_sum(values, name, **labels):
-    wanted = set(labels.items())
-    return sum(value for (metric, have), value in values.items() if metric == name and wanted <= set(have))
-
-
-def percentile(values, fraction):
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
-
-
-def rfc3339(instant):
-    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --------------------------------------------------------------------------------------------
@@ -371,8 +237,8 @@ COLUMNS = ["t_s", "phase", "rss_mb", "fds", "threads", "wal_mb", "db_mb", "accep
 def take_sample(t, phase, server, server_port, db, poster, faults, sink):
     row = {"t_s": round(t, 1), "phase": phase}
     proc = proc_sample(server.process.pid) if server.alive() else None
-    row.update(rss_mb=round(proc[0] / 1024, 1) if proc else "", threads=proc[1] if proc else "",
-               fds=proc[2] if proc else "")
+    row.update(rss_mb=round(proc.rss_kb / 1024, 1) if proc else "", threads=proc.threads if proc else "",
+               fds=proc.fds if proc else "")
     row.update(wal_mb=round(file_size(db + "-wal") / MB, 2), db_mb=round(file_size(db) / MB, 2))
     with poster.lock:
         other = sum(count for status, count in poster.statuses.items() if status != 202)
@@ -382,11 +248,7 @@ def take_sample(t, phase, server, server_port, db, poster, faults, sink):
     row.update(post_p50_ms=round(percentile(latencies, .5), 1) if latencies else "",
                post_p99_ms=round(percentile(latencies, .99), 1) if latencies else "")
     began = time.monotonic()
-    try:
-        status, text = http_call(server_port, "GET", "/metrics", timeout=30)
-        values = parse_metrics(text.decode(errors="replace")) if status == 200 else {}
-    except (OSError, http.client.HTTPException):
-        values = {}
+    values = metrics(server_port, timeout=30)
     row["scrape_ms"] = round((time.monotonic() - began) * 1000, 1)
     if values:
         for state in STATES:
@@ -399,7 +261,7 @@ def take_sample(t, phase, server, server_port, db, poster, faults, sink):
     faults.count_received()
     row.update(sink_requests=faults.received, scripted_500=faults.scripted_500, scripted_hang=faults.scripted_hang)
     sink_proc = proc_sample(sink.process.pid) if sink.alive() else None
-    row.update(sink_rss_mb=round(sink_proc[0] / 1024, 1) if sink_proc else "", sink_fds=sink_proc[2] if sink_proc else "")
+    row.update(sink_rss_mb=round(sink_proc.rss_kb / 1024, 1) if sink_proc else "", sink_fds=sink_proc.fds if sink_proc else "")
     return row
 
 
@@ -464,15 +326,7 @@ def main():
                     f"routes:\n  - match: {{app: Soak}}\n    targets: [soak]\n    reminders: []\n"
                     f"    announceStart: false\n")
 
-        config_path = os.path.join(workdir, "patchbay.yaml")
-        for private in (True, False):
-            pathlib.Path(config_path).write_text(config(private))
-            check = subprocess.run([binary, "config", "check", "--config", config_path], capture_output=True,
-                                   text=True, cwd=workdir, timeout=30)
-            if check.returncode == 0:
-                break
-            if not private or "allowPrivateNetworks" not in check.stdout + check.stderr:
-                raise SystemExit(f"config check failed:\n{check.stdout}{check.stderr}")
+        config_path = write_loopback_config(binary, workdir, config)
         server = Child("serve", [binary, "serve", "--config", config_path, "--listen", "127.0.0.1:0",
                                  "--log-level", "notice"], workdir)
         server_port = int(server.wait_for(r"patchbay listening on http://127\.0\.0\.1:(\d+)").group(1))
@@ -503,7 +357,7 @@ def main():
             samples.append(row)
             print_row(row)
             if not server.alive():
-                print(f"serve {server.describe()} - stopping", flush=True)
+                print(f"serve {server.exit_description()} - stopping", flush=True)
                 break
             if next_sample >= started + seconds:
                 break
@@ -533,7 +387,7 @@ def main():
             poster.stop.set()
         for child in (server, sink):
             if child is not None:
-                child.stop()
+                child.stop(timeout=20)
         if args.keep:
             print(f"kept {workdir}")
         else:
@@ -601,9 +455,9 @@ def summarize(args, samples, poster, faults, server, sink, posting_ended, draine
           f"max {max(scrape, default=0)} ms")
     print(f"  sink: RSS {final.get('sink_rss_mb')} MB, fds {final.get('sink_fds')} at the end (it keeps every request "
           f"in memory and hung handlers sleep an hour: its growth is not the server's)")
-    log = server.text()
+    log = server.log_text()
     levels = collections.Counter(re.findall(r"^\S+ (warning|error|critical) ", log, re.M))
-    print(f"  server: {server.describe()}; log lines at warning+: {dict(levels) or 0}")
+    print(f"  server: {server.exit_description()}; log lines at warning+: {dict(levels) or 0}")
     for line in [line for line in log.splitlines() if re.match(r"^\S+ (error|critical) ", line)][-5:]:
         print(f"    {line[:200]}")
     try:
@@ -632,7 +486,7 @@ def summarize(args, samples, poster, faults, server, sink, posting_ended, draine
     if final.get("dead"):
         reasons.append(f"{final.get('dead')} deliveries dead")
     if not server.alive():
-        reasons.append(f"server {server.describe()}")
+        reasons.append(f"server {server.exit_description()}")
     if faults.errors or (args.fail + args.hang > 0 and not (faults.scripted_500 + faults.scripted_hang)):
         reasons.append(f"fault injection failed ({faults.errors} scripting errors): the run is not a soak")
     if len(posting) < 2:

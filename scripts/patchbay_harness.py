@@ -5,12 +5,23 @@ benchmark also: a config check, one HTTP request from a chosen loopback source a
 (`http_request`), and a console client that keeps its cookies and signs in (`ConsoleClient`). For the
 fault test: a throwaway PostgreSQL server the test owns (`PostgresServer`: pause, resume, restart),
 sink scripting (`Sink.script`), and a `serve` child under a wrapper command such as faketime. For
-the benchmarks: a process's memory and CPU time from /proc (`rss_mb`, `cpu_seconds`)."""
+the benchmarks: a process's memory and CPU time from /proc (`rss_mb`, `cpu_seconds`, `proc_sample`), a
+thread sampling any of them periodically (`Sampler`), a child process with its output in a log file
+(`Child`, `wait_port`, `stop_process`), a copy of the binary under test (`copy_binary`), a config
+checked with or without `allowPrivateNetworks` (`write_loopback_config`), GET /metrics parsed
+(`metrics`, `parse_metrics`, `metric_sum`, `http_call`), and small figures (`percentile`,
+`file_size`, `rfc3339`)."""
+import collections
+import http.client
+import math
 import os
 import pathlib
 import re
+import shutil
 import signal
+import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -22,8 +33,9 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def rss_mb(pid):
-    """VmRSS in MiB from /proc, or None when the process is gone."""
+def rss_mb(pid, missing=None):
+    """VmRSS in MiB from /proc, or `missing` (None; pass float("nan") to print it as a number) when
+    the process is gone."""
     try:
         with open(f"/proc/{pid}/status") as status:
             for line in status:
@@ -31,7 +43,7 @@ def rss_mb(pid):
                     return int(line.split()[1]) / 1024
     except (OSError, ValueError):
         pass
-    return None
+    return missing
 
 
 def cpu_seconds(pid):
@@ -44,11 +56,181 @@ def cpu_seconds(pid):
         return None
 
 
+ProcSample = collections.namedtuple("ProcSample", "rss_kb hwm_kb threads fds")
+
+
+def proc_sample(pid):
+    """ProcSample(rss_kb, hwm_kb, threads, fds) from /proc/<pid>/status (VmRSS, VmHWM, Threads; 0
+    when a field is missing) and /proc/<pid>/fd, or None when the process is gone."""
+    try:
+        fields = {}
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                key, _, value = line.partition(":")
+                fields[key] = value.strip()
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+        kb = lambda name: int(fields.get(name, "0 kB").split()[0])  # noqa: E731
+        return ProcSample(kb("VmRSS"), kb("VmHWM"), int(fields.get("Threads", "0")), fds)
+    except (OSError, ValueError):
+        return None
+
+
+class Sampler(threading.Thread):
+    """Calls fn() every `interval` seconds in a daemon thread and keeps (t, value) in `samples`, t
+    being time.monotonic() - origin taken just before the call. A None value (e.g. `rss_mb` or
+    `proc_sample` of a process that is gone) is not kept; `missed_at` is the t of the first one.
+    Runs until stop() (which also joins it) or until the `stop_event` given is set."""
+
+    def __init__(self, fn, interval, origin=0.0, stop_event=None, name=None):
+        super().__init__(name=name, daemon=True)
+        self.fn, self.interval, self.origin = fn, interval, origin
+        self.stop_event = stop_event if stop_event is not None else threading.Event()
+        self.samples, self.missed_at = [], None
+
+    def run(self):
+        while not self.stop_event.is_set():
+            t = time.monotonic() - self.origin
+            value = self.fn()
+            if value is None:
+                if self.missed_at is None:
+                    self.missed_at = t
+            else:
+                self.samples.append((t, value))
+            self.stop_event.wait(self.interval)
+
+    def stop(self):
+        self.stop_event.set()
+        self.join()
+
+    def max(self, default=None):
+        """The largest value sampled, `default` when there is none."""
+        return max((value for _, value in self.samples), default=default)
+
+
 def free_port():
-    import socket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def file_size(path):
+    """The size of a file in bytes, 0 when it does not exist."""
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def rfc3339(instant):
+    """A datetime (UTC) as 2030-01-01T00:30:00Z."""
+    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def percentile(values, fraction):
+    """The nearest-rank percentile (fraction 0.99: p99) of the values, NaN when there are none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
+
+
+def copy_binary(path, workdir, wait=180):
+    """Copies the binary into workdir (it may be rebuilt under us); waits while it is missing."""
+    deadline = time.time() + wait
+    last_error = "missing"
+    while time.time() < deadline:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            try:
+                target = os.path.join(workdir, "patchbay")
+                shutil.copy2(path, target)
+                check = subprocess.run([target, "serve", "--help"], capture_output=True, timeout=30)
+                if check.returncode == 0:
+                    return target
+                last_error = f"'serve --help' exited {check.returncode}"
+            except (OSError, subprocess.SubprocessError) as error:
+                last_error = str(error)
+        time.sleep(2)
+    raise SystemExit(f"no usable binary at {path}: {last_error}")
+
+
+def exit_text(code):
+    """A Popen returncode in words: running, exited N, or killed by signal SIGNAME."""
+    if code is None:
+        return "running"
+    if code < 0:
+        return f"killed by signal {signal.Signals(-code).name}"
+    return f"exited {code}"
+
+
+def stop_process(process, timeout=10, kill_timeout=None):
+    """SIGTERM; SIGKILL when the process has not exited after `timeout` seconds, then waits for it
+    (at most `kill_timeout` seconds; None: as long as it takes). Nothing when it is None or gone."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=kill_timeout)
+
+
+def wait_port(port, process, what, timeout=30, error=SystemExit):
+    """Waits until something accepts connections on 127.0.0.1:port; raises `error` when `process`
+    exits first or after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise error(f"{what} exited with status {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise error(f"{what} did not listen on 127.0.0.1:{port} within {timeout} s")
+
+
+class Child:
+    """A process (`patchbay sink`, `patchbay serve`, ...) started in workdir with its output in
+    workdir/<name>.log, or discarded with log=False; stop() sends SIGTERM, then SIGKILL."""
+
+    def __init__(self, name, arguments, workdir, log=True):
+        self.name = name
+        self.log = os.path.join(workdir, f"{name}.log") if log else os.devnull
+        with open(self.log, "wb") as out:
+            self.process = subprocess.Popen(arguments, cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL)
+
+    def log_text(self):
+        try:
+            return pathlib.Path(self.log).read_text(errors="replace") if self.log != os.devnull else ""
+        except OSError:
+            return ""
+
+    def wait_for(self, pattern, timeout=60):
+        """The first match of `pattern` in the log; SystemExit when the process exits first or after
+        `timeout` seconds."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            match = re.search(pattern, self.log_text())
+            if match:
+                return match
+            if self.process.poll() is not None:
+                raise SystemExit(f"{self.name} exited {self.process.returncode} at start:\n{self.log_text()[-3000:]}")
+            time.sleep(0.05)
+        raise SystemExit(f"{self.name}: timed out waiting for /{pattern}/:\n{self.log_text()[-3000:]}")
+
+    def wait_port(self, port, timeout=60):
+        wait_port(port, self.process, self.name, timeout)
+
+    def alive(self):
+        return self.process.poll() is None
+
+    def exit_description(self):
+        return exit_text(self.process.returncode)
+
+    def stop(self, timeout=30):
+        stop_process(self.process, timeout, kill_timeout=10)
 
 
 def wait_for(path, pattern, timeout=30):
@@ -179,12 +361,7 @@ class Server:
             return ""
 
     def exit_description(self):
-        code = None if self.process is None else self.process.returncode
-        if code is None:
-            return "running"
-        if code < 0:
-            return f"killed by signal {signal.Signals(-code).name}"
-        return f"exited {code}"
+        return exit_text(None if self.process is None else self.process.returncode)
 
     def stop(self):
         if self.process is None or self.process.poll() is not None:
@@ -202,11 +379,70 @@ class Server:
         self._group_gone(10)
 
 
-def config_problem(binary, config, workdir):
+def config_problem(binary, config, workdir, timeout=60):
     """None when `patchbay config check` accepts the file, else what it printed."""
     check = subprocess.run([binary, "config", "check", "--config", config], cwd=workdir, capture_output=True, text=True,
-                           timeout=60)
+                           timeout=timeout)
     return None if check.returncode == 0 else (check.stdout + check.stderr).strip()
+
+
+def write_loopback_config(binary, workdir, text_for):
+    """Writes workdir/patchbay.yaml from text_for(private): text_for(True) should put
+    `allowPrivateNetworks: true` on its loopback targets; text_for(False) is written instead when
+    this build does not know the key. SystemExit when `patchbay config check` refuses it."""
+    path = os.path.join(workdir, "patchbay.yaml")
+    for private in (True, False):
+        pathlib.Path(path).write_text(text_for(private))
+        problem = config_problem(binary, path, workdir, timeout=30)
+        if problem is None:
+            return path
+        if not private or "allowPrivateNetworks" not in problem:
+            raise SystemExit(f"config check failed:\n{problem}")
+    return path
+
+
+def http_call(port, method, path, body=None, headers=None, timeout=10):
+    """One request to 127.0.0.1:port on a new connection: (status, body bytes). Raises OSError or
+    http.client.HTTPException when there is no answer (`http_request` never raises)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request(method, path, body, headers or {})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def parse_metrics(text):
+    """{(name, frozenset(labels)): value} from Prometheus text."""
+    values = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        match = re.match(r"^([A-Za-z_:][\w:]*)(\{[^}]*\})?\s+(\S+)", line)
+        if not match:
+            continue
+        labels = frozenset(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
+        try:
+            values[(match.group(1), labels)] = float(match.group(3))
+        except ValueError:
+            pass
+    return values
+
+
+def metrics(port, timeout=30):
+    """GET /metrics parsed (`parse_metrics`), or {} when it fails."""
+    try:
+        status, body = http_call(port, "GET", "/metrics", timeout=timeout)
+    except (OSError, http.client.HTTPException):
+        return {}
+    return parse_metrics(body.decode(errors="replace")) if status == 200 else {}
+
+
+def metric_sum(values, name, **labels):
+    """The sum of the `name` series whose labels include these."""
+    wanted = set(labels.items())
+    return sum(value for (metric, have), value in values.items() if metric == name and wanted <= set(have))
 
 
 class Answer:
@@ -231,7 +467,6 @@ def http_request(port, method, path, body=None, headers=None, source=None, timeo
     """One request on a new connection to 127.0.0.1:port, from the loopback address `source`
     (e.g. "127.0.0.2"; default 127.0.0.1). A dict body is sent as a form. Never raises for HTTP or
     network errors: the Answer says what happened."""
-    import http.client
     import urllib.parse
     headers = dict(headers or {})
     if isinstance(body, dict):
