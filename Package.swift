@@ -51,7 +51,7 @@ let package = Package(
         ),
         // Durable queue on SQLite (WAL, synchronous=FULL, group commit).
         .target(
-            name: "PatchbayStore",
+            name: "PatchbaySQLite",
             dependencies: [
                 "PatchbayCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -104,7 +104,7 @@ let package = Package(
                 "PatchbayRelay",
                 "PatchbayTargets",
                 "PatchbayConfig",
-                "PatchbayStore",
+                "PatchbaySQLite",
                 "PatchbayPostgres",
                 "PatchbayCurl",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -136,7 +136,7 @@ let package = Package(
                 "PatchbayCore",
                 "PatchbayTargets",
                 "PatchbayConfig",
-                "PatchbayStore",
+                "PatchbaySQLite",
                 "PatchbayCurl",
                 "PatchbayServer",
                 "PatchbaySink",
@@ -191,7 +191,7 @@ let package = Package(
         .testTarget(
             name: "PatchbayStoreTests",
             dependencies: [
-                "PatchbayStore", "PatchbayPostgres", "PatchbayCore", "PatchbayTestSupport",
+                "PatchbaySQLite", "PatchbayPostgres", "PatchbayCore", "PatchbayTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
@@ -202,7 +202,7 @@ let package = Package(
             dependencies: [
                 "PatchbayServer",
                 "PatchbayConfig",
-                "PatchbayStore",
+                "PatchbaySQLite",
                 "PatchbayCore",
                 "PatchbayTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),

@@ -2,8 +2,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import PatchbayCore
+import PatchbaySQLite
 import PatchbayServer
-import PatchbayStore
 import PatchbayTargets
 
 /// Opens the store named in the configuration, as the server does; SQLite's WAL and busy timeout,

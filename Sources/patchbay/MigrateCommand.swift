@@ -3,8 +3,8 @@ import Foundation
 import Logging
 import PatchbayCore
 import PatchbayPostgres
+import PatchbaySQLite
 import PatchbayServer
-import PatchbayStore
 
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -66,7 +66,7 @@ struct Migrate: AsyncParsableCommand {
     func migrateSchema(configuration: PatchbayConfiguration, logger: Logger) async throws {
         let sqlitePath = configuration.store.sqlitePath
         let sqliteExisted = configuration.postgres == nil && FileManager.default.fileExists(atPath: sqlitePath)
-        let sqliteBefore = sqliteExisted ? SQLiteDeliveryStore.appliedMigrations(atPath: sqlitePath) : nil
+        let sqliteBefore = sqliteExisted ? SQLiteStore.appliedMigrations(atPath: sqlitePath) : nil
         let opened: OpenedStore
         do {
             opened = try OpenedStore.open(configuration, logger: logger)
@@ -128,7 +128,7 @@ struct Migrate: AsyncParsableCommand {
         // A dry run reads beside a running server (a consistent snapshot) and only warns.
         var lock: Int32?
         do {
-            lock = try SQLiteDeliveryStore.takeServerLock(path: path)
+            lock = try SQLiteStore.takeServerLock(path: path)
         } catch {
             if !dryRun {
                 printError("\(error)")
@@ -136,11 +136,11 @@ struct Migrate: AsyncParsableCommand {
             }
             printLine("note: \(error); the copy will refuse until it stops.")
         }
-        defer { if let lock { SQLiteDeliveryStore.releaseServerLock(lock) } }
+        defer { if let lock { SQLiteStore.releaseServerLock(lock) } }
 
         let transfer: StoreTransfer
         do {
-            let source = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: path), logger: logger)
+            let source = try SQLiteStore(settings: StoreSettings(sqlitePath: path), logger: logger)
             transfer = try await source.exportForTransfer()
         } catch {
             printError("cannot read the SQLite store \(path): \(error)")

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import PatchbayCore
-import PatchbayStore
+import PatchbaySQLite
 
 struct Prune: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -24,7 +24,7 @@ struct Prune: AsyncParsableCommand {
     func run() async throws {
         let configuration = try config.load()
         let store = try await openStore(configuration)
-        let sqlite = store as? SQLiteDeliveryStore
+        let sqlite = store as? SQLiteStore
         let before = sqlite?.fileSizes()
         let progress = StoreProgressLine(label: "pruning", unit: "rows deleted")
         let report = try await {

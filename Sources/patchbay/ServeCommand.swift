@@ -5,9 +5,9 @@ import Logging
 import Metrics
 import PatchbayCore
 import PatchbayCurl
+import PatchbaySQLite
 import PatchbayServer
 import PatchbaySink
-import PatchbayStore
 import Prometheus
 import ServiceLifecycle
 
@@ -69,7 +69,7 @@ struct Serve: AsyncParsableCommand {
         } catch let error as OpenedStore.OpenError {
             printError("\(error)")
             throw ExitCode(1)
-        } catch let error as SQLiteDeliveryStore.OpenError {
+        } catch let error as SQLiteStore.OpenError {
             printError("\(error)")
             throw ExitCode(1)
         }

@@ -4,7 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import PatchbayCore
-import PatchbayStore
+import PatchbaySQLite
 import PatchbayTestSupport
 import Testing
 
@@ -31,7 +31,7 @@ struct ConsoleRoutesTests {
 
     struct Fixture {
         let client: any TestClientProtocol
-        let store: SQLiteDeliveryStore
+        let store: SQLiteStore
         let keys: ConsoleKeys
         let deliveryID: String
         let maintenanceID: String
@@ -70,7 +70,7 @@ struct ConsoleRoutesTests {
         let directory = try TemporaryDirectory("console")
         defer { directory.remove() }
         let configuration = try PatchbayConfiguration.parse(yaml: yaml, environment: [:])
-        let store = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
+        let store = try SQLiteStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
         let app = Application(router: buildRouter(configuration: configuration, parts: ApplicationParts(store: store)))
         try await app.test(.router) { client in
             for index in 1...3 {

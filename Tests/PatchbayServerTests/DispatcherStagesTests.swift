@@ -7,8 +7,8 @@ import PatchbayTestSupport
 import Synchronization
 import Testing
 
+@testable import PatchbaySQLite
 @testable import PatchbayServer
-@testable import PatchbayStore
 
 /// The dispatcher's stages one at a time (plan, pace, send and classify, record), against a real
 /// SQLite store and a transport that answers what each test scripts.
@@ -46,12 +46,12 @@ struct DispatcherStagesTests {
     func with(
         _ transport: ScriptedTransport, settings: DispatcherSettings = DispatcherSettings(maxPause: .seconds(60)),
         pacer: Pacer = Pacer(), dropTargets: Set<String> = [],
-        _ body: (Dispatcher, SQLiteDeliveryStore) async throws -> Void
+        _ body: (Dispatcher, SQLiteStore) async throws -> Void
     ) async throws {
         let directory = try TemporaryDirectory("stages")
         defer { directory.remove() }
         let configuration = try PatchbayConfiguration.parse(yaml: Self.yaml, environment: [:])
-        let store = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
+        let store = try SQLiteStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
         let dispatcher = Dispatcher(
             store: store, targets: configuration.targets.filter { !dropTargets.contains($0.key) },
             policies: configuration.policies, transport: transport, settings: settings,
@@ -61,7 +61,7 @@ struct DispatcherStagesTests {
     }
 
     /// Queues one event per instance for `target`, all in one maintenance (one lane).
-    func queue(_ store: SQLiteDeliveryStore, target: String = "hook", instances: [String] = ["i-1"]) async throws {
+    func queue(_ store: SQLiteStore, target: String = "hook", instances: [String] = ["i-1"]) async throws {
         for instance in instances {
             let event = PatchEvent(
                 type: .started, app: "App1", environment: "Production", instance: Instance(id: instance),
@@ -73,7 +73,7 @@ struct DispatcherStagesTests {
         }
     }
 
-    func claim(_ store: SQLiteDeliveryStore) async throws -> ClaimedDelivery {
+    func claim(_ store: SQLiteStore) async throws -> ClaimedDelivery {
         try #require(try await store.claimDue(now: t0, limit: 1, lease: .seconds(60)).first)
     }
 
@@ -195,7 +195,7 @@ struct DispatcherStagesTests {
         defer { directory.remove() }
         let transport = ScriptedTransport([Self.answer(200)])
         let configuration = try PatchbayConfiguration.parse(yaml: Self.yaml, environment: [:])
-        let store = try SQLiteDeliveryStore(
+        let store = try SQLiteStore(
             settings: StoreSettings(sqlitePath: directory.path("q.db"), busyTimeout: .milliseconds(100)),
             logger: Logger(label: "test"))
         let dispatcher = Dispatcher(
@@ -236,7 +236,7 @@ struct DispatcherStagesTests {
         let statuspage = StatuspageTarget(
             name: "status", page: "page1", apiKey: Secret("key-0123456789abcdef"),
             baseURL: URL(string: "http://127.0.0.1:9/statuspage")!)
-        let store = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
+        let store = try SQLiteStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
         let dispatcher = Dispatcher(
             store: store, targets: ["status": statuspage], policies: ["status": StatuspageTarget.defaultPolicy],
             transport: transport, settings: DispatcherSettings(), redactor: Redactor(secrets: []), wake: WakeSignal(),
@@ -287,7 +287,7 @@ struct DispatcherStagesTests {
         let statuspage = StatuspageTarget(
             name: "status", page: "page1", apiKey: Secret("key-0123456789abcdef"),
             baseURL: URL(string: "http://127.0.0.1:9/statuspage")!)
-        let store = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
+        let store = try SQLiteStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
         let window = MaintenanceWindow(id: "mw-1", start: t0.addingTimeInterval(-600), end: t0.addingTimeInterval(1800))
         var events: [PatchEvent] = []
         for (instance, package) in [("i-1", "openssl"), ("i-2", "bash")] {

@@ -8,8 +8,8 @@ import PatchbayCore
 import PatchbayTestSupport
 import Testing
 
+@testable import PatchbaySQLite
 @testable import PatchbayServer
-@testable import PatchbayStore
 
 /// A full disk answers 503 with Retry-After, never a 202 nor a bare 500, and recovers; readiness
 /// is a real write; the queue file is private.
@@ -49,7 +49,7 @@ struct DurabilityTests {
         let directory = try TemporaryDirectory("full")
         defer { directory.remove() }
         let configuration = try PatchbayConfiguration.parse(yaml: Self.yaml, environment: [:])
-        let store = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
+        let store = try SQLiteStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
         let pages = try await store.pool.read { db in try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0 }
         // The writer is one connection: SQLite's max_page_count stands in for a full disk.
         try await store.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA max_page_count = \(pages + 40)") }
@@ -98,7 +98,7 @@ struct DurabilityTests {
         let directory = try TemporaryDirectory("perms")
         defer { directory.remove() }
         let path = directory.path("q.db")
-        let store = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: path), logger: Logger(label: "test"))
+        let store = try SQLiteStore(settings: StoreSettings(sqlitePath: path), logger: Logger(label: "test"))
         try await store.checkWritable()
         for file in [path, path + "-wal"] {
             let mode = try #require(try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int)
@@ -107,7 +107,7 @@ struct DurabilityTests {
         // An existing world-readable file is made private when opened.
         let loose = directory.path("loose.db")
         FileManager.default.createFile(atPath: loose, contents: nil, attributes: [.posixPermissions: 0o644])
-        _ = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: loose), logger: Logger(label: "test"))
+        _ = try SQLiteStore(settings: StoreSettings(sqlitePath: loose), logger: Logger(label: "test"))
         let mode = try #require(try FileManager.default.attributesOfItem(atPath: loose)[.posixPermissions] as? Int)
         #expect(mode & 0o077 == 0)
     }
@@ -115,7 +115,7 @@ struct DurabilityTests {
     @Test func readinessIsARealWrite() async throws {
         let directory = try TemporaryDirectory("ready")
         defer { directory.remove() }
-        let store = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
+        let store = try SQLiteStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
         try await store.checkWritable()
         let written = try await store.pool.read { db in try Double.fetchOne(db, sql: "SELECT checked_at FROM readiness_probe") }
         #expect(written != nil)

@@ -4,7 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import PatchbayCore
-import PatchbayStore
+import PatchbaySQLite
 import PatchbayTestSupport
 import Testing
 
@@ -30,11 +30,11 @@ struct EventRoutesTests {
     let event =
         #"{"type":"patch.started","app":"App1","environment":"Production","instance":{"id":"i-1"},"window":{"start":"2026-12-04T00:30:00","end":"2026-12-04T00:45:00"}}"#
 
-    func withApp(_ test: @Sendable (any TestClientProtocol, SQLiteDeliveryStore) async throws -> Void) async throws {
+    func withApp(_ test: @Sendable (any TestClientProtocol, SQLiteStore) async throws -> Void) async throws {
         let directory = try TemporaryDirectory("routes")
         defer { directory.remove() }
         let configuration = try PatchbayConfiguration.parse(yaml: Self.yaml, environment: [:])
-        let store = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
+        let store = try SQLiteStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
         let router = buildRouter(configuration: configuration, parts: ApplicationParts(store: store))
         let app = Application(router: router)
         try await app.test(.router) { client in try await test(client, store) }

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import PatchbayCore
-import PatchbayStore
+import PatchbaySQLite
 import PatchbayTargets
 import PatchbayTestSupport
 import Synchronization
@@ -47,7 +47,7 @@ struct SchedulerTests {
         let directory: TemporaryDirectory
         let configuration: PatchbayConfiguration
         let clock = TestClock()
-        private(set) var store: SQLiteDeliveryStore
+        private(set) var store: SQLiteStore
         private(set) var intake: EventIntake
         private(set) var scheduler: Scheduler
 
@@ -60,9 +60,9 @@ struct SchedulerTests {
         static func open(
             _ directory: TemporaryDirectory, _ configuration: PatchbayConfiguration, _ clock: TestClock
         ) throws
-            -> (SQLiteDeliveryStore, EventIntake, Scheduler)
+            -> (SQLiteStore, EventIntake, Scheduler)
         {
-            let store = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
+            let store = try SQLiteStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
             let wake = WakeSignal()
             let intake = EventIntake(
                 store: store, routes: configuration.routes, targets: configuration.targets, wake: wake,

@@ -6,7 +6,7 @@ import PostgresNIO
 import Testing
 
 @testable import PatchbayPostgres
-@testable import PatchbayStore
+@testable import PatchbaySQLite
 
 /// The backends the contract runs against. PostgreSQL needs a server: `scripts/test` starts one
 /// (scripts/with-postgres) and sets PATCHBAY_TEST_POSTGRES_URL; without it these cases are skipped
@@ -44,7 +44,7 @@ struct StoreUnderTest {
         case .sqlite:
             let directory = try TemporaryDirectory("store")
             defer { directory.remove() }
-            let store = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: directory.path("queue.db")), logger: logger)
+            let store = try SQLiteStore(settings: StoreSettings(sqlitePath: directory.path("queue.db")), logger: logger)
             try await body(
                 StoreUnderTest(store: store, backend: backend) {
                     try await store.pool.write { db in

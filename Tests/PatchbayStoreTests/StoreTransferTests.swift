@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import PatchbayCore
 import PatchbayPostgres
-import PatchbayStore
+import PatchbaySQLite
 import PatchbayTestSupport
 import Testing
 
@@ -39,7 +39,7 @@ struct StoreTransferTests {
         }
         let directory = try TemporaryDirectory("transfer")
         defer { directory.remove() }
-        let sqlite = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: directory.path("queue.db")), logger: logger)
+        let sqlite = try SQLiteStore(settings: StoreSettings(sqlitePath: directory.path("queue.db")), logger: logger)
 
         // Two maintenances, two targets: four lanes of two deliveries each.
         let submissions = [

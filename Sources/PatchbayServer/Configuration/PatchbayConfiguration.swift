@@ -3,7 +3,7 @@ import PatchbayConfig
 import PatchbayCore
 import PatchbayPostgres
 import PatchbayRelay
-import PatchbayStore
+import PatchbaySQLite
 import PatchbayTargets
 
 /// The whole configuration, each section read by the component that owns it.

@@ -2,14 +2,14 @@ import Foundation
 import Logging
 import PatchbayCore
 import PatchbayPostgres
-import PatchbayStore
+import PatchbaySQLite
 import ServiceLifecycle
 
 /// The queue `store:` names, opened one way for `serve` and every CLI command: SQLite (one server
 /// per file) or PostgreSQL (several instances sharing one database).
 public struct OpenedStore: Sendable {
     public enum Backend: Sendable {
-        case sqlite(SQLiteDeliveryStore)
+        case sqlite(SQLiteStore)
         case postgres(PostgresStore)
     }
 
@@ -38,7 +38,7 @@ public struct OpenedStore: Sendable {
                 throw OpenError(description: "cannot use the PostgreSQL store \(postgres.redactedURL): \(error)")
             }
         }
-        let store = try SQLiteDeliveryStore(settings: configuration.store, logger: logger)
+        let store = try SQLiteStore(settings: configuration.store, logger: logger)
         return OpenedStore(backend: .sqlite(store), location: "sqlite:\(configuration.store.sqlitePath)")
     }
 

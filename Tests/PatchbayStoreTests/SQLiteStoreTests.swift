@@ -5,19 +5,19 @@ import PatchbayCore
 import PatchbayTestSupport
 import Testing
 
-@testable import PatchbayStore
+@testable import PatchbaySQLite
 
 /// What only the SQLite store does: its file, its pragmas, pruning with trigger-kept counts.
 /// The behaviour both stores share is in StoreContractTests.
 @Suite("SQLite delivery store")
-struct SQLiteDeliveryStoreTests: StoreFixtures {
+struct SQLiteStoreTests: StoreFixtures {
     let logger = Logger(label: "test")
     let t0 = Date(timeIntervalSince1970: 1_800_000_000)
 
-    func withStore(_ body: (SQLiteDeliveryStore, TemporaryDirectory) async throws -> Void) async throws {
+    func withStore(_ body: (SQLiteStore, TemporaryDirectory) async throws -> Void) async throws {
         let directory = try TemporaryDirectory("store")
         defer { directory.remove() }
-        let store = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: directory.path("queue.db")), logger: logger)
+        let store = try SQLiteStore(settings: StoreSettings(sqlitePath: directory.path("queue.db")), logger: logger)
         try await body(store, directory)
     }
 
@@ -26,7 +26,7 @@ struct SQLiteDeliveryStoreTests: StoreFixtures {
         defer { directory.remove() }
         let settings = StoreSettings(sqlitePath: directory.path("queue.db"))
         do {
-            let store = try SQLiteDeliveryStore(settings: settings, logger: logger)
+            let store = try SQLiteStore(settings: settings, logger: logger)
             try await withThrowingTaskGroup(of: AcceptResult.self) { group in
                 for index in 0..<200 {
                     group.addTask { try await store.accept(self.submission(self.event(instance: "i-\(index)"), key: "k-\(index)")) }
@@ -38,7 +38,7 @@ struct SQLiteDeliveryStoreTests: StoreFixtures {
                 #expect(accepted == 200)
             }
         }
-        let reopened = try SQLiteDeliveryStore(settings: settings, logger: logger)
+        let reopened = try SQLiteStore(settings: settings, logger: logger)
         #expect(try await reopened.counts() == [.pending: 200])
         let journal = try await reopened.pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
         #expect(journal == "wal")
@@ -48,7 +48,7 @@ struct SQLiteDeliveryStoreTests: StoreFixtures {
 
     @Test func aMissingDirectoryIsAClearError() {
         #expect {
-            _ = try SQLiteDeliveryStore(settings: StoreSettings(sqlitePath: "/nonexistent-dir/queue.db"), logger: logger)
+            _ = try SQLiteStore(settings: StoreSettings(sqlitePath: "/nonexistent-dir/queue.db"), logger: logger)
         } throws: { error in
             String(describing: error).contains("directory '/nonexistent-dir' does not exist")
         }

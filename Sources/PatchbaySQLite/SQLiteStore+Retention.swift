@@ -4,7 +4,7 @@ import PatchbayCore
 
 /// Retention on SQLite: finished work older than `store.retention` is deleted in small batches,
 /// each its own short write, so intake waits at most one batch; then the WAL is checkpointed.
-extension SQLiteDeliveryStore {
+extension SQLiteStore {
     /// Rows deleted per write.
     static let pruneBatch = 500
 

@@ -4,7 +4,7 @@ import PatchbayCore
 
 /// Reading a whole SQLite queue out (`patchbay migrate --from sqlite:PATH`), and the schema
 /// history `patchbay migrate` reports.
-extension SQLiteDeliveryStore {
+extension SQLiteStore {
     /// Every row that makes the queue, read in one read transaction: a consistent snapshot even
     /// if a writer were still at work (the command refuses while a server holds the file).
     public func exportForTransfer() async throws -> StoreTransfer {

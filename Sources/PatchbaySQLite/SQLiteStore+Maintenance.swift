@@ -4,7 +4,7 @@ import PatchbayCore
 
 /// Maintenances and planned notices on SQLite. Planning runs inside the intake transaction
 /// (`accept`); firing runs in the scheduler's own transaction, one batch at a time.
-extension SQLiteDeliveryStore: MaintenanceStore {
+extension SQLiteStore: MaintenanceStore {
     // MARK: Reading and writing rows
 
     static func maintenanceRecord(_ db: Database, key: String) throws -> MaintenanceRecord? {

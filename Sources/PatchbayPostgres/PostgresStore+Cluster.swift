@@ -4,64 +4,11 @@ import PatchbayCore
 import PostgresNIO
 import Synchronization
 
-/// What several instances on one database share: the maintenance clock, liveness, wake-ups and
-/// vendor budgets.
-extension PostgresStore: MaintenanceStore {
+/// What several instances on one database share: liveness, wake-ups and vendor budgets. The
+/// maintenance clock, fired once per cluster, is in +Maintenance.
+extension PostgresStore {
     /// The channel every instance listens on; a notification only says "look for due work".
     static let wakeChannel = "patchbay_work"
-
-    // MARK: The maintenance clock, once per cluster
-
-    public func fireDueNotices(now: Date, limit: Int, decide: @escaping @Sendable (DueNotice) -> NoticeFiring) async throws -> [FiredNotice] {
-        let encoder = JSONEncoder.patchbay()
-        return try await transaction { [self] connection -> [FiredNotice] in
-            // SKIP LOCKED: instances firing at the same tick take disjoint notices; the notice id as
-            // idempotency key is the backstop, so a notice can only ever become one event. Due by
-            // the caller's clock and by the database's: an instance whose clock runs ahead never
-            // fires a notice early.
-            let rows = try await Self.rows(
-                """
-                SELECT n.* FROM planned_notices n
-                WHERE n.state = 'planned' AND n.due_at <= \(now) AND n.due_at <= statement_timestamp()
-                ORDER BY n.due_at, n.seq LIMIT \(limit)
-                FOR UPDATE SKIP LOCKED
-                """, on: connection, logger: logger)
-            var due: [(key: String, notice: PlannedNotice)] = []
-            for row in rows {
-                let columns = row.columns
-                guard let notice = try Self.notice(columns) else { continue }
-                due.append((try columns.value("maintenance_key"), notice))
-            }
-            // Maintenance locks in key order, so two instances' batches never wait in a circle.
-            due.sort { ($0.key, $0.notice.dueAt) < ($1.key, $1.notice.dueAt) }
-            var fired: [FiredNotice] = []
-            for (key, notice) in due {
-                try await Self.lock("maintenance:" + key, on: connection, logger: logger)
-                guard let record = try await Self.maintenanceRecord(on: connection, logger: logger, key: key) else { continue }
-                let dueNotice = DueNotice(notice: notice, record: record, snapshot: try await Self.snapshot(on: connection, logger: logger, key: key))
-                switch decide(dueNotice) {
-                case .skip(let reason):
-                    try await Self.rows(
-                        "UPDATE planned_notices SET state = 'skipped', reason = \(reason), updated_at = \(now) WHERE id = \(notice.id)",
-                        on: connection, logger: logger)
-                    fired.append(FiredNotice(notice: notice, maintenance: record.key, eventID: nil, deliveries: 0))
-                case .send(let event, let plans):
-                    let eventID = Identifier.make("evt")
-                    let data = try encoder.encode(event)
-                    try await insertEvent(
-                        on: connection, id: eventID, idempotencyKey: "notice:\(notice.id)", digest: data.sha256Hex, event: event,
-                        payload: String(decoding: data, as: UTF8.self), deliveries: plans, receivedAt: now)
-                    let reason: String? = plans.isEmpty ? "no target of the route takes this notice" : nil
-                    try await Self.rows(
-                        """
-                        UPDATE planned_notices SET state = 'sent', event_id = \(eventID), reason = \(reason), updated_at = \(now) WHERE id = \(notice.id)
-                        """, on: connection, logger: logger)
-                    fired.append(FiredNotice(notice: notice, maintenance: record.key, eventID: eventID, deliveries: plans.count))
-                }
-            }
-            return fired
-        }
-    }
 
     // MARK: Wake-ups
 
