@@ -6,7 +6,7 @@
   of the spec (Hummingbird's `:param` and `{param}` read as OpenAPI's `{param}`), and every
   operation of the spec is such a route;
 - error codes: every `APIError(.<status>, code: "<code>")` (or `self.init(…)` in APIError) in Sources/PatchbayServer and
-  every `RelayRejection(<status>, "<code>")` in Sources/PatchbayRelay is documented as an `error`
+  every `RelayRejection.Code` (its raw value and status) in Sources/PatchbayRelay is documented as an `error`
   value of some operation's response with that status;
 - the spec's external `$ref`s (./patch-event.schema.json) resolve to JSON Schemas, and the spec
   is valid OpenAPI 3.1 (with openapi-spec-validator, when it is installed).
@@ -226,8 +226,16 @@ for directory in (server_dir, relay_dir):
                 failures.append(f"{where}: APIError status .{match.group(1)} is unknown to this check; add it to STATUS_NAMES")
                 continue
             thrown.setdefault((status, match.group(2)), where)
-        for match in re.finditer(r"\bRelayRejection\(\s*(\d{3})\s*,\s*\"([a-z_]+)\"", text):
-            thrown.setdefault((int(match.group(1)), match.group(2)), where)
+        # `RelayRejection.Code`: each case's raw value, answered with the status its `status`
+        # switch gives it (`case .bodyTooLarge: 413`).
+        if path.name == "RelayRejection.swift":
+            raw = {m.group(1): m.group(2) or m.group(1) for m in re.finditer(r"^\s*case (\w+)(?: = \"([a-z_]+)\")?\s*$", text, re.M)}
+            statuses = dict(re.findall(r"case \.(\w+): (\d{3})", text))
+            if not raw or set(raw) != set(statuses):
+                failures.append(f"{where}: cannot read RelayRejection.Code (cases {sorted(raw)}, statuses {sorted(statuses)})")
+            for case, code in raw.items():
+                if case in statuses:
+                    thrown.setdefault((int(statuses[case]), code), where)
 for (status, code), where in sorted(thrown.items()):
     check((status, code) in documented,
           f"error {status} {code!r} ({where}) is not documented as a {status} `error` value in {args.spec.name}")

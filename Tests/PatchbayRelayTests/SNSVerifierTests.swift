@@ -58,7 +58,7 @@ struct SNSVerifierTests {
             "https://evil.example/sns.us-east-1.amazonaws.com/cert.pem", "https://sns.us-east-1.amazonaws.com/cert.txt",
         ] {
             let forged = try signer.notification(message: "m", topic: Self.topic, certURL: foreign)
-            await #expect(throws: RelayRejection(403, "untrusted_certificate", "SigningCertURL: not an SNS certificate URL this source trusts")) {
+            await #expect(throws: RelayRejection(.untrustedCertificate, "SigningCertURL: not an SNS certificate URL this source trusts")) {
                 try await verifier.verify(try message(forged))
             }
         }
@@ -163,7 +163,7 @@ extension SNSVerifierTests {
             do {
                 try await verifier.verify(try message(forged))
             } catch let rejection as RelayRejection {
-                if rejection.code == "certificate_fetch_limited" { limited += 1 }
+                if rejection.code == .certificateFetchLimited { limited += 1 }
             } catch {
                 Issue.record("\(error)")
             }

@@ -88,7 +88,7 @@ public final class SNSVerifier: Sendable {
 
     public func verify(_ message: SNSMessage) async throws(RelayRejection) {
         guard isTrusted(certificateURL: message.signingCertURL) else {
-            throw RelayRejection(403, "untrusted_certificate", "SigningCertURL: not an SNS certificate URL this source trusts")
+            throw RelayRejection(.untrustedCertificate, "SigningCertURL: not an SNS certificate URL this source trusts")
         }
         guard let signature = Data(base64Encoded: message.signature) else { throw .badSignature("Signature: not base64") }
         let key = try await publicKey(at: message.signingCertURL)
@@ -107,19 +107,19 @@ public final class SNSVerifier: Sendable {
     /// host that served the signing certificate, under the same destination policy.
     public func confirmSubscription(_ message: SNSMessage) async throws(RelayRejection) {
         guard let url = message.subscribeURL, isTrusted(subscribeURL: url, certificateURL: message.signingCertURL) else {
-            throw RelayRejection(403, "untrusted_subscribe_url", "SubscribeURL: not an SNS host this source trusts")
+            throw RelayRejection(.untrustedSubscribeURL, "SubscribeURL: not an SNS host this source trusts")
         }
         let confirm = OutboundRequest(
             method: "GET", url: Secret(url), displayURL: "sns subscribe url", headers: [], body: Data(),
             destinations: destinations)
         guard case .success(let response) = await transport.send(confirm, timeouts: TransportTimeouts(connect: .seconds(3), total: .seconds(10))),
             (200..<300).contains(response.status)
-        else { throw RelayRejection(503, "confirmation_failed", "could not confirm the subscription; retry later") }
+        else { throw RelayRejection(.confirmationFailed, "could not confirm the subscription; retry later") }
     }
 
     private func publicKey(at url: String) async throws(RelayRejection) -> _RSA.Signing.PublicKey {
         guard let key = Self.canonical(url) else {
-            throw RelayRejection(403, "untrusted_certificate", "SigningCertURL: not an SNS certificate URL this source trusts")
+            throw RelayRejection(.untrustedCertificate, "SigningCertURL: not an SNS certificate URL this source trusts")
         }
         let now = clock()
         switch cache.withLock({ $0.lookup(key, now: now) }) {
@@ -132,19 +132,19 @@ public final class SNSVerifier: Sendable {
         }
         guard cache.withLock({ $0.takeFetch(now: now, burst: fetchBurst, interval: fetchInterval) }) else {
             // SNS retries a 503 with backoff: a genuine new certificate still arrives, later.
-            throw RelayRejection(503, "certificate_fetch_limited", "too many unknown SNS signing certificates at once; retry later")
+            throw RelayRejection(.certificateFetchLimited, "too many unknown SNS signing certificates at once; retry later")
         }
         let request = OutboundRequest(method: "GET", url: Secret(key), displayURL: key, headers: [], body: Data(), destinations: destinations)
         let result = await transport.send(request, timeouts: TransportTimeouts(connect: .seconds(3), total: .seconds(5)))
         guard case .success(let response) = result, response.status == 200 else {
             // Transient as far as SNS is concerned: 503 makes it retry.
-            let rejection = RelayRejection(503, "certificate_unavailable", "could not fetch the SNS signing certificate; retry later")
+            let rejection = RelayRejection(.certificateUnavailable, "could not fetch the SNS signing certificate; retry later")
             cache.withLock { $0.remember(key, .failed(rejection), now: now, limit: Self.failureLimit) }
             throw rejection
         }
         let pem = String(decoding: response.body, as: UTF8.self)
         guard let certificate = try? Certificate(pemEncoded: pem), let publicKey = _RSA.Signing.PublicKey(certificate.publicKey) else {
-            let rejection = RelayRejection(403, "untrusted_certificate", "SigningCertURL: not an RSA certificate")
+            let rejection = RelayRejection(.untrustedCertificate, "SigningCertURL: not an RSA certificate")
             cache.withLock { $0.remember(key, .failed(rejection), now: now, limit: Self.failureLimit) }
             throw rejection
         }

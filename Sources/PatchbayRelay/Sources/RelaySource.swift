@@ -158,7 +158,7 @@ public struct JSONFieldMapping: Sendable {
                 value = .string(String(path.dropFirst()))
             } else {
                 guard let found = Self.lookup(path, in: body) else {
-                    return .failure(RelayRejection(422, "unmappable", "\(path): not in the body (needed for \(field))"))
+                    return .failure(RelayRejection(.unmappable, "\(path): not in the body (needed for \(field))"))
                 }
                 value = found
             }

@@ -55,13 +55,13 @@ public struct RelayVerifier: Sendable {
             break
         case .eventbridge(let headerName, let key):
             guard let presented = header(headerName), key.constantTimeEquals(presented) else {
-                throw RelayRejection(401, "unauthorized", "\(headerName): missing or wrong API key")
+                throw RelayRejection(.unauthorized, "\(headerName): missing or wrong API key")
             }
         case .json(let auth, _):
             if case .bearer(let token) = auth {
                 guard let authorization = header("Authorization"), authorization.count > 7, authorization.prefix(7).lowercased() == "bearer ",
                     token.constantTimeEquals(String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces))
-                else { throw RelayRejection(401, "unauthorized", "Authorization: missing or wrong bearer token") }
+                else { throw RelayRejection(.unauthorized, "Authorization: missing or wrong bearer token") }
             }
         }
     }

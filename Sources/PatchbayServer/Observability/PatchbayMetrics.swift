@@ -1,6 +1,7 @@
 import Foundation
 import Metrics
 import PatchbayCore
+import PatchbayRelay
 import PatchbayTargets
 import Synchronization
 
@@ -31,12 +32,12 @@ public final class PatchbayMetrics: Sendable {
     private let oldestDueAge: Gauge
     private let relay: [String: Counter]
 
-    public static let relayRejectionReasons = [
-        "unknown_source", "body_too_large", "bad_signature", "malformed", "unauthorized",
-        "duplicate", "unexpected_topic", "untrusted_certificate", "untrusted_subscribe_url",
-        "certificate_unavailable", "confirmation_failed", "unmappable", "invalid_event",
-        "unmapped", "unavailable", "misconfigured", "store_unavailable", "idempotency_conflict", "other",
-    ]
+    /// Every relay rejection code, from the enum (none can be counted as `other` by omission),
+    /// and the answers a relayed message shares with intake.
+    public static let relayRejectionReasons =
+        RelayRejection.Code.allCases.map(\.rawValue) + [
+            "duplicate", "invalid_event", "unmapped", "unavailable", "store_unavailable", "idempotency_conflict", "other",
+        ]
 
     public init(targetKinds: [String] = TargetRegistry.kinds) {
         var deliveries: [String: Counter] = [:]

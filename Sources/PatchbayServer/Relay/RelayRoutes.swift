@@ -26,11 +26,11 @@ struct RelayRoutes {
             do {
                 return try await relay(request, source: name, logger: context.logger)
             } catch let rejection as RelayRejection {
-                metrics.relayRejected(rejection.code)
-                context.logger.warning("relay request refused", metadata: ["relay.source": "\(name)", "reason": "\(rejection.code)"])
+                metrics.relayRejected(rejection.code.rawValue)
+                context.logger.warning("relay request refused", metadata: ["relay.source": "\(name)", "reason": "\(rejection.code.rawValue)"])
                 // SNS drops a message answered with a 4xx; a 503 asks for a retry, with Retry-After.
                 throw APIError(
-                    HTTPResponse.Status(code: rejection.status), code: rejection.code, message: rejection.message,
+                    HTTPResponse.Status(code: rejection.status), code: rejection.code.rawValue, message: rejection.message,
                     headers: rejection.status == 503 ? [.retryAfter: "5"] : [:])
             } catch let error as IntakeError {
                 let answer = APIError(error)
@@ -52,7 +52,7 @@ struct RelayRoutes {
 
     private func relay(_ request: Request, source name: String, logger: Logger) async throws -> Response {
         guard let source = sources[name] else {
-            throw RelayRejection(404, "unknown_source", "source: no relay source named '\(name)' is configured")
+            throw RelayRejection(.unknownSource, "source: no relay source named '\(name)' is configured")
         }
         let headers = request.headers
         func header(_ name: String) -> String? { HTTPField.Name(name).flatMap { headers[$0] } }
@@ -62,15 +62,15 @@ struct RelayRoutes {
         try verifier.verifyHeaders(header)
         let limit = source.maxBodyBytes.map { min($0, maxBodyBytes) } ?? maxBodyBytes
         if let length = header("Content-Length").flatMap(Int.init), length > limit {
-            throw RelayRejection(413, "body_too_large", "body: larger than the \(limit)-byte limit of this source")
+            throw RelayRejection(.bodyTooLarge, "body: larger than the \(limit)-byte limit of this source")
         }
         let buffer: ByteBuffer
         do {
             buffer = try await RequestBody.collect(request, upTo: limit)
         } catch .tooLarge {
-            throw RelayRejection(413, "body_too_large", "body: larger than the \(limit)-byte limit of this source")
+            throw RelayRejection(.bodyTooLarge, "body: larger than the \(limit)-byte limit of this source")
         } catch .cutShort {
-            throw RelayRejection(408, "body_timeout", "body: not received within \(Int(readTimeout.seconds)) s (server.readTimeout)")
+            throw RelayRejection(.bodyTimeout, "body: not received within \(Int(readTimeout.seconds)) s (server.readTimeout)")
         }
         let body = Data(buffer.readableBytesView)
 
@@ -113,10 +113,10 @@ struct RelayRoutes {
     private func relaySNS(_ body: Data, source name: String, topics: [String], logger: Logger) async throws -> Response {
         let message = try SNSMessage(json: try parseJSON(body))
         guard topics.contains(message.topicArn) else {
-            throw RelayRejection(403, "unexpected_topic", "TopicArn: \(message.topicArn) is not one of this source's topics")
+            throw RelayRejection(.unexpectedTopic, "TopicArn: \(message.topicArn) is not one of this source's topics")
         }
         guard let verifier = snsVerifiers[name] else {
-            throw RelayRejection(503, "misconfigured", "this SNS source has no certificate verifier; retry later")
+            throw RelayRejection(.misconfigured, "this SNS source has no certificate verifier; retry later")
         }
         try await verifier.verify(message)
         switch message.type {
