@@ -628,8 +628,15 @@ struct SinkEmulationSpecTests {
         }
         let unknown = sink.emulate("POST", "/nowhere/x", body: "{}")
         #expect(unknown.status == 404 && unknown.vendor == "unknown")
-        #expect(
-            unknown.body.contains(
-                "use /slack, /teams, /teams-connector, /statuspage, /pingdom, /discord, /googlechat, /pagerduty or /datadog"))
+        // The 404 names every vendor the registry has, in its order, and none of the test endpoints;
+        // computed, so a new vendor's emulation needs no edit here.
+        let vendors = Sink.emulations.filter { $0.isVendor }.map { "/" + $0.pathPrefix }
+        #expect(unknown.body.contains("use " + vendors.dropLast().joined(separator: ", ") + " or " + (vendors.last ?? "")))
+        for vendor in ["/slack", "/teams", "/teams-connector", "/statuspage", "/pingdom", "/discord", "/googlechat", "/pagerduty", "/datadog"] {
+            #expect(vendors.contains(vendor), "\(vendor) is a vendor the sink stands in for")
+        }
+        for endpoint in Sink.emulations where !endpoint.isVendor {
+            #expect(!unknown.body.contains("/" + endpoint.pathPrefix + ","), "/\(endpoint.pathPrefix) is a test endpoint, not a vendor")
+        }
     }
 }
