@@ -189,19 +189,17 @@ extension PostgresStore: OperatorStore {
                     """, on: connection, logger: logger
                 ).first?.columns
             else { return .notFound }
-            let state = try row.value("state", as: String.self)
-            guard state != DeliveryState.pending.rawValue, state != DeliveryState.inFlight.rawValue else {
-                return .alreadyQueued(state: state)
-            }
-            if dryRun { return .wouldReplay }
+            let target = try row.value("target", as: String.self)
+            let step = ReplayStep.decide(
+                state: try row.value("state", as: String.self), storedLane: target, eventType: try row.value("type", as: String.self),
+                dryRun: dryRun)
+            guard case .replay(let note, let forgetStage) = step else { return step.answer }
             let attempts = try row.value("attempts", as: Int.self)
             let lane = try row.value("maintenance_key", as: String.self)
-            let target = try row.value("target", as: String.self)
             try await Self.rows(
                 """
                 INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
-                VALUES (\(id), \(attempts), \(now), 0, NULL, 'replay', 'replay_requested',
-                        \("replayed by an operator from state \(state); renders with the current configuration"))
+                VALUES (\(id), \(attempts), \(now), 0, NULL, 'replay', 'replay_requested', \(note))
                 """, on: connection, logger: logger)
             // A fresh place at the end of its lane, numbered under the lane row's lock as intake
             // numbers: its old number may have been handed out again (a lane's row goes once
@@ -221,14 +219,13 @@ extension PostgresStore: OperatorStore {
                 FROM lane
                 WHERE id = \(id)
                 """, on: connection, logger: logger)
-            if DeliveryLane(storedName: target).isSummary {
+            if let forgetStage {
                 // A replayed summary names its stage's servers again (see FollowUpState.forgettingStage).
-                let stage = try row.value("type", as: String.self)
                 if let json = try await Self.rows(
                     "SELECT state FROM followups WHERE maintenance_key = \(lane) AND target = \(target) FOR UPDATE",
                     on: connection, logger: logger
                 ).first.map({ try $0.decode(String.self) }),
-                    let forgotten = FollowUpState.forgettingStage(stage, in: json)
+                    let forgotten = FollowUpState.forgettingStage(forgetStage, in: json)
                 {
                     try await Self.rows(
                         "UPDATE followups SET state = \(forgotten), updated_at = \(now) WHERE maintenance_key = \(lane) AND target = \(target)",
@@ -236,7 +233,7 @@ extension PostgresStore: OperatorStore {
                 }
             }
             try await announceWork(on: connection)
-            return .replayed
+            return step.answer
         }
     }
 

@@ -150,39 +150,34 @@ extension SQLiteStore: OperatorStore {
             else {
                 return .notFound
             }
-            let state: String = row["state"]
-            guard state != DeliveryState.pending.rawValue, state != DeliveryState.inFlight.rawValue else {
-                return .alreadyQueued(state: state)
-            }
-            if dryRun { return .wouldReplay }
+            let target: String = row["target"]
+            let step = ReplayStep.decide(state: row["state"], storedLane: target, eventType: row["type"], dryRun: dryRun)
+            guard case .replay(let note, let forgetStage) = step else { return step.answer }
             let seconds = now.timeIntervalSince1970
             try db.execute(
                 sql: """
                     INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
                     VALUES (?, ?, ?, 0, NULL, 'replay', 'replay_requested', ?)
                     """,
-                arguments: [
-                    id, row["attempts"] as Int, seconds, "replayed by an operator from state \(state); renders with the current configuration",
-                ])
+                arguments: [id, row["attempts"] as Int, seconds, note])
             try db.execute(
                 sql: """
                     UPDATE deliveries SET state = 'pending', next_attempt_at = ?, attempts = 0, throttles = 0, replays = replays + 1,
                                           replayed_at = ?, updated_at = ?, last_reason = 'replay_requested'
                     WHERE id = ?
                     """, arguments: [seconds, seconds, seconds, id])
-            let target: String = row["target"]
-            if DeliveryLane(storedName: target).isSummary {
+            if let forgetStage {
                 let key: String = row["maintenance_key"]
                 if let json = try String.fetchOne(
                     db, sql: "SELECT state FROM followups WHERE maintenance_key = ? AND target = ?", arguments: [key, target]),
-                    let forgotten = FollowUpState.forgettingStage(row["type"], in: json)
+                    let forgotten = FollowUpState.forgettingStage(forgetStage, in: json)
                 {
                     try db.execute(
                         sql: "UPDATE followups SET state = ?, updated_at = ? WHERE maintenance_key = ? AND target = ?",
                         arguments: [forgotten, seconds, key, target])
                 }
             }
-            return .replayed
+            return step.answer
         }
     }
 
