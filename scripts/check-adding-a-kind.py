@@ -267,9 +267,11 @@ def main():
         expected = sorted(path for _, path in CHECKLIST_FILES)
         check(touched == expected, f"{len(touched)} files make a new HTTP chat kind, as the checklist says: {', '.join(touched)}")
         if run(check, "swift build --build-tests", ["swift", "build", "--build-tests"]):
-            # Every test, not a chosen few: a test that lists the kinds somewhere the checklist does
-            # not name fails here.
-            run(check, "swift test: its tests and every other test pass with the new kind", ["swift", "test", "--skip-build"])
+            # Every unit and component test, not a chosen few: a test that lists the kinds somewhere
+            # the checklist does not name fails here. The end-to-end suites (the real binary, minutes
+            # of maintenance clock) name no kinds by list; this script's own end to end stands in.
+            run(check, "swift test: its tests and every other non-end-to-end test pass with the new kind",
+                ["swift", "test", "--skip-build", "--skip", "EndToEndTests"])
             for script in ["check-target-kinds.py", "check-schemas.py", "check-openapi.py"]:
                 run(check, f"scripts/{script}", [sys.executable, str(ROOT / "scripts" / script)])
             end_to_end(check, str(ROOT / ".build/debug/patchbay"), workdir)
