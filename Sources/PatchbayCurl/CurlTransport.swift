@@ -38,8 +38,17 @@ public final class CurlTransport: HTTPTransport, Sendable {
     deinit { loop.shutdown() }
 
     /// Cancelling the calling task aborts the transfer (shutdown past its grace period).
+    /// A request with `fallbackURLs` goes to the next URL only when no connection to the one
+    /// before could be made: a request that reached a server may have taken effect there.
     public func send(_ request: OutboundRequest, timeouts: TransportTimeouts) async -> Result<TransportResponse, TransportFailure> {
-        await loop.send(request, timeouts: timeouts)
+        var result = await loop.send(request, timeouts: timeouts)
+        for url in request.fallbackURLs {
+            guard case .failure(let failure) = result, failure.kind == .connect, !Task.isCancelled else { break }
+            var next = request
+            next.url = url
+            result = await loop.send(next, timeouts: timeouts)
+        }
+        return result
     }
 }
 
@@ -179,6 +188,7 @@ final class CurlMultiLoop: @unchecked Sendable {
         let request = transfer.request
         let context = Unmanaged.passUnretained(transfer).toOpaque()
         patchbay_curl_set_string(easy, CURLOPT_URL, request.url.reveal())
+        if let caFile = request.caFile { patchbay_curl_set_string(easy, CURLOPT_CAINFO, caFile) }
         patchbay_curl_set_string(easy, CURLOPT_PROTOCOLS_STR, request.mail == nil ? "http,https" : "smtp,smtps")
         patchbay_curl_set_long(easy, CURLOPT_FOLLOWLOCATION, 0)
         patchbay_curl_set_long(easy, CURLOPT_NOSIGNAL, 1)

@@ -343,11 +343,11 @@ extension PostgresStore: MaintenanceStore {
             let vendorObjects = try await Self.rows(
                 "SELECT target, state FROM followups WHERE maintenance_key = \(key) ORDER BY target",
                 on: connection, logger: logger
-            ).compactMap { row -> MaintenanceDetail.VendorObject? in
+            ).flatMap { row -> [MaintenanceDetail.VendorObject] in
                 let columns = row.columns
                 let json = try columns.value("state", as: String.self)
-                guard let state = try? decoder.decode(FollowUpState.self, from: Data(json.utf8)) else { return nil }
-                return MaintenanceDetail.VendorObject(target: try columns.value("target", as: String.self), state: state)
+                guard let state = try? decoder.decode(FollowUpState.self, from: Data(json.utf8)) else { return [] }
+                return MaintenanceDetail.VendorObject.all(target: try columns.value("target", as: String.self), state: state)
             }
             var deliveries: [DeliverySummary] = []
             if let number = page.deliveries {

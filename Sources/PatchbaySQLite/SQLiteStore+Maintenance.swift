@@ -257,10 +257,10 @@ extension SQLiteStore: MaintenanceStore {
             let vendorObjects = try Row.fetchAll(
                 db, sql: "SELECT target, state FROM followups WHERE maintenance_key = ? ORDER BY target",
                 arguments: [key]
-            ).compactMap { row -> MaintenanceDetail.VendorObject? in
+            ).flatMap { row -> [MaintenanceDetail.VendorObject] in
                 let json: String = row["state"]
-                guard let state = try? decoder.decode(FollowUpState.self, from: Data(json.utf8)) else { return nil }
-                return MaintenanceDetail.VendorObject(target: row["target"], state: state)
+                guard let state = try? decoder.decode(FollowUpState.self, from: Data(json.utf8)) else { return [] }
+                return MaintenanceDetail.VendorObject.all(target: row["target"], state: state)
             }
             let deliveries =
                 try page.deliveries.map { number in

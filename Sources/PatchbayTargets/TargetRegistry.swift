@@ -24,6 +24,7 @@ public enum TargetRegistry {
     public static let registered: [any RegisteredTarget.Type] = [
         SlackTarget.self, TeamsTarget.self, StatuspageTarget.self, PingdomTarget.self, WebhookTarget.self,
         EmailTarget.self, GoogleChatTarget.self, DiscordTarget.self, PagerDutyTarget.self, DatadogTarget.self,
+        AlertmanagerTarget.self, GrafanaTarget.self,
     ]
 
     public static let kinds: [String] = registered.map { $0.kind }
@@ -68,7 +69,9 @@ public enum TargetRegistry {
                 section.report("templates", "a \(kind) target takes no templates; \(templatedKinds) do")
             }
         }
-        requireHTTPS(section)
+        // A target holding no credential (an Alertmanager on the internal network) sends nothing
+        // secret, so plain http:// is its operator's call.
+        if parsed?.secrets.isEmpty != true { requireHTTPS(section) }
         let policy = TargetPolicy(
             retry: RetryPolicy(section: section.section("retry"), defaults: retryDefaults ?? defaults.retry),
             pacing: PacingPolicy(section: section.section("rate"), defaults: defaults.pacing)
@@ -137,8 +140,10 @@ public enum TargetRegistry {
     /// loopback (the local sink, tests) or with `allowInsecureHTTP: true`. The URL is never printed.
     static func requireHTTPS(_ section: ConfigSection) {
         guard !section.bool("allowInsecureHTTP", default: false) else { return }
-        for key in ["url", "baseURL"] {
-            guard let text = section.string(key), let components = URLComponents(string: text), components.scheme?.lowercased() == "http" else {
+        var urls = ["url", "baseURL"].compactMap { key in section.string(key).map { (key, $0) } }
+        for (index, text) in (section.stringList("urls") ?? []).enumerated() { urls.append(("urls[\(index)]", text)) }
+        for (key, text) in urls {
+            guard let components = URLComponents(string: text), components.scheme?.lowercased() == "http" else {
                 continue
             }
             let host = components.host?.lowercased() ?? ""

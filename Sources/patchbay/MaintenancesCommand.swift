@@ -92,11 +92,12 @@ struct Maintenances: AsyncParsableCommand {
             printLine("\nVendor objects:")
             if view.vendorObjects.isEmpty { printLine("  none") }
             printTable(
-                header: ["TARGET", "OBJECT ID", "STATUS", "WINDOW (UTC)"],
+                header: ["TARGET", "OBJECT ID", "STATUS", "WINDOW (UTC)", "LINK"],
                 rows: view.vendorObjects.map { object in
                     let window =
-                        object.windowStart.map { start in "\(Timestamp.rfc3339(start)) – \(object.windowEnd.map(Timestamp.rfc3339) ?? "")" } ?? ""
-                    return [object.target, object.objectID ?? "", object.status ?? "", window]
+                        object.windowStart.map { start in "\(Timestamp.rfc3339(start)) – \(object.windowEnd.map(Timestamp.rfc3339) ?? "")" }
+                        ?? object.windowEnd.map { "until \(Timestamp.rfc3339($0))" } ?? ""
+                    return [object.target, object.objectID ?? "", object.status ?? "", window, object.link ?? ""]
                 }, indent: "  ")
             printLine("\nDeliveries:")
             if view.deliveries.isEmpty { printLine("  none") }

@@ -94,7 +94,8 @@ struct Serve: AsyncParsableCommand {
         let dispatcher = Dispatcher(
             store: store, targets: configuration.targets, policies: configuration.policies, transport: transport,
             settings: configuration.delivery, redactor: redactor, wake: parts.wake, pacer: opened.pacingBudget(),
-            metrics: metrics, logger: logger, routeTemplates: configuration.routeTemplates, clock: clock)
+            metrics: metrics, logger: logger, routeTemplates: configuration.routeTemplates,
+            routes: configuration.routes, clock: clock)
         let intake = EventIntake(configuration: configuration, store: store, wake: parts.wake, metrics: metrics, clock: clock)
         parts.intake = intake
         let scheduler = Scheduler(

@@ -55,7 +55,7 @@ struct PagerDutyTargetTests {
         switch step {
         case .skip(let reason): object = ["skip": .string(reason)]
         case .refuse(let reason): object = ["refuse": .string(reason)]
-        case .send(let request):
+        case .send(let request), .then(let request, _):
             object = ["method": .string(request.method), "url": .string(request.url.reveal()), "displayURL": .string(request.displayURL)]
             object["headers"] = .object(
                 Dictionary(

@@ -36,7 +36,7 @@ struct VendorTargetTests {
         switch step {
         case .skip(let reason): object = ["skip": .string(reason)]
         case .refuse(let reason): object = ["refuse": .string(reason)]
-        case .send(let request):
+        case .send(let request), .then(let request, _):
             object = ["method": .string(request.method), "url": .string(request.url.reveal())]
             object["headers"] = .object(
                 Dictionary(

@@ -14,17 +14,40 @@ public struct FollowUpState: Sendable, Hashable, Codable {
     public var link: String?
     /// For a summary lane: the instance ids each stage's summaries already named, by event type.
     public var announced: [String: [String]]?
+    /// Further vendor objects the target keeps for the maintenance beside its own (`objectID`),
+    /// by the key the target gives them: one silence per server, keyed by instance id.
+    public var objects: [String: HeldObject]?
 
     public init(
         objectID: String? = nil, status: String? = nil, windowStart: Date? = nil, windowEnd: Date? = nil, link: String? = nil,
-        announced: [String: [String]]? = nil
+        announced: [String: [String]]? = nil, objects: [String: HeldObject]? = nil
     ) {
+        self.objects = objects
         self.link = link
         self.announced = announced
         self.objectID = objectID
         self.status = status
         self.windowStart = windowStart
         self.windowEnd = windowEnd
+    }
+}
+
+/// One of the further vendor objects a follow-up state holds (`FollowUpState.objects`).
+public struct HeldObject: Sendable, Hashable, Codable {
+    /// The vendor's id (an Alertmanager silence id).
+    public var id: String
+    /// The state last set: `active`, `clearing` (ends soon), `deleted`.
+    public var status: String
+    /// When the object ends at the vendor, as last set.
+    public var end: Date?
+    /// Its page in the vendor's UI.
+    public var link: String?
+
+    public init(id: String, status: String, end: Date? = nil, link: String? = nil) {
+        self.id = id
+        self.status = status
+        self.end = end
+        self.link = link
     }
 }
 

@@ -45,13 +45,17 @@ extension Route {
         }
         for (kind, resourceKey) in resourceKeys {
             let key = resourceKey.routeKey
-            let resourcesKey = resourceKey.listKey
             guard let entry = section.section(key) else { continue }
-            entry.allowOnly(Set(["target", resourcesKey]).union(resourceKey.scalarKeys))
-            var resources = entry.stringList(resourcesKey, required: resourceKey.listRequired) ?? []
-            for (index, item) in resources.enumerated() where item.hasPrefix("@") {
-                entry.diagnostics.report("\(entry.keyPath(resourcesKey))[\(index)]", "may not start with '@'")
-                valid = false
+            entry.allowOnly(
+                Set(["target"] + [resourceKey.listKey].compactMap { $0 }).union(resourceKey.scalarKeys).union(resourceKey.optionalScalarKeys)
+                    .union(resourceKey.sections.keys))
+            var resources: [String] = []
+            if let resourcesKey = resourceKey.listKey {
+                resources = entry.stringList(resourcesKey, required: resourceKey.listRequired) ?? []
+                for (index, item) in resources.enumerated() where item.hasPrefix("@") {
+                    entry.diagnostics.report("\(entry.keyPath(resourcesKey))[\(index)]", "may not start with '@'")
+                    valid = false
+                }
             }
             for scalar in resourceKey.scalarKeys {
                 guard let value = entry.string(scalar, required: true) else {
@@ -59,6 +63,20 @@ extension Route {
                     continue
                 }
                 resources.append(RouteResources.encode(scalar: scalar, value))
+            }
+            for scalar in resourceKey.optionalScalarKeys {
+                if let value = entry.string(scalar) { resources.append(RouteResources.encode(scalar: scalar, value)) }
+            }
+            for (name, keys) in resourceKey.sections.sorted(by: { $0.key < $1.key }) {
+                guard let map = entry.section(name) else { continue }
+                map.allowOnly(Set(keys))
+                for inner in keys {
+                    if let value = map.string(inner) { resources.append(RouteResources.encode(section: name, key: inner, value)) }
+                }
+            }
+            for (problemKey, problem) in resourceKey.check(resources) {
+                if problemKey.isEmpty { entry.report(problem) } else { entry.diagnostics.report(entry.keyPath(problemKey), problem) }
+                valid = false
             }
             guard let name = entry.string("target", required: true) else {
                 valid = false
@@ -76,7 +94,7 @@ extension Route {
             }
             for (index, resource) in RouteResources.items(in: resources).enumerated() {
                 if let problem = resourceKey.validate(resource) {
-                    entry.diagnostics.report("\(entry.keyPath(resourcesKey))[\(index)]", problem)
+                    entry.diagnostics.report("\(entry.keyPath(resourceKey.listKey ?? ""))[\(index)]", problem)
                     valid = false
                 }
             }

@@ -6,8 +6,8 @@ import Foundation
 public struct RouteResourceKey: Sendable {
     /// The route's key that names the target and lists its resources.
     public var routeKey: String
-    /// The list inside it: component ids, check ids, service ids.
-    public var listKey: String
+    /// The list inside it: component ids, check ids, service ids; nil for a kind without one.
+    public var listKey: String?
     /// nil for an acceptable resource id, else why it is not ("expected a numeric check id").
     public var validate: @Sendable (String) -> String?
     /// Single-text keys beside the list (`datadog: {target, scope: "env:prod", monitorTags: [...]}`),
@@ -15,15 +15,29 @@ public struct RouteResourceKey: Sendable {
     public var scalarKeys: [String]
     /// Whether the list may be empty or left out (Datadog's monitor tags default to all monitors).
     public var listRequired: Bool
+    /// Single-text keys that may be left out (`alertmanager: {clearAfter: 10m}`), as `@key=value`.
+    public var optionalScalarKeys: [String]
+    /// Maps of single-text keys inside the entry (`instances: {matcher: ..., clearAfter: 10m}`),
+    /// by name, each with its keys; they travel as `@section.key=value`.
+    public var sections: [String: [String]]
+    /// Checks the entry as a whole once each part was read (`resources` encoded as delivered):
+    /// problems by the key they concern (`matchers[1]`, `instances.clearAfter`, or "" for the
+    /// entry itself).
+    public var check: @Sendable (_ resources: [String]) -> [(key: String, problem: String)]
 
     public init(
-        routeKey: String, listKey: String, scalarKeys: [String] = [], listRequired: Bool = false,
-        validate: @escaping @Sendable (String) -> String? = { _ in nil }
+        routeKey: String, listKey: String?, scalarKeys: [String] = [], listRequired: Bool = false,
+        optionalScalarKeys: [String] = [], sections: [String: [String]] = [:],
+        validate: @escaping @Sendable (String) -> String? = { _ in nil },
+        check: @escaping @Sendable ([String]) -> [(key: String, problem: String)] = { _ in [] }
     ) {
         self.routeKey = routeKey
         self.listKey = listKey
         self.scalarKeys = scalarKeys
         self.listRequired = listRequired
+        self.optionalScalarKeys = optionalScalarKeys
+        self.sections = sections
+        self.check = check
         self.validate = validate
     }
 }
@@ -31,6 +45,14 @@ public struct RouteResourceKey: Sendable {
 /// A delivery's route resources: list items as they are, scalar keys as `@key=value`.
 public enum RouteResources {
     public static func encode(scalar key: String, _ value: String) -> String { "@\(key)=\(value)" }
+
+    /// `@section.key=value`, a key of a map inside the route's entry.
+    public static func encode(section: String, key: String, _ value: String) -> String { "@\(section).\(key)=\(value)" }
+
+    /// The value of `key` in map `section`, from the first route that set it.
+    public static func scalar(_ key: String, inSection section: String, in resources: [String]) -> String? {
+        scalar("\(section).\(key)", in: resources)
+    }
 
     /// The value of scalar `key`, from the first route that set it.
     public static func scalar(_ key: String, in resources: [String]) -> String? {

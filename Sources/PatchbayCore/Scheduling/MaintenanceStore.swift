@@ -179,6 +179,22 @@ extension MaintenanceDetail.VendorObject {
         windowEnd = state.windowEnd
         link = state.link
     }
+
+    /// Every object a target's follow-up state holds: its own (when it made one), then each
+    /// further one (a server's silence) as `target · key`.
+    public static func all(target: String, state: FollowUpState) -> [Self] {
+        var objects: [Self] = []
+        if state.objectID != nil || state.status != nil || state.objects == nil { objects.append(Self(target: target, state: state)) }
+        for (key, held) in (state.objects ?? [:]).sorted(by: { $0.key < $1.key }) {
+            var object = Self(target: "\(target) · \(key)", state: FollowUpState())
+            object.objectID = held.id
+            object.status = held.status
+            object.windowEnd = held.end
+            object.link = held.link
+            objects.append(object)
+        }
+        return objects
+    }
 }
 
 /// Maintenances and their planned notices. The scheduler fires due notices through it; the CLI

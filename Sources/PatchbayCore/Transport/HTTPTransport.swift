@@ -27,11 +27,23 @@ public struct OutboundRequest: Sendable {
     /// For `smtp://` and `smtps://` URLs: the envelope. `body` is then the whole RFC 5322
     /// message (headers, blank line, body), uploaded as is; `method` and `headers` are ignored.
     public var mail: MailEnvelope?
+    /// Which of the target's vendor objects the request acts on, for the target's own reading of
+    /// the answer (`FollowUpState.objects` key); nil for the maintenance's own object.
+    public var object: String?
+    /// PEM file of the certificate authorities to trust instead of the system's (a private CA).
+    public var caFile: String?
+    /// Further URLs that serve the same API (an HA cluster's other members), tried in order
+    /// when no connection to the URL before could be made; never after a request reached one.
+    public var fallbackURLs: [Secret]
 
     public init(
         method: String, url: Secret, displayURL: String, headers: [HTTPHeader], body: Data,
-        destinations: DestinationPolicy = .any, mail: MailEnvelope? = nil
+        destinations: DestinationPolicy = .any, mail: MailEnvelope? = nil, object: String? = nil, caFile: String? = nil,
+        fallbackURLs: [Secret] = []
     ) {
+        self.object = object
+        self.caFile = caFile
+        self.fallbackURLs = fallbackURLs
         self.destinations = destinations
         self.mail = mail
         self.method = method

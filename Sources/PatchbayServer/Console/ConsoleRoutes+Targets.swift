@@ -54,7 +54,7 @@ extension ConsoleRoutes {
                 status: .conflict)
         }
         let event = ConsoleViews.sampleEvent(now: clock())
-        let planner = DeliveryPlanner(routeTemplates: configuration.routeTemplates)
+        let planner = DeliveryPlanner(routeTemplates: configuration.routeTemplates, routes: configuration.routes)
         let send = DeliveryPlanner.Send(
             event: event, lane: DeliveryLane(target: name), target: target, displayTimeZone: "UTC",
             deliveryID: "dlv_console_test_" + ConsoleKeys.randomID().prefix(8), now: clock())
@@ -71,14 +71,16 @@ extension ConsoleRoutes {
                 return message(
                     session, heading: "Cannot render", text: configuration.redactor.redact(error.description), status: .unprocessableContent)
             }
-            guard case .send(let request) = step else {
+            // A step of several links sends its first (for a silence, the lookup): enough to try
+            // the address and the credentials without changing anything at the vendor.
+            guard let request = step.firstRequest else {
                 values["result"] = "Nothing to send for a sample event to this target."
                 return render("test-preview", title: "Test message", values: values, session: session)
             }
             let result = await transport.send(request, timeouts: configuration.delivery.timeouts)
             values["result"] =
                 switch result {
-                case .success(let response): "Sent: the vendor answered \(response.status) (\(target.classify(result).label))."
+                case .success(let response): "Sent: the vendor answered \(response.status) (\(target.classify(result, for: request).label))."
                 case .failure(let failure): "Not sent: \(configuration.redactor.redact(failure.message))"
                 }
         }

@@ -9,8 +9,9 @@ public enum RequestPreview {
     /// would be sent.
     public static func describe(_ step: () throws(RenderError) -> DeliveryStep, redactor: Redactor) -> String {
         do {
-            switch try step() {
-            case .send(let request):
+            let step = try step()
+            switch step {
+            case .send(let request), .then(let request, _):
                 var lines = ["\(request.method) \(request.displayURL)"]
                 if let mail = request.mail {
                     lines.append("MAIL FROM: <\(mail.from)>  RCPT TO: \(mail.recipients.map { "<\($0)>" }.joined(separator: ", "))")
@@ -21,6 +22,10 @@ public enum RequestPreview {
                 if !request.body.isEmpty {
                     lines.append("")
                     lines.append(redactor.redact(prettyJSON(request.body)))
+                }
+                if case .then = step {
+                    lines.append("")
+                    lines.append("then, depending on the answer: the request it leads to (a create, an update, one per vendor object)")
                 }
                 return lines.joined(separator: "\n")
             case .skip(let reason): return "nothing to send: \(reason)"
@@ -42,7 +47,7 @@ public enum RequestPreview {
         let name = lane.target
         guard let target = configuration.targets[name] else { return "target '\(name)' is no longer in the configuration" }
         if summary.eventType == RelayedMessage.eventType { return "a relayed body, passed through to \(name) unchanged and signed" }
-        let planner = DeliveryPlanner(routeTemplates: configuration.routeTemplates)
+        let planner = DeliveryPlanner(routeTemplates: configuration.routeTemplates, routes: configuration.routes)
         let send = DeliveryPlanner.Send(
             event: detail.event, lane: lane, target: target, displayTimeZone: detail.displayTimeZone,
             deliveryID: summary.id, now: now, resources: detail.resources)
@@ -59,7 +64,7 @@ public enum RequestPreview {
         _ plan: DeliveryPlan, of event: PatchEvent, configuration: PatchbayConfiguration, now: Date = Date()
     ) -> String? {
         guard let target = configuration.targets[plan.target] else { return nil }
-        let planner = DeliveryPlanner(routeTemplates: configuration.routeTemplates)
+        let planner = DeliveryPlanner(routeTemplates: configuration.routeTemplates, routes: configuration.routes)
         let send = DeliveryPlanner.Send(
             event: event, lane: plan.lane, target: target, displayTimeZone: plan.displayTimeZone, deliveryID: "dlv_render", now: now,
             resources: plan.resources)

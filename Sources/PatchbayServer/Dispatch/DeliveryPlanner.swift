@@ -9,6 +9,8 @@ import PatchbayTargets
 /// dispatcher would send.
 struct DeliveryPlanner: Sendable {
     let routeTemplates: RouteTemplates
+    /// The routes, for their notice settings (how far an overrun extends the window).
+    var routes = RouteTable(routes: [])
 
     /// One delivery to render: its event on its lane, for its target.
     struct Send {
@@ -45,20 +47,21 @@ struct DeliveryPlanner: Sendable {
         let needsState = send.relayed == nil && (send.target.usesMaintenanceState || templates != nil || send.lane.isSummary)
         let state =
             needsState ? try await Self.readMaintenance(for: send.event, lane: send.lane, target: send.target, from: store) : (nil, .empty)
-        return Self.context(for: send, state: state, templates: templates)
+        return context(for: send, state: state, templates: templates)
     }
 
     /// `send`'s context with the maintenance state already known (or left out): previews that
     /// have no store (`patchbay render`, the console's test message) or could not read it.
     func context(for send: Send, state: (FollowUpState?, MaintenanceSnapshot)) -> RenderContext {
-        Self.context(for: send, state: state, templates: send.templates(from: routeTemplates))
+        context(for: send, state: state, templates: send.templates(from: routeTemplates))
     }
 
-    private static func context(for send: Send, state: (FollowUpState?, MaintenanceSnapshot), templates: MessageTemplates?) -> RenderContext {
+    private func context(for send: Send, state: (FollowUpState?, MaintenanceSnapshot), templates: MessageTemplates?) -> RenderContext {
         RenderContext(
             displayTimeZone: TimeZone(identifier: send.displayTimeZone) ?? TimeZone(identifier: "UTC")!,
             deliveryID: send.deliveryID, now: send.now, followUp: state.0, maintenance: state.1, resources: send.resources,
-            routeTemplates: templates, isSummary: send.lane.isSummary, encodedEvent: send.encodedEvent)
+            routeTemplates: templates, isSummary: send.lane.isSummary, encodedEvent: send.encodedEvent,
+            overrunExtend: routes.noticeSettings(for: send.event)?.settings.overrunExtend ?? NoticeSettings().overrunExtend)
     }
 
     /// The maintenance as deep as this send needs: a summary names every server; other sends

@@ -33,6 +33,7 @@ public struct Dispatcher: Service, CustomStringConvertible {
         store: any DispatchStore, targets: [String: any DeliveryTarget], policies: [String: TargetPolicy],
         transport: any HTTPTransport, settings: DispatcherSettings, redactor: Redactor, wake: WakeSignal,
         pacer: any PacingBudget = Pacer(), metrics: PatchbayMetrics, logger: Logger, routeTemplates: RouteTemplates = .none,
+        routes: RouteTable = RouteTable(routes: []),
         clock: @escaping @Sendable () -> Date = Date.init, random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
     ) {
         self.store = store
@@ -47,7 +48,7 @@ public struct Dispatcher: Service, CustomStringConvertible {
         self.logger = logger
         self.clock = clock
         self.random = random
-        self.planner = DeliveryPlanner(routeTemplates: routeTemplates)
+        self.planner = DeliveryPlanner(routeTemplates: routeTemplates, routes: routes)
     }
 
     /// ServiceLifecycle logs services by description; the default would dump every field.
@@ -125,6 +126,8 @@ public struct Dispatcher: Service, CustomStringConvertible {
         let policy: TargetPolicy
         let request: OutboundRequest
         let context: RenderContext
+        /// What the answer to `request` leads to, for a step of several links (`DeliveryStep.then`).
+        var next: (@Sendable (TransportResponse) -> DeliveryStep)? = nil
     }
 
     /// How an attempt ends, for the record stage.
@@ -184,6 +187,9 @@ public struct Dispatcher: Service, CustomStringConvertible {
                 return .end(Ending(outcome: .permanent(reason: ResponseRule.Reason.refusedByVendorRules), detail: reason))
             case .send(let request):
                 return .send(PlannedSend(targetName: targetName, target: target, policy: policy, request: request, context: context))
+            case .then(let request, let next):
+                return .send(
+                    PlannedSend(targetName: targetName, target: target, policy: policy, request: request, context: context, next: next))
             }
         } catch {
             return .end(Ending(outcome: .permanent(reason: ResponseRule.Reason.renderFailed), detail: String(describing: error)))
@@ -219,23 +225,41 @@ public struct Dispatcher: Service, CustomStringConvertible {
 
     /// Send and classify: one request through the transport, its answer classified by the
     /// target's rules, a vendor's pause applied to the shared budget, the follow-up state taken
-    /// from a delivered answer.
+    /// from a delivered answer. A step of several links sends each in turn, paced like any send;
+    /// the state every delivered link left is recorded even when a later link fails, so the
+    /// retry plans from what the vendor now holds.
     func sendAndClassify(_ planned: PlannedSend, attempt: inout Attempt) async -> Ending {
         let target = planned.target
         let pacing = planned.policy.pacing
         attempt.startedAt = clock()
-        let result = await transport.send(planned.request, timeouts: settings.timeouts)
-        var outcome = target.classify(result)
-        if case .retry(let after?, let reason) = outcome, after > settings.maxPause {
-            attempt.logger.warning(
-                "the vendor asked for a longer pause than delivery.maxPause; using maxPause",
-                metadata: ["asked_seconds": "\(Int(min(after.seconds, 1e12)))", "max_pause_seconds": "\(Int(settings.maxPause.seconds))"])
-            outcome = .retry(after: settings.maxPause, reason: reason)
-        }
-        switch result {
-        case .success(let response):
+        var request = planned.request
+        var next = planned.next
+        var context = planned.context
+        var followUp: FollowUpState? = nil
+        var latency = Duration.zero
+        for link in 1...DeliveryStep.maxLinks {
+            if link > 1 { await waitForSlot(planned) }
+            let result = await transport.send(request, timeouts: settings.timeouts)
+            var outcome = target.classify(result, for: request)
+            if case .retry(let after?, let reason) = outcome, after > settings.maxPause {
+                attempt.logger.warning(
+                    "the vendor asked for a longer pause than delivery.maxPause; using maxPause",
+                    metadata: ["asked_seconds": "\(Int(min(after.seconds, 1e12)))", "max_pause_seconds": "\(Int(settings.maxPause.seconds))"])
+                outcome = .retry(after: settings.maxPause, reason: reason)
+            }
+            let response: TransportResponse
+            switch result {
+            case .success(let answer):
+                response = answer
+            case .failure(let failure):
+                attempt.latency = latency + failure.latency
+                return Ending(
+                    outcome: outcome, detail: failure.message, policy: planned.policy.retry, followUp: followUp,
+                    plannedObjectID: planned.context.followUp?.objectID, planned: planned)
+            }
             attempt.status = response.status
-            attempt.latency = response.latency
+            latency += response.latency
+            attempt.latency = latency
             if let pause = target.pause(after: response) {
                 await pauseTarget(planned.targetName, key: target.pacingKey, policy: pacing, for: min(pause, settings.maxPause))
             }
@@ -243,15 +267,45 @@ public struct Dispatcher: Service, CustomStringConvertible {
                 let quiet = after ?? .milliseconds(Int64(2000 / pacing.rate))
                 await pauseTarget(planned.targetName, key: target.pacingKey, policy: pacing, for: quiet)
             }
-            let followUp =
-                outcome.label == "delivered"
-                ? target.followUp(after: response, to: planned.request, event: attempt.claim.event, context: planned.context) : nil
-            return Ending(
-                outcome: outcome, detail: excerpt(of: response.body), policy: planned.policy.retry, followUp: followUp,
-                plannedObjectID: planned.context.followUp?.objectID, planned: planned)
-        case .failure(let failure):
-            attempt.latency = failure.latency
-            return Ending(outcome: outcome, detail: failure.message, policy: planned.policy.retry)
+            let ending = { (outcome: DeliveryOutcome, detail: String?) in
+                Ending(
+                    outcome: outcome, detail: detail, policy: planned.policy.retry, followUp: followUp,
+                    plannedObjectID: planned.context.followUp?.objectID, planned: planned)
+            }
+            guard outcome.label == "delivered" else { return ending(outcome, excerpt(of: response.body)) }
+            if let state = target.followUp(after: response, to: request, event: attempt.claim.event, context: context) {
+                followUp = state
+                context.followUp = state
+            }
+            guard let then = next else { return ending(outcome, excerpt(of: response.body)) }
+            switch then(response) {
+            case .send(let following):
+                request = following
+                next = nil
+            case .then(let following, let after):
+                request = following
+                next = after
+            case .skip(let reason):
+                return ending(.delivered(reason: ResponseRule.Reason.nothingToSend), reason)
+            case .refuse(let reason):
+                return ending(.permanent(reason: ResponseRule.Reason.refusedByVendorRules), reason)
+            }
+        }
+        return Ending(
+            outcome: .permanent(reason: ResponseRule.Reason.renderFailed),
+            detail: "the step chained more than \(DeliveryStep.maxLinks) requests", policy: planned.policy.retry, followUp: followUp,
+            plannedObjectID: planned.context.followUp?.objectID, planned: planned)
+    }
+
+    /// Waits for the pacing slot of a step's next link: the attempt already holds its delivery,
+    /// so it waits (in bounded naps) rather than put it back halfway through.
+    private func waitForSlot(_ planned: PlannedSend) async {
+        for _ in 0..<20 {
+            guard
+                case .later(let at) = (try? await pace(key: planned.target.pacingKey, policy: planned.policy.pacing))
+                    ?? .later(at: clock().addingTimeInterval(0.5))
+            else { return }
+            try? await Task.sleep(for: .seconds(min(max(at.timeIntervalSince(clock()), 0.05), 5)))
         }
     }
 
@@ -443,6 +497,10 @@ public struct Dispatcher: Service, CustomStringConvertible {
         cancel.notice = nil
         cancel.details = ["reason": .string("Duplicate notice: this maintenance is tracked in another \(planned.target.kind) object.")]
         var context = planned.context
+        // Only the maintenance's own object is extra; the further objects (a server's silence)
+        // may be the very ones the stored state holds.
+        var extra = extra
+        extra.objects = nil
         context.followUp = extra
         context.encodedEvent = nil
         let metadata: Logger.Metadata = ["vendor.object": "\(extra.objectID ?? "")"]
@@ -455,11 +513,11 @@ public struct Dispatcher: Service, CustomStringConvertible {
                 metadata: metadata.merging(["error": "\(error)"]) { $1 })
             return
         }
-        guard case .send(let request) = step else {
+        guard let request = step.firstRequest else {
             let reason: String =
                 switch step {
                 case .skip(let reason), .refuse(let reason): reason
-                case .send: ""
+                case .send, .then: ""
                 }
             logger.error(
                 "an extra vendor object cannot be closed by the target's cancel path; close it by hand",
@@ -476,7 +534,7 @@ public struct Dispatcher: Service, CustomStringConvertible {
                 try? await Task.sleep(for: .seconds(min(max(at.timeIntervalSince(clock()), 0.05), 30)))
             }
             let result = await transport.send(request, timeouts: settings.timeouts)
-            if case .delivered = planned.target.classify(result) {
+            if case .delivered = planned.target.classify(result, for: request) {
                 logger.warning(
                     "closed an extra vendor object through the target's cancel path (a send whose lease overlapped another created it)",
                     metadata: metadata)

@@ -23,6 +23,8 @@ struct VendorState {
     var downtimes: [String: [String: JSONValue]] = [:]
     var nextDowntimeID = 0
     var nextChatMessageID = 0
+    var silences: [String: [String: JSONValue]] = [:]
+    var nextSilenceID = 0
 }
 
 /// A vendor the sink stands in for, found by the first segment of the path, as the targets are
@@ -49,6 +51,7 @@ extension Sink {
     static let emulations: [any VendorEmulation.Type] = [
         SlackEmulation.self, TeamsEmulation.self, TeamsConnectorEmulation.self, StatuspageEmulation.self, PingdomEmulation.self,
         DiscordEmulation.self, GoogleChatEmulation.self, PagerDutyEmulation.self, DatadogEmulation.self,
+        GrafanaEmulation.self,
         WebhookReceiver.self, SNSStandIn.self, StatusEndpoint.self, HangEndpoint.self, EndlessEndpoint.self,
     ]
 
@@ -128,6 +131,13 @@ extension PagerDutyEmulation: VendorEmulation {
         answer(
             method: request.method, parts: request.parts, body: request.body, headers: request.headers,
             windows: &state.pagerDutyWindows, nextID: &state.nextPagerDutyWindowID)
+    }
+}
+
+extension GrafanaEmulation: VendorEmulation {
+    static let pathPrefix = "grafana"
+    static func emulate(_ request: EmulatedRequest, state: inout VendorState) -> Sink.Answer {
+        answer(request, silences: &state.silences, nextID: &state.nextSilenceID)
     }
 }
 

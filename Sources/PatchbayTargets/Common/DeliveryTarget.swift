@@ -22,12 +22,16 @@ public struct RenderContext: Sendable {
     /// The event as stored (`ClaimedDelivery.encodedEvent`), when the caller has it: the same
     /// bytes `JSONEncoder.patchbay()` makes of the event, without the cost of encoding.
     public var encodedEvent: Data?
+    /// How far the route's overrun notice extends the window (`routes[].overrunExtend`): a
+    /// server's own silence lasts that long past the window, like the extended window would.
+    public var overrunExtend: Duration
 
     public init(
         displayTimeZone: TimeZone, deliveryID: String, now: Date, followUp: FollowUpState? = nil,
         maintenance: MaintenanceSnapshot = .empty, resources: [String] = [], routeTemplates: MessageTemplates? = nil,
-        isSummary: Bool = false, encodedEvent: Data? = nil
+        isSummary: Bool = false, encodedEvent: Data? = nil, overrunExtend: Duration = NoticeSettings().overrunExtend
     ) {
+        self.overrunExtend = overrunExtend
         self.encodedEvent = encodedEvent
         self.routeTemplates = routeTemplates
         self.isSummary = isSummary
@@ -49,6 +53,12 @@ public struct RenderError: Error, Sendable, CustomStringConvertible {
 public enum DeliveryStep: Sendable {
     /// Send this request.
     case send(OutboundRequest)
+    /// Send this request and, once it is delivered, what its answer leads to: a lookup before a
+    /// create (did an earlier attempt, killed before its record, already make the object?), or
+    /// one request per vendor object an event changes. The target's `followUp` reads each
+    /// delivered answer in turn; a link that is not delivered ends the attempt with its outcome,
+    /// and the retry plans again from the state the links before it left.
+    case then(OutboundRequest, next: @Sendable (TransportResponse) -> DeliveryStep)
     /// Nothing to send: the vendor object already says what this event would (a fifth
     /// `started` for an incident already in progress). The delivery counts as delivered.
     case skip(reason: String)
@@ -67,6 +77,9 @@ public protocol DeliveryTarget: Sendable {
     /// Pure: the same event, context and config always give the same step.
     func plan(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> DeliveryStep
     func classify(_ result: Result<TransportResponse, TransportFailure>) -> DeliveryOutcome
+    /// As `classify(_:)`, for kinds whose answer means something else per request (a 404 to a
+    /// DELETE is "already gone", to an update a lost object). Defaults to `classify(_:)`.
+    func classify(_ result: Result<TransportResponse, TransportFailure>, for request: OutboundRequest) -> DeliveryOutcome
     /// After a delivered send of `request`: what to remember for later events of the same
     /// maintenance. Returns nil when nothing changes.
     func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState?
@@ -92,6 +105,10 @@ extension DeliveryTarget {
         ResponseRule.classify(result)
     }
 
+    public func classify(_ result: Result<TransportResponse, TransportFailure>, for request: OutboundRequest) -> DeliveryOutcome {
+        classify(result)
+    }
+
     public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState?
     {
         nil
@@ -109,6 +126,20 @@ extension DeliveryTarget {
 
     public func relay(_ message: RelayedMessage, context: RenderContext) throws(RenderError) -> DeliveryStep {
         .refuse(reason: "a \(kind) target takes lifecycle events only; passthrough needs a webhook target")
+    }
+}
+
+extension DeliveryStep {
+    /// The most links one step may chain: an event of a 64-server maintenance changing each
+    /// server's silence, and a lookup; anything longer is a bug, not a vendor's answer.
+    public static let maxLinks = 70
+
+    /// The first request of the step, if it sends one.
+    public var firstRequest: OutboundRequest? {
+        switch self {
+        case .send(let request), .then(let request, _): request
+        case .skip, .refuse: nil
+        }
     }
 }
 

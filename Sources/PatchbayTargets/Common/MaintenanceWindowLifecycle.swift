@@ -76,5 +76,5 @@ public enum MaintenanceWindowLifecycle {
         return "\(vendor) answered the create without a usable \(object) id, so Patchbay cannot \(verb) it; change it in \(vendor)"
     }
 
-    static let deletedStatus = "deleted"
+    public static let deletedStatus = "deleted"
 }
