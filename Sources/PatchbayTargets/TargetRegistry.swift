@@ -24,7 +24,7 @@ public enum TargetRegistry {
     public static let registered: [any RegisteredTarget.Type] = [
         SlackTarget.self, TeamsTarget.self, StatuspageTarget.self, PingdomTarget.self, WebhookTarget.self,
         EmailTarget.self, GoogleChatTarget.self, DiscordTarget.self, PagerDutyTarget.self, DatadogTarget.self,
-        AlertmanagerTarget.self, GrafanaTarget.self,
+        AlertmanagerTarget.self, GrafanaTarget.self, Icinga2Target.self,
     ]
 
     public static let kinds: [String] = registered.map { $0.kind }

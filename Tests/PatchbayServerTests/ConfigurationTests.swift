@@ -26,7 +26,7 @@ struct ConfigurationTests {
         #expect(
             configuration.targetNames == [
                 "ops-slack", "ops-teams", "status", "uptime", "ops-chat", "ops-discord", "changes-mail", "audit-hook",
-                "pager", "monitors",
+                "pager", "monitors", "alerts", "grafana", "icinga",
             ])
         // The example shows every kind there is.
         #expect(Set(configuration.targets.values.map(\.kind)) == Set(TargetRegistry.kinds))
@@ -135,7 +135,7 @@ struct ConfigurationTests {
         let found = problems(yaml)
         #expect(found.contains("routes[0].pingdom.checks[1]: expected a numeric Pingdom check id, got 'abc'"))
         #expect(found.contains("routes[0].statuspage.target: 'ops' is a slack target; statuspage needs a target of kind statuspage"))
-        #expect(found.contains("routes[1]: a route needs targets, statuspage, pingdom, pagerduty or datadog"))
+        #expect(found.contains("routes[1]: a route needs targets, statuspage, pingdom, pagerduty, datadog, alertmanager, grafana or icinga2"))
         #expect(found.contains("sources.ci.passthrough[1]: 'ops' is a slack target; passthrough sends to webhook targets only"))
         #expect(!found.contains { $0.contains("passthrough[0]") })
     }

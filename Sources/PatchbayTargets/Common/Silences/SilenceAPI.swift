@@ -350,10 +350,8 @@ public struct SilenceAPI: Sendable {
 
     public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState?
     {
-        guard request.method != "GET", let object = request.object else { return nil }
-        let parts = object.split(separator: "#", maxSplits: 1).map(String.init)
-        let key = parts[0]
-        let action = parts.count > 1 ? parts[1] : ""
+        guard request.method != "GET", let tag = ObjectTag(request.object) else { return nil }
+        let (key, action) = (tag.key, tag.action)
         var state = context.followUp ?? FollowUpState()
         let id = request.method == "POST" ? Self.silenceID(in: response) : nil
         if key == Self.maintenanceKey {
@@ -372,8 +370,7 @@ public struct SilenceAPI: Sendable {
             }
             return state
         }
-        guard key.hasPrefix("server:") else { return nil }
-        let instance = String(key.dropFirst("server:".count))
+        guard let instance = tag.instance else { return nil }
         var objects = state.objects ?? [:]
         let previous = objects[instance]
         if request.method == "DELETE" {
@@ -386,4 +383,21 @@ public struct SilenceAPI: Sendable {
         state.objects = objects
         return state
     }
+}
+
+/// What a request's `object` says: which object it acts on (`maintenance`, or `server:<instance
+/// id>`) and what it does to it (`clear`, `end`, `prune`, or "" for a create or a move).
+struct ObjectTag {
+    let key: String
+    let action: String
+
+    init?(_ object: String?) {
+        guard let object else { return nil }
+        let parts = object.split(separator: "#", maxSplits: 1).map(String.init)
+        key = parts.first ?? ""
+        action = parts.count > 1 ? parts[1] : ""
+    }
+
+    /// The server's instance id for a server's object.
+    var instance: String? { key.hasPrefix("server:") ? String(key.dropFirst("server:".count)) : nil }
 }
