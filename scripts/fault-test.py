@@ -5,10 +5,10 @@ the sink and in the store, that the promises hold. Each scenario prints what it 
 lines:
 
 - store-write (SQLite, PostgreSQL): the store refuses writes for 25 s just after a Statuspage
-  create and a webhook went out (the sink takes 6 s to answer each). SQLite: another connection
-  holds `BEGIN IMMEDIATE`; PostgreSQL: the database takes no connections and the instances'
-  connections are terminated. Exactly one incident, one webhook id per event, and the maintenance
-  knows the incident the sink created.
+  create, a Grafana silence and a webhook went out (the sink takes 6 s to answer each). SQLite:
+  another connection holds `BEGIN IMMEDIATE`; PostgreSQL: the database takes no connections and
+  the instances' connections are terminated. Exactly one incident, one silence, one webhook id per
+  event, and the maintenance knows the incident and the silence the sink created.
 - db-pause (PostgreSQL): `kill -STOP` of the server for 8 s while 10 slow sends (12 s) are in flight
   on two instances, and a monitor keeps polling instance 2's /metrics until 3 s past the resume
   (its pool fills with waiting reads; if its heartbeat fails for want of a connection, the pause
@@ -227,12 +227,17 @@ def store_write(sc, store):
         section = store_section("postgres", sc.suite.pg.create_database(database))
     sc.write_config(section, f"{{lease: {lease}s, pollInterval: 200ms, retry: {{base: 500ms, cap: 2s}}}}",
                     f'  hook: {{kind: webhook, url: "{base}/webhook/store", secret: "{SECRET}", allowPrivateNetworks: true}}\n'
-                    f'  status: {{kind: statuspage, page: faultpage, apiKey: "fault-statuspage-key", baseURL: "{base}/statuspage"}}',
-                    "  - targets: [hook]\n    statuspage: {target: status}\n    reminders: []\n    announceStart: false")
+                    f'  status: {{kind: statuspage, page: faultpage, apiKey: "fault-statuspage-key", baseURL: "{base}/statuspage"}}\n'
+                    f'  graf: {{kind: grafana, url: "{base}/grafana", token: "fault-grafana-token"}}',
+                    "  - targets: [hook]\n    statuspage: {target: status}\n    grafana: {target: graf, matchers: ['app=\"Store\"']}\n"
+                    "    reminders: []\n    announceStart: false")
     servers = sc.start_servers(1 if store == "sqlite" else 2)
     incidents = "/statuspage/v1/pages/faultpage/incidents"
     sc.sink.script(incidents, [{"status": 201, "delayMs": send_ms}])
     sc.sink.script("/webhook/store", [{"delayMs": send_ms}])
+    # The silence's lookup and its create each take send_ms: the create is answered in the hold.
+    silences = "/grafana/api/alertmanager/grafana/api/v2/silences"
+    sc.sink.script(silences, [{"delayMs": send_ms}, {"delayMs": send_ms}])
     window = "mw-store-1"
     answer = post(servers[0].port, event("scheduled", "Store", window))
     posted = time.time()
@@ -276,7 +281,7 @@ def store_write(sc, store):
     # Done when both deliveries are final; on the old code the lease must run out first.
     def settled():
         states = [d["state"] for d in sc.deliveries()]
-        return len(states) >= 2 and all(s in ("delivered", "dead") for s in states)
+        return len(states) >= 3 and all(s in ("delivered", "dead") for s in states)
     sc.wait_until(lambda: time.time() > held["to"] + 2 and settled(), timeout=lease + 10 - (time.time() - posted))
     time.sleep(1)
     finished = time.time()
@@ -293,17 +298,21 @@ def store_write(sc, store):
     sc.saw(f"deliveries: {states}")
     try:
         shown = sc.cli("maintenances", "show", window, "--json")
-        known = [o.get("objectID") for o in (shown or {}).get("vendorObjects", [])]
+        known_by = {o["target"]: o.get("objectID") for o in (shown or {}).get("vendorObjects", [])}
     except RuntimeError as error:
-        known = [f"error: {error}"]
+        known_by = {"error": f"{error}"}
+    known = list(known_by.values())
     sc.saw(f"maintenance {window} knows vendor objects {known}")
 
     sc.check(sc.log_lines(r"could not record")[1] > 0, "the fault bit: recording an attempt failed at least once")
     sc.check(len(creates) == 1, f"exactly one incident created ({len(creates)})")
     sc.check(not hooks.twice() and hooks.events[(window, "patch.scheduled", None)] >= 1,
              f"one webhook id per event: the event's webhook arrived ({sum(hooks.events.values())} request(s)), no id twice ({hooks.twice_text()})")
-    sc.check(bool(created_ids) and known == created_ids[:1],
-             f"the maintenance knows the incident the sink created ({known} vs {created_ids[:1]})")
+    sc.check(bool(created_ids) and known_by.get("status") == created_ids[0],
+             f"the maintenance knows the incident the sink created ({known_by} vs {created_ids[:1]})")
+    made = [json.loads(r.get("answer") or "{}").get("silenceID") for r in requests if r["path"] == silences and r["method"] == "POST"]
+    sc.check(len(made) == 1 and known_by.get("graf") == made[0],
+             f"exactly one Grafana silence made, and the maintenance knows it ({made} vs {known_by})")
 
 
 # ---------------------------------------------------------------------------------------------
