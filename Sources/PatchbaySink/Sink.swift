@@ -309,10 +309,13 @@ public final class Sink: Sendable {
             if case .array(let cards)? = json?["cardsV2"], let title = cards.first?["card"]?["header"]?["title"]?.stringValue { return title }
             if let text = json?["maintenance_window"]?["description"]?.stringValue ?? json?["payload"]?["summary"]?.stringValue { return text }
             if let message = json?["data"]?["attributes"]?["message"]?.stringValue { return message }
+            // A silence: its comment without the marker; the lookup before each create.
+            if let comment = json?["comment"]?.stringValue { return comment.components(separatedBy: " [patchbay:").first ?? comment }
+            if request.method == "GET", request.path.hasSuffix("/silences") { return "look up the maintenance's silence" }
             return ""
         }()
         let shortPath = "/" + (request.path.split(separator: "/").first.map(String.init) ?? "") + "/…"
-        let vendor = request.vendor.padding(toLength: 10, withPad: " ", startingAt: 0)
+        let vendor = request.vendor + String(repeating: " ", count: max(0, 10 - request.vendor.count))
         return "\(vendor) \(request.method) \(shortPath) \(request.status)  \(headline)"
     }
 }

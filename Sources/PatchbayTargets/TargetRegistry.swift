@@ -39,7 +39,7 @@ public enum TargetRegistry {
     }
 
     /// Keys every target section may have besides its kind's own.
-    public static let commonKeys: Set<String> = ["kind", "retry", "rate", "allowInsecureHTTP", "templates"]
+    public static let commonKeys: Set<String> = ["kind", "retry", "rate", "allowInsecureHTTP", "templates", "caFile"]
 
     /// Reads one entry of `targets:` with its delivery policy: the kind's defaults, then
     /// `delivery.retry`, then the target's own `retry:` and `rate:`. Reports problems to the
@@ -76,7 +76,14 @@ public enum TargetRegistry {
             retry: RetryPolicy(section: section.section("retry"), defaults: retryDefaults ?? defaults.retry),
             pacing: PacingPolicy(section: section.section("rate"), defaults: defaults.pacing)
         )
-        guard let parsed else { return nil }
+        guard var parsed else { return nil }
+        if let caFile = section.string("caFile") {
+            if let problem = CATrustingTarget.problem(caFile) {
+                section.report("caFile", problem)
+                return nil
+            }
+            parsed = CATrustingTarget(base: parsed, caFile: caFile)
+        }
         return (parsed, policy)
     }
 

@@ -49,7 +49,7 @@ struct ConfigCommand: AsyncParsableCommand {
         /// Renders every example event through every target whose wording is templated.
         func renderTemplates(_ configuration: PatchbayConfiguration) throws {
             let templated = configuration.targetNames.filter { name in
-                (configuration.targets[name] as? any TemplatedTarget)?.templates != nil
+                (configuration.targets[name]?.unwrapped as? any TemplatedTarget)?.templates != nil
                     || configuration.routes.routes.contains { $0.templates != nil && $0.targets.contains { $0.name == name } }
             }
             guard !templated.isEmpty else { return }

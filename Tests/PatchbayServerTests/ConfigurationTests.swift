@@ -117,6 +117,25 @@ struct ConfigurationTests {
         #expect(!found.joined().contains(Self.canary))
     }
 
+    /// Silence matchers and Icinga filters are read at start, each problem naming its key.
+    @Test func brokenMatchersAndFiltersAreProblemsNamingTheirKeys() {
+        let yaml = """
+            server: {tokens: ["token-0123456789abcdef"]}
+            targets:
+              alerts: {kind: alertmanager, url: "http://alertmanager.internal:9093"}
+              icinga: {kind: icinga2, url: "https://icinga.internal:5665", username: patchbay, password: "icinga-password-1"}
+            routes:
+              - alertmanager: {target: alerts, matchers: ['app="App1"', 'env=production'], instances: {matcher: 'instance=~".*"'}}
+                icinga2: {target: icinga, filter: 'host.name == "x', instances: {filter: 'host.name == "{{host}}"'}}
+            """
+        let found = problems(yaml)
+        #expect(found.contains { $0.hasPrefix("routes[0].alertmanager.matchers[1]: 'env=production'") })
+        #expect(found.contains { $0.hasPrefix("routes[0].alertmanager.instances.matcher: every matcher also matches") })
+        #expect(found.contains("routes[0].icinga2.filter: has an unclosed double quote"))
+        #expect(found.contains { $0.hasPrefix("routes[0].icinga2.instances.filter: unknown placeholder {{host}}") })
+        #expect(found.count == 4, "\(found)")
+    }
+
     /// Route-level resources and passthrough come from what each kind declares to the registry.
     @Test func kindsDeclareTheirRouteResourcesAndPassthrough() {
         let yaml = """

@@ -278,6 +278,64 @@ struct DispatcherStagesTests {
         #expect(try await store.maintenanceContext(for: event, target: "status").0?.objectID == "incslow", "the first recorded stays")
     }
 
+    /// A target whose step is two requests (`DeliveryStep.then`), each keeping an object.
+    struct TwoLinkTarget: DeliveryTarget {
+        let name = "pair"
+        let kind = "test-pair"
+        var secrets: [Secret] { [] }
+        var usesMaintenanceState: Bool { true }
+        static func request(_ object: String) -> OutboundRequest {
+            OutboundRequest(
+                method: "POST", url: Secret("http://127.0.0.1:9/\(object)"), displayURL: object, headers: [], body: Data(), object: object)
+        }
+        func plan(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> DeliveryStep {
+            .then(Self.request("first"), next: { _ in .send(Self.request("second")) })
+        }
+        func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState? {
+            var state = context.followUp ?? FollowUpState()
+            state.objects = (state.objects ?? [:]).merging([request.object ?? "": HeldObject(id: "\(response.status)", status: "made")]) { $1 }
+            return state
+        }
+    }
+
+    func twoLinkAttempt(_ answers: [Result<TransportResponse, TransportFailure>]) async throws -> (Dispatcher.Ending, [OutboundRequest]) {
+        let directory = try TemporaryDirectory("links")
+        defer { directory.remove() }
+        let transport = ScriptedTransport(answers)
+        let store = try SQLiteStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
+        let dispatcher = Dispatcher(
+            store: store, targets: ["pair": TwoLinkTarget()], policies: [:], transport: transport, settings: DispatcherSettings(),
+            redactor: Redactor(secrets: []), wake: WakeSignal(), metrics: PatchbayMetrics(), logger: Logger(label: "test"), clock: { [t0] in t0 })
+        let event = PatchEvent(
+            type: .scheduled, app: "App1", environment: "Production",
+            window: MaintenanceWindow(id: "mw-1", start: t0.addingTimeInterval(3600), end: t0.addingTimeInterval(7200)))
+        _ = try await store.accept(
+            EventSubmission(
+                eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: "d", event: event, receivedAt: t0,
+                deliveries: [DeliveryPlan(target: "pair", targetKind: "test-pair", displayTimeZone: "UTC")]))
+        let claim = try #require(try await store.claimDue(now: t0, limit: 1, lease: .seconds(60)).first)
+        let planned = try await send(dispatcher, claim)
+        var attempt = Dispatcher.Attempt(claim: claim, logger: AttemptLogger(base: Logger(label: "t"), claim: claim), startedAt: t0)
+        let ending = await dispatcher.sendAndClassify(planned, attempt: &attempt)
+        _ = await dispatcher.record(&attempt, ending)
+        #expect(try await store.maintenanceContext(for: event, target: "pair").0 == ending.followUp, "what the links kept is recorded")
+        return (ending, transport.sent.withLock { $0 })
+    }
+
+    @Test func aStepOfTwoLinksSendsBothAndKeepsWhatEachAnswered() async throws {
+        let (ending, sent) = try await twoLinkAttempt([Self.answer(200), Self.answer(201)])
+        #expect(sent.map(\.displayURL) == ["first", "second"])
+        #expect(ending.outcome.label == "delivered")
+        #expect(ending.followUp?.objects?["first"]?.id == "200" && ending.followUp?.objects?["second"]?.id == "201")
+    }
+
+    @Test func aLinkThatFailsEndsTheAttemptAndKeepsWhatTheLinksBeforeItMade() async throws {
+        let (ending, sent) = try await twoLinkAttempt([Self.answer(200), Self.answer(503)])
+        #expect(sent.count == 2)
+        #expect(ending.outcome.label == "retry")
+        #expect(ending.followUp?.objects?["first"]?.id == "200" && ending.followUp?.objects?["second"] == nil)
+    }
+
     /// Only the send that lists the updated packages reads every server's list: once the incident
     /// is completed, the completions still queued behind it (one per server) read counts only
     /// (review of F4: a backlog of 1,000 completions each decoded 1,000 lists to skip).

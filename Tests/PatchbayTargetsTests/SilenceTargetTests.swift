@@ -183,6 +183,72 @@ struct SilenceTargetTests {
         #expect(try JSONValue.parse(request.body)["endsAt"]?.stringValue == Timestamp.rfc3339(Self.now.addingTimeInterval(600)))
     }
 
+    @Test func anOverrunNoticeMovesTheSilenceToTheExtendedWindow() throws {
+        var overrun = try Self.event(.scheduled)
+        let held = FollowUpState(objectID: "s-1", status: "scheduled", windowStart: overrun.window.start, windowEnd: overrun.window.end)
+        overrun.notice = .overrun
+        overrun.window.end = overrun.window.end.addingTimeInterval(1800)
+        let step = try Self.alertmanager.plan(overrun, context: Self.context(followUp: held, resources: [#"app="App1""#]))
+        let marker = SilenceAPI.marker(targetName: "alerts", event: overrun, instance: nil)
+        let requests = Self.requests(step) { request in
+            request.method == "GET" ? Self.answer(#"[{"id":"s-1","comment":"\#(marker)","status":{"state":"active"}}]"#) : Self.answer("{}")
+        }
+        #expect(requests.map(\.method) == ["GET", "POST"], "a move looks the silence up, then updates it")
+        let body = try JSONValue.parse(try #require(requests.last).body)
+        #expect(body["id"]?.stringValue == "s-1")
+        #expect(body["endsAt"]?.stringValue == Timestamp.rfc3339(overrun.window.end))
+        #expect(body["startsAt"]?.stringValue == Timestamp.rfc3339(overrun.window.start), "the start is kept, so an active silence stays in place")
+    }
+
+    @Test func oneServersCancelIsItsOutcomeNotTheMaintenances() throws {
+        var cancelled = try Self.event(.completed)
+        cancelled.type = .cancelled
+        let id = try #require(cancelled.instance?.id)
+        let held = FollowUpState(
+            objectID: "s-1", status: "scheduled", windowStart: Self.now.addingTimeInterval(-3600), windowEnd: Self.now.addingTimeInterval(3600),
+            objects: [id: HeldObject(id: "srv-1", status: "active")])
+        let others = MaintenanceSnapshot(instances: [
+            .init(instance: cancelled.instance!, lastType: .cancelled), .init(instance: Instance(id: "i-2"), lastType: .started),
+        ])
+        let requests = Self.requests(
+            try Self.alertmanager.plan(cancelled, context: Self.context(followUp: held, maintenance: others)), answer: Self.emptyLookup)
+        #expect(requests.map(\.method) == ["POST"], "only the server's silence changes: \(requests.map(\.method))")
+        #expect(requests.first?.object == "server:\(id)#clear")
+        let state = Self.alertmanager.followUp(
+            after: Self.answer(#"{"silenceID":"srv-2"}"#), to: requests[0], event: cancelled, context: Self.context(followUp: held))
+        #expect(state?.status == "scheduled" && state?.objects?[id]?.status == "clearing")
+    }
+
+    @Test func aServerStartingAfterTheClearOpensTheSilenceAgain() throws {
+        let started = try Self.event(.started)
+        let cleared = FollowUpState(
+            objectID: "s-1", status: "cleared", windowStart: Self.now.addingTimeInterval(-3600), windowEnd: Self.now.addingTimeInterval(3600))
+        let requests = Self.requests(
+            try Self.alertmanager.plan(started, context: Self.context(followUp: cleared, resources: [#"app="App1""#])), answer: Self.emptyLookup)
+        #expect(requests.map(\.method) == ["GET", "POST"])
+        #expect(try JSONValue.parse(requests[1].body)["endsAt"]?.stringValue == Timestamp.rfc3339(Self.now.addingTimeInterval(3600)))
+        let state = Self.alertmanager.followUp(
+            after: Self.answer(#"{"silenceID":"s-2"}"#), to: requests[1], event: started, context: Self.context(followUp: cleared))
+        #expect(state?.status == "scheduled" && state?.objectID == "s-2")
+    }
+
+    @Test func placeholdersMustBeWholeValuesAndServersOnlyInInstances() {
+        #expect(Icinga2Filter.problem(#"host.name == "{{instance.name}}.example.com""#)?.contains("whole value") == true)
+        #expect(Icinga2Filter.problem(#"host.name == "{{instance.name}}" || host.vars.app == {{app}}"#) == nil)
+        #expect(SilenceAPI.routeProblems([#"instance="{{instance.name}}""#]).map(\.key) == ["matchers[0]"])
+        #expect(Icinga2Target.routeProblems([RouteResources.encode(scalar: "filter", #"host.name == "{{instance.name}}""#)]).map(\.key) == ["filter"])
+    }
+
+    @Test func aBaseURLMayNotCarryCredentials() {
+        let diagnostics = ConfigDiagnostics()
+        let section = ConfigSection(
+            path: "targets.alerts", value: .map([(key: "url", value: .scalar("https://admin:hunter2-secret@am.example.com"))]),
+            diagnostics: diagnostics)
+        #expect(MonitorConnection(section: section) == nil)
+        #expect(diagnostics.problems.map(\.path) == ["targets.alerts.url"])
+        #expect(!diagnostics.problems.description.contains("hunter2"))
+    }
+
     // MARK: Answers
 
     @Test func goneIsDoneForADeleteButNotForAnUpdate() {

@@ -20,14 +20,45 @@ enum GrafanaEmulation {
     static let apiPrefix = ["api", "alertmanager", "grafana", "api", "v2"]
 
     static func answer(_ request: EmulatedRequest, silences: inout [String: [String: JSONValue]], nextID: inout Int) -> Sink.Answer {
+        SilenceEmulation.grafana.answer(request, silences: &silences, nextID: &nextID)
+    }
+}
+
+/// Alertmanager's own API v2 under `/alertmanager/api/v2/…`, for the demo (the tests run Debian's
+/// Alertmanager itself): the same silence rules as Grafana's, no authentication (Alertmanager
+/// has none), 200 to a create, and 0.25's 500 "silence not found" to a DELETE of an unknown id.
+enum AlertmanagerEmulation {
+    static func answer(_ request: EmulatedRequest, silences: inout [String: [String: JSONValue]], nextID: inout Int) -> Sink.Answer {
+        SilenceEmulation.alertmanager.answer(request, silences: &silences, nextID: &nextID)
+    }
+}
+
+/// The v2 silence API both emulations answer, with each product's own status codes.
+struct SilenceEmulation {
+    var vendor: String
+    var apiPrefix: [String]
+    var requiresAuthorization: Bool
+    var createdStatus: Int
+    var unknownDeleteStatus: Int
+
+    static let grafana = SilenceEmulation(
+        vendor: "grafana", apiPrefix: GrafanaEmulation.apiPrefix, requiresAuthorization: true, createdStatus: 202, unknownDeleteStatus: 404)
+    static let alertmanager = SilenceEmulation(
+        vendor: "alertmanager", apiPrefix: ["api", "v2"], requiresAuthorization: false, createdStatus: 200, unknownDeleteStatus: 500)
+
+    func answer(_ request: EmulatedRequest, silences: inout [String: [String: JSONValue]], nextID: inout Int) -> Sink.Answer {
+        let vendor = vendor
         func message(_ status: Int, _ text: String) -> Sink.Answer {
-            .init(vendor: "grafana", status: status, body: encode(.object(["message": .string(text)])))
+            .init(vendor: vendor, status: status, body: Self.encode(.object(["message": .string(text)])))
         }
         guard request.parts.count > apiPrefix.count, Array(request.parts.prefix(apiPrefix.count)) == apiPrefix else {
             return message(404, "Not found")
         }
-        guard let authorization = request.headers[.authorization], authorization.hasPrefix("Bearer ") || authorization.hasPrefix("Basic ") else {
-            return message(401, "Unauthorized")
+        if requiresAuthorization {
+            guard let authorization = request.headers[.authorization], authorization.hasPrefix("Bearer ") || authorization.hasPrefix("Basic ")
+            else {
+                return message(401, "Unauthorized")
+            }
         }
         let rest = Array(request.parts.dropFirst(apiPrefix.count))
         let now = Date()
@@ -35,7 +66,7 @@ enum GrafanaEmulation {
         case ("GET", 1, "silences"):
             var filters: [[String: JSONValue]] = []
             for item in URLComponents(string: "/?" + (request.query ?? ""))?.queryItems ?? [] where item.name == "filter" {
-                guard let matcher = parseMatcher(item.value ?? "") else { return message(400, "bad matcher format: \(item.value ?? "")") }
+                guard let matcher = Self.parseMatcher(item.value ?? "") else { return message(400, "bad matcher format: \(item.value ?? "")") }
                 filters.append(matcher)
             }
             let listed = silences.values.filter { silence in
@@ -46,31 +77,31 @@ enum GrafanaEmulation {
                     }
                 }
             }.sorted { ($0["id"]?.stringValue ?? "") < ($1["id"]?.stringValue ?? "") }
-            return .init(vendor: "grafana", status: 200, body: encode(.array(listed.map { withStatus($0, now: now) })))
+            return .init(vendor: vendor, status: 200, body: Self.encode(.array(listed.map { Self.withStatus($0, now: now) })))
         case ("GET", 2, "silence"):
             guard let silence = silences[rest[1]] else { return message(404, "silence not found") }
-            return .init(vendor: "grafana", status: 200, body: encode(withStatus(silence, now: now)))
+            return .init(vendor: vendor, status: 200, body: Self.encode(Self.withStatus(silence, now: now)))
         case ("DELETE", 2, "silence"):
-            guard var silence = silences[rest[1]] else { return message(404, "silence not found") }
-            if state(of: silence, now: now) != "expired" {
+            guard var silence = silences[rest[1]] else { return message(unknownDeleteStatus, "silence not found") }
+            if Self.state(of: silence, now: now) != "expired" {
                 silence["endsAt"] = .string(Timestamp.rfc3339(now))
-                if state(of: silence, now: now) == "pending" || (date(silence["startsAt"]) ?? now) > now {
+                if (Self.date(silence["startsAt"]) ?? now) > now {
                     silence["startsAt"] = .string(Timestamp.rfc3339(now))
                 }
                 silences[rest[1]] = silence
             }
-            return .init(vendor: "grafana", status: 200, body: "")
+            return .init(vendor: vendor, status: 200, body: "")
         case ("POST", 1, "silences"):
             guard SpecCheck.isJSON(request.headers) else { return message(400, "Content-Type must be application/json") }
             guard case .object(var silence)? = try? JSONValue.parse(Data(request.body.utf8)) else { return message(400, "invalid JSON") }
-            if let problem = problem(in: silence, now: now) { return message(400, problem) }
-            let submittedStart = date(silence["startsAt"]) ?? now
+            if let problem = Self.problem(in: silence, now: now) { return message(400, problem) }
+            let submittedStart = Self.date(silence["startsAt"]) ?? now
             if submittedStart < now { silence["startsAt"] = .string(Timestamp.rfc3339(now)) }
             if let id = silence["id"]?.stringValue, !id.isEmpty {
                 guard var old = silences[id] else { return message(404, "silence not found") }
-                let oldState = state(of: old, now: now)
+                let oldState = Self.state(of: old, now: now)
                 let sameMatchers = old["matchers"] == silence["matchers"]
-                let oldStart = date(old["startsAt"]).map { Int($0.timeIntervalSince1970) }
+                let oldStart = Self.date(old["startsAt"]).map { Int($0.timeIntervalSince1970) }
                 let inPlace =
                     sameMatchers
                     && ((oldState == "active" && oldStart == Int(submittedStart.timeIntervalSince1970))
@@ -79,7 +110,7 @@ enum GrafanaEmulation {
                     if oldState == "active" { silence["startsAt"] = old["startsAt"] }
                     silence["updatedAt"] = .string(Timestamp.rfc3339(now))
                     silences[id] = silence
-                    return .init(vendor: "grafana", status: 202, body: encode(.object(["silenceID": .string(id)])))
+                    return .init(vendor: vendor, status: createdStatus, body: Self.encode(.object(["silenceID": .string(id)])))
                 }
                 if oldState != "expired" {
                     old["endsAt"] = .string(Timestamp.rfc3339(now))
@@ -91,7 +122,7 @@ enum GrafanaEmulation {
             silence["id"] = .string(id)
             silence["updatedAt"] = .string(Timestamp.rfc3339(now))
             silences[id] = silence
-            return .init(vendor: "grafana", status: 202, body: encode(.object(["silenceID": .string(id)])))
+            return .init(vendor: vendor, status: createdStatus, body: Self.encode(.object(["silenceID": .string(id)])))
         default:
             return message(405, "Method Not Allowed")
         }

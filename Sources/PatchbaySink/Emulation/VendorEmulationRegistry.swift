@@ -51,7 +51,7 @@ extension Sink {
     static let emulations: [any VendorEmulation.Type] = [
         SlackEmulation.self, TeamsEmulation.self, TeamsConnectorEmulation.self, StatuspageEmulation.self, PingdomEmulation.self,
         DiscordEmulation.self, GoogleChatEmulation.self, PagerDutyEmulation.self, DatadogEmulation.self,
-        GrafanaEmulation.self,
+        GrafanaEmulation.self, AlertmanagerEmulation.self,
         WebhookReceiver.self, SNSStandIn.self, StatusEndpoint.self, HangEndpoint.self, EndlessEndpoint.self,
     ]
 
@@ -136,6 +136,13 @@ extension PagerDutyEmulation: VendorEmulation {
 
 extension GrafanaEmulation: VendorEmulation {
     static let pathPrefix = "grafana"
+    static func emulate(_ request: EmulatedRequest, state: inout VendorState) -> Sink.Answer {
+        answer(request, silences: &state.silences, nextID: &state.nextSilenceID)
+    }
+}
+
+extension AlertmanagerEmulation: VendorEmulation {
+    static let pathPrefix = "alertmanager"
     static func emulate(_ request: EmulatedRequest, state: inout VendorState) -> Sink.Answer {
         answer(request, silences: &state.silences, nextID: &state.nextSilenceID)
     }

@@ -30,7 +30,7 @@ public struct AlertmanagerTarget: RegisteredTarget {
         self.name = name
         self.credentials = connection.secrets
         self.api = SilenceAPI(
-            urls: connection.urls, apiPath: "/api/v2", headers: connection.headers, caFile: connection.caFile, createdBy: createdBy,
+            urls: connection.urls, apiPath: "/api/v2", headers: connection.headers, createdBy: createdBy,
             vendor: "Alertmanager",
             link: { base, id in
                 base.absoluteString.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/#/silences/" + VendorID.pathSegment(id)

@@ -30,7 +30,7 @@ public struct GrafanaTarget: RegisteredTarget {
         if let orgID { headers.append(HTTPHeader("X-Grafana-Org-Id", orgID)) }
         self.api = SilenceAPI(
             urls: connection.urls, apiPath: "/api/alertmanager/\(VendorID.pathSegment(datasource))/api/v2", headers: headers,
-            caFile: connection.caFile, createdBy: "Patchbay", vendor: "Grafana",
+            createdBy: "Patchbay", vendor: "Grafana",
             link: { base, id in
                 base.absoluteString.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/alerting/silence/" + VendorID.pathSegment(id)
                     + "/edit"

@@ -43,6 +43,18 @@ public struct Icinga2Filter: Sendable, Hashable {
         }
         if inString { return "has an unclosed double quote" }
         if depth != 0 { return "has a ( without its )" }
+        // A placeholder becomes a filter variable: it may be a whole quoted value or stand
+        // bare, never part of a longer string ("{{instance.name}}.example.com" would match nothing).
+        let quotedWhole = trimmed.replacingOccurrences(of: #""\{\{\s*[a-z.]+\s*\}\}""#, with: "v", options: .regularExpression)
+        var quoted = false
+        var previous: Character = " "
+        for character in quotedWhole {
+            if character == "\"", previous != "\\" { quoted.toggle() }
+            if quoted, previous == "{", character == "{" {
+                return "a placeholder inside a quoted string must be the whole value, like host.name == \"{{instance.name}}\""
+            }
+            previous = character
+        }
         var rest = Substring(trimmed)
         while let open = rest.range(of: "{{") {
             guard let close = rest[open.upperBound...].range(of: "}}") else { return "has an unclosed {{" }

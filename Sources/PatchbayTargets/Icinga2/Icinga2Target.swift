@@ -68,16 +68,13 @@ public struct Icinga2Target: RegisteredTarget {
             guard let text else { continue }
             if let problem = Icinga2Filter.problem(text) { problems.append((key, problem)) }
         }
+        if let wide, wide.contains("{{instance.") {
+            problems.append(("filter", "the maintenance's downtimes are for no one server: use {{instance.name}} in instances.filter"))
+        }
         if instance == nil, RouteResources.scalar("clearAfter", inSection: "instances", in: resources) != nil {
             problems.append(("instances.filter", "is required with instances: the filter that picks one server's host"))
         }
-        for key in ["clearAfter", "instances.clearAfter"] {
-            guard let text = RouteResources.scalar(key, in: resources) else { continue }
-            if ConfigSection.parseDuration(text).map({ $0 <= .seconds(86_400) }) != true {
-                problems.append((key, "expected a duration up to 24h, like 10m; got '\(text)'"))
-            }
-        }
-        return problems
+        return problems + SilenceAPI.clearAfterProblems(resources)
     }
 
     // MARK: Planning
@@ -86,8 +83,7 @@ public struct Icinga2Target: RegisteredTarget {
 
     public func plan(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> DeliveryStep {
         let resources = context.resources
-        let duration = { (key: String) in RouteResources.scalar(key, in: resources).flatMap(ConfigSection.parseDuration) }
-        let clearAfter = duration("clearAfter") ?? duration("instances.clearAfter") ?? SilenceAPI.defaultClearAfter
+        let (clearAfter, serverClear) = SilenceAPI.clearAfter(in: resources)
         var links: [[Link]] = []
         var reasons: [String] = []
         if let filter = RouteResources.scalar("filter", in: resources) {
@@ -97,7 +93,6 @@ public struct Icinga2Target: RegisteredTarget {
             }
         }
         if let filter = RouteResources.scalar("filter", inSection: "instances", in: resources) {
-            let serverClear = duration("instances.clearAfter") ?? clearAfter
             switch serverLinks(event, context: context, filter: try Icinga2Filter(filter), clearAfter: serverClear) {
             case .success(let chain): links.append(chain)
             case .failure(let reason): reasons.append(reason.description)
@@ -143,9 +138,11 @@ public struct Icinga2Target: RegisteredTarget {
     private func maintenanceLinks(
         _ event: PatchEvent, context: RenderContext, filter: Icinga2Filter, clearAfter: Duration
     ) -> Result<[Link], RenderError> {
-        let step = MaintenanceWindowLifecycle.step(for: event, followUp: context.followUp)
-        let object = Self.maintenanceKey
-        let marker = self.marker(event, object: object)
+        var lifecycleEvent = event
+        if SilenceAPI.isServerOutcome(event) { lifecycleEvent.type = .completed }
+        let step = MaintenanceWindowLifecycle.step(for: lifecycleEvent, followUp: context.followUp)
+        let key = Self.maintenanceKey
+        let marker = self.marker(event, object: key)
         switch step {
         case .nothingToEnd:
             return .failure(RenderError("no downtime was scheduled for this maintenance, so there is nothing to remove"))
@@ -153,57 +150,77 @@ public struct Icinga2Target: RegisteredTarget {
             return .failure(RenderError("the maintenance's downtimes were removed when it was cancelled"))
         case .end:
             // Every downtime of the maintenance, its servers' included, in one request.
-            return .success([.send(remove(matching: self.marker(event, object: ""), except: nil, object: object + "#end"))])
+            return .success([.send(remove(matching: self.marker(event, object: ""), except: nil, tag: ObjectTag(key: key, action: .end)))])
         case .create, .move:
             guard event.window.end > context.now, event.type != .cancelled else {
                 return .failure(RenderError("the window ended at \(Timestamp.rfc3339(event.window.end)); a downtime for it would quiet nothing"))
             }
             return .success(
                 replace(
-                    marker: marker, filter: filter, event: event, start: event.window.start, end: event.window.end, context: context, object: object))
+                    marker: marker, filter: filter, event: event, start: event.window.start, end: event.window.end, context: context,
+                    tag: ObjectTag(key: key, action: .set)))
         case .covered(let held):
+            let status = context.followUp?.status
+            // A server starting after the downtimes were cleared (a serial rollout) opens them
+            // again until the window's end.
+            if status == SilenceAPI.clearedStatus, event.type == .started, event.notice == nil {
+                guard let end = held.end, end > context.now else {
+                    return .failure(RenderError("the window has ended; the maintenance's downtimes stay cleared"))
+                }
+                return .success(
+                    replace(
+                        marker: marker, filter: filter, event: event, start: held.start ?? event.window.start, end: end, context: context,
+                        tag: ObjectTag(key: key, action: .set)))
+            }
             let finished =
-                (event.type == .completed || event.type == .failed) && event.instance != nil
-                && context.maintenance.instanceCount > 0 && context.maintenance.unfinishedCount == 0
-            guard finished, context.followUp?.status != SilenceAPI.clearedStatus else {
+                SilenceAPI.isServerOutcome(event) && context.maintenance.instanceCount > 0 && context.maintenance.unfinishedCount == 0
+            guard finished, status != SilenceAPI.clearedStatus else {
                 return .failure(RenderError("the maintenance's downtimes already cover this event"))
             }
             let clearAt = context.now.addingTimeInterval(clearAfter.seconds)
             if let end = held.end, end <= clearAt {
                 return .failure(RenderError("the maintenance's downtimes end at \(Timestamp.rfc3339(end)) anyway"))
             }
+            let clear = ObjectTag(key: key, action: .clear)
             if let start = held.start, start > clearAt {
-                return .success([.send(remove(matching: marker, except: nil, object: object + "#clear"))])
+                return .success([.send(remove(matching: marker, except: nil, tag: clear))])
             }
             return .success(
-                replace(
-                    marker: marker, filter: filter, event: event, start: held.start ?? context.now, end: clearAt, context: context,
-                    object: object + "#clear"))
+                replace(marker: marker, filter: filter, event: event, start: held.start ?? context.now, end: clearAt, context: context, tag: clear))
         }
     }
 
     private func serverLinks(_ event: PatchEvent, context: RenderContext, filter: Icinga2Filter, clearAfter: Duration) -> Result<[Link], RenderError>
     {
+        if SilenceAPI.isMaintenanceCancel(event) {
+            // Every server's downtime of the maintenance, in one request (a route with a
+            // maintenance-wide filter already removed them with its own).
+            let open = (context.followUp?.objects ?? [:]).values.contains { $0.status != MaintenanceWindowLifecycle.deletedStatus }
+            guard open else { return .failure(RenderError("no server downtime is scheduled")) }
+            return .success([
+                .send(remove(matching: marker(event, object: ""), except: nil, tag: ObjectTag(key: Self.maintenanceKey, action: .end)))
+            ])
+        }
         guard let instance = event.instance, event.notice == nil else { return .success([]) }
         let held = context.followUp?.objects?[instance.id]
-        let object = "server:\(instance.id)"
+        let key = SilenceAPI.serverKey(instance.id)
         let marker = self.marker(event, object: instance.id)
         switch event.type {
         case .started:
             if held?.status == SilenceAPI.activeStatus { return .failure(RenderError("\(instance.id)'s downtime is already scheduled")) }
             if context.followUp?.status == MaintenanceWindowLifecycle.deletedStatus { return .failure(RenderError("the maintenance was cancelled")) }
             let end = max(event.window.end, context.now).addingTimeInterval(context.overrunExtend.seconds)
-            return .success(replace(marker: marker, filter: filter, event: event, start: context.now, end: end, context: context, object: object))
-        case .completed, .failed:
+            return .success(
+                replace(
+                    marker: marker, filter: filter, event: event, start: context.now, end: end, context: context,
+                    tag: ObjectTag(key: key, action: .set)))
+        case .completed, .failed, .cancelled:
             guard held?.status == SilenceAPI.activeStatus else { return .failure(RenderError("\(instance.id) has no downtime to end")) }
             let end = context.now.addingTimeInterval(clearAfter.seconds)
             return .success(
-                replace(marker: marker, filter: filter, event: event, start: context.now, end: end, context: context, object: object + "#clear"))
-        case .cancelled:
-            guard let held, held.status != MaintenanceWindowLifecycle.deletedStatus else {
-                return .failure(RenderError("\(instance.id) has no downtime"))
-            }
-            return .success([.send(remove(matching: marker, except: nil, object: object + "#end"))])
+                replace(
+                    marker: marker, filter: filter, event: event, start: context.now, end: end, context: context,
+                    tag: ObjectTag(key: key, action: .clear)))
         default:
             return .success([])
         }
@@ -212,16 +229,15 @@ public struct Icinga2Target: RegisteredTarget {
     /// New downtimes for [start, end], then the older ones of the same object removed: looked up
     /// first by this delivery's generation, so a retry schedules nothing twice.
     private func replace(
-        marker: String, filter: Icinga2Filter, event: PatchEvent, start: Date, end: Date, context: RenderContext, object: String
+        marker: String, filter: Icinga2Filter, event: PatchEvent, start: Date, end: Date, context: RenderContext, tag: ObjectTag
     ) -> [Link] {
-        let generation = "gen:" + Data("\(context.deliveryID)\n\(object)".utf8).sha256Hex.prefix(10)
-        let tagged = "\(marker) \(generation)"
-        let comment = Self.comment(event, object: object) + " [\(tagged)]"
+        let generation = "gen:" + Data("\(context.deliveryID)\n\(tag.text)".utf8).sha256Hex.prefix(10)
+        let comment = Self.comment(event, key: tag.key) + " [\(marker) \(generation)]"
         return [
             .unlessFound(
                 lookup: query(matching: marker, generation: generation),
-                request: schedule(filter: filter, event: event, start: start, end: end, comment: comment, object: object)),
-            .send(remove(matching: marker, except: generation, object: object + (object.contains("#") ? "" : "#prune"))),
+                request: schedule(filter: filter, event: event, start: start, end: end, comment: comment, tag: tag)),
+            .send(remove(matching: marker, except: generation, tag: tag)),
         ]
     }
 
@@ -234,9 +250,9 @@ public struct Icinga2Target: RegisteredTarget {
         return "patchbay:\(token)/\(objectToken)"
     }
 
-    static func comment(_ event: PatchEvent, object: String) -> String {
+    static func comment(_ event: PatchEvent, key: String) -> String {
         let window = event.window.id.map { ", window \($0)" } ?? ""
-        if let instance = event.instance, object.hasPrefix("server:") {
+        if let instance = event.instance, key.hasPrefix("server:") {
             return "Patchbay: \(instance.name ?? instance.id) is being patched (\(event.systemName)\(window))"
         }
         return "Patchbay: Scheduled Maintenance for \(event.systemName)\(window)"
@@ -244,18 +260,18 @@ public struct Icinga2Target: RegisteredTarget {
 
     // MARK: Requests
 
-    private func request(_ path: String, body: JSONValue, object: String?, override: String? = nil) -> OutboundRequest {
+    private func request(_ path: String, body: JSONValue, tag: ObjectTag?, override: String? = nil) -> OutboundRequest {
         let urls = connection.urls.map { $0.absoluteString.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + path }
         // Exactly application/json: Icinga 2 answers 400 to a non-GET request without it.
         var headers = connection.headers + [HTTPHeader("Accept", "application/json"), HTTPHeader("Content-Type", "application/json")]
         if let override { headers.append(HTTPHeader("X-HTTP-Method-Override", override)) }
         let data = (try? JSONEncoder.patchbay().encode(body)) ?? Data()
         return OutboundRequest(
-            method: "POST", url: Secret(urls[0]), displayURL: SilenceAPI.displayable(urls[0]), headers: headers, body: data, object: object,
-            caFile: connection.caFile, fallbackURLs: urls.dropFirst().map { Secret($0) })
+            method: "POST", url: Secret(urls[0]), displayURL: SilenceAPI.displayable(urls[0]), headers: headers, body: data, object: tag?.text,
+            fallbackURLs: urls.dropFirst().map { Secret($0) })
     }
 
-    func schedule(filter: Icinga2Filter, event: PatchEvent, start: Date, end: Date, comment: String, object: String) -> OutboundRequest {
+    func schedule(filter: Icinga2Filter, event: PatchEvent, start: Date, end: Date, comment: String, tag: ObjectTag) -> OutboundRequest {
         let (text, variables) = filter.bound(to: event)
         let body: JSONValue = .object([
             "type": .string("Host"), "filter": .string(text), "filter_vars": .object(variables.mapValues { .string($0) }),
@@ -263,7 +279,7 @@ public struct Icinga2Target: RegisteredTarget {
             "end_time": .number(Timestamp.clamped(end).timeIntervalSince1970.rounded(.up)),
             "fixed": .bool(true), "all_services": .bool(true), "author": .string(author), "comment": .string(comment),
         ])
-        return request("/v1/actions/schedule-downtime", body: body, object: object)
+        return request("/v1/actions/schedule-downtime", body: body, tag: tag)
     }
 
     /// Downtimes of this author whose comment holds `marker` (and not `except`).
@@ -280,13 +296,13 @@ public struct Icinga2Target: RegisteredTarget {
     func query(matching marker: String, generation: String) -> OutboundRequest {
         let (filter, variables) = downtimeFilter(marker: marker, generation: generation, excluding: false)
         let body: JSONValue = .object(["filter": .string(filter), "filter_vars": .object(variables), "attrs": .array([.string("name")])])
-        return request("/v1/objects/downtimes", body: body, object: nil, override: "GET")
+        return request("/v1/objects/downtimes", body: body, tag: nil, override: "GET")
     }
 
-    func remove(matching marker: String, except generation: String?, object: String) -> OutboundRequest {
+    func remove(matching marker: String, except generation: String?, tag: ObjectTag) -> OutboundRequest {
         let (filter, variables) = downtimeFilter(marker: marker, generation: generation, excluding: true)
         let body: JSONValue = .object(["type": .string("Downtime"), "filter": .string(filter), "filter_vars": .object(variables)])
-        return request("/v1/actions/remove-downtime", body: body, object: object)
+        return request("/v1/actions/remove-downtime", body: body, tag: tag)
     }
 
     // MARK: Answers
@@ -308,40 +324,38 @@ public struct Icinga2Target: RegisteredTarget {
     public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState?
     {
         guard let tag = ObjectTag(request.object) else { return nil }
-        let (key, action) = (tag.key, tag.action)
         var state = context.followUp ?? FollowUpState()
+        if SilenceAPI.isMaintenanceCancel(event) { state.status = MaintenanceWindowLifecycle.deletedStatus }
+        let scheduled = request.url.reveal().hasSuffix("/v1/actions/schedule-downtime")
         var names: [String] = []
-        if case .array(let results)? = (try? JSONValue.parse(response.body))?["results"] {
+        if scheduled, case .array(let results)? = (try? JSONValue.parse(response.body))?["results"] {
             names = results.compactMap { $0["name"]?.stringValue }
         }
-        let scheduled = request.url.reveal().hasSuffix("/v1/actions/schedule-downtime")
-        if key == Self.maintenanceKey {
-            switch action {
-            case "end": state.status = MaintenanceWindowLifecycle.deletedStatus
-            case "clear": state.status = SilenceAPI.clearedStatus
-            default:
-                if scheduled, let first = names.first { state.objectID = names.count > 1 ? "\(first) (+\(names.count - 1))" : first }
-                if state.objectID == nil { state.objectID = "scheduled" }
+        guard let instance = tag.instance else {
+            switch tag.action {
+            case .end:
+                // The remove took every downtime of the maintenance, the servers' too.
+                state.status = MaintenanceWindowLifecycle.deletedStatus
+                state.objects = state.objects?.mapValues { HeldObject(id: $0.id, status: MaintenanceWindowLifecycle.deletedStatus, end: $0.end) }
+            case .clear: state.status = SilenceAPI.clearedStatus
+            case .set:
                 state.status = "scheduled"
                 state.windowStart = event.window.start
                 state.windowEnd = event.window.end
             }
+            // The maintenance's downtimes are found by their marker, so the object id is the
+            // marker: it stays the same through moves (Icinga makes new downtimes for each).
+            if tag.action != .end { state.objectID = marker(event, object: Self.maintenanceKey) }
             return state
         }
-        guard let instance = tag.instance else { return nil }
         var objects = state.objects ?? [:]
         let previous = objects[instance]
-        let status =
-            switch action {
-            case "end": MaintenanceWindowLifecycle.deletedStatus
-            case "clear": SilenceAPI.clearingStatus
-            default: SilenceAPI.activeStatus
-            }
         let end = (try? JSONValue.parse(request.body))?["end_time"].flatMap { value -> Date? in
             if case .number(let seconds) = value { return Date(timeIntervalSince1970: seconds) }
             return nil
         }
-        objects[instance] = HeldObject(id: (scheduled ? names.first : nil) ?? previous?.id ?? "scheduled", status: status, end: end ?? previous?.end)
+        let status = tag.action == .clear ? SilenceAPI.clearingStatus : SilenceAPI.activeStatus
+        objects[instance] = HeldObject(id: names.first ?? previous?.id ?? marker(event, object: instance), status: status, end: end ?? previous?.end)
         state.objects = objects
         return state
     }

@@ -22,7 +22,6 @@ public struct SilenceAPI: Sendable {
     public var apiPath: String
     /// Authorization, marked secret.
     public var headers: [HTTPHeader]
-    public var caFile: String?
     /// `createdBy` of every silence (shown in the UI beside the comment).
     public var createdBy: String
     /// The product, for messages: "Alertmanager", "Grafana".
@@ -44,6 +43,9 @@ public struct SilenceAPI: Sendable {
     static func routeProblems(_ resources: [String]) -> [(key: String, problem: String)] {
         let items = RouteResources.items(in: resources)
         var problems = SilenceMatcher.problems(items.enumerated().map { ("matchers[\($0.offset)]", $0.element) }, setKey: "matchers")
+        for (index, item) in items.enumerated() where item.contains("{{instance.") {
+            problems.append(("matchers[\(index)]", "the maintenance's silence is for no one server: use {{instance.name}} in instances.matcher"))
+        }
         let instance = RouteResources.scalar("matcher", inSection: "instances", in: resources)
         if let instance {
             problems += SilenceMatcher.problems([("instances.matcher", instance)], setKey: "instances.matcher")
@@ -53,13 +55,26 @@ public struct SilenceAPI: Sendable {
         if items.isEmpty && instance == nil {
             problems.append(("", "needs matchers (the maintenance's silence), instances.matcher (one silence per server), or both"))
         }
-        for key in ["clearAfter", "instances.clearAfter"] {
-            guard let text = RouteResources.scalar(key, in: resources) else { continue }
-            if ConfigSection.parseDuration(text).map({ $0 <= .seconds(86_400) }) != true {
-                problems.append((key, "expected a duration up to 24h, like 10m; got '\(text)'"))
-            }
+        return problems + clearAfterProblems(resources)
+    }
+
+    /// `clearAfter` and `instances.clearAfter`, when set, are durations up to a day.
+    static func clearAfterProblems(_ resources: [String]) -> [(key: String, problem: String)] {
+        ["clearAfter", "instances.clearAfter"].compactMap { key in
+            // Under 10 s the end could pass before the request does (Alertmanager refuses an end
+            // in the past); over a day is not "a moment for alerts to clear".
+            guard let text = RouteResources.scalar(key, in: resources),
+                ConfigSection.parseDuration(text).map({ $0 >= .seconds(10) && $0 <= .seconds(86_400) }) != true
+            else { return nil }
+            return (key, "expected a duration from 10s to 24h, like 10m; got '\(text)'")
         }
-        return problems
+    }
+
+    /// The route's `clearAfter` for the maintenance's object and for a server's.
+    static func clearAfter(in resources: [String]) -> (maintenance: Duration, server: Duration) {
+        let duration = { (key: String) in RouteResources.scalar(key, in: resources).flatMap(ConfigSection.parseDuration) }
+        let maintenance = duration("clearAfter") ?? duration("instances.clearAfter") ?? defaultClearAfter
+        return (maintenance, duration("instances.clearAfter") ?? maintenance)
     }
 
     // MARK: Planning
@@ -77,9 +92,7 @@ public struct SilenceAPI: Sendable {
             instanceMatcher = try RouteResources.scalar("matcher", inSection: "instances", in: resources).map { text throws(RenderError) in
                 try SilenceMatcher.parse(text)
             }
-            let duration = { (key: String) in RouteResources.scalar(key, in: resources).flatMap(ConfigSection.parseDuration) }
-            clearAfter = duration("clearAfter") ?? duration("instances.clearAfter") ?? SilenceAPI.defaultClearAfter
-            instanceClearAfter = duration("instances.clearAfter") ?? clearAfter
+            (clearAfter, instanceClearAfter) = SilenceAPI.clearAfter(in: resources)
         }
     }
 
@@ -138,69 +151,78 @@ public struct SilenceAPI: Sendable {
         return nil
     }
 
+    /// A server's own report that ends its patching: its silence clears, and the last one clears
+    /// the maintenance's. A server's `cancelled` is such an outcome, not the maintenance's cancel.
+    static func isServerOutcome(_ event: PatchEvent) -> Bool {
+        event.instance != nil && event.notice == nil && event.type.isOutcome
+    }
+
+    /// The maintenance itself was cancelled (not one server's run).
+    static func isMaintenanceCancel(_ event: PatchEvent) -> Bool {
+        event.type == .cancelled && event.instance == nil
+    }
+
     private func maintenanceLink(
         _ event: PatchEvent, context: RenderContext, entry: RouteEntry, targetName: String
     ) -> Result<Link, RenderError> {
         let matchers = entry.matchers.map { $0.resolved(for: event) }
-        let step = MaintenanceWindowLifecycle.step(for: event, followUp: context.followUp)
+        let marker = Self.marker(targetName: targetName, event: event, instance: nil)
+        let comment = Self.maintenanceComment(event, marker: marker)
+        let set = ObjectTag(key: Self.maintenanceKey, action: .set)
+        // Looks for the maintenance's silence first, and updates what it finds (or creates one).
+        let lookupThenPost = { (start: Date, end: Date) -> Link in
+            .lookup(
+                lookup(matchers), marker: marker,
+                post: { id in post(id: id, matchers: matchers, start: start, end: end, comment: comment, tag: set) })
+        }
+        var lifecycleEvent = event
+        if Self.isServerOutcome(event) { lifecycleEvent.type = .completed }
+        let step = MaintenanceWindowLifecycle.step(for: lifecycleEvent, followUp: context.followUp)
         switch step {
         case .nothingToEnd:
             return .failure(RenderError("no silence was made for this maintenance, so there is nothing to expire"))
         case .alreadyEnded:
             return .failure(RenderError("the maintenance's silence was expired when it was cancelled"))
-        case .create:
+        case .create, .move:
             guard event.window.end > context.now, event.type != .cancelled else {
                 return .failure(RenderError("the window ended at \(Timestamp.rfc3339(event.window.end)); a silence for it would quiet nothing"))
             }
-            let marker = Self.marker(targetName: targetName, event: event, instance: nil)
-            let comment = Self.maintenanceComment(event, marker: marker)
-            return .success(
-                .lookup(
-                    lookup(matchers), marker: marker,
-                    post: { id in
-                        post(
-                            id: id, matchers: matchers, start: event.window.start, end: event.window.end, comment: comment,
-                            object: Self.maintenanceKey)
-                    }))
+            // A move looks the silence up too: the id kept may be of a silence Alertmanager has
+            // since expired or forgotten (an update then answers 404).
+            return .success(lookupThenPost(event.window.start, event.window.end))
         case .end(let held):
             guard let id = held.id else {
                 return .failure(RenderError(MaintenanceWindowLifecycle.noUsableIDReason(vendor: vendor, object: "silence", step: step)))
             }
-            return .success(.send(delete(id: id, object: Self.maintenanceKey)))
-        case .move(let held):
-            guard event.window.end > context.now else {
-                return .failure(RenderError("the new window ended at \(Timestamp.rfc3339(event.window.end)); the silence is left as it is"))
-            }
-            let marker = Self.marker(targetName: targetName, event: event, instance: nil)
-            return .success(
-                .send(
-                    post(
-                        id: held.id, matchers: matchers, start: event.window.start, end: event.window.end,
-                        comment: Self.maintenanceComment(event, marker: marker), object: Self.maintenanceKey)))
+            return .success(.send(delete(id: id, tag: ObjectTag(key: Self.maintenanceKey, action: .end))))
         case .covered(let held):
+            let status = context.followUp?.status
+            // A server starting after the silence was cleared (a serial rollout: the first
+            // server finished before the next began) opens it again until the window's end.
+            if status == Self.clearedStatus, event.type == .started, event.notice == nil {
+                guard let end = held.end, end > context.now else {
+                    return .failure(RenderError("the window has ended; the maintenance's silence stays cleared"))
+                }
+                return .success(lookupThenPost(held.start ?? event.window.start, end))
+            }
             // The last server's outcome: the silence ends clearAfter from now (alerts need a
             // moment to clear), unless it ends sooner anyway.
             let finished =
-                (event.type == .completed || event.type == .failed) && event.instance != nil
-                && context.maintenance.instanceCount > 0 && context.maintenance.unfinishedCount == 0
-            guard finished, context.followUp?.status != Self.clearedStatus, let id = held.id else {
+                Self.isServerOutcome(event) && context.maintenance.instanceCount > 0 && context.maintenance.unfinishedCount == 0
+            guard finished, status != Self.clearedStatus, let id = held.id else {
                 return .failure(RenderError("the maintenance's silence already covers this event"))
             }
             let clearAt = context.now.addingTimeInterval(entry.clearAfter.seconds)
             if let end = held.end, end <= clearAt {
                 return .failure(RenderError("the maintenance's silence ends at \(Timestamp.rfc3339(end)) anyway"))
             }
-            let object = Self.maintenanceKey + "#clear"
+            let clear = ObjectTag(key: Self.maintenanceKey, action: .clear)
             if let start = held.start, start > clearAt {
                 // Every server finished before the window began: the pending silence goes.
-                return .success(.send(delete(id: id, object: object)))
+                return .success(.send(delete(id: id, tag: clear)))
             }
-            let marker = Self.marker(targetName: targetName, event: event, instance: nil)
             return .success(
-                .send(
-                    post(
-                        id: id, matchers: matchers, start: held.start ?? context.now, end: clearAt,
-                        comment: Self.maintenanceComment(event, marker: marker), object: object)))
+                .send(post(id: id, matchers: matchers, start: held.start ?? context.now, end: clearAt, comment: comment, tag: clear)))
         }
     }
 
@@ -208,18 +230,21 @@ public struct SilenceAPI: Sendable {
         _ event: PatchEvent, context: RenderContext, entry: RouteEntry, matcher: SilenceMatcher, targetName: String
     ) -> ([Link], String?) {
         let held = context.followUp?.objects ?? [:]
-        if event.type == .cancelled, event.instance == nil {
-            // The maintenance is cancelled: every server's silence still open goes too.
-            let open = held.filter { $0.value.status != Self.deletedStatus }.sorted { $0.key < $1.key }
+        if Self.isMaintenanceCancel(event) {
+            // The maintenance is cancelled: every server's silence still open goes too (those
+            // already past their end are left alone). Beyond what one step may send, the rest
+            // end on their own, at the window's end plus overrunExtend.
+            let open = held.filter { $0.value.status != Self.deletedStatus && ($0.value.end.map { $0 > context.now } ?? true) }
+                .sorted { $0.key < $1.key }
             let links = open.prefix(DeliveryStep.maxLinks - 4).map { key, object in
-                Link.send(delete(id: object.id, object: "server:\(key)#end"))
+                Link.send(delete(id: object.id, tag: ObjectTag(key: Self.serverKey(key), action: .end)))
             }
             return (links, links.isEmpty ? "no server silence is open" : nil)
         }
         guard let instance = event.instance, event.notice == nil else { return ([], nil) }
         let current = held[instance.id]
         let matchers = [matcher.resolved(for: event)]
-        let object = "server:\(instance.id)"
+        let key = Self.serverKey(instance.id)
         let marker = Self.marker(targetName: targetName, event: event, instance: instance)
         let comment = Self.serverComment(event, instance: instance, marker: marker)
         switch event.type {
@@ -228,25 +253,25 @@ public struct SilenceAPI: Sendable {
             if context.followUp?.status == Self.deletedStatus { return ([], "the maintenance was cancelled") }
             let end = max(event.window.end, context.now).addingTimeInterval(context.overrunExtend.seconds)
             let start = context.now
-            let known = current?.id
+            let set = ObjectTag(key: key, action: .set)
             return (
                 [
                     .lookup(
                         lookup(matchers), marker: marker,
-                        post: { id in post(id: id ?? known, matchers: matchers, start: start, end: end, comment: comment, object: object) })
+                        post: { id in post(id: id, matchers: matchers, start: start, end: end, comment: comment, tag: set) })
                 ], nil
             )
-        case .completed, .failed:
+        case .completed, .failed, .cancelled:
             guard let current, current.status == Self.activeStatus else { return ([], "\(instance.id) has no open silence to end") }
             let end = context.now.addingTimeInterval(entry.instanceClearAfter.seconds)
-            return ([.send(post(id: current.id, matchers: matchers, start: context.now, end: end, comment: comment, object: object + "#clear"))], nil)
-        case .cancelled:
-            guard let current, current.status != Self.deletedStatus else { return ([], "\(instance.id) has no open silence") }
-            return ([.send(delete(id: current.id, object: object + "#end"))], nil)
+            let clear = ObjectTag(key: key, action: .clear)
+            return ([.send(post(id: current.id, matchers: matchers, start: context.now, end: end, comment: comment, tag: clear))], nil)
         default:
             return ([], nil)
         }
     }
+
+    static func serverKey(_ instanceID: String) -> String { "server:" + instanceID }
 
     // MARK: Requests
 
@@ -263,30 +288,30 @@ public struct SilenceAPI: Sendable {
         urls.map { $0.absoluteString.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + apiPath }
     }
 
-    private func request(_ method: String, path: String, body: Data = Data(), object: String?) -> OutboundRequest {
+    private func request(_ method: String, path: String, body: Data = Data(), tag: ObjectTag?) -> OutboundRequest {
         let urls = apiBase.map { $0 + path }
         var headers = headers + [HTTPHeader("Accept", "application/json")]
         if !body.isEmpty { headers.append(HTTPHeader("Content-Type", "application/json")) }
         return OutboundRequest(
             method: method, url: Secret(urls[0]), displayURL: Self.displayable(urls[0]), headers: headers, body: body,
-            object: object, caFile: caFile, fallbackURLs: urls.dropFirst().map { Secret($0) })
+            object: tag?.text, fallbackURLs: urls.dropFirst().map { Secret($0) })
     }
 
     func lookup(_ matchers: [SilenceMatcher]) -> OutboundRequest {
         let query = matchers.map { "filter=" + Self.queryEscaped($0.text) }.joined(separator: "&")
-        return request("GET", path: "/silences?" + query, object: nil)
+        return request("GET", path: "/silences?" + query, tag: nil)
     }
 
-    func post(id: String?, matchers: [SilenceMatcher], start: Date, end: Date, comment: String, object: String) -> OutboundRequest {
+    func post(id: String?, matchers: [SilenceMatcher], start: Date, end: Date, comment: String, tag: ObjectTag) -> OutboundRequest {
         let silence = Silence(
             id: id, matchers: matchers, startsAt: Timestamp.rfc3339(Timestamp.clamped(start)), endsAt: Timestamp.rfc3339(Timestamp.clamped(end)),
             createdBy: createdBy, comment: comment)
         let body = (try? JSONEncoder.patchbay().encode(silence)) ?? Data()
-        return request("POST", path: "/silences", body: body, object: object)
+        return request("POST", path: "/silences", body: body, tag: tag)
     }
 
-    func delete(id: String, object: String) -> OutboundRequest {
-        request("DELETE", path: "/silence/" + VendorID.pathSegment(id), object: object)
+    func delete(id: String, tag: ObjectTag) -> OutboundRequest {
+        request("DELETE", path: "/silence/" + VendorID.pathSegment(id), tag: tag)
     }
 
     static func queryEscaped(_ text: String) -> String {
@@ -351,34 +376,34 @@ public struct SilenceAPI: Sendable {
     public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState?
     {
         guard request.method != "GET", let tag = ObjectTag(request.object) else { return nil }
-        let (key, action) = (tag.key, tag.action)
         var state = context.followUp ?? FollowUpState()
+        // A cancelled maintenance opens nothing again, whichever silences it had.
+        if Self.isMaintenanceCancel(event) { state.status = MaintenanceWindowLifecycle.deletedStatus }
         let id = request.method == "POST" ? Self.silenceID(in: response) : nil
-        if key == Self.maintenanceKey {
-            if request.method == "DELETE" {
-                state.status = action == "clear" ? Self.clearedStatus : MaintenanceWindowLifecycle.deletedStatus
-                return state
-            }
-            state.objectID = id ?? state.objectID
-            if let objectID = state.objectID, let base = urls.first { state.link = link(base, objectID) }
-            if action == "clear" {
+        guard let instance = tag.instance else {
+            switch (request.method, tag.action) {
+            case ("DELETE", .clear): state.status = Self.clearedStatus
+            case ("DELETE", _): state.status = MaintenanceWindowLifecycle.deletedStatus
+            case (_, .clear):
+                state.objectID = id ?? state.objectID
                 state.status = Self.clearedStatus
-            } else {
+            default:
+                state.objectID = id ?? state.objectID
                 state.status = "scheduled"
                 state.windowStart = event.window.start
                 state.windowEnd = event.window.end
             }
+            if let objectID = state.objectID, let base = urls.first { state.link = link(base, objectID) }
             return state
         }
-        guard let instance = tag.instance else { return nil }
         var objects = state.objects ?? [:]
         let previous = objects[instance]
         if request.method == "DELETE" {
-            if let previous { objects[instance] = HeldObject(id: previous.id, status: Self.deletedStatus, end: context.now) }
+            if let previous { objects[instance] = HeldObject(id: previous.id, status: Self.deletedStatus, end: context.now, link: previous.link) }
         } else if let id = id ?? previous?.id {
             let end = (try? JSONValue.parse(request.body))?["endsAt"]?.stringValue.flatMap(Timestamp.parseRFC3339)
             objects[instance] = HeldObject(
-                id: id, status: action == "clear" ? Self.clearingStatus : Self.activeStatus, end: end, link: urls.first.map { link($0, id) })
+                id: id, status: tag.action == .clear ? Self.clearingStatus : Self.activeStatus, end: end, link: urls.first.map { link($0, id) })
         }
         state.objects = objects
         return state
@@ -386,17 +411,35 @@ public struct SilenceAPI: Sendable {
 }
 
 /// What a request's `object` says: which object it acts on (`maintenance`, or `server:<instance
-/// id>`) and what it does to it (`clear`, `end`, `prune`, or "" for a create or a move).
-struct ObjectTag {
+/// id>`) and what it does to it. Written `<key>#<action>` and read at the last `#`, so an
+/// instance id may hold one.
+struct ObjectTag: Sendable {
+    enum Action: String, Sendable {
+        /// Create or move (and, for Icinga, prune what the new downtimes replace).
+        case set
+        /// End soon: `clearAfter` after the outcome.
+        case clear
+        /// End now: cancelled.
+        case end
+    }
+
     let key: String
-    let action: String
+    let action: Action
+
+    init(key: String, action: Action) {
+        self.key = key
+        self.action = action
+    }
 
     init?(_ object: String?) {
-        guard let object else { return nil }
-        let parts = object.split(separator: "#", maxSplits: 1).map(String.init)
-        key = parts.first ?? ""
-        action = parts.count > 1 ? parts[1] : ""
+        guard let object, let hash = object.lastIndex(of: "#"),
+            let action = Action(rawValue: String(object[object.index(after: hash)...]))
+        else { return nil }
+        key = String(object[..<hash])
+        self.action = action
     }
+
+    var text: String { "\(key)#\(action.rawValue)" }
 
     /// The server's instance id for a server's object.
     var instance: String? { key.hasPrefix("server:") ? String(key.dropFirst("server:".count)) : nil }

@@ -2,21 +2,27 @@ import Foundation
 import PatchbayCore
 
 /// The keys a target that talks to a monitoring API shares: where (`url`, or `urls` for an HA
-/// cluster), how to sign in (`token`, or `username` and `password`) and whom to trust (`caFile`).
+/// cluster) and how to sign in (`token`, or `username` and `password`). Whom to trust is `caFile`,
+/// which every kind takes (`CATrustingTarget`).
 public struct MonitorConnection: Sendable {
     public var urls: [URL]
     public var headers: [HTTPHeader]
     public var secrets: [Secret]
-    public var caFile: String?
 
-    public static let keys: Set<String> = ["url", "urls", "token", "username", "password", "caFile"]
+    public static let keys: Set<String> = ["url", "urls", "token", "username", "password"]
 
     /// Reads the keys from `section`, reporting problems; nil when one is wrong.
     /// `basicAuthRequired`: the API takes only a user and password (Icinga 2).
     public init?(section: ConfigSection, basicAuthRequired: Bool = false) {
         var urls: [URL] = []
         var valid = true
-        if let url = section.url("url") { urls.append(url) }
+        if let url = section.url("url") {
+            if let problem = Self.problem(url) {
+                section.report("url", problem)
+                valid = false
+            }
+            urls.append(url)
+        }
         if let texts = section.stringList("urls") {
             if section.string("url") != nil { section.report("urls", "give url or urls, not both") }
             for (index, text) in texts.enumerated() {
@@ -24,6 +30,10 @@ public struct MonitorConnection: Sendable {
                     section.diagnostics.report("\(section.keyPath("urls"))[\(index)]", "expected an http:// or https:// URL, got '\(text)'")
                     valid = false
                     continue
+                }
+                if let problem = Self.problem(url) {
+                    section.diagnostics.report("\(section.keyPath("urls"))[\(index)]", problem)
+                    valid = false
                 }
                 urls.append(url)
             }
@@ -51,28 +61,18 @@ public struct MonitorConnection: Sendable {
             valid = false
         }
         if basicAuthRequired, username == nil || password == nil { valid = false }
-        var caFile: String?
-        if let path = section.string("caFile") {
-            if let problem = Self.caFileProblem(path) {
-                section.report("caFile", problem)
-                valid = false
-            }
-            caFile = path
-        }
-        guard valid else { return nil }
+        guard valid, !urls.isEmpty else { return nil }
         self.urls = urls
         self.headers = headers
         self.secrets = secrets
-        self.caFile = caFile
     }
 
-    /// nil for a readable file of PEM certificates, else why not.
-    static func caFileProblem(_ path: String) -> String? {
-        guard path.hasPrefix("/") else { return "expected an absolute path to a PEM file, got '\(path)'" }
-        guard let data = FileManager.default.contents(atPath: path) else { return "cannot read '\(path)'" }
-        guard String(decoding: data.prefix(1 << 20), as: UTF8.self).contains("-----BEGIN CERTIFICATE-----") else {
-            return "'\(path)' holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
-        }
+    /// A base URL carries no credentials or query: they would reach links and logs. The
+    /// message does not repeat the URL, which may hold a password.
+    static func problem(_ url: URL) -> String? {
+        let components = URLComponents(url: url, resolvingAgainstBaseURL: false)
+        if components?.user != nil || components?.password != nil { return "must not hold a user or password; use username and password" }
+        if components?.query != nil || components?.fragment != nil { return "must be a base URL, without ?query or #fragment" }
         return nil
     }
 }
