@@ -150,11 +150,12 @@ def scaffold():
     for path, text in NEW_FILES.items():
         (ROOT / path).parent.mkdir(parents=True, exist_ok=True)
         (ROOT / path).write_text(text)
-    replace_once("Sources/PatchbayTargets/TargetRegistry.swift", "DatadogTarget.self,\n", f"DatadogTarget.self,\n        {TYPE}.self,\n")
+    # Last in the list, whichever kind is last today.
+    replace_once("Sources/PatchbayTargets/TargetRegistry.swift", ".self,\n    ]\n", f".self,\n        {TYPE}.self,\n    ]\n")
     replace_once("Sources/PatchbaySink/Emulation/VendorEmulationRegistry.swift", "DatadogEmulation.self,\n",
                  f"DatadogEmulation.self,\n        {FOLDER}Emulation.self,\n")
     edit_schema()
-    replace_once("Schemas/openapi.yaml", "pagerduty, datadog]}", f"pagerduty, datadog, {KIND}]}}")
+    replace_once("Schemas/openapi.yaml", "targetKind: {type: string, enum: [", f"targetKind: {{type: string, enum: [{KIND}, ")
     replace_once("examples/patchbay.yaml", "  changes-mail:\n",
                  f"  scaffold-chat:\n    kind: {KIND}\n    url: \"http://127.0.0.1:9090/{KIND}/hook\"\n  changes-mail:\n")
     replace_once("examples/patchbay.yaml", "targets: [ops-chat, ops-discord, changes-mail, audit-hook]",
