@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The API and chat channels end to end: the real binary delivers to the sink's emulations of
-PagerDuty, Datadog, Google Chat and Discord. One maintenance of five servers is announced, its
+PagerDuty, Datadog, Google Chat, Discord and Slack's Web API (a bot token). One maintenance of five servers is announced, its
 servers start, it is moved, then cancelled. Checks:
 
 - exactly one PagerDuty maintenance window and one Datadog downtime were created for it, each
@@ -50,8 +50,10 @@ targets:
   dog: {{kind: datadog, apiKey: "dd-api-key-0123456789", appKey: "dd-app-key-0123456789", baseURL: "{base}/datadog", {fast}}}
   chat: {{kind: googlechat, url: "{base}/googlechat/v1/spaces/AAAA/messages?key=k123&token=t456", {fast}}}
   disc: {{kind: discord, url: "{base}/discord/api/webhooks/123456/tok-abcdef", {fast}}}
+  bot: {{kind: slack, token: "xoxb-channels-test-0123", channel: C0123456789, baseURL: "{base}/slack-api", {fast}}}
+  lost: {{kind: slack, token: "xoxb-channels-test-0123", channel: C0NOTINCHAN, baseURL: "{base}/slack-api", {fast}}}
 routes:
-  - targets: [chat, disc]
+  - targets: [chat, disc, bot, lost]
     pagerduty: {{target: pager, services: [PIJ90N7]}}
     datadog: {{target: dog, scope: "env:production AND service:app1", monitorTags: [patching]}}
     reminders: []
@@ -125,6 +127,13 @@ routes:
         check(len(discord) >= 8 and all(json.loads(r["body"])["allowed_mentions"] == {"parse": []} and json.loads(r["body"])["embeds"]
                                         for r in discord), f"Discord embeds that ping no one ({len(discord)})")
         check(all(200 <= r["status"] < 300 for r in requests), f"every vendor answered 2xx: {sorted({(r['vendor'], r['status']) for r in requests})}")
+        bot = [r for r in of("slack-api") if '"C0123456789"' in r["body"]]
+        lost = [r for r in of("slack-api") if '"C0NOTINCHAN"' in r["body"]]
+        check(len(bot) >= 8 and all(r["path"].endswith("/chat.postMessage") and '"ok":true' in r["answer"] for r in bot),
+              f"Slack bot token: every message posted with chat.postMessage and answered ok ({len(bot)})")
+        check(len(lost) == len(bot) and all('"not_in_channel"' in r["answer"] for r in lost),
+              f"Slack bot token, a channel the bot is not in: each message tried once, not retried (ok:false not_in_channel): "
+              f"{len(lost)} vs {len(bot)}")
     finally:
         server.stop()
         sink.stop()

@@ -56,6 +56,70 @@ struct SinkEmulationSpecTests {
     static func unix(_ seconds: Double) -> Int { Int(Date().timeIntervalSince1970 + seconds) }
     static func rfc3339(_ seconds: Double) -> String { Timestamp.rfc3339(Date(timeIntervalSince1970: Double(unix(seconds)))) }
 
+    // MARK: Slack Web API
+
+    @Test func slackWebAPIPostsAndUpdatesAsStrictlyAsSlack() throws {
+        let bot = ["Content-Type": "application/json; charset=utf-8", "Authorization": "Bearer xoxb-1-test"]
+        let body = #"{"channel":"C0123456789","text":"Patching Complete","attachments":[{"fallback":"x","title":"t","text":"y"}]}"#
+        let posted = post("/slack-api/chat.postMessage", body, headers: bot)
+        #expect(posted.status == 200 && posted.body.contains(#""ok":true"#), "\(posted.body)")
+        let ts = try #require(try JSONValue.parse(Data(posted.body.utf8))["ts"]?.stringValue)
+        check([
+            Case("no token", post("/slack-api/chat.postMessage", body), 200, "not_authed"),
+            Case(
+                "a token that is not a bot's",
+                post("/slack-api/chat.postMessage", body, headers: bot.merging(["Authorization": "Bearer xoxa-2"]) { $1 }), 200, "invalid_auth"),
+            Case(
+                "no channel", post("/slack-api/chat.postMessage", replacing(body, #""channel":"C0123456789","#, ""), headers: bot), 200,
+                "channel_not_found"),
+            Case(
+                "not in the channel", post("/slack-api/chat.postMessage", replacing(body, "C0123456789", "C0NOTINCHAN"), headers: bot), 200,
+                "not_in_channel"),
+            Case("no text", post("/slack-api/chat.postMessage", #"{"channel":"C0123456789"}"#, headers: bot), 200, "no_text"),
+            Case(
+                "attachments that are not a list",
+                post("/slack-api/chat.postMessage", replacing(body, #"[{"fallback":"x","title":"t","text":"y"}]"#, #""x""#), headers: bot), 200,
+                "invalid_arguments"),
+            Case(
+                "an update of an unknown message", post("/slack-api/chat.update", #"{"channel":"C0123456789","ts":"1.2","text":"x"}"#, headers: bot),
+                200, "message_not_found"),
+            Case(
+                "an update of the posted message",
+                post("/slack-api/chat.update", #"{"channel":"C0123456789","ts":"\#(ts)","text":"x"}"#, headers: bot), 200, #""ok":true"#),
+        ])
+    }
+
+    // MARK: Silences
+
+    @Test func silenceAPIsKeepAlertmanagersRules() throws {
+        let grafana = "/grafana/api/alertmanager/grafana/api/v2"
+        let auth = SinkEmulationSpecTests.jsonHeaders.merging(["Authorization": "Bearer glsa_test"]) { $1 }
+        let start = Self.rfc3339(3600)
+        let end = Self.rfc3339(7200)
+        let silence =
+            #"{"matchers":[{"name":"app","value":"App1","isRegex":false}],"startsAt":"\#(start)","endsAt":"\#(end)","createdBy":"Patchbay","comment":"c"}"#
+        let created = post("\(grafana)/silences", silence, headers: auth)
+        #expect(created.status == 202, "\(created.body)")
+        let id = try #require(try JSONValue.parse(Data(created.body.utf8))["silenceID"]?.stringValue)
+        let same = replacing(silence, #"{"matchers""#, #"{"id":"\#(id)","matchers""#)
+        let inPlace = post("\(grafana)/silences", same, headers: auth)
+        #expect(inPlace.body.contains(id), "a pending silence with the same matchers is updated in place: \(inPlace.body)")
+        let changed = post("\(grafana)/silences", replacing(same, #""value":"App1""#, #""value":"App2""#), headers: auth)
+        #expect(changed.status == 202 && !changed.body.contains(id), "changed matchers answer a new id: \(changed.body)")
+        check([
+            Case("no authorization", post("\(grafana)/silences", silence), 401),
+            Case("an end in the past", post("\(grafana)/silences", replacing(silence, end, Self.rfc3339(-60)), headers: auth), 400, "past"),
+            Case(
+                "matchers that match everything",
+                post("\(grafana)/silences", replacing(silence, #""value":"App1","isRegex":false"#, #""value":".*","isRegex":true"#), headers: auth),
+                400, "empty string"),
+            Case("an unknown id", post("\(grafana)/silences", replacing(silence, #"{"matchers""#, #"{"id":"nope","matchers""#), headers: auth), 404),
+            Case("Grafana: delete of an unknown id", sink.emulate("DELETE", "\(grafana)/silence/nope", headers: auth), 404),
+            Case("Alertmanager 0.25: delete of an unknown id", sink.emulate("DELETE", "/alertmanager/api/v2/silence/nope"), 500, "silence not found"),
+            Case("Alertmanager: a create without authorization", post("/alertmanager/api/v2/silences", silence), 200, "silenceID"),
+        ])
+    }
+
     // MARK: Slack
 
     static let slackBody = #"""

@@ -88,6 +88,66 @@ struct SlackTargetTests {
         #expect(!String(describing: target).contains("canary"))
         #expect(!String(reflecting: target).contains("canary"))
     }
+
+    // MARK: Web API (bot token)
+
+    static let bot = SlackTarget(
+        name: "ops-bot", token: Secret("xoxb-canary-token-4d3c"), channel: "C0123456789", baseURL: URL(string: "http://127.0.0.1:9/slack-api")!)
+
+    @Test func aBotTokenPostsThroughChatPostMessage() throws {
+        let event = try EventValidator().validate(body: Fixtures.exampleEvent(.completed))
+        let request = try Self.bot.render(event, context: context)
+        #expect(request.url.reveal() == "http://127.0.0.1:9/slack-api/chat.postMessage")
+        #expect(request.headers.contains { $0.name == "Authorization" && $0.isSecret && $0.value == "Bearer xoxb-canary-token-4d3c" })
+        let body = try JSONValue.parse(request.body)
+        #expect(body["channel"]?.stringValue == "C0123456789")
+        #expect(body["text"]?.stringValue?.contains("Patching Complete") == true, "a plain text for notifications")
+        #expect(!String(decoding: request.body, as: UTF8.self).contains("xoxb-"))
+        #expect(Self.bot.secrets.map { $0.reveal() } == ["xoxb-canary-token-4d3c"])
+    }
+
+    static func answer(_ body: String, status: Int = 200, headers: [HTTPHeader] = []) -> Result<TransportResponse, TransportFailure> {
+        .success(TransportResponse(status: status, headers: headers, body: Data(body.utf8), latency: .zero))
+    }
+
+    @Test func webAPIAnswersAreClassifiedByTheirErrorCode() {
+        #expect(Self.bot.classify(Self.answer(#"{"ok":true,"channel":"C0123456789","ts":"1.2"}"#)).label == "delivered")
+        let limited = Self.bot.classify(Self.answer(#"{"ok":false,"error":"ratelimited"}"#, headers: [HTTPHeader("Retry-After", "30")]))
+        guard case .retry(let after, let reason) = limited else {
+            Issue.record("ratelimited must wait, got \(limited)")
+            return
+        }
+        #expect(after == .seconds(30) && reason.isRateLimit)
+        #expect(Self.bot.classify(Self.answer("", status: 429, headers: [HTTPHeader("Retry-After", "5")])).reason.isRateLimit)
+        #expect(Self.bot.classify(Self.answer(#"{"ok":false,"error":"internal_error"}"#)).label == "retry")
+        for code in ["invalid_auth", "channel_not_found", "not_in_channel", "msg_too_long", "not_authed", "is_archived"] {
+            #expect(Self.bot.classify(Self.answer(#"{"ok":false,"error":"\#(code)"}"#)).label == "permanent", "\(code)")
+        }
+        #expect(Self.bot.classify(Self.answer("<html>proxy</html>")).label == "permanent")
+        #expect(target.classify(Self.answer("ok")).label == "delivered", "a webhook's plain ok is still delivered")
+    }
+
+    @Test func configChoosesWebhookOrWebAPIAndNamesWhatIsWrong() {
+        func read(_ pairs: [(String, String)]) -> (SlackTarget?, [String]) {
+            let diagnostics = ConfigDiagnostics()
+            let section = ConfigSection(
+                path: "targets.s", value: .map(pairs.map { (key: $0.0, value: ConfigValue.scalar($0.1)) }), diagnostics: diagnostics)
+            return (SlackTarget(name: "s", section: section), diagnostics.problems.map(\.path))
+        }
+        let (bot, none) = read([("token", "xoxb-0123456789"), ("channel", "C0123456789")])
+        #expect(none.isEmpty)
+        guard case .webAPI(_, let channel, let base)? = bot?.channel else {
+            Issue.record("expected the Web API")
+            return
+        }
+        #expect(channel == "C0123456789" && base == SlackTarget.defaultAPIBaseURL)
+        #expect(read([("token", "xoxb-0123456789"), ("channel", "#ops")]).1 == ["targets.s.channel"])
+        #expect(read([("token", "hunter2-0123456789"), ("channel", "C0123456789")]).1 == ["targets.s.token"])
+        #expect(
+            read([("url", "https://hooks.slack.com/services/T/B/x"), ("token", "xoxb-0123456789"), ("channel", "C0123456789")]).1 == ["targets.s.url"]
+        )
+        #expect(read([("token", "xoxb-0123456789")]).1 == ["targets.s.channel"])
+    }
 }
 
 @Suite("Response classification")

@@ -24,6 +24,7 @@ struct VendorState {
     var nextDowntimeID = 0
     var nextChatMessageID = 0
     var silences: [String: [String: JSONValue]] = [:]
+    var slackMessages: [String: [String: JSONValue]] = [:]
     var nextSilenceID = 0
 }
 
@@ -49,7 +50,8 @@ extension VendorEmulation {
 extension Sink {
     /// Every path the sink answers, vendors first, in the order the 404 names them.
     static let emulations: [any VendorEmulation.Type] = [
-        SlackEmulation.self, TeamsEmulation.self, TeamsConnectorEmulation.self, StatuspageEmulation.self, PingdomEmulation.self,
+        SlackEmulation.self, SlackWebAPIEmulation.self, TeamsEmulation.self, TeamsConnectorEmulation.self, StatuspageEmulation.self,
+        PingdomEmulation.self,
         DiscordEmulation.self, GoogleChatEmulation.self, PagerDutyEmulation.self, DatadogEmulation.self,
         GrafanaEmulation.self, AlertmanagerEmulation.self,
         WebhookReceiver.self, SNSStandIn.self, StatusEndpoint.self, HangEndpoint.self, EndlessEndpoint.self,
@@ -138,6 +140,13 @@ extension GrafanaEmulation: VendorEmulation {
     static let pathPrefix = "grafana"
     static func emulate(_ request: EmulatedRequest, state: inout VendorState) -> Sink.Answer {
         answer(request, silences: &state.silences, nextID: &state.nextSilenceID)
+    }
+}
+
+extension SlackWebAPIEmulation: VendorEmulation {
+    static let pathPrefix = "slack-api"
+    static func emulate(_ request: EmulatedRequest, state: inout VendorState) -> Sink.Answer {
+        answer(request, messages: &state.slackMessages, nextID: &state.nextChatMessageID)
     }
 }
 

@@ -1,42 +1,144 @@
 import Foundation
 import PatchbayCore
 
-/// Slack incoming webhook (`kind: slack`). The URL is the credential; Slack answers 200 `ok` and
-/// returns no message id, so every lifecycle step is a new message.
+/// Slack (`kind: slack`), through an incoming webhook (`url`, the credential; Slack answers 200
+/// `ok` and returns no message id) or through the Web API with a bot token (`token` and `channel`:
+/// `chat.postMessage`, which answers the message's `ts`). Every lifecycle step is a new message.
+///
+/// The Web API answers 200 even when it refuses: `{"ok": false, "error": "channel_not_found"}`.
+/// `classify` reads the code (api.slack.com/web#errors, the methods' error lists): `ratelimited`
+/// (and a 429) waits for Retry-After; Slack's own transient errors are retried; every other code
+/// (`invalid_auth`, `channel_not_found`, `not_in_channel`, `msg_too_long`, …) is permanent, and the
+/// attempt's detail names it.
 public struct SlackTarget: MessageTarget, TemplatedTarget {
     public static let kind = "slack"
-    /// "1 per second, short bursts allowed" (Slack's rate-limit table for incoming webhooks).
+    /// "1 per second, short bursts allowed": Slack's limit for incoming webhooks, and for
+    /// `chat.postMessage` per channel (its "special" tier).
     public static let defaultPolicy = TargetPolicy(pacing: PacingPolicy(rate: 1, burst: 3))
     public static let traits = TargetKindTraits(kind: kind, isChat: true)
     public static let templateKeys: Set<String> = ["title", "text", "facts"]
     public static let templateEscaping = TemplateEscaping(name: "PATCHBAY_SLACK", escape: SlackEscaping.escape)
+    public static let defaultAPIBaseURL = URL(string: "https://slack.com/api")!
+
+    /// How messages reach Slack.
+    public enum Channel: Sendable {
+        case webhook(url: Secret)
+        /// A bot token (`xoxb-…`) posting to a channel id through `baseURL/chat.postMessage`.
+        case webAPI(token: Secret, channel: String, baseURL: URL)
+    }
 
     public let name: String
-    public let url: Secret
+    public let channel: Channel
     public var templates: MessageTemplates?
     public var kind: String { Self.kind }
-    public var secrets: [Secret] { [url] }
+    public var secrets: [Secret] {
+        switch channel {
+        case .webhook(let url): [url]
+        case .webAPI(let token, _, _): [token]
+        }
+    }
 
     public init(name: String, url: Secret) {
         self.name = name
-        self.url = url
+        self.channel = .webhook(url: url)
     }
 
-    /// Reads `targets.<name>`: `{kind: slack, url: ...}`.
+    public init(name: String, token: Secret, channel: String, baseURL: URL = defaultAPIBaseURL) {
+        self.name = name
+        self.channel = .webAPI(token: token, channel: channel, baseURL: baseURL)
+    }
+
+    /// Reads `targets.<name>`: `{kind: slack, url: ...}` or `{kind: slack, token: xoxb-..., channel: C0123456789}`.
     public init?(name: String, section: ConfigSection) {
-        section.allowOnly(TargetRegistry.commonKeys.union(["url"]))
-        guard let url = section.secretURL("url") else { return nil }
-        self.init(name: name, url: url)
+        section.allowOnly(TargetRegistry.commonKeys.union(["url", "token", "channel", "baseURL"]))
+        if section.string("token") == nil && section.string("channel") == nil && section.string("baseURL") == nil {
+            guard let url = section.secretURL("url") else { return nil }
+            self.init(name: name, url: url)
+            return
+        }
+        if section.string("url") != nil { section.report("url", "give url (an incoming webhook) or token and channel (the Web API), not both") }
+        let token = section.secret("token", minimumLength: 10)
+        if let token, !token.reveal().hasPrefix("xox") {
+            section.report("token", "expected a Slack token (a bot token starts with xoxb-; value not shown)")
+        }
+        let channel = section.string("channel", required: true)
+        if let channel, let problem = Self.channelProblem(channel) { section.report("channel", problem) }
+        let baseURL = section.url("baseURL") ?? Self.defaultAPIBaseURL
+        guard let token, token.reveal().hasPrefix("xox"), let channel, Self.channelProblem(channel) == nil, section.string("url") == nil else {
+            return nil
+        }
+        self.init(name: name, token: token, channel: channel, baseURL: baseURL)
+    }
+
+    /// A channel id (`C0123456789`; `G…` private, `D…` a direct message) as the Web API wants it.
+    static func channelProblem(_ channel: String) -> String? {
+        let valid =
+            channel.count >= 9 && channel.count <= 24 && channel.first.map { "CGD".contains($0) } == true
+            && channel.allSatisfy { $0.isASCII && ($0.isUppercase || $0.isNumber) }
+        return valid ? nil : "expected a channel id like C0123456789 (Slack: channel details → About), got '\(channel)'"
+    }
+
+    /// Messages to one channel through one token share Slack's per-channel budget.
+    public var pacingKey: String {
+        switch channel {
+        case .webhook: "\(kind):\(name)"
+        case .webAPI(let token, let channel, _): "slack:" + Data("\(token.reveal())\n\(channel)".utf8).sha256Hex.prefix(16)
+        }
     }
 
     public func render(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> OutboundRequest {
         let payload = SlackPayload(event: event, context: context, templates: MessageTemplates.preferring(context.routeTemplates, over: templates))
-        let body = try JSONEncoder.encodePayload(payload, kind: "Slack")
-        return OutboundRequest(
-            method: "POST", url: url, displayURL: OutboundRequest.displayForm(of: url.reveal()),
-            headers: [HTTPHeader("Content-Type", "application/json; charset=utf-8")],
-            body: body
-        )
+        switch channel {
+        case .webhook(let url):
+            return OutboundRequest(
+                method: "POST", url: url, displayURL: OutboundRequest.displayForm(of: url.reveal()),
+                headers: [HTTPHeader("Content-Type", "application/json; charset=utf-8")],
+                body: try JSONEncoder.encodePayload(payload, kind: "Slack"))
+        case .webAPI(let token, let channel, let baseURL):
+            let message = SlackWebAPIMessage(channel: channel, text: payload.attachments.first?.fallback ?? "", attachments: payload.attachments)
+            let url = baseURL.absoluteString.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/chat.postMessage"
+            return OutboundRequest(
+                method: "POST", url: Secret(url), displayURL: OutboundRequest.displayForm(of: url),
+                headers: [
+                    HTTPHeader("Authorization", "Bearer \(token.reveal())", isSecret: true),
+                    HTTPHeader("Content-Type", "application/json; charset=utf-8"),
+                ],
+                body: try JSONEncoder.encodePayload(message, kind: "Slack"))
+        }
+    }
+
+    public func classify(_ result: Result<TransportResponse, TransportFailure>) -> DeliveryOutcome {
+        guard case .webAPI = channel, case .success(let response) = result, response.status == 200 else { return ResponseRule.classify(result) }
+        return SlackWebAPI.classify(response)
+    }
+}
+
+/// A `chat.postMessage` body: the channel, a plain `text` (what notifications and screen readers
+/// show; Slack warns when a message with attachments has none) and the attachment.
+struct SlackWebAPIMessage: Encodable {
+    var channel: String
+    var text: String
+    var attachments: [SlackPayload.Attachment]
+}
+
+/// What a Web API answer means. Slack answers 200 with `ok: false` and an error code.
+public enum SlackWebAPI {
+    /// Slack's own transient failures (api.slack.com/web#errors): worth trying again.
+    static let transient: Set<String> = ["internal_error", "fatal_error", "service_unavailable", "request_timeout"]
+
+    public static func classify(_ response: TransportResponse) -> DeliveryOutcome {
+        guard let answer = try? JSONValue.parse(response.body), case .bool(let ok)? = answer["ok"] else {
+            // A 200 that is not a Web API answer (a proxy's page): not delivered, and not worth
+            // repeating until someone looks.
+            return .permanent(reason: ResponseRule.Reason.clientError)
+        }
+        if ok { return .delivered(reason: ResponseRule.Reason.delivered) }
+        let code = answer["error"]?.stringValue ?? ""
+        if code == "ratelimited" || code == "rate_limited" {
+            return .retry(after: RetryAfter.parse(response.header("Retry-After"), now: Date()), reason: ResponseRule.Reason.rateLimited)
+        }
+        if transient.contains(code) { return .retry(after: nil, reason: ResponseRule.Reason.serverError) }
+        return .permanent(reason: ResponseRule.Reason.clientError)
     }
 }
 
