@@ -123,19 +123,29 @@ extension PostgresStore: DispatchStore {
             // The attempt and the delivery's new state in one statement: each statement is a round
             // trip, and round trips are what PostgreSQL delivery spends its time on. A WITH that
             // writes runs to completion even though the UPDATE does not read it.
+            // The same record again (a try whose commit went through while its reply was lost)
+            // inserts nothing: the attempt is written once, and the answer says it was there.
             let updated = try await Self.rows(
                 """
                 WITH attempt AS (
                     INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
-                    VALUES (\(attempt.deliveryID), \(attempt.number), \(attempt.startedAt), \(attempt.latencyMilliseconds),
-                            \(attempt.statusCode), \(attempt.outcome), \(attempt.reason), \(attempt.responseExcerpt))
+                    SELECT \(attempt.deliveryID), \(attempt.number), \(attempt.startedAt), \(attempt.latencyMilliseconds),
+                           \(attempt.statusCode), \(attempt.outcome), \(attempt.reason), \(attempt.responseExcerpt)
+                    WHERE NOT EXISTS (
+                        SELECT 1 FROM attempts WHERE delivery_id = \(attempt.deliveryID) AND number = \(attempt.number)
+                                                 AND started_at = \(attempt.startedAt))
+                    RETURNING 1
+                ), updated AS (
+                    UPDATE deliveries SET state = \(state.rawValue), next_attempt_at = \(nextAttempt), lease_token = NULL, leased_by = NULL,
+                                          updated_at = \(now), last_reason = \(attempt.reason), throttles = throttles + \(throttled ? 1 : 0)
+                    WHERE id = \(claim.id) AND lease_token = \(claim.leaseToken) AND state = 'in_flight'
+                      AND EXISTS (SELECT 1 FROM attempt)
+                    RETURNING maintenance_key
                 )
-                UPDATE deliveries SET state = \(state.rawValue), next_attempt_at = \(nextAttempt), lease_token = NULL, leased_by = NULL,
-                                      updated_at = \(now), last_reason = \(attempt.reason), throttles = throttles + \(throttled ? 1 : 0)
-                WHERE id = \(claim.id) AND lease_token = \(claim.leaseToken) AND state = 'in_flight'
-                RETURNING maintenance_key
+                SELECT (SELECT maintenance_key FROM updated), (SELECT count(*) FROM attempt)
                 """, on: connection, logger: logger)
-            let laneKey = try updated.first?.decode(String.self)
+            let (laneKey, inserted) = try updated.first?.decode((String?, Int).self) ?? (nil, 1)
+            if inserted == 0 { return (true, nil, []) }
             var extra: FollowUpState?
             if let followUp {
                 extra = try await settleFollowUp(

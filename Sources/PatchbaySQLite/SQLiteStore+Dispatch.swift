@@ -94,6 +94,14 @@ extension SQLiteStore: DispatchStore {
             case .expired: (.expired, nowSeconds)
             }
         let (stillOurs, extra, next) = try await committer.write { db -> (Bool, FollowUpState?, StoredClaim?) in
+            // The same record again (a try whose commit went through, though its caller saw an
+            // error): it is already there, and nothing is written twice.
+            if try Bool.fetchOne(
+                cached: db, sql: "SELECT EXISTS (SELECT 1 FROM attempts WHERE delivery_id = ? AND number = ? AND started_at = ?)",
+                arguments: [attempt.deliveryID, attempt.number, attempt.startedAt.timeIntervalSince1970]) == true
+            {
+                return (true, nil, nil)
+            }
             try db.executeCached(
                 sql: """
                     INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)

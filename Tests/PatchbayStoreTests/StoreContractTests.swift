@@ -387,6 +387,23 @@ struct StoreContractTests: StoreFixtures {
         }
     }
 
+    /// A record tried again after its commit went through (PostgreSQL: the reply was lost on a
+    /// dropped connection) writes nothing twice and reports the delivery as still recorded by
+    /// this worker, not as taken over by another.
+    @Test(arguments: StoreBackend.available)
+    func theSameRecordTriedAgainIsWrittenOnce(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let store = under.store
+            _ = try await store.accept(submission(event()))
+            let claim = try #require(try await store.claimDue(now: t0, limit: 1, lease: .seconds(30)).first)
+            let record = attempt(claim)
+            #expect(try await store.complete(claim, attempt: record, transition: .delivered, followUp: nil, at: t0) == true)
+            #expect(try await store.complete(claim, attempt: record, transition: .delivered, followUp: nil, at: t0) == true)
+            #expect(try await store.attempts(deliveryID: claim.id).count == 1)
+            #expect(try await store.counts() == [.delivered: 1])
+        }
+    }
+
     @Test(arguments: StoreBackend.available)
     func laterEventsWaitForEarlierOnesOfTheSameMaintenanceAndTarget(_ backend: StoreBackend) async throws {
         try await StoreUnderTest.with(backend) { under in
