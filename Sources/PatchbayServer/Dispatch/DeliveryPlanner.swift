@@ -61,7 +61,16 @@ struct DeliveryPlanner: Sendable {
             displayTimeZone: TimeZone(identifier: send.displayTimeZone) ?? TimeZone(identifier: "UTC")!,
             deliveryID: send.deliveryID, now: send.now, followUp: state.0, maintenance: state.1, resources: send.resources,
             routeTemplates: templates, isSummary: send.lane.isSummary, encodedEvent: send.encodedEvent,
-            overrunExtend: routes.noticeSettings(for: send.event)?.settings.overrunExtend ?? NoticeSettings().overrunExtend)
+            overrunExtend: overrunExtend(for: send))
+    }
+
+    /// The route's `overrunExtend`, matched only for the kinds that read the maintenance (a
+    /// server's silence lasts that long past the window): a chat message's send, the hot path
+    /// of a drain, matches no route for it.
+    private func overrunExtend(for send: Send) -> Duration {
+        let standard = NoticeSettings().overrunExtend
+        guard send.target.usesMaintenanceState else { return standard }
+        return routes.noticeSettings(for: send.event)?.settings.overrunExtend ?? standard
     }
 
     /// The maintenance as deep as this send needs: a summary names every server; other sends

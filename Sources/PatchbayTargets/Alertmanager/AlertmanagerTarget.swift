@@ -11,7 +11,7 @@ import PatchbayCore
 /// `password` when a proxy or `--web.config.file` asks for them; `caFile` for a private CA;
 /// `createdBy`, default `Patchbay`). Route: `routes[].alertmanager: {target, matchers:
 /// ['app="App1"'], clearAfter: 10m, instances: {matcher: 'instance=~"{{instance.name}}(:[0-9]+)?"', clearAfter: 10m}}`.
-public struct AlertmanagerTarget: RegisteredTarget {
+public struct AlertmanagerTarget: SilenceAPITarget {
     public static let kind = "alertmanager"
     /// Alertmanager publishes no rate limit; a silence per server report stays far below what
     /// one instance takes, and a pace keeps a burst of reports from crowding its API.
@@ -24,7 +24,6 @@ public struct AlertmanagerTarget: RegisteredTarget {
     private let credentials: [Secret]
     public var kind: String { Self.kind }
     public var secrets: [Secret] { credentials }
-    public var usesMaintenanceState: Bool { true }
 
     public init(name: String, connection: MonitorConnection, createdBy: String = "Patchbay") {
         self.name = name
@@ -33,7 +32,7 @@ public struct AlertmanagerTarget: RegisteredTarget {
             urls: connection.urls, apiPath: "/api/v2", headers: connection.headers, createdBy: createdBy,
             vendor: "Alertmanager",
             link: { base, id in
-                base.absoluteString.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/#/silences/" + VendorID.pathSegment(id)
+                SilenceAPI.page(base, "/#/silences/" + VendorID.pathSegment(id))
             })
     }
 
@@ -42,18 +41,5 @@ public struct AlertmanagerTarget: RegisteredTarget {
         let createdBy = section.string("createdBy") ?? "Patchbay"
         guard let connection = MonitorConnection(section: section) else { return nil }
         self.init(name: name, connection: connection, createdBy: createdBy)
-    }
-
-    public func plan(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> DeliveryStep {
-        try api.plan(event, context: context, targetName: name)
-    }
-
-    public func classify(_ result: Result<TransportResponse, TransportFailure>, for request: OutboundRequest) -> DeliveryOutcome {
-        api.classify(result, for: request)
-    }
-
-    public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState?
-    {
-        api.followUp(after: response, to: request, event: event, context: context)
     }
 }

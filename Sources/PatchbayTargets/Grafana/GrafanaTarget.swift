@@ -10,7 +10,7 @@ import PatchbayCore
 /// ${GRAFANA_TOKEN}}` (a service account token with `alert.silences:create` and `:write`;
 /// `username`/`password` also work; `orgId` picks the organisation; `datasource` an external
 /// alert manager). Route: `routes[].grafana: {target, matchers: [...], instances: {...}}`.
-public struct GrafanaTarget: RegisteredTarget {
+public struct GrafanaTarget: SilenceAPITarget {
     public static let kind = "grafana"
     public static let defaultPolicy = TargetPolicy(pacing: PacingPolicy(rate: 10, burst: 10))
     public static let traits = TargetKindTraits(
@@ -21,7 +21,6 @@ public struct GrafanaTarget: RegisteredTarget {
     private let credentials: [Secret]
     public var kind: String { Self.kind }
     public var secrets: [Secret] { credentials }
-    public var usesMaintenanceState: Bool { true }
 
     public init(name: String, connection: MonitorConnection, datasource: String = "grafana", orgID: String? = nil) {
         self.name = name
@@ -32,8 +31,7 @@ public struct GrafanaTarget: RegisteredTarget {
             urls: connection.urls, apiPath: "/api/alertmanager/\(VendorID.pathSegment(datasource))/api/v2", headers: headers,
             createdBy: "Patchbay", vendor: "Grafana",
             link: { base, id in
-                base.absoluteString.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/alerting/silence/" + VendorID.pathSegment(id)
-                    + "/edit"
+                SilenceAPI.page(base, "/alerting/silence/" + VendorID.pathSegment(id) + "/edit")
             })
     }
 
@@ -51,18 +49,5 @@ public struct GrafanaTarget: RegisteredTarget {
         }
         guard let connection = MonitorConnection(section: section) else { return nil }
         self.init(name: name, connection: connection, datasource: datasource, orgID: orgID)
-    }
-
-    public func plan(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> DeliveryStep {
-        try api.plan(event, context: context, targetName: name)
-    }
-
-    public func classify(_ result: Result<TransportResponse, TransportFailure>, for request: OutboundRequest) -> DeliveryOutcome {
-        api.classify(result, for: request)
-    }
-
-    public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState?
-    {
-        api.followUp(after: response, to: request, event: event, context: context)
     }
 }

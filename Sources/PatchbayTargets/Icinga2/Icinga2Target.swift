@@ -100,35 +100,10 @@ public struct Icinga2Target: RegisteredTarget {
         }
         let all = links.flatMap { $0 }
         guard !all.isEmpty else { return .skip(reason: reasons.isEmpty ? "nothing to change in the downtimes" : reasons.joined(separator: "; ")) }
-        return Self.chain(all[...])
+        return .chain(all[...], nothingToDo: "nothing to change in the downtimes")
     }
 
-    /// One request, or a lookup whose answer decides whether the requests after it are needed.
-    enum Link: Sendable {
-        case send(OutboundRequest)
-        /// Sends `request` only when the lookup before it found nothing (a retry whose earlier
-        /// attempt scheduled the downtimes already).
-        case unlessFound(lookup: OutboundRequest, request: OutboundRequest)
-    }
-
-    static func chain(_ links: ArraySlice<Link>) -> DeliveryStep {
-        guard let first = links.first else { return .skip(reason: "nothing to change in the downtimes") }
-        let rest = links.dropFirst()
-        let continuing: @Sendable (OutboundRequest) -> DeliveryStep = { request in
-            rest.isEmpty ? .send(request) : .then(request, next: { _ in chain(rest) })
-        }
-        switch first {
-        case .send(let request):
-            return continuing(request)
-        case .unlessFound(let lookup, let request):
-            return .then(
-                lookup,
-                next: { answer in
-                    guard found(in: answer) else { return continuing(request) }
-                    return rest.isEmpty ? .skip(reason: "the downtimes were scheduled by an earlier attempt") : chain(rest)
-                })
-        }
-    }
+    typealias Link = RequestLink
 
     static func found(in response: TransportResponse) -> Bool {
         guard case .array(let results)? = (try? JSONValue.parse(response.body))?["results"] else { return false }
@@ -234,9 +209,13 @@ public struct Icinga2Target: RegisteredTarget {
         let generation = "gen:" + Data("\(context.deliveryID)\n\(tag.text)".utf8).sha256Hex.prefix(10)
         let comment = Self.comment(event, key: tag.key) + " [\(marker) \(generation)]"
         return [
-            .unlessFound(
-                lookup: query(matching: marker, generation: generation),
-                request: schedule(filter: filter, event: event, start: start, end: end, comment: comment, tag: tag)),
+            // Scheduled only when the lookup finds nothing (a retry whose earlier attempt
+            // scheduled the downtimes already).
+            .decide(
+                query(matching: marker, generation: generation), skipReason: "the downtimes were scheduled by an earlier attempt",
+                then: { [self] answer in
+                    Self.found(in: answer) ? nil : schedule(filter: filter, event: event, start: start, end: end, comment: comment, tag: tag)
+                }),
             .send(remove(matching: marker, except: generation, tag: tag)),
         ]
     }

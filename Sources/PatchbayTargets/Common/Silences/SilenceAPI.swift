@@ -96,11 +96,12 @@ public struct SilenceAPI: Sendable {
         }
     }
 
-    /// One request of a step, or a lookup that decides the request after it.
-    enum Link: Sendable {
-        case send(OutboundRequest)
-        /// Look for a silence with `marker` in its comment; post `post(found id)`.
-        case lookup(OutboundRequest, marker: String, post: @Sendable (String?) -> OutboundRequest)
+    typealias Link = RequestLink
+
+    /// Looks for a silence with `marker` in its comment, then posts `post(its id)` (an update), or
+    /// `post(nil)` (a create) when there is none.
+    static func findThenPost(_ request: OutboundRequest, marker: String, post: @escaping @Sendable (String?) -> OutboundRequest) -> Link {
+        .decide(request, skipReason: "", then: { answer in post(foundSilence(in: answer, marker: marker)) })
     }
 
     public func plan(_ event: PatchEvent, context: RenderContext, targetName: String) throws(RenderError) -> DeliveryStep {
@@ -121,22 +122,7 @@ public struct SilenceAPI: Sendable {
         guard !links.isEmpty else {
             return .skip(reason: reasons.isEmpty ? "nothing to change in the silences" : reasons.joined(separator: "; "))
         }
-        return Self.chain(links[...])
-    }
-
-    /// The links as one step: each sent once the one before it was delivered.
-    static func chain(_ links: ArraySlice<Link>) -> DeliveryStep {
-        guard let first = links.first else { return .skip(reason: "nothing to change in the silences") }
-        let rest = links.dropFirst()
-        let continuing: @Sendable (OutboundRequest) -> DeliveryStep = { request in
-            rest.isEmpty ? .send(request) : .then(request, next: { _ in chain(rest) })
-        }
-        switch first {
-        case .send(let request):
-            return continuing(request)
-        case .lookup(let request, let marker, let post):
-            return .then(request, next: { response in continuing(post(foundSilence(in: response, marker: marker))) })
-        }
+        return .chain(links[...], nothingToDo: "nothing to change in the silences")
     }
 
     /// The id of a silence that is not expired and carries `marker`, in a `GET /silences` answer.
@@ -171,7 +157,7 @@ public struct SilenceAPI: Sendable {
         let set = ObjectTag(key: Self.maintenanceKey, action: .set)
         // Looks for the maintenance's silence first, and updates what it finds (or creates one).
         let lookupThenPost = { (start: Date, end: Date) -> Link in
-            .lookup(
+            Self.findThenPost(
                 lookup(matchers), marker: marker,
                 post: { id in post(id: id, matchers: matchers, start: start, end: end, comment: comment, tag: set) })
         }
@@ -256,7 +242,7 @@ public struct SilenceAPI: Sendable {
             let set = ObjectTag(key: key, action: .set)
             return (
                 [
-                    .lookup(
+                    Self.findThenPost(
                         lookup(matchers), marker: marker,
                         post: { id in post(id: id, matchers: matchers, start: start, end: end, comment: comment, tag: set) })
                 ], nil
@@ -443,4 +429,34 @@ struct ObjectTag: Sendable {
 
     /// The server's instance id for a server's object.
     var instance: String? { key.hasPrefix("server:") ? String(key.dropFirst("server:".count)) : nil }
+}
+
+/// A kind that keeps its silences through `SilenceAPI` (Alertmanager, Grafana): planning,
+/// answers and follow-up state are the API's; the kind supplies its config and paths.
+public protocol SilenceAPITarget: RegisteredTarget {
+    var api: SilenceAPI { get }
+}
+
+extension SilenceAPITarget {
+    public var usesMaintenanceState: Bool { true }
+
+    public func plan(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> DeliveryStep {
+        try api.plan(event, context: context, targetName: name)
+    }
+
+    public func classify(_ result: Result<TransportResponse, TransportFailure>, for request: OutboundRequest) -> DeliveryOutcome {
+        api.classify(result, for: request)
+    }
+
+    public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState?
+    {
+        api.followUp(after: response, to: request, event: event, context: context)
+    }
+}
+
+extension SilenceAPI {
+    /// `base` without its trailing slash, followed by `path`: a silence's page in the UI.
+    static func page(_ base: URL, _ path: String) -> String {
+        base.absoluteString.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + path
+    }
 }
