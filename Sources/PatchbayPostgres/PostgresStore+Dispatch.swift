@@ -117,6 +117,7 @@ extension PostgresStore: DispatchStore {
             case .retry(let at): (.pending, at)
             case .dead: (.dead, now)
             case .expired: (.expired, now)
+            case .superseded: (.superseded, now)
             }
         let token = Identifier.make("lease")
         let (stillOurs, extra, next) = try await transaction { [self] connection -> (Bool, FollowUpState?, [PostgresRow]) in
@@ -236,6 +237,20 @@ extension PostgresStore: DispatchStore {
                 ).count == 1
             if released { try await holdLaneBehind(claim.id, until: until, on: connection) }
             return released
+        }
+    }
+
+    public func laneHasLaterDelivery(than claim: ClaimedDelivery) async throws -> Bool {
+        try await transaction { [self] connection in
+            !(try await Self.rows(
+                """
+                SELECT 1 FROM deliveries head
+                JOIN deliveries later ON later.maintenance_key = head.maintenance_key AND later.target = head.target
+                 AND later.state IN ('pending', 'in_flight') AND later.lane_seq > head.lane_seq
+                WHERE head.id = \(claim.id)
+                LIMIT 1
+                """, on: connection, logger: logger
+            ).isEmpty)
         }
     }
 

@@ -98,10 +98,9 @@ extension PostgresStore: OperatorStore {
             clauses.append("d.state = $\(bindings.count)")
         }
         if let target = filter.target {
-            // A chat target's summaries (its `/digest` lane) are its deliveries too.
-            bindings.append(target)
-            bindings.append(DeliveryLane(target: target, isSummary: true).storedName)
-            clauses.append("d.target IN ($\(bindings.count - 1), $\(bindings.count))")
+            // A chat target's summaries and live message (its `/digest` and `/live` lanes) are its deliveries too.
+            for lane in DeliveryLane.storedNames(of: target) { bindings.append(lane) }
+            clauses.append("d.target IN ($\(bindings.count - 2), $\(bindings.count - 1), $\(bindings.count))")
         }
         if let app = filter.app {
             bindings.append(app)
@@ -131,7 +130,7 @@ extension PostgresStore: OperatorStore {
             for row in try await Self.rows(
                 """
                 SELECT target, state, COUNT(*)::bigint FROM deliveries
-                WHERE state IN ('pending', 'in_flight', 'delivered', 'dead', 'expired') AND updated_at >= \(since)
+                WHERE state IN ('pending', 'in_flight', 'delivered', 'dead', 'expired', 'superseded') AND updated_at >= \(since)
                 GROUP BY target, state
                 """, on: connection, logger: logger)
             {

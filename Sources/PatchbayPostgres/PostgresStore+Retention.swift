@@ -13,6 +13,8 @@ extension PostgresStore {
         let deliveryCutoffs: [(DeliveryState, Date)] = [
             (.delivered, now.addingTimeInterval(-policy.delivered.seconds)), (.expired, now.addingTimeInterval(-policy.expired.seconds)),
             (.dead, now.addingTimeInterval(-policy.dead.seconds)),
+            // A superseded edit is kept as long as a delivered one.
+            (.superseded, now.addingTimeInterval(-policy.delivered.seconds)),
         ]
         let (deliveredCutoff, expiredCutoff, deadCutoff) = (deliveryCutoffs[0].1, deliveryCutoffs[1].1, deliveryCutoffs[2].1)
         let eventCutoff = now.addingTimeInterval(-policy.events.seconds)
@@ -37,7 +39,7 @@ extension PostgresStore {
                     """
                     SELECT COUNT(*) AS n FROM events e WHERE e.received_at < \(eventCutoff) AND NOT EXISTS (
                         SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND NOT (
-                            (d.state = 'delivered' AND d.updated_at < \(deliveredCutoff)) OR (d.state = 'expired' AND d.updated_at < \(expiredCutoff))
+                            (d.state IN ('delivered', 'superseded') AND d.updated_at < \(deliveredCutoff)) OR (d.state = 'expired' AND d.updated_at < \(expiredCutoff))
                             OR (d.state = 'dead' AND d.updated_at < \(deadCutoff))))
                     """, on: connection, logger: logger)
                 // Maintenances with no delivery left once the prunable ones are gone (a dead one
@@ -46,7 +48,7 @@ extension PostgresStore {
                     """
                     SELECT COUNT(*) AS n FROM maintenances m WHERE m.window_end < \(maintenanceCutoff) AND NOT EXISTS (
                         SELECT 1 FROM deliveries d WHERE d.maintenance_key = m.maintenance_key AND NOT (
-                            (d.state = 'delivered' AND d.updated_at < \(deliveredCutoff)) OR (d.state = 'expired' AND d.updated_at < \(expiredCutoff))
+                            (d.state IN ('delivered', 'superseded') AND d.updated_at < \(deliveredCutoff)) OR (d.state = 'expired' AND d.updated_at < \(expiredCutoff))
                             OR (d.state = 'dead' AND d.updated_at < \(deadCutoff))))
                     """, on: connection, logger: logger)
                 report.unmapped = try await Self.fetchCount(

@@ -199,6 +199,13 @@ enum Migrations {
                     CREATE INDEX maintenance_instances_stage ON maintenance_instances(maintenance_key, last_type);
                     """)
         }
+        migrator.registerMigration("v11: superseded live-message edits counted") { db in
+            try db.execute(
+                sql: """
+                    -- The triggers count only states with a row here.
+                    INSERT OR IGNORE INTO delivery_counts (state, n) VALUES ('superseded', 0);
+                    """)
+        }
         return migrator
     }
 }

@@ -92,6 +92,7 @@ extension SQLiteStore: DispatchStore {
             case .retry(let at): (.pending, at.timeIntervalSince1970)
             case .dead: (.dead, nowSeconds)
             case .expired: (.expired, nowSeconds)
+            case .superseded: (.superseded, nowSeconds)
             }
         let (stillOurs, extra, next) = try await committer.write { db -> (Bool, FollowUpState?, StoredClaim?) in
             // The same record again (a try whose commit went through, though its caller saw an
@@ -199,6 +200,20 @@ extension SQLiteStore: DispatchStore {
             guard db.changesCount == 1 else { return false }
             try Self.holdLaneBehind(db, deliveryID: claim.id, until: until.timeIntervalSince1970)
             return true
+        }
+    }
+
+    public func laneHasLaterDelivery(than claim: ClaimedDelivery) async throws -> Bool {
+        try await pool.read { db in
+            try Bool.fetchOne(
+                cached: db,
+                sql: """
+                    SELECT EXISTS (SELECT 1 FROM deliveries head
+                                   JOIN deliveries later INDEXED BY deliveries_unfinished_lane
+                                     ON later.maintenance_key = head.maintenance_key AND later.target = head.target
+                                    AND later.state IN ('pending', 'in_flight') AND later.seq > head.seq
+                                   WHERE head.id = ?)
+                    """, arguments: [claim.id]) ?? false
         }
     }
 

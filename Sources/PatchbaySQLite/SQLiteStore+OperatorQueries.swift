@@ -66,9 +66,9 @@ extension SQLiteStore: OperatorStore {
             _ = arguments.append(contentsOf: [state.rawValue])
         }
         if let target = filter.target {
-            // A chat target's summaries (its `/digest` lane) are its deliveries too.
-            clauses.append("d.target IN (?, ?)")
-            _ = arguments.append(contentsOf: [target, DeliveryLane(target: target, isSummary: true).storedName])
+            // A chat target's summaries and live message (its `/digest` and `/live` lanes) are its deliveries too.
+            clauses.append("d.target IN (?, ?, ?)")
+            _ = arguments.append(contentsOf: StatementArguments(DeliveryLane.storedNames(of: target)))
         }
         if let app = filter.app {
             clauses.append("e.app = ?")
@@ -96,7 +96,7 @@ extension SQLiteStore: OperatorStore {
                 db,
                 sql: """
                     SELECT target, state, COUNT(*) AS n FROM deliveries
-                    WHERE state IN ('pending', 'in_flight', 'delivered', 'dead', 'expired') AND updated_at >= ?
+                    WHERE state IN ('pending', 'in_flight', 'delivered', 'dead', 'expired', 'superseded') AND updated_at >= ?
                     GROUP BY target, state
                     """, arguments: [since.timeIntervalSince1970])
             {

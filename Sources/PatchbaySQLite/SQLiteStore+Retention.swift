@@ -13,6 +13,8 @@ extension SQLiteStore {
         let seconds = now.timeIntervalSince1970
         let deliveryCutoffs: [(DeliveryState, Double)] = [
             (.delivered, seconds - policy.delivered.seconds), (.expired, seconds - policy.expired.seconds), (.dead, seconds - policy.dead.seconds),
+            // A superseded edit is kept as long as a delivered one.
+            (.superseded, seconds - policy.delivered.seconds),
         ]
         let eventCutoff = seconds - policy.events.seconds
         let maintenanceCutoff = seconds - policy.maintenances.seconds
@@ -39,7 +41,7 @@ extension SQLiteStore {
                         sql: """
                             SELECT COUNT(*) FROM events e WHERE e.received_at < ? AND NOT EXISTS (
                                 SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND NOT (
-                                    (d.state = 'delivered' AND d.updated_at < ?) OR (d.state = 'expired' AND d.updated_at < ?)
+                                    (d.state IN ('delivered', 'superseded') AND d.updated_at < ?) OR (d.state = 'expired' AND d.updated_at < ?)
                                     OR (d.state = 'dead' AND d.updated_at < ?)))
                             """, arguments: [eventCutoff, deliveryCutoffs[0].1, deliveryCutoffs[1].1, deliveryCutoffs[2].1]) ?? 0
                 // Maintenances with no delivery left once the prunable ones are gone (a dead one
@@ -50,7 +52,7 @@ extension SQLiteStore {
                         sql: """
                             SELECT COUNT(*) FROM maintenances m WHERE m.window_end < ? AND NOT EXISTS (
                                 SELECT 1 FROM deliveries d WHERE d.maintenance_key = m.maintenance_key AND NOT (
-                                    (d.state = 'delivered' AND d.updated_at < ?) OR (d.state = 'expired' AND d.updated_at < ?)
+                                    (d.state IN ('delivered', 'superseded') AND d.updated_at < ?) OR (d.state = 'expired' AND d.updated_at < ?)
                                     OR (d.state = 'dead' AND d.updated_at < ?)))
                             """, arguments: [maintenanceCutoff, deliveryCutoffs[0].1, deliveryCutoffs[1].1, deliveryCutoffs[2].1]) ?? 0
                 report.unmapped =

@@ -74,7 +74,7 @@ public enum TargetRegistry {
         if parsed?.secrets.isEmpty != true { requireHTTPS(section) }
         let policy = TargetPolicy(
             retry: RetryPolicy(section: section.section("retry"), defaults: retryDefaults ?? defaults.retry),
-            pacing: PacingPolicy(section: section.section("rate"), defaults: defaults.pacing)
+            pacing: PacingPolicy(section: section.section("rate"), defaults: parsed?.defaultPacing ?? defaults.pacing)
         )
         guard var parsed else { return nil }
         if let caFile = section.string("caFile") {
@@ -101,7 +101,7 @@ public enum TargetRegistry {
         reportUnusedKeys: Bool
     ) -> MessageTemplates? {
         guard let templated = type as? any TemplatedTarget.Type else { return nil }
-        let given = Set(sources.texts.keys).union(sources.facts == nil ? [] : ["facts"])
+        let given = sources.givenKeys
         if reportUnusedKeys {
             for key in given.subtracting(templated.templateKeys).sorted() {
                 diagnostics.report(
@@ -124,7 +124,7 @@ public enum TargetRegistry {
         var byKind: [String: MessageTemplates] = [:]
         var compiled: [String: MessageTemplates] = [:]
         var used: Set<String> = []
-        let given = Set(sources.texts.keys).union(sources.facts == nil ? [] : ["facts"])
+        let given = sources.givenKeys
         for name in targets {
             guard let kind = kindOf(name), let type = registered.first(where: { $0.kind == kind }),
                 let templated = type as? any TemplatedTarget.Type
@@ -165,9 +165,12 @@ public enum TargetRegistry {
 
 extension RouteTable {
     /// The deliveries `event` makes among the configured `targets`: the one routing decision that
-    /// intake stores and `patchbay render` prints. A route's `chat:` grouping applies to the
-    /// kinds the registry calls chat.
+    /// intake stores, the scheduler's notices and `patchbay render` prints. A route's `chat:`
+    /// grouping applies to the kinds the registry calls chat, a live message to the targets that
+    /// can edit one.
     public func plans(for event: PatchEvent, targets: [String: any DeliveryTarget]) -> [DeliveryPlan] {
-        plans(for: event, kindOf: { targets[$0]?.kind }, isChat: { TargetRegistry.traits(of: $0)?.isChat == true })
+        plans(
+            for: event, kindOf: { targets[$0]?.kind }, isChat: { TargetRegistry.traits(of: $0)?.isChat == true },
+            editsInPlace: { targets[$0]?.editsMessagesInPlace == true })
     }
 }

@@ -21,7 +21,7 @@ func openStore(_ configuration: PatchbayConfiguration) async throws -> any Patch
 }
 
 struct FilterOptions: ParsableArguments {
-    @Option(help: "Only deliveries in this state: pending, in_flight, delivered, dead, expired.")
+    @Option(help: "Only deliveries in this state: pending, in_flight, delivered, dead, expired, superseded.")
     var state: String?
     @Option(help: "Only deliveries to this target.")
     var target: String?

@@ -7,7 +7,7 @@ struct Prune: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Delete finished work older than store.retention (a running server does this every store.pruneInterval).",
         discussion: """
-            Removes delivered and expired deliveries after 30 days and dead ones after 90 (with their \
+            Removes delivered, expired and superseded deliveries after 30 days and dead ones after 90 (with their \
             attempts), events and their idempotency keys once none of their deliveries is kept and \
             they are older than store.retention.events, maintenances whose window ended longer ago than \
             store.retention.maintenances once none of their deliveries is kept, and old unmapped relayed messages; \

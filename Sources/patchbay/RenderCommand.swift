@@ -46,6 +46,10 @@ struct Render: AsyncParsableCommand {
                 printLine(
                     "=== \(plan.target) (\(plan.targetKind)) summary, \(Int(wait)) s after the first event of its stage, times shown in \(plan.displayTimeZone); with this event's server alone"
                 )
+            } else if plan.live == true {
+                printLine(
+                    "=== \(plan.target) (\(plan.targetKind)) live message, times shown in \(plan.displayTimeZone); posted by the first event of its maintenance, edited by later ones"
+                )
             } else {
                 printLine("=== \(plan.target) (\(plan.targetKind)), times shown in \(plan.displayTimeZone); as the first event of its maintenance")
             }

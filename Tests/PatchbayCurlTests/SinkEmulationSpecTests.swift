@@ -86,6 +86,25 @@ struct SinkEmulationSpecTests {
             Case(
                 "an update of the posted message",
                 post("/slack-api/chat.update", #"{"channel":"C0123456789","ts":"\#(ts)","text":"x"}"#, headers: bot), 200, #""ok":true"#),
+            Case(
+                "an update answers the message, as the spec requires",
+                post("/slack-api/chat.update", #"{"channel":"C0123456789","ts":"\#(ts)","text":"z"}"#, headers: bot), 200, #""message":{"#),
+            Case(
+                "a reply under the posted message",
+                post(
+                    "/slack-api/chat.postMessage",
+                    replacing(body, #""text":"Patching"#, #""thread_ts":"\#(ts)","reply_broadcast":true,"text":"Patching"#), headers: bot),
+                200, #""thread_ts":"\#(ts)""#),
+            Case(
+                "a reply under no message",
+                post("/slack-api/chat.postMessage", replacing(body, #""text":"Patching"#, #""thread_ts":"9.9","text":"Patching"#), headers: bot), 200,
+                "thread_not_found"),
+            Case(
+                "reply_broadcast not a boolean",
+                post(
+                    "/slack-api/chat.postMessage",
+                    replacing(body, #""text":"Patching"#, #""thread_ts":"\#(ts)","reply_broadcast":"yes","text":"Patching"#),
+                    headers: bot), 200, "invalid_arguments"),
         ])
     }
 
@@ -364,7 +383,8 @@ struct SinkEmulationSpecTests {
         let color = post(path, replacing(body, "3061373", ##""#2ECC71""##))
         #expect(discordErrors(color)?["embeds"]?["0"]?["color"] != nil, "errors nest along the path: \(color.body)")
         check([
-            Case("valid", post(path, body), 200, #""webhook_id":"123456789""#),
+            Case("valid", post(path, body, query: "wait=true"), 200, #""webhook_id":"123456789""#),
+            Case("without wait: 204 and no message, as Discord does", post(path, body), 204),
             Case("wait=true and a thread", post(path, body, query: "wait=true&thread_id=42"), 200),
             Case("color as a hex string", color, 400, "50035"),
             Case("color above 0xFFFFFF", post(path, replacing(body, "3061373", "16777216")), 400, "50035"),
@@ -380,6 +400,26 @@ struct SinkEmulationSpecTests {
             Case("wait not a boolean", post(path, body, query: "wait=maybe"), 400, "wait"),
             Case("no JSON Content-Type", post(path, body, headers: [:]), 400, "50006"),
             Case("empty", post(path, #"{"content":"  "}"#), 400, "50006"),
+        ])
+    }
+
+    @Test func discordWebhookMessagesAreEditedByTheirOwnWebhookOnly() throws {
+        let path = Self.discordPath
+        let posted = post(path, Self.discordBody, query: "wait=true")
+        let id = try #require(try JSONValue.parse(Data(posted.body.utf8))["id"]?.stringValue)
+        func patch(_ messagePath: String, _ body: String, query: String? = nil) -> Sink.Answer {
+            sink.emulate("PATCH", messagePath, query: query, body: body, headers: Self.jsonHeaders)
+        }
+        let edit = #"{"embeds":[{"title":"Patching App1 - Production","description":"28 of 30 servers completed"}]}"#
+        check([
+            Case("an edit of the webhook's message", patch("\(path)/messages/\(id)", edit), 200, "28 of 30 servers completed"),
+            Case("an edit keeps the message's id", patch("\(path)/messages/\(id)", edit), 200, #""id":"\#(id)""#),
+            Case("an edit in a thread", patch("\(path)/messages/\(id)", edit, query: "thread_id=42"), 200),
+            Case("an unknown message", patch("\(path)/messages/99999999", edit), 404, "10008"),
+            Case("another webhook token's message", patch("/discord/api/webhooks/123456789/other-token/messages/\(id)", edit), 404, "10008"),
+            Case("wait is not a PATCH parameter", patch("\(path)/messages/\(id)", edit, query: "wait=true"), 400, "wait"),
+            Case("an edit over Discord's limits", patch("\(path)/messages/\(id)", #"{"embeds":{"title":"x"}}"#), 400, "embeds"),
+            Case("a POST to a message", post("\(path)/messages/\(id)", edit), 405),
         ])
     }
 

@@ -34,6 +34,31 @@ struct ConfigurationTests {
         #expect(configuration.routes.routes.first?.timezone?.identifier == "America/Los_Angeles")
     }
 
+    @Test func aLiveRouteAndItsTemplatesAreReadAndLaneNamesReserved() throws {
+        let yaml = """
+            server: {tokens: ["test-token-0123456789abcdef"]}
+            targets:
+              app: {kind: slack, token: xoxb-live-0123456789, channel: C0123456789, templates: {live: {text: "{{live.completed}} of {{live.total}}"}}}
+              chat: {kind: discord, url: "https://discord.com/api/webhooks/1/t"}
+            routes:
+              - targets: [app, chat]
+                chat: {mode: live}
+            """
+        let configuration = try PatchbayConfiguration.parse(yaml: yaml, environment: [:])
+        #expect(configuration.routes.routes.first?.chat.mode == .live)
+        #expect(configuration.policies["app"]?.pacing == SlackTarget.webAPIPacing, "the Web API is paced by its tier")
+        let event = PatchEvent(
+            type: .completed, app: "A", environment: "P", instance: Instance(id: "i-1"),
+            window: MaintenanceWindow(start: Date(), end: Date().addingTimeInterval(60)))
+        #expect(configuration.routes.plans(for: event, targets: configuration.targets).map(\.lane.storedName) == ["app/live", "chat/live"])
+        let reserved = problems(yaml.replacingOccurrences(of: "  chat: {kind", with: "  chat/live: {kind"))
+        #expect(reserved.contains { $0.contains("chat/live") && $0.contains("live lane") }, "\(reserved)")
+        let unknown = problems(yaml.replacingOccurrences(of: "live.completed", with: "live.nope"))
+        #expect(unknown.contains { $0.contains("targets.app.templates.live.text") }, "\(unknown)")
+        let mode = problems(yaml.replacingOccurrences(of: "mode: live", with: "mode: edited"))
+        #expect(mode.contains { $0.contains("per-instance or per-maintenance or live") }, "\(mode)")
+    }
+
     @Test func environmentVariablesAreSubstituted() throws {
         let yaml = """
             server: {tokens: ["${TOKEN}"]}

@@ -131,6 +131,36 @@ struct ConsoleRoutesTests {
 
     /// A maintenance's page holds one page of its servers and deliveries, with links to the
     /// others (review F3: it loaded and drew every one of them, each delivery with its payload).
+    /// The live message (`chat: {mode: live}`) is listed with its state and link, and a
+    /// superseded edit can be filtered for.
+    @Test func aLiveMessageIsShownWithItsStateAndLink() async throws {
+        try await withConsole { console in
+            let event = PatchEvent(
+                type: .completed, app: "App1", environment: "Production",
+                window: MaintenanceWindow(
+                    id: "mw-console", start: Timestamp.parseRFC3339("2026-12-04T08:30:00Z")!, end: Timestamp.parseRFC3339("2026-12-04T09:00:00Z")!))
+            _ = try await console.store.accept(
+                EventSubmission(
+                    eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: "live", event: event, receivedAt: Date(),
+                    deliveries: [DeliveryPlan(target: "ops", targetKind: "slack", displayTimeZone: "UTC", live: true)]))
+            let claim = try #require(try await console.store.claimDue(now: Date(), limit: 10, lease: .seconds(30)).first { $0.target == "ops/live" })
+            let state = FollowUpState(
+                objectID: "1700000000.000100", status: "completed with failures", link: "https://slack.com/app_redirect?channel=C0123456789")
+            _ = try await console.store.complete(
+                claim,
+                attempt: AttemptRecord(
+                    deliveryID: claim.id, number: 1, startedAt: Date(), latencyMilliseconds: 0, statusCode: nil, outcome: "superseded",
+                    reason: "superseded", responseExcerpt: nil),
+                transition: .superseded, followUp: state, at: Date())
+            let cookie = console.cookie(.viewer)
+            let page = try await console.get("/console/maintenances/\(console.maintenanceID)", cookie: cookie)
+            #expect(page.body.contains("ops · live message") && page.body.contains("completed with failures"), "\(page.body)")
+            #expect(page.body.contains("https://slack.com/app_redirect?channel=C0123456789"))
+            let superseded = try await console.get("/console/deliveries?state=superseded", cookie: cookie)
+            #expect(superseded.status == 200 && superseded.body.contains(claim.id) && superseded.body.contains("state-superseded"))
+        }
+    }
+
     @Test func aLargeMaintenancesPageIsPaged() async throws {
         try await withConsole { console in
             for index in 4...130 {

@@ -322,6 +322,81 @@ struct DispatcherStagesTests {
         return (ending, transport.sent.withLock { $0 })
     }
 
+    /// A live lane drained by one worker: each `events` entry queued before the drain, every
+    /// answer Slack's; returns what was sent and the deliveries' states.
+    func drainLiveLane(_ events: [(EventType, String)], held: String? = nil) async throws -> (sent: [OutboundRequest], states: [String]) {
+        let directory = try TemporaryDirectory("live")
+        defer { directory.remove() }
+        let transport = ScriptedTransport(
+            (0..<10).map { _ in Self.answer(200, body: #"{"ok":true,"channel":"C0123456789","ts":"1700000000.000300","message":{}}"#) })
+        let store = try SQLiteStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
+        let slack = SlackTarget(
+            name: "app", token: Secret("xoxb-live-0123456789"), channel: "C0123456789", baseURL: URL(string: "http://127.0.0.1:9/slack-api")!)
+        let dispatcher = Dispatcher(
+            store: store, targets: ["app": slack], policies: [:], transport: transport, settings: DispatcherSettings(),
+            redactor: Redactor(secrets: []), wake: WakeSignal(), metrics: PatchbayMetrics(), logger: Logger(label: "test"), clock: { [t0] in t0 })
+        let window = MaintenanceWindow(id: "mw-1", start: t0.addingTimeInterval(-60), end: t0.addingTimeInterval(3600))
+        for (type, instance) in events {
+            let event = PatchEvent(type: type, app: "App1", environment: "Production", instance: Instance(id: instance), window: window)
+            _ = try await store.accept(
+                EventSubmission(
+                    eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: instance, event: event, receivedAt: t0,
+                    deliveries: [DeliveryPlan(target: "app", targetKind: "slack", displayTimeZone: "UTC", live: true)],
+                    planning: MaintenancePlanning(settings: nil, displayTimeZone: "UTC")))
+        }
+        await dispatcher.deliver(try #require(try await store.claimDue(now: t0, limit: 1, lease: .seconds(60)).first))
+        let states = try await store.list(DeliveryFilter(target: "app")).sorted { $0.createdAt < $1.createdAt || $0.id < $1.id }.map(\.state)
+        return (transport.sent.withLock { $0 }, states)
+    }
+
+    /// Coalescing: an update with a later delivery queued behind it is recorded as superseded and
+    /// never sent; the last one posts the message. A failure is never superseded: with a later
+    /// delivery behind it, it only replies (the later one edits).
+    @Test func aLiveLanesQueuedEditsAreSupersededAndOnlyTheLastIsSent() async throws {
+        let (sent, states) = try await drainLiveLane([(.started, "i-1"), (.started, "i-2"), (.failed, "i-3"), (.completed, "i-1")])
+        #expect(states.sorted() == ["delivered", "delivered", "superseded", "superseded"], "\(states)")
+        let bodies = try sent.map { try JSONValue.parse($0.body) }
+        #expect(sent.count == 3, "post + reply for the failure, then the last edit: \(sent.map(\.displayURL))")
+        #expect(bodies[0]["thread_ts"] == nil && sent[0].url.reveal().hasSuffix("chat.postMessage"), "the failure finds no message: it posts one")
+        #expect(bodies[1]["thread_ts"]?.stringValue == "1700000000.000300", "and replies under it")
+        #expect(sent[2].url.reveal().hasSuffix("chat.update") && bodies[2]["ts"]?.stringValue == "1700000000.000300")
+    }
+
+    /// An edit that failed while a later delivery was queued behind it is superseded, not
+    /// retried: the retry would hold the newer edit back.
+    @Test func aFailedLiveEditWithALaterOneQueuedIsSupersededNotRetried() async throws {
+        let directory = try TemporaryDirectory("live-retry")
+        defer { directory.remove() }
+        let store = try SQLiteStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
+        let dispatcher = Dispatcher(
+            store: store, targets: [:], policies: [:], transport: ScriptedTransport([]), settings: DispatcherSettings(),
+            redactor: Redactor(secrets: []), wake: WakeSignal(), metrics: PatchbayMetrics(), logger: Logger(label: "test"), clock: { [t0] in t0 })
+        let window = MaintenanceWindow(id: "mw-1", start: t0, end: t0.addingTimeInterval(3600))
+        func queue(_ type: EventType, _ instance: String) async throws {
+            _ = try await store.accept(
+                EventSubmission(
+                    eventID: Identifier.make("evt"), idempotencyKey: nil, bodyDigest: instance,
+                    event: PatchEvent(type: type, app: "App1", environment: "Production", instance: Instance(id: instance), window: window),
+                    receivedAt: t0, deliveries: [DeliveryPlan(target: "app", targetKind: "slack", displayTimeZone: "UTC", live: true)]))
+        }
+        for (type, later) in [(EventType.started, true), (.failed, true), (.started, false)] {
+            try await queue(type, "i-1")
+            let claim = try #require(try await store.claimDue(now: t0, limit: 1, lease: .seconds(60)).first)
+            if later { try await queue(.completed, "i-2") }
+            var attempt = Dispatcher.Attempt(claim: claim, logger: AttemptLogger(base: Logger(label: "t"), claim: claim), startedAt: t0)
+            _ = await dispatcher.record(&attempt, Dispatcher.Ending(outcome: .retry(after: nil, reason: .serverError), detail: "500"))
+            let state = try await store.detail(id: claim.id)?.summary.state
+            let expected = type == .started && later ? "superseded" : "pending"
+            #expect(state == expected, "\(type), a later one queued: \(later)")
+            // Clear the lane for the next case.
+            for row in try await store.list(DeliveryFilter(target: "app")) where row.state == "pending" || row.state == "in_flight" {
+                try await store.pool.write { db in
+                    try db.execute(sql: "UPDATE deliveries SET state = 'dead' WHERE id = ?", arguments: [row.id])
+                }
+            }
+        }
+    }
+
     @Test func aStepOfTwoLinksSendsBothAndKeepsWhatEachAnswered() async throws {
         let (ending, sent) = try await twoLinkAttempt([Self.answer(200), Self.answer(201)])
         #expect(sent.map(\.displayURL) == ["first", "second"])

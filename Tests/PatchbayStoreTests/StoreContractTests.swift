@@ -627,6 +627,43 @@ struct StoreContractTests: StoreFixtures {
         }
     }
 
+    /// A live lane's edit with a later delivery behind it is recorded as superseded: a final
+    /// state, counted, listed by state and target, pruned like a delivered one, replayable; the
+    /// lane goes on to the next delivery in the same transaction.
+    @Test(arguments: StoreBackend.available)
+    func aSupersededLiveEditIsFinalCountedListedReplayedAndPruned(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let store = under.store
+            func live(_ event: PatchEvent) -> EventSubmission {
+                var submission = submission(event)
+                submission.deliveries = [DeliveryPlan(target: "ops-slack", targetKind: "slack", displayTimeZone: "UTC", live: true)]
+                return submission
+            }
+            _ = try await store.accept(live(event(.started, instance: "i-1")))
+            let head = try #require(try await store.claimDue(now: t0, limit: 10, lease: .seconds(30)).first)
+            #expect(head.target == "ops-slack/live")
+            #expect(try await store.laneHasLaterDelivery(than: head) == false)
+            _ = try await store.accept(live(event(.started, instance: "i-2")))
+            _ = try await store.accept(submission(event(.started, instance: "i-3")))
+            #expect(try await store.laneHasLaterDelivery(than: head) == true, "the second event of the live lane")
+            let (ours, next) = try await store.completeAndLeaseNext(
+                head, attempt: attempt(head, outcome: "superseded"), transition: .superseded, followUp: nil,
+                throttled: false, at: t0, lease: .seconds(30))
+            #expect(ours && next?.event.instance?.id == "i-2", "the lane goes on")
+            #expect(try await store.laneHasLaterDelivery(than: try #require(next)) == false, "another lane's delivery is not behind it")
+            #expect(try await store.counts()[.superseded] == 1)
+            #expect(try await store.list(DeliveryFilter(state: .superseded)).map(\.id) == [head.id])
+            #expect(try await store.list(DeliveryFilter(target: "ops-slack")).count == 3, "the live lane is the target's too")
+            #expect(try await store.countsByTarget(since: t0)["ops-slack/live"]?["superseded"] == 1)
+            #expect(try await store.replay(id: head.id, at: t0, dryRun: true) == .wouldReplay)
+            let day = 86_400.0
+            let kept = try await store.prune(policy: RetentionPolicy(), now: t0.addingTimeInterval(10 * day), dryRun: true)
+            #expect(kept.deliveries == 0)
+            let pruned = try await store.prune(policy: RetentionPolicy(), now: t0.addingTimeInterval(31 * day), dryRun: true)
+            #expect(pruned.deliveries == 1, "kept as long as a delivered one: \(pruned)")
+        }
+    }
+
     @Test(arguments: StoreBackend.available)
     func unmappedMessagesAreKeptNewestFirst(_ backend: StoreBackend) async throws {
         try await StoreUnderTest.with(backend) { under in

@@ -37,7 +37,7 @@ struct CATrustingTargetTests {
             Issue.record("expected a chain")
             return
         }
-        #expect(first.caFile == path && next(TransportResponse(status: 200, headers: [], body: Data(), latency: .zero)).firstRequest?.caFile == path)
+        #expect(first.caFile == path && next(TransportResponse(status: 200, headers: [], body: Data(), latency: .zero))?.firstRequest?.caFile == path)
     }
 
     @Test func aCAFileWithoutACertificateIsAProblemNamingTheKey() throws {

@@ -53,7 +53,8 @@ struct SilenceTargetTests {
                 return requests + [request]
             case .then(let request, let next):
                 requests.append(request)
-                current = next(answer(request))
+                guard let following = next(answer(request)) else { return requests }
+                current = following
             case .skip, .refuse:
                 return requests
             }

@@ -6,6 +6,9 @@ public enum DeliveryState: String, Sendable, Codable, CaseIterable {
     case delivered
     case dead
     case expired
+    /// A live message's edit that a later delivery of its lane made pointless before it was
+    /// sent (`chat: {mode: live}`): final, never sent, the later one shows the newer state.
+    case superseded
 }
 
 /// Why a send ended the way it did. Expected failures are values, not thrown errors, so the
@@ -187,8 +190,10 @@ public enum DeliveryTransition: Sendable, Hashable {
     case retry(at: Date)
     case dead
     case expired
+    /// Not sent: a later delivery of its live lane will edit the same message (`LiveRole`).
+    case superseded
 
-    /// Delivered, dead or expired: its lane may go on.
+    /// Delivered, dead, expired or superseded: its lane may go on.
     public var isFinal: Bool {
         if case .retry = self { return false }
         return true
@@ -293,6 +298,9 @@ public protocol DispatchStore: Sendable {
     ) async throws -> (FollowUpState?, MaintenanceSnapshot)
     /// Puts a claimed delivery back without counting an attempt (it waited for its pacing slot).
     func release(_ claim: ClaimedDelivery, until: Date, at now: Date) async throws -> Bool
+    /// Whether a later delivery of the claim's lane is queued behind it (pending, or in flight
+    /// after a lost lease): a live message's edit with one behind it is superseded, not sent.
+    func laneHasLaterDelivery(than claim: ClaimedDelivery) async throws -> Bool
 }
 
 /// Operators' view, shared by the CLI, the admin API, `/metrics` and `/readyz`.

@@ -27,6 +27,8 @@ public enum DeliveryReason: String, Sendable, Hashable, Codable, CaseIterable {
     /// The vendor answered with an object id that is not of the form it uses (a broken or
     /// hostile endpoint): the id is not kept, and never goes into a request path.
     case vendorIDRefused = "vendor_id_refused"
+    /// A live message's edit with a later one queued behind it: not sent (`DeliveryState.superseded`).
+    case superseded
 
     /// A rate limit is the vendor being busy, not a failure: it does not use up the retry budget.
     public var isRateLimit: Bool { self == .rateLimited }

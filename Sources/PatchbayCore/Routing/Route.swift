@@ -69,9 +69,13 @@ public struct DeliveryPlan: Sendable, Hashable, Codable {
     /// event, and an event finding a summary of its (maintenance, target, stage) still pending
     /// adds no delivery: it is in that summary.
     public var summaryWait: Double?
+    /// Set for the target's live message (`chat.mode: live`): every event of the maintenance goes
+    /// to the target's live lane, and each delivery edits that one message.
+    public var live: Bool?
 
-    /// The lane the delivery queues in: the target's summary lane for a summary.
-    public var lane: DeliveryLane { DeliveryLane(target: target, isSummary: summaryWait != nil) }
+    /// The lane the delivery queues in: the target's summary lane for a summary, its live lane
+    /// for the live message.
+    public var lane: DeliveryLane { DeliveryLane(target: target, isSummary: summaryWait != nil, isLive: live == true) }
 
     /// The plan as stored for `event` as the store finally keeps it: a summary plan whose event
     /// turned out not to be grouped (the planner made a server's `patch.scheduled` a reschedule
@@ -81,8 +85,11 @@ public struct DeliveryPlan: Sendable, Hashable, Codable {
         return DeliveryPlan(target: target, targetKind: targetKind, displayTimeZone: displayTimeZone, resources: resources)
     }
 
-    public init(target: String, targetKind: String, displayTimeZone: String, resources: [String] = [], summaryWait: Double? = nil) {
+    public init(
+        target: String, targetKind: String, displayTimeZone: String, resources: [String] = [], summaryWait: Double? = nil, live: Bool? = nil
+    ) {
         self.summaryWait = summaryWait
+        self.live = live
         self.target = target
         self.targetKind = targetKind
         self.displayTimeZone = displayTimeZone
@@ -123,13 +130,18 @@ public struct RouteTable: Sendable {
     /// One plan per distinct target, in route order: the first route naming a target sets its
     /// zone; resources from every matching route are merged, so each maintenance still gets one
     /// incident or window per target.
-    /// `isChat` tells which kinds a route's `chat:` grouping applies to.
-    public func plans(for event: PatchEvent, kindOf: (String) -> String?, isChat: (String) -> Bool = { _ in false }) -> [DeliveryPlan] {
+    /// `isChat` tells which kinds a route's `chat:` grouping applies to, `editsInPlace` which
+    /// targets (by name) can keep a live message; in a live route the other chat targets send
+    /// one summary per maintenance and stage instead.
+    public func plans(
+        for event: PatchEvent, kindOf: (String) -> String?, isChat: (String) -> Bool = { _ in false },
+        editsInPlace: (String) -> Bool = { _ in false }
+    ) -> [DeliveryPlan] {
         var index: [String: Int] = [:]
         var plans: [DeliveryPlan] = []
         for route in matching(app: event.app, environment: event.environment, tags: event.tags) {
             let zone = route.timezone?.identifier ?? event.window.timezone ?? "UTC"
-            let summarize = route.chat.mode == .perMaintenance && ChatGrouping.groups(event)
+            let summarize = route.chat.mode != .perInstance && ChatGrouping.groups(event)
             for target in route.targets {
                 // One plan per configured target, summary or not: the first route naming it decides.
                 if let existing = index[target.name] {
@@ -140,6 +152,11 @@ public struct RouteTable: Sendable {
                 }
                 guard let kind = kindOf(target.name) else { continue }
                 index[target.name] = plans.count
+                if route.chat.mode == .live && isChat(kind) && editsInPlace(target.name) {
+                    plans.append(
+                        DeliveryPlan(target: target.name, targetKind: kind, displayTimeZone: zone, resources: target.resources, live: true))
+                    continue
+                }
                 plans.append(
                     DeliveryPlan(
                         target: target.name, targetKind: kind, displayTimeZone: zone, resources: target.resources,

@@ -29,11 +29,24 @@ public struct TemplateSources: Sendable, Hashable {
     public var facts: [Fact]?
     /// Where it was written (`targets.ops.templates`, `routes[0].templates`), for error messages.
     public var keyPath: String
+    /// The wording of a live message (`templates.live`, `chat: {mode: live}`), with the same keys.
+    public var live: TemplateSources? {
+        get { nested.first }
+        set { nested = newValue.map { [$0] } ?? [] }
+    }
+    /// `live`'s storage: an array, as a struct cannot hold itself.
+    private var nested: [TemplateSources] = []
 
-    public init(texts: [String: String], facts: [Fact]? = nil, keyPath: String) {
+    /// Every key given, the live message's included.
+    public var givenKeys: Set<String> {
+        Set(texts.keys).union(facts == nil ? [] : ["facts"]).union(live?.givenKeys ?? [])
+    }
+
+    public init(texts: [String: String], facts: [Fact]? = nil, keyPath: String, live: TemplateSources? = nil) {
         self.texts = texts
         self.facts = facts
         self.keyPath = keyPath
+        self.live = live
     }
 
     /// Reads `templates:` (nil when absent), reporting unknown keys and non-text values.
@@ -43,7 +56,8 @@ public struct TemplateSources: Sendable, Hashable {
             parent.report(key, "expected a mapping of template keys (\(Self.knownKeys.sorted().joined(separator: ", "))) to Mustache text")
             return nil
         }
-        section.allowOnly(Self.knownKeys)
+        let nested = key == "live"
+        section.allowOnly(nested ? Self.knownKeys : Self.knownKeys.union(["live"]))
         var texts: [String: String] = [:]
         for name in Self.knownKeys where name != "facts" {
             if let text = section.string(name) { texts[name] = text }
@@ -57,11 +71,12 @@ public struct TemplateSources: Sendable, Hashable {
                 facts?.append(Fact(title: title, value: value))
             }
         }
-        if texts.isEmpty, facts == nil {
+        let live = nested ? nil : TemplateSources(section: section, key: "live")
+        if texts.isEmpty, facts == nil, live == nil {
             section.report("names no template; use \(Self.knownKeys.sorted().joined(separator: ", ")), or leave templates out")
             return nil
         }
-        self.init(texts: texts, facts: facts, keyPath: section.path)
+        self.init(texts: texts, facts: facts, keyPath: section.path, live: live)
     }
 
     /// The key path of one template, for messages: `routes[0].templates.facts[1].value`.

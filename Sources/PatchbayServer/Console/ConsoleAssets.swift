@@ -21,7 +21,7 @@ enum ConsoleAssets {
         .table-scroll { overflow-x: auto; }
         .muted { color: var(--muted); } .utc { color: var(--muted); font-size: .85rem; display: block; }
         .state-dead, .dead-mark { color: var(--bad); font-weight: 700; }
-        .state-delivered { color: var(--ok); } .state-pending, .state-in_flight { color: var(--run); }
+        .state-delivered { color: var(--ok); } .state-pending, .state-in_flight { color: var(--run); } .state-superseded { color: var(--muted, #777); }
         .flash { background: #e6f4ea; border: 1px solid var(--ok); padding: .5rem .75rem; border-radius: 4px; }
         .error { background: #fce8ec; border: 1px solid var(--bad); padding: .5rem .75rem; border-radius: 4px; }
         form.inline { display: inline; } .sign-out { display: flex; gap: .5rem; align-items: center; }

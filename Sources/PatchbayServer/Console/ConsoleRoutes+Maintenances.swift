@@ -47,7 +47,7 @@ extension ConsoleRoutes {
             ]
         }
         values["vendorObjects"] = detail.vendorObjects.filter { !DeliveryLane(storedName: $0.target).isSummary }.map { object -> [String: Any] in
-            var entry: [String: Any] = ["target": object.target, "status": object.status ?? "unknown"]
+            var entry: [String: Any] = ["target": ConsoleViews.objectLabel(object.target), "status": object.status ?? "unknown"]
             if let id = object.objectID { entry["objectID"] = id }
             if let link = object.link { entry["link"] = link }
             return entry

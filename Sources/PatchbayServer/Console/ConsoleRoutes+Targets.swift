@@ -16,20 +16,23 @@ extension ConsoleRoutes {
         var rows: [[String: Any]] = []
         for name in configuration.targetNames {
             guard let target = configuration.targets[name] else { continue }
-            let lanes = [DeliveryLane(target: name), DeliveryLane(target: name, isSummary: true)].map(\.storedName)
+            let lanes = DeliveryLane.storedNames(of: name)
             let states = lanes.compactMap { counts[$0] }.reduce(into: [String: Int]()) { $0.merge($1, uniquingKeysWith: +) }
             let delivered = states[DeliveryState.delivered.rawValue] ?? 0
             let dead = states[DeliveryState.dead.rawValue] ?? 0
-            let total = states.values.reduce(0, +)
+            let superseded = states[DeliveryState.superseded.rawValue] ?? 0
+            let expired = states[DeliveryState.expired.rawValue] ?? 0
+            let waiting = (states[DeliveryState.pending.rawValue] ?? 0) + (states[DeliveryState.inFlight.rawValue] ?? 0)
             let finished = delivered + dead
             var row: [String: Any] = [
                 "name": name, "kind": target.kind, "testable": TargetRegistry.traits(of: target.kind)?.keepsMaintenanceObject != true,
                 "rate": finished == 0 ? "no finished deliveries" : String(format: "%.0f%% delivered", 100 * Double(delivered) / Double(finished)),
-                "counts": "\(delivered) delivered, \(dead) dead, \(total - finished) waiting",
+                "counts": "\(delivered) delivered, \(dead) dead, \(waiting) waiting"
+                    + (expired > 0 ? ", \(expired) expired" : "") + (superseded > 0 ? ", \(superseded) live edits superseded" : ""),
                 "pacing": ConsoleViews.pacing(configuration.policies[name]?.pacing),
                 "paused": metrics.pausedUntil(name).flatMap { $0 > now ? Timestamp.rfc3339($0) : nil } ?? "—",
             ]
-            if total > delivered, let failing = try await store.lastFailure(targets: lanes, since: since) {
+            if dead + waiting + expired > 0, let failing = try await store.lastFailure(targets: lanes, since: since) {
                 row["lastError"] = failing.lastReason
                 row["lastErrorAt"] = Timestamp.rfc3339(failing.updatedAt)
             }

@@ -28,7 +28,7 @@ enum ConsoleViews {
         if let detail {
             var targets: [[String: Any]] = []
             for object in detail.vendorObjects where !DeliveryLane(storedName: object.target).isSummary {
-                var entry: [String: Any] = ["name": object.target, "state": object.status ?? "created"]
+                var entry: [String: Any] = ["name": objectLabel(object.target), "state": object.status ?? "created"]
                 if let link = object.link { entry["link"] = link }
                 targets.append(entry)
             }
@@ -43,6 +43,12 @@ enum ConsoleViews {
             row["targets"] = targets
         }
         return row
+    }
+
+    /// A vendor object's target as people read it: a live lane's is the target's live message.
+    static func objectLabel(_ storedLane: String) -> String {
+        let lane = DeliveryLane(storedName: storedLane)
+        return lane.isLive ? "\(lane.target) · live message" : storedLane
     }
 
     static func deliveryRow(_ summary: DeliverySummary) -> [String: Any] {

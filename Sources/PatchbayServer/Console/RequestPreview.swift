@@ -68,9 +68,10 @@ public enum RequestPreview {
         let send = DeliveryPlanner.Send(
             event: event, lane: plan.lane, target: target, displayTimeZone: plan.displayTimeZone, deliveryID: "dlv_render", now: now,
             resources: plan.resources)
-        // A summary counts the maintenance's servers; here the event's server is the only one known.
+        // A summary or live message counts the maintenance's servers; here the event's server is
+        // the only one known.
         let snapshot =
-            plan.lane.isSummary
+            plan.lane.isSummary || plan.lane.isLive
             ? event.instance.map { MaintenanceSnapshot(instances: [.init(instance: $0, lastType: event.type, packages: event.packages)]) }
             : nil
         let context = planner.context(for: send, state: (nil, snapshot ?? .empty))

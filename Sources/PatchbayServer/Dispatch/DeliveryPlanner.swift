@@ -24,6 +24,14 @@ struct DeliveryPlanner: Sendable {
         var now: Date
         var resources: [String] = []
         var encodedEvent: Data? = nil
+        /// On a live lane: a later delivery of the lane is queued (a reply then only replies).
+        var laterQueued = false
+
+        /// What a live lane's delivery does; nil on other lanes.
+        var live: LiveSend? {
+            guard lane.isLive, relayed == nil else { return nil }
+            return LiveSend(role: LiveRole(for: event), laterQueued: laterQueued)
+        }
 
         /// The route's own wording for this target, which wins over the target's.
         func templates(from routeTemplates: RouteTemplates) -> MessageTemplates? {
@@ -44,7 +52,8 @@ struct DeliveryPlanner: Sendable {
     func context(for send: Send, reading store: any DispatchStore) async throws -> RenderContext {
         // Looked up once per send: the routes are matched against the event on every delivery.
         let templates = send.templates(from: routeTemplates)
-        let needsState = send.relayed == nil && (send.target.usesMaintenanceState || templates != nil || send.lane.isSummary)
+        let needsState =
+            send.relayed == nil && (send.target.usesMaintenanceState || templates != nil || send.lane.isSummary || send.lane.isLive)
         let state =
             needsState ? try await Self.readMaintenance(for: send.event, lane: send.lane, target: send.target, from: store) : (nil, .empty)
         return context(for: send, state: state, templates: templates)
@@ -61,7 +70,7 @@ struct DeliveryPlanner: Sendable {
             displayTimeZone: TimeZone(identifier: send.displayTimeZone) ?? TimeZone(identifier: "UTC")!,
             deliveryID: send.deliveryID, now: send.now, followUp: state.0, maintenance: state.1, resources: send.resources,
             routeTemplates: templates, isSummary: send.lane.isSummary, encodedEvent: send.encodedEvent,
-            overrunExtend: overrunExtend(for: send))
+            overrunExtend: overrunExtend(for: send), live: send.live)
     }
 
     /// The route's `overrunExtend`, matched only for the kinds that read the maintenance (a

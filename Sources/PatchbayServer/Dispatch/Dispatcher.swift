@@ -127,7 +127,7 @@ public struct Dispatcher: Service, CustomStringConvertible {
         let request: OutboundRequest
         let context: RenderContext
         /// What the answer to `request` leads to, for a step of several links (`DeliveryStep.then`).
-        var next: (@Sendable (TransportResponse) -> DeliveryStep)? = nil
+        var next: (@Sendable (TransportResponse) -> DeliveryStep?)? = nil
     }
 
     /// How an attempt ends, for the record stage.
@@ -165,12 +165,29 @@ public struct Dispatcher: Service, CustomStringConvertible {
                     detail: "target '\(claim.target)' is no longer in the configuration"))
         }
         let policy = policies[targetName] ?? TargetPolicy()
-        if let reason = Expiry.reason(for: claim.event, queuedAt: claim.createdAt, now: startedAt) {
+        // A live message's edit shows the maintenance as it is now, so it never expires.
+        if !lane.isLive, let reason = Expiry.reason(for: claim.event, queuedAt: claim.createdAt, now: startedAt) {
             return .end(Ending(outcome: .delivered(reason: ResponseRule.Reason.expired), detail: reason, transition: .expired))
         }
-        let send = DeliveryPlanner.Send(
+        var send = DeliveryPlanner.Send(
             event: claim.event, lane: lane, target: target, relayed: claim.relayed, displayTimeZone: claim.displayTimeZone,
             deliveryID: claim.id, now: startedAt, resources: claim.resources, encodedEvent: claim.encodedEvent)
+        if lane.isLive {
+            // Coalescing: an edit with a later delivery queued behind it in the lane would be
+            // overwritten a moment later; the later one renders the newer state instead.
+            do {
+                send.laterQueued = try await store.laneHasLaterDelivery(than: claim)
+            } catch {
+                logger.error("could not read the live lane; will retry", metadata: ["error": "\(redactor.redact(String(describing: error)))"])
+                return .leaveLeased
+            }
+            if send.laterQueued, LiveRole(for: claim.event).isSupersedable {
+                return .end(
+                    Ending(
+                        outcome: .delivered(reason: .superseded), detail: "a later delivery of this live lane edits the message instead",
+                        transition: .superseded))
+            }
+        }
         let context: RenderContext
         do {
             context = try await planner.context(for: send, reading: store)
@@ -277,8 +294,8 @@ public struct Dispatcher: Service, CustomStringConvertible {
                 followUp = state
                 context.followUp = state
             }
-            guard let then = next else { return ending(outcome, excerpt(of: response.body)) }
-            switch then(response) {
+            guard let then = next, let following = then(response) else { return ending(outcome, excerpt(of: response.body)) }
+            switch following {
             case .send(let following):
                 request = following
                 next = nil
@@ -363,11 +380,18 @@ public struct Dispatcher: Service, CustomStringConvertible {
         let throttled: Bool
         if case .retry(_, let reason) = outcome { throttled = reason.isRateLimit } else { throttled = false }
         let failures = claim.attempt - claim.throttles - (throttled ? 1 : 0)
-        let transition =
+        var transition =
             explicit
             ?? policy.transition(
                 for: outcome, failures: failures, age: .seconds(now.timeIntervalSince(claim.createdAt)),
                 now: now, random: random())
+        // A live message's edit that failed is not tried again when a later delivery of its lane
+        // is queued by now: that one edits instead, and the retry would hold it back.
+        if case .retry = transition, DeliveryLane(storedName: claim.target).isLive, LiveRole(for: claim.event).isSupersedable,
+            (try? await store.laneHasLaterDelivery(than: claim)) == true
+        {
+            transition = .superseded
+        }
         let status = attempt.status.map(String.init) ?? "-"
         let final: String
         switch transition {
@@ -397,6 +421,9 @@ public struct Dispatcher: Service, CustomStringConvertible {
         case .expired:
             final = "expired"
             logger.notice("delivery expired: no longer useful", metadata: ["detail": "\(detail ?? "")"])
+        case .superseded:
+            final = "superseded"
+            logger.debug("superseded: a later delivery of the live lane edits the message")
         }
         metrics.attempt(kind: claim.targetKind, outcome: final, reason: outcome.reason, latency: attempt.status == nil ? nil : attempt.latency)
         let record = AttemptRecord(
@@ -407,7 +434,9 @@ public struct Dispatcher: Service, CustomStringConvertible {
         let lease = Task.isShuttingDownGracefully ? nil : settings.lease
         // Only kinds that keep one vendor object per maintenance create objects; for the others
         // (an e-mail thread id, a summary's named servers) the state is never "a new object".
-        let keepsObject = ending.planned.map { TargetRegistry.traits(of: $0.target.kind)?.keepsMaintenanceObject == true } ?? false
+        // A live message is such an object too: a posted message's id survives a lost lease.
+        let isLive = DeliveryLane(storedName: claim.target).isLive
+        let keepsObject = ending.planned.map { isLive || TargetRegistry.traits(of: $0.target.kind)?.keepsMaintenanceObject == true } ?? false
         let update = followUp.map { FollowUpUpdate(state: $0, plannedObjectID: keepsObject ? ending.plannedObjectID : $0.objectID) }
         guard
             let (completion, recordedAt) = await recordWithRetries(
@@ -421,7 +450,13 @@ public struct Dispatcher: Service, CustomStringConvertible {
                 metadata: update?.createdObject == true ? ["vendor.object": "\(update?.state.objectID ?? "")"] : [:])
         }
         var next = completion.next
-        if let extra = completion.extraObject, let planned = ending.planned {
+        if let extra = completion.extraObject, isLive {
+            // Two live messages after overlapping sends (a lost lease): edits go to the one the
+            // store kept; the other stays as it was last drawn.
+            logger.warning(
+                "a second live message was posted while another send held the lane; later edits go to the first",
+                metadata: ["vendor.object": "\(extra.objectID ?? "")"])
+        } else if let extra = completion.extraObject, let planned = ending.planned {
             // Closing may take a while (pacing, retries): the lane's next delivery goes back to
             // the queue rather than wait out its lease behind it.
             if let held = next {

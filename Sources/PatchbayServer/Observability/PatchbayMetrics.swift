@@ -10,7 +10,7 @@ import Synchronization
 /// The backend (Prometheus) is chosen only by the executable.
 public final class PatchbayMetrics: Sendable {
     /// How an attempt ended, the `outcome` label.
-    public static let outcomes = ["delivered", "retry", "dead", "expired"]
+    public static let outcomes = ["delivered", "retry", "dead", "expired", "superseded"]
 
     /// Why an intake request was refused: one series per case, so none goes uncounted.
     public enum Rejection: String, CaseIterable, Sendable {

@@ -122,7 +122,7 @@ public struct Scheduler: Service, CustomStringConvertible {
             case .skip(let reason):
                 return .skip(reason: reason)
             case .send(let event):
-                var plans = routes.plans(for: event) { targets[$0]?.kind }
+                var plans = routes.plans(for: event, targets: targets)
                 if due.notice.kind == .reminder || due.notice.kind == .beginning {
                     // Reminders and "beginning" are chat messages; vendor objects already follow
                     // the window on their own (Statuspage's auto in-progress).

@@ -4,8 +4,12 @@ import PatchbayCore
 
 /// Discord execute-webhook under `/discord/api/webhooks/<id>/<token>` (or `/discord/api/v10/…`),
 /// with Discord's error shapes: a plain `{"message", "code"}`, or code 50035 "Invalid Form Body"
-/// with the offending field under `errors` [DC1][DC2]. A post is answered as with `?wait=true`:
-/// 200 and the message object with its id.
+/// with the offending field under `errors` [DC1][DC2]. A post with `?wait=true` is answered 200
+/// with the message object and its id; without it, 204 and no body, as Discord does. A message
+/// may be edited by the webhook that sent it: `PATCH …/webhooks/<id>/<token>/messages/<message id>`
+/// (`IncomingWebhookUpdateRequestPartial`: the same fields, all optional; query `thread_id` and
+/// `with_components` only), answered 200 with the message; any other message is 404 "Unknown
+/// Message" (code 10008).
 ///
 /// Types, enums and the limits the text checks below do not cover are from
 /// vendor-specs/discord/openapi.json: `paths./webhooks/{webhook_id}/{webhook_token}.post`
@@ -99,6 +103,14 @@ enum DiscordEmulation {
         method: String, parts: [String], query: String? = nil, body: String, headers: HTTPFields = HTTPFields(),
         nextID: inout Int
     ) -> Sink.Answer {
+        var messages: [String: JSONValue] = [:]
+        return answer(method: method, parts: parts, query: query, body: body, headers: headers, nextID: &nextID, messages: &messages)
+    }
+
+    static func answer(
+        method: String, parts: [String], query: String? = nil, body: String, headers: HTTPFields = HTTPFields(),
+        nextID: inout Int, messages: inout [String: JSONValue]
+    ) -> Sink.Answer {
         func error(_ status: Int, _ message: String, code: Int) -> Sink.Answer {
             .init(vendor: "discord", status: status, body: json(.object(["message": .string(message), "code": .number(Double(code))])))
         }
@@ -107,12 +119,30 @@ enum DiscordEmulation {
         guard rest.first == "api" else { return error(404, "404: Not Found", code: 0) }
         rest.removeFirst()
         if let version = rest.first, version.hasPrefix("v"), Int(version.dropFirst()) != nil { rest.removeFirst() }
-        guard rest.count == 3, rest[0] == "webhooks", !rest[1].isEmpty, rest[1].allSatisfy(\.isASCIIDigit), !rest[2].isEmpty else {
+        guard rest.count == 3 || rest.count == 5, rest[0] == "webhooks", !rest[1].isEmpty, rest[1].allSatisfy(\.isASCIIDigit),
+            !rest[2].isEmpty
+        else {
             return error(404, "Unknown Webhook", code: 10015)
         }
         let webhookID = rest[1]
-        guard method == "POST" else { return error(405, "405: Method Not Allowed", code: 0) }
-        if let problem = queryProblem(SpecCheck.queryFields(query)) {
+        // A message is the webhook's own: another token cannot see it.
+        var editing: String?
+        if rest.count == 5 {
+            guard rest[3] == "messages", !rest[4].isEmpty, rest[4].allSatisfy(\.isASCIIDigit) else { return error(404, "404: Not Found", code: 0) }
+            guard method == "PATCH" else { return error(405, "405: Method Not Allowed", code: 0) }
+            let key = "\(webhookID)/\(rest[2])/\(rest[4])"
+            guard messages[key] != nil else { return error(404, "Unknown Message", code: 10008) }
+            editing = key
+        } else {
+            guard method == "POST" else { return error(405, "405: Method Not Allowed", code: 0) }
+        }
+        let queryFields = SpecCheck.queryFields(query)
+        if editing != nil, let name = queryFields.keys.sorted().first(where: { !["thread_id", "with_components"].contains($0) }) {
+            return .init(
+                vendor: "discord", status: 400,
+                body: json(invalidFormBody(SpecProblem(path: [.key(name)], code: .unknownField, message: "Unknown query parameter."))))
+        }
+        if let problem = queryProblem(queryFields) {
             return .init(vendor: "discord", status: 400, body: json(invalidFormBody(problem)))
         }
         guard SpecCheck.isJSON(headers) else { return error(400, "Cannot send an empty message", code: 50006) }
@@ -132,7 +162,7 @@ enum DiscordEmulation {
             return false
         }()
         let hasPoll = message["poll"].map { $0 != .null } ?? false
-        guard !trimmed(content).isEmpty || !embeds.isEmpty || hasComponents || hasPoll else {
+        guard editing != nil || !trimmed(content).isEmpty || !embeds.isEmpty || hasComponents || hasPoll else {
             return error(400, "Cannot send an empty message", code: 50006)
         }
         if let problem = limitProblem(content: content, embeds: embeds) {
@@ -143,13 +173,21 @@ enum DiscordEmulation {
                         "code": .number(50035), "message": .string("Invalid Form Body"), "errors": problem,
                     ])))
         }
-        nextID += 1
         // Every embed a webhook sends is a rich one [DC1].
         let stored = embeds.map { embed -> JSONValue in
             guard case .object(var fields) = embed else { return embed }
             fields["type"] = .string("rich")
             return .object(fields)
         }
+        if let editing, case .object(var message)? = messages[editing] {
+            // Only the fields the edit names change.
+            if parsed["content"] != nil { message["content"] = .string(content) }
+            if parsed["embeds"] != nil { message["embeds"] = .array(stored) }
+            message["edited_timestamp"] = .string(Timestamp.rfc3339(Date()))
+            messages[editing] = .object(message)
+            return .init(vendor: "discord", status: 200, body: json(.object(message)))
+        }
+        nextID += 1
         let answer: JSONValue = .object([
             "id": .string(String(nextID)),
             "type": .number(0),
@@ -165,6 +203,10 @@ enum DiscordEmulation {
             "flags": .number(0),
             "timestamp": .string(Timestamp.rfc3339(Date())),
         ])
+        if messages.count < 100_000 { messages["\(webhookID)/\(rest[2])/\(nextID)"] = answer }
+        // Without `wait` Discord answers 204 and no message, and a failure to save goes unseen [DC1].
+        let wait = queryFields["wait"].map { ["true", "1"].contains($0.lowercased()) } ?? false
+        guard wait else { return .init(vendor: "discord", status: 204, body: "") }
         return .init(vendor: "discord", status: 200, body: json(answer))
     }
 

@@ -11,8 +11,11 @@ import PatchbayCore
 /// a message needs `text`, `attachments` or `blocks` (`no_text`); the attachment and block shapes
 /// are the webhook's. Every answer is HTTP 200 with `ok`, the refusals `{"ok": false, "error":
 /// code}`. `chat.postMessage` answers `channel` and a new `ts`; `chat.update` needs the `ts` of a
-/// message in that channel (`message_not_found`) and answers them again. A channel named
-/// `C0NOTINCHAN` answers `not_in_channel`, for tests.
+/// message in that channel (`message_not_found`) and answers them again with the `text` and
+/// `message` the spec requires of a success. A reply names its parent in `thread_ts`, which must
+/// be a message of that channel (Slack would post an orphan; the sink refuses, so a test sees a
+/// wrong id) with `reply_broadcast` a boolean. A channel named `C0NOTINCHAN` answers
+/// `not_in_channel`, for tests.
 enum SlackWebAPIEmulation {
     static func answer(_ request: EmulatedRequest, messages: inout [String: [String: JSONValue]], nextID: inout Int) -> Sink.Answer {
         func reply(_ fields: [String: JSONValue]) -> Sink.Answer {
@@ -32,6 +35,17 @@ enum SlackWebAPIEmulation {
         message["channel"] = nil
         let ts = message["ts"]?.stringValue
         message["ts"] = nil
+        let threadTS = message["thread_ts"]
+        message["thread_ts"] = nil
+        if let broadcast = message["reply_broadcast"] {
+            guard case .bool = broadcast, threadTS != nil else { return refuse("invalid_arguments") }
+            message["reply_broadcast"] = nil
+        }
+        if let threadTS {
+            guard method == "chat.postMessage", let parent = threadTS.stringValue, messages["\(channel)/\(parent)"] != nil else {
+                return refuse(method == "chat.postMessage" ? "thread_not_found" : "invalid_arguments")
+            }
+        }
         if let problem = SpecCheck.problem(.object(message), SlackEmulation.message) {
             return refuse(problem.path.first.map { $0 == .key("blocks") } == true ? "invalid_blocks" : "invalid_arguments")
         }
@@ -41,12 +55,16 @@ enum SlackWebAPIEmulation {
         case "chat.postMessage":
             nextID += 1
             let newTS = String(format: "1700000000.%06d", nextID)
-            messages["\(channel)/\(newTS)"] = message
+            if messages.count < 100_000 { messages["\(channel)/\(newTS)"] = message }
+            if let threadTS { message["thread_ts"] = threadTS }
             return reply(["ok": .bool(true), "channel": .string(channel), "ts": .string(newTS), "message": .object(message)])
         default:
             guard let ts, messages["\(channel)/\(ts)"] != nil else { return refuse("message_not_found") }
             messages["\(channel)/\(ts)"] = message
-            return reply(["ok": .bool(true), "channel": .string(channel), "ts": .string(ts), "text": message["text"] ?? .string("")])
+            return reply([
+                "ok": .bool(true), "channel": .string(channel), "ts": .string(ts), "text": message["text"] ?? .string(""),
+                "message": .object(message),
+            ])
         }
     }
 

@@ -25,6 +25,7 @@ struct VendorState {
     var nextChatMessageID = 0
     var silences: [String: [String: JSONValue]] = [:]
     var slackMessages: [String: [String: JSONValue]] = [:]
+    var discordMessages: [String: JSONValue] = [:]
     var nextSilenceID = 0
 }
 
@@ -114,7 +115,7 @@ extension DiscordEmulation: VendorEmulation {
     static func emulate(_ request: EmulatedRequest, state: inout VendorState) -> Sink.Answer {
         answer(
             method: request.method, parts: request.parts, query: request.query, body: request.body, headers: request.headers,
-            nextID: &state.nextChatMessageID)
+            nextID: &state.nextChatMessageID, messages: &state.discordMessages)
     }
 }
 

@@ -18,6 +18,8 @@ public struct CATrustingTarget: DeliveryTarget {
     public var secrets: [Secret] { base.secrets }
     public var usesMaintenanceState: Bool { base.usesMaintenanceState }
     public var pacingKey: String { base.pacingKey }
+    public var editsMessagesInPlace: Bool { base.editsMessagesInPlace }
+    public var defaultPacing: PacingPolicy? { base.defaultPacing }
 
     public func plan(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> DeliveryStep {
         trusting(try base.plan(event, context: context))
@@ -50,7 +52,7 @@ public struct CATrustingTarget: DeliveryTarget {
         case .send(let request):
             return .send(trusting(request))
         case .then(let request, let next):
-            return .then(trusting(request), next: { [self] answer in trusting(next(answer)) })
+            return .then(trusting(request), next: { [self] answer in next(answer).map(trusting) })
         case .skip, .refuse:
             return step
         }

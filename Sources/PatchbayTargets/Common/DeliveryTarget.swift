@@ -25,12 +25,17 @@ public struct RenderContext: Sendable {
     /// How far the route's overrun notice extends the window (`routes[].overrunExtend`): a
     /// server's own silence lasts that long past the window, like the extended window would.
     public var overrunExtend: Duration
+    /// Set on a live lane's delivery (`chat: {mode: live}`): the maintenance's one message is
+    /// posted or edited, with `maintenance` read as it is now.
+    public var live: LiveSend?
 
     public init(
         displayTimeZone: TimeZone, deliveryID: String, now: Date, followUp: FollowUpState? = nil,
         maintenance: MaintenanceSnapshot = .empty, resources: [String] = [], routeTemplates: MessageTemplates? = nil,
-        isSummary: Bool = false, encodedEvent: Data? = nil, overrunExtend: Duration = NoticeSettings().overrunExtend
+        isSummary: Bool = false, encodedEvent: Data? = nil, overrunExtend: Duration = NoticeSettings().overrunExtend,
+        live: LiveSend? = nil
     ) {
+        self.live = live
         self.overrunExtend = overrunExtend
         self.encodedEvent = encodedEvent
         self.routeTemplates = routeTemplates
@@ -57,8 +62,9 @@ public enum DeliveryStep: Sendable {
     /// create (did an earlier attempt, killed before its record, already make the object?), or
     /// one request per vendor object an event changes. The target's `followUp` reads each
     /// delivered answer in turn; a link that is not delivered ends the attempt with its outcome,
-    /// and the retry plans again from the state the links before it left.
-    case then(OutboundRequest, next: @Sendable (TransportResponse) -> DeliveryStep)
+    /// and the retry plans again from the state the links before it left. `next` answers nil
+    /// when the step is done: the outcome is the last link's (an edit that found its message).
+    case then(OutboundRequest, next: @Sendable (TransportResponse) -> DeliveryStep?)
     /// Nothing to send: the vendor object already says what this event would (a fifth
     /// `started` for an incident already in progress). The delivery counts as delivered.
     case skip(reason: String)
@@ -98,6 +104,11 @@ public protocol DeliveryTarget: Sendable {
     func relay(_ message: RelayedMessage, context: RenderContext) throws(RenderError) -> DeliveryStep
     /// How long the vendor asks for quiet, read from its answer (Pingdom's Req-Limit headers).
     func pause(after response: TransportResponse) -> Duration?
+    /// Whether this target can keep a live message (`chat: {mode: live}`): post once, then edit.
+    var editsMessagesInPlace: Bool { get }
+    /// Pacing for this target when it differs from its kind's `defaultPolicy` (Slack's Web API
+    /// is paced by method tier, its webhooks per channel); the target's `rate:` still wins.
+    var defaultPacing: PacingPolicy? { get }
 }
 
 extension DeliveryTarget {
@@ -124,6 +135,10 @@ extension DeliveryTarget {
 
     public func pause(after response: TransportResponse) -> Duration? { nil }
 
+    public var editsMessagesInPlace: Bool { false }
+
+    public var defaultPacing: PacingPolicy? { nil }
+
     public func relay(_ message: RelayedMessage, context: RenderContext) throws(RenderError) -> DeliveryStep {
         .refuse(reason: "a \(kind) target takes lifecycle events only; passthrough needs a webhook target")
     }
@@ -143,22 +158,34 @@ extension DeliveryStep {
     }
 }
 
-/// Chat targets (Slack, Teams) post one message per event and keep no state.
+/// Chat targets (Slack, Teams) post one message per event and keep no state, but for a
+/// summary's named servers and a live message's id.
 public protocol MessageTarget: DeliveryTarget {
     func render(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> OutboundRequest
+    /// The step of a live lane's delivery (`LiveStep`), for kinds that `editsMessagesInPlace`.
+    func planLive(_ event: PatchEvent, context: RenderContext, send: LiveSend) throws(RenderError) -> DeliveryStep
 }
 
 extension MessageTarget {
     public func plan(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> DeliveryStep {
+        if let live = context.live { return try planLive(event, context: context, send: live) }
         if context.isSummary, MaintenanceDigest(event: event, context: context).newInstances.isEmpty {
             return .skip(reason: "every server this summary would name was in an earlier summary")
         }
         return .send(try render(event, context: context))
     }
 
-    /// A summary remembers the servers it named, so the next one names only newcomers.
+    public func planLive(_ event: PatchEvent, context: RenderContext, send: LiveSend) throws(RenderError) -> DeliveryStep {
+        .refuse(reason: "a \(kind) target cannot edit a message it sent, so it keeps no live message")
+    }
+
     public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState?
     {
+        summaryFollowUp(event: event, context: context)
+    }
+
+    /// A summary remembers the servers it named, so the next one names only newcomers.
+    public func summaryFollowUp(event: PatchEvent, context: RenderContext) -> FollowUpState? {
         context.isSummary ? MaintenanceDigest(event: event, context: context).followUp(after: context.followUp) : nil
     }
 }

@@ -5,6 +5,9 @@ import PatchbayCore
 /// (`https://discord.com/api/webhooks/{id}/{token}` [DC1]). Discord answers 204 with no body by
 /// default, and a message that fails to save is then silently lost; `?wait=true` makes it answer
 /// 200 with the message, or an error [DC1], so the request URL always carries it.
+///
+/// A webhook may edit the messages it sent (`PATCH …/messages/{id}` [DC1]), so it can keep a live
+/// message per maintenance (`chat: {mode: live}`); a reply is a message of its own.
 public struct DiscordTarget: MessageTarget, TemplatedTarget {
     public static let kind = "discord"
     /// Discord publishes no per-webhook figure ("don't hard-code", [DC3]); staff once said 5 per
@@ -57,6 +60,85 @@ public struct DiscordTarget: MessageTarget, TemplatedTarget {
         components?.fragment = nil
         let base = components?.string ?? url.reveal()
         return "discord:" + Data(base.utf8).sha256Hex.prefix(16)
+    }
+
+    public var editsMessagesInPlace: Bool { true }
+
+    public func planLive(_ event: PatchEvent, context: RenderContext, send: LiveSend) throws(RenderError) -> DeliveryStep {
+        var content = LiveMessage(event: event, context: context).content(
+            zone: context.displayTimeZone, markup: DiscordMarkdown.markup, budget: DiscordPayload.packageFieldBudget)
+        content.apply(MessageTemplates.preferring(context.routeTemplates, over: templates)?.live, event: event, context: context)
+        let body = try JSONEncoder.encodePayload(DiscordPayload(content: content, occurredAt: nil), kind: "Discord")
+        let post = OutboundRequest(
+            method: "POST", url: requestURL, displayURL: OutboundRequest.displayForm(of: url.reveal()),
+            headers: [HTTPHeader("Content-Type", "application/json; charset=utf-8")], body: body)
+        var reply: (@Sendable (String) -> OutboundRequest)?
+        if send.role == .reply {
+            var own = context
+            own.live = nil
+            let message = try render(event, context: own)
+            reply = { _ in message }
+        }
+        let url = url
+        return LiveStep(
+            post: post,
+            edit: { id in
+                let edit = Self.messageURL(url.reveal(), id: id)
+                return OutboundRequest(
+                    method: "PATCH", url: Secret(edit), displayURL: OutboundRequest.displayForm(of: edit),
+                    headers: [HTTPHeader("Content-Type", "application/json; charset=utf-8")], body: body)
+            },
+            reply: reply, postedID: Self.postedID, isLost: Self.isLost
+        ).step(held: context.followUp?.objectID, send: send)
+    }
+
+    /// `…/webhooks/{id}/{token}/messages/{message id}`, keeping only the query a PATCH takes
+    /// (`thread_id`, for a webhook posting into a thread [DC1]).
+    static func messageURL(_ webhook: String, id: String) -> String {
+        guard var components = URLComponents(string: webhook) else { return webhook + "/messages/" + id }
+        while components.percentEncodedPath.hasSuffix("/") { components.percentEncodedPath.removeLast() }
+        components.percentEncodedPath += "/messages/" + id
+        let kept = (components.percentEncodedQueryItems ?? []).filter { $0.name == "thread_id" }
+        components.percentEncodedQueryItems = kept.isEmpty ? nil : kept
+        components.fragment = nil
+        return components.string ?? webhook + "/messages/" + id
+    }
+
+    /// The id of a posted message, when it is a snowflake (it goes into later request paths).
+    static func postedID(_ response: TransportResponse) -> String? {
+        guard let answer = try? JSONValue.parse(response.body), let id = answer["id"]?.stringValue, (1...20).contains(id.count),
+            id.allSatisfy({ $0.isASCII && $0.isNumber })
+        else { return nil }
+        return id
+    }
+
+    /// A PATCH answered 404 "Unknown Message" (code 10008 [DC2]): the message was deleted.
+    static func isLost(_ response: TransportResponse) -> Bool {
+        guard response.status == 404, let answer = try? JSONValue.parse(response.body), case .number(let code)? = answer["code"] else {
+            return false
+        }
+        return code == 10008
+    }
+
+    public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState?
+    {
+        guard context.live != nil else { return summaryFollowUp(event: event, context: context) }
+        // A webhook's answer carries no guild id, so there is no link to the message to keep.
+        return LiveStep.followUp(
+            after: response, to: request, held: context.followUp, state: LiveMessage(event: event, context: context).state.rawValue,
+            postedID: Self.postedID, isLost: Self.isLost, link: { _ in nil })
+    }
+
+    /// On a live message's edit: a deleted message (10008) is posted anew; "too many edits to a
+    /// message older than an hour" (30046 [DC2]) waits and tries again.
+    public func classify(_ result: Result<TransportResponse, TransportFailure>, for request: OutboundRequest) -> DeliveryOutcome {
+        if LiveStep.Link(request) == .edit, case .success(let response) = result {
+            if Self.isLost(response) { return .delivered(reason: ResponseRule.Reason.nothingToSend) }
+            if response.status == 400, let answer = try? JSONValue.parse(response.body), case .number(30046)? = answer["code"] {
+                return .retry(after: .seconds(60), reason: ResponseRule.Reason.clientError)
+            }
+        }
+        return classify(result)
     }
 
     public func render(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> OutboundRequest {

@@ -10,6 +10,9 @@ import PatchbayCore
 /// (and a 429) waits for Retry-After; Slack's own transient errors are retried; every other code
 /// (`invalid_auth`, `channel_not_found`, `not_in_channel`, `msg_too_long`, …) is permanent, and the
 /// attempt's detail names it.
+///
+/// Through the Web API it can keep a live message per maintenance (`chat: {mode: live}`):
+/// `chat.postMessage` once, `chat.update` after, replies in the message's thread (`thread_ts`).
 public struct SlackTarget: MessageTarget, TemplatedTarget {
     public static let kind = "slack"
     /// "1 per second, short bursts allowed": Slack's limit for incoming webhooks, and for
@@ -78,12 +81,108 @@ public struct SlackTarget: MessageTarget, TemplatedTarget {
         return valid ? nil : "expected a channel id like C0123456789 (Slack: channel details → About), got '\(channel)'"
     }
 
-    /// Messages to one channel through one token share Slack's per-channel budget.
+    /// Messages to one channel through one token share a budget (`chat.postMessage`: about one
+    /// per second per channel, api.slack.com/apis/rate-limits).
     public var pacingKey: String {
         switch channel {
         case .webhook: "\(kind):\(name)"
         case .webAPI(let token, let channel, _): "slack:" + Data("\(token.reveal())\n\(channel)".utf8).sha256Hex.prefix(16)
         }
+    }
+
+    /// The Web API at 50 a minute, short bursts allowed: a live message's `chat.update` is Tier 3
+    /// ("50+ per minute", per method, app and workspace). Two live targets on one token share that
+    /// tier at Slack; a 429 then pauses them (Retry-After). Webhooks keep the kind's 1/s.
+    public var defaultPacing: PacingPolicy? {
+        if case .webAPI = channel { return Self.webAPIPacing }
+        return nil
+    }
+
+    public static let webAPIPacing = PacingPolicy(rate: 50.0 / 60.0, burst: 3)
+
+    public var editsMessagesInPlace: Bool {
+        if case .webAPI = channel { return true }
+        return false
+    }
+
+    public func planLive(_ event: PatchEvent, context: RenderContext, send: LiveSend) throws(RenderError) -> DeliveryStep {
+        guard case .webAPI(_, let channel, _) = channel else {
+            return .refuse(reason: "a Slack incoming webhook cannot edit its messages; a live message needs token and channel (the Web API)")
+        }
+        let live = LiveMessage(event: event, context: context)
+        var content = live.content(zone: context.displayTimeZone, markup: SlackEscaping.markup, budget: SlackPayload.packageFieldBudget)
+        content.apply(MessageTemplates.preferring(context.routeTemplates, over: templates)?.live, event: event, context: context)
+        let attachments = SlackPayload(content: content, occurredAt: nil).attachments
+        let text = attachments.first?.fallback ?? ""
+        let post = try webAPI("chat.postMessage", SlackWebAPIMessage(channel: channel, text: text, attachments: attachments))
+        let edit = try webAPI("chat.update", SlackWebAPIMessage(channel: channel, text: text, attachments: attachments, ts: "0"))
+        var reply: (@Sendable (String) -> OutboundRequest)?
+        if send.role == .reply {
+            var own = context
+            own.live = nil
+            let replyAttachments = SlackPayload(
+                event: event, context: own, templates: MessageTemplates.preferring(context.routeTemplates, over: templates)
+            ).attachments
+            // Failures and overruns also reach the channel; a reschedule stays in the thread.
+            let broadcast = event.type == .failed || event.notice == .overrun
+            let body = SlackWebAPIMessage(
+                channel: channel, text: replyAttachments.first?.fallback ?? "", attachments: replyAttachments, thread_ts: "0",
+                reply_broadcast: broadcast)
+            let replyRequest = try webAPI("chat.postMessage", body)
+            reply = { ts in Self.with(replyRequest, body: body, ts: nil, threadTS: ts) }
+        }
+        let editBody = SlackWebAPIMessage(channel: channel, text: text, attachments: attachments, ts: "0")
+        return LiveStep(
+            post: post, edit: { ts in Self.with(edit, body: editBody, ts: ts, threadTS: nil) }, reply: reply,
+            postedID: Self.postedTS, isLost: Self.isLost
+        ).step(held: context.followUp?.objectID, send: send)
+    }
+
+    /// `request` with its body's `ts` or `thread_ts` set to the message's (known only once posted).
+    static func with(_ request: OutboundRequest, body: SlackWebAPIMessage, ts: String?, threadTS: String?) -> OutboundRequest {
+        var body = body
+        if ts != nil { body.ts = ts }
+        if threadTS != nil { body.thread_ts = threadTS }
+        var request = request
+        request.body = (try? JSONEncoder.patchbay().encode(body)) ?? request.body
+        return request
+    }
+
+    /// The `ts` of a posted message, when it looks like one (`1700000000.000100`): it goes into
+    /// later request bodies.
+    static func postedTS(_ response: TransportResponse) -> String? {
+        guard let answer = try? JSONValue.parse(response.body), let ts = answer["ts"]?.stringValue, ts.count <= 32,
+            !ts.isEmpty, ts.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") })
+        else { return nil }
+        return ts
+    }
+
+    /// `chat.update` found no such message (deleted in the channel): a new live message is posted.
+    static func isLost(_ response: TransportResponse) -> Bool {
+        (try? JSONValue.parse(response.body))?["error"]?.stringValue == "message_not_found"
+    }
+
+    public func followUp(after response: TransportResponse, to request: OutboundRequest, event: PatchEvent, context: RenderContext) -> FollowUpState?
+    {
+        guard context.live != nil, case .webAPI(_, let channel, _) = channel else { return summaryFollowUp(event: event, context: context) }
+        return LiveStep.followUp(
+            after: response, to: request, held: context.followUp, state: LiveMessage(event: event, context: context).state.rawValue,
+            postedID: Self.postedTS, isLost: Self.isLost,
+            // Opens the channel in the user's workspace (api.slack.com/reference/deep-linking).
+            link: { _ in "https://slack.com/app_redirect?channel=\(channel)" })
+    }
+
+    /// A Web API call with the bot token.
+    private func webAPI(_ method: String, _ message: SlackWebAPIMessage) throws(RenderError) -> OutboundRequest {
+        guard case .webAPI(let token, _, let baseURL) = channel else { throw RenderError("not a Web API target") }
+        let url = baseURL.absoluteString.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/" + method
+        return OutboundRequest(
+            method: "POST", url: Secret(url), displayURL: OutboundRequest.displayForm(of: url),
+            headers: [
+                HTTPHeader("Authorization", "Bearer \(token.reveal())", isSecret: true),
+                HTTPHeader("Content-Type", "application/json; charset=utf-8"),
+            ],
+            body: try JSONEncoder.encodePayload(message, kind: "Slack"))
     }
 
     public func render(_ event: PatchEvent, context: RenderContext) throws(RenderError) -> OutboundRequest {
@@ -94,16 +193,9 @@ public struct SlackTarget: MessageTarget, TemplatedTarget {
                 method: "POST", url: url, displayURL: OutboundRequest.displayForm(of: url.reveal()),
                 headers: [HTTPHeader("Content-Type", "application/json; charset=utf-8")],
                 body: try JSONEncoder.encodePayload(payload, kind: "Slack"))
-        case .webAPI(let token, let channel, let baseURL):
+        case .webAPI(_, let channel, _):
             let message = SlackWebAPIMessage(channel: channel, text: payload.attachments.first?.fallback ?? "", attachments: payload.attachments)
-            let url = baseURL.absoluteString.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/chat.postMessage"
-            return OutboundRequest(
-                method: "POST", url: Secret(url), displayURL: OutboundRequest.displayForm(of: url),
-                headers: [
-                    HTTPHeader("Authorization", "Bearer \(token.reveal())", isSecret: true),
-                    HTTPHeader("Content-Type", "application/json; charset=utf-8"),
-                ],
-                body: try JSONEncoder.encodePayload(message, kind: "Slack"))
+            return try webAPI("chat.postMessage", message)
         }
     }
 
@@ -111,14 +203,26 @@ public struct SlackTarget: MessageTarget, TemplatedTarget {
         guard case .webAPI = channel, case .success(let response) = result, response.status == 200 else { return ResponseRule.classify(result) }
         return SlackWebAPI.classify(response)
     }
+
+    /// An edit of a live message that is gone is not a failure: the step posts a new one.
+    public func classify(_ result: Result<TransportResponse, TransportFailure>, for request: OutboundRequest) -> DeliveryOutcome {
+        if LiveStep.Link(request) == .edit, case .success(let response) = result, response.status == 200, Self.isLost(response) {
+            return .delivered(reason: ResponseRule.Reason.nothingToSend)
+        }
+        return classify(result)
+    }
 }
 
-/// A `chat.postMessage` body: the channel, a plain `text` (what notifications and screen readers
-/// show; Slack warns when a message with attachments has none) and the attachment.
+/// A `chat.postMessage` or `chat.update` body: the channel, a plain `text` (what notifications
+/// and screen readers show; Slack warns when a message with attachments has none) and the
+/// attachment; `ts` names the message an update edits, `thread_ts` the one a reply goes under.
 struct SlackWebAPIMessage: Encodable {
     var channel: String
     var text: String
     var attachments: [SlackPayload.Attachment]
+    var ts: String? = nil
+    var thread_ts: String? = nil
+    var reply_broadcast: Bool? = nil
 }
 
 /// What a Web API answer means. Slack answers 200 with `ok: false` and an error code.
@@ -168,6 +272,10 @@ struct SlackPayload: Encodable, Equatable {
     init(event: PatchEvent, context: RenderContext, templates: MessageTemplates? = nil) {
         var content = MessageText.content(for: event, context: context, markup: SlackEscaping.markup, packageBudget: Self.packageFieldBudget)
         content.apply(templates, event: event, context: context)
+        self.init(content: content, occurredAt: event.occurredAt)
+    }
+
+    init(content: MessageContent, occurredAt: Date?) {
         attachments = [
             Attachment(
                 fallback: SlackEscaping.escape(content.fallback),
@@ -176,7 +284,7 @@ struct SlackPayload: Encodable, Equatable {
                 text: content.text,
                 fields: content.facts.map { Field(title: $0.title, value: $0.value, short: content.shortFactTitles.contains($0.title)) },
                 mrkdwn_in: ["text"],
-                ts: event.occurredAt.map { Int($0.timeIntervalSince1970) }
+                ts: occurredAt.map { Int($0.timeIntervalSince1970) }
             )
         ]
     }

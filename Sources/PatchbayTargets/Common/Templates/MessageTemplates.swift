@@ -110,6 +110,20 @@ public struct MessageTemplates: Sendable {
     var facts: [Fact]?
     /// Where it was written, for messages.
     public var keyPath: String
+    /// The live message's own wording (`templates.live`).
+    public var live: MessageTemplates? {
+        get { nested.first }
+        set { nested = newValue.map { [$0] } ?? [] }
+    }
+    /// `live`'s storage: an array, as a struct cannot hold itself.
+    private var nested: [MessageTemplates] = []
+
+    init(texts: [String: MustacheTemplate], facts: [Fact]?, keyPath: String, live: MessageTemplates? = nil) {
+        self.texts = texts
+        self.facts = facts
+        self.keyPath = keyPath
+        self.live = live
+    }
 
     public var keys: Set<String> { Set(texts.keys).union(facts == nil ? [] : ["facts"]) }
 
@@ -119,7 +133,7 @@ public struct MessageTemplates: Sendable {
         guard let target else { return route }
         return MessageTemplates(
             texts: target.texts.merging(route.texts) { _, fromRoute in fromRoute },
-            facts: route.facts ?? target.facts, keyPath: route.keyPath)
+            facts: route.facts ?? target.facts, keyPath: route.keyPath, live: preferring(route.live, over: target.live))
     }
 
     /// The rendered text of `key`, or nil when this set has no such template.
@@ -193,8 +207,13 @@ public struct MessageTemplates: Sendable {
                 facts?.append(Fact(title: title, value: value))
             }
         }
+        var live: MessageTemplates?
+        if let nested = sources.live {
+            live = compile(nested, keys: keys, escaping: escaping, diagnostics: diagnostics, checkRender: checkRender)
+            if live == nil { valid = false }
+        }
         guard valid else { return nil }
-        return MessageTemplates(texts: texts, facts: facts, keyPath: sources.keyPath)
+        return MessageTemplates(texts: texts, facts: facts, keyPath: sources.keyPath, live: live)
     }
 
     /// The contexts a template is tried against when it is compiled: the fullest one, and a sparse

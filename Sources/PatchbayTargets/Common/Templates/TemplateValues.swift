@@ -40,7 +40,10 @@ public enum TemplateValues {
         if let occurred = event.occurredAt { values["occurredAt"] = Timestamp.rfc3339(occurred) }
         let overdue = MessageText.overdueNames(event)
         if !overdue.isEmpty { values["overdue"] = overdue }
-        if context.isSummary { values["digest"] = MaintenanceDigest(event: event, context: context).templateValues }
+        if context.isSummary || context.live != nil {
+            values["digest"] = MaintenanceDigest(event: event, context: context).templateValues
+        }
+        if context.live != nil { values["live"] = LiveMessage(event: event, context: context).templateValues }
         return values
     }
 
@@ -102,7 +105,8 @@ public enum TemplateValues {
         var snapshot = MaintenanceSnapshot(instances: reports)
         snapshot.links = ["any": "https://example.invalid/"]
         let context = RenderContext(
-            displayTimeZone: TimeZone(identifier: "UTC")!, deliveryID: "d", now: start, maintenance: snapshot, isSummary: true)
+            displayTimeZone: TimeZone(identifier: "UTC")!, deliveryID: "d", now: start, maintenance: snapshot, isSummary: true,
+            live: LiveSend(role: .reply))
         return values(for: event, context: context)
     }
 }
