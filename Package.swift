@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", exact: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", exact: "2.37.6"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", exact: "2.1.1"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", exact: "5.7.1"),
     ],
     targets: [
         // Pure domain: events, routes, deliveries, outcomes, time, secrets, the store and transport protocols.
@@ -96,11 +97,24 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Signing operators in with an OpenID Connect provider: discovery, the provider's keys
+        // (fetched through the transport, cached, rotated), the ID token checked (JOSE by jwt-kit),
+        // PKCE, and the claims that make a role. No HTTP server, no cookies: the console's.
+        .target(
+            name: "PatchbayOIDC",
+            dependencies: [
+                "PatchbayCore",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // HTTP API (Hummingbird) and the long-running services (dispatcher).
         .target(
             name: "PatchbayServer",
             dependencies: [
                 "PatchbayCore",
+                "PatchbayOIDC",
                 "PatchbayRelay",
                 "PatchbayTargets",
                 "PatchbayConfig",
@@ -188,6 +202,14 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "PatchbayConfigTests", dependencies: ["PatchbayConfig", "PatchbayCore"]),
+        .testTarget(
+            name: "PatchbayOIDCTests",
+            dependencies: [
+                "PatchbayOIDC", "PatchbayCore", .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "PatchbayStoreTests",
             dependencies: [

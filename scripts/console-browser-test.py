@@ -15,7 +15,6 @@ Nothing is downloaded (Debian's chromedriver is named, SE_OFFLINE=true). Everyth
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,18 +25,7 @@ import urllib.request
 
 from patchbay_harness import ROOT, Checks, Server, Sink, free_port, post_event
 
-os.environ["SE_OFFLINE"] = "true"  # selenium-manager must never download a driver or a browser
-try:
-    from selenium import webdriver
-    from selenium.common.exceptions import NoSuchElementException, TimeoutException, WebDriverException
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
-except ImportError:
-    sys.exit("console-browser-test: needs selenium (python3 -m pip install selenium), chromium and chromium-driver (apt-get install chromium chromium-driver)")
+from console_browser import CHROMEDRIVER, CHROMIUM, ActionChains, Browser, Keys, NoSuchElementException, TimeoutException, WebDriverException
 
 TOKEN = "console-token-0123456789abcdef"
 ADMIN = "admin-token-0123456789abcdef"
@@ -46,8 +34,6 @@ SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 WINDOW_START = time.strftime("%Y-%m-%dT%H:00:00Z", time.gmtime(time.time() + 86400))
 WINDOW_END = time.strftime("%Y-%m-%dT%H:30:00Z", time.gmtime(time.time() + 86400))
 SHOTS = ROOT / ".build/console-screenshots"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
 def event(index, kind):
@@ -73,87 +59,6 @@ def http(url, method="GET", body=None, headers=None):
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
-
-
-class Browser:
-    """A headless chromium on the console; remembers every URL it was on."""
-
-    def __init__(self, base):
-        options = webdriver.ChromeOptions()
-        for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-            options.add_argument(argument)
-        options.binary_location = CHROMIUM
-        self.driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-        self.driver.set_window_size(1280, 900)
-        self.base, self.visited = base, []
-
-    def wait(self, condition, message, timeout=10):
-        # The URL is read only on a timeout: while a dialog is open, reading it would fail.
-        try:
-            return WebDriverWait(self.driver, timeout).until(condition, message)
-        except TimeoutException:
-            raise TimeoutException(f"{message} (on {self.driver.current_url})")
-
-    def go(self, path):
-        self.driver.get(self.base + path)
-        self.visited.append(self.driver.current_url)
-
-    def css(self, selector, scope=None):
-        """The element, waited for (a missing one stops the test)."""
-        if scope is not None:
-            return scope.find_element(By.CSS_SELECTOR, selector)
-        return self.wait(EC.presence_of_element_located((By.CSS_SELECTOR, selector)), f"no {selector}")
-
-    def all(self, selector, scope=None):
-        return (scope or self.driver).find_elements(By.CSS_SELECTOR, selector)
-
-    def text(self, selector, scope=None):
-        found = self.all(selector, scope)
-        return found[0].get_attribute("textContent") if found else ""
-
-    def click(self, selector, scope=None, confirm=False):
-        """Clicks and waits for the next page; `confirm` accepts the console's "are you sure?" dialog."""
-        element = self.css(selector, scope)
-        if confirm:
-            # A script click returns at once; a native one would fail on the dialog it opens.
-            self.driver.execute_script("var e = arguments[0]; window.setTimeout(function () { e.click(); }, 0);", element)
-            self.wait(EC.alert_is_present(), f"no confirmation after {selector}", timeout=3).accept()
-        else:
-            try:
-                element.click()
-            except WebDriverException:
-                # Chromium can report "Node with given id does not belong to the document" when the
-                # click's own navigation replaced the page before the click call returned (seen once
-                # in CI right after a screenshot's viewport change): that is the click succeeding.
-                # Anything else leaves the element in place, and the wait below fails as before.
-                pass
-        self.wait(EC.staleness_of(element), f"{selector} led nowhere")
-        self.visited.append(self.driver.current_url)
-
-    def path(self):
-        return urllib.parse.urlparse(self.driver.current_url).path
-
-    def shoot(self, name):
-        """Screenshots at 1280 and 375 px (the viewport pinned through DevTools, whatever the window
-        manager allows); returns the page's scrollWidth at each width."""
-        widths = {}
-        for width in (1280, 375):
-            self.driver.set_window_size(width, 900)
-            metrics = {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False}
-            self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
-            widths[width] = self.driver.execute_script("return document.documentElement.scrollWidth")
-            metrics["height"] = max(900, min(4000, self.driver.execute_script("return document.body.scrollHeight")))
-            self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
-            self.driver.save_screenshot(str(SHOTS / f"{name}-{width}.png"))
-        self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-        self.driver.set_window_size(1280, 900)
-        return widths
-
-    def sign_in(self, token):
-        self.go("/console/sign-in")
-        self.css("input#token").send_keys(token)
-        self.click("button#sign-in")
-        self.wait(lambda d: self.path().rstrip("/") == "/console", "sign-in did not lead to /console")
 
 
 def main():
@@ -204,7 +109,7 @@ routes:
             raise TimeoutException("too few dead deliveries to go on")
         check(http(f"{sink_url}/_sink/script", "DELETE") == 200, "sink scripts cleared")
 
-        b = browser = Browser(base)
+        b = browser = Browser(base, shots=SHOTS)
         # 1. Sign-in: a wrong token is refused (401, .error), the admin's lands on the maintenances.
         b.go("/console/sign-in")
         b.shoot("sign-in")

@@ -235,5 +235,28 @@ enum PostgresMigrations {
             concurrently: [
                 .create(name: "maintenance_instances_stage", definition: "ON maintenance_instances (maintenance_key, last_type, reported_seq)")
             ]),
+        Migration(
+            version: 7, name: "audit trail, event senders",
+            statements: [
+                // Who did what: sign-ins and -outs, replays, test sends, prunes.
+                """
+                CREATE TABLE audit_log (
+                    seq bigserial PRIMARY KEY,
+                    id text NOT NULL UNIQUE,
+                    at timestamptz NOT NULL,
+                    actor text NOT NULL,
+                    method text NOT NULL,
+                    actor_id text,
+                    action text NOT NULL,
+                    outcome text NOT NULL,
+                    source text,
+                    detail text NOT NULL
+                )
+                """,
+                "CREATE INDEX audit_log_at ON audit_log (at)",
+                // Which token (by its configured name) or relay source sent an event. A nullable
+                // column without a default: a change of the catalog only, whatever the table's size.
+                "ALTER TABLE events ADD COLUMN sender text",
+            ]),
     ]
 }

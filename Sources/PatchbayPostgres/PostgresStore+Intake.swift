@@ -33,7 +33,7 @@ extension PostgresStore: IntakeStore {
             try await insertEvent(
                 on: connection, id: submission.eventID, idempotencyKey: submission.idempotencyKey,
                 digest: submission.bodyDigest, event: step.event, payload: step.payload,
-                deliveries: submission.deliveries, receivedAt: submission.receivedAt)
+                deliveries: submission.deliveries, receivedAt: submission.receivedAt, sender: submission.sender)
             return step.accepted
         }
         return result
@@ -61,13 +61,13 @@ extension PostgresStore: IntakeStore {
     /// instance's stage. The caller holds the maintenance's lock. Shared by intake and the scheduler.
     func insertEvent(
         on connection: PostgresConnection, id: String, idempotencyKey: String?, digest: String, event: PatchEvent,
-        payload: String, deliveries: [DeliveryPlan], receivedAt: Date
+        payload: String, deliveries: [DeliveryPlan], receivedAt: Date, sender: String? = nil
     ) async throws {
         let maintenanceKey = event.maintenanceKey.storageValue
         let eventSeq = try await insertEventRow(
             on: connection, id: id, idempotencyKey: idempotencyKey, digest: digest,
             type: event.type.rawValue, app: event.app, environment: event.environment,
-            lane: maintenanceKey, payload: payload, deliveries: deliveries.count, receivedAt: receivedAt)
+            lane: maintenanceKey, payload: payload, deliveries: deliveries.count, receivedAt: receivedAt, sender: sender)
         for plan in deliveries.map({ $0.settled(for: event) }) {
             var due = receivedAt
             if let wait = plan.summaryWait {
@@ -112,12 +112,12 @@ extension PostgresStore: IntakeStore {
     private func insertEventRow(
         on connection: PostgresConnection, id: String, idempotencyKey: String?, digest: String, type: String,
         app: String, environment: String, lane: String, payload: String, deliveries: Int,
-        receivedAt: Date
+        receivedAt: Date, sender: String? = nil
     ) async throws -> Int64 {
         let rows = try await Self.rows(
             """
-            INSERT INTO events (id, idempotency_key, body_sha256, type, app, environment, maintenance_key, payload, delivery_count, received_at)
-            VALUES (\(id), \(idempotencyKey), \(digest), \(type), \(app), \(environment), \(lane), \(payload), \(deliveries), \(receivedAt))
+            INSERT INTO events (id, idempotency_key, body_sha256, type, app, environment, maintenance_key, payload, delivery_count, received_at, sender)
+            VALUES (\(id), \(idempotencyKey), \(digest), \(type), \(app), \(environment), \(lane), \(payload), \(deliveries), \(receivedAt), \(sender))
             RETURNING seq
             """, on: connection, logger: logger)
         guard let seq = try rows.first?.decode(Int64.self) else { throw StoreError.permanent("the event insert returned no row") }
@@ -160,7 +160,7 @@ extension PostgresStore: IntakeStore {
             let eventSeq = try await insertEventRow(
                 on: connection, id: eventID, idempotencyKey: idempotencyKey, digest: digest,
                 type: RelayedMessage.eventType, app: message.source, environment: "relay", lane: lane,
-                payload: payload, deliveries: deliveries.count, receivedAt: receivedAt)
+                payload: payload, deliveries: deliveries.count, receivedAt: receivedAt, sender: "relay:" + message.source)
             for plan in deliveries {
                 try await insertDelivery(
                     on: connection, eventSeq: eventSeq,

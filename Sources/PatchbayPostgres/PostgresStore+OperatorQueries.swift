@@ -11,7 +11,7 @@ extension PostgresStore: OperatorStore {
     /// What a listing reads: never the event's payload, which only `detail` needs (review F3).
     static let summaryColumns = """
         d.id, e.id AS event_id, e.type, e.app, e.environment, d.target, d.target_kind, d.state, d.attempts,
-        d.next_attempt_at, d.created_at, d.updated_at, d.last_reason, d.display_timezone, d.resources
+        d.next_attempt_at, d.created_at, d.updated_at, d.last_reason, d.display_timezone, d.resources, e.sender
         """
 
     /// A row of `summaryColumns`, selected `FROM deliveries d JOIN events e ON e.seq = d.event_seq`.
@@ -25,7 +25,8 @@ extension PostgresStore: OperatorStore {
             environment: try row.value("environment", as: String.self), target: try row.value("target", as: String.self),
             targetKind: try row.value("target_kind", as: String.self), state: state, attempts: try row.value("attempts", as: Int.self),
             nextAttemptAt: nextAttemptAt, createdAt: try row.value("created_at", as: Date.self),
-            updatedAt: try row.value("updated_at", as: Date.self), lastReason: try row.value("last_reason", as: String?.self)
+            updatedAt: try row.value("updated_at", as: Date.self), lastReason: try row.value("last_reason", as: String?.self),
+            sender: try row.value("sender", as: String?.self)
         )
     }
 

@@ -20,6 +20,7 @@ extension PostgresStore {
         let eventCutoff = now.addingTimeInterval(-policy.events.seconds)
         let maintenanceCutoff = now.addingTimeInterval(-policy.maintenances.seconds)
         let unmappedCutoff = now.addingTimeInterval(-policy.unmapped.seconds)
+        let auditCutoff = now.addingTimeInterval(-policy.audit.seconds)
         if dryRun {
             return try await read { [self] connection -> PruneReport in
                 var report = PruneReport()
@@ -54,6 +55,8 @@ extension PostgresStore {
                 report.unmapped = try await Self.fetchCount(
                     "SELECT COUNT(*) AS n FROM relay_unmapped WHERE received_at < \(unmappedCutoff)",
                     on: connection, logger: logger)
+                report.audit = try await Self.fetchCount(
+                    "SELECT COUNT(*) AS n FROM audit_log WHERE at < \(auditCutoff)", on: connection, logger: logger)
                 return report
             }
         }
@@ -101,6 +104,13 @@ extension PostgresStore {
             """
             WITH gone AS (
                 DELETE FROM relay_unmapped WHERE id IN (SELECT id FROM relay_unmapped WHERE received_at < \(unmappedCutoff) LIMIT \(Self.pruneBatch))
+                RETURNING 1)
+            SELECT COUNT(*) AS n FROM gone
+            """)
+        report.audit = try await deleteInBatches(
+            """
+            WITH gone AS (
+                DELETE FROM audit_log WHERE seq IN (SELECT seq FROM audit_log WHERE at < \(auditCutoff) LIMIT \(Self.pruneBatch))
                 RETURNING 1)
             SELECT COUNT(*) AS n FROM gone
             """)

@@ -206,6 +206,27 @@ enum Migrations {
                     INSERT OR IGNORE INTO delivery_counts (state, n) VALUES ('superseded', 0);
                     """)
         }
+        migrator.registerMigration("v12: audit trail, event senders") { db in
+            try db.execute(
+                sql: """
+                    -- Who did what: sign-ins and -outs, replays, test sends, prunes.
+                    CREATE TABLE audit_log (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        id TEXT NOT NULL UNIQUE,
+                        at REAL NOT NULL,
+                        actor TEXT NOT NULL,
+                        method TEXT NOT NULL,
+                        actor_id TEXT,
+                        action TEXT NOT NULL,
+                        outcome TEXT NOT NULL,
+                        source TEXT,
+                        detail TEXT NOT NULL
+                    );
+                    CREATE INDEX audit_log_at ON audit_log(at);
+                    -- Which token (by its configured name) or relay source sent an event.
+                    ALTER TABLE events ADD COLUMN sender TEXT;
+                    """)
+        }
         return migrator
     }
 }

@@ -18,7 +18,8 @@ extension SQLiteStore: IntakeStore {
             if let change = step.change { try Self.applyChange(db, change, now: submission.receivedAt) }
             try Self.insertEvent(
                 db, id: submission.eventID, idempotencyKey: submission.idempotencyKey, digest: submission.bodyDigest,
-                event: step.event, payload: step.payload, deliveries: submission.deliveries, receivedAt: submission.receivedAt)
+                event: step.event, payload: step.payload, deliveries: submission.deliveries, receivedAt: submission.receivedAt,
+                sender: submission.sender)
             return step.accepted
         }
     }
@@ -26,18 +27,18 @@ extension SQLiteStore: IntakeStore {
     /// Writes an event, its deliveries and its instance's stage. Shared by intake and the scheduler.
     static func insertEvent(
         _ db: Database, id: String, idempotencyKey: String?, digest: String, event: PatchEvent, payload: String,
-        deliveries: [DeliveryPlan], receivedAt: Date
+        deliveries: [DeliveryPlan], receivedAt: Date, sender: String? = nil
     ) throws {
         let received = receivedAt.timeIntervalSince1970
         let maintenanceKey = event.maintenanceKey.storageValue
         try db.executeCached(
             sql: """
-                INSERT INTO events (id, idempotency_key, body_sha256, type, app, environment, maintenance_key, payload, delivery_count, received_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO events (id, idempotency_key, body_sha256, type, app, environment, maintenance_key, payload, delivery_count, received_at, sender)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
                 id, idempotencyKey, digest, event.type.rawValue, event.app,
-                event.environment, maintenanceKey, payload, deliveries.count, received,
+                event.environment, maintenanceKey, payload, deliveries.count, received, sender,
             ]
         )
         let eventSeq = db.lastInsertedRowID
@@ -100,10 +101,13 @@ extension SQLiteStore: IntakeStore {
             let received = receivedAt.timeIntervalSince1970
             try db.executeCached(
                 sql: """
-                    INSERT INTO events (id, idempotency_key, body_sha256, type, app, environment, maintenance_key, payload, delivery_count, received_at)
-                    VALUES (?, ?, ?, ?, ?, 'relay', ?, ?, ?, ?)
+                    INSERT INTO events (id, idempotency_key, body_sha256, type, app, environment, maintenance_key, payload, delivery_count, received_at, sender)
+                    VALUES (?, ?, ?, ?, ?, 'relay', ?, ?, ?, ?, ?)
                     """,
-                arguments: [eventID, idempotencyKey, digest, RelayedMessage.eventType, message.source, lane, payload, deliveries.count, received])
+                arguments: [
+                    eventID, idempotencyKey, digest, RelayedMessage.eventType, message.source, lane, payload, deliveries.count, received,
+                    "relay:" + message.source,
+                ])
             let eventSeq = db.lastInsertedRowID
             for plan in deliveries {
                 try db.executeCached(

@@ -44,7 +44,7 @@ extension SQLiteStore: OperatorStore {
     /// package name), which only `detail` needs (review F3).
     static let summaryColumns = """
         d.id, e.id AS event_id, e.type, e.app, e.environment, d.target, d.target_kind, d.state, d.attempts,
-        d.next_attempt_at, d.created_at, d.updated_at, d.last_reason, d.display_timezone, d.resources
+        d.next_attempt_at, d.created_at, d.updated_at, d.last_reason, d.display_timezone, d.resources, e.sender
         """
 
     static func summary(_ row: Row) -> DeliverySummary {
@@ -54,7 +54,7 @@ extension SQLiteStore: OperatorStore {
             target: row["target"], targetKind: row["target_kind"], state: state, attempts: row["attempts"],
             nextAttemptAt: state == "pending" ? Date(timeIntervalSince1970: row["next_attempt_at"]) : nil,
             createdAt: Date(timeIntervalSince1970: row["created_at"]), updatedAt: Date(timeIntervalSince1970: row["updated_at"]),
-            lastReason: row["last_reason"]
+            lastReason: row["last_reason"], sender: row["sender"]
         )
     }
 

@@ -19,6 +19,7 @@ extension SQLiteStore {
         let eventCutoff = seconds - policy.events.seconds
         let maintenanceCutoff = seconds - policy.maintenances.seconds
         let unmappedCutoff = seconds - policy.unmapped.seconds
+        let auditCutoff = seconds - policy.audit.seconds
         if dryRun {
             return try await pool.read { db in
                 var report = PruneReport()
@@ -59,6 +60,7 @@ extension SQLiteStore {
                     try Int.fetchOne(
                         db, sql: "SELECT COUNT(*) FROM relay_unmapped WHERE received_at < ?",
                         arguments: [unmappedCutoff]) ?? 0
+                report.audit = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_log WHERE at < ?", arguments: [auditCutoff]) ?? 0
                 return report
             }
         }
@@ -113,6 +115,8 @@ extension SQLiteStore {
             """
             DELETE FROM relay_unmapped WHERE id IN (SELECT id FROM relay_unmapped WHERE received_at < ? LIMIT ?)
             """, cutoff: unmappedCutoff)
+        report.audit = try await deleteInBatches(
+            "DELETE FROM audit_log WHERE seq IN (SELECT seq FROM audit_log WHERE at < ? LIMIT ?)", cutoff: auditCutoff)
         try await checkpoint()
         return report
     }

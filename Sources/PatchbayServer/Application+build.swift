@@ -89,8 +89,10 @@ public func buildRouter(configuration: PatchbayConfiguration, parts: Application
             clock: parts.clock)
     HealthRoutes(readiness: parts.readiness, gate: parts.gate, exposition: parts.exposition).register(on: router)
     EventRoutes(intake: intake, settings: configuration.server, metrics: parts.metrics, limiter: parts.intakeLimiter).register(on: router)
-    DeliveryRoutes(store: parts.store, settings: configuration.server, wake: parts.wake, clock: parts.clock).register(on: router)
+    let audit = AuditTrail(store: parts.store, metrics: parts.metrics, logger: Logger(label: "patchbay.audit"), clock: parts.clock)
+    DeliveryRoutes(store: parts.store, settings: configuration.server, wake: parts.wake, audit: audit, clock: parts.clock).register(on: router)
     MaintenanceRoutes(store: parts.store, settings: configuration.server).register(on: router)
+    AuditRoutes(store: parts.store, settings: configuration.server, clock: parts.clock).register(on: router)
     if configuration.server.consoleEnabled {
         ConsoleRoutes(configuration: configuration, parts: parts, clock: parts.clock).register(on: router)
     }

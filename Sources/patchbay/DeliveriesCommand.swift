@@ -68,11 +68,11 @@ struct Deliveries: AsyncParsableCommand {
                 printLine("No deliveries match.")
                 return
             }
-            let header = ["ID", "STATE", "TARGET", "EVENT", "APP/ENVIRONMENT", "ATTEMPTS", "UPDATED", "LAST REASON"]
+            let header = ["ID", "STATE", "TARGET", "EVENT", "APP/ENVIRONMENT", "SENDER", "ATTEMPTS", "UPDATED", "LAST REASON"]
             let table = rows.map { row in
                 [
-                    row.id, row.state, row.target, row.eventType, "\(row.app)/\(row.environment)", String(row.attempts),
-                    Timestamp.rfc3339(row.updatedAt), row.lastReason ?? "",
+                    row.id, row.state, row.target, row.eventType, "\(row.app)/\(row.environment)", row.sender ?? "patchbay",
+                    String(row.attempts), Timestamp.rfc3339(row.updatedAt), row.lastReason ?? "",
                 ]
             }
             printTable(header: header, rows: table)
@@ -99,6 +99,7 @@ struct Deliveries: AsyncParsableCommand {
             printLine("Delivery \(summary.id): \(summary.state), \(summary.attempts) attempt(s)")
             printLine("  target:  \(summary.target) (\(summary.targetKind))")
             printLine("  event:   \(summary.eventID) \(summary.eventType) \(summary.app)/\(summary.environment)")
+            printLine("  sent by: \(summary.sender ?? "patchbay (a notice it planned)")")
             printLine("  created: \(Timestamp.rfc3339(summary.createdAt))  updated: \(Timestamp.rfc3339(summary.updatedAt))")
             if let next = summary.nextAttemptAt { printLine("  next attempt: \(Timestamp.rfc3339(next))") }
             printLine("\nEvent:")
@@ -171,6 +172,10 @@ struct Replay: AsyncParsableCommand {
             progress.advance()
         }
         progress.finish()
+        try? await store.recordAudit(
+            AuditRecord(
+                AuditActor.commandLine, action: "replay", outcome: .ok, at: Date(), source: AuditActor.host,
+                detail: AuditTrail.replayDetail(chosen, dryRun: dryRun, replayed: tally["replayed", default: 0])))
         printLine(
             (dryRun ? "Dry run, nothing changed: " : "") + tally.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "))
         if tally["not found", default: 0] > 0 { throw ExitCode(1) }

@@ -13,7 +13,7 @@ struct Patchbay: AsyncParsableCommand {
         version: "patchbay \(PatchbayVersion.current)",
         subcommands: [
             Serve.self, Sink.self, Send.self, Render.self, Deliveries.self, Replay.self, Maintenances.self, ScheduleCommand.self,
-            Unmapped.self, Prune.self, Migrate.self, ConfigCommand.self,
+            Unmapped.self, Prune.self, Audit.self, Migrate.self, ConfigCommand.self,
         ]
     )
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PatchbayCore
 import PatchbaySQLite
+import PatchbayServer
 
 struct Prune: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -33,6 +34,10 @@ struct Prune: AsyncParsableCommand {
             return try await store.prune(policy: configuration.store.retention, now: Date(), dryRun: dryRun, progress: dryRun ? nil : progress.report)
         }()
         let after = sqlite?.fileSizes()
+        try? await store.recordAudit(
+            AuditRecord(
+                AuditActor.commandLine, action: "prune", outcome: .ok, at: Date(), source: AuditActor.host,
+                detail: Pruner.detail(report, dryRun: dryRun)))
         if json {
             printLine(String(decoding: try JSONEncoder.patchbay().encode(report), as: UTF8.self))
             return
@@ -43,6 +48,7 @@ struct Prune: AsyncParsableCommand {
             rows: [
                 ["deliveries", String(report.deliveries)], ["attempts", String(report.attempts)], ["events", String(report.events)],
                 ["maintenances", String(report.maintenances)], ["unmapped relayed messages", String(report.unmapped)],
+                ["audit records", String(report.audit)],
             ], indent: "  ")
         if let before, let after {
             printLine(

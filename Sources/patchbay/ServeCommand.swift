@@ -129,7 +129,7 @@ struct Serve: AsyncParsableCommand {
             .init(
                 service: Pruner(
                     policy: configuration.store.retention, interval: configuration.store.pruneInterval, logger: logger,
-                    clock: clock
+                    clock: clock, audit: AuditTrail(store: store, metrics: metrics, logger: logger, clock: clock)
                 ) {
                     try await store.prune(policy: $0, now: $1, dryRun: false)
                 }))

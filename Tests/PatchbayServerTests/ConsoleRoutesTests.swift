@@ -129,6 +129,110 @@ struct ConsoleRoutesTests {
         }
     }
 
+    /// A named token signs in under its name: the header shows it, the audit trail records it,
+    /// and a refused token is recorded as refused, never with the token.
+    @Test func aNamedTokensSignInIsNamedInTheHeaderAndAudited() async throws {
+        let yaml = Self.yaml.replacingOccurrences(
+            of: "adminTokens: [\"\(Self.admin)\"]", with: "adminTokens: [{name: ops-oncall, token: \"\(Self.admin)\"}]")
+        try await withConsole(yaml) { console in
+            let form = try await console.get("/console/sign-in", cookie: nil)
+            let nonce = String(
+                try #require(form.headers[values: .setCookie].first { $0.hasPrefix(ConsoleSession.signInCSRFCookie) }).split(separator: ";")[0])
+            let csrf = try #require(form.body.components(separatedBy: "name=\"csrf\" value=\"").dropFirst().first?.split(separator: "\"").first)
+            #expect(try await console.post("/console/sign-in", form: "csrf=\(csrf)&token=wrong-\(Self.admin)", cookie: nonce).status == 401)
+            let signedIn = try await console.post("/console/sign-in", form: "csrf=\(csrf)&token=\(Self.admin)", cookie: nonce)
+            let session = String(
+                try #require(signedIn.headers[values: .setCookie].first { $0.hasPrefix(ConsoleSession.cookieName) }).split(separator: ";")[0])
+            let page = try await console.get("/console", cookie: session)
+            #expect(page.body.contains("<span id=\"signed-in-as\">token ops-oncall</span>"), "the header names the token")
+            let trail = try await console.store.auditTrail(AuditFilter(action: "sign-in"))
+            #expect(trail.map(\.outcome) == [.ok, .refused])
+            #expect(trail.first?.actor == "token ops-oncall" && trail.first?.actorID == "ops-oncall" && trail.first?.method == "token")
+            #expect(!trail.map(\.detail).joined().contains(Self.admin) && !trail.map(\.actor).joined().contains(Self.admin))
+        }
+    }
+
+    @Test func replaysAreAuditedAndOnlyAdminsReadTheTrail() async throws {
+        try await withConsole { console in
+            let form = "ids=\(console.deliveryID)&confirm=1&csrf=\(console.csrf())"
+            #expect(try await console.post("/console/deliveries/replay", form: form, cookie: console.cookie(.admin)).status == 303)
+            let page = try await console.get("/console/audit?since=1d&action=replay", cookie: console.cookie(.admin))
+            #expect(page.status == 200 && page.body.contains("data-action=\"replay\"") && page.body.contains(console.deliveryID))
+            #expect(page.body.contains("id=\"nav-audit\""))
+            #expect(try await console.get("/console/audit", cookie: console.cookie(.viewer)).status == 403)
+            #expect(!(try await console.get("/console", cookie: console.cookie(.viewer))).body.contains("nav-audit"))
+            let record = try #require(try await console.store.auditTrail(AuditFilter(action: "replay")).first)
+            #expect(record.method == "token" && record.outcome == .ok && record.detail.contains("1 queued again"))
+        }
+    }
+
+    /// With `server.oidc`, the sign-in page links to the provider; the start sends the browser
+    /// there with PKCE (S256), `state` and `nonce`, holding them in a sealed `SameSite=Lax` cookie
+    /// scoped to the flow; a callback without that cookie, or with another state, is refused
+    /// with a page that says why. (The whole flow, through a real provider: scripts/oidc-test.py.)
+    @Test func theProviderSignInStartsWithPKCEAndRefusesACallbackItDidNotStart() async throws {
+        let yaml = Self.yaml.replacingOccurrences(
+            of: "\ntargets:",
+            with: """
+
+                  oidc:
+                    issuer: https://login.example.test/realms/ops
+                    clientID: patchbay
+                    clientSecret: oidc-secret-0123456789
+                    redirectURL: https://pb.example.test/console/oidc/callback
+                    roles: {admin: {claim: groups, values: [ops-admins]}}
+                targets:
+                """)
+        let directory = try TemporaryDirectory("console-oidc")
+        defer { directory.remove() }
+        let configuration = try PatchbayConfiguration.parse(yaml: yaml, environment: [:])
+        let store = try SQLiteStore(settings: StoreSettings(sqlitePath: directory.path("q.db")), logger: Logger(label: "test"))
+        var parts = ApplicationParts(store: store)
+        parts.transport = DiscoveryOnly()
+        let app = Application(router: buildRouter(configuration: configuration, parts: parts))
+        try await app.test(.router) { client in
+            let signIn = try await client.execute(uri: "/console/sign-in", method: .get) { String(buffer: $0.body) }
+            #expect(signIn.contains("id=\"oidc-sign-in\"") && signIn.contains("href=\"/console/oidc/start\""))
+            let (location, cookie) = try await client.execute(uri: "/console/oidc/start", method: .get) { response in
+                (response.headers[.location] ?? "", response.headers[values: .setCookie].first { $0.hasPrefix("pb_oidc=") } ?? "")
+            }
+            let items = URLComponents(string: location)?.queryItems ?? []
+            #expect(location.hasPrefix("https://login.example.test/realms/ops/protocol/openid-connect/auth?"))
+            #expect(items.contains { $0.name == "code_challenge_method" && $0.value == "S256" } && items.contains { $0.name == "nonce" })
+            let state = try #require(items.first { $0.name == "state" }?.value)
+            #expect(cookie.contains("SameSite=Lax") && cookie.contains("HttpOnly") && cookie.contains("Path=/console/oidc"))
+            #expect(!cookie.contains(state), "the flow cookie is sealed: its state cannot be read from it")
+            let flow = String(cookie.split(separator: ";")[0])
+            let noCookie = try await client.execute(uri: "/console/oidc/callback?code=c&state=\(state)", method: .get) {
+                ($0.status, String(buffer: $0.body))
+            }
+            #expect(noCookie.0 == .badRequest && noCookie.1.contains("(state)"))
+            let otherState = try await client.execute(
+                uri: "/console/oidc/callback?code=c&state=tampered", method: .get, headers: [.cookie: flow]
+            ) { ($0.status, String(buffer: $0.body), $0.headers[values: .setCookie]) }
+            #expect(otherState.0 == .badRequest && otherState.1.contains("(state)"))
+            #expect(!otherState.2.contains { $0.hasPrefix(ConsoleSession.cookieName + "=") && !$0.hasPrefix(ConsoleSession.cookieName + "=;") })
+            let declined = try await client.execute(
+                uri: "/console/oidc/callback?error=access_denied&state=\(state)", method: .get, headers: [.cookie: flow]
+            ) { ($0.status, String(buffer: $0.body)) }
+            #expect(declined.0 == .unauthorized && declined.1.contains("access_denied"))
+            let refusals = try await store.auditTrail(AuditFilter(action: "sign-in"))
+            #expect(refusals.count == 3 && refusals.allSatisfy { $0.outcome == .refused && $0.method == "oidc" })
+        }
+    }
+
+    /// Answers the discovery document only: enough for the sign-in's start.
+    struct DiscoveryOnly: HTTPTransport {
+        func send(_ request: OutboundRequest, timeouts: TransportTimeouts) async -> Result<TransportResponse, TransportFailure> {
+            let issuer = "https://login.example.test/realms/ops"
+            let body = """
+                {"issuer":"\(issuer)","authorization_endpoint":"\(issuer)/protocol/openid-connect/auth",
+                 "token_endpoint":"\(issuer)/protocol/openid-connect/token","jwks_uri":"\(issuer)/protocol/openid-connect/certs"}
+                """
+            return .success(TransportResponse(status: 200, headers: [], body: Data(body.utf8), latency: .zero))
+        }
+    }
+
     /// A maintenance's page holds one page of its servers and deliveries, with links to the
     /// others (review F3: it loaded and drew every one of them, each delivery with its payload).
     /// The live message (`chat: {mode: live}`) is listed with its state and link, and a

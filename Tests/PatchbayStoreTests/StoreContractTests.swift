@@ -33,7 +33,7 @@ enum StoreBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
 /// A store of either backend, fresh for one test: a temporary SQLite file, or a schema of its own
 /// in the test server (dropped afterwards).
 struct StoreUnderTest {
-    let store: any DeliveryStore & MaintenanceStore
+    let store: any PatchbayStore
     let backend: StoreBackend
     /// Replaces the payload of the oldest event with one that cannot be decoded.
     let corruptOldestEvent: () async throws -> Void
@@ -661,6 +661,35 @@ struct StoreContractTests: StoreFixtures {
             #expect(kept.deliveries == 0)
             let pruned = try await store.prune(policy: RetentionPolicy(), now: t0.addingTimeInterval(31 * day), dryRun: true)
             #expect(pruned.deliveries == 1, "kept as long as a delivered one: \(pruned)")
+        }
+    }
+
+    /// The audit trail: newest first, filtered by time and action, pruned by its own retention;
+    /// an event keeps who sent it.
+    @Test(arguments: StoreBackend.available)
+    func theAuditTrailIsKeptFilteredAndPrunedAndEventsKeepTheirSender(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let store = under.store
+            let alice = AuditActor(name: "Alice Admin", method: "oidc", id: "alice")
+            try await store.recordAudit(AuditRecord(alice, action: "sign-in", outcome: .ok, at: t0, source: "10.0.0.7", detail: "role admin"))
+            try await store.recordAudit(
+                AuditRecord(alice, action: "replay", outcome: .ok, at: t0.addingTimeInterval(60), detail: "1 delivery (dlv_1); 1 queued again"))
+            try await store.recordAudit(
+                AuditRecord(AuditActor.server("pruner"), action: "prune", outcome: .ok, at: t0.addingTimeInterval(-400 * 86_400)))
+            let all = try await store.auditTrail(AuditFilter(since: t0.addingTimeInterval(-3600)))
+            #expect(all.map(\.action) == ["replay", "sign-in"], "newest first, since an hour before")
+            #expect(all.last?.actor == "Alice Admin" && all.last?.actorID == "alice" && all.last?.source == "10.0.0.7" && all.last?.method == "oidc")
+            #expect(try await store.auditTrail(AuditFilter(action: "sign-in")).map(\.detail) == ["role admin"])
+            #expect(try await store.auditTrail(AuditFilter(limit: 1)).count == 1)
+            let pruned = try await store.prune(policy: RetentionPolicy(), now: t0, dryRun: false)
+            #expect(pruned.audit == 1, "older than store.retention.audit (365 days)")
+            #expect(try await store.auditTrail(AuditFilter()).count == 2)
+            var sent = submission(event())
+            sent.sender = "token:ci-pipeline"
+            _ = try await store.accept(sent)
+            _ = try await store.accept(submission(event(.completed)))
+            let senders = try await store.list(DeliveryFilter()).map(\.sender)
+            #expect(Set(senders.map { $0 ?? "none" }) == ["token:ci-pipeline", "none"])
         }
     }
 

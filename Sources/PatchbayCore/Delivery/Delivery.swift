@@ -44,6 +44,8 @@ public struct EventSubmission: Sendable {
     public var deliveries: [DeliveryPlan]
     /// How the event's maintenance plans its notices; nil records nothing (tests of the queue alone).
     public var planning: MaintenancePlanning?
+    /// Who sent it: `token:<name>` (the configured token's name), `relay:<source>`, `schedule`.
+    public var sender: String?
 
     public init(
         eventID: String, idempotencyKey: String?, bodyDigest: String, event: PatchEvent, receivedAt: Date, deliveries: [DeliveryPlan],
@@ -215,11 +217,14 @@ public struct DeliverySummary: Sendable, Hashable, Codable {
     public var createdAt: Date
     public var updatedAt: Date
     public var lastReason: String?
+    /// Who sent the delivery's event (`EventSubmission.sender`); nil for Patchbay's own notices.
+    public var sender: String?
 
     public init(
         id: String, eventID: String, eventType: String, app: String, environment: String, target: String, targetKind: String,
-        state: String, attempts: Int, nextAttemptAt: Date?, createdAt: Date, updatedAt: Date, lastReason: String?
+        state: String, attempts: Int, nextAttemptAt: Date?, createdAt: Date, updatedAt: Date, lastReason: String?, sender: String? = nil
     ) {
+        self.sender = sender
         self.id = id
         self.eventID = eventID
         self.eventType = eventType
@@ -254,7 +259,7 @@ public typealias DeliveryStore = IntakeStore & DispatchStore & OperatorStore & R
 /// what `serve` and the CLI open. Each consumer takes only the role it uses (the dispatcher a
 /// `DispatchStore`, intake an `IntakeStore`, …), so a test or a new backend sees the few
 /// requirements that matter to it.
-public typealias PatchbayStore = DeliveryStore & MaintenanceStore
+public typealias PatchbayStore = DeliveryStore & MaintenanceStore & AuditStore
 
 /// Intake: events and relayed bodies, committed with their deliveries before the 202.
 public protocol IntakeStore: Sendable {

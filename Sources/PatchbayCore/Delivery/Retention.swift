@@ -17,11 +17,15 @@ public struct RetentionPolicy: Sendable, Hashable {
     public var maintenances: Duration
     /// Relayed messages that mapped to no app.
     public var unmapped: Duration
+    /// The audit trail (who signed in, replayed, pruned), by when it happened.
+    public var audit: Duration
 
     public init(
         delivered: Duration = .seconds(30 * 86_400), expired: Duration = .seconds(30 * 86_400), dead: Duration = .seconds(90 * 86_400),
-        events: Duration = .seconds(30 * 86_400), maintenances: Duration = .seconds(90 * 86_400), unmapped: Duration = .seconds(30 * 86_400)
+        events: Duration = .seconds(30 * 86_400), maintenances: Duration = .seconds(90 * 86_400), unmapped: Duration = .seconds(30 * 86_400),
+        audit: Duration = .seconds(365 * 86_400)
     ) {
+        self.audit = audit
         self.delivered = delivered
         self.expired = expired
         self.dead = dead
@@ -33,14 +37,14 @@ public struct RetentionPolicy: Sendable, Hashable {
     /// The least an idempotency key may be kept.
     public static let minimumEvents: Duration = .seconds(7 * 86_400)
 
-    /// Reads `store.retention: {delivered: 30d, expired: 30d, dead: 90d, events: 30d, maintenances: 90d, unmapped: 30d}`.
+    /// Reads `store.retention: {delivered: 30d, expired: 30d, dead: 90d, events: 30d, maintenances: 90d, unmapped: 30d, audit: 365d}`.
     public init(section: ConfigSection?) {
         let defaults = RetentionPolicy()
         guard let section else {
             self = defaults
             return
         }
-        section.allowOnly(["delivered", "expired", "dead", "events", "maintenances", "unmapped"])
+        section.allowOnly(["delivered", "expired", "dead", "events", "maintenances", "unmapped", "audit"])
         let day: Duration = .seconds(86_400)
         let years: Duration = .seconds(10 * 365 * 86_400)
         self.init(
@@ -49,7 +53,8 @@ public struct RetentionPolicy: Sendable, Hashable {
             dead: section.duration("dead", default: defaults.dead, range: day...years),
             events: section.duration("events", default: defaults.events, range: Self.minimumEvents...years),
             maintenances: section.duration("maintenances", default: defaults.maintenances, range: day...years),
-            unmapped: section.duration("unmapped", default: defaults.unmapped, range: day...years)
+            unmapped: section.duration("unmapped", default: defaults.unmapped, range: day...years),
+            audit: section.duration("audit", default: defaults.audit, range: (day * 30)...years)
         )
     }
 }
@@ -61,8 +66,9 @@ public struct PruneReport: Sendable, Hashable, Codable {
     public var events = 0
     public var maintenances = 0
     public var unmapped = 0
+    public var audit = 0
 
     public init() {}
 
-    public var total: Int { deliveries + attempts + events + maintenances + unmapped }
+    public var total: Int { deliveries + attempts + events + maintenances + unmapped + audit }
 }

@@ -8,6 +8,7 @@ struct DeliveryRoutes {
     let store: any OperatorStore
     let settings: ServerSettings
     let wake: WakeSignal
+    let audit: AuditTrail
     var clock: @Sendable () -> Date = Date.init
 
     func register(on router: Router<PatchbayRequestContext>) {
@@ -38,6 +39,12 @@ struct DeliveryRoutes {
             let dryRun = request.uri.queryParameters.get("dryRun") == "true"
             let result = try await store.replay(id: id, at: clock(), dryRun: dryRun)
             if result == .replayed { wake.notify() }
+            let name = settings.adminTokenName(request.headers[.authorization]) ?? "admin"
+            await audit.record(
+                AuditActor(name: "token \(name)", method: "token", id: name), "replay",
+                result == .replayed || result == .wouldReplay ? .ok : .refused,
+                source: ClientAddress.of(request, peer: context.remoteAddress, trustedProxies: settings.trustedProxies),
+                detail: AuditTrail.replayDetail([id], dryRun: dryRun, replayed: result == .replayed ? 1 : 0) + " (\(result))")
             let status: HTTPResponse.Status =
                 switch result {
                 case .notFound: .notFound

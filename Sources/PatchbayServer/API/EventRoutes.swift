@@ -68,7 +68,9 @@ struct EventRoutes {
         let body = Data(buffer.readableBytesView)
         let outcome: EventIntake.Outcome
         do throws(IntakeError) {
-            outcome = try await intake.accept(body: body, idempotencyKey: key, logger: context.logger)
+            outcome = try await intake.accept(
+                body: body, idempotencyKey: key, sender: "token:" + settings.name(ofToken: sender, in: settings.tokenNames, list: "tokens"),
+                logger: context.logger)
         } catch {
             throw APIError(error)
         }

@@ -68,3 +68,21 @@ public struct MaintenanceQuery: Sendable {
         if let limit { self.limit = try QueryProblem.number(limit, parameter: "limit", in: 1...1000) }
     }
 }
+
+/// `GET /v1/audit` and `patchbay audit list`: the audit trail, newest first.
+public enum AuditQuery {
+    public static let actions = ["sign-in", "sign-out", "replay", "test-send", "prune"]
+
+    public static func filter(since: String?, action: String?, limit: String?, now: Date) throws(QueryProblem) -> AuditFilter {
+        var filter = AuditFilter(since: now.addingTimeInterval(-7 * 86_400))
+        if let since { filter.since = try QueryProblem.since(since, now: now) }
+        if let action {
+            guard actions.contains(action) else {
+                throw QueryProblem(parameter: "action", message: "must be one of \(actions.joined(separator: ", "))")
+            }
+            filter.action = action
+        }
+        if let limit { filter.limit = try QueryProblem.number(limit, parameter: "limit", in: 1...1000) }
+        return filter
+    }
+}

@@ -36,7 +36,7 @@ public struct PatchbayConfiguration: Sendable {
 
     /// Every credential in the configuration, for the redactor.
     public var secrets: [Secret] {
-        server.tokens + server.adminTokens + server.viewerTokens + [server.consoleKey].compactMap { $0 }
+        server.tokens + server.adminTokens + server.viewerTokens + [server.consoleKey, server.oidc?.clientSecret].compactMap { $0 }
             + targets.values.flatMap(\.secrets) + sources.values.flatMap(\.secrets)
             + [store.postgres?.url, store.postgres?.password, postgres?.password].compactMap { $0 }
     }

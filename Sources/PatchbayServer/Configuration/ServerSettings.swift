@@ -1,5 +1,6 @@
 import Foundation
 import PatchbayCore
+import PatchbayOIDC
 
 /// The `server:` section.
 public struct ServerSettings: Sendable {
@@ -34,9 +35,22 @@ public struct ServerSettings: Sendable {
     /// Proxies whose `X-Forwarded-For` names the client (addresses or CIDR blocks): sign-in
     /// attempts are paced per client behind them, not per proxy.
     public var trustedProxies: [IPRange] = []
+    /// The names of `tokens`, `adminTokens` and `viewerTokens`, in the same order: given as
+    /// `{name: ci-pipeline, token: ...}`, or the token's place in its list (`tokens[0]`). Events
+    /// record the name that sent them, the audit trail the name that acted.
+    public var tokenNames: [String] = []
+    public var adminTokenNames: [String] = []
+    public var viewerTokenNames: [String] = []
+    /// Signing in to the console with an OpenID Connect provider (`server.oidc`).
+    public var oidc: OIDCSettings?
 
     /// The console is on when anyone may sign in to it.
-    public var consoleEnabled: Bool { !adminTokens.isEmpty || !viewerTokens.isEmpty }
+    public var consoleEnabled: Bool { !adminTokens.isEmpty || !viewerTokens.isEmpty || oidc != nil }
+
+    /// The configured name of `tokens[index]`.
+    public func name(ofToken index: Int, in names: [String], list: String) -> String {
+        index < names.count ? names[index] : "\(list)[\(index)]"
+    }
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, tokens: [Secret], maxBodyBytes: Int = 262_144,
@@ -48,6 +62,8 @@ public struct ServerSettings: Sendable {
         self.maxBodyBytes = maxBodyBytes
         self.adminTokens = adminTokens
         self.drainDelay = drainDelay
+        tokenNames = tokens.indices.map { "tokens[\($0)]" }
+        adminTokenNames = adminTokens.indices.map { "adminTokens[\($0)]" }
     }
 
     public init(section: ConfigSection?) {
@@ -58,7 +74,7 @@ public struct ServerSettings: Sendable {
         section.allowOnly([
             "listen", "tokens", "adminTokens", "maxBodyBytes", "maxRelayBytes", "drainDelay", "idleTimeout", "readTimeout",
             "maxConnections", "rateLimit", "viewerTokens", "consoleKey", "consoleSessionTTL", "behindTLS",
-            "trustedProxies",
+            "trustedProxies", "oidc",
         ])
         var host = "127.0.0.1"
         var port = 8080
@@ -69,15 +85,17 @@ public struct ServerSettings: Sendable {
                 section.report("listen", "expected host:port like 127.0.0.1:8080 or 0.0.0.0:8080, got '\(listen)'")
             }
         }
-        let tokens = Self.tokens(section, "tokens", required: true)
+        let (tokens, tokenNames) = Self.tokens(section, "tokens", required: true)
         if section.list("tokens")?.isEmpty == true {
             section.report("tokens", "must hold at least one token, or no agent could send events")
         }
         let maxBody = section.int("maxBodyBytes", default: 262_144, range: 1024...(16 * 1024 * 1024))
         self.init(
             host: host, port: port, tokens: tokens, maxBodyBytes: maxBody,
-            adminTokens: Self.tokens(section, "adminTokens", required: false),
+            adminTokens: [],
             drainDelay: section.duration("drainDelay", default: .seconds(1), range: .zero...(.seconds(60))))
+        self.tokenNames = tokenNames
+        (adminTokens, adminTokenNames) = Self.tokens(section, "adminTokens", required: false)
         maxRelayBytes = section.int("maxRelayBytes", default: 1024 * 1024, range: 1024...(16 * 1024 * 1024))
         idleTimeout = section.duration("idleTimeout", default: .seconds(30), range: .seconds(1)...(.seconds(3600)))
         readTimeout = section.duration("readTimeout", default: .seconds(30), range: .seconds(1)...(.seconds(3600)))
@@ -85,7 +103,14 @@ public struct ServerSettings: Sendable {
         if let rate = section.section("rateLimit") {
             rateLimit = PacingPolicy(section: rate, defaults: PacingPolicy(rate: 100, burst: 100))
         }
-        viewerTokens = Self.tokens(section, "viewerTokens", required: false)
+        (viewerTokens, viewerTokenNames) = Self.tokens(section, "viewerTokens", required: false)
+        var seen: Set<String> = []
+        for (list, names) in [("tokens", tokenNames), ("adminTokens", adminTokenNames), ("viewerTokens", viewerTokenNames)] {
+            for name in names where !seen.insert(name).inserted {
+                section.report(list, "the token name '\(name)' is used twice; each token needs a name of its own")
+            }
+        }
+        if let oidcSection = section.section("oidc") { oidc = OIDCSettings(section: oidcSection) }
         consoleKey = section.secret("consoleKey", required: false, minimumLength: 32)
         consoleSessionTTL = section.duration("consoleSessionTTL", default: consoleSessionTTL, range: .seconds(60)...(.seconds(7 * 86_400)))
         behindTLS = section.bool("behindTLS", default: false)
@@ -98,11 +123,30 @@ public struct ServerSettings: Sendable {
         }
     }
 
-    private static func tokens(_ section: ConfigSection, _ key: String, required: Bool) -> [Secret] {
+    /// A list of tokens, each a string or `{name: ci-pipeline, token: ...}`, with their names.
+    private static func tokens(_ section: ConfigSection, _ key: String, required: Bool) -> ([Secret], [String]) {
         var tokens: [Secret] = []
-        for item in section.list(key, required: required) ?? [] {
-            guard case .scalar(let text) = item.value else {
-                item.report("expected a token string")
+        var names: [String] = []
+        for (index, item) in (section.list(key, required: required) ?? []).enumerated() {
+            var name = "\(key)[\(index)]"
+            let text: String
+            switch item.value {
+            case .scalar(let value):
+                text = value
+            case .map:
+                item.allowOnly(["name", "token"])
+                guard let given = item.string("name", required: true), let value = item.string("token", required: true) else { continue }
+                guard given.count <= 64, given.first?.isLetter == true || given.first?.isNumber == true,
+                    given.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) })
+                else {
+                    item.report(
+                        "name", "use letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit), got '\(given.prefix(64))'")
+                    continue
+                }
+                name = given
+                text = value
+            default:
+                item.report("expected a token string, or {name: ci-pipeline, token: ...}")
                 continue
             }
             if text.count < 16 {
@@ -110,8 +154,9 @@ public struct ServerSettings: Sendable {
                 continue
             }
             tokens.append(Secret(text))
+            names.append(name)
         }
-        return tokens
+        return (tokens, names)
     }
 
     /// `127.0.0.1:8080`, `[::1]:8080`, `0.0.0.0:0` (port 0 picks a free port).
@@ -155,9 +200,22 @@ public struct ServerSettings: Sendable {
 
     /// A presented token (the console's sign-in form) against each token, in constant time.
     static func matches(token presented: String, tokens: [Secret]) -> Bool {
-        var matched = false
-        for token in tokens where token.constantTimeEquals(presented) { matched = true }
+        matchIndex(token: presented, tokens: tokens) != nil
+    }
+
+    /// Which of `tokens` a presented token is, checking each in constant time.
+    static func matchIndex(token presented: String, tokens: [Secret]) -> Int? {
+        var matched: Int?
+        for (index, token) in tokens.enumerated() where token.constantTimeEquals(presented) { matched = index }
         return matched
+    }
+
+    /// The name of the admin token an `Authorization` header carries, or nil.
+    public func adminTokenName(_ authorization: String?) -> String? {
+        guard let presented = Self.bearerToken(authorization), let index = Self.matchIndex(token: presented, tokens: adminTokens) else {
+            return nil
+        }
+        return name(ofToken: index, in: adminTokenNames, list: "adminTokens")
     }
 
     /// The token of `Bearer <token>`: any case of the scheme, spaces and tabs around the token

@@ -56,7 +56,7 @@ struct ConsoleAdminMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard try context.consoleRequest().session.role.canChange else {
-            throw HTTPError(.forbidden, message: "viewers cannot replay or send; sign in with an admin token")
+            throw HTTPError(.forbidden, message: "this needs an admin: viewers cannot replay, send test messages or read the audit trail")
         }
         return try await next(request, context)
     }

@@ -75,7 +75,7 @@ extension ConsoleRoutes {
     }
 
     /// Without `confirm`, a dry-run preview of what would be sent; with it, the replay.
-    func replay(_ session: ConsoleSession, form: Form) async throws -> Response {
+    func replay(_ session: ConsoleSession, form: Form, source: String) async throws -> Response {
         let ids = Array(Set(form.values("ids").filter { !$0.isEmpty && $0.count <= 64 })).sorted().prefix(200)
         guard !ids.isEmpty else {
             return message(session, heading: "Nothing selected", text: "Select at least one delivery to replay.", status: .badRequest)
@@ -84,6 +84,8 @@ extension ConsoleRoutes {
             var replayed = 0
             for id in ids where try await store.replay(id: id, at: clock(), dryRun: false) == .replayed { replayed += 1 }
             if replayed > 0 { wake.notify() }
+            await audit.record(
+                session.actor, "replay", .ok, source: source, detail: AuditTrail.replayDetail(Array(ids), dryRun: false, replayed: replayed))
             let target = ids.count == 1 ? "/console/deliveries/\(ids[0])?replayed=1" : "/console/deliveries?replayed=\(replayed)"
             return Response.redirect(to: target, type: .normal)
         }
@@ -107,6 +109,8 @@ extension ConsoleRoutes {
             }
             items.append(item)
         }
+        await audit.record(
+            session.actor, "replay", .ok, source: source, detail: AuditTrail.replayDetail(Array(ids), dryRun: true, replayed: 0))
         return render(
             "replay-preview", title: "Replay",
             values: [

@@ -12,8 +12,16 @@ extension ConsoleRoutes {
     /// cookie is refused on every instance: review F15).
     func session(of request: Request) async throws -> ConsoleSession? {
         guard let session = keys.session(from: request.cookies[ConsoleSession.cookieName]?.value, now: clock()) else { return nil }
-        let tokens = session.role == .admin ? settings.adminTokens : settings.viewerTokens
-        guard tokens.contains(where: { ConsoleKeys.constantTimeEqual(keys.fingerprint(of: $0), session.tokenFingerprint) }) else { return nil }
+        if session.isOIDC {
+            // Signed in through the identity provider: valid while it is still configured; the
+            // session ends with the ID token (`VerifiedIdentity.expires`).
+            guard settings.oidc != nil else { return nil }
+        } else {
+            let tokens = session.role == .admin ? settings.adminTokens : settings.viewerTokens
+            guard tokens.contains(where: { ConsoleKeys.constantTimeEqual(keys.fingerprint(of: $0), session.tokenFingerprint) }) else {
+                return nil
+            }
+        }
         guard try await !store.isSessionRevoked(session.id) else { return nil }
         return session
     }
@@ -21,13 +29,14 @@ extension ConsoleRoutes {
     /// Ends the session on every instance and clears its cookie. A session that is still valid
     /// needs its CSRF token (no forged cross-site sign-out); one that is not has nothing to end,
     /// and its cookie is cleared all the same.
-    func signOut(_ request: Request) async throws -> Response {
+    func signOut(_ request: Request, source: String) async throws -> Response {
         let form = try await Form.read(request)
         if let session = try await session(of: request) {
             guard keys.checkCSRF(form.value("csrf"), for: session.id) else {
                 throw HTTPError(.forbidden, message: "signing out needs the form's CSRF token; use the Sign out button")
             }
             try await store.revokeSession(session.id, expires: session.expires, at: clock())
+            await audit.record(session.actor, "sign-out", .ok, source: source, detail: "role \(session.role.rawValue)")
         }
         var response = Response.redirect(to: "/console/sign-in", type: .normal)
         response.setCookie(sessionCookie(value: "", maxAge: 0))
@@ -54,18 +63,23 @@ extension ConsoleRoutes {
             return response
         }
         let token = form.value("token") ?? ""
-        let role: ConsoleSession.Role? =
-            ServerSettings.matches(token: token, tokens: settings.adminTokens)
-            ? .admin
-            : ServerSettings.matches(token: token, tokens: settings.viewerTokens) ? .viewer : nil
-        guard let role, !token.isEmpty else {
+        let admin = ServerSettings.matchIndex(token: token, tokens: settings.adminTokens)
+        let viewer = ServerSettings.matchIndex(token: token, tokens: settings.viewerTokens)
+        let match: (ConsoleSession.Role, String)? =
+            if let admin { (.admin, settings.name(ofToken: admin, in: settings.adminTokenNames, list: "adminTokens")) } else if let viewer {
+                (.viewer, settings.name(ofToken: viewer, in: settings.viewerTokenNames, list: "viewerTokens"))
+            } else { nil }
+        guard let (role, name) = match, !token.isEmpty else {
             _ = signInFailures.reserve(key: source, policy: Self.signInPolicy, now: clock(), maxWait: .zero)
+            await audit.record(
+                AuditActor(name: "unknown token", method: "token"), "sign-in", .refused, source: source, detail: "not a token of this server")
             return signInPage(request: request, error: "That is not an admin or viewer token of this server.", status: .unauthorized)
         }
         let ttl = settings.consoleSessionTTL
         let session = ConsoleSession(
             role: role, expires: clock().addingTimeInterval(ttl.seconds), id: ConsoleKeys.randomID(),
-            tokenFingerprint: keys.fingerprint(of: Secret(token)))
+            tokenFingerprint: keys.fingerprint(of: Secret(token)), name: name)
+        await audit.record(session.actor, "sign-in", .ok, source: source, detail: "role \(role.rawValue), with a token")
         var response = Response.redirect(to: "/console", type: .normal)
         response.setCookie(sessionCookie(value: keys.cookieValue(for: session), maxAge: Int(ttl.seconds)))
         return response
@@ -79,6 +93,8 @@ extension ConsoleRoutes {
             "ttl": hours >= 1 ? "\(hours) h" : "\(Int(settings.consoleSessionTTL.seconds / 60)) min",
         ]
         if let error { values["error"] = error }
+        if settings.oidc != nil { values["oidc"] = true }
+        if !settings.adminTokens.isEmpty || !settings.viewerTokens.isEmpty { values["tokens"] = true }
         var response = render("sign-in", title: "Sign in", values: values, session: nil, status: status)
         response.setCookie(
             Cookie(

@@ -43,7 +43,7 @@ extension ConsoleRoutes {
 
     /// A sample event rendered for the target; after the confirmation, sent straight through the
     /// transport (not queued), with the answer shown.
-    func testMessage(_ session: ConsoleSession, target name: String, confirmed: Bool) async throws -> Response {
+    func testMessage(_ session: ConsoleSession, target name: String, confirmed: Bool, source: String) async throws -> Response {
         guard let target = configuration.targets[name] else {
             return message(session, heading: "Not found", text: "No target \(name).", status: .notFound)
         }
@@ -86,6 +86,10 @@ extension ConsoleRoutes {
                 case .success(let response): "Sent: the vendor answered \(response.status) (\(target.classify(result, for: request).label))."
                 case .failure(let failure): "Not sent: \(configuration.redactor.redact(failure.message))"
                 }
+            let delivered = target.classify(result, for: request).label == "delivered"
+            await audit.record(
+                session.actor, "test-send", delivered ? .ok : .failed, source: source,
+                detail: "target \(name) (\(target.kind)): \(values["result"] as? String ?? "")")
         }
         return render("test-preview", title: "Test message", values: values, session: session)
     }

@@ -1,8 +1,10 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import Mustache
 import PatchbayCore
+import PatchbayOIDC
 import PatchbayTargets
 
 /// The web console under `/console`, on when `server.adminTokens` or `server.viewerTokens` are
@@ -26,6 +28,11 @@ struct ConsoleRoutes: Sendable {
     /// bounded (`Pacer.maxKeys`).
     let signInFailures = Pacer(maxKeys: 10_000)
     static let signInPolicy = PacingPolicy(rate: 1, burst: 10)
+    /// Who signed in, replayed, sent a test message.
+    let audit: AuditTrail
+    let auditStore: any AuditStore
+    /// The identity provider (`server.oidc`), when configured.
+    let oidc: OIDCProvider?
 
     init(configuration: PatchbayConfiguration, parts: ApplicationParts, clock: @escaping @Sendable () -> Date = Date.init) {
         self.configuration = configuration
@@ -36,6 +43,15 @@ struct ConsoleRoutes: Sendable {
         wake = parts.wake
         keys = ConsoleKeys(settings: configuration.server)
         self.clock = clock
+        auditStore = parts.store
+        audit = AuditTrail(store: parts.store, metrics: parts.metrics, logger: Logger(label: "patchbay.audit"), clock: clock)
+        oidc = configuration.server.oidc.flatMap { settings in
+            parts.transport.map { OIDCProvider(settings: settings, transport: $0, clock: clock, logger: Logger(label: "patchbay.oidc")) }
+        }
+    }
+
+    func source(of request: Request, context: PatchbayRequestContext) -> String {
+        ClientAddress.of(request, peer: context.remoteAddress, trustedProxies: settings.trustedProxies)
     }
 
     var settings: ServerSettings { configuration.server }
@@ -48,7 +64,11 @@ struct ConsoleRoutes: Sendable {
         router.post("/console/sign-in") { request, context in
             try await signIn(request, source: ClientAddress.of(request, peer: context.remoteAddress, trustedProxies: settings.trustedProxies))
         }
-        router.post("/console/sign-out") { request, _ in try await signOut(request) }
+        router.post("/console/sign-out") { request, context in try await signOut(request, source: source(of: request, context: context)) }
+        router.get("/console/oidc/start") { request, context in try await oidcStart(request, source: source(of: request, context: context)) }
+        router.get("/console/oidc/callback") { request, context in
+            try await oidcCallback(request, source: source(of: request, context: context))
+        }
 
         // Every page and form: a live session (and, for a form, its CSRF token) first.
         let signedIn = router.group("/console").add(middleware: ConsoleSessionMiddleware(console: self))
@@ -64,16 +84,17 @@ struct ConsoleRoutes: Sendable {
 
         // Changing anything needs an admin.
         let admin = signedIn.group().add(middleware: ConsoleAdminMiddleware())
-        admin.post("deliveries/replay") { _, context in
+        admin.post("deliveries/replay") { request, context in
             let console = try context.consoleRequest()
-            return try await replay(console.session, form: console.form ?? Form(pairs: []))
+            return try await replay(console.session, form: console.form ?? Form(pairs: []), source: source(of: request, context: context))
         }
-        admin.post("targets/:name/test") { _, context in
+        admin.post("targets/:name/test") { request, context in
             let console = try context.consoleRequest()
             return try await testMessage(
                 console.session, target: context.parameters.require("name"),
-                confirmed: console.form?.value("confirm") == "1")
+                confirmed: console.form?.value("confirm") == "1", source: source(of: request, context: context))
         }
+        admin.get("audit") { request, context in try await auditPage(context.consoleRequest().session, request: request) }
     }
 
     static let pageSize = 50
@@ -83,7 +104,7 @@ struct ConsoleRoutes: Sendable {
 
     func render(
         _ name: String, title: String, values: [String: Any], session: ConsoleSession?, status: HTTPResponse.Status = .ok,
-        flash: String? = nil, refresh: Int? = nil
+        flash: String? = nil, refresh: Int? = nil, refreshTo: String? = nil
     ) -> Response {
         var values = values
         if let session {
@@ -96,9 +117,12 @@ struct ConsoleRoutes: Sendable {
             layout["signedIn"] = true
             layout["csrf"] = keys.csrfToken(for: session.id)
             layout["role"] = session.role.rawValue
+            layout["signedInAs"] = session.signedInAs
+            if session.role == .admin { layout["isAdmin"] = true }
         }
         if let flash { layout["flash"] = flash }
         if let refresh { layout["refresh"] = refresh }
+        if let refreshTo { layout["refreshTo"] = refreshTo }
         let html = ConsoleTemplates.library.render(layout, withTemplate: "layout") ?? ""
         return Response(status: status, headers: Self.headers(type: "text/html; charset=utf-8"), body: .init(byteBuffer: ByteBuffer(string: html)))
     }

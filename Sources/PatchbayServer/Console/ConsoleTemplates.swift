@@ -27,6 +27,7 @@ enum ConsoleTemplates {
         <title>{{title}} · Patchbay</title>
         <link rel="stylesheet" href="/console/assets/console.css">
         <script src="/console/assets/console.js" defer></script>
+        {{#refreshTo}}<meta http-equiv="refresh" content="0; url={{refreshTo}}">{{/refreshTo}}
         </head>
         <body{{#refresh}} data-refresh="{{refresh}}"{{/refresh}}>
         {{#signedIn}}
@@ -35,10 +36,11 @@ enum ConsoleTemplates {
             <a id="nav-maintenances" href="/console">Maintenances</a>
             <a id="nav-deliveries" href="/console/deliveries">Deliveries</a>
             <a id="nav-targets" href="/console/targets">Targets</a>
+            {{#isAdmin}}<a id="nav-audit" href="/console/audit">Audit</a>{{/isAdmin}}
           </nav>
           <form method="post" action="/console/sign-out" class="sign-out">
             <input type="hidden" name="csrf" value="{{csrf}}">
-            <span class="muted">{{role}}</span>
+            <span id="signed-in-as">{{signedInAs}}</span> <span class="muted">{{role}}</span>
             <button id="sign-out" type="submit" class="secondary">Sign out</button>
           </form>
         </header>
@@ -54,14 +56,48 @@ enum ConsoleTemplates {
         <div class="sign-in">
         <h1>Patchbay console</h1>
         {{#error}}<p class="error" role="alert">{{error}}</p>{{/error}}
+        {{#oidc}}<p><a id="oidc-sign-in" class="button" href="/console/oidc/start">Sign in with your identity provider</a></p>{{/oidc}}
+        {{#tokens}}
         <form method="post" action="/console/sign-in" class="stack">
           <input type="hidden" name="csrf" value="{{csrf}}">
           <label for="token">Admin or viewer token</label>
-          <input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
+          <input id="token" name="token" type="password" autocomplete="current-password" required{{^oidc}} autofocus{{/oidc}}>
           <button id="sign-in" type="submit">Sign in</button>
         </form>
         <p class="muted">Tokens are <code>server.adminTokens</code> and <code>server.viewerTokens</code>. The session lasts {{ttl}}.</p>
+        {{/tokens}}
         </div>
+        """,
+        "signed-in": """
+        <div class="sign-in">
+        <h1>Signed in</h1>
+        <p>Signed in as <strong id="signed-in-name">{{name}}</strong> ({{role}}). <a id="continue" href="/console">Continue to the console</a></p>
+        </div>
+        """,
+        "audit": """
+        <h1>Audit trail</h1>
+        <form method="get" action="/console/audit" class="filters">
+          <label for="since">Since</label>
+          <select id="since" name="since">{{#sinceOptions}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{label}}</option>{{/sinceOptions}}</select>
+          <label for="action">Action</label>
+          <select id="action" name="action"><option value="">any</option>{{#actions}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{value}}</option>{{/actions}}</select>
+          <button type="submit" class="secondary">Show</button>
+        </form>
+        <div class="table-scroll">
+        <table>
+          <thead><tr><th>Time (UTC)</th><th>Who</th><th>How</th><th>Action</th><th>Outcome</th><th>From</th><th>Detail</th></tr></thead>
+          <tbody>
+          {{#records}}
+          <tr class="audit" data-action="{{action}}" data-outcome="{{outcome}}">
+            <td class="utc">{{at}}</td><td class="actor">{{actor}}</td><td>{{method}}</td><td>{{action}}</td>
+            <td class="state-{{outcomeClass}}">{{outcome}}</td><td>{{source}}</td><td>{{detail}}</td>
+          </tr>
+          {{/records}}
+          {{^records}}<tr><td colspan="7" class="muted">Nothing recorded in this period.</td></tr>{{/records}}
+          </tbody>
+        </table>
+        </div>
+        <p class="muted">Kept for <code>store.retention.audit</code> (365 days by default). Also <code>GET /v1/audit</code> and <code>patchbay audit list</code>.</p>
         """,
         "maintenances": """
         <h1>Maintenances</h1>
@@ -127,7 +163,7 @@ enum ConsoleTemplates {
           <tr class="delivery" data-state="{{state}}" data-target="{{target}}">
             {{#canChange}}<td><input class="select-delivery" type="checkbox" name="ids" value="{{id}}" form="replay-selected" aria-label="Select {{id}}"></td>{{/canChange}}
             <td><a class="delivery-link" href="/console/deliveries/{{id}}">{{id}}</a></td>
-            <td>{{target}}</td><td>{{eventType}} <span class="utc">{{app}} - {{environment}}</span></td>
+            <td>{{target}}</td><td>{{eventType}} <span class="utc">{{app}} - {{environment}}</span> <span class="muted sender">from {{sender}}</span></td>
             <td class="state-{{state}}">{{state}}{{#reason}} <span class="muted">{{reason}}</span>{{/reason}}</td>
             <td class="optional">{{attempts}}</td><td class="optional">{{updated}}</td>
           </tr>

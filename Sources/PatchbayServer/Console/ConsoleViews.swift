@@ -57,6 +57,7 @@ enum ConsoleViews {
             "state": summary.state, "attempts": summary.attempts, "updated": Timestamp.rfc3339(summary.updatedAt),
         ]
         if let reason = summary.lastReason { row["reason"] = reason }
+        row["sender"] = summary.sender ?? "patchbay"
         return row
     }
 

@@ -48,7 +48,8 @@ public struct EventIntake: Sendable {
     }
 
     /// - Throws: `IntakeError` for anything the sender must fix or retry.
-    public func accept(body: Data, idempotencyKey headerKey: String?, logger: Logger) async throws(IntakeError) -> Outcome {
+    /// `sender` is who sent it (`token:<name>`), recorded with the event.
+    public func accept(body: Data, idempotencyKey headerKey: String?, sender: String? = nil, logger: Logger) async throws(IntakeError) -> Outcome {
         let event: PatchEvent
         do {
             event = try validator.validate(body: body)
@@ -59,11 +60,13 @@ public struct EventIntake: Sendable {
         // Agents' keys live in their own namespace, apart from relayed message ids (`relay:`),
         // planned notices (`notice:`) and schedule announcements (`schedule:`).
         let key = (headerKey ?? event.id).map { "event:" + $0 }
-        return try await accept(event, digest: body.sha256Hex, idempotencyKey: key, logger: logger)
+        return try await accept(event, digest: body.sha256Hex, idempotencyKey: key, sender: sender, logger: logger)
     }
 
     /// An event built by a relay source from its sender's body; `digest` identifies that body.
-    public func accept(json: JSONValue, digest: String, idempotencyKey: String, logger: Logger) async throws(IntakeError) -> Outcome {
+    public func accept(
+        json: JSONValue, digest: String, idempotencyKey: String, sender: String? = nil, logger: Logger
+    ) async throws(IntakeError) -> Outcome {
         let event: PatchEvent
         do {
             event = try validator.validate(json: json)
@@ -71,7 +74,7 @@ public struct EventIntake: Sendable {
             metrics.requestRejected(.invalidEvent)
             throw .invalidRelayedEvent(error)
         }
-        return try await accept(event, digest: digest, idempotencyKey: idempotencyKey, logger: logger, relayed: true)
+        return try await accept(event, digest: digest, idempotencyKey: idempotencyKey, sender: sender, logger: logger, relayed: true)
     }
 
     /// A verified body for a passthrough source: one delivery per named webhook target.
@@ -107,11 +110,11 @@ public struct EventIntake: Sendable {
     ///   another window).
     public func announce(_ event: PatchEvent, idempotencyKey: String, logger: Logger) async throws -> Outcome {
         let digest = try JSONEncoder.patchbay().encode(event.window).sha256Hex
-        return try await accept(event, digest: digest, idempotencyKey: idempotencyKey, logger: logger, attach: false)
+        return try await accept(event, digest: digest, idempotencyKey: idempotencyKey, sender: "schedule", logger: logger, attach: false)
     }
 
     private func accept(
-        _ event: PatchEvent, digest: String, idempotencyKey key: String?, logger: Logger,
+        _ event: PatchEvent, digest: String, idempotencyKey key: String?, sender: String?, logger: Logger,
         attach: Bool = true, relayed: Bool = false
     ) async throws(IntakeError) -> Outcome {
         let now = clock()
@@ -121,10 +124,11 @@ public struct EventIntake: Sendable {
         let planning =
             routes.noticeSettings(for: event).map { MaintenancePlanning(settings: $0.settings, displayTimeZone: $0.displayTimeZone) }
             ?? MaintenancePlanning(settings: nil, displayTimeZone: event.window.timezone ?? "UTC")
-        let submission = EventSubmission(
+        var submission = EventSubmission(
             eventID: Identifier.make("evt"), idempotencyKey: key, bodyDigest: digest, event: event,
             receivedAt: now, deliveries: plans, planning: planning
         )
+        submission.sender = sender
         let result: AcceptResult
         do {
             result = try await store.accept(submission)

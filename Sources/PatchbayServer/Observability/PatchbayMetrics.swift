@@ -31,6 +31,7 @@ public final class PatchbayMetrics: Sendable {
     private let queueDepth: [String: Gauge]
     private let oldestDueAge: Gauge
     private let relay: [String: Counter]
+    private let auditFailures = Counter(label: "patchbay_audit_write_failures_total")
 
     /// Every relay rejection code, from the enum (none can be counted as `other` by omission),
     /// and the answers a relayed message shares with intake.
@@ -76,6 +77,7 @@ public final class PatchbayMetrics: Sendable {
             })
         Gauge(label: "patchbay_build_info", dimensions: [("version", PatchbayVersion.current)]).record(1)
         for counter in relay.values { counter.increment(by: 0) }
+        auditFailures.increment(by: 0)
         for counter in accepted.values { counter.increment(by: 0) }
         for counter in rejected.values { counter.increment(by: 0) }
         for gauge in queueDepth.values { gauge.record(0) }
@@ -85,6 +87,9 @@ public final class PatchbayMetrics: Sendable {
     public func eventAccepted(_ type: EventType) { accepted[type.rawValue]?.increment() }
 
     public func requestRejected(_ reason: Rejection) { rejected[reason.rawValue]?.increment() }
+
+    /// An operator action the audit trail could not record.
+    public func auditWriteFailed() { auditFailures.increment() }
 
     /// A relayed message refused, or kept without an app (`unmapped`).
     /// A reason not in the list is counted as `other`, never dropped.

@@ -97,16 +97,17 @@ struct RelayRoutes {
             } else {
                 event = json
             }
-            return try await respond(intake.accept(json: event, digest: body.sha256Hex, idempotencyKey: dedupeID, logger: logger))
+            return try await respond(
+                intake.accept(json: event, digest: body.sha256Hex, idempotencyKey: dedupeID, sender: "relay:" + name, logger: logger))
         case (_, .id(let id)):
             let dedupeID = key(id)
             if let passed = try await passThrough(source, body: body, headers: headers, dedupeID: dedupeID, logger: logger) { return passed }
-            return try await acceptPatchbayEvent(body, dedupeID: dedupeID, logger: logger)
+            return try await acceptPatchbayEvent(body, dedupeID: dedupeID, source: name, logger: logger)
         case (_, _):
             // Deduplicated on the signed body (GitHub, Slack).
             let dedupeID = key(body.sha256Hex)
             if let passed = try await passThrough(source, body: body, headers: headers, dedupeID: dedupeID, logger: logger) { return passed }
-            return try await acceptPatchbayEvent(body, dedupeID: dedupeID, logger: logger)
+            return try await acceptPatchbayEvent(body, dedupeID: dedupeID, source: name, logger: logger)
         }
     }
 
@@ -145,7 +146,9 @@ struct RelayRoutes {
             }
             if case .event(let json, _) = result {
                 return try await respond(
-                    intake.accept(json: json, digest: Data(message.message.utf8).sha256Hex, idempotencyKey: dedupeID, logger: logger))
+                    intake.accept(
+                        json: json, digest: Data(message.message.utf8).sha256Hex, idempotencyKey: dedupeID, sender: "relay:" + name,
+                        logger: logger))
             }
             return try await accept(result, source: name, body: Data(message.message.utf8), logger: logger)
         }
@@ -159,8 +162,9 @@ struct RelayRoutes {
     }
 
     /// A body that must itself be a Patchbay event (standard-webhooks, github, slack sources).
-    private func acceptPatchbayEvent(_ body: Data, dedupeID: String, logger: Logger) async throws -> Response {
-        try await respond(intake.accept(json: try parseJSON(body), digest: body.sha256Hex, idempotencyKey: dedupeID, logger: logger))
+    private func acceptPatchbayEvent(_ body: Data, dedupeID: String, source: String, logger: Logger) async throws -> Response {
+        try await respond(
+            intake.accept(json: try parseJSON(body), digest: body.sha256Hex, idempotencyKey: dedupeID, sender: "relay:" + source, logger: logger))
     }
 
     private func accept(_ result: AWSMappingResult, source: String, body: Data, logger: Logger) async throws -> Response {
@@ -169,7 +173,7 @@ struct RelayRoutes {
             return try await respond(
                 intake.accept(
                     json: json, digest: body.sha256Hex,
-                    idempotencyKey: RelayVerifier.idempotencyKey(source: source, id: dedupeID), logger: logger))
+                    idempotencyKey: RelayVerifier.idempotencyKey(source: source, id: dedupeID), sender: "relay:" + source, logger: logger))
         case .ignored(let reason):
             logger.info("relayed message ignored", metadata: ["relay.source": "\(source)", "reason": "\(reason)"])
             return JSONResponse.make(status: .accepted, body: ["status": "ignored", "reason": reason])

@@ -13,11 +13,14 @@ public struct Pruner: Service, CustomStringConvertible {
     let interval: Duration
     let logger: Logger
     let clock: @Sendable () -> Date
+    /// Where each prune that deleted something is recorded; nil records nothing.
+    var audit: AuditTrail?
 
     public init(
         policy: RetentionPolicy, interval: Duration, logger: Logger, clock: @escaping @Sendable () -> Date = Date.init,
-        prune: @escaping Prune
+        audit: AuditTrail? = nil, prune: @escaping Prune
     ) {
+        self.audit = audit
         self.clock = clock
         self.prune = prune
         self.policy = policy
@@ -26,6 +29,13 @@ public struct Pruner: Service, CustomStringConvertible {
     }
 
     public var description: String { "Pruner(every: \(interval))" }
+
+    /// What a prune deleted, for the audit trail.
+    public static func detail(_ report: PruneReport, dryRun: Bool = false) -> String {
+        (dryRun ? "dry run: would delete " : "deleted ")
+            + "\(report.deliveries) deliveries, \(report.attempts) attempts, \(report.events) events, \(report.maintenances) maintenances, "
+            + "\(report.unmapped) unmapped messages, \(report.audit) audit records"
+    }
 
     public func run() async throws {
         // The first pass waits a minute: start-up belongs to the queue.
@@ -42,8 +52,9 @@ public struct Pruner: Service, CustomStringConvertible {
                         "pruned finished work past its retention",
                         metadata: [
                             "deliveries": "\(report.deliveries)", "attempts": "\(report.attempts)", "events": "\(report.events)",
-                            "maintenances": "\(report.maintenances)", "unmapped": "\(report.unmapped)",
+                            "maintenances": "\(report.maintenances)", "unmapped": "\(report.unmapped)", "audit": "\(report.audit)",
                         ])
+                    await audit?.record(.server("pruner"), "prune", .ok, detail: Self.detail(report))
                 }
             } catch {
                 logger.error("pruning failed; will try again at the next interval", metadata: ["error": "\(error)"])
