@@ -77,9 +77,9 @@ public enum IDTokenVerifier {
         guard iat - skew <= now.timeIntervalSince1970 else { throw .issuedInTheFuture }
         guard let presented = claims["nonce"]?.stringValue, Secret(nonce).constantTimeEquals(presented) else { throw .nonce }
         guard let subject = claims["sub"]?.stringValue, !subject.isEmpty, subject.utf8.count <= 255 else { throw .malformed }
-        let name = nameClaims.lazy.compactMap { claims[$0]?.stringValue }.first { !$0.isEmpty } ?? subject
+        let name = (nameClaims.map { claims[$0]?.stringValue ?? "" } + [subject]).lazy.map(displayName).first { !$0.isEmpty } ?? "unknown user"
         return VerifiedIdentity(
-            subject: subject, displayName: displayName(name), claims: claims, expires: Date(timeIntervalSince1970: min(exp, 4_102_444_800)))
+            subject: subject, displayName: name, claims: claims, expires: Date(timeIntervalSince1970: min(exp, 4_102_444_800)))
     }
 
     /// At most 64 characters, no control or format characters (a name cannot break a log line or

@@ -34,10 +34,16 @@ public actor OIDCProvider {
     private var metadata: (value: ProviderMetadata, fetched: Date)?
     private var keys: (value: [JWK], fetched: Date)?
     private var lastKeyFetch: Date?
+    private var discoveryFailure: (failure: OIDCFailure, at: Date)?
 
     static let metadataLifetime: TimeInterval = 86_400
     static let keysLifetime: TimeInterval = 3600
     static let refetchSpacing: TimeInterval = 10
+    /// How long keys are used while every fetch fails.
+    static let staleKeysLimit: TimeInterval = 86_400
+    /// How long a failed discovery is answered from memory: a sign-in page reloaded while the
+    /// provider is down does not start a fetch each time.
+    static let failureMemory: TimeInterval = 10
     static let timeouts = TransportTimeouts(connect: .seconds(5), total: .seconds(10))
     /// The most keys a key set may publish that are read.
     static let maxKeys = 50
@@ -86,7 +92,14 @@ public actor OIDCProvider {
 
     func discovery() async throws(OIDCFailure) -> ProviderMetadata {
         if let metadata, clock().timeIntervalSince(metadata.fetched) < Self.metadataLifetime { return metadata.value }
-        let body = try await get(settings.issuer + "/.well-known/openid-configuration", what: "discovery")
+        if let discoveryFailure, clock().timeIntervalSince(discoveryFailure.at) < Self.failureMemory { throw discoveryFailure.failure }
+        let body: Data
+        do throws(OIDCFailure) {
+            body = try await get(settings.issuer + "/.well-known/openid-configuration", what: "discovery")
+        } catch {
+            discoveryFailure = (error, clock())
+            throw error
+        }
         guard let found = try? JSONDecoder().decode(ProviderMetadata.self, from: body) else {
             throw .provider("its discovery document lacks the endpoints of the code flow")
         }
@@ -118,8 +131,9 @@ public actor OIDCProvider {
             keys = (read, now)
             return read
         } catch {
-            // Keep signing people in with the keys it had while the key set cannot be read.
-            if let keys { return keys.value }
+            // Keep signing people in with the keys it had while the key set cannot be read, for a
+            // day: a key the provider withdrew is not trusted for ever.
+            if let keys, now.timeIntervalSince(keys.fetched) < Self.staleKeysLimit { return keys.value }
             throw error
         }
     }

@@ -109,7 +109,9 @@ public struct OIDCSettings: Sendable {
     }
 
     static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+        if ["localhost", "::1", "[::1]"].contains(host.lowercased()) { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 }
 
@@ -138,6 +140,11 @@ public struct RoleRule: Sendable, Hashable {
     }
 
     func matches(_ claims: JSONValue) -> Bool {
+        // An address the user may have typed in themselves grants nothing until the provider
+        // has verified it (the "nOAuth" mix-up).
+        if claim == "email" {
+            guard claims["email_verified"] == .bool(true) || claims["email_verified"] == .string("true") else { return false }
+        }
         var value: JSONValue? = claims
         for key in claim.split(separator: ".") { value = value?[String(key)] }
         switch value {

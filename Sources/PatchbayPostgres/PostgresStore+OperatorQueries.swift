@@ -252,14 +252,17 @@ extension PostgresStore: OperatorStore {
 
     // MARK: Console sessions
 
-    public func revokeSession(_ id: String, expires: Date, at now: Date) async throws {
+    @discardableResult
+    public func revokeSession(_ id: String, expires: Date, at now: Date) async throws -> Bool {
         try await transaction { [self] connection in
             try await Self.rows("DELETE FROM console_revocations WHERE expires_at < \(now)", on: connection, logger: logger)
-            try await Self.rows(
+            return try await !Self.rows(
                 """
                 INSERT INTO console_revocations (session_id, expires_at) VALUES (\(id), \(expires))
                 ON CONFLICT (session_id) DO NOTHING
-                """, on: connection, logger: logger)
+                RETURNING 1
+                """, on: connection, logger: logger
+            ).isEmpty
         }
     }
 

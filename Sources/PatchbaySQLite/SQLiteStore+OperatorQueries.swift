@@ -181,12 +181,14 @@ extension SQLiteStore: OperatorStore {
         }
     }
 
-    public func revokeSession(_ id: String, expires: Date, at now: Date) async throws {
+    @discardableResult
+    public func revokeSession(_ id: String, expires: Date, at now: Date) async throws -> Bool {
         try await committer.write { db in
             try db.execute(sql: "DELETE FROM console_revocations WHERE expires_at < ?", arguments: [now.timeIntervalSince1970])
             try db.execute(
-                sql: "INSERT OR REPLACE INTO console_revocations (session_id, expires_at) VALUES (?, ?)",
+                sql: "INSERT OR IGNORE INTO console_revocations (session_id, expires_at) VALUES (?, ?)",
                 arguments: [id, expires.timeIntervalSince1970])
+            return db.changesCount == 1
         }
     }
 

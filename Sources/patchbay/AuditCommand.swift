@@ -46,13 +46,23 @@ struct AuditList: AsyncParsableCommand {
             return
         }
         printTable(
-            header: ["TIME (UTC)", "WHO", "HOW", "ACTION", "OUTCOME", "FROM", "DETAIL"],
+            header: ["TIME (UTC)", "WHO", "ID", "HOW", "ACTION", "OUTCOME", "FROM", "DETAIL"],
             rows: records.map { record in
                 [
-                    Timestamp.rfc3339(record.at), record.actor, record.method, record.action, record.outcome.rawValue, record.source ?? "-",
+                    Timestamp.rfc3339(record.at), record.actor, record.actorID ?? "-", record.method, record.action, record.outcome.rawValue,
+                    record.source ?? "-",
                     String(record.detail.prefix(120)),
                 ]
             })
+    }
+}
+
+/// Records a command-line action; a record that cannot be written is said on stderr, never fatal.
+func recordAudit(_ record: AuditRecord, in store: any AuditStore) async {
+    do {
+        try await store.recordAudit(record)
+    } catch {
+        printError("warning: the audit trail could not record this \(record.action): \(type(of: error))")
     }
 }
 

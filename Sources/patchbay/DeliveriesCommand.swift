@@ -172,10 +172,10 @@ struct Replay: AsyncParsableCommand {
             progress.advance()
         }
         progress.finish()
-        try? await store.recordAudit(
+        await recordAudit(
             AuditRecord(
                 AuditActor.commandLine, action: "replay", outcome: .ok, at: Date(), source: AuditActor.host,
-                detail: AuditTrail.replayDetail(chosen, dryRun: dryRun, replayed: tally["replayed", default: 0])))
+                detail: AuditTrail.replayDetail(chosen, dryRun: dryRun, replayed: tally["replayed", default: 0])), in: store)
         printLine(
             (dryRun ? "Dry run, nothing changed: " : "") + tally.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "))
         if tally["not found", default: 0] > 0 { throw ExitCode(1) }

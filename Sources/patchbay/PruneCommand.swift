@@ -34,10 +34,10 @@ struct Prune: AsyncParsableCommand {
             return try await store.prune(policy: configuration.store.retention, now: Date(), dryRun: dryRun, progress: dryRun ? nil : progress.report)
         }()
         let after = sqlite?.fileSizes()
-        try? await store.recordAudit(
+        await recordAudit(
             AuditRecord(
                 AuditActor.commandLine, action: "prune", outcome: .ok, at: Date(), source: AuditActor.host,
-                detail: Pruner.detail(report, dryRun: dryRun)))
+                detail: Pruner.detail(report, dryRun: dryRun)), in: store)
         if json {
             printLine(String(decoding: try JSONEncoder.patchbay().encode(report), as: UTF8.self))
             return

@@ -154,6 +154,18 @@ struct IDTokenVerifierTests {
         #expect(role(.object(["realm_access": .object(["roles": .array([.string("patchbay-viewer")])])])) == .viewer)
         #expect(role(.object(["groups": .array([.string("marketing")])])) == nil)
         #expect(role(.object([:])) == nil)
+        // An address the user typed in grants nothing until the provider verified it.
+        let byEmail = [RoleRule(role: .admin, claim: "email", values: ["alice@example.com"])]
+        #expect(RoleRule.role(for: .object(["email": .string("alice@example.com")]), rules: byEmail) == nil)
+        #expect(RoleRule.role(for: .object(["email": .string("alice@example.com"), "email_verified": .bool(false)]), rules: byEmail) == nil)
+        #expect(RoleRule.role(for: .object(["email": .string("alice@example.com"), "email_verified": .bool(true)]), rules: byEmail) == .admin)
+    }
+
+    @Test func onlyLoopbackMayBePlainHTTPAndNamesAreCleanedBeforeTheyAreChosen() async throws {
+        #expect(OIDCSettings.urlProblem("http://127.0.0.1:8080/x") == nil && OIDCSettings.urlProblem("http://localhost:1") == nil)
+        #expect(OIDCSettings.urlProblem("http://127.evil.example/") != nil && OIDCSettings.urlProblem("http://10.0.0.1/") != nil)
+        let blank = try await Self.verify(try await Self.sign(Self.claims(["name": .string("\u{202E}\u{200B}\n")])))
+        #expect(blank.displayName == "alice", "a name of control and format characters only falls back to the subject")
     }
 
     // MARK: The provider's keys

@@ -693,6 +693,23 @@ struct StoreContractTests: StoreFixtures {
         }
     }
 
+    /// A revocation is written once: the call that made it says so, so a sign-in flow is
+    /// finished exactly once even when two callbacks race.
+    @Test(arguments: StoreBackend.available)
+    func aRevocationIsMadeOnceAndSaysWhoMadeIt(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let store = under.store
+            let results = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for _ in 0..<6 {
+                    group.addTask { try await store.revokeSession("oidc-flow:s-1", expires: self.t0.addingTimeInterval(600), at: self.t0) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(results.filter { $0 }.count == 1, "\(results)")
+            #expect(try await store.isSessionRevoked("oidc-flow:s-1"))
+        }
+    }
+
     @Test(arguments: StoreBackend.available)
     func unmappedMessagesAreKeptNewestFirst(_ backend: StoreBackend) async throws {
         try await StoreUnderTest.with(backend) { under in

@@ -334,8 +334,10 @@ public protocol OperatorStore: Sendable {
     /// `progress` what was deleted so far after each batch.
     func prune(policy: RetentionPolicy, now: Date, dryRun: Bool, progress: StoreProgress?) async throws -> PruneReport
     /// Ends a console session on every instance sharing the store (sign-out): kept until the
-    /// session would have expired anyway, when it is forgotten.
-    func revokeSession(_ id: String, expires: Date, at now: Date) async throws
+    /// session would have expired anyway, when it is forgotten. True when this call revoked it
+    /// (false: it already was), so a sign-in flow can be finished exactly once.
+    @discardableResult
+    func revokeSession(_ id: String, expires: Date, at now: Date) async throws -> Bool
     /// Whether a console session was signed out.
     func isSessionRevoked(_ id: String) async throws -> Bool
 }

@@ -18,7 +18,8 @@ extension ConsoleRoutes {
             AuditFilter(since: clock().addingTimeInterval(-period.seconds), action: action, limit: 500))
         let rows = records.map { record -> [String: Any] in
             [
-                "at": Timestamp.rfc3339(record.at), "actor": record.actor, "method": record.method, "action": record.action,
+                "at": Timestamp.rfc3339(record.at), "actor": record.actor, "actorID": record.actorID ?? "—", "method": record.method,
+                "action": record.action,
                 "outcome": record.outcome.rawValue, "outcomeClass": record.outcome == .ok ? "delivered" : "dead",
                 "source": record.source ?? "—", "detail": record.detail,
             ]

@@ -15,6 +15,8 @@ import PatchbayOIDC
 extension ConsoleRoutes {
     static let flowCookie = "pb_oidc"
     static let flowLifetime: TimeInterval = 600
+    /// The least an ID token must still be valid for to start a session.
+    static let shortestSession: TimeInterval = 10
 
     /// What the flow cookie carries, sealed.
     struct OIDCFlow: Codable {
@@ -74,8 +76,8 @@ extension ConsoleRoutes {
         // Single use on every instance, even with the cookie copied: the flow is remembered as
         // finished (beside signed-out sessions) until it would have expired anyway.
         let finished = "oidc-flow:" + flow.state
-        guard try await !store.isSessionRevoked(finished) else { return await refuse(.state, status: .badRequest) }
-        try await store.revokeSession(finished, expires: Date(timeIntervalSince1970: flow.created + Self.flowLifetime), at: clock())
+        guard try await store.revokeSession(finished, expires: Date(timeIntervalSince1970: flow.created + Self.flowLifetime), at: clock())
+        else { return await refuse(.state, status: .badRequest) }
         if let error = query["error"].map(String.init) {
             return await refuse(.providerError(OIDCProvider.errorCode(error)), status: .unauthorized)
         }
@@ -96,6 +98,8 @@ extension ConsoleRoutes {
         // The session ends with the ID token: a user the provider no longer admits (removed from
         // the group) is out when the provider next issues one.
         let expires = min(clock().addingTimeInterval(settings.consoleSessionTTL.seconds), identity.expires)
+        // A token that lapses within the clock skew would make a session dead on arrival.
+        guard expires.timeIntervalSince(clock()) >= Self.shortestSession else { return await refuse(.expired, status: .unauthorized, actor: actor) }
         let session = ConsoleSession(
             role: role, expires: expires, id: ConsoleKeys.randomID(), tokenFingerprint: ConsoleSession.oidcFingerprint(subject: identity.subject),
             name: identity.displayName)
@@ -112,7 +116,12 @@ extension ConsoleRoutes {
 
     func flowCookie(value: String, maxAge: Int) -> Cookie {
         Cookie(
-            name: Self.flowCookie, value: value, maxAge: maxAge, path: "/console/oidc", secure: settings.behindTLS, httpOnly: true,
+            name: Self.flowCookie, value: value, maxAge: maxAge, path: "/console/oidc", secure: secureCookies, httpOnly: true,
             sameSite: .lax)
+    }
+
+    /// Cookies are `Secure` behind TLS, and whenever the provider sends people back over https.
+    var secureCookies: Bool {
+        settings.behindTLS || settings.oidc?.redirectURL.lowercased().hasPrefix("https://") == true
     }
 }

@@ -45,7 +45,7 @@ extension ConsoleRoutes {
 
     func sessionCookie(value: String, maxAge: Int) -> Cookie {
         Cookie(
-            name: ConsoleSession.cookieName, value: value, maxAge: maxAge, path: "/console", secure: settings.behindTLS, httpOnly: true,
+            name: ConsoleSession.cookieName, value: value, maxAge: maxAge, path: "/console", secure: secureCookies, httpOnly: true,
             sameSite: .strict)
     }
 

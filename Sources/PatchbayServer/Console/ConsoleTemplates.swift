@@ -85,15 +85,15 @@ enum ConsoleTemplates {
         </form>
         <div class="table-scroll">
         <table>
-          <thead><tr><th>Time (UTC)</th><th>Who</th><th>How</th><th>Action</th><th>Outcome</th><th>From</th><th>Detail</th></tr></thead>
+          <thead><tr><th>Time (UTC)</th><th>Who</th><th title="The identity provider's subject, or the token's name: names can be edited, these cannot">ID</th><th>How</th><th>Action</th><th>Outcome</th><th>From</th><th>Detail</th></tr></thead>
           <tbody>
           {{#records}}
           <tr class="audit" data-action="{{action}}" data-outcome="{{outcome}}">
-            <td class="utc">{{at}}</td><td class="actor">{{actor}}</td><td>{{method}}</td><td>{{action}}</td>
+            <td class="utc">{{at}}</td><td class="actor">{{actor}}</td><td class="actor-id">{{actorID}}</td><td>{{method}}</td><td>{{action}}</td>
             <td class="state-{{outcomeClass}}">{{outcome}}</td><td>{{source}}</td><td>{{detail}}</td>
           </tr>
           {{/records}}
-          {{^records}}<tr><td colspan="7" class="muted">Nothing recorded in this period.</td></tr>{{/records}}
+          {{^records}}<tr><td colspan="8" class="muted">Nothing recorded in this period.</td></tr>{{/records}}
           </tbody>
         </table>
         </div>
