@@ -52,6 +52,7 @@ extension PostgresStore {
         let totalRows =
             transfer.events.count + transfer.deliveries.count + transfer.attempts.count + transfer.maintenanceInstances.count
             + transfer.followUps.count + transfer.maintenances.count + transfer.plannedNotices.count + transfer.unmapped.count
+            + transfer.audit.count
         return try await transaction { [self] connection -> TransferCounts in
             var copied = 0
             func copiedBatch(_ rows: Int) {
@@ -130,6 +131,11 @@ extension PostgresStore {
                 try await Self.insertUnmapped(batch, on: connection, logger: logger)
             }
 
+            for batch in Self.batches(transfer.audit) {
+                copiedBatch(batch.count)
+                try await Self.insertAudit(batch, on: connection, logger: logger)
+            }
+
             // Running instances (if any) pick the copied work up at once.
             if !deliveries.isEmpty { try await announceWork(on: connection) }
 
@@ -144,6 +150,7 @@ extension PostgresStore {
             counts.maintenances = transfer.maintenances.count
             counts.plannedNotices = notices.count
             counts.unmapped = transfer.unmapped.count
+            counts.audit = transfer.audit.count
             return counts
         }
     }
@@ -182,16 +189,19 @@ extension PostgresStore {
         let payloads: [String] = batch.map { $0.payload }
         let deliveryCounts: [Int64] = batch.map { Int64($0.deliveryCount) }
         let received: [Date] = batch.map { $0.receivedAt }
+        let senders: [String] = batch.map { $0.sender ?? "" }
+        let hasSenders: [Bool] = batch.map { $0.sender != nil }
         let returned = try await Self.rows(
             """
-            INSERT INTO events (id, idempotency_key, body_sha256, type, app, environment, maintenance_key, payload, delivery_count, received_at)
+            INSERT INTO events (id, idempotency_key, body_sha256, type, app, environment, maintenance_key, payload, delivery_count, received_at,
+                                sender)
             SELECT u.c_id, CASE WHEN u.c_has_key THEN u.c_key END, u.c_digest, u.c_type, u.c_app, u.c_environment, u.c_lane,
-                   u.c_payload, u.c_count::integer, u.c_received
+                   u.c_payload, u.c_count::integer, u.c_received, CASE WHEN u.c_has_sender THEN u.c_sender END
             FROM unnest(\(ids)::text[], \(keys)::text[], \(hasKeys)::boolean[], \(digests)::text[], \(types)::text[],
                         \(apps)::text[], \(environments)::text[], \(laneKeys)::text[], \(payloads)::text[],
-                        \(deliveryCounts)::bigint[], \(received)::timestamptz[])
+                        \(deliveryCounts)::bigint[], \(received)::timestamptz[], \(senders)::text[], \(hasSenders)::boolean[])
                  WITH ORDINALITY AS u(c_id, c_key, c_has_key, c_digest, c_type, c_app, c_environment, c_lane, c_payload, c_count,
-                                      c_received, c_ord)
+                                      c_received, c_sender, c_has_sender, c_ord)
             ORDER BY u.c_ord
             RETURNING id, seq
             """, on: connection, logger: logger)
@@ -391,6 +401,33 @@ extension PostgresStore {
                         \(bodies)::text[], \(received)::timestamptz[])
                  WITH ORDINALITY AS u(c_source, c_dedupe, c_has_dedupe, c_reason, c_body, c_received, c_ord)
             ORDER BY u.c_ord
+            """, on: connection, logger: logger)
+    }
+
+    static func insertAudit(_ batch: ArraySlice<AuditRecord>, on connection: PostgresConnection, logger: Logger) async throws {
+        let ids: [String] = batch.map { $0.id }
+        let ats: [Date] = batch.map { $0.at }
+        let actors: [String] = batch.map { $0.actor }
+        let methods: [String] = batch.map { $0.method }
+        let actorIDs: [String] = batch.map { $0.actorID ?? "" }
+        let hasActorIDs: [Bool] = batch.map { $0.actorID != nil }
+        let actions: [String] = batch.map { $0.action }
+        let outcomes: [String] = batch.map { $0.outcome.rawValue }
+        let sources: [String] = batch.map { $0.source ?? "" }
+        let hasSources: [Bool] = batch.map { $0.source != nil }
+        let details: [String] = batch.map { $0.detail }
+        try await Self.rows(
+            """
+            INSERT INTO audit_log (id, at, actor, method, actor_id, action, outcome, source, detail)
+            SELECT u.c_id, u.c_at, u.c_actor, u.c_method, CASE WHEN u.c_has_actor_id THEN u.c_actor_id END, u.c_action, u.c_outcome,
+                   CASE WHEN u.c_has_source THEN u.c_source END, u.c_detail
+            FROM unnest(\(ids)::text[], \(ats)::timestamptz[], \(actors)::text[], \(methods)::text[], \(actorIDs)::text[],
+                        \(hasActorIDs)::boolean[], \(actions)::text[], \(outcomes)::text[], \(sources)::text[], \(hasSources)::boolean[],
+                        \(details)::text[])
+                 WITH ORDINALITY AS u(c_id, c_at, c_actor, c_method, c_actor_id, c_has_actor_id, c_action, c_outcome, c_source,
+                                      c_has_source, c_detail, c_ord)
+            ORDER BY u.c_ord
+            ON CONFLICT (id) DO NOTHING
             """, on: connection, logger: logger)
     }
 

@@ -20,7 +20,8 @@ extension SQLiteStore {
                 StoreTransfer.EventRow(
                     seq: row["seq"], id: row["id"], idempotencyKey: row["idempotency_key"], bodySHA256: row["body_sha256"],
                     type: row["type"], app: row["app"], environment: row["environment"], maintenanceKey: row["maintenance_key"],
-                    payload: row["payload"], deliveryCount: row["delivery_count"], receivedAt: date(row, "received_at")
+                    payload: row["payload"], deliveryCount: row["delivery_count"], receivedAt: date(row, "received_at"),
+                    sender: row["sender"]
                 )
             }
             transfer.deliveries = try Row.fetchAll(db, sql: "SELECT * FROM deliveries ORDER BY seq").map { (row: Row) -> StoreTransfer.DeliveryRow in
@@ -83,6 +84,12 @@ extension SQLiteStore {
                 StoreTransfer.UnmappedRow(
                     source: row["source"], dedupeID: row["dedupe_id"], reason: row["reason"], body: row["body"],
                     receivedAt: date(row, "received_at"))
+            }
+            transfer.audit = try Row.fetchAll(db, sql: "SELECT * FROM audit_log ORDER BY seq").map { (row: Row) -> AuditRecord in
+                AuditRecord(
+                    id: row["id"], at: date(row, "at"), actor: row["actor"], method: row["method"], actorID: row["actor_id"],
+                    action: row["action"], outcome: AuditRecord.Outcome(rawValue: row["outcome"]) ?? .failed, source: row["source"],
+                    detail: row["detail"])
             }
             return transfer
         }

@@ -49,7 +49,8 @@ struct StoreTransferTests {
             submission(window: "mw-b", .started, key: "k-b2", at: 3),
         ]
         var accepted: [AcceptedEvent] = []
-        for submission in submissions {
+        for var submission in submissions {
+            submission.sender = "token:ci-pipeline"
             let result = try await sqlite.accept(submission)
             guard case .accepted(let event) = result else {
                 Issue.record("not accepted: \(result)")
@@ -72,6 +73,10 @@ struct StoreTransferTests {
             at: t0.addingTimeInterval(11))
         #expect(completed)
 
+        try await sqlite.recordAudit(
+            AuditRecord(
+                AuditActor(name: "Alice Admin", method: "oidc", id: "alice"), action: "replay", outcome: .ok, at: t0.addingTimeInterval(12),
+                source: "10.0.0.7", detail: "1 delivery"))
         let transfer = try await sqlite.exportForTransfer()
         let sqliteCounts = try await sqlite.counts()
         #expect(sqliteCounts == [.pending: 6, .inFlight: 1, .delivered: 1])
@@ -101,6 +106,10 @@ struct StoreTransferTests {
                 #expect(counts.followUps == 1)
                 #expect(counts.plannedNotices == transfer.plannedNotices.count)
                 #expect(counts == transfer.counts)
+                #expect(counts.audit == 1)
+                // Who sent each event, and the audit trail, came along.
+                #expect(try await postgres.list(DeliveryFilter()).allSatisfy { $0.sender == "token:ci-pipeline" })
+                #expect(try await postgres.auditTrail(AuditFilter()) == sqlite.auditTrail(AuditFilter()))
 
                 // Every state as in SQLite, but what was in flight is pending again.
                 var expected = sqliteCounts

@@ -22,11 +22,14 @@ public struct StoreTransfer: Sendable {
         public var payload: String
         public var deliveryCount: Int
         public var receivedAt: Date
+        /// Who sent it (`token:<name>`, `relay:<source>`, `schedule`).
+        public var sender: String?
 
         public init(
             seq: Int64, id: String, idempotencyKey: String?, bodySHA256: String, type: String, app: String, environment: String,
-            maintenanceKey: String, payload: String, deliveryCount: Int, receivedAt: Date
+            maintenanceKey: String, payload: String, deliveryCount: Int, receivedAt: Date, sender: String? = nil
         ) {
+            self.sender = sender
             self.seq = seq
             self.id = id
             self.idempotencyKey = idempotencyKey
@@ -253,12 +256,15 @@ public struct StoreTransfer: Sendable {
     public var maintenances: [MaintenanceRow]
     public var plannedNotices: [NoticeRow]
     public var unmapped: [UnmappedRow]
+    /// The audit trail, oldest first.
+    public var audit: [AuditRecord]
 
     public init(
         events: [EventRow] = [], deliveries: [DeliveryRow] = [], attempts: [AttemptRow] = [], maintenanceInstances: [InstanceRow] = [],
         followUps: [FollowUpRow] = [], maintenances: [MaintenanceRow] = [], plannedNotices: [NoticeRow] = [],
-        unmapped: [UnmappedRow] = []
+        unmapped: [UnmappedRow] = [], audit: [AuditRecord] = []
     ) {
+        self.audit = audit
         self.events = events
         self.deliveries = deliveries
         self.attempts = attempts
@@ -282,6 +288,7 @@ public struct StoreTransfer: Sendable {
         counts.maintenances = maintenances.count
         counts.plannedNotices = plannedNotices.count
         counts.unmapped = unmapped.count
+        counts.audit = audit.count
         return counts
     }
 }
@@ -311,6 +318,7 @@ public struct TransferCounts: Sendable, Hashable, Codable {
     public var maintenances = 0
     public var plannedNotices = 0
     public var unmapped = 0
+    public var audit = 0
 
     public init() {}
 
@@ -319,7 +327,7 @@ public struct TransferCounts: Sendable, Hashable, Codable {
         [
             ("events", events), ("deliveries", deliveries), ("lanes", lanes), ("attempts", attempts),
             ("maintenance_instances", maintenanceInstances), ("followups", followUps), ("maintenances", maintenances),
-            ("planned_notices", plannedNotices), ("relay_unmapped", unmapped),
+            ("planned_notices", plannedNotices), ("relay_unmapped", unmapped), ("audit_log", audit),
         ]
     }
 }
