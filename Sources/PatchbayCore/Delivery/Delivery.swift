@@ -286,7 +286,7 @@ public protocol DispatchStore: Sendable {
     /// as `extraObject` for the caller to close). `throttled` (the vendor answered with a rate
     /// limit, `DeliveryReason.isRateLimit`) is counted apart: it does not use up the retry budget.
     ///
-    /// With a `lease`, when the delivery is finished (delivered, dead or expired) and the next
+    /// With a `lease`, when the delivery is finished (delivered, dead, expired or superseded) and the next
     /// delivery of its lane is due, the same transaction leases that one to the same worker: a
     /// lane's deliveries then follow each other without a claim in between. `next` is nil when
     /// there is no lease, the lease was lost, the delivery goes on (a retry), or nothing is due.
@@ -321,7 +321,7 @@ public protocol OperatorStore: Sendable {
     func detail(id: String) async throws -> DeliveryDetail?
     /// Every recorded attempt of one delivery, oldest first.
     func attempts(deliveryID: String) async throws -> [AttemptRecord]
-    /// Queues a delivered, dead or expired delivery again, to be rendered with the current
+    /// Queues a delivered, dead, expired or superseded delivery again, to be rendered with the current
     /// configuration. A delivery already pending or in flight is left alone, so replaying twice
     /// never queues twice.
     func replay(id: String, at now: Date, dryRun: Bool) async throws -> ReplayResult

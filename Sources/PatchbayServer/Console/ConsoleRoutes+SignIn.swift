@@ -65,10 +65,12 @@ extension ConsoleRoutes {
         let token = form.value("token") ?? ""
         let admin = ServerSettings.matchIndex(token: token, tokens: settings.adminTokens)
         let viewer = ServerSettings.matchIndex(token: token, tokens: settings.viewerTokens)
-        let match: (ConsoleSession.Role, String)? =
-            if let admin { (.admin, settings.name(ofToken: admin, in: settings.adminTokenNames, list: "adminTokens")) } else if let viewer {
-                (.viewer, settings.name(ofToken: viewer, in: settings.viewerTokenNames, list: "viewerTokens"))
-            } else { nil }
+        var match: (ConsoleSession.Role, String)?
+        if let admin {
+            match = (.admin, settings.name(ofToken: admin, in: settings.adminTokenNames, list: "adminTokens"))
+        } else if let viewer {
+            match = (.viewer, settings.name(ofToken: viewer, in: settings.viewerTokenNames, list: "viewerTokens"))
+        }
         guard let (role, name) = match, !token.isEmpty else {
             _ = signInFailures.reserve(key: source, policy: Self.signInPolicy, now: clock(), maxWait: .zero)
             await audit.record(

@@ -114,8 +114,7 @@ struct ConsoleKeys: Sendable {
 
     private func sign(_ text: String) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: key)
-        return Data(mac).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        return Base64URL.encode(Data(mac))
     }
 
     static func constantTimeEqual(_ a: String, _ b: String) -> Bool {

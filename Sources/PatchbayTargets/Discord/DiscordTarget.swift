@@ -68,10 +68,8 @@ public struct DiscordTarget: MessageTarget, TemplatedTarget {
         var content = LiveMessage(event: event, context: context).content(
             zone: context.displayTimeZone, markup: DiscordMarkdown.markup, budget: DiscordPayload.packageFieldBudget)
         content.apply(MessageTemplates.preferring(context.routeTemplates, over: templates)?.live, event: event, context: context)
-        let body = try JSONEncoder.encodePayload(DiscordPayload(content: content, occurredAt: nil), kind: "Discord")
-        let post = OutboundRequest(
-            method: "POST", url: requestURL, displayURL: OutboundRequest.displayForm(of: url.reveal()),
-            headers: [HTTPHeader("Content-Type", "application/json; charset=utf-8")], body: body)
+        let post = try post(content, occurredAt: nil)
+        let body = post.body
         var reply: (@Sendable (String) -> OutboundRequest)?
         if send.role == .reply {
             var own = context
@@ -145,12 +143,15 @@ public struct DiscordTarget: MessageTarget, TemplatedTarget {
         var content = MessageText.content(
             for: event, context: context, markup: DiscordMarkdown.markup, packageBudget: DiscordPayload.packageFieldBudget)
         content.apply(MessageTemplates.preferring(context.routeTemplates, over: templates), event: event, context: context)
-        let payload = DiscordPayload(content: content, occurredAt: event.occurredAt)
-        let body = try JSONEncoder.encodePayload(payload, kind: "Discord")
-        return OutboundRequest(
+        return try post(content, occurredAt: event.occurredAt)
+    }
+
+    /// `content` as one embed, executed through the webhook (with `?wait=true`).
+    func post(_ content: MessageContent, occurredAt: Date?) throws(RenderError) -> OutboundRequest {
+        OutboundRequest(
             method: "POST", url: requestURL, displayURL: OutboundRequest.displayForm(of: url.reveal()),
-            headers: [HTTPHeader("Content-Type", "application/json; charset=utf-8")], body: body
-        )
+            headers: [HTTPHeader("Content-Type", "application/json; charset=utf-8")],
+            body: try JSONEncoder.encodePayload(DiscordPayload(content: content, occurredAt: occurredAt), kind: "Discord"))
     }
 
     /// Discord's 429 carries the exact wait in its JSON body as fractional seconds

@@ -115,7 +115,10 @@ public struct SlackTarget: MessageTarget, TemplatedTarget {
         let attachments = SlackPayload(content: content, occurredAt: nil).attachments
         let text = attachments.first?.fallback ?? ""
         let post = try webAPI("chat.postMessage", SlackWebAPIMessage(channel: channel, text: text, attachments: attachments))
-        let edit = try webAPI("chat.update", SlackWebAPIMessage(channel: channel, text: text, attachments: attachments, ts: "0"))
+        // The edit and the reply name the message once it is known: built (and checked) now with
+        // a stand-in `ts`, which `with` replaces.
+        let editBody = SlackWebAPIMessage(channel: channel, text: text, attachments: attachments, ts: "0")
+        let edit = try webAPI("chat.update", editBody)
         var reply: (@Sendable (String) -> OutboundRequest)?
         if send.role == .reply {
             var own = context
@@ -131,7 +134,6 @@ public struct SlackTarget: MessageTarget, TemplatedTarget {
             let replyRequest = try webAPI("chat.postMessage", body)
             reply = { ts in Self.with(replyRequest, body: body, ts: nil, threadTS: ts) }
         }
-        let editBody = SlackWebAPIMessage(channel: channel, text: text, attachments: attachments, ts: "0")
         return LiveStep(
             post: post, edit: { ts in Self.with(edit, body: editBody, ts: ts, threadTS: nil) }, reply: reply,
             postedID: Self.postedTS, isLost: Self.isLost
