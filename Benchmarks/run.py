@@ -2,25 +2,47 @@
 """Patchbay against references, measured in the same run on the same machine: one table with ratios.
 
     Benchmarks/run.py                                          # full run (SQLite; PostgreSQL too when configured)
-    Benchmarks/run.py --smoke                                  # a quick pass for CI (~30 s of measuring), exits 0 whatever the figures
+    Benchmarks/run.py --smoke                                  # a quick pass for CI (~40 s of measuring), exits 0 whatever the figures
     PGTEST_DURABLE=1 scripts/with-postgres Benchmarks/run.py   # SQLite and durable PostgreSQL
     Benchmarks/run.py --postgres-url postgres://user@127.0.0.1:5432/db --backlog-sizes 1000,100000,1000000
+    Benchmarks/run.py --json after.json --baseline before.json # cost rows as ratios to an earlier --json run
 
-Rows (each Patchbay row for every store; references measured once and shared by the stores):
+Rows (each Patchbay row for every store, with that store's goal; references measured once and shared
+by the stores):
 
   Intake       POST /v1/events with a route that matches nothing (the intake commit alone) against
                patchbay-bench-hello (Hummingbird decoding the same JSON, nothing behind it), both with
-               `wrk -t1 -c32 -d{S}s --latency` and the same Lua. Goal: >= 0.40x hello's rate, p99 < 8 ms.
+               `wrk -t1 -c32 -d{S}s --latency` and the same Lua. Goal: SQLite >= 0.35x hello's rate and
+               p99 < 8 ms; PostgreSQL >= 4,000/s and p99 < 25 ms (hello shown beside it).
   Delivery     A backlog built with the dispatcher throttled (`delivery.concurrency: 1`), the server
                stopped (SIGTERM keeps pending work queued) and restarted with concurrency 32: deliveries/s
                reaching nginx through an unpaced webhook target, against curl-multi (C, libcurl multi,
-               32 transfers) to the same nginx. Goal: >= 10,000/s and >= 1/6 of curl-multi.
+               32 transfers) to the same nginx. Goal: SQLite >= 10,000/s and >= 1/6 of curl-multi;
+               PostgreSQL >= 4,000/s.
   End to end   wrk posting at full speed for S seconds while the dispatcher delivers to nginx: accepted/s,
-               delivered/s, and the backlog (accepted - delivered) when wrk stops. Goal: >= 5,000/s both
-               ways and no backlog growth (at most 1 % of accepted left, or 64, the sends in flight).
+               delivered/s, and the backlog (accepted - delivered) when wrk stops. Goal: SQLite >= 5,000/s
+               both ways; PostgreSQL (one instance) the two-instance goal, >= 2,000/s; both stores no
+               backlog growth (at most 1 % of accepted left, or 64, the sends in flight).
+  Two          (PostgreSQL only; `cluster`) Two `patchbay serve` on ONE PostgreSQL schema (the same store
+  instances    line; each instance names itself), each with delivery concurrency 32, and two wrk at once
+               (-c16 each, one per instance, instance ids that do not collide) for S seconds while both
+               deliver to nginx: accepted/s (the sum), delivered/s, backlog when intake stops. Goal:
+               >= 2,000/s both ways, no backlog growth; beside the one-instance end-to-end figures of
+               the same run (when `e2e` ran).
+  Cost         CPU-seconds per 1,000 deliveries, from /proc (utime + stime, SC_CLK_TCK): the Patchbay
+               process(es) and, on PostgreSQL, every server process (the postmaster, found from
+               `SHOW data_directory` and its postmaster.pid, or among the processes named postgres by
+               the URL's port; all its current children; and its cutime + cstime, the children that
+               exited), over the measured drain window of Delivery, the wrk window of End to end and of
+               Two instances, divided by the deliveries counted at nginx over the same window. Goal:
+               halved (<= 0.50x) against --baseline FILE (an earlier run's --json); without a baseline
+               the figure is shown alone (verdict "—"). A PostgreSQL server busy with other clients
+               inflates it.
   Memory       VmRSS of `patchbay serve`: idle after start, and the maximum sampled every 0.5 s during the
                end-to-end run. Goal: < 64 MB idle, < 150 MB under load.
-  One lane     Every event of ONE maintenance (one ordering lane), backlog built as for Delivery, against
+  One lane     --lane-backlog deliveries in ONE lane (one maintenance, one target), queued in SQL as for
+               Backlog: a throttled dispatcher hands a lane's next delivery over as it records the last, and
+               keeps up with intake into one maintenance, so HTTP cannot build this backlog. Against
                curl-multi with 1 transfer. Goal: >= 1,000 deliveries/s.
   Backlog      The drain rate with --backlog-sizes due deliveries already in the store (queued in SQL into a
                stopped server's store: 1M over HTTP would take minutes), in lanes of 1 and of 10 events per
@@ -33,13 +55,14 @@ Rows (each Patchbay row for every store; references measured once and shared by 
 Deliveries are counted at nginx (our own instance in a temporary prefix, never the system one): its
 access log has one line per request (`log_format bench '$request_method'`), read incrementally. The
 delivery rate is taken from the first delivery after the restart, over D seconds or until the backlog
-is drained, whichever comes first.
+is drained, whichever comes first. The issue's PostgreSQL goals are for a durable server (fsync and
+synchronous_commit on); the notes say how the server measured was set.
 
 Needs wrk, nginx, a C compiler with libcurl's headers, and the release builds of `patchbay` and
-`patchbay-bench-hello` (built with `swift build -c release` when missing, unless --no-build). As root,
-missing wrk/nginx are installed with apt-get; apprise with pip (the Apprise row is skipped otherwise).
-Everything talks to 127.0.0.1. Exit status: 0 when every measurement ran (whatever the figures;
---strict makes a MISSED goal exit 2), 1 when something failed to run.
+`patchbay-bench-hello` (built with `swift build -c release` when missing, unless --no-build); psql for
+PostgreSQL. As root, missing wrk/nginx are installed with apt-get; apprise with pip (the Apprise row is
+skipped otherwise). Everything talks to 127.0.0.1. Exit status: 0 when every measurement ran (whatever
+the figures; --strict makes a MISSED goal exit 2), 1 when something failed to run.
 """
 import argparse
 import datetime
@@ -56,6 +79,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "scripts"))
 from patchbay_harness import (ROOT, Sampler, Server, free_port, post_event, rss_mb, stop_process, store_section,  # noqa: E402
@@ -100,7 +124,6 @@ response = function(status, headers, body)
 end
 """
 SPREAD = "counter % 1000"   # 1000 maintenances, as in stores.py
-ONE_LANE = "0"              # every event in maintenance mw-0
 
 
 def lanes_of(n):
@@ -208,16 +231,153 @@ http {{
         self.log.close()
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+# /proc/<pid>/task/<tid>/children (CONFIG_PROC_CHILDREN); otherwise children are found by walking /proc.
+HAVE_CHILDREN_FILE = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+
+
+def stat_fields(pid):
+    """The fields of /proc/<pid>/stat after the command (state, ppid, ...), or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def cpu_ticks(pid, children=False):
+    """utime + stime of the process in clock ticks (all its threads), plus cutime + cstime (its children
+    that exited and were waited for) with `children`; None when it is gone."""
+    fields = stat_fields(pid)
+    if fields is None:
+        return None
+    # State is field 3 of stat(5), so utime (14), stime (15), cutime (16), cstime (17) are 11..14 here.
+    end = 15 if children else 13
+    return sum(int(x) for x in fields[11:end])
+
+
+def children_of(pid):
+    if HAVE_CHILDREN_FILE:
+        try:
+            return [int(x) for tid in os.listdir(f"/proc/{pid}/task")
+                    for x in pathlib.Path(f"/proc/{pid}/task/{tid}/children").read_text().split()]
+        except OSError:
+            return []
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = stat_fields(entry)
+            if fields and fields[1] == str(pid):
+                found.append(int(entry))
+    return found
+
+
+def is_postgres(pid):
+    try:
+        return pathlib.Path(f"/proc/{pid}/comm").read_text().strip() == "postgres"
+    except OSError:
+        return False
+
+
+def psql_value(url, sql):
+    """One value from psql (-At), or None when psql is missing or the query fails."""
+    try:
+        result = subprocess.run(["psql", "-X", "-At", "-d", url.split("?")[0], "-c", sql],
+                                capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def find_postmaster(url):
+    """(pid, description) of the PostgreSQL server at `url` when it runs on this machine, else
+    (None, why). First `SHOW data_directory` (a superuser or pg_read_all_settings) and the first line
+    of its postmaster.pid; otherwise the processes named postgres whose parent is not (postmasters),
+    the one whose postmaster.pid (through /proc/<pid>/cwd, its data directory) or command line names
+    the URL's port, or the only one."""
+    datadir = psql_value(url, "SHOW data_directory")
+    if datadir:
+        try:
+            pid = int(pathlib.Path(datadir, "postmaster.pid").read_text().split("\n", 1)[0])
+            if is_postgres(pid):
+                return pid, f"postmaster {pid} of {datadir}"
+        except (OSError, ValueError):
+            pass
+    try:
+        port = urllib.parse.urlsplit(url).port or 5432
+    except ValueError:
+        port = 5432
+    postmasters = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and is_postgres(entry):
+            fields = stat_fields(entry)
+            if fields and not is_postgres(fields[1]):
+                postmasters.append(int(entry))
+
+    def listens_on_port(pid):
+        try:
+            lines = pathlib.Path(f"/proc/{pid}/cwd/postmaster.pid").read_text().split("\n")
+            return lines[3].strip() == str(port)  # line 4: the port
+        except (OSError, IndexError):
+            pass
+        try:
+            args = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            return False
+        return any(a == "-p" and b == str(port) for a, b in zip(args, args[1:])) or f"port={port}" in args
+    matching = [pid for pid in postmasters if listens_on_port(pid)]
+    if len(matching) == 1:
+        return matching[0], f"postmaster {matching[0]} (port {port}, found in /proc)"
+    if not matching and len(postmasters) == 1:
+        return postmasters[0], f"postmaster {postmasters[0]} (the only one on this machine)"
+    return None, (f"no PostgreSQL server process found for port {port}" if not postmasters
+                  else f"{len(postmasters)} postmasters here, none told apart by port {port}")
+
+
+class CpuMeter:
+    """CPU-seconds used so far by the Patchbay servers given (utime + stime from /proc of each one's
+    current process, so a restart is followed) and, with `postmaster`, by the whole PostgreSQL server:
+    the postmaster, every current child (backends, checkpointer, walwriter, autovacuum, ...) and the
+    postmaster's cutime + cstime (its children that exited, e.g. the backends of closed connections).
+    read() is None while a server is not running; only differences between readings mean something."""
+
+    def __init__(self, servers, postmaster=None):
+        self.servers, self.postmaster = servers, postmaster
+
+    def read(self):
+        ticks = 0
+        for pb in self.servers:
+            process = pb.server.process
+            own = cpu_ticks(process.pid) if process is not None else None
+            if own is None:
+                return None
+            ticks += own
+        if self.postmaster:
+            server = cpu_ticks(self.postmaster, children=True)
+            if server is None:
+                return None
+            ticks += server + sum(cpu_ticks(child) or 0 for child in children_of(self.postmaster))
+        return ticks / TICK
+
+
+def cost_per_1000(cpu_seconds, deliveries):
+    if cpu_seconds is None or not deliveries or deliveries <= 0:
+        return None
+    return cpu_seconds / (deliveries / 1000)
+
+
 class Patchbay:
     """One `patchbay serve` on its own queue (a SQLite file in its directory, or a fresh PostgreSQL
     schema) with one unpaced webhook target at nginx. The store line is chosen once, so a restart
-    with another delivery concurrency finds the same queue."""
+    with another delivery concurrency finds the same queue; `store_line` (another Patchbay's) makes
+    a second instance on the same PostgreSQL schema, as a cluster (each `patchbay serve` registers
+    itself under an instance id of its own, so the configurations need not differ)."""
 
-    def __init__(self, ctx, store, name, match="Bench"):
-        self.ctx, self.match = ctx, match
+    def __init__(self, ctx, store, name, match="Bench", store_line=None):
+        self.ctx, self.store, self.match = ctx, store, match
         self.workdir = os.path.join(ctx.workdir, f"{store}-{name}")
         os.makedirs(self.workdir, exist_ok=True)
-        self.store_line = store_section(store, ctx.postgres_url)
+        self.store_line = store_line or store_section(store, ctx.postgres_url)
         self.port = free_port()
         self.config = os.path.join(self.workdir, "patchbay.yaml")
         self.server = Server(ctx.binary, self.workdir, self.config, self.port, name=f"serve-{store}-{name}")
@@ -297,14 +457,43 @@ def parse_wrk(text):
     }
 
 
-def run_wrk(port, seconds, lua, what):
+def wrk_command(port, seconds, lua, connections=32):
+    return ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", lua, f"http://127.0.0.1:{port}/v1/events"]
+
+
+def run_wrk(port, seconds, lua, what, connections=32):
     """wrk -t1 -c32 -d{seconds}s --latency with the Lua script; returns the parsed figures."""
-    command = ["wrk", "-t1", "-c32", f"-d{seconds}s", "--latency", "-s", lua, f"http://127.0.0.1:{port}/v1/events"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    result = subprocess.run(wrk_command(port, seconds, lua, connections), capture_output=True, text=True, timeout=seconds + 60)
     stats = parse_wrk(result.stdout)
     if result.returncode != 0 or stats is None:
         raise Failed(f"wrk against {what} failed ({result.returncode}): {(result.stdout + result.stderr)[-800:]}")
     return stats
+
+
+def run_wrks(runs, seconds):
+    """Several wrk at once: `runs` is a list of (port, lua, connections, what, output file). Returns
+    the parsed figures of each, in order, once all have finished."""
+    processes = []
+    try:
+        for port, lua, connections, what, out_path in runs:
+            with open(out_path, "w") as out:
+                processes.append(subprocess.Popen(wrk_command(port, seconds, lua, connections), stdout=out, stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + seconds + 60
+        for process in processes:
+            process.wait(timeout=max(1, deadline - time.monotonic()))
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    results = []
+    for process, (port, lua, connections, what, out_path) in zip(processes, runs):
+        text = pathlib.Path(out_path).read_text(errors="replace")
+        stats = parse_wrk(text)
+        if process.returncode != 0 or stats is None:
+            raise Failed(f"wrk against {what} failed ({process.returncode}): {text[-800:]}")
+        results.append(stats)
+    return results
 
 
 def post_until(pb, limit, window, offset):
@@ -451,11 +640,17 @@ def fill(ctx, pb, events, window):
 def measure_drain(ctx, pb, pending, seconds):
     """(Re)starts the server on its backlog with concurrency 32 and measures deliveries/s at nginx
     from the first delivery seen, over `seconds` or until the backlog is drained. Sampling runs in a
-    thread from before the start, because the dispatcher may deliver before /healthz answers."""
+    thread from before the start, because the dispatcher may deliver before /healthz answers. The
+    CPU-seconds (Patchbay, and the PostgreSQL server on that store) are sampled too, every 0.1 s: the
+    cost is taken from the first CPU sample in the window to the first after its end, divided by the
+    deliveries counted between the same two instants."""
     counter = ctx.nginx.log
     base = counter.count()
     sampler = Sampler(counter.count, 0.005)
+    meter = ctx.cpu_meter([pb], pb.store)
+    cpu = Sampler(meter.read, 0.1)
     sampler.start()
+    cpu.start()
     idle_limit = 2.0  # no delivery for this long after the first: the backlog is done (or stuck)
     try:
         pb.start(concurrency=32)
@@ -475,8 +670,13 @@ def measure_drain(ctx, pb, pending, seconds):
                 break
     finally:
         sampler.stop()
+        cpu.stop()
+    # One last reading of both, so the CPU window can end after the last delivery seen.
+    now, final_cpu, final_count = time.monotonic(), meter.read(), counter.count()
+    counts = list(sampler.samples) + [(now, final_count)]
+    cpu_samples = list(cpu.samples) + ([(now, final_cpu)] if final_cpu is not None else [])
     t0, c0 = first
-    window = [(t, c) for t, c in sampler.samples if t0 <= t <= t0 + seconds]
+    window = [(t, c) for t, c in counts if t0 <= t <= t0 + seconds]
     # The end is the last sample where the count moved: idle time after the drain does not count.
     t_end, c_end = t0, c0
     for t, c in window:
@@ -484,10 +684,30 @@ def measure_drain(ctx, pb, pending, seconds):
             t_end, c_end = t, c
     delivered = c_end - c0
     elapsed = t_end - t0
+    result = {"delivered": delivered, "seconds": elapsed, "drained": c_end - base >= pending}
+    result.update(cpu_window(cpu_samples, counts, t0, t_end, base))
     if elapsed <= 0.001:  # everything arrived between two samples
-        return {"rate": None, "delivered": c_end - base, "seconds": elapsed, "drained": True}
-    return {"rate": delivered / elapsed, "delivered": delivered, "seconds": elapsed,
-            "drained": c_end - base >= pending}
+        result.update(rate=None, delivered=c_end - base, drained=True)
+        return result
+    result["rate"] = delivered / elapsed
+    return result
+
+
+def cpu_window(cpu_samples, counts, t0, t_end, base):
+    """CPU-seconds and deliveries from the first CPU sample at or after t0 (or the last before, when
+    none falls inside the window) to the first at or after t_end; the deliveries are the nginx count
+    at those two instants (the last count sampled at or before each)."""
+    def count_at(t):
+        return max((c for tc, c in counts if tc <= t), default=base)
+    start = next(((t, v) for t, v in cpu_samples if t >= t0), None)
+    if start is None or start[0] >= t_end:
+        start = next(((t, v) for t, v in reversed(cpu_samples) if t <= t0), start)
+    end = next(((t, v) for t, v in cpu_samples if t >= t_end), None)
+    if start is None or end is None or end[0] <= start[0]:
+        return {"cpu_seconds": None, "cpu_deliveries": 0, "cpu_interval": 0.0, "cost": None}
+    cpu_seconds, deliveries = round(end[1] - start[1], 3), count_at(end[0]) - count_at(start[0])
+    return {"cpu_seconds": cpu_seconds, "cpu_deliveries": deliveries, "cpu_interval": end[0] - start[0],
+            "cost": cost_per_1000(cpu_seconds, deliveries)}
 
 
 def measure_backlog(ctx, store, name, events, window):
@@ -613,12 +833,13 @@ def measure_end_to_end(ctx, store):
         memory = Sampler(lambda: rss_mb(pb.pid), 0.5)
         memory.start()
         counter = ctx.nginx.log
-        base = counter.count()
+        meter = ctx.cpu_meter([pb], store)
+        cpu0, base = meter.read(), counter.count()
         started = time.monotonic()
         try:
             stats = run_wrk(pb.port, ctx.seconds, write_lua(pb.workdir, "post", SPREAD), f"patchbay ({store})")
             elapsed = time.monotonic() - started
-            delivered = counter.count() - base
+            cpu1, delivered = meter.read(), counter.count() - base
             pb.check()
             # How long the dispatcher needs to catch up once intake stops (a note, not a goal).
             catch_up = None
@@ -634,9 +855,55 @@ def measure_end_to_end(ctx, store):
         return {"accepted": stats["accepted"], "delivered": delivered, "seconds": elapsed,
                 "accepted_rate": stats["accepted"] / elapsed, "delivered_rate": delivered / elapsed,
                 "backlog": stats["accepted"] - delivered, "catch_up": catch_up,
-                "rss_idle": idle, "rss_peak": peak, "p99_ms": stats["p99_ms"]}
+                "rss_idle": idle, "rss_peak": peak, "p99_ms": stats["p99_ms"], **cpu_difference(cpu0, cpu1, delivered)}
     finally:
         pb.stop()
+
+
+def cpu_difference(before, after, delivered):
+    cpu_seconds = round(after - before, 3) if before is not None and after is not None else None
+    return {"cpu_seconds": cpu_seconds, "cpu_deliveries": delivered, "cost": cost_per_1000(cpu_seconds, delivered)}
+
+
+def measure_cluster(ctx):
+    """Two `patchbay serve` sharing one PostgreSQL schema, two wrk at once (half the connections
+    each, one per instance, instance ids a billion apart) for S seconds while both deliver to nginx."""
+    first = Patchbay(ctx, "postgres", "cluster-1")
+    second = Patchbay(ctx, "postgres", "cluster-2", store_line=first.store_line)
+    pbs = (first, second)
+    try:
+        for pb in pbs:  # one after the other: the first migrates the schema, the second finds it done
+            pb.start(concurrency=32)
+        time.sleep(1.0)
+        counter = ctx.nginx.log
+        meter = ctx.cpu_meter(pbs, "postgres")
+        cpu0, base = meter.read(), counter.count()
+        started = time.monotonic()
+        connections = 16
+        runs = [(pb.port, write_lua(pb.workdir, "post", SPREAD, offset=n * 1_000_000_000), connections,
+                 f"patchbay (cluster, instance {n + 1})", os.path.join(pb.workdir, "wrk.out")) for n, pb in enumerate(pbs)]
+        stats = run_wrks(runs, ctx.seconds)
+        elapsed = time.monotonic() - started
+        cpu1, delivered = meter.read(), counter.count() - base
+        for pb in pbs:
+            pb.check()
+        accepted = sum(s["accepted"] for s in stats)
+        catch_up = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if counter.count() - base >= accepted:
+                catch_up = time.monotonic() - started - elapsed
+                break
+            time.sleep(0.05)
+        return {"accepted": accepted, "delivered": delivered, "seconds": elapsed, "connections": connections,
+                "accepted_rate": accepted / elapsed, "delivered_rate": delivered / elapsed,
+                "backlog": accepted - delivered, "catch_up": catch_up,
+                "per_instance": [{"accepted": s["accepted"], "rate": s["rate"], "p99_ms": s["p99_ms"], "non2xx": s["non2xx"],
+                                  "socket_errors": s["socket_errors"]} for s in stats],
+                **cpu_difference(cpu0, cpu1, delivered)}
+    finally:
+        for pb in pbs:
+            pb.stop()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -801,10 +1068,52 @@ def references(ctx):
     return refs
 
 
+# The goals of issue 23 per store; the references of the same run stand beside them in the table.
+# None: no goal of that kind on that store. PostgreSQL's one-instance end to end has the goal of the
+# two-instance row (CLUSTER_GOAL), which is what the PostgreSQL store is for.
+CLUSTER_GOAL = 2000
+GOALS = {
+    "sqlite": {"intake_vs_hello": 0.35, "intake_rate": None, "intake_p99_ms": 8,
+               "delivery_rate": 10_000, "delivery_vs_curl": 1 / 6, "e2e_rate": 5000, "e2e_note": "", "lane_rate": 1000},
+    "postgres": {"intake_vs_hello": None, "intake_rate": 4000, "intake_p99_ms": 25,
+                 "delivery_rate": 4000, "delivery_vs_curl": None, "e2e_rate": CLUSTER_GOAL,
+                 "e2e_note": " (the two-instance goal)", "lane_rate": 1000},
+}
+COST_TARGET = 0.50  # halved against --baseline
+
+
+def cost_text(value):
+    if value is None:
+        return "n/a"
+    return f"{value:.2f} s" if value >= 1 else f"{value:.3f} s"
+
+
+def add_cost(ctx, goal, label, result, scope):
+    """A cost row: CPU-seconds per 1,000 deliveries, against the same row of --baseline when given."""
+    cost = result.get("cost")
+    base = ctx.baseline_value(goal, label)
+    r = ratio_of(cost, base)
+    partial = label == "PostgreSQL" and not ctx.postmaster()
+    figure = cost_text(cost) + (" (Patchbay alone)" if partial else "")
+    ctx.report.add(goal, label, figure, f"baseline {cost_text(base)}" if base else None, r,
+                   f"halved (≤ {COST_TARGET:.2f}× baseline)", verdict(r <= COST_TARGET) if r is not None else "—",
+                   value=cost, cpu_seconds=result.get("cpu_seconds"), deliveries=result.get("cpu_deliveries"), scope=scope)
+    if cost is None:
+        ctx.notes.append(f"{goal} ({label}): not measured (CPU readings: {result.get('cpu_seconds')}, "
+                         f"deliveries {result.get('cpu_deliveries')})")
+    else:
+        ctx.notes.append(f"{goal} ({label}): {result['cpu_seconds']:.2f} CPU-s of {scope} over "
+                         f"{result['cpu_deliveries']:,} deliveries")
+
+
 def run_store(ctx, store, refs):
     report, label = ctx.report, {"sqlite": "SQLite", "postgres": "PostgreSQL"}[store]
     hello, curl32, curl1 = refs.get("hello"), refs.get("curl32"), refs.get("curl1")
-    delivery_rate = None
+    goals = GOALS[store]
+    delivery_rate = one_instance = None
+    scope = "Patchbay"
+    if store == "postgres" and ctx.wants("delivery", "peers", "e2e", "cluster"):
+        scope = "Patchbay + PostgreSQL" if ctx.postmaster() else "Patchbay alone (PostgreSQL's processes not found)"
 
     if ctx.wants("intake"):
         log(f"{label}: intake, wrk {ctx.seconds} s")
@@ -813,12 +1122,18 @@ def run_store(ctx, store, refs):
             if stats["non2xx"] or stats["socket_errors"]:
                 ctx.notes.append(f"Intake ({label}): {stats['non2xx']:,} non-2xx answers; socket errors: {stats['socket_errors'] or 'none'}")
             r = ratio_of(stats["rate"], hello and hello["rate"])
+            targets, ok = [], True
+            if goals["intake_vs_hello"]:
+                targets.append(f"≥ {goals['intake_vs_hello']:.2f}× hello")
+                ok = ok and r is not None and r >= goals["intake_vs_hello"]
+            if goals["intake_rate"]:
+                targets.append(f"≥ {goals['intake_rate']:,}/s")
+                ok = ok and stats["rate"] >= goals["intake_rate"]
             report.add("Intake: events/s, no route matches (wrk -c32)", label, number(stats["rate"]),
-                       f"hello {number(hello and hello['rate'])}", r, "≥ 0.40× hello",
-                       verdict(r is not None and r >= 0.40), value=stats["rate"])
-            p99 = stats["p99_ms"]
+                       f"hello {number(hello and hello['rate'])}", r, " and ".join(targets), verdict(ok), value=stats["rate"])
+            p99, limit = stats["p99_ms"], goals["intake_p99_ms"]
             report.add("Intake: p99 latency", label, number(p99, " ms"), f"hello {number(hello and hello['p99_ms'], ' ms')}",
-                       ratio_of(p99, hello and hello["p99_ms"]), "< 8 ms", verdict(p99 is not None and p99 < 8), value=p99)
+                       ratio_of(p99, hello and hello["p99_ms"]), f"< {limit} ms", verdict(p99 is not None and p99 < limit), value=p99)
 
     if ctx.wants("delivery", "peers"):
         log(f"{label}: delivery, backlog of {ctx.delivery_backlog:,} over 1000 maintenances, drain {ctx.drain_seconds} s")
@@ -826,25 +1141,32 @@ def run_store(ctx, store, refs):
         if d:
             delivery_rate = d["rate"]
             r = ratio_of(d["rate"], curl32)
+            targets = [f"≥ {goals['delivery_rate']:,}/s"]
+            ok = d["rate"] is not None and d["rate"] >= goals["delivery_rate"]
+            if goals["delivery_vs_curl"]:
+                targets.append(f"≥ {goals['delivery_vs_curl']:.2f}× curl-multi")
+                ok = ok and r is not None and r >= goals["delivery_vs_curl"]
             report.add("Delivery: webhook to nginx, backlog drain, concurrency 32", label, number(d["rate"]),
-                       f"curl-multi 32 {number(curl32)}", r, "≥ 10,000/s and ≥ 0.17× curl-multi",
-                       verdict(d["rate"] is not None and d["rate"] >= 10_000 and r is not None and r >= 1 / 6), value=d["rate"])
+                       f"curl-multi 32 {number(curl32)}", r, " and ".join(targets), verdict(ok), value=d["rate"])
             ctx.notes.append(backlog_note(f"Delivery ({label})", d))
+            add_cost(ctx, "Cost: CPU-seconds per 1,000 deliveries (backlog drain)", label, d, scope)
 
     if ctx.wants("e2e"):
         log(f"{label}: end to end, wrk {ctx.seconds} s with delivery")
-        e = guarded(ctx, "End to end", label, lambda: measure_end_to_end(ctx, store))
+        e = one_instance = guarded(ctx, "End to end", label, lambda: measure_end_to_end(ctx, store))
         if e:
+            goal = goals["e2e_rate"]
             report.add("End to end: accepted events/s while delivering", label, number(e["accepted_rate"]),
                        f"hello {number(hello and hello['rate'])}", ratio_of(e["accepted_rate"], hello and hello["rate"]),
-                       "≥ 5,000/s", verdict(e["accepted_rate"] >= 5000), value=e["accepted_rate"])
+                       f"≥ {goal:,}/s{goals['e2e_note']}", verdict(e["accepted_rate"] >= goal), value=e["accepted_rate"])
             report.add("End to end: delivered/s while posting", label, number(e["delivered_rate"]),
                        f"curl-multi 32 {number(curl32)}", ratio_of(e["delivered_rate"], curl32),
-                       "≥ 5,000/s", verdict(e["delivered_rate"] >= 5000), value=e["delivered_rate"])
+                       f"≥ {goal:,}/s{goals['e2e_note']}", verdict(e["delivered_rate"] >= goal), value=e["delivered_rate"])
             allowed = max(64, e["accepted"] // 100)
             report.add("End to end: backlog when intake stops (accepted − delivered)", label,
                        f"{e['backlog']:,} of {e['accepted']:,}", None, None, f"≤ {allowed:,} (1 % of accepted, min 64)",
                        verdict(e["backlog"] <= allowed), value=e["backlog"])
+            add_cost(ctx, "Cost: CPU-seconds per 1,000 deliveries (end to end)", label, e, scope)
             catch = f"{e['catch_up']:.1f} s" if e["catch_up"] is not None else "not within 30 s"
             ctx.notes.append(f"End to end ({label}): {e['accepted']:,} accepted and {e['delivered']:,} delivered in "
                              f"{e['seconds']:.1f} s (intake p99 {number(e['p99_ms'], ' ms')}); caught up {catch} after intake stopped")
@@ -853,12 +1175,40 @@ def run_store(ctx, store, refs):
             report.add("Memory: RSS max during end to end (every 0.5 s)", label, number(e["rss_peak"], " MB"), None, None,
                        "< 150 MB", verdict(e["rss_peak"] is not None and e["rss_peak"] < 150), value=e["rss_peak"])
 
+    if ctx.wants("cluster") and store == "postgres":
+        log(f"{label}: two instances on one schema, end to end, 2 × wrk -c16 {ctx.seconds} s with delivery")
+        c = guarded(ctx, "Two instances", label, lambda: measure_cluster(ctx))
+        if c:
+            goal, prefix = CLUSTER_GOAL, "Two instances, one PostgreSQL: "
+            report.add(prefix + f"accepted events/s while delivering (2 × wrk -c{c['connections']})", label,
+                       number(c["accepted_rate"]), f"one instance {number(one_instance['accepted_rate'])}" if one_instance else None,
+                       ratio_of(c["accepted_rate"], one_instance and one_instance["accepted_rate"]), f"≥ {goal:,}/s",
+                       verdict(c["accepted_rate"] >= goal), value=c["accepted_rate"])
+            report.add(prefix + "delivered/s while posting", label, number(c["delivered_rate"]),
+                       f"one instance {number(one_instance['delivered_rate'])}" if one_instance else None,
+                       ratio_of(c["delivered_rate"], one_instance and one_instance["delivered_rate"]), f"≥ {goal:,}/s",
+                       verdict(c["delivered_rate"] >= goal), value=c["delivered_rate"])
+            allowed = max(64, c["accepted"] // 100)
+            report.add(prefix + "backlog when intake stops (accepted − delivered)", label,
+                       f"{c['backlog']:,} of {c['accepted']:,}", None, None, f"≤ {allowed:,} (1 % of accepted, min 64)",
+                       verdict(c["backlog"] <= allowed), value=c["backlog"])
+            add_cost(ctx, "Cost: CPU-seconds per 1,000 deliveries (two instances, end to end)", label, c,
+                     scope.replace("Patchbay", "2 × Patchbay", 1))
+            catch = f"{c['catch_up']:.1f} s" if c["catch_up"] is not None else "not within 30 s"
+            each = "; ".join(f"instance {n + 1}: {i['accepted']:,} accepted, p99 {number(i['p99_ms'], ' ms')}"
+                             + (f", {i['non2xx']:,} non-2xx" if i["non2xx"] else "")
+                             + (f", socket errors {i['socket_errors']}" if i["socket_errors"] else "")
+                             for n, i in enumerate(c["per_instance"]))
+            ctx.notes.append(f"Two instances ({label}): {c['accepted']:,} accepted and {c['delivered']:,} delivered in "
+                             f"{c['seconds']:.1f} s ({each}); caught up {catch} after intake stopped")
+
     if ctx.wants("lane"):
         log(f"{label}: one lane, backlog of {ctx.lane_backlog:,} in one maintenance, drain {ctx.drain_seconds} s")
-        d = guarded(ctx, "One lane", label, lambda: measure_backlog(ctx, store, "lane", ctx.lane_backlog, ONE_LANE))
+        d = guarded(ctx, "One lane", label, lambda: measure_cloned_backlog(ctx, store, "lane", ctx.lane_backlog, ctx.lane_backlog))
         if d:
+            goal = goals["lane_rate"]
             report.add("One lane: one maintenance, backlog drain", label, number(d["rate"]), f"curl-multi 1 {number(curl1)}",
-                       ratio_of(d["rate"], curl1), "≥ 1,000/s", verdict(d["rate"] is not None and d["rate"] >= 1000), value=d["rate"])
+                       ratio_of(d["rate"], curl1), f"≥ {goal:,}/s", verdict(d["rate"] is not None and d["rate"] >= goal), value=d["rate"])
             ctx.notes.append(backlog_note(f"One lane ({label})", d))
 
     if ctx.wants("backlog"):
@@ -922,12 +1272,45 @@ class Context:
         self.report, self.notes, self.problems = Report(), [], []
         self.servers, self.children = [], []
         self.nginx = self.curl_multi = self.apprise = None
+        self._postmaster = None
 
     def wants(self, *names):
         return any(name in self.only for name in names)
 
+    def postmaster(self):
+        """The PostgreSQL server's postmaster pid (found once, with a note saying how), or None."""
+        if self._postmaster is None:
+            pid, description = find_postmaster(self.postgres_url)
+            self._postmaster = pid or 0
+            self.notes.append(f"CPU of PostgreSQL: {description}" + (", its children and their exited children's time"
+                                                                    if pid else "; the PostgreSQL cost rows count Patchbay alone"))
+        return self._postmaster or None
 
-MEASUREMENTS = ("intake", "delivery", "e2e", "lane", "backlog", "peers")
+    def cpu_meter(self, servers, store):
+        return CpuMeter(servers, self.postmaster() if store == "postgres" else None)
+
+    def baseline_value(self, goal, store):
+        return self.baseline["values"].get((goal, store)) if self.baseline else None
+
+
+def load_baseline(path):
+    """The rows of an earlier --json run: {(goal, store): value}, with its header."""
+    data = json.loads(pathlib.Path(path).read_text())
+    values = {(row["goal"], row["store"]): row["value"] for row in data.get("rows", [])
+              if isinstance(row.get("value"), (int, float))}
+    return {"path": path, "header": data.get("header", "?"), "smoke": data.get("smoke"), "values": values}
+
+
+def postgres_settings_note(url):
+    fsync, commit = psql_value(url, "SHOW fsync"), psql_value(url, "SHOW synchronous_commit")
+    if fsync is None:
+        return "PostgreSQL server: settings not readable with psql"
+    durable = fsync == "on" and commit not in ("off", "local")
+    return (f"PostgreSQL server: fsync={fsync}, synchronous_commit={commit}"
+            + (" (durable, as the goals assume)" if durable else " (NOT durable: the goals are for PGTEST_DURABLE=1)"))
+
+
+MEASUREMENTS = ("intake", "delivery", "e2e", "cluster", "lane", "backlog", "peers")
 
 
 def parse_args():
@@ -948,8 +1331,11 @@ def parse_args():
     parser.add_argument("--no-build", action="store_true", help="never run swift build; fail when a binary is missing")
     parser.add_argument("--postgres-url", help="default $PATCHBAY_TEST_POSTGRES_URL; each server gets a fresh schema")
     parser.add_argument("--stores", help="sqlite,postgres (default: sqlite, and postgres when a URL is set)")
-    parser.add_argument("--only", default=",".join(MEASUREMENTS), help=f"a subset of {','.join(MEASUREMENTS)}")
-    parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    parser.add_argument("--only", default=",".join(MEASUREMENTS),
+                        help=f"a subset of {','.join(MEASUREMENTS)} (cluster: PostgreSQL only)")
+    parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON (each with its figure as `value`)")
+    parser.add_argument("--baseline", metavar="FILE",
+                        help="an earlier run's --json: the cost rows' reference and ratio (goal: halved); without it they are measured only")
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs, queues); kept anyway on failure")
     parser.add_argument("--strict", action="store_true", help="exit 2 when a goal is MISSED (never with --smoke)")
     args = parser.parse_args()
@@ -970,6 +1356,11 @@ def parse_args():
     unknown = set(args.only) - set(MEASUREMENTS)
     if unknown:
         parser.error(f"--only: unknown {', '.join(sorted(unknown))}")
+    if args.baseline:
+        try:
+            args.baseline = load_baseline(args.baseline)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            parser.error(f"--baseline {args.baseline}: {error}")
     args.postgres_url = args.postgres_url or os.environ.get("PATCHBAY_TEST_POSTGRES_URL")
     if args.stores:
         args.stores = [x.strip() for x in args.stores.split(",") if x.strip()]
@@ -996,6 +1387,13 @@ def main():
               f"S={args.seconds} s, D={args.drain_seconds} s, peers {args.peer_seconds} s")
     log(header)
     log(f"working directory {ctx.workdir}")
+    if "postgres" in args.stores:
+        ctx.notes.append(postgres_settings_note(args.postgres_url))
+    if args.baseline:
+        b = args.baseline
+        ctx.notes.append(f"Baseline ({b['path']}, the cost rows' reference): {b['header']}")
+        if b["smoke"] != args.smoke:
+            ctx.notes.append("Baseline: one of the two runs is a smoke run and the other not; the cost ratios compare unlike runs")
     try:
         try:
             ctx.nginx = Nginx(ctx.workdir, nginx_executable)
@@ -1021,7 +1419,7 @@ def main():
 
     print(header)
     if "postgres" not in args.stores:
-        print("PostgreSQL: skipped (no $PATCHBAY_TEST_POSTGRES_URL or --postgres-url; "
+        print("PostgreSQL: skipped, and with it the two-instance rows (no $PATCHBAY_TEST_POSTGRES_URL or --postgres-url; "
               "PGTEST_DURABLE=1 scripts/with-postgres Benchmarks/run.py measures it)")
     print()
     print(ctx.report.markdown())
@@ -1036,6 +1434,7 @@ def main():
         pathlib.Path(args.json).write_text(json.dumps({
             "header": header, "cores": os.cpu_count(), "smoke": args.smoke, "stores": args.stores,
             "seconds": args.seconds, "drain_seconds": args.drain_seconds, "rows": ctx.report.rows, "notes": notes,
+            "baseline": args.baseline and {"path": args.baseline["path"], "header": args.baseline["header"]},
         }, indent=2, default=str) + "\n")
 
     if ctx.problems or args.keep:
