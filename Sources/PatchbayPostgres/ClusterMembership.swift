@@ -63,13 +63,18 @@ public struct ClusterMembership: Service, CustomStringConvertible {
                             metadata: ["silent_ms": "\(Int(ownSilence.milliseconds))", "silence_s": "\(Int(silence.seconds))"])
                     }
                     failing = false
-                    guard continuity.mayJudge(at: .now) else { continue }
-                    let released = try await Self.within(silence / 2, closing: own) { [store, silence] in
-                        try await store.releaseLeasesOfSilentInstances(silence: silence, now: store.clusterNow(), on: own)
-                    }
-                    if released > 0 {
-                        logger.notice("released deliveries leased by an instance that stopped answering", metadata: ["deliveries": "\(released)"])
-                        onWork()
+                    // Judging waits; the beat never does. (A `continue` here skipped the sleep
+                    // below, and every start beat as fast as the database answered for a whole
+                    // silence: ~440 heartbeats a second, measured with pg_stat_statements.)
+                    if continuity.mayJudge(at: .now) {
+                        let released = try await Self.within(silence / 2, closing: own) { [store, silence] in
+                            try await store.releaseLeasesOfSilentInstances(silence: silence, now: store.clusterNow(), on: own)
+                        }
+                        if released > 0 {
+                            logger.notice(
+                                "released deliveries leased by an instance that stopped answering", metadata: ["deliveries": "\(released)"])
+                            onWork()
+                        }
                     }
                 } catch {
                     if !failing { logger.error("heartbeat failed; will try again", metadata: ["error": "\(error)"]) }

@@ -250,6 +250,40 @@ struct PostgresClusterTests {
         }
     }
 
+    /// The heartbeat beats once per `beat`, also during the first silence after a start, when
+    /// the instance may not judge others yet. It used to skip its sleep then and beat as fast as
+    /// the database answered (hundreds a second), costing every start ten seconds of CPU.
+    @Test(.enabled(if: StoreBackend.postgresURL != nil, "needs PATCHBAY_TEST_POSTGRES_URL"))
+    func theHeartbeatKeepsItsPaceBeforeItMayJudge() async throws {
+        let schema = "t_beat_" + UUID().uuidString.prefix(8).lowercased()
+        let store = try PostgresTestServer.store(schema: schema, poolSize: 2)
+        let logger = Logger(label: "test")
+        try await withRunning([store]) {
+            try await store.migrate()
+            try await store.joinCluster(version: "test")
+            // Counts the heartbeats as the database sees them.
+            try await store.transaction { connection in
+                for statement in [
+                    "CREATE TABLE beats (at timestamptz NOT NULL)",
+                    "CREATE FUNCTION count_beat() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO beats VALUES (clock_timestamp()); RETURN NEW; END $$",
+                    "CREATE TRIGGER count_beat AFTER UPDATE ON instances FOR EACH ROW EXECUTE FUNCTION count_beat()",
+                ] {
+                    try await PostgresStore.rows(PostgresQuery(unsafeSQL: statement), on: connection, logger: logger)
+                }
+            }
+            let membership = ClusterMembership(store: store, onWork: {}, logger: logger, beat: .milliseconds(200), silence: .seconds(10))
+            let running = Task { try await membership.run() }
+            try await Task.sleep(for: .milliseconds(1500))
+            running.cancel()
+            _ = try? await running.value
+            let beats = try await store.read { connection in
+                try await PostgresStore.rows("SELECT count(*) FROM beats", on: connection, logger: logger).first?.decode(Int.self) ?? 0
+            }
+            #expect((5...10).contains(beats), "one heartbeat per 200 ms over 1.5 s, not as fast as the database answers: \(beats)")
+            try await PostgresTestServer.drop(store)
+        }
+    }
+
     /// An observer judges the others only after beating without a gap for a whole silence: a
     /// failover or a partition of its own must not make it release the others' sends in flight.
     @Test func anObserverJudgesOnlyAfterAWholeSilenceOfItsOwnBeats() {
