@@ -9,8 +9,9 @@ import Synchronization
 /// Up to `maxConcurrentBatches` transactions run at once, so a quiet server commits each event
 /// alone without waiting for company.
 ///
-/// Each write runs in its own savepoint: one failing (or losing a deadlock, which is retried)
-/// does not undo the others. Writes in a batch run in the order of their `order` key (the
+/// A batch is one transaction; a deadlock or serialization failure runs it again whole, and a
+/// write that fails for itself sends every write of its batch through a transaction of its own,
+/// so one refused write does not fail the others. Writes in a batch run in the order of their `order` key (the
 /// maintenance), so two batches lock maintenances in the same order and never wait on each other
 /// in a circle. Callers resume only after the commit that holds their write.
 final class PostgresGroupCommitter: Sendable {
@@ -61,49 +62,30 @@ final class PostgresGroupCommitter: Sendable {
             }
             if batch.isEmpty { return }
             let ordered = batch.sorted { $0.order < $1.order }
-            let logger = store.logger
             do {
-                let results = try await store.transaction { connection -> [Result<any Sendable, StoreError>] in
-                    var results: [Result<any Sendable, StoreError>] = []
-                    for job in ordered {
-                        let result = await Self.runInSavepoint(job, on: connection, logger: logger)
-                        // The connection failed (not the write): the transaction is lost, and the
-                        // batch with it; nothing more is sent on that connection.
-                        if case .failure(let error) = result, connection.isClosed { throw error }
-                        results.append(result)
+                let values = try await store.transaction { connection -> [any Sendable] in
+                    var values: [any Sendable] = []
+                    for job in ordered { values.append(try await job.work(connection)) }
+                    return values
+                }
+                for (job, value) in zip(ordered, values) { job.continuation.resume(returning: value) }
+            } catch {
+                let failure = PostgresStore.storeError(error)
+                guard ordered.count > 1, case .permanent = failure else {
+                    // The database is away (or one write alone failed): every write shares the answer.
+                    for job in ordered { job.continuation.resume(throwing: failure) }
+                    continue
+                }
+                // One write failed for itself (a value the database refuses): the batch rolled
+                // back, and each write runs again alone, so only that one fails. Savepoints
+                // around each write would do the same at two round trips per event on every batch.
+                for job in ordered {
+                    do {
+                        job.continuation.resume(returning: try await store.transaction { try await job.work($0) })
+                    } catch {
+                        job.continuation.resume(throwing: PostgresStore.storeError(error))
                     }
-                    return results
                 }
-                for (job, result) in zip(ordered, results) {
-                    job.continuation.resume(with: result.mapError { $0 as any Error })
-                }
-            } catch {
-                for job in ordered { job.continuation.resume(throwing: PostgresStore.storeError(error)) }
-            }
-        }
-    }
-
-    /// One write in its own savepoint; a deadlock or serialization failure rolls the savepoint
-    /// back (its locks with it) and runs the write again, a few times.
-    private static func runInSavepoint(_ job: Job, on connection: PostgresConnection, logger: Logger) async -> Result<any Sendable, StoreError> {
-        var attempt = 0
-        while true {
-            attempt += 1
-            do {
-                try await PostgresStore.rows("SAVEPOINT intake_write", on: connection, logger: logger)
-                let value = try await job.work(connection)
-                try await PostgresStore.rows("RELEASE SAVEPOINT intake_write", on: connection, logger: logger)
-                return .success(value)
-            } catch {
-                do {
-                    try await PostgresStore.rows("ROLLBACK TO SAVEPOINT intake_write", on: connection, logger: logger)
-                    try await PostgresStore.rows("RELEASE SAVEPOINT intake_write", on: connection, logger: logger)
-                } catch {
-                    // The connection itself failed: the transaction is lost, and the batch with it.
-                    return .failure(PostgresStore.storeError(error))
-                }
-                if attempt < 3, PostgresStore.isRetryable(error) { continue }
-                return .failure(PostgresStore.storeError(error))
             }
         }
     }

@@ -258,5 +258,38 @@ enum PostgresMigrations {
                 // column without a default: a change of the catalog only, whatever the table's size.
                 "ALTER TABLE events ADD COLUMN sender text",
             ]),
+        // Intake's locks and reads in one round trip (PostgresStore.lockForIntake). VOLATILE, so
+        // each statement inside sees what was committed while the function waited for a lock (a
+        // single statement would read with the snapshot taken before the wait). The lock names
+        // hash exactly as PostgresStore.lock's ("event-key:<key>", "maintenance:<lane>"), which
+        // the scheduler and older instances still take.
+        Migration(
+            version: 8, name: "intake locks and reads in one call",
+            statements: [
+                """
+                CREATE FUNCTION patchbay_intake_lock(event_key text, lane text)
+                RETURNS TABLE (earlier_id text, earlier_digest text, earlier_deliveries integer,
+                               app text, environment text, window_key text, window_id text, window_start timestamptz,
+                               window_end timestamptz, window_timezone text, status text, display_timezone text, tags text,
+                               created_at timestamptz, updated_at timestamptz)
+                LANGUAGE plpgsql VOLATILE AS $$
+                BEGIN
+                    IF event_key IS NOT NULL THEN
+                        PERFORM pg_advisory_xact_lock(hashtextextended('event-key:' || event_key, 0));
+                        RETURN QUERY SELECT e.id, e.body_sha256, e.delivery_count,
+                                            NULL::text, NULL::text, NULL::text, NULL::text, NULL::timestamptz, NULL::timestamptz,
+                                            NULL::text, NULL::text, NULL::text, NULL::text, NULL::timestamptz, NULL::timestamptz
+                                     FROM events e WHERE e.idempotency_key = event_key;
+                        IF FOUND THEN RETURN; END IF;
+                    END IF;
+                    PERFORM pg_advisory_xact_lock(hashtextextended('maintenance:' || lane, 0));
+                    RETURN QUERY SELECT NULL::text, NULL::text, NULL::integer,
+                                        m.app, m.environment, m.window_key, m.window_id, m.window_start, m.window_end,
+                                        m.window_timezone, m.status, m.display_timezone, m.tags, m.created_at, m.updated_at
+                                 FROM (SELECT 1) AS one LEFT JOIN maintenances m ON m.maintenance_key = lane;
+                END
+                $$
+                """
+            ]),
     ]
 }

@@ -17,14 +17,18 @@ extension PostgresStore {
     /// and a listener only needs to know that there is something to claim. (Within one process
     /// the intake wakes its own dispatcher directly.)
     func announceWork(on connection: PostgresConnection) async throws {
+        guard claimNotifySlot() else { return }
+        try await Self.rows("SELECT pg_notify(\(Self.wakeChannel), '')", on: connection, logger: logger)
+    }
+
+    /// Whether this process may send a wake-up now (at most one per 20 ms); if so, the slot is taken.
+    func claimNotifySlot() -> Bool {
         let now = ContinuousClock.now
-        let due = lastNotify.withLock { last -> Bool in
+        return lastNotify.withLock { last -> Bool in
             if let previous = last, now - previous < .milliseconds(20) { return false }
             last = now
             return true
         }
-        guard due else { return }
-        try await Self.rows("SELECT pg_notify(\(Self.wakeChannel), '')", on: connection, logger: logger)
     }
 
     /// Calls `onWork` for every notification until cancelled; reconnects (and calls `onWork` once,

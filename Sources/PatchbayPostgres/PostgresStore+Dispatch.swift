@@ -14,7 +14,7 @@ extension PostgresStore: DispatchStore {
         guard limit > 0 else { return [] }
         let leaseUntil = now.addingTimeInterval(lease.seconds)
         let token = Identifier.make("lease")
-        let rows = try await transaction { [self] connection -> [PostgresRow] in
+        let rows = try await statement { [self] connection -> [PostgresRow] in
             // Only the head of each (maintenance, target) lane may go: the oldest unfinished
             // delivery, pending or in flight. Due deliveries are walked in due order and each is
             // kept only if its lane holds nothing unfinished before it (one index probe), so a
@@ -41,7 +41,7 @@ extension PostgresStore: DispatchStore {
                 FROM picked, events e
                 WHERE d.seq = picked.seq AND e.seq = d.event_seq
                 RETURNING \(unescaped: Self.claimReturning), picked.due_at
-                """, on: connection, logger: logger)
+                """, preparedAs: Prepared.Claim.self, on: connection, logger: logger)
         }
         return try await claims(from: rows, token: token, now: now)
     }
@@ -120,66 +120,110 @@ extension PostgresStore: DispatchStore {
             case .superseded: (.superseded, now)
             }
         let token = Identifier.make("lease")
-        let (stillOurs, extra, next) = try await transaction { [self] connection -> (Bool, FollowUpState?, [PostgresRow]) in
-            // The attempt and the delivery's new state in one statement: each statement is a round
-            // trip, and round trips are what PostgreSQL delivery spends its time on. A WITH that
-            // writes runs to completion even though the UPDATE does not read it.
-            // The same record again (a try whose commit went through while its reply was lost)
-            // inserts nothing: the attempt is written once, and the answer says it was there.
-            let updated = try await Self.rows(
-                """
-                WITH attempt AS (
-                    INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
-                    SELECT \(attempt.deliveryID), \(attempt.number), \(attempt.startedAt), \(attempt.latencyMilliseconds),
-                           \(attempt.statusCode), \(attempt.outcome), \(attempt.reason), \(attempt.responseExcerpt)
-                    WHERE NOT EXISTS (
-                        SELECT 1 FROM attempts WHERE delivery_id = \(attempt.deliveryID) AND number = \(attempt.number)
-                                                 AND started_at = \(attempt.startedAt))
-                    RETURNING 1
-                ), updated AS (
-                    UPDATE deliveries SET state = \(state.rawValue), next_attempt_at = \(nextAttempt), lease_token = NULL, leased_by = NULL,
-                                          updated_at = \(now), last_reason = \(attempt.reason), throttles = throttles + \(throttled ? 1 : 0)
-                    WHERE id = \(claim.id) AND lease_token = \(claim.leaseToken) AND state = 'in_flight'
-                      AND EXISTS (SELECT 1 FROM attempt)
-                    RETURNING maintenance_key
-                )
-                SELECT (SELECT maintenance_key FROM updated), (SELECT count(*) FROM attempt)
-                """, on: connection, logger: logger)
-            let (laneKey, inserted) = try updated.first?.decode((String?, Int).self) ?? (nil, 1)
-            if inserted == 0 { return (true, nil, []) }
-            var extra: FollowUpState?
-            if let followUp {
-                extra = try await settleFollowUp(
-                    followUp, maintenanceKey: maintenanceKey, target: claim.target, leaseHeld: laneKey != nil,
+        let record = Self.completionStatement(
+            claim, attempt: attempt, state: state, nextAttempt: nextAttempt, throttled: throttled, now: now,
+            holdLaneUntil: { if case .retry(let at) = transition { at } else { nil } }(),
+            handOver: transition.isFinal ? lease.map { (token, now.addingTimeInterval($0.seconds), instanceID) } : nil)
+        let (outcome, extra): (CompletionRow, FollowUpState?)
+        if let followUp {
+            // The follow-up's state is settled under its own lock, in the same transaction as the
+            // record, so a send's object and its delivery's result commit together.
+            (outcome, extra) = try await transaction { [self] connection in
+                let outcome = try CompletionRow(try await Self.rows(record, preparedAs: Prepared.Completion.self, on: connection, logger: logger))
+                guard outcome.inserted else { return (outcome, nil) }
+                let extra = try await settleFollowUp(
+                    followUp, maintenanceKey: maintenanceKey, target: claim.target, leaseHeld: outcome.stillOurs,
                     now: now, on: connection)
+                return (outcome, extra)
             }
-            guard let laneKey else { return (false, extra, []) }
-            if case .retry(let at) = transition { try await holdLaneBehind(claim.id, until: at, on: connection) }
-            guard let lease, transition.isFinal else {
-                if state != .pending { try await announceWork(on: connection) }
-                return (true, extra, [])
+        } else {
+            // One statement is its own transaction: one round trip records the send.
+            outcome = try await statement { [self] connection in
+                try CompletionRow(try await Self.rows(record, preparedAs: Prepared.Completion.self, on: connection, logger: logger))
             }
-            // The lane's new head, if it is due, goes to this worker at once. No other instance
-            // can take it meanwhile: until this transaction commits, the delivery just finished
-            // still stands before it in the lane.
-            let next = try await Self.rows(
-                """
-                WITH head AS (
-                    SELECT seq, state, next_attempt_at AS due_at FROM deliveries
-                    WHERE maintenance_key = \(laneKey) AND target = \(claim.target) AND state IN ('pending', 'in_flight')
-                    ORDER BY lane_seq LIMIT 1
-                    FOR UPDATE
-                )
-                UPDATE deliveries d SET state = 'in_flight', next_attempt_at = \(now.addingTimeInterval(lease.seconds)), lease_token = \(token),
-                                        leased_by = \(instanceID), attempts = d.attempts + 1, updated_at = \(now)
+            extra = nil
+        }
+        if outcome.stillOurs, transition.isFinal, lease == nil { try await statement { [self] in try await announceWork(on: $0) } }
+        guard let next = outcome.next else { return Completion(stillOurs: outcome.stillOurs, extraObject: extra) }
+        return Completion(stillOurs: outcome.stillOurs, next: try await claims(from: [next], token: token, now: now).first, extraObject: extra)
+    }
+
+    /// What the completion statement answered: whether its attempt was new (the same record
+    /// again, a try whose commit went through while its reply was lost, inserts nothing and
+    /// counts as ours), whether the lease was still ours, and the lane's next delivery if it was
+    /// handed to this worker.
+    struct CompletionRow {
+        let inserted: Bool
+        let stillOurs: Bool
+        let next: PostgresRow?
+
+        init(_ rows: [PostgresRow]) throws {
+            guard let row = rows.first else { throw StoreError.permanent("the completion returned no row") }
+            let columns = row.columns
+            let insertedCount: Int = try columns.value("inserted")
+            let updatedCount: Int = try columns.value("updated")
+            let handedID: String? = try columns.value("id")
+            inserted = insertedCount > 0
+            stillOurs = !inserted || updatedCount > 0
+            next = handedID == nil ? nil : row
+        }
+    }
+
+    /// A send's record in one statement: the attempt, the delivery's new state, and either the
+    /// lane held behind a retry or the lane's next head leased to this worker. Each statement is
+    /// a round trip, and round trips are what PostgreSQL delivery spends its time on; writes in a
+    /// WITH run to completion whether or not the final SELECT reads them.
+    ///
+    /// All parts see the database as it was when the statement began, so the delivery just
+    /// finished still looks in flight to `head` and is left out by its `seq`. No other instance
+    /// can take the next head meanwhile: until this statement commits, the finished delivery still
+    /// stands before it in its lane.
+    static func completionStatement(
+        _ claim: ClaimedDelivery, attempt: AttemptRecord, state: DeliveryState, nextAttempt: Date, throttled: Bool,
+        now: Date, holdLaneUntil: Date?, handOver: (token: String, leaseUntil: Date, instance: String)?
+    ) -> PostgresQuery {
+        // One text whatever the transition (parameters switch `held` and `head` off), so the
+        // server can plan it once per connection.
+        let handsOver = handOver != nil
+        return """
+            WITH attempt AS (
+                INSERT INTO attempts (delivery_id, number, started_at, latency_ms, status_code, outcome, reason, response_excerpt)
+                SELECT \(attempt.deliveryID), \(attempt.number), \(attempt.startedAt), \(attempt.latencyMilliseconds),
+                       \(attempt.statusCode)::int8, \(attempt.outcome), \(attempt.reason), \(attempt.responseExcerpt)::text
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM attempts WHERE delivery_id = \(attempt.deliveryID) AND number = \(attempt.number)
+                                             AND started_at = \(attempt.startedAt))
+                RETURNING 1
+            ), updated AS (
+                UPDATE deliveries SET state = \(state.rawValue), next_attempt_at = \(nextAttempt), lease_token = NULL, leased_by = NULL,
+                                      updated_at = \(now), last_reason = \(attempt.reason), throttles = throttles + \(throttled ? 1 : 0)
+                WHERE id = \(claim.id) AND lease_token = \(claim.leaseToken) AND state = 'in_flight'
+                  AND EXISTS (SELECT 1 FROM attempt)
+                RETURNING seq, maintenance_key, target, lane_seq
+            ), held AS (
+                -- A head put back until then (a retry) holds the rest of its lane until the same
+                -- time: they could not go before it anyway, and left due, every claim walked past
+                -- them. Only ever moved later, so a summary waiting out its groupWait keeps it.
+                UPDATE deliveries later SET next_attempt_at = \(holdLaneUntil)::timestamptz
+                FROM updated u
+                WHERE \(holdLaneUntil)::timestamptz IS NOT NULL AND later.maintenance_key = u.maintenance_key AND later.target = u.target
+                  AND later.state = 'pending' AND later.lane_seq > u.lane_seq AND later.next_attempt_at < \(holdLaneUntil)::timestamptz
+            ), head AS (
+                SELECT d.seq, d.state, d.next_attempt_at AS due_at FROM deliveries d, updated u
+                WHERE \(handsOver)::boolean AND d.maintenance_key = u.maintenance_key AND d.target = u.target
+                  AND d.state IN ('pending', 'in_flight') AND d.seq <> u.seq
+                ORDER BY d.lane_seq LIMIT 1
+                FOR UPDATE OF d
+            ), handed AS (
+                UPDATE deliveries d SET state = 'in_flight', next_attempt_at = \(handOver?.leaseUntil ?? now), lease_token = \(handOver?.token)::text,
+                                        leased_by = \(handOver?.instance)::text, attempts = d.attempts + 1, updated_at = \(now)
                 FROM head, events e
                 WHERE d.seq = head.seq AND head.state = 'pending' AND head.due_at <= \(now) AND e.seq = d.event_seq
-                RETURNING \(unescaped: Self.claimReturning), head.due_at
-                """, on: connection, logger: logger)
-            return (true, extra, next)
-        }
-        guard !next.isEmpty else { return Completion(stillOurs: stillOurs, extraObject: extra) }
-        return Completion(stillOurs: stillOurs, next: try await claims(from: next, token: token, now: now).first, extraObject: extra)
+                RETURNING \(unescaped: claimReturning), head.due_at
+            )
+            SELECT (SELECT count(*) FROM attempt) AS inserted, (SELECT count(*) FROM updated) AS updated, handed.*
+            FROM (SELECT 1) AS one LEFT JOIN handed ON true
+            """
     }
 
     /// Writes (or not) a send's follow-up state as `FollowUpResolution` decides, under a lock of
@@ -225,23 +269,29 @@ extension PostgresStore: DispatchStore {
     }
 
     public func release(_ claim: ClaimedDelivery, until: Date, at now: Date) async throws -> Bool {
-        try await transaction { [self] connection in
-            let released =
-                try await Self.rows(
-                    """
+        // One statement: the delivery put back, and the rest of its lane held until then.
+        try await statement { [self] connection in
+            try await Self.rows(
+                """
+                WITH released AS (
                     UPDATE deliveries SET state = 'pending', next_attempt_at = \(until), lease_token = NULL, leased_by = NULL,
                                           attempts = attempts - 1, updated_at = \(now)
                     WHERE id = \(claim.id) AND lease_token = \(claim.leaseToken) AND state = 'in_flight'
-                    RETURNING seq
-                    """, on: connection, logger: logger
-                ).count == 1
-            if released { try await holdLaneBehind(claim.id, until: until, on: connection) }
-            return released
+                    RETURNING maintenance_key, target, lane_seq
+                ), held AS (
+                    UPDATE deliveries later SET next_attempt_at = \(until)
+                    FROM released r
+                    WHERE later.maintenance_key = r.maintenance_key AND later.target = r.target
+                      AND later.state = 'pending' AND later.lane_seq > r.lane_seq AND later.next_attempt_at < \(until)
+                )
+                SELECT 1 FROM released
+                """, on: connection, logger: logger
+            ).count == 1
         }
     }
 
     public func laneHasLaterDelivery(than claim: ClaimedDelivery) async throws -> Bool {
-        try await transaction { [self] connection in
+        try await statement { [self] connection in
             !(try await Self.rows(
                 """
                 SELECT 1 FROM deliveries head
@@ -252,18 +302,5 @@ extension PostgresStore: DispatchStore {
                 """, on: connection, logger: logger
             ).isEmpty)
         }
-    }
-
-    /// A lane's head put back until `until` (a retry, a vendor's pause) holds the rest of its lane
-    /// until then as well: they could not go before it anyway, and left due, every claim walked
-    /// past them. Only ever moved later, so a summary waiting out its groupWait keeps it.
-    func holdLaneBehind(_ deliveryID: String, until: Date, on connection: PostgresConnection) async throws {
-        try await Self.rows(
-            """
-            UPDATE deliveries later SET next_attempt_at = \(until)
-            FROM deliveries head
-            WHERE head.id = \(deliveryID) AND later.maintenance_key = head.maintenance_key AND later.target = head.target
-              AND later.state = 'pending' AND later.lane_seq > head.lane_seq AND later.next_attempt_at < \(until)
-            """, on: connection, logger: logger)
     }
 }

@@ -143,6 +143,25 @@ public final class PostgresStore: Sendable {
         }
     }
 
+    /// One statement that writes, outside BEGIN/COMMIT: a single statement is a transaction of its
+    /// own, and the two extra round trips were a third of a claim's cost. A serialization failure
+    /// or a deadlock runs it again (a few times), as `transaction` does.
+    func statement<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await withLeasedConnection(body)
+            } catch {
+                if attempt < 5, Self.isRetryable(error) {
+                    try? await Task.sleep(for: .milliseconds(Int64(5 * attempt) + Int64.random(in: 0...10)))
+                    continue
+                }
+                throw Self.storeError(error)
+            }
+        }
+    }
+
     /// One transaction. A serialization failure or a deadlock rolls back and runs the whole body
     /// again (a few times); every other error rolls back and is thrown as `StoreError`.
     func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {

@@ -284,6 +284,90 @@ struct PostgresClusterTests {
         }
     }
 
+    /// Intake takes its locks and reads the maintenance in one call (`patchbay_intake_lock`). The
+    /// read must see what another transaction committed while this one waited for the lock: read
+    /// with the snapshot taken before the wait, a maintenance created meanwhile looked new, and
+    /// its notices were planned twice.
+    @Test(.enabled(if: StoreBackend.postgresURL != nil, "needs PATCHBAY_TEST_POSTGRES_URL"))
+    func intakeReadsTheMaintenanceCommittedWhileItWaitedForTheLock() async throws {
+        let schema = "t_lockread_" + UUID().uuidString.prefix(8).lowercased()
+        let store = try PostgresTestServer.store(schema: schema, poolSize: 4)
+        let logger = Logger(label: "test")
+        let key = event().maintenanceKey
+        try await withRunning([store]) {
+            try await store.migrate()
+            async let held: Void = store.transaction { connection in
+                try await PostgresStore.lock("maintenance:" + key.storageValue, on: connection, logger: logger)
+                try await PostgresStore.rows(
+                    """
+                    INSERT INTO maintenances (maintenance_key, id, app, environment, window_key, window_id, window_start, window_end,
+                                              window_timezone, status, display_timezone, tags, created_at, updated_at)
+                    VALUES (\(key.storageValue), 'mnt_held', \(key.app), \(key.environment), \(key.window), 'mw-1', \(self.t0),
+                            \(self.t0.addingTimeInterval(900)), NULL, 'active', 'UTC', '{}', \(self.t0), \(self.t0))
+                    """, on: connection, logger: logger)
+                try await Task.sleep(for: .milliseconds(600))
+            }
+            try await Task.sleep(for: .milliseconds(150))
+            let started = ContinuousClock.now
+            let read = try await store.transaction { connection in
+                try await PostgresStore.lockForIntake(idempotencyKey: nil, digest: "d", lane: key.storageValue, on: connection, logger: logger)
+            }
+            let waited = ContinuousClock.now - started
+            try await held
+            #expect(waited >= .milliseconds(200), "the read waited for the lock (\(waited))")
+            #expect(read.earlier == nil)
+            #expect(read.maintenance?.key == key, "the maintenance committed during the wait is seen")
+            try await PostgresTestServer.drop(store)
+        }
+    }
+
+    /// Intake writes share a transaction without a savepoint each; a write the database refuses
+    /// rolls its batch back, and every write of the batch runs again alone, so only it fails.
+    @Test(.enabled(if: StoreBackend.postgresURL != nil, "needs PATCHBAY_TEST_POSTGRES_URL"))
+    func aRefusedWriteFailsAloneInItsBatch() async throws {
+        let schema = "t_batch_" + UUID().uuidString.prefix(8).lowercased()
+        let store = try PostgresTestServer.store(schema: schema, poolSize: 4)
+        let logger = Logger(label: "test")
+        let committer = PostgresGroupCommitter(maxBatch: 64, maxConcurrentBatches: 1)
+        try await withRunning([store]) {
+            try await store.migrate()
+            // The first write holds the only batch slot while the others queue: they go as one batch.
+            async let first: Int = committer.write(order: "a", store: store) { connection in
+                try await PostgresStore.rows("SELECT pg_sleep(0.3)", on: connection, logger: logger)
+                return -1
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            let results = await withTaskGroup(of: (Int, Bool).self) { group in
+                for index in 0..<6 {
+                    group.addTask {
+                        do {
+                            _ = try await committer.write(order: "b\(index)", store: store) { connection -> Int in
+                                try await PostgresStore.rows(
+                                    "INSERT INTO console_revocations (session_id, expires_at) VALUES (\("s\(index)"), now())",
+                                    on: connection, logger: logger)
+                                if index == 3 { try await PostgresStore.rows("SELECT 1 / 0", on: connection, logger: logger) }
+                                return index
+                            }
+                            return (index, true)
+                        } catch {
+                            #expect(String(describing: error).contains("22012"), "the refusal is the write's own: \(error)")
+                            return (index, false)
+                        }
+                    }
+                }
+                return await group.reduce(into: [Int: Bool]()) { $0[$1.0] = $1.1 }
+            }
+            _ = try await first
+            #expect(results == [0: true, 1: true, 2: true, 3: false, 4: true, 5: true])
+            let stored = try await store.read { connection in
+                try await PostgresStore.rows("SELECT session_id FROM console_revocations ORDER BY session_id", on: connection, logger: logger)
+                    .map { try $0.decode(String.self) }
+            }
+            #expect(stored == ["s0", "s1", "s2", "s4", "s5"], "the refused write left nothing, the others are stored")
+            try await PostgresTestServer.drop(store)
+        }
+    }
+
     /// An observer judges the others only after beating without a gap for a whole silence: a
     /// failover or a partition of its own must not make it release the others' sends in flight.
     @Test func anObserverJudgesOnlyAfterAWholeSilenceOfItsOwnBeats() {

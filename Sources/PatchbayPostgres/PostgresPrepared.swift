@@ -1,0 +1,86 @@
+import Logging
+import PatchbayCore
+import PostgresNIO
+import Synchronization
+
+/// The hot statements (a claim, a send's record, intake's lock and write) are prepared once per
+/// connection: the server parses and plans them once, then only binds and runs them. Parsing and
+/// planning were most of PostgreSQL's time in a drain (`perf`: the parser, `copyObject`, the
+/// planner's tree walkers), and PostgreSQL was three quarters of the CPU.
+///
+/// Each statement keeps building its `PostgresQuery` by interpolation, as every other statement
+/// does; its text is the same on every call (values are binds), and is taken as the prepared
+/// statement's the first time. A parameter's type is fixed when the statement is prepared, so a
+/// value that may be nil is cast in the text to the type its Swift value binds as (`::text`,
+/// `::int8`, `::timestamptz`, `::boolean`): a nil bound first would otherwise leave the type to
+/// the server's guess, and a later value of another type would not fit.
+protocol PreparedStatementName {
+    /// The server-side name; a new text needs a new name (instances of two versions share a
+    /// database, each with its own connections, so they never share a name's text).
+    static var name: String { get }
+}
+
+/// One prepared statement's text, taken from its first `PostgresQuery`.
+final class PreparedText: Sendable {
+    private let text = Mutex<String?>(nil)
+
+    /// Whether `sql` is this statement's text (taken as such the first time).
+    func matches(_ sql: String) -> Bool {
+        text.withLock { text in
+            if let text { return text == sql }
+            text = sql
+            return true
+        }
+    }
+
+    var sql: String { text.withLock { $0 } ?? "" }
+}
+
+enum PreparedTexts {
+    static let texts = Mutex<[String: PreparedText]>([:])
+
+    static func text(for name: String) -> PreparedText {
+        texts.withLock { texts in
+            if let text = texts[name] { return text }
+            let text = PreparedText()
+            texts[name] = text
+            return text
+        }
+    }
+}
+
+struct PreparedQuery<Name: PreparedStatementName>: PostgresPreparedStatement {
+    typealias Row = PostgresRow
+    static var name: String { Name.name }
+    static var sql: String { PreparedTexts.text(for: Name.name).sql }
+    let binds: PostgresBindings
+
+    func makeBindings() throws -> PostgresBindings { binds }
+    func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+}
+
+extension PostgresStore {
+    /// Runs `query` as the prepared statement `name`, and collects its rows (see `rows`). A text
+    /// other than the prepared one (a programming error) runs unprepared rather than wrongly.
+    @discardableResult
+    static func rows<Name: PreparedStatementName>(
+        _ query: PostgresQuery, preparedAs name: Name.Type, on connection: PostgresConnection, logger: Logger
+    ) async throws -> [PostgresRow] {
+        guard PreparedTexts.text(for: Name.name).matches(query.sql) else {
+            assertionFailure("prepared statement \(Name.name) built with another text")
+            return try await rows(query, on: connection, logger: logger)
+        }
+        guard !connection.isClosed else { throw StoreError.transient("the connection to PostgreSQL was closed") }
+        var rows: [PostgresRow] = []
+        for try await row in try await connection.execute(PreparedQuery<Name>(binds: query.binds), logger: logger) { rows.append(row) }
+        return rows
+    }
+}
+
+/// The prepared statements, by name.
+enum Prepared {
+    enum Claim: PreparedStatementName { static let name = "patchbay_claim_1" }
+    enum Completion: PreparedStatementName { static let name = "patchbay_complete_1" }
+    enum IntakeLock: PreparedStatementName { static let name = "patchbay_intake_lock_1" }
+    enum IntakeWrite: PreparedStatementName { static let name = "patchbay_intake_write_1" }
+}
