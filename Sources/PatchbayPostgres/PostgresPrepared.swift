@@ -15,8 +15,8 @@ import Synchronization
 /// `::int8`, `::timestamptz`, `::boolean`): a nil bound first would otherwise leave the type to
 /// the server's guess, and a later value of another type would not fit.
 protocol PreparedStatementName {
-    /// The server-side name; a new text needs a new name (instances of two versions share a
-    /// database, each with its own connections, so they never share a name's text).
+    /// The server-side name, unique within this process (prepared statements belong to a
+    /// connection, and a connection to one process).
     static var name: String { get }
 }
 
@@ -79,8 +79,8 @@ extension PostgresStore {
 
 /// The prepared statements, by name.
 enum Prepared {
-    enum Claim: PreparedStatementName { static let name = "patchbay_claim_1" }
-    enum Completion: PreparedStatementName { static let name = "patchbay_complete_1" }
-    enum IntakeLock: PreparedStatementName { static let name = "patchbay_intake_lock_1" }
-    enum IntakeWrite: PreparedStatementName { static let name = "patchbay_intake_write_1" }
+    enum Claim: PreparedStatementName { static let name = "patchbay_claim" }
+    enum Completion: PreparedStatementName { static let name = "patchbay_complete" }
+    enum IntakeLock: PreparedStatementName { static let name = "patchbay_intake_lock" }
+    enum IntakeWrite: PreparedStatementName { static let name = "patchbay_intake_write" }
 }
