@@ -48,7 +48,9 @@ by the stores):
                stopped server's store: 1M over HTTP would take minutes), in lanes of 1 and of 10 events per
                maintenance; each size against the smallest. Then the second size again beside --paused-lanes
                lanes of another target paused by a vendor's Retry-After (heads put back for an hour and the rest
-               of each lane held behind them, as the store leaves them), against the same size alone. Goal: flat within +-20 %.
+               of each lane held behind them, as the store leaves them), against the same size alone. Goal: flat,
+               no slower than 0.80x (the smallest drains in about a second, start included, so larger ones
+               may read faster; that is not a miss).
   Peers        Patchbay's Delivery rate against Apprise's Python API (json:// to the same nginx) and one
                `curl` process per message. No goal: the README's comparison rows.
 
@@ -1225,11 +1227,14 @@ def run_store(ctx, store, refs):
                 ctx.notes.append(backlog_note(f"{goal} ({label})", d))
                 if base is None:
                     base = d["rate"]
-                    report.add(goal, label, number(d["rate"]), None, None, "base of the ±20 % band", "base", value=d["rate"])
+                    report.add(goal, label, number(d["rate"]), None, None, "base (no slower than 0.80× of it)", "base", value=d["rate"])
                     continue
+                # Flat means the drain does not slow as the backlog grows. Only a slowdown misses:
+                # the base drains in about a second, its first claim and start included, so larger
+                # backlogs often read faster (PostgreSQL 1.3x in one run), which is no failure.
                 r = ratio_of(d["rate"], base)
                 report.add(goal, label, number(d["rate"]), f"{ctx.backlog_sizes[0]:,} due {number(base)}", r,
-                           "within ±20 % (0.80–1.20×)", verdict(r is not None and 0.8 <= r <= 1.2), value=d["rate"])
+                           "≥ 0.80× (no slower)", verdict(r is not None and r >= 0.8), value=d["rate"])
         if ctx.paused_lanes:
             size, lanes = ctx.backlog_sizes[min(1, len(ctx.backlog_sizes) - 1)], ctx.backlog_lanes[0]
             goal = (f"Backlog flatness: {size:,} due, lanes of {lanes}, beside {ctx.paused_lanes:,} lanes "
@@ -1243,7 +1248,7 @@ def run_store(ctx, store, refs):
                 base = rates.get((size, lanes))
                 r = ratio_of(d["rate"], base)
                 report.add(goal, label, number(d["rate"]), f"without them {number(base)}", r,
-                           "within ±20 % (0.80–1.20×)", verdict(r is not None and 0.8 <= r <= 1.2), value=d["rate"])
+                           "≥ 0.80× (no slower)", verdict(r is not None and r >= 0.8), value=d["rate"])
 
     if ctx.wants("peers"):
         for key, name in (("apprise", "Apprise Python API (json://)"), ("curl_cli", "one curl process per message")):
