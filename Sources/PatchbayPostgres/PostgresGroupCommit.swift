@@ -62,23 +62,33 @@ final class PostgresGroupCommitter: Sendable {
             }
             if batch.isEmpty { return }
             let ordered = batch.sorted { $0.order < $1.order }
+            let refusal = WriteRefusal()
             do {
                 let values = try await store.transaction { connection -> [any Sendable] in
                     var values: [any Sendable] = []
-                    for job in ordered { values.append(try await job.work(connection)) }
+                    for job in ordered {
+                        do {
+                            values.append(try await job.work(connection))
+                        } catch {
+                            if PostgresStore.isRefusalOfOneWrite(error) { refusal.happened.store(true, ordering: .relaxed) }
+                            throw error
+                        }
+                    }
                     return values
                 }
                 for (job, value) in zip(ordered, values) { job.continuation.resume(returning: value) }
             } catch {
                 let failure = PostgresStore.storeError(error)
-                guard ordered.count > 1, case .permanent = failure else {
-                    // The database is away (or one write alone failed): every write shares the answer.
+                guard ordered.count > 1, refusal.happened.load(ordering: .relaxed) else {
+                    // The database is away: every write shares the answer (each alone would
+                    // wait out the pool's acquire timeout in turn).
                     for job in ordered { job.continuation.resume(throwing: failure) }
                     continue
                 }
-                // One write failed for itself (a value the database refuses): the batch rolled
-                // back, and each write runs again alone, so only that one fails. Savepoints
-                // around each write would do the same at two round trips per event on every batch.
+                // The server refused one write (a value it rejects, a lock or statement timeout,
+                // a deadlock still there after the retries): the batch rolled back, and each
+                // write runs again alone, so only that one fails. Savepoints around each write
+                // would do the same at two round trips per event on every batch.
                 for job in ordered {
                     do {
                         job.continuation.resume(returning: try await store.transaction { try await job.work($0) })
@@ -89,4 +99,9 @@ final class PostgresGroupCommitter: Sendable {
             }
         }
     }
+}
+
+/// Whether the server refused a write of the batch (set inside its transaction).
+final class WriteRefusal: Sendable {
+    let happened = Atomic<Bool>(false)
 }

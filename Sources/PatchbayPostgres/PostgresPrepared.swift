@@ -72,8 +72,45 @@ extension PostgresStore {
         }
         guard !connection.isClosed else { throw StoreError.transient("the connection to PostgreSQL was closed") }
         var rows: [PostgresRow] = []
-        for try await row in try await connection.execute(PreparedQuery<Name>(binds: query.binds), logger: logger) { rows.append(row) }
+        do {
+            for try await row in try await connection.execute(PreparedQuery<Name>(binds: query.binds), logger: logger) { rows.append(row) }
+        } catch {
+            // postgres-nio keeps a failed preparation for the connection's life and fails every
+            // later use of the name with it, without asking the server. A preparation that timed
+            // out behind a lock (an import holding `events`, a migration) would fail that
+            // statement on that connection for good: close it, and the pool opens another.
+            if !PreparedConnections.hasRun(Name.name, on: connection) { try? await connection.close() }
+            throw error
+        }
+        PreparedConnections.ran(Name.name, on: connection)
         return rows
+    }
+}
+
+/// Which connections have run which prepared statement at least once (so its preparation
+/// succeeded there). Bounded: forgetting only means one needless reconnect after an error.
+enum PreparedConnections {
+    private struct Key: Hashable {
+        let connection: ObjectIdentifier
+        let connectionID: Int
+        let name: String
+    }
+
+    private static let seen = Mutex<Set<Key>>([])
+    static let limit = 4096
+
+    static func hasRun(_ name: String, on connection: PostgresConnection) -> Bool {
+        let key = Key(connection: ObjectIdentifier(connection), connectionID: connection.id, name: name)
+        return seen.withLock { $0.contains(key) }
+    }
+
+    static func ran(_ name: String, on connection: PostgresConnection) {
+        let key = Key(connection: ObjectIdentifier(connection), connectionID: connection.id, name: name)
+        seen.withLock { seen in
+            guard !seen.contains(key) else { return }
+            if seen.count >= limit { seen.removeAll(keepingCapacity: true) }
+            seen.insert(key)
+        }
     }
 }
 

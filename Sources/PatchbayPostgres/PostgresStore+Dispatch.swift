@@ -146,7 +146,9 @@ extension PostgresStore: DispatchStore {
             }
             extra = nil
         }
-        if outcome.stillOurs, transition.isFinal, lease == nil { try await statement { [self] in try await announceWork(on: $0) } }
+        // After the commit: a wake-up that cannot be sent costs the others a poll, and must not
+        // make a committed record look failed (it would be retried and logged as lost).
+        if outcome.stillOurs, transition.isFinal, lease == nil { try? await statement { [self] in try await announceWork(on: $0) } }
         guard let next = outcome.next else { return Completion(stillOurs: outcome.stillOurs, extraObject: extra) }
         return Completion(stillOurs: outcome.stillOurs, next: try await claims(from: [next], token: token, now: now).first, extraObject: extra)
     }

@@ -162,7 +162,7 @@ extension PostgresStore: IntakeStore {
                 SELECT * FROM unnest(\(plans.map { _ in Identifier.make("dlv") })::text[], \(plans.map(\.lane.storedName))::text[],
                                      \(plans.map(\.targetKind))::text[], \(plans.map(\.displayTimeZone))::text[],
                                      \(plans.map { StoredJSON.encode($0.resources) })::text[])
-                         AS p(id, target, target_kind, display_timezone, resources)
+                         WITH ORDINALITY AS p(id, target, target_kind, display_timezone, resources, place)
             ), lane AS (
                 -- The lane's row is locked until commit, so a lane's sequence numbers follow commit
                 -- order even when two instances add to it at once.
@@ -175,6 +175,7 @@ extension PostgresStore: IntakeStore {
                 SELECT p.id, ev.seq, p.target, p.target_kind, \(event.lane), lane.last_seq, p.display_timezone, 'pending',
                        \(event.receivedAt), \(event.receivedAt), \(event.receivedAt), p.resources
                 FROM planned p JOIN lane USING (target) CROSS JOIN ev
+                ORDER BY p.place  -- the deliveries' seq in plan order, as SQLite and the old path give them
             ), instance AS (
                 INSERT INTO maintenance_instances AS m (maintenance_key, instance_id, instance_name, last_type, stage_rank, packages, updated_at)
                 SELECT \(event.lane), \(instance?.id)::text, \(instance?.name)::text, \(event.type),

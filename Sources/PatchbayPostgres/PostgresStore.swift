@@ -229,6 +229,14 @@ public final class PostgresStore: Sendable {
         (error as? PSQLError)?.serverInfo?[.sqlState]
     }
 
+    /// The server answered and refused the statement (an SQLSTATE other than a lost connection
+    /// or a shutting-down server): something about this write, or a lock it waited for, not the
+    /// database being away.
+    static func isRefusalOfOneWrite(_ error: any Error) -> Bool {
+        guard let state = sqlState(error) else { return false }
+        return !state.hasPrefix("08") && !["57P01", "57P02", "57P03"].contains(state)
+    }
+
     /// Serialization failure or deadlock: the transaction did nothing and may simply run again.
     static func isRetryable(_ error: any Error) -> Bool {
         guard let state = sqlState(error) else { return false }

@@ -321,6 +321,37 @@ struct PostgresClusterTests {
         }
     }
 
+    /// postgres-nio keeps a failed preparation for the connection's life and fails every later
+    /// use of that statement with it. A connection whose preparation failed (here: its table did
+    /// not exist yet; in production, a lock wait that timed out) is closed, so the pool replaces
+    /// it and the statement works again once the cause is gone.
+    @Test(.enabled(if: StoreBackend.postgresURL != nil, "needs PATCHBAY_TEST_POSTGRES_URL"))
+    func aFailedPreparationDoesNotStickToItsConnection() async throws {
+        let schema = "t_prep_" + UUID().uuidString.prefix(8).lowercased()
+        let store = try PostgresTestServer.store(schema: schema, poolSize: 1)
+        let logger = Logger(label: "test")
+        try await withRunning([store]) {
+            try await store.migrate()
+            let closed = try await store.read { connection -> Bool in
+                do {
+                    try await PostgresStore.rows("SELECT count(*) FROM probe_later", preparedAs: ProbeStatement.self, on: connection, logger: logger)
+                    Issue.record("the statement ran before its table existed")
+                } catch {}
+                return connection.isClosed
+            }
+            #expect(closed, "the connection that failed to prepare is closed")
+            try await store.transaction { connection in
+                try await PostgresStore.rows("CREATE TABLE probe_later (n int)", on: connection, logger: logger)
+            }
+            let count = try await store.read { connection in
+                try await PostgresStore.rows("SELECT count(*) FROM probe_later", preparedAs: ProbeStatement.self, on: connection, logger: logger)
+                    .first?.decode(Int.self)
+            }
+            #expect(count == 0, "prepared again on a new connection once the table exists")
+            try await PostgresTestServer.drop(store)
+        }
+    }
+
     /// Intake writes share a transaction without a savepoint each; a write the database refuses
     /// rolls its batch back, and every write of the batch runs again alone, so only it fails.
     @Test(.enabled(if: StoreBackend.postgresURL != nil, "needs PATCHBAY_TEST_POSTGRES_URL"))
@@ -580,3 +611,6 @@ struct NoLocalBudget: PacingBudget {
     func admit(key: String, policy: PacingPolicy, now: Date) async throws -> Duration { .zero }
     func block(key: String, policy: PacingPolicy, until: Date) async throws {}
 }
+
+/// A prepared statement of the tests' own.
+enum ProbeStatement: PreparedStatementName { static let name = "patchbay_test_probe" }

@@ -97,6 +97,18 @@ enum PostgresTestServer {
 struct StoreContractTests: StoreFixtures {
     let t0 = Date(timeIntervalSince1970: 1_700_000_000)
 
+    /// An event's deliveries are numbered in the order its routes planned them, so a claim
+    /// (oldest due first, then by number) hands them out in that order on both stores.
+    @Test(arguments: StoreBackend.available)
+    func anEventsDeliveriesGoInPlanOrder(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let planned = ["zeta", "alpha", "mid", "beta", "omega", "delta"]
+            _ = try await under.store.accept(submission(event(), targets: planned))
+            let claims = try await under.store.claimDue(now: t0, limit: 10, lease: .seconds(30))
+            #expect(claims.map(\.target) == planned)
+        }
+    }
+
     @Test(arguments: StoreBackend.available)
     func acceptedEventsAreClaimedOnceAndCompleted(_ backend: StoreBackend) async throws {
         try await StoreUnderTest.with(backend) { under in
