@@ -75,8 +75,16 @@ struct DeliveryPolicyEndToEndTests {
             // Listing the paused delivery works (it used to trap on the far-future time).
             let listed = try await harness.admin("GET", "/v1/deliveries?state=pending")
             #expect(listed.status == 200)
-            let metrics = try await harness.admin("GET", "/metrics")
-            #expect(metrics.text.contains(#"patchbay_target_paused_until_seconds{target="r429"}"#), "the pause shows in /metrics")
+            // The sink has the request before the dispatcher has read the answer and recorded the
+            // pause: wait for it to show (a single read right away failed under CI's load).
+            var metrics = try await harness.admin("GET", "/metrics")
+            let pauseSeries = #"patchbay_target_paused_until_seconds{target="r429"}"#
+            let deadline = ContinuousClock.now + .seconds(5)
+            while !metrics.text.contains(pauseSeries), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+                metrics = try await harness.admin("GET", "/metrics")
+            }
+            #expect(metrics.text.contains(pauseSeries), "the pause shows in /metrics")
             // Every reason has its series from the start: no outcome can go uncounted.
             for reason in DeliveryReason.allCases {
                 #expect(metrics.text.contains(#"reason="\#(reason.rawValue)""#), "no series for \(reason.rawValue)")
