@@ -70,20 +70,25 @@ extension PostgresStore: IntakeStore {
         on connection: PostgresConnection, id: String, idempotencyKey: String?, digest: String, event: PatchEvent,
         payload: String, deliveries: [DeliveryPlan], receivedAt: Date, sender: String? = nil
     ) async throws {
-        let maintenanceKey = event.maintenanceKey.storageValue
-        let plans = deliveries.map { $0.settled(for: event) }
-        let lanes = plans.map(\.lane.storedName)
         let row = EventRow(
             id: id, idempotencyKey: idempotencyKey, digest: digest, type: event.type.rawValue, app: event.app,
-            environment: event.environment, lane: maintenanceKey, payload: payload, receivedAt: receivedAt, sender: sender)
+            environment: event.environment, lane: event.maintenanceKey.storageValue, payload: payload, receivedAt: receivedAt,
+            sender: sender)
+        try await storeEvent(on: connection, row, plans: deliveries.map { $0.settled(for: event) }, reportOf: event)
+    }
+
+    /// Writes `event`'s row, its deliveries and the instance of `reporting` (nil: a relayed
+    /// body). In one statement (`writeEvent`) unless a summary waits out its groupWait or a lane
+    /// comes twice in the event: then a statement per delivery.
+    func storeEvent(on connection: PostgresConnection, _ event: EventRow, plans: [DeliveryPlan], reportOf reporting: PatchEvent?) async throws {
+        let lanes = plans.map(\.lane.storedName)
         if plans.allSatisfy({ $0.summaryWait == nil }), Set(lanes).count == lanes.count {
-            try await writeEvent(on: connection, row, plans: plans, reportOf: event)
+            try await writeEvent(on: connection, event, plans: plans, reportOf: reporting)
             return
         }
-        // Summaries waiting out their groupWait, or one lane twice in an event: a statement per delivery.
-        let eventSeq = try await insertEventRow(on: connection, row, deliveries: plans.count)
+        let eventSeq = try await insertEventRow(on: connection, event, deliveries: plans.count)
         for plan in plans {
-            var due = receivedAt
+            var due = event.receivedAt
             if let wait = plan.summaryWait {
                 // A summary of this (maintenance, target, stage) still waiting takes this event in.
                 // The maintenance's advisory lock, held by this transaction, keeps two intakes
@@ -94,27 +99,26 @@ extension PostgresStore: IntakeStore {
                 let waiting = try await Self.rows(
                     """
                     SELECT 1 FROM deliveries d JOIN events e ON e.seq = d.event_seq
-                    WHERE d.maintenance_key = \(maintenanceKey) AND d.target = \(plan.lane.storedName) AND d.state = 'pending'
-                      AND e.type = \(event.type.rawValue)
+                    WHERE d.maintenance_key = \(event.lane) AND d.target = \(plan.lane.storedName) AND d.state = 'pending'
+                      AND e.type = \(event.type)
                     LIMIT 1
                     FOR UPDATE OF d
                     """, on: connection, logger: logger)
                 if !waiting.isEmpty { continue }
-                due = receivedAt.addingTimeInterval(wait)
+                due = event.receivedAt.addingTimeInterval(wait)
             }
-            try await insertDelivery(on: connection, eventSeq: eventSeq, plan: plan, lane: maintenanceKey, at: receivedAt, due: due)
+            try await insertDelivery(on: connection, eventSeq: eventSeq, plan: plan, lane: event.lane, at: event.receivedAt, due: due)
         }
-        if let instance = event.instance {
-            // Keep each instance's furthest stage: a late `started` must not hide its `completed`.
+        if let reporting, let instance = reporting.instance {
             try await Self.rows(
                 """
                 INSERT INTO maintenance_instances AS m (maintenance_key, instance_id, instance_name, last_type, stage_rank, packages, updated_at)
-                VALUES (\(maintenanceKey), \(instance.id), \(instance.name), \(event.type.rawValue), \(event.type.stageRank),
-                        \(StoredJSON.encode(event.packages)), \(receivedAt))
+                VALUES (\(event.lane), \(instance.id), \(instance.name), \(event.type), \(reporting.type.stageRank),
+                        \(StoredJSON.encode(reporting.packages)), \(event.receivedAt))
                 ON CONFLICT (maintenance_key, instance_id) DO UPDATE SET \(unescaped: Self.furthestStage)
                 """, on: connection, logger: logger)
         }
-        if !deliveries.isEmpty { try await announceWork(on: connection) }
+        if !plans.isEmpty { try await announceWork(on: connection) }
     }
 
     /// How a report updates its instance's row: each instance keeps its furthest stage, so a late
@@ -236,14 +240,7 @@ extension PostgresStore: IntakeStore {
             let row = EventRow(
                 id: eventID, idempotencyKey: idempotencyKey, digest: digest, type: RelayedMessage.eventType, app: message.source,
                 environment: "relay", lane: lane, payload: payload, receivedAt: receivedAt, sender: "relay:" + message.source)
-            if Set(plans.map(\.target)).count == plans.count {
-                try await writeEvent(on: connection, row, plans: plans, reportOf: nil)
-            } else {
-                // One target twice: a statement per delivery, each taking the next place in the lane.
-                let eventSeq = try await insertEventRow(on: connection, row, deliveries: plans.count)
-                for plan in plans { try await insertDelivery(on: connection, eventSeq: eventSeq, plan: plan, lane: lane, at: receivedAt) }
-                if !plans.isEmpty { try await announceWork(on: connection) }
-            }
+            try await storeEvent(on: connection, row, plans: plans, reportOf: nil)
             return .accepted(AcceptedEvent(id: eventID, deliveries: deliveries.count))
         }
     }
