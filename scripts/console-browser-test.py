@@ -25,7 +25,7 @@ import urllib.request
 
 from patchbay_harness import ROOT, Checks, Server, Sink, free_port, post_event
 
-from console_browser import CHROMEDRIVER, CHROMIUM, ActionChains, Browser, Keys, NoSuchElementException, TimeoutException, WebDriverException
+from console_browser import CHROMEDRIVER, CHROMIUM, ActionChains, Browser, Keys, NoSuchElementException, TimeoutException, WebDriverException, failed_step
 
 TOKEN = "console-token-0123456789abcdef"
 ADMIN = "admin-token-0123456789abcdef"
@@ -214,7 +214,7 @@ routes:
         leaked = [url for url in b.visited if "token-0123456789" in url]
         check(not leaked, f"no token in the {len(b.visited)} URLs visited {leaked[:2]}")
     except (TimeoutException, NoSuchElementException, WebDriverException) as error:
-        check(False, f"browser step failed: {error.msg or type(error).__name__}")
+        check(False, f"browser step failed: {failed_step(error)}")
         try:
             browser.driver.save_screenshot(os.path.join(workdir, "failure.png"))
             with open(os.path.join(workdir, "failure.html"), "w") as out:

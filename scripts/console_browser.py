@@ -3,12 +3,14 @@ chromedriver; nothing is downloaded): `Browser` remembers every URL it was on.""
 import os
 import shutil
 import sys
+import time
+import traceback
 import urllib.parse
 
 os.environ["SE_OFFLINE"] = "true"  # selenium-manager must never download a driver or a browser
 try:
     from selenium import webdriver
-    from selenium.common.exceptions import NoSuchElementException, TimeoutException, WebDriverException
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException, WebDriverException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
@@ -61,6 +63,11 @@ class Browser:
     def click(self, selector, scope=None, confirm=False):
         """Clicks and waits for the next page; `confirm` accepts the console's "are you sure?" dialog."""
         element = self.css(selector, scope)
+        # Marks this page: a new page has no mark, a page being left says so (beforeunload fires
+        # when its navigation starts). Read if chromium fails the click itself.
+        self.driver.execute_script(
+            "window.__patchbayLeaving = false;"
+            "window.addEventListener('beforeunload', function () { window.__patchbayLeaving = true; });")
         if confirm:
             # A script click returns at once; a native one would fail on the dialog it opens.
             self.driver.execute_script("var e = arguments[0]; window.setTimeout(function () { e.click(); }, 0);", element)
@@ -68,14 +75,43 @@ class Browser:
         else:
             try:
                 element.click()
-            except WebDriverException:
-                # Chromium can report "Node with given id does not belong to the document" when the
-                # click's own navigation replaced the page before the click call returned (seen once
-                # in CI right after a screenshot's viewport change): that is the click succeeding.
-                # Anything else leaves the element in place, and the wait below fails as before.
-                pass
-        self.wait(EC.staleness_of(element), f"{selector} led nowhere")
+            except WebDriverException as error:
+                # Chromium can answer "Node with given id does not belong to the document" when the
+                # click's own navigation replaced the page before the call returned (seen in CI
+                # right after a screenshot's viewport change). Click again only if this page is
+                # neither gone nor being left, so a form is never posted twice.
+                if "does not belong to the document" not in (error.msg or ""):
+                    raise
+                deadline = time.monotonic() + 1
+                while self.still_here() is True and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if self.still_here() is True:
+                    self.driver.execute_script("arguments[0].click();", element)
+        self.wait(self.gone(element), f"{selector} led nowhere")
         self.visited.append(self.driver.current_url)
+
+    def still_here(self):
+        """True while the page `click` marked is shown and not being left; None if unreadable."""
+        try:
+            return self.driver.execute_script("return window.__patchbayLeaving === false;")
+        except WebDriverException:
+            return None
+
+    @staticmethod
+    def gone(element):
+        """Like `staleness_of`, but chromium's "does not belong to the document", which it may
+        answer for an element of a page being replaced, also counts as gone."""
+        def condition(_driver):
+            try:
+                element.is_enabled()
+                return False
+            except StaleElementReferenceException:
+                return True
+            except WebDriverException as error:
+                if "does not belong to the document" in (error.msg or ""):
+                    return True
+                raise
+        return condition
 
     def path(self):
         return urllib.parse.urlparse(self.driver.current_url).path
@@ -101,3 +137,11 @@ class Browser:
         self.css("input#token").send_keys(token)
         self.click("button#sign-in")
         self.wait(lambda d: self.path().rstrip("/") == "/console", "sign-in did not lead to /console")
+
+
+def failed_step(error):
+    """The browser error with the test script's line it came from, for the failure's log line."""
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename.endswith("-test.py")]
+    where = f" (line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
+    message = getattr(error, "msg", None) or next(iter(str(error).splitlines()), "") or type(error).__name__
+    return f"{message}{where}"

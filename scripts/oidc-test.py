@@ -36,7 +36,7 @@ import urllib.parse
 import urllib.request
 
 from patchbay_harness import ROOT, Checks, Server, Sink, free_port, post_event
-from console_browser import CHROMEDRIVER, CHROMIUM, Browser, NoSuchElementException, TimeoutException, WebDriverException
+from console_browser import CHROMEDRIVER, CHROMIUM, Browser, NoSuchElementException, TimeoutException, WebDriverException, failed_step
 
 TOKEN = "oidc-agent-token-0123456789abcdef"
 ADMIN = "oidc-admin-token-0123456789abcdef"
@@ -336,7 +336,7 @@ routes:
         cli = subprocess.run([args.binary, "audit", "list", "--since", "1h", "--config", config], cwd=workdir, capture_output=True, text=True)
         check(cli.returncode == 0 and "Alice Admin" in cli.stdout and "replay" in cli.stdout, "`patchbay audit list` shows alice's actions")
     except (TimeoutException, NoSuchElementException, WebDriverException, RuntimeError) as error:
-        check(False, f"the browser run stopped: {str(error).splitlines()[0] if str(error) else type(error).__name__}")
+        check(False, f"the browser run stopped: {failed_step(error)}")
     finally:
         if browser:
             browser.driver.quit()
