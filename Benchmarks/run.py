@@ -985,6 +985,10 @@ def build_description(binary):
     except OSError:
         commit = "no git"
     built = datetime.datetime.fromtimestamp(os.path.getmtime(binary), datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    if not pathlib.Path(binary).resolve().is_relative_to((ROOT / ".build").resolve()):
+        # A copied binary (an earlier build kept for a before/after run): the checkout's HEAD
+        # says nothing about what it was built from.
+        commit = f"a binary from outside this checkout, its commit unknown; checkout at {commit}"
     parts = pathlib.Path(binary).parts
     kind = "debug" if "debug" in parts else "release" if "release" in parts else "build type unknown"
     return f"{version or 'patchbay'} ({kind}, {commit}, binary built {built})"
