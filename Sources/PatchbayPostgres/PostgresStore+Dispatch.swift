@@ -122,7 +122,7 @@ extension PostgresStore: DispatchStore {
             case .expired: (.expired, now)
             case .superseded: (.superseded, now)
             }
-        let token = Identifier.make("lease")
+        let token = attempt.handOverToken
         let record = Self.completionStatement(
             claim, attempt: attempt, state: state, nextAttempt: nextAttempt, throttled: throttled, now: now,
             holdLaneUntil: { if case .retry(let at) = transition { at } else { nil } }(),
@@ -232,9 +232,21 @@ extension PostgresStore: DispatchStore {
                 FROM head, events e
                 WHERE d.seq = head.seq AND head.state = 'pending' AND head.due_at <= \(now) AND e.seq = d.event_seq
                 RETURNING \(unescaped: claimReturning), head.due_at
+            ), rehanded AS (
+                -- The same record tried again after its commit went through unseen (the reply
+                -- lost with the connection; the attempt is already there): that commit handed
+                -- the lane's next delivery over under this record's token, which only this
+                -- record's tries know. It goes to this try with a lease from now, rather than
+                -- waiting out a lease nobody holds.
+                UPDATE deliveries d SET next_attempt_at = \(handOver?.leaseUntil ?? now), updated_at = \(now)
+                FROM events e
+                WHERE \(handsOver)::boolean AND NOT EXISTS (SELECT 1 FROM attempt)
+                  AND d.maintenance_key = (SELECT maintenance_key FROM deliveries WHERE id = \(claim.id)) AND d.target = \(claim.target)
+                  AND d.state = 'in_flight' AND d.lease_token = \(handOver?.token)::text AND e.seq = d.event_seq
+                RETURNING \(unescaped: claimReturning), d.updated_at AS due_at
             )
-            SELECT (SELECT count(*) FROM attempt) AS inserted, (SELECT count(*) FROM updated) AS updated, handed.*
-            FROM (SELECT 1) AS one LEFT JOIN handed ON true
+            SELECT (SELECT count(*) FROM attempt) AS inserted, (SELECT count(*) FROM updated) AS updated, next.*
+            FROM (SELECT 1) AS one LEFT JOIN (SELECT * FROM handed UNION ALL SELECT * FROM rehanded) AS next ON true
             """
     }
 

@@ -40,16 +40,20 @@ extension SQLiteStore: DispatchStore {
     }
 
     /// Leases one selected delivery, inside the write transaction.
-    static func lease(_ db: Database, row: Row, leaseUntil: Double, now: Double) throws -> StoredClaim {
-        let token = Identifier.make("lease")
+    static func lease(_ db: Database, row: Row, leaseUntil: Double, now: Double, token: String = Identifier.make("lease")) throws -> StoredClaim {
         try db.executeCached(
             sql: """
                 UPDATE deliveries SET state = 'in_flight', next_attempt_at = ?, lease_token = ?, attempts = attempts + 1, updated_at = ?
                 WHERE seq = ?
                 """, arguments: [leaseUntil, token, now, row["seq"] as Int64])
-        return StoredClaim(
+        return storedClaim(row, attempt: (row["attempts"] as Int) + 1, token: token)
+    }
+
+    /// A row of `claimColumns` as leased under `token`, its attempt numbered `attempt`.
+    static func storedClaim(_ row: Row, attempt: Int, token: String) -> StoredClaim {
+        StoredClaim(
             id: row["id"], eventID: row["event_id"], target: row["target"], targetKind: row["target_kind"],
-            displayTimeZone: row["display_timezone"], attempt: (row["attempts"] as Int) + 1,
+            displayTimeZone: row["display_timezone"], attempt: attempt,
             createdAt: Date(timeIntervalSince1970: row["created_at"]), leaseToken: token, resources: row["resources"],
             throttles: row["throttles"], payload: row["payload"], eventType: row["event_type"],
             receivedAt: Date(timeIntervalSince1970: row["received_at"])
@@ -101,7 +105,8 @@ extension SQLiteStore: DispatchStore {
                 cached: db, sql: Self.attemptRecordedSQL,
                 arguments: [attempt.deliveryID, attempt.number, attempt.startedAt.timeIntervalSince1970]) == true
             {
-                return (true, nil, nil)
+                guard let lease, transition.isFinal else { return (true, nil, nil) }
+                return (true, nil, try Self.renewHandOver(db, by: attempt, claim: claim, leaseUntil: nowSeconds + lease.seconds, now: nowSeconds))
             }
             try db.executeCached(
                 sql: """
@@ -158,10 +163,36 @@ extension SQLiteStore: DispatchStore {
                         """, arguments: [claim.id, claim.target]),
                 (head["state"] as String) == DeliveryState.pending.rawValue, (head["next_attempt_at"] as Double) <= nowSeconds
             else { return (true, extra, nil) }
-            return (true, extra, try Self.lease(db, row: head, leaseUntil: nowSeconds + lease.seconds, now: nowSeconds))
+            return (true, extra, try Self.lease(db, row: head, leaseUntil: nowSeconds + lease.seconds, now: nowSeconds, token: attempt.handOverToken))
         }
         guard let next else { return Completion(stillOurs: stillOurs, extraObject: extra) }
         return Completion(stillOurs: stillOurs, next: try await claims(from: [next], now: nowSeconds).first, extraObject: extra)
+    }
+
+    /// The lane's next delivery as the first commit of this same record handed it over (under
+    /// the record's `handOverToken`, which only this record's tries know), leased again from now;
+    /// nil if that commit handed nothing over or the lease has since been lost.
+    static func renewHandOver(
+        _ db: Database, by attempt: AttemptRecord, claim: ClaimedDelivery, leaseUntil: Double, now: Double
+    ) throws
+        -> StoredClaim?
+    {
+        guard
+            let row = try Row.fetchOne(
+                cached: db,
+                sql: """
+                    SELECT \(claimColumns)
+                    FROM deliveries d INDEXED BY deliveries_unfinished_lane
+                    JOIN events e ON e.seq = d.event_seq
+                    WHERE d.maintenance_key = (SELECT maintenance_key FROM deliveries WHERE id = ?) AND d.target = ?
+                      AND d.state IN ('pending', 'in_flight') AND d.state = 'in_flight' AND d.lease_token = ?
+                    LIMIT 1
+                    """, arguments: [claim.id, claim.target, attempt.handOverToken])
+        else { return nil }
+        try db.executeCached(
+            sql: "UPDATE deliveries SET next_attempt_at = ?, updated_at = ? WHERE seq = ?",
+            arguments: [leaseUntil, now, row["seq"] as Int64])
+        return storedClaim(row, attempt: row["attempts"], token: attempt.handOverToken)
     }
 
     /// Whether an attempt is already recorded. The index is named: statistics from an `ANALYZE`

@@ -473,6 +473,37 @@ struct StoreContractTests: StoreFixtures {
         }
     }
 
+    /// The same record tried again after its commit went through unseen (PostgreSQL: the reply
+    /// lost with the connection) gets the lane's next delivery that commit handed over, with a
+    /// lease from the try: otherwise the lane would stand still until a lease nobody holds ran
+    /// out. Only this record's tries get it; a claim does not.
+    @Test(arguments: StoreBackend.available)
+    func theSameRecordTriedAgainGetsTheDeliveryItHandedOver(_ backend: StoreBackend) async throws {
+        try await StoreUnderTest.with(backend) { under in
+            let store = under.store
+            for type in [EventType.scheduled, .started] { _ = try await store.accept(submission(event(type))) }
+            let head = try #require(try await store.claimDue(now: t0, limit: 10, lease: .seconds(30)).first)
+            let record = attempt(head)
+            let (_, handed) = try await store.completeAndLeaseNext(
+                head, attempt: record, transition: .delivered, followUp: nil, throttled: false, at: t0, lease: .seconds(30))
+            let first = try #require(handed)
+            // The caller never saw that answer: it records the same attempt again, a second later.
+            let (ours, again) = try await store.completeAndLeaseNext(
+                head, attempt: record, transition: .delivered, followUp: nil, throttled: false, at: t0.addingTimeInterval(1),
+                lease: .seconds(30))
+            #expect(ours)
+            let next = try #require(again, "the try gets the delivery its first commit handed over")
+            #expect(next.id == first.id && next.attempt == first.attempt && next.event.type == .started)
+            #expect(try await store.attempts(deliveryID: head.id).count == 1)
+            #expect(try await store.claimDue(now: t0.addingTimeInterval(29), limit: 10, lease: .seconds(30)).isEmpty)
+            #expect(
+                try await store.claimDue(now: t0.addingTimeInterval(30.5), limit: 10, lease: .seconds(30)).isEmpty,
+                "leased from the try (t0 + 1 s), not from the lost commit")
+            #expect(try await store.complete(next, attempt: attempt(next), transition: .delivered, followUp: nil, at: t0.addingTimeInterval(2)))
+            #expect(try await store.counts() == [.delivered: 2])
+        }
+    }
+
     /// A head put back (a retry, a vendor's pause) holds the rest of its lane until the same time,
     /// so claims never walk past them; a later head time never brings them earlier again.
     @Test(arguments: StoreBackend.available)

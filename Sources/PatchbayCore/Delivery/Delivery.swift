@@ -184,6 +184,16 @@ public struct AttemptRecord: Sendable, Hashable, Codable {
         self.reason = reason
         self.responseExcerpt = responseExcerpt
     }
+
+    /// The lease token under which recording this attempt hands the lane's next delivery to the
+    /// same worker. Made from the record, not drawn at random, so that the same record tried
+    /// again after its commit went through unseen (PostgreSQL: the reply lost with the
+    /// connection) finds the delivery that commit handed over, instead of leaving it leased under
+    /// a token nobody holds until the lease runs out. Unique as the record is: one delivery,
+    /// attempt number and start.
+    public var handOverToken: String {
+        "lease_\(deliveryID)_\(number)_\(Int64((startedAt.timeIntervalSince1970 * 1_000_000).rounded()))"
+    }
 }
 
 /// Where a delivery goes after an attempt.
