@@ -104,14 +104,8 @@ public struct OIDCSettings: Sendable {
             return "may not carry a user, password or fragment"
         }
         if scheme == "https" { return nil }
-        if scheme == "http", OIDCSettings.isLoopback(host) { return nil }
+        if scheme == "http", LoopbackHost.matches(host) { return nil }
         return "must be https:// (plain http:// only to this machine's loopback, for tests)"
-    }
-
-    static func isLoopback(_ host: String) -> Bool {
-        if ["localhost", "::1", "[::1]"].contains(host.lowercased()) { return true }
-        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
-        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 }
 

@@ -154,7 +154,7 @@ public enum TargetRegistry {
                 continue
             }
             let host = components.host?.lowercased() ?? ""
-            if host == "localhost" || host == "::1" || host.hasPrefix("127.") { continue }
+            if LoopbackHost.matches(host) { continue }
             section.report(
                 key,
                 "plain http:// to another host would send this target's secrets unencrypted; use https://, or set allowInsecureHTTP: true (value not shown: it is a secret)"

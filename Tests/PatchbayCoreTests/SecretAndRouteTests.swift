@@ -22,6 +22,19 @@ struct SecretTests {
         #expect(!secret.constantTimeEquals(""))
     }
 
+    /// Plain http:// and the example tokens are allowed to loopback only: a literal, never a
+    /// name that merely starts like one.
+    @Test func loopbackIsALiteralAddressOrLocalhost() {
+        for host in ["localhost", "LOCALHOST", "::1", "[::1]", "127.0.0.1", "127.1.2.3", "127.255.255.255"] {
+            #expect(LoopbackHost.matches(host), "\(host)")
+        }
+        for host in [
+            "127.example.com", "127.0.0.1.example.com", "127.0.0.256", "128.0.0.1", "127.+0.0.1", "127..0.1", "0.0.0.0", "", "localhost.example.com",
+        ] {
+            #expect(!LoopbackHost.matches(host), "\(host)")
+        }
+    }
+
     @Test func redactorRemovesURLsTheirPathsAndEncodings() {
         let url = Secret("https://hooks.slack.com/services/T000/B000/XXXXSECRET")
         let redactor = Redactor(secrets: [url, Secret("api-key-0987654321")])

@@ -331,6 +331,16 @@ struct ConfigurationTests {
         #expect(!plain.joined().contains(Self.canary))
         #expect(problems(yaml("  t: {kind: slack, url: \"http://hooks.example.com/x\", allowInsecureHTTP: true}")).isEmpty)
         #expect(problems(yaml("  t: {kind: slack, url: \"http://127.0.0.1:9090/slack/x\"}")).isEmpty, "loopback is fine: the local sink")
+        #expect(
+            problems(yaml("  t: {kind: slack, url: \"http://127.attacker.example/slack/x\"}")).count == 1,
+            "a name that starts like a loopback address is not one")
+        #expect(
+            problems(
+                yaml(
+                    "  t: {kind: pagerduty, token: tok-0123456789abcdef, from: ops@example.com, changeEvents: {routingKey: R0123456789abcdef0123456789abcdef}, eventsURL: \"http://127.attacker.example\"}"
+                )
+            )
+            .contains { $0.hasPrefix("targets.t.eventsURL: plain http://") })
         #expect(problems(yaml("  t: {kind: pingdom, token: tok-0123456789, baseURL: \"http://pingdom.internal/api\"}")).count == 1)
 
         let webhook = try PatchbayConfiguration.parse(

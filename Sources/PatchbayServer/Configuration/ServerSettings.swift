@@ -171,16 +171,11 @@ public struct ServerSettings: Sendable {
     /// Tokens printed in the README and the example configuration: anyone can read them.
     public static let exampleTokens = ["dev-token-0123456789abcdef", "dev-admin-token-0123456789abcdef"]
 
-    /// Whether `host` is a loopback address, reachable from this machine only.
-    public static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
-    }
-
     /// A problem with serving these tokens on `host`, or nil: an example token is refused unless
     /// the server listens on loopback only (the demo).
     public func exampleTokenProblem() -> String? {
         let public_ = (tokens + adminTokens + viewerTokens).contains { token in Self.exampleTokens.contains { token.constantTimeEquals($0) } }
-        guard public_, !Self.isLoopback(host) else { return nil }
+        guard public_, !LoopbackHost.matches(host) else { return nil }
         return "server.tokens: a token is the example from the README, which anyone can read; set PATCHBAY_TOKEN to a random value "
             + "(openssl rand -hex 24) before listening on \(host)"
     }

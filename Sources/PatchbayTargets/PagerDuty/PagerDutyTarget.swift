@@ -155,7 +155,7 @@ public struct PagerDutyTarget: DeliveryTarget, TemplatedTarget {
             components.scheme?.lowercased() == "http"
         else { return }
         let host = components.host?.lowercased() ?? ""
-        if host == "localhost" || host == "::1" || host.hasPrefix("127.") { return }
+        if LoopbackHost.matches(host) { return }
         // Read as text: `requireHTTPS` already reports an ill-formed allowInsecureHTTP value.
         if let insecure = section.string("allowInsecureHTTP"), ["true", "yes", "on"].contains(insecure.lowercased()) { return }
         section.report(
