@@ -237,8 +237,9 @@ extension PostgresStore: DispatchStore {
                 -- lost with the connection; the attempt is already there): that commit handed
                 -- the lane's next delivery over under this record's token, which only this
                 -- record's tries know. It goes to this try with a lease from now, rather than
-                -- waiting out a lease nobody holds.
-                UPDATE deliveries d SET next_attempt_at = \(handOver?.leaseUntil ?? now), updated_at = \(now)
+                -- waiting out a lease nobody holds; never shortened, as a stale try of the same
+                -- record (its connection dead, the statement still running) may come last.
+                UPDATE deliveries d SET next_attempt_at = GREATEST(d.next_attempt_at, \(handOver?.leaseUntil ?? now)), updated_at = \(now)
                 FROM events e
                 WHERE \(handsOver)::boolean AND NOT EXISTS (SELECT 1 FROM attempt)
                   AND d.maintenance_key = (SELECT maintenance_key FROM deliveries WHERE id = \(claim.id)) AND d.target = \(claim.target)

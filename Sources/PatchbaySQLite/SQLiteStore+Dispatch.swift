@@ -170,8 +170,8 @@ extension SQLiteStore: DispatchStore {
     }
 
     /// The lane's next delivery as the first commit of this same record handed it over (under
-    /// the record's `handOverToken`, which only this record's tries know), leased again from now;
-    /// nil if that commit handed nothing over or the lease has since been lost.
+    /// the record's `handOverToken`, which only this record's tries know), leased again from now
+    /// (never shortened); nil if that commit handed nothing over or the lease has since been lost.
     static func renewHandOver(
         _ db: Database, by attempt: AttemptRecord, claim: ClaimedDelivery, leaseUntil: Double, now: Double
     ) throws
@@ -190,7 +190,7 @@ extension SQLiteStore: DispatchStore {
                     """, arguments: [claim.id, claim.target, attempt.handOverToken])
         else { return nil }
         try db.executeCached(
-            sql: "UPDATE deliveries SET next_attempt_at = ?, updated_at = ? WHERE seq = ?",
+            sql: "UPDATE deliveries SET next_attempt_at = MAX(next_attempt_at, ?), updated_at = ? WHERE seq = ?",
             arguments: [leaseUntil, now, row["seq"] as Int64])
         return storedClaim(row, attempt: row["attempts"], token: attempt.handOverToken)
     }

@@ -499,6 +499,12 @@ struct StoreContractTests: StoreFixtures {
             #expect(
                 try await store.claimDue(now: t0.addingTimeInterval(30.5), limit: 10, lease: .seconds(30)).isEmpty,
                 "leased from the try (t0 + 1 s), not from the lost commit")
+            // A stale try of the same record, stamped earlier, coming last: the lease is not shortened.
+            let (_, stale) = try await store.completeAndLeaseNext(
+                head, attempt: record, transition: .delivered, followUp: nil, throttled: false, at: t0.addingTimeInterval(0.5),
+                lease: .seconds(30))
+            #expect(stale?.id == first.id)
+            #expect(try await store.claimDue(now: t0.addingTimeInterval(30.75), limit: 10, lease: .seconds(30)).isEmpty, "still leased to t0 + 31 s")
             #expect(try await store.complete(next, attempt: attempt(next), transition: .delivered, followUp: nil, at: t0.addingTimeInterval(2)))
             #expect(try await store.counts() == [.delivered: 2])
         }
