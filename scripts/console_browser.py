@@ -22,6 +22,8 @@ except ImportError:
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+# What chromium may answer about an element of a page being replaced by a navigation.
+PAGE_REPLACED = "does not belong to the document"
 
 
 class Browser:
@@ -80,7 +82,7 @@ class Browser:
                 # click's own navigation replaced the page before the call returned (seen in CI
                 # right after a screenshot's viewport change). Click again only if this page is
                 # neither gone nor being left, so a form is never posted twice.
-                if "does not belong to the document" not in (error.msg or ""):
+                if PAGE_REPLACED not in (error.msg or ""):
                     raise
                 deadline = time.monotonic() + 1
                 while self.still_here() is True and time.monotonic() < deadline:
@@ -108,7 +110,7 @@ class Browser:
             except StaleElementReferenceException:
                 return True
             except WebDriverException as error:
-                if "does not belong to the document" in (error.msg or ""):
+                if PAGE_REPLACED in (error.msg or ""):
                     return True
                 raise
         return condition
